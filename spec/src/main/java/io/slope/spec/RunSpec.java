@@ -1,0 +1,60 @@
+package io.slope.spec;
+
+import com.fasterxml.jackson.annotation.JsonInclude;
+import java.util.List;
+
+/**
+ * Everything that defines a training run. Results depend only on (spec, data), never on the machine.
+ * Null fields mean "use the default"; {@link RunSpecs#resolve} fills them in. docs/spec.md documents every field.
+ */
+@JsonInclude(JsonInclude.Include.NON_NULL)
+public record RunSpec(
+        String name,
+        Model model,
+        Sparsity sparsity,
+        Adapters adapters,
+        Optimizer optimizer,
+        Training training,
+        Data data,
+        Eval eval,
+        Integer checkpointEvery,
+        String backend,
+        String precision,
+        Integer threads) {
+
+    /** GPT-2 shape. {@code preset} supplies every field that is left null. */
+    @JsonInclude(JsonInclude.Include.NON_NULL)
+    public record Model(String preset, Integer layers, Integer heads, Integer dModel, Integer seqLen) {}
+
+    /** Which layers are N:M sparse and how their backward pass is pruned (SLOPE.md §0). */
+    @JsonInclude(JsonInclude.Include.NON_NULL)
+    public record Sparsity(String mode, Integer n, Integer m, Integer columnMaskRefresh, Boolean denseFirstQkv) {}
+
+    /** Lazy low-rank adapters added at step floor(start · steps). */
+    @JsonInclude(JsonInclude.Include.NON_NULL)
+    public record Adapters(Double start, Integer rank) {}
+
+    /** AdamW (torch semantics) and the warmup-then-linear-decay schedule. */
+    @JsonInclude(JsonInclude.Include.NON_NULL)
+    public record Optimizer(
+            Double lr,
+            Double beta1,
+            Double beta2,
+            Double eps,
+            Double weightDecay,
+            Double gradClip,
+            Integer warmupSteps,
+            Double minLrRatio) {}
+
+    /** Optimizer steps, sequences per micro-batch, micro-batches per optimizer step, and the seed. */
+    @JsonInclude(JsonInclude.Include.NON_NULL)
+    public record Training(Integer steps, Integer batchSize, Integer gradAccum, Long seed) {}
+
+    /** Corpus files or folders (relative paths resolve against the spec file's folder), tokenizer, held-out split. */
+    @JsonInclude(JsonInclude.Include.NON_NULL)
+    public record Data(List<String> corpus, String tokenizer, Double valFraction) {}
+
+    /** Validation every {@code every} steps over at most {@code maxWindows} windows (0 = all). */
+    @JsonInclude(JsonInclude.Include.NON_NULL)
+    public record Eval(Integer every, Integer maxWindows) {}
+}

@@ -1,0 +1,225 @@
+package io.slope.spec;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Pattern;
+
+/** Defaults, validation and the derived quantities of a spec (adapter rank and start step, warmup). */
+public final class RunSpecs {
+    public static final List<String> TOKENIZERS = List.of("char", "gpt2");
+    public static final List<String> BACKENDS = List.of("auto", "cpu", "cuda");
+    public static final List<String> PRECISIONS = List.of("fp32", "fp64");
+    private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,63}");
+
+    private RunSpecs() {}
+
+    /** Fills every null field with its default (docs/spec.md), then validates; throws with every problem found. */
+    public static RunSpec resolveAndValidate(RunSpec spec) {
+        RunSpec resolved = resolve(spec);
+        List<SpecError> errors = validate(resolved);
+        if (!errors.isEmpty()) {
+            throw new InvalidSpecException(errors);
+        }
+        return resolved;
+    }
+
+    static RunSpec resolve(RunSpec s) {
+        RunSpec.Model m = s.model() == null ? new RunSpec.Model(null, null, null, null, null) : s.model();
+        String presetName = or(m.preset(), "tiny");
+        Preset preset = Preset.fromWire(presetName);
+        if (preset == null) {
+            throw new InvalidSpecException(List.of(new SpecError("model.preset",
+                    "unknown preset '" + presetName + "'; allowed: " + Preset.wireNames())));
+        }
+        RunSpec.Model pm = preset.model();
+        RunSpec.Model model = new RunSpec.Model(presetName, or(m.layers(), pm.layers()), or(m.heads(), pm.heads()),
+                or(m.dModel(), pm.dModel()), or(m.seqLen(), pm.seqLen()));
+
+        RunSpec.Sparsity sp = s.sparsity() == null ? new RunSpec.Sparsity(null, null, null, null, null) : s.sparsity();
+        RunSpec.Sparsity sparsity = new RunSpec.Sparsity(or(sp.mode(), Mode.SLOPE.wireName()), or(sp.n(), 2),
+                or(sp.m(), 4), or(sp.columnMaskRefresh(), 1), or(sp.denseFirstQkv(), true));
+
+        RunSpec.Training t = s.training() == null ? new RunSpec.Training(null, null, null, null) : s.training();
+        RunSpec.Training training = new RunSpec.Training(or(t.steps(), 1000), or(t.batchSize(), 8),
+                or(t.gradAccum(), 1), or(t.seed(), 1234L));
+
+        RunSpec.Adapters a = s.adapters() == null ? new RunSpec.Adapters(null, null) : s.adapters();
+        RunSpec.Adapters adapters = new RunSpec.Adapters(or(a.start(), 0.99),
+                or(a.rank(), model.dModel() == null ? null : defaultAdapterRank(model.dModel())));
+
+        RunSpec.Optimizer o = s.optimizer() == null
+                ? new RunSpec.Optimizer(null, null, null, null, null, null, null, null) : s.optimizer();
+        int steps = training.steps();
+        RunSpec.Optimizer optimizer = new RunSpec.Optimizer(or(o.lr(), 6e-4), or(o.beta1(), 0.9),
+                or(o.beta2(), 0.95), or(o.eps(), 1e-8), or(o.weightDecay(), 0.1), or(o.gradClip(), 1.0),
+                or(o.warmupSteps(), steps / 100), or(o.minLrRatio(), 0.0));
+
+        RunSpec.Data d = s.data() == null ? new RunSpec.Data(null, null, null) : s.data();
+        RunSpec.Data data = new RunSpec.Data(d.corpus(), or(d.tokenizer(), "char"), or(d.valFraction(), 0.1));
+
+        RunSpec.Eval e = s.eval() == null ? new RunSpec.Eval(null, null) : s.eval();
+        RunSpec.Eval eval = new RunSpec.Eval(or(e.every(), 250), or(e.maxWindows(), 0));
+
+        return new RunSpec(or(s.name(), "run"), model, sparsity, adapters, optimizer, training, data, eval,
+                or(s.checkpointEvery(), 500), or(s.backend(), "auto"), or(s.precision(), "fp32"), or(s.threads(), 0));
+    }
+
+    static List<SpecError> validate(RunSpec s) {
+        List<SpecError> errors = new ArrayList<>();
+        if (!NAME.matcher(s.name()).matches()) {
+            errors.add(new SpecError("name", "must be 1-64 characters of letters, digits, '.', '_' or '-', "
+                    + "starting with a letter or digit (got '" + s.name() + "')"));
+        }
+        RunSpec.Model m = s.model();
+        positive(errors, "model.layers", m.layers());
+        positive(errors, "model.heads", m.heads());
+        positive(errors, "model.dModel", m.dModel());
+        if (m.seqLen() < 2) {
+            errors.add(new SpecError("model.seqLen", "must be at least 2 (got " + m.seqLen() + ")"));
+        }
+        if (m.heads() > 0 && m.dModel() > 0 && m.dModel() % m.heads() != 0) {
+            errors.add(new SpecError("model.dModel", "must be divisible by model.heads=" + m.heads() + " (got "
+                    + m.dModel() + "); e.g. " + roundUp(m.dModel(), m.heads())));
+        }
+
+        RunSpec.Sparsity sp = s.sparsity();
+        Mode mode = null;
+        if (!Mode.wireNames().contains(sp.mode())) {
+            errors.add(new SpecError("sparsity.mode", "unknown mode '" + sp.mode() + "'; allowed: " + Mode.wireNames()));
+        } else {
+            mode = Mode.fromWire(sp.mode());
+        }
+        if (sp.m() < 2 || sp.m() > 32) {
+            errors.add(new SpecError("sparsity.m", "must be between 2 and 32 (got " + sp.m() + "); the default is 4"));
+        } else if (sp.n() < 1 || sp.n() >= sp.m()) {
+            errors.add(new SpecError("sparsity.n", "must satisfy 1 <= n < m=" + sp.m() + " (got " + sp.n()
+                    + "); the default is 2 (2:4)"));
+        }
+        if (sp.columnMaskRefresh() < 1) {
+            errors.add(new SpecError("sparsity.columnMaskRefresh",
+                    "must be at least 1 (1 = refresh every optimizer step; got " + sp.columnMaskRefresh() + ")"));
+        }
+        if (mode != null && mode.sparse() && sp.m() >= 2 && m.dModel() > 0 && m.dModel() % sp.m() != 0) {
+            errors.add(new SpecError("model.dModel", "every sparse layer's dimensions must be divisible by sparsity.m="
+                    + sp.m() + "; dModel=" + m.dModel() + " is not (try " + roundUp(m.dModel(), lcm(sp.m(),
+                    Math.max(1, m.heads()))) + ")"));
+        }
+
+        RunSpec.Adapters a = s.adapters();
+        if (!(a.start() > 0 && a.start() <= 1)) {
+            errors.add(new SpecError("adapters.start", "must be in (0, 1]; 0.99 adds adapters for the last 1% of "
+                    + "steps, 1 never adds them (got " + a.start() + ")"));
+        }
+        if (a.rank() != null && (a.rank() < 1 || (m.dModel() > 0 && a.rank() > m.dModel()))) {
+            errors.add(new SpecError("adapters.rank", "must be between 1 and model.dModel=" + m.dModel() + " (got "
+                    + a.rank() + ")"));
+        }
+
+        RunSpec.Optimizer o = s.optimizer();
+        if (!(o.lr() > 0) || Double.isInfinite(o.lr())) {
+            errors.add(new SpecError("optimizer.lr", "must be a positive finite number (got " + o.lr() + ")"));
+        }
+        unitInterval(errors, "optimizer.beta1", o.beta1());
+        unitInterval(errors, "optimizer.beta2", o.beta2());
+        if (!(o.eps() > 0)) {
+            errors.add(new SpecError("optimizer.eps", "must be positive (got " + o.eps() + "); the default is 1e-8"));
+        }
+        if (!(o.weightDecay() >= 0)) {
+            errors.add(new SpecError("optimizer.weightDecay", "must be >= 0 (got " + o.weightDecay() + ")"));
+        }
+        if (!(o.gradClip() >= 0)) {
+            errors.add(new SpecError("optimizer.gradClip", "must be >= 0; 0 turns clipping off (got "
+                    + o.gradClip() + ")"));
+        }
+        if (!(o.minLrRatio() >= 0 && o.minLrRatio() <= 1)) {
+            errors.add(new SpecError("optimizer.minLrRatio", "must be in [0, 1] (got " + o.minLrRatio() + ")"));
+        }
+
+        RunSpec.Training t = s.training();
+        positive(errors, "training.steps", t.steps());
+        positive(errors, "training.batchSize", t.batchSize());
+        positive(errors, "training.gradAccum", t.gradAccum());
+        if (o.warmupSteps() < 0 || (t.steps() > 0 && o.warmupSteps() >= t.steps())) {
+            errors.add(new SpecError("optimizer.warmupSteps", "must be in [0, training.steps) = [0, " + t.steps()
+                    + ") (got " + o.warmupSteps() + ")"));
+        }
+
+        RunSpec.Data d = s.data();
+        if (d.corpus() == null || d.corpus().isEmpty() || d.corpus().stream().anyMatch(p -> p == null || p.isBlank())) {
+            errors.add(new SpecError("data.corpus", "must list at least one text file or folder, e.g. "
+                    + "[\"../shared/data/tinyshakespeare.txt\"]"));
+        }
+        if (!TOKENIZERS.contains(d.tokenizer())) {
+            errors.add(new SpecError("data.tokenizer", "unknown tokenizer '" + d.tokenizer() + "'; allowed: "
+                    + TOKENIZERS));
+        }
+        if (!(d.valFraction() > 0 && d.valFraction() <= 0.5)) {
+            errors.add(new SpecError("data.valFraction", "must be in (0, 0.5] (got " + d.valFraction() + ")"));
+        }
+
+        RunSpec.Eval e = s.eval();
+        nonNegative(errors, "eval.every", e.every());
+        nonNegative(errors, "eval.maxWindows", e.maxWindows());
+        nonNegative(errors, "checkpointEvery", s.checkpointEvery());
+        if (!BACKENDS.contains(s.backend())) {
+            errors.add(new SpecError("backend", "unknown backend '" + s.backend() + "'; allowed: " + BACKENDS));
+        }
+        if (!PRECISIONS.contains(s.precision())) {
+            errors.add(new SpecError("precision", "unknown precision '" + s.precision() + "'; allowed: "
+                    + PRECISIONS));
+        } else if (s.precision().equals("fp64") && s.backend().equals("cuda")) {
+            errors.add(new SpecError("precision", "fp64 is a CPU reference precision; use backend \"cpu\" or "
+                    + "precision \"fp32\" (the GPU trains in bf16 with fp32 master weights)"));
+        }
+        nonNegative(errors, "threads", s.threads());
+        return errors;
+    }
+
+    /** round(1.56% of dModel) to a multiple of 4, at least 4 (SLOPE.md §0). */
+    public static int defaultAdapterRank(int dModel) {
+        int rank = 4 * (int) Math.round(0.015625 * dModel / 4.0);
+        return Math.max(4, rank);
+    }
+
+    /** The optimizer step at which adapters join: floor(start · steps); equal to steps when they never do. */
+    public static int adapterStartStep(RunSpec spec) {
+        return (int) Math.floor(spec.adapters().start() * spec.training().steps());
+    }
+
+    private static void positive(List<SpecError> errors, String field, int value) {
+        if (value < 1) {
+            errors.add(new SpecError(field, "must be at least 1 (got " + value + ")"));
+        }
+    }
+
+    private static void nonNegative(List<SpecError> errors, String field, int value) {
+        if (value < 0) {
+            errors.add(new SpecError(field, "must be >= 0 (got " + value + ")"));
+        }
+    }
+
+    private static void unitInterval(List<SpecError> errors, String field, double value) {
+        if (!(value >= 0 && value < 1)) {
+            errors.add(new SpecError(field, "must be in [0, 1) (got " + value + ")"));
+        }
+    }
+
+    private static int roundUp(int value, int multiple) {
+        return ((value + multiple - 1) / multiple) * multiple;
+    }
+
+    private static int lcm(int a, int b) {
+        int x = a;
+        int y = b;
+        while (y != 0) {
+            int r = x % y;
+            x = y;
+            y = r;
+        }
+        return a / x * b;
+    }
+
+    private static <T> T or(T value, T fallback) {
+        return value != null ? value : fallback;
+    }
+}
