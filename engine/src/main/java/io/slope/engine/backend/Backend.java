@@ -1,0 +1,130 @@
+package io.slope.engine.backend;
+
+import io.slope.engine.sparse.NmPattern;
+
+/**
+ * The operations a GPT-2 training step is made of, at the granularity of fused layer steps (llm.c style), on tensors
+ * the backend owns. Nothing here returns a value to the host except {@code download*}: a GPU backend queues every
+ * other call on its stream without synchronising.
+ *
+ * <p>Shapes: B sequences of T tokens, rows = B·T, C channels, V vocabulary, NH heads. Activations are row-major
+ * {@code rows × features}; dense weights are PyTorch {@code Linear} layout {@code dOut × dIn} (y = x·Wᵀ + b).
+ *
+ * <p>Convention for every {@code *Backward}: gradients are <em>added</em> into their outputs (dinp, dweight, dbias),
+ * so residual branches and micro-batches accumulate; callers zero what must start from zero.
+ */
+public interface Backend extends AutoCloseable {
+    String name();
+
+    // ---- memory -------------------------------------------------------------------------------------------------
+
+    Tensor zeros(DType dtype, int... shape);
+
+    /** Host → backend; values are rounded to the tensor's storage precision. */
+    void upload(Tensor dst, double[] src);
+
+    void uploadInts(Tensor dst, int[] src);
+
+    /** Backend → host; waits for all queued work. */
+    double[] download(Tensor src);
+
+    int[] downloadInts(Tensor src);
+
+    void zero(Tensor t);
+
+    // ---- N:M sparse weights ---------------------------------------------------------------------------------------
+
+    /**
+     * Prunes a freshly initialised dense weight ({@code dOut × dIn}, row-major) to its static row mask (top-N |w| per
+     * group of M along dIn) and builds the layer's operands, including the first column mask when double-pruning.
+     */
+    SparseLinear sparseLinear(double[] denseWeight, int dOut, int dIn, NmPattern pattern, boolean doublePrune,
+            DType dtype);
+
+    /**
+     * Rebuilds a sparse layer from checkpointed state: kept values, the static row mask (kept column indices per row,
+     * increasing) and, when double-pruning, the current column mask ({@code dOut × dIn}, 1 = kept).
+     */
+    SparseLinear restoreSparseLinear(double[] values, int[] rowKeptIndices, byte[] columnMask, int dOut, int dIn,
+            NmPattern pattern, boolean doublePrune, DType dtype);
+
+    /**
+     * After the optimizer changed {@code w.values()}: rewrites the forward and backward operands. With
+     * {@code refreshColumnMask} the column mask is first recomputed by magnitude from the current W^R; otherwise the
+     * stored column mask is applied to the new values.
+     */
+    void updateSparseOperands(SparseLinear w, boolean refreshColumnMask);
+
+    /** The static row mask: per row, the kept column indices in increasing order ({@code dOut × keptPerRow}). */
+    int[] rowKeptIndices(SparseLinear w);
+
+    /** The current column mask, {@code dOut × dIn}, 1 = kept in W^{R,C}; all kept positions of W^R when not double-pruning. */
+    byte[] columnMask(SparseLinear w);
+
+    // ---- layers ---------------------------------------------------------------------------------------------------
+
+    /** out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:]. */
+    void embeddingForward(Tensor out, Tensor tokens, Tensor wte, Tensor wpe, int B, int T);
+
+    void embeddingBackward(Tensor dwte, Tensor dwpe, Tensor dout, Tensor tokens, int B, int T);
+
+    /** LayerNorm over the last dimension, eps 1e-5, biased variance; saves mean and 1/std per row for backward. */
+    void layerNormForward(Tensor out, Tensor mean, Tensor rstd, Tensor inp, Tensor weight, Tensor bias);
+
+    void layerNormBackward(Tensor dinp, Tensor dweight, Tensor dbias, Tensor dout, Tensor inp, Tensor weight,
+            Tensor mean, Tensor rstd);
+
+    /** Dense linear layer: out = inp·weightᵀ (+ bias when not null). */
+    void matmulForward(Tensor out, Tensor inp, Tensor weight, Tensor bias);
+
+    /** dinp += dout·weight; dweight += doutᵀ·inp; dbias += column sums of dout (when not null). */
+    void matmulBackward(Tensor dinp, Tensor dweight, Tensor dbias, Tensor dout, Tensor inp, Tensor weight);
+
+    /** Sparse linear layer: out = inp·(W^R)ᵀ (+ bias). */
+    void sparseMatmulForward(Tensor out, Tensor inp, SparseLinear weight, Tensor bias);
+
+    /**
+     * dinp += dout·W^{R,C} (or dout·W^R without double pruning); dvalues += (doutᵀ·inp) gathered at the row mask's
+     * kept positions; dbias += column sums of dout.
+     */
+    void sparseMatmulBackward(Tensor dinp, Tensor dvalues, Tensor dbias, Tensor dout, Tensor inp,
+            SparseLinear weight);
+
+    /** What attention keeps from forward to backward (softmax probabilities on the CPU). */
+    Tensor attentionState(int B, int T, int heads);
+
+    /** Causal multi-head attention over qkv = [q | k | v] ({@code rows × 3C}), scale 1/√(C/NH); out is rows × C. */
+    void attentionForward(Tensor out, Tensor state, Tensor qkv, int B, int T, int heads);
+
+    void attentionBackward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor state, int B, int T, int heads);
+
+    /** GELU, tanh approximation (HF gelu_new). */
+    void geluForward(Tensor out, Tensor inp);
+
+    /** dinp += dout · gelu'(inp). */
+    void geluBackward(Tensor dinp, Tensor inp, Tensor dout);
+
+    /** out = a + b. */
+    void residualForward(Tensor out, Tensor a, Tensor b);
+
+    /**
+     * Per-row cross-entropy of softmax(logits) against targets into {@code losses}; when {@code dlogits} is not null it
+     * is overwritten with (softmax − onehot)·gradScale (it may be {@code logits} itself). No normalised logits are
+     * kept.
+     */
+    void crossEntropyForwardBackward(Tensor losses, Tensor dlogits, Tensor logits, Tensor targets, double gradScale);
+
+    // ---- optimizer ------------------------------------------------------------------------------------------------
+
+    /** acc[0] += Σ t² (a one-element F64 tensor), summed in a fixed order. */
+    void sumOfSquares(Tensor acc, Tensor t);
+
+    /**
+     * One AdamW step on {@code param} with moments m, v (same shape), the gradient scaled by the clip coefficient derived
+     * from {@code gradNormSquared} (see {@link AdamWStep}).
+     */
+    void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, Tensor gradNormSquared, AdamWStep step);
+
+    @Override
+    void close();
+}

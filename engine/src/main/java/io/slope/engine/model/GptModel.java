@@ -1,0 +1,433 @@
+package io.slope.engine.model;
+
+import io.slope.engine.backend.Backend;
+import io.slope.engine.backend.DType;
+import io.slope.engine.backend.SparseLinear;
+import io.slope.engine.backend.Tensor;
+import io.slope.engine.model.GptConfig.LinearKind;
+import io.slope.engine.rng.Philox;
+import io.slope.spec.Mode;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * GPT-2 (SLOPE.md §0 "model details"): learned positions, pre-LayerNorm blocks, tanh GELU, tied embedding and head.
+ * Forward and backward are written out once, llm.c style, as calls on a {@link Backend}; every linear layer is either
+ * dense or an N:M {@link SparseLinear}.
+ */
+public final class GptModel implements AutoCloseable {
+    private static final double INIT_STD = 0.02;
+
+    private final Backend backend;
+    private final GptConfig config;
+    private final DType dtype;
+    private final List<Parameter> parameters;
+    private final Parameter wte;
+    private final Parameter wpe;
+    private final Parameter lnfWeight;
+    private final Parameter lnfBias;
+    private final Block[] blocks;
+    private final Map<Integer, Activations> activationsByBatch = new HashMap<>();
+
+    private record Linear(Parameter weight, Parameter bias) {}
+
+    private record Block(Parameter ln1Weight, Parameter ln1Bias, Linear qkv, Linear attnProj, Parameter ln2Weight,
+            Parameter ln2Bias, Linear fc, Linear fcProj) {}
+
+    private GptModel(Backend backend, GptConfig config, DType dtype, Map<String, double[]> dense) {
+        this.backend = backend;
+        this.config = config;
+        this.dtype = dtype;
+        this.parameters = new ArrayList<>();
+        int C = config.dModel();
+        this.wte = dense("wte", dense, true, config.vocab(), C);
+        this.wpe = dense("wpe", dense, true, config.seqLen(), C);
+        this.blocks = new Block[config.layers()];
+        for (int l = 0; l < config.layers(); l++) {
+            String p = "h." + l + ".";
+            Parameter ln1w = dense(p + "ln_1.weight", dense, false, C);
+            Parameter ln1b = dense(p + "ln_1.bias", dense, false, C);
+            Linear qkv = linear(l, LinearKind.QKV, dense);
+            Linear proj = linear(l, LinearKind.ATTN_PROJ, dense);
+            Parameter ln2w = dense(p + "ln_2.weight", dense, false, C);
+            Parameter ln2b = dense(p + "ln_2.bias", dense, false, C);
+            Linear fc = linear(l, LinearKind.FC, dense);
+            Linear fcProj = linear(l, LinearKind.FC_PROJ, dense);
+            blocks[l] = new Block(ln1w, ln1b, qkv, proj, ln2w, ln2b, fc, fcProj);
+        }
+        this.lnfWeight = dense("ln_f.weight", dense, false, C);
+        this.lnfBias = dense("ln_f.bias", dense, false, C);
+        if (parameters.size() != dense.size()) {
+            throw new IllegalArgumentException("weights given for " + dense.size() + " tensors, the model has "
+                    + parameters.size());
+        }
+    }
+
+    /**
+     * A model from dense initial weights in the declared order of {@link #parameterShapes}: sparse layers take their
+     * static row mask from these weights (SLOPE.md §4).
+     */
+    public static GptModel fromDenseWeights(Backend backend, GptConfig config, DType dtype,
+            Map<String, double[]> dense) {
+        return new GptModel(backend, config, dtype, dense);
+    }
+
+    /** GPT-2 initialisation from a seed: N(0, 0.02), residual projections N(0, 0.02/√(2L)), LayerNorm 1 and 0. */
+    public static Map<String, double[]> initialWeights(GptConfig config, long seed) {
+        Map<String, double[]> weights = new LinkedHashMap<>();
+        double residualStd = INIT_STD / Math.sqrt(2.0 * config.layers());
+        for (Map.Entry<String, int[]> e : parameterShapes(config).entrySet()) {
+            String name = e.getKey();
+            int n = 1;
+            for (int d : e.getValue()) {
+                n *= d;
+            }
+            double[] w = new double[n];
+            if (name.endsWith("ln_1.weight") || name.endsWith("ln_2.weight") || name.equals("ln_f.weight")) {
+                java.util.Arrays.fill(w, 1.0);
+            } else if (!name.endsWith(".bias")) {
+                double std = name.endsWith("c_proj.weight") ? residualStd : INIT_STD;
+                long stream = Philox.stream("init/" + name);
+                for (int i = 0; i < n; i++) {
+                    w[i] = std * Philox.normal(seed, stream, i);
+                }
+            }
+            weights.put(name, w);
+        }
+        return weights;
+    }
+
+    /** Every parameter's name and shape, in the declared (checkpoint, export, optimizer) order. */
+    public static Map<String, int[]> parameterShapes(GptConfig config) {
+        int C = config.dModel();
+        Map<String, int[]> shapes = new LinkedHashMap<>();
+        shapes.put("wte", new int[] {config.vocab(), C});
+        shapes.put("wpe", new int[] {config.seqLen(), C});
+        for (int l = 0; l < config.layers(); l++) {
+            String p = "h." + l + ".";
+            shapes.put(p + "ln_1.weight", new int[] {C});
+            shapes.put(p + "ln_1.bias", new int[] {C});
+            for (LinearKind kind : List.of(LinearKind.QKV, LinearKind.ATTN_PROJ)) {
+                shapes.put(kind.paramName(l) + ".weight", new int[] {kind.outMultiple * C, kind.inMultiple * C});
+                shapes.put(kind.paramName(l) + ".bias", new int[] {kind.outMultiple * C});
+            }
+            shapes.put(p + "ln_2.weight", new int[] {C});
+            shapes.put(p + "ln_2.bias", new int[] {C});
+            for (LinearKind kind : List.of(LinearKind.FC, LinearKind.FC_PROJ)) {
+                shapes.put(kind.paramName(l) + ".weight", new int[] {kind.outMultiple * C, kind.inMultiple * C});
+                shapes.put(kind.paramName(l) + ".bias", new int[] {kind.outMultiple * C});
+            }
+        }
+        shapes.put("ln_f.weight", new int[] {C});
+        shapes.put("ln_f.bias", new int[] {C});
+        return shapes;
+    }
+
+    private Parameter dense(String name, Map<String, double[]> dense, boolean decay, int... shape) {
+        double[] w = required(dense, name, shape);
+        Tensor value = backend.zeros(dtype, shape);
+        backend.upload(value, w);
+        return add(new Parameter(name, value, backend.zeros(dtype, shape), backend.zeros(dtype, shape),
+                backend.zeros(dtype, shape), decay, null));
+    }
+
+    private Linear linear(int layer, LinearKind kind, Map<String, double[]> dense) {
+        int C = config.dModel();
+        int dOut = kind.outMultiple * C;
+        int dIn = kind.inMultiple * C;
+        String name = kind.paramName(layer);
+        Parameter weight;
+        if (config.sparse(layer, kind)) {
+            double[] w = required(dense, name + ".weight", dOut, dIn);
+            SparseLinear s = backend.sparseLinear(w, dOut, dIn, config.pattern(), config.mode() == Mode.SLOPE,
+                    dtype);
+            int[] shape = s.values().shape();
+            weight = add(new Parameter(name + ".weight", s.values(), backend.zeros(dtype, shape),
+                    backend.zeros(dtype, shape), backend.zeros(dtype, shape), true, s));
+        } else {
+            weight = dense(name + ".weight", dense, true, dOut, dIn);
+        }
+        Parameter bias = dense(name + ".bias", dense, false, dOut);
+        return new Linear(weight, bias);
+    }
+
+    private Parameter add(Parameter p) {
+        parameters.add(p);
+        return p;
+    }
+
+    private static double[] required(Map<String, double[]> dense, String name, int... shape) {
+        double[] w = dense.get(name);
+        long n = 1;
+        for (int d : shape) {
+            n *= d;
+        }
+        if (w == null) {
+            throw new IllegalArgumentException("no initial weights for parameter '" + name + "'");
+        }
+        if (w.length != n) {
+            throw new IllegalArgumentException("parameter '" + name + "' needs " + n + " values, got " + w.length);
+        }
+        return w;
+    }
+
+    public GptConfig config() {
+        return config;
+    }
+
+    public Backend backend() {
+        return backend;
+    }
+
+    public DType dtype() {
+        return dtype;
+    }
+
+    /** All parameters in declared order. */
+    public List<Parameter> parameters() {
+        return List.copyOf(parameters);
+    }
+
+    // ---- forward / backward -----------------------------------------------------------------------------------------
+
+    /** Buffers for a micro-batch of B sequences, kept between steps. */
+    private final class Activations {
+        final int B;
+        final Tensor tokens;
+        final Tensor targets;
+        final Tensor encoded;
+        final Tensor[] ln1 = new Tensor[config.layers()];
+        final Tensor[] ln1Mean = new Tensor[config.layers()];
+        final Tensor[] ln1Rstd = new Tensor[config.layers()];
+        final Tensor[] qkv = new Tensor[config.layers()];
+        final Tensor[] atty = new Tensor[config.layers()];
+        final Tensor[] attState = new Tensor[config.layers()];
+        final Tensor[] attProj = new Tensor[config.layers()];
+        final Tensor[] residual2 = new Tensor[config.layers()];
+        final Tensor[] ln2 = new Tensor[config.layers()];
+        final Tensor[] ln2Mean = new Tensor[config.layers()];
+        final Tensor[] ln2Rstd = new Tensor[config.layers()];
+        final Tensor[] fch = new Tensor[config.layers()];
+        final Tensor[] fchGelu = new Tensor[config.layers()];
+        final Tensor[] fcProj = new Tensor[config.layers()];
+        final Tensor[] residual3 = new Tensor[config.layers()];
+        final Tensor lnf;
+        final Tensor lnfMean;
+        final Tensor lnfRstd;
+        final Tensor logits;
+        final Tensor losses;
+        // Backward scratch, shared by all layers.
+        final Tensor dResidual;
+        final Tensor dLn;
+        final Tensor dQkv;
+        final Tensor dAtty;
+        final Tensor dFch;
+        final Tensor dFchGelu;
+
+        Activations(int B) {
+            this.B = B;
+            int rows = B * config.seqLen();
+            int C = config.dModel();
+            tokens = backend.zeros(DType.I32, rows);
+            targets = backend.zeros(DType.I32, rows);
+            encoded = backend.zeros(dtype, rows, C);
+            for (int l = 0; l < config.layers(); l++) {
+                ln1[l] = backend.zeros(dtype, rows, C);
+                ln1Mean[l] = backend.zeros(dtype, rows);
+                ln1Rstd[l] = backend.zeros(dtype, rows);
+                qkv[l] = backend.zeros(dtype, rows, 3 * C);
+                atty[l] = backend.zeros(dtype, rows, C);
+                attState[l] = backend.attentionState(B, config.seqLen(), config.heads());
+                attProj[l] = backend.zeros(dtype, rows, C);
+                residual2[l] = backend.zeros(dtype, rows, C);
+                ln2[l] = backend.zeros(dtype, rows, C);
+                ln2Mean[l] = backend.zeros(dtype, rows);
+                ln2Rstd[l] = backend.zeros(dtype, rows);
+                fch[l] = backend.zeros(dtype, rows, 4 * C);
+                fchGelu[l] = backend.zeros(dtype, rows, 4 * C);
+                fcProj[l] = backend.zeros(dtype, rows, C);
+                residual3[l] = backend.zeros(dtype, rows, C);
+            }
+            lnf = backend.zeros(dtype, rows, C);
+            lnfMean = backend.zeros(dtype, rows);
+            lnfRstd = backend.zeros(dtype, rows);
+            logits = backend.zeros(dtype, rows, config.vocab());
+            losses = backend.zeros(dtype, rows);
+            dResidual = backend.zeros(dtype, rows, C);
+            dLn = backend.zeros(dtype, rows, C);
+            dQkv = backend.zeros(dtype, rows, 3 * C);
+            dAtty = backend.zeros(dtype, rows, C);
+            dFch = backend.zeros(dtype, rows, 4 * C);
+            dFchGelu = backend.zeros(dtype, rows, 4 * C);
+        }
+    }
+
+    private Activations activations(int B) {
+        return activationsByBatch.computeIfAbsent(B, Activations::new);
+    }
+
+    /**
+     * Forward pass over B sequences: {@code inputs} and {@code targets} are B·T token ids. Leaves the per-position
+     * losses on the backend; {@link #meanLoss} reads them.
+     */
+    public void forward(int[] inputs, int[] targets, int B) {
+        Activations a = forwardToLogits(inputs, B);
+        backend.uploadInts(a.targets, checkLength(targets, B, "targets"));
+        backend.crossEntropyForwardBackward(a.losses, null, a.logits, a.targets, 0.0);
+    }
+
+    /**
+     * Forward and backward: gradients of (Σ over positions of the loss)·{@code gradScale} are added into every
+     * parameter's gradient. With gradScale = 1/(tokens of the optimizer step) micro-batches average.
+     */
+    public void forwardBackward(int[] inputs, int[] targets, int B, double gradScale) {
+        Activations a = forwardToLogits(inputs, B);
+        backend.uploadInts(a.targets, checkLength(targets, B, "targets"));
+        backend.crossEntropyForwardBackward(a.losses, a.logits, a.logits, a.targets, gradScale);
+        backward(a);
+    }
+
+    /** Mean of the per-position losses of the last forward over B sequences (a synchronising read). */
+    public double meanLoss(int B) {
+        double[] losses = backend.download(activations(B).losses);
+        double sum = 0;
+        for (double l : losses) {
+            sum += l;
+        }
+        return sum / losses.length;
+    }
+
+    /** Per-position losses of the last forward over B sequences. */
+    public double[] losses(int B) {
+        return backend.download(activations(B).losses);
+    }
+
+    /** Logits of the last forward over B sequences, rows × V (only valid after {@link #logitsOnly}). */
+    public double[] logits(int B) {
+        return backend.download(activations(B).logits);
+    }
+
+    /** Forward to the logits only (sampling). */
+    public void logitsOnly(int[] inputs, int B) {
+        forwardToLogits(inputs, B);
+    }
+
+    private int[] checkLength(int[] ids, int B, String what) {
+        if (ids.length != B * config.seqLen()) {
+            throw new IllegalArgumentException(what + ": expected " + B + "×" + config.seqLen() + " ids, got "
+                    + ids.length);
+        }
+        return ids;
+    }
+
+    private Activations forwardToLogits(int[] inputs, int B) {
+        Activations a = activations(B);
+        int T = config.seqLen();
+        backend.uploadInts(a.tokens, checkLength(inputs, B, "inputs"));
+        backend.embeddingForward(a.encoded, a.tokens, wte.value(), wpe.value(), B, T);
+        Tensor residual = a.encoded;
+        for (int l = 0; l < config.layers(); l++) {
+            Block blk = blocks[l];
+            backend.layerNormForward(a.ln1[l], a.ln1Mean[l], a.ln1Rstd[l], residual, blk.ln1Weight().value(),
+                    blk.ln1Bias().value());
+            linearForward(a.qkv[l], a.ln1[l], blk.qkv());
+            backend.attentionForward(a.atty[l], a.attState[l], a.qkv[l], B, T, config.heads());
+            linearForward(a.attProj[l], a.atty[l], blk.attnProj());
+            backend.residualForward(a.residual2[l], residual, a.attProj[l]);
+            backend.layerNormForward(a.ln2[l], a.ln2Mean[l], a.ln2Rstd[l], a.residual2[l], blk.ln2Weight().value(),
+                    blk.ln2Bias().value());
+            linearForward(a.fch[l], a.ln2[l], blk.fc());
+            backend.geluForward(a.fchGelu[l], a.fch[l]);
+            linearForward(a.fcProj[l], a.fchGelu[l], blk.fcProj());
+            backend.residualForward(a.residual3[l], a.residual2[l], a.fcProj[l]);
+            residual = a.residual3[l];
+        }
+        backend.layerNormForward(a.lnf, a.lnfMean, a.lnfRstd, residual, lnfWeight.value(), lnfBias.value());
+        backend.matmulForward(a.logits, a.lnf, wte.value(), null);
+        return a;
+    }
+
+    private void backward(Activations a) {
+        int T = config.seqLen();
+        int L = config.layers();
+        Tensor lastResidual = a.residual3[L - 1];
+        // logits = lnf·wteᵀ: the tied head's gradient lands in wte's gradient, with the embedding's.
+        backend.zero(a.dLn);
+        backend.matmulBackward(a.dLn, wte.grad(), null, a.logits, a.lnf, wte.value());
+        backend.zero(a.dResidual);
+        backend.layerNormBackward(a.dResidual, lnfWeight.grad(), lnfBias.grad(), a.dLn, lastResidual,
+                lnfWeight.value(), a.lnfMean, a.lnfRstd);
+        for (int l = L - 1; l >= 0; l--) {
+            Block blk = blocks[l];
+            Tensor residual = l == 0 ? a.encoded : a.residual3[l - 1];
+            // dResidual holds d(residual3); it flows unchanged to residual2 and into the MLP branch.
+            backend.zero(a.dFchGelu);
+            linearBackward(a.dFchGelu, a.dResidual, a.fchGelu[l], blk.fcProj());
+            backend.zero(a.dFch);
+            backend.geluBackward(a.dFch, a.fch[l], a.dFchGelu);
+            backend.zero(a.dLn);
+            linearBackward(a.dLn, a.dFch, a.ln2[l], blk.fc());
+            backend.layerNormBackward(a.dResidual, blk.ln2Weight().grad(), blk.ln2Bias().grad(), a.dLn,
+                    a.residual2[l], blk.ln2Weight().value(), a.ln2Mean[l], a.ln2Rstd[l]);
+            // dResidual now holds d(residual2); the same split for the attention branch.
+            backend.zero(a.dAtty);
+            linearBackward(a.dAtty, a.dResidual, a.atty[l], blk.attnProj());
+            backend.zero(a.dQkv);
+            backend.attentionBackward(a.dQkv, a.dAtty, a.qkv[l], a.attState[l], a.B, T, config.heads());
+            backend.zero(a.dLn);
+            linearBackward(a.dLn, a.dQkv, a.ln1[l], blk.qkv());
+            backend.layerNormBackward(a.dResidual, blk.ln1Weight().grad(), blk.ln1Bias().grad(), a.dLn, residual,
+                    blk.ln1Weight().value(), a.ln1Mean[l], a.ln1Rstd[l]);
+        }
+        backend.embeddingBackward(wte.grad(), wpe.grad(), a.dResidual, a.tokens, a.B, T);
+    }
+
+    private void linearForward(Tensor out, Tensor inp, Linear layer) {
+        Parameter w = layer.weight();
+        if (w.isSparse()) {
+            backend.sparseMatmulForward(out, inp, w.sparse(), layer.bias().value());
+        } else {
+            backend.matmulForward(out, inp, w.value(), layer.bias().value());
+        }
+    }
+
+    private void linearBackward(Tensor dinp, Tensor dout, Tensor inp, Linear layer) {
+        Parameter w = layer.weight();
+        if (w.isSparse()) {
+            backend.sparseMatmulBackward(dinp, w.grad(), layer.bias().grad(), dout, inp, w.sparse());
+        } else {
+            backend.matmulBackward(dinp, w.grad(), layer.bias().grad(), dout, inp, w.value());
+        }
+    }
+
+    /** Every parameter as a dense host array in PyTorch layout (sparse layers expanded to W^R with zeros). */
+    public Map<String, double[]> denseWeights() {
+        Map<String, double[]> out = new LinkedHashMap<>();
+        for (Parameter p : parameters) {
+            double[] values = backend.download(p.value());
+            if (p.isSparse()) {
+                SparseLinear s = p.sparse();
+                int[] kept = backend.rowKeptIndices(s);
+                int k = s.keptPerRow();
+                double[] w = new double[s.dOut() * s.dIn()];
+                for (int o = 0; o < s.dOut(); o++) {
+                    for (int j = 0; j < k; j++) {
+                        w[o * s.dIn() + kept[o * k + j]] = values[o * k + j];
+                    }
+                }
+                out.put(p.name(), w);
+            } else {
+                out.put(p.name(), values);
+            }
+        }
+        return out;
+    }
+
+    @Override
+    public void close() {
+        activationsByBatch.clear();
+    }
+}

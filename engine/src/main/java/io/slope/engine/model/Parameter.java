@@ -1,0 +1,16 @@
+package io.slope.engine.model;
+
+import io.slope.engine.backend.SparseLinear;
+import io.slope.engine.backend.Tensor;
+
+/**
+ * One trainable tensor with its gradient and AdamW moments. For a sparse layer {@code value} is the layer's kept values
+ * (so the gradient and moments exist only for kept weights) and {@code sparse} the layer itself.
+ */
+public record Parameter(String name, Tensor value, Tensor grad, Tensor m, Tensor v, boolean decay,
+        SparseLinear sparse) {
+
+    public boolean isSparse() {
+        return sparse != null;
+    }
+}

@@ -1,0 +1,24 @@
+package io.slope.engine.model;
+
+import io.slope.engine.rng.Philox;
+import io.slope.engine.sparse.NmPattern;
+import io.slope.spec.Mode;
+
+/** Small configurations and random token data for tests. */
+public final class TinyModels {
+    private TinyModels() {}
+
+    public static GptConfig config(Mode mode) {
+        return new GptConfig(2, 2, 8, 5, 11, mode, NmPattern.twoFour(), true);
+    }
+
+    /** B·(T+1) token ids in [0, vocab) from a seed. */
+    public static int[] randomWindows(int B, int T, int vocab, long seed) {
+        int[] w = new int[B * (T + 1)];
+        long stream = Philox.stream("test/tokens");
+        for (int i = 0; i < w.length; i++) {
+            w[i] = (int) Philox.uniformLong(seed, stream, i, vocab);
+        }
+        return w;
+    }
+}
