@@ -77,8 +77,9 @@ def validate_config(cfg):
         n, m = cfg["n"], cfg["m"]
         if not (1 <= n <= m):
             raise ValueError("need 1 <= n <= m, got %d:%d" % (n, m))
+        sparse = set(sparse_weight_names(cfg))
         for name, shape in param_specs(cfg):
-            if name in sparse_weight_names(cfg) and (shape[0] % m or shape[1] % m):
+            if name in sparse and (shape[0] % m or shape[1] % m):
                 raise ValueError("%s %s: d_in and d_out must be divisible by m=%d" % (name, shape, m))
     if cfg["mode"] == "slope" and cfg["columnMaskRefresh"] < 1:
         raise ValueError("columnMaskRefresh must be >= 1")
