@@ -4,6 +4,7 @@ import java.math.BigDecimal;
 import java.math.RoundingMode;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.regex.Pattern;
 
 /** Defaults, validation and the derived quantities of a spec (adapter rank and start step, warmup). */
@@ -183,6 +184,65 @@ public final class RunSpecs {
         }
         nonNegative(errors, "threads", s.threads());
         return errors;
+    }
+
+    /**
+     * Whether training a resolved spec on the CPU backend fits in {@code availableBytes} (for the CPU backend, whose
+     * tensors are heap arrays, {@code Runtime.getRuntime().maxMemory()}); see {@link MemoryEstimate}. Empty when it
+     * fits. Otherwise one error: on {@code training.batchSize} when activations are most of the need and a smaller
+     * micro-batch fits, else on {@code model.preset}, naming the presets that fit.
+     */
+    public static Optional<SpecError> validateForCpu(RunSpec resolved, int vocabSize, long availableBytes) {
+        MemoryEstimate need = MemoryEstimate.cpuTraining(resolved, vocabSize);
+        if (need.totalBytes() <= availableBytes) {
+            return Optional.empty();
+        }
+        String shortfall = "CPU training state needs " + need + " but this machine has "
+                + MemoryEstimate.gib(availableBytes) + " GiB";
+        int fittingBatch = largestFittingBatchSize(resolved, vocabSize, availableBytes);
+        if (need.activationBytes() > need.totalBytes() / 2 && fittingBatch >= 1) {
+            return Optional.of(new SpecError("training.batchSize", shortfall + "; activations dominate: lower "
+                    + "training.batchSize to " + fittingBatch + " (the largest that fits; raise training.gradAccum to "
+                    + "keep the tokens per step), or use backend \"cuda\""));
+        }
+        List<String> fittingPresets = new ArrayList<>();
+        for (Preset preset : Preset.values()) {
+            RunSpec.Model model = preset.model();
+            RunSpec candidate = with(resolved, model,
+                    new RunSpec.Adapters(resolved.adapters().start(), defaultAdapterRank(model.dModel())),
+                    resolved.training());
+            if (MemoryEstimate.cpuTraining(candidate, vocabSize).totalBytes() <= availableBytes) {
+                fittingPresets.add(preset.wireName());
+            }
+        }
+        String advice = fittingPresets.isEmpty()
+                ? "no preset fits at training.batchSize=" + resolved.training().batchSize()
+                        + "; lower training.batchSize or use backend \"cuda\""
+                : "pick a smaller preset (" + String.join(", ", fittingPresets) + ") or use backend \"cuda\"";
+        return Optional.of(new SpecError("model.preset", shortfall + "; " + advice));
+    }
+
+    /** The largest micro-batch below the spec's that fits, or 0; memory grows with the batch size. */
+    private static int largestFittingBatchSize(RunSpec resolved, int vocabSize, long availableBytes) {
+        int fits = 0;
+        int tooBig = resolved.training().batchSize();
+        while (tooBig - fits > 1) {
+            int mid = fits + (tooBig - fits) / 2;
+            RunSpec.Training t = resolved.training();
+            RunSpec candidate = with(resolved, resolved.model(), resolved.adapters(),
+                    new RunSpec.Training(t.steps(), mid, t.gradAccum(), t.seed()));
+            if (MemoryEstimate.cpuTraining(candidate, vocabSize).totalBytes() <= availableBytes) {
+                fits = mid;
+            } else {
+                tooBig = mid;
+            }
+        }
+        return fits;
+    }
+
+    private static RunSpec with(RunSpec s, RunSpec.Model model, RunSpec.Adapters adapters, RunSpec.Training training) {
+        return new RunSpec(s.name(), model, s.sparsity(), adapters, s.optimizer(), training, s.data(), s.eval(),
+                s.checkpointEvery(), s.backend(), s.precision(), s.threads());
     }
 
     /** round(1.56% of dModel) to a multiple of 4, at least 4 (SLOPE.md §0). */
