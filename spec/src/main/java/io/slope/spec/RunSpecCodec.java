@@ -59,7 +59,7 @@ public final class RunSpecCodec {
         } catch (JsonProcessingException e) {
             throw invalid("$", "not valid JSON" + location(e) + ": " + firstLine(e.getOriginalMessage()));
         }
-        if (tree == null || tree.isMissingNode() || tree.isNull()) {
+        if (tree.isMissingNode() || tree.isNull()) {
             throw invalid("$", "the spec is empty; expected a JSON object");
         }
         if (!tree.isObject()) {
