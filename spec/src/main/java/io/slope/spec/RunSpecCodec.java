@@ -1,57 +1,90 @@
 package io.slope.spec;
 
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonPointer;
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.exc.InputCoercionException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonMappingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.MapperFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
-import com.fasterxml.jackson.databind.exc.InvalidFormatException;
+import com.fasterxml.jackson.databind.cfg.CoercionAction;
+import com.fasterxml.jackson.databind.cfg.CoercionInputShape;
 import com.fasterxml.jackson.databind.exc.MismatchedInputException;
 import com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException;
+import com.fasterxml.jackson.databind.type.LogicalType;
 import java.util.List;
 import java.util.stream.Collectors;
 
 /**
  * The one JSON codec for {@link RunSpec}. The CLI, the engine, the workflows and the API all parse through here, so a
  * bad spec gets the same message wherever it is submitted.
+ *
+ * <p>Types are strict: a spec is a contract, so {@code "layers": 2.5}, {@code "layers": "12"} or {@code "name": 5}
+ * are errors rather than silently truncated or converted, and a field given twice is an error rather than "last wins".
  */
 public final class RunSpecCodec {
-    private static final ObjectMapper MAPPER = new ObjectMapper()
-            .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
-            .enable(DeserializationFeature.FAIL_ON_NULL_FOR_PRIMITIVES)
-            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
-            .enable(SerializationFeature.INDENT_OUTPUT);
+    private static final ObjectMapper MAPPER = strictMapper();
 
     private RunSpecCodec() {}
 
-    /** Parses without resolving defaults or validating; syntax and type errors name the field. */
+    private static ObjectMapper strictMapper() {
+        ObjectMapper mapper = new ObjectMapper()
+                .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
+                .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+                .disable(DeserializationFeature.ACCEPT_FLOAT_AS_INT)
+                .disable(MapperFeature.ALLOW_COERCION_OF_SCALARS)
+                .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
+                .enable(SerializationFeature.INDENT_OUTPUT);
+        // ALLOW_COERCION_OF_SCALARS does not cover numbers and booleans read into strings.
+        mapper.coercionConfigFor(LogicalType.Textual)
+                .setCoercion(CoercionInputShape.Integer, CoercionAction.Fail)
+                .setCoercion(CoercionInputShape.Float, CoercionAction.Fail)
+                .setCoercion(CoercionInputShape.Boolean, CoercionAction.Fail);
+        return mapper;
+    }
+
+    /** Parses without resolving defaults or validating; syntax errors give line and column, type errors the field. */
     public static RunSpec parse(String json) {
+        // A tree first: it separates syntax errors (with a location) from type errors (with a field path), and lets a
+        // type error quote the value that was actually given.
+        JsonNode tree;
         try {
-            RunSpec spec = MAPPER.readValue(json, RunSpec.class);
-            if (spec == null) {
-                throw new InvalidSpecException(List.of(new SpecError("$", "the spec is empty; expected a JSON object")));
-            }
-            return spec;
+            tree = MAPPER.readTree(json);
+        } catch (MismatchedInputException e) {
+            // The only mismatch a tree read reports: FAIL_ON_TRAILING_TOKENS.
+            throw invalid("$", "not valid JSON" + location(e) + ": unexpected content after the spec's closing brace");
+        } catch (JsonProcessingException e) {
+            throw invalid("$", "not valid JSON" + location(e) + ": " + firstLine(e.getOriginalMessage()));
+        }
+        if (tree.isMissingNode() || tree.isNull()) {
+            throw invalid("$", "the spec is empty; expected a JSON object");
+        }
+        if (!tree.isObject()) {
+            throw invalid("$", "expected a JSON object, got " + describe(tree));
+        }
+        try {
+            return MAPPER.treeToValue(tree, RunSpec.class);
         } catch (UnrecognizedPropertyException e) {
             String allowed = e.getKnownPropertyIds().stream().map(Object::toString).sorted()
                     .collect(Collectors.joining(", "));
-            throw new InvalidSpecException(List.of(new SpecError(path(e),
-                    "unknown field; allowed here: " + allowed)));
-        } catch (InvalidFormatException e) {
-            throw new InvalidSpecException(List.of(new SpecError(path(e),
-                    "expected " + typeName(e.getTargetType()) + ", got " + e.getValue())));
+            throw invalid(path(e), "unknown field; allowed here: " + allowed);
         } catch (MismatchedInputException e) {
-            throw new InvalidSpecException(List.of(new SpecError(path(e),
-                    "expected " + typeName(e.getTargetType()) + " (" + firstLine(e.getOriginalMessage()) + ")")));
+            throw invalid(path(e), "expected " + typeName(e.getTargetType()) + ", got " + given(tree, e));
+        } catch (JsonMappingException e) {
+            if (e.getCause() instanceof InputCoercionException overflow) {
+                throw invalid(path(e), "expected " + typeName(overflow.getTargetType()) + ", got " + given(tree, e)
+                        + ", which is out of range (" + firstLine(overflow.getOriginalMessage()) + ")");
+            }
+            throw invalid(path(e), firstLine(e.getOriginalMessage()));
         } catch (JsonProcessingException e) {
-            throw new InvalidSpecException(List.of(new SpecError(
-                    e.getLocation() == null ? "$" : "line " + e.getLocation().getLineNr() + ", column "
-                            + e.getLocation().getColumnNr(),
-                    "not valid JSON: " + firstLine(e.getOriginalMessage()))));
+            throw invalid("$", firstLine(e.getOriginalMessage()));
         }
     }
 
-    /** Parses, fills in defaults and validates; the result is complete (no null fields except adapters.rank=none). */
+    /** Parses, fills in defaults and validates; the result has no null field. */
     public static RunSpec parseResolved(String json) {
         return RunSpecs.resolveAndValidate(parse(json));
     }
@@ -62,6 +95,17 @@ public final class RunSpecCodec {
         } catch (JsonProcessingException e) {
             throw new IllegalStateException("a RunSpec always serialises", e);
         }
+    }
+
+    private static InvalidSpecException invalid(String field, String message) {
+        return new InvalidSpecException(List.of(new SpecError(field, message)));
+    }
+
+    private static String location(JsonProcessingException e) {
+        if (e.getLocation() == null || e.getLocation().getLineNr() < 1) {
+            return "";
+        }
+        return " at line " + e.getLocation().getLineNr() + ", column " + e.getLocation().getColumnNr();
     }
 
     private static String path(JsonMappingException e) {
@@ -77,6 +121,36 @@ public final class RunSpecCodec {
             }
         }
         return sb.isEmpty() ? "$" : sb.toString();
+    }
+
+    /** The value the spec gave at the error's path, as the user wrote it. */
+    private static String given(JsonNode tree, JsonMappingException e) {
+        JsonPointer pointer = JsonPointer.empty();
+        for (JsonMappingException.Reference ref : e.getPath()) {
+            pointer = ref.getFieldName() != null ? pointer.appendProperty(ref.getFieldName())
+                    : pointer.appendIndex(ref.getIndex());
+        }
+        JsonNode node = tree.at(pointer);
+        return node.isMissingNode() ? "a value of another type" : describe(node);
+    }
+
+    private static String describe(JsonNode node) {
+        if (node.isTextual()) {
+            return "the string " + node;
+        }
+        if (node.isNumber()) {
+            return "the number " + node;
+        }
+        if (node.isBoolean()) {
+            return node.toString();
+        }
+        if (node.isArray()) {
+            return "a list";
+        }
+        if (node.isObject()) {
+            return "an object";
+        }
+        return "null";
     }
 
     private static String typeName(Class<?> type) {

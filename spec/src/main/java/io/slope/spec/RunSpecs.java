@@ -1,7 +1,10 @@
 package io.slope.spec;
 
+import java.math.BigDecimal;
+import java.math.RoundingMode;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.regex.Pattern;
 
 /** Defaults, validation and the derived quantities of a spec (adapter rank and start step, warmup). */
@@ -25,13 +28,10 @@ public final class RunSpecs {
 
     static RunSpec resolve(RunSpec s) {
         RunSpec.Model m = s.model() == null ? new RunSpec.Model(null, null, null, null, null) : s.model();
-        String presetName = or(m.preset(), "tiny");
+        String presetName = or(m.preset(), Preset.TINY.wireName());
         Preset preset = Preset.fromWire(presetName);
-        if (preset == null) {
-            throw new InvalidSpecException(List.of(new SpecError("model.preset",
-                    "unknown preset '" + presetName + "'; allowed: " + Preset.wireNames())));
-        }
-        RunSpec.Model pm = preset.model();
+        // An unknown preset supplies nothing; validate() reports it together with every other problem.
+        RunSpec.Model pm = preset == null ? new RunSpec.Model(presetName, null, null, null, null) : preset.model();
         RunSpec.Model model = new RunSpec.Model(presetName, or(m.layers(), pm.layers()), or(m.heads(), pm.heads()),
                 or(m.dModel(), pm.dModel()), or(m.seqLen(), pm.seqLen()));
 
@@ -71,15 +71,23 @@ public final class RunSpecs {
                     + "starting with a letter or digit (got '" + s.name() + "')"));
         }
         RunSpec.Model m = s.model();
+        if (Preset.fromWire(m.preset()) == null) {
+            errors.add(new SpecError("model.preset", "unknown preset '" + m.preset() + "'; allowed: "
+                    + Preset.wireNames()));
+        }
+        // Shape fields are null only under an unknown preset (reported above); 0 below means "unknown or invalid",
+        // so the cross-field checks skip them instead of piling up follow-on errors.
         positive(errors, "model.layers", m.layers());
         positive(errors, "model.heads", m.heads());
         positive(errors, "model.dModel", m.dModel());
-        if (m.seqLen() < 2) {
+        if (m.seqLen() != null && m.seqLen() < 2) {
             errors.add(new SpecError("model.seqLen", "must be at least 2 (got " + m.seqLen() + ")"));
         }
-        if (m.heads() > 0 && m.dModel() > 0 && m.dModel() % m.heads() != 0) {
-            errors.add(new SpecError("model.dModel", "must be divisible by model.heads=" + m.heads() + " (got "
-                    + m.dModel() + "); e.g. " + roundUp(m.dModel(), m.heads())));
+        int heads = m.heads() == null ? 0 : Math.max(0, m.heads());
+        int dModel = m.dModel() == null ? 0 : Math.max(0, m.dModel());
+        if (heads > 0 && dModel > 0 && dModel % heads != 0) {
+            errors.add(new SpecError("model.dModel", "must be divisible by model.heads=" + heads + " (got "
+                    + dModel + "); e.g. " + roundUp(dModel, heads)));
         }
 
         RunSpec.Sparsity sp = s.sparsity();
@@ -99,10 +107,10 @@ public final class RunSpecs {
             errors.add(new SpecError("sparsity.columnMaskRefresh",
                     "must be at least 1 (1 = refresh every optimizer step; got " + sp.columnMaskRefresh() + ")"));
         }
-        if (mode != null && mode.sparse() && sp.m() >= 2 && m.dModel() > 0 && m.dModel() % sp.m() != 0) {
+        if (mode != null && mode.sparse() && sp.m() >= 2 && dModel > 0 && dModel % sp.m() != 0) {
             errors.add(new SpecError("model.dModel", "every sparse layer's dimensions must be divisible by sparsity.m="
-                    + sp.m() + "; dModel=" + m.dModel() + " is not (try " + roundUp(m.dModel(), lcm(sp.m(),
-                    Math.max(1, m.heads()))) + ")"));
+                    + sp.m() + "; dModel=" + dModel + " is not (try " + roundUp(dModel, lcm(sp.m(),
+                    Math.max(1, heads))) + ")"));
         }
 
         RunSpec.Adapters a = s.adapters();
@@ -110,7 +118,7 @@ public final class RunSpecs {
             errors.add(new SpecError("adapters.start", "must be in (0, 1]; 0.99 adds adapters for the last 1% of "
                     + "steps, 1 never adds them (got " + a.start() + ")"));
         }
-        if (a.rank() != null && (a.rank() < 1 || (m.dModel() > 0 && a.rank() > m.dModel()))) {
+        if (a.rank() != null && (a.rank() < 1 || (dModel > 0 && a.rank() > dModel))) {
             errors.add(new SpecError("adapters.rank", "must be between 1 and model.dModel=" + m.dModel() + " (got "
                     + a.rank() + ")"));
         }
@@ -121,14 +129,17 @@ public final class RunSpecs {
         }
         unitInterval(errors, "optimizer.beta1", o.beta1());
         unitInterval(errors, "optimizer.beta2", o.beta2());
-        if (!(o.eps() > 0)) {
-            errors.add(new SpecError("optimizer.eps", "must be positive (got " + o.eps() + "); the default is 1e-8"));
+        // JSON numbers such as 1e400 parse to Infinity, so every unbounded number is also checked for finiteness.
+        if (!(o.eps() > 0) || Double.isInfinite(o.eps())) {
+            errors.add(new SpecError("optimizer.eps", "must be a positive finite number (got " + o.eps()
+                    + "); the default is 1e-8"));
         }
-        if (!(o.weightDecay() >= 0)) {
-            errors.add(new SpecError("optimizer.weightDecay", "must be >= 0 (got " + o.weightDecay() + ")"));
+        if (!(o.weightDecay() >= 0) || Double.isInfinite(o.weightDecay())) {
+            errors.add(new SpecError("optimizer.weightDecay", "must be a finite number >= 0 (got " + o.weightDecay()
+                    + "); the default is 0.1"));
         }
-        if (!(o.gradClip() >= 0)) {
-            errors.add(new SpecError("optimizer.gradClip", "must be >= 0; 0 turns clipping off (got "
+        if (!(o.gradClip() >= 0) || Double.isInfinite(o.gradClip())) {
+            errors.add(new SpecError("optimizer.gradClip", "must be a finite number >= 0; 0 turns clipping off (got "
                     + o.gradClip() + ")"));
         }
         if (!(o.minLrRatio() >= 0 && o.minLrRatio() <= 1)) {
@@ -175,19 +186,83 @@ public final class RunSpecs {
         return errors;
     }
 
+    /**
+     * Whether training a resolved spec on the CPU backend fits in {@code availableBytes} (for the CPU backend, whose
+     * tensors are heap arrays, {@code Runtime.getRuntime().maxMemory()}); see {@link MemoryEstimate}. Empty when it
+     * fits. Otherwise one error: on {@code training.batchSize} when activations are most of the need and a smaller
+     * micro-batch fits, else on {@code model.preset}, naming the presets that fit.
+     */
+    public static Optional<SpecError> validateForCpu(RunSpec resolved, int vocabSize, long availableBytes) {
+        MemoryEstimate need = MemoryEstimate.cpuTraining(resolved, vocabSize);
+        if (need.totalBytes() <= availableBytes) {
+            return Optional.empty();
+        }
+        String shortfall = "CPU training state needs " + need + " but this machine has "
+                + MemoryEstimate.gib(availableBytes) + " GiB";
+        int fittingBatch = largestFittingBatchSize(resolved, vocabSize, availableBytes);
+        if (need.activationBytes() > need.totalBytes() / 2 && fittingBatch >= 1) {
+            return Optional.of(new SpecError("training.batchSize", shortfall + "; activations dominate: lower "
+                    + "training.batchSize to " + fittingBatch + " (the largest that fits; raise training.gradAccum to "
+                    + "keep the tokens per step), or use backend \"cuda\""));
+        }
+        List<String> fittingPresets = new ArrayList<>();
+        for (Preset preset : Preset.values()) {
+            RunSpec.Model model = preset.model();
+            RunSpec candidate = with(resolved, model,
+                    new RunSpec.Adapters(resolved.adapters().start(), defaultAdapterRank(model.dModel())),
+                    resolved.training());
+            if (MemoryEstimate.cpuTraining(candidate, vocabSize).totalBytes() <= availableBytes) {
+                fittingPresets.add(preset.wireName());
+            }
+        }
+        String advice = fittingPresets.isEmpty()
+                ? "no preset fits at training.batchSize=" + resolved.training().batchSize()
+                        + "; lower training.batchSize or use backend \"cuda\""
+                : "pick a smaller preset (" + String.join(", ", fittingPresets) + ") or use backend \"cuda\"";
+        return Optional.of(new SpecError("model.preset", shortfall + "; " + advice));
+    }
+
+    /** The largest micro-batch below the spec's that fits, or 0; memory grows with the batch size. */
+    private static int largestFittingBatchSize(RunSpec resolved, int vocabSize, long availableBytes) {
+        int fits = 0;
+        int tooBig = resolved.training().batchSize();
+        while (tooBig - fits > 1) {
+            int mid = fits + (tooBig - fits) / 2;
+            RunSpec.Training t = resolved.training();
+            RunSpec candidate = with(resolved, resolved.model(), resolved.adapters(),
+                    new RunSpec.Training(t.steps(), mid, t.gradAccum(), t.seed()));
+            if (MemoryEstimate.cpuTraining(candidate, vocabSize).totalBytes() <= availableBytes) {
+                fits = mid;
+            } else {
+                tooBig = mid;
+            }
+        }
+        return fits;
+    }
+
+    private static RunSpec with(RunSpec s, RunSpec.Model model, RunSpec.Adapters adapters, RunSpec.Training training) {
+        return new RunSpec(s.name(), model, s.sparsity(), adapters, s.optimizer(), training, s.data(), s.eval(),
+                s.checkpointEvery(), s.backend(), s.precision(), s.threads());
+    }
+
     /** round(1.56% of dModel) to a multiple of 4, at least 4 (SLOPE.md §0). */
     public static int defaultAdapterRank(int dModel) {
         int rank = 4 * (int) Math.round(0.015625 * dModel / 4.0);
         return Math.max(4, rank);
     }
 
-    /** The optimizer step at which adapters join: floor(start · steps); equal to steps when they never do. */
+    /**
+     * The optimizer step at which adapters join: floor(start · steps); equal to steps when they never do. The product
+     * is taken on the decimal the spec wrote, because in binary 0.29 · 100 = 28.999999999999996, whose floor is 28.
+     */
     public static int adapterStartStep(RunSpec spec) {
-        return (int) Math.floor(spec.adapters().start() * spec.training().steps());
+        return BigDecimal.valueOf(spec.adapters().start()).multiply(BigDecimal.valueOf(spec.training().steps()))
+                .setScale(0, RoundingMode.FLOOR).intValueExact();
     }
 
-    private static void positive(List<SpecError> errors, String field, int value) {
-        if (value < 1) {
+    /** Null only for a shape field under an unknown preset, which is reported on its own. */
+    private static void positive(List<SpecError> errors, String field, Integer value) {
+        if (value != null && value < 1) {
             errors.add(new SpecError(field, "must be at least 1 (got " + value + ")"));
         }
     }
