@@ -46,7 +46,19 @@ final class TrainCommand implements Callable<Integer> {
         int total = spec.training().steps();
         int every = logEvery != null ? Math.max(1, logEvery) : Math.max(1, total / 50);
         Path baseDir = specFile.toAbsolutePath().getParent();
-        LocalTrainingRun.Summary summary = LocalTrainingRun.run(spec, baseDir, new LocalTrainingRun.Listener() {
+        LocalTrainingRun.Summary summary;
+        try {
+            summary = run(spec, every, baseDir);
+        } catch (InvalidSpecException e) {
+            System.err.println(specFile + ": " + e.getMessage());
+            return 2;
+        }
+        System.out.println(new ObjectMapper().writeValueAsString(summary));
+        return 0;
+    }
+
+    private static LocalTrainingRun.Summary run(RunSpec spec, int every, Path baseDir) throws java.io.IOException {
+        return LocalTrainingRun.run(spec, baseDir, new LocalTrainingRun.Listener() {
             @Override
             public void onStart(String description) {
                 System.out.println(description);
@@ -65,8 +77,6 @@ final class TrainCommand implements Callable<Integer> {
                 System.out.printf("eval step %d  val_loss %.4f  ppl %.2f%n", step, valLoss, Math.exp(valLoss));
             }
         });
-        System.out.println(new ObjectMapper().writeValueAsString(summary));
-        return 0;
     }
 
     private RunSpec withOverrides(RunSpec s) {

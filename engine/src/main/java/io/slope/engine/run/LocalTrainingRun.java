@@ -9,7 +9,9 @@ import io.slope.engine.model.GptModel;
 import io.slope.engine.train.Evaluator;
 import io.slope.engine.train.InMemoryBatches;
 import io.slope.engine.train.Trainer;
+import io.slope.spec.InvalidSpecException;
 import io.slope.spec.RunSpec;
+import io.slope.spec.RunSpecs;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -47,6 +49,11 @@ public final class LocalTrainingRun {
         int[] train = Arrays.copyOfRange(tokens, 0, tokens.length - valCount);
         int[] heldOut = Arrays.copyOfRange(tokens, tokens.length - valCount, tokens.length);
 
+        // Refuse before allocating when the CPU training state cannot fit in this JVM's heap.
+        RunSpecs.validateForCpu(spec, tokenizer.vocabSize(), Runtime.getRuntime().maxMemory())
+                .ifPresent(error -> {
+                    throw new InvalidSpecException(List.of(error));
+                });
         try (Backend backend = backend(spec)) {
             GptConfig config = GptConfig.of(spec, tokenizer.vocabSize());
             DType dtype = spec.precision().equals("fp64") ? DType.F64 : DType.F32;

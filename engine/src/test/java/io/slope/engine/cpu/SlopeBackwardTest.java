@@ -128,10 +128,11 @@ class SlopeBackwardTest {
     static double[] bruteColumnPrune(double[] w, int rows, int cols, NmPattern p) {
         double[] out = new double[w.length];
         for (int c = 0; c < cols; c++) {
+            int col = c;
             for (int g = 0; g < rows; g += p.m()) {
                 int g0 = g;
                 Integer[] order = IntStream.range(0, p.m()).boxed().toArray(Integer[]::new);
-                Arrays.sort(order, Comparator.comparingDouble((Integer j) -> -Math.abs(w[(g0 + j) * cols + c])));
+                Arrays.sort(order, Comparator.comparingDouble((Integer j) -> -Math.abs(w[(g0 + j) * cols + col])));
                 for (int k = 0; k < p.n(); k++) {
                     int idx = (g0 + order[k]) * cols + c;
                     out[idx] = w[idx];
