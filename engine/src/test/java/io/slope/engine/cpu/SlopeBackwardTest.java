@@ -1,5 +1,6 @@
 package io.slope.engine.cpu;
 
+import static io.slope.engine.Norms.relativeError;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -170,14 +171,4 @@ class SlopeBackwardTest {
         return c;
     }
 
-    static double relativeError(double[] actual, double[] expected) {
-        assertArrayEquals(new int[] {expected.length}, new int[] {actual.length}, "lengths");
-        double num = 0;
-        double den = 0;
-        for (int i = 0; i < actual.length; i++) {
-            num += (actual[i] - expected[i]) * (actual[i] - expected[i]);
-            den += expected[i] * expected[i];
-        }
-        return Math.sqrt(num / den);
-    }
 }

@@ -1,5 +1,6 @@
 package io.slope.engine.train;
 
+import static io.slope.engine.Norms.relativeError;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -176,13 +177,4 @@ class NumpyOracleStepTest {
         return d;
     }
 
-    private static double relativeError(double[] actual, double[] expected) {
-        double num = 0;
-        double den = 0;
-        for (int i = 0; i < actual.length; i++) {
-            num += (actual[i] - expected[i]) * (actual[i] - expected[i]);
-            den += expected[i] * expected[i];
-        }
-        return den == 0 ? Math.sqrt(num) : Math.sqrt(num / den);
-    }
 }
