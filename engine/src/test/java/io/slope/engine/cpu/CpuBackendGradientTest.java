@@ -1,5 +1,6 @@
 package io.slope.engine.cpu;
 
+import static io.slope.engine.Norms.relativeError;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -475,12 +476,4 @@ class CpuBackendGradientTest {
         return Math.sqrt(s);
     }
 
-    private static double relativeError(double[] actual, double[] expected) {
-        double num = 0;
-        for (int i = 0; i < actual.length; i++) {
-            num += (actual[i] - expected[i]) * (actual[i] - expected[i]);
-        }
-        double den = norm(expected);
-        return den == 0 ? Math.sqrt(num) : Math.sqrt(num) / den;
-    }
 }
