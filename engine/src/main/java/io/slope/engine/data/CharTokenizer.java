@@ -8,6 +8,9 @@ import java.util.TreeSet;
  * stable for a given corpus. Code points outside it are refused rather than silently mapped.
  */
 public final class CharTokenizer implements Tokenizer {
+    /** Between two documents: a blank line, the separator plain-text corpora already use between paragraphs. */
+    public static final String DOCUMENT_SEPARATOR = "\n\n";
+
     private final int[] codePoints;
 
     public CharTokenizer(int[] sortedCodePoints) {
@@ -38,6 +41,12 @@ public final class CharTokenizer implements Tokenizer {
     @Override
     public int vocabSize() {
         return codePoints.length;
+    }
+
+    /** Fails when the vocabulary lacks '\n'; {@link Tokenizers#forCorpus} always includes it. */
+    @Override
+    public int[] documentSeparator() {
+        return encode(DOCUMENT_SEPARATOR);
     }
 
     @Override

@@ -10,4 +10,10 @@ public interface Tokenizer {
     int[] encode(String text);
 
     String decode(int[] ids);
+
+    /**
+     * The tokens placed between two documents of a corpus. Documents are encoded one by one and joined with these, so
+     * that no token ever spans a document boundary.
+     */
+    int[] documentSeparator();
 }

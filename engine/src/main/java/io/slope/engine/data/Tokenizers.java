@@ -1,0 +1,44 @@
+package io.slope.engine.data;
+
+import java.util.List;
+
+/** Makes tokenizers by kind, and describes them so that they can be rebuilt later without the corpus. */
+public final class Tokenizers {
+    public static final List<String> KINDS = List.of("char", Gpt2BpeTokenizer.KIND);
+
+    private Tokenizers() {}
+
+    /**
+     * The tokenizer of {@code kind} for this corpus. "char" takes its vocabulary from the corpus text plus the
+     * characters of the document separator; "gpt2" has a fixed vocabulary.
+     */
+    public static Tokenizer forCorpus(String kind, Corpus corpus) {
+        return switch (kind) {
+            case "char" -> {
+                StringBuilder vocabularyText = new StringBuilder(CharTokenizer.DOCUMENT_SEPARATOR);
+                for (Corpus.Document document : corpus.documents()) {
+                    vocabularyText.append(document.text());
+                }
+                yield CharTokenizer.fromText(vocabularyText.toString());
+            }
+            case Gpt2BpeTokenizer.KIND -> Gpt2BpeTokenizer.instance();
+            default -> throw new IllegalArgumentException("unknown tokenizer kind \"" + kind + "\"; known: " + KINDS);
+        };
+    }
+
+    public static Tokenizer fromDescriptor(TokenizerDescriptor descriptor) {
+        return switch (descriptor.kind()) {
+            case "char" -> new CharTokenizer(descriptor.charCodePoints());
+            case Gpt2BpeTokenizer.KIND -> Gpt2BpeTokenizer.instance();
+            default -> throw new IllegalArgumentException("unknown tokenizer kind \"" + descriptor.kind() + "\"");
+        };
+    }
+
+    public static TokenizerDescriptor describe(Tokenizer tokenizer) {
+        return switch (tokenizer) {
+            case CharTokenizer chars -> new TokenizerDescriptor("char", chars.vocabSize(), chars.codePoints());
+            case Gpt2BpeTokenizer gpt2 -> new TokenizerDescriptor(gpt2.kind(), gpt2.vocabSize(), new int[0]);
+            default -> throw new IllegalArgumentException("cannot describe tokenizer " + tokenizer.getClass());
+        };
+    }
+}
