@@ -102,8 +102,12 @@ public final class DataLoader {
      * changes which windows a seed picks, so it must happen before any run depends on them.
      */
     static long random64(long seed, long index) {
-        long streamStart = mix64(seed ^ DATA_WINDOW_STREAM);
-        return mix64(streamStart + (index + 1) * GOLDEN_GAMMA);
+        return splitMix64(mix64(seed ^ DATA_WINDOW_STREAM), index);
+    }
+
+    /** Output {@code index} (from 0) of SplitMix64 started from {@code state}. */
+    static long splitMix64(long state, long index) {
+        return mix64(state + (index + 1) * GOLDEN_GAMMA);
     }
 
     private static long mix64(long z) {
