@@ -1,5 +1,6 @@
 package io.slope.engine.data;
 
+import io.slope.engine.rng.Philox;
 import java.util.Objects;
 
 /**
@@ -10,12 +11,12 @@ import java.util.Objects;
  * {@code (s · gradAccum + m) · batchSize + row} for {@code row} in {@code [0, batchSize)}. A data-parallel rank reads a
  * contiguous slice of those rows ({@link #rankBatch}), so any number of ranks together read exactly the samples one
  * rank would. Sample {@code i} is the window of {@code seqLen + 1} tokens starting at an offset drawn uniformly from
- * every possible start, keyed by (seed, i): inputs are its first {@code seqLen} tokens, targets its last.
+ * every possible start by the counter-based {@link Philox} generator keyed by (seed, i): inputs are its first
+ * {@code seqLen} tokens, targets its last.
  */
 public final class DataLoader {
-    /** Names this generator stream, so other users of the same seed draw unrelated numbers. */
-    private static final long DATA_WINDOW_STREAM = 0x64617461_77696e64L; // "datawind"
-    private static final long GOLDEN_GAMMA = 0x9e3779b97f4a7c15L;
+    /** The Philox stream of training-window starts: the same as the engine's in-memory batches use. */
+    private static final long WINDOW_STREAM = Philox.stream("data/train-window");
 
     private final TokenSequence train;
     private final long seed;
@@ -82,8 +83,7 @@ public final class DataLoader {
         if (globalSampleIndex < 0) {
             throw new IllegalArgumentException("sample index must be >= 0, got " + globalSampleIndex);
         }
-        // Modulo bias is below windowStarts / 2^64 (under 1e-9 for any corpus under 2^34 tokens): negligible.
-        return Long.remainderUnsigned(random64(seed, globalSampleIndex), windowStarts);
+        return Philox.uniformLong(seed, WINDOW_STREAM, globalSampleIndex, windowStarts);
     }
 
     private int[] rows(long step, int microBatch, int firstRow, int count) {
@@ -93,26 +93,5 @@ public final class DataLoader {
             train.read(windowStart(sample), tokens, r * rowLength(), rowLength());
         }
         return tokens;
-    }
-
-    /**
-     * A counter-based generator: element {@code index} of a SplitMix64 stream (Steele, Lea, Flood 2014) whose
-     * starting point is derived from the seed. Being a function of (seed, index), it needs no state. The engine's
-     * shared counter-based generator (io.slope.engine.rng) did not exist when this was written; switching to it
-     * changes which windows a seed picks, so it must happen before any run depends on them.
-     */
-    static long random64(long seed, long index) {
-        return splitMix64(mix64(seed ^ DATA_WINDOW_STREAM), index);
-    }
-
-    /** Output {@code index} (from 0) of SplitMix64 started from {@code state}. */
-    static long splitMix64(long state, long index) {
-        return mix64(state + (index + 1) * GOLDEN_GAMMA);
-    }
-
-    private static long mix64(long z) {
-        z = (z ^ (z >>> 30)) * 0xbf58476d1ce4e5b9L;
-        z = (z ^ (z >>> 27)) * 0x94d049bb133111ebL;
-        return z ^ (z >>> 31);
     }
 }

@@ -82,11 +82,16 @@ class DataLoaderTest {
     }
 
     @Test
-    void generatorIsSplitMix64() {
-        // First outputs of SplitMix64 from state 0, as published with the reference implementation.
-        assertEquals(0xe220a8397b1dcdafL, DataLoader.splitMix64(0, 0));
-        assertEquals(0x6e789e6aa1b965f4L, DataLoader.splitMix64(0, 1));
-        assertEquals(0x06c45d188009454fL, DataLoader.splitMix64(0, 2));
+    void windowsAreThoseOfTheEnginesInMemoryBatches() {
+        // Switching local training from an in-memory token array to a prepared dataset keeps every batch of a seed.
+        int[] tokens = IntStream.range(0, 5000).map(i -> i % 977).toArray();
+        var inMemory = new io.slope.engine.train.InMemoryBatches(tokens, 32, 4, 3, 2024);
+        DataLoader loader = new DataLoader(new ArrayTokens(tokens), 2024, 32, 4, 3);
+        for (int step : new int[] {0, 1, 77}) {
+            for (int micro = 0; micro < 3; micro++) {
+                assertArrayEquals(inMemory.batch(step, micro), loader.batch(step, micro));
+            }
+        }
     }
 
     @Test
