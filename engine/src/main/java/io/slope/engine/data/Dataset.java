@@ -179,9 +179,9 @@ public final class Dataset implements AutoCloseable {
             for (int i = 0; i < entries.size(); i++) {
                 ShardInfo entry = entries.get(i);
                 TokenShardReader shard = tokens.shards().get(i);
-                if (!shard.payloadSha256().equals(entry.sha256()) || shard.length() != entry.tokens()) {
+                if (!shard.contentSha256().equals(entry.sha256()) || shard.length() != entry.tokens()) {
                     throw new InvalidTokenShardException(shard.file(), "does not match " + MANIFEST + ": it has "
-                            + shard.length() + " tokens with sha256 " + shard.payloadSha256() + ", the manifest lists "
+                            + shard.length() + " tokens with sha256 " + shard.contentSha256() + ", the manifest lists "
                             + entry.tokens() + " tokens with sha256 " + entry.sha256());
                 }
             }

@@ -20,7 +20,7 @@ import java.util.HexFormat;
  * 24       4    vocabulary size V
  * 28       1    token width in bytes: 2 (unsigned 16-bit) when V &lt;= 65536, else 4 (signed 32-bit)
  * 29       3    zero
- * 32      32    SHA-256 of the payload
+ * 32      32    content SHA-256: of every byte from offset 64 to the end (tokenizer description, padding, tokens)
  * 64       2    K, length of the tokenizer kind
  * 66       K    tokenizer kind, UTF-8 ("char", "gpt2")
  * 66+K     4    C, number of code points that follow (V for "char", 0 otherwise)
@@ -29,7 +29,7 @@ import java.util.HexFormat;
  *  H      N·w   the tokens
  * </pre>
  */
-record TokenShardFormat(TokenizerDescriptor tokenizer, long tokenCount, byte[] payloadSha256) {
+record TokenShardFormat(TokenizerDescriptor tokenizer, long tokenCount, byte[] contentSha256) {
     static final byte[] MAGIC = "SLOPETOK".getBytes(StandardCharsets.US_ASCII);
     static final int VERSION = 1;
     static final int FIXED_BYTES = 64;
@@ -53,13 +53,22 @@ record TokenShardFormat(TokenizerDescriptor tokenizer, long tokenCount, byte[] p
         return headerLength(tokenizer) + tokenCount * tokenWidth();
     }
 
+    /**
+     * Header bytes from offset 64 to H: the tokenizer description and padding. The content checksum starts with them,
+     * so a damaged character vocabulary is caught like damaged tokens; the fixed fields before are each checked
+     * against the others and the file length instead.
+     */
+    static ByteBuffer describedTokenizer(TokenizerDescriptor tokenizer) {
+        return new TokenShardFormat(tokenizer, 0, new byte[32]).encode().position(FIXED_BYTES);
+    }
+
     ByteBuffer encode() {
         byte[] kind = kindBytes(tokenizer);
         int[] codePoints = tokenizer.charCodePoints();
         int length = headerLength(tokenizer);
         ByteBuffer header = ByteBuffer.allocate(length).order(ByteOrder.LITTLE_ENDIAN);
         header.put(MAGIC).putInt(VERSION).putInt(length).putLong(tokenCount).putInt(tokenizer.vocabSize())
-                .put((byte) tokenWidth()).put(new byte[3]).put(payloadSha256)
+                .put((byte) tokenWidth()).put(new byte[3]).put(contentSha256)
                 .putShort((short) kind.length).put(kind).putInt(codePoints.length);
         for (int codePoint : codePoints) {
             header.putInt(codePoint);

@@ -16,7 +16,7 @@ import java.util.HexFormat;
 
 /**
  * A token shard, memory-mapped. {@link #open} checks the whole file before anything is read from it: magic, version,
- * header consistency, exact file length and the payload's SHA-256, each failure an {@link InvalidTokenShardException}
+ * header consistency, exact file length and the content SHA-256, each failure an {@link InvalidTokenShardException}
  * naming the file and the problem. Thread-safe; closing unmaps the file.
  */
 public final class TokenShardReader implements TokenSequence, AutoCloseable {
@@ -49,14 +49,15 @@ public final class TokenShardReader implements TokenSequence, AutoCloseable {
             long headerLength = TokenShardFormat.headerLength(format.tokenizer());
             Arena arena = Arena.ofShared();
             try {
-                MemorySegment payload = channel.map(FileChannel.MapMode.READ_ONLY, headerLength,
-                        size - headerLength, arena);
-                byte[] actual = sha256(payload);
-                if (!Arrays.equals(actual, format.payloadSha256())) {
-                    throw new InvalidTokenShardException(file, "checksum mismatch: the payload's sha256 is "
+                MemorySegment content = channel.map(FileChannel.MapMode.READ_ONLY, TokenShardFormat.FIXED_BYTES,
+                        size - TokenShardFormat.FIXED_BYTES, arena);
+                byte[] actual = sha256(content);
+                if (!Arrays.equals(actual, format.contentSha256())) {
+                    throw new InvalidTokenShardException(file, "checksum mismatch: the content's sha256 is "
                             + HexFormat.of().formatHex(actual) + " but the header records "
-                            + HexFormat.of().formatHex(format.payloadSha256()));
+                            + HexFormat.of().formatHex(format.contentSha256()));
                 }
+                MemorySegment payload = content.asSlice(headerLength - TokenShardFormat.FIXED_BYTES);
                 return new TokenShardReader(file, format, arena, payload);
             } catch (IOException | RuntimeException e) {
                 arena.close();
@@ -77,8 +78,9 @@ public final class TokenShardReader implements TokenSequence, AutoCloseable {
         return format.tokenWidth();
     }
 
-    public String payloadSha256() {
-        return HexFormat.of().formatHex(format.payloadSha256());
+    /** The content SHA-256 (hex): of every byte from offset 64 on, tokenizer description and tokens. */
+    public String contentSha256() {
+        return HexFormat.of().formatHex(format.contentSha256());
     }
 
     @Override
@@ -110,11 +112,11 @@ public final class TokenShardReader implements TokenSequence, AutoCloseable {
         arena.close();
     }
 
-    private static byte[] sha256(MemorySegment payload) {
+    private static byte[] sha256(MemorySegment content) {
         MessageDigest digest = DurableFiles.newSha256();
-        for (long offset = 0; offset < payload.byteSize(); offset += HASH_CHUNK_BYTES) {
-            long length = Math.min(HASH_CHUNK_BYTES, payload.byteSize() - offset);
-            digest.update(payload.asSlice(offset, length).asByteBuffer());
+        for (long offset = 0; offset < content.byteSize(); offset += HASH_CHUNK_BYTES) {
+            long length = Math.min(HASH_CHUNK_BYTES, content.byteSize() - offset);
+            digest.update(content.asSlice(offset, length).asByteBuffer());
         }
         return digest.digest();
     }

@@ -15,7 +15,7 @@ import java.util.List;
 
 /**
  * Streams tokens into shards {@code <prefix>-00000.tok, <prefix>-00001.tok, ...} of at most {@code tokensPerShard}
- * tokens each (format in {@link TokenShardFormat}). Each shard's payload is hashed while it is written; its header is
+ * tokens each (format in {@link TokenShardFormat}). Each shard's content is hashed while it is written; its header is
  * written last and the file fsynced, so a shard cut short by a crash has no valid magic and is refused.
  */
 public final class TokenShardWriter implements AutoCloseable {
@@ -109,6 +109,7 @@ public final class TokenShardWriter implements AutoCloseable {
         channel = FileChannel.open(currentFile, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
         channel.position(TokenShardFormat.headerLength(tokenizer));
         digest = DurableFiles.newSha256();
+        digest.update(TokenShardFormat.describedTokenizer(tokenizer));
         currentTokens = 0;
     }
 

@@ -37,7 +37,7 @@ class TokenShardTest {
             assertArrayEquals(Arrays.copyOfRange(tokens, 990, 2010), all.read(990, 1020), "reads spanning shards");
             assertEquals(GPT2, all.tokenizer());
             assertEquals(2, all.shards().getFirst().tokenWidth(), "uint16 for a vocabulary of 50257");
-            assertEquals(shards.getFirst().sha256(), all.shards().getFirst().payloadSha256());
+            assertEquals(shards.getFirst().sha256(), all.shards().getFirst().contentSha256());
         }
         assertEquals(80 + 2 * 1000, Files.size(dir.resolve("train-00000.tok")),
                 "64 fixed + 2 + \"gpt2\" + 4 header bytes padded to 80, then two bytes a token");
@@ -102,7 +102,18 @@ class TokenShardTest {
         bytes[bytes.length - 7] ^= 0x01;
         Files.write(shard, bytes);
         var e = assertThrows(InvalidTokenShardException.class, () -> TokenShardReader.open(shard));
-        assertTrue(e.getMessage().startsWith(shard + ": checksum mismatch: the payload's sha256 is "), e.getMessage());
+        assertTrue(e.getMessage().startsWith(shard + ": checksum mismatch: the content's sha256 is "), e.getMessage());
+    }
+
+    @Test
+    void damagedCharVocabularyFailsTheChecksum() throws IOException {
+        write("chars", new TokenizerDescriptor("char", 3, new int[] {'a', 'b', 'c'}), 100, new int[] {0, 1, 2});
+        Path shard = dir.resolve("chars-00000.tok");
+        byte[] bytes = Files.readAllBytes(shard);
+        bytes[64 + 2 + 4 + 4 + 4] = 'd'; // kind length, "char", code point count, 'a', then 'b' becomes 'd'
+        Files.write(shard, bytes);
+        var e = assertThrows(InvalidTokenShardException.class, () -> TokenShardReader.open(shard));
+        assertTrue(e.getMessage().startsWith(shard + ": checksum mismatch: "), e.getMessage());
     }
 
     @Test
