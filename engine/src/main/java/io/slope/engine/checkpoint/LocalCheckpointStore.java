@@ -214,8 +214,9 @@ public final class LocalCheckpointStore implements CheckpointStore {
 
     /** A shard name from the manifest, refused when it would point outside the checkpoint's folder. */
     private static Path shardFile(Path dir, String name, long step, String location) {
-        Path file = dir.resolve(name).normalize();
-        if (!file.getParent().equals(dir.normalize()) || name.equals(COMMIT) || name.equals(MANIFEST)) {
+        Path base = dir.toAbsolutePath().normalize();
+        Path file = base.resolve(name).normalize();
+        if (!base.equals(file.getParent()) || name.equals(COMMIT) || name.equals(MANIFEST)) {
             throw new CorruptCheckpointException(step, location, "manifest.json names an invalid shard file " + name);
         }
         return file;

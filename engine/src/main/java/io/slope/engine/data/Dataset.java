@@ -207,8 +207,9 @@ public final class Dataset implements AutoCloseable {
 
     /** A shard name from the manifest, refused when it would point outside the dataset folder. */
     private static Path shardPath(Path directory, String name) {
-        Path file = directory.resolve(name).normalize();
-        if (!directory.normalize().equals(file.getParent()) || !name.endsWith(TokenShardWriter.EXTENSION)) {
+        Path base = directory.toAbsolutePath().normalize();
+        Path file = base.resolve(name).normalize();
+        if (!base.equals(file.getParent()) || !name.endsWith(TokenShardWriter.EXTENSION)) {
             throw new InvalidTokenShardException(directory.resolve(MANIFEST), "invalid shard file name " + name);
         }
         return file;
