@@ -9,7 +9,7 @@ import java.util.Arrays;
  * agnostic on purpose: the backend converts its own arrays with the factories and reads them back with the accessors.
  * The data array is not copied (checkpoints are large); callers must not change it while a write is in progress.
  */
-public record NamedTensor(String name, DType dtype, long[] shape, byte[] data) {
+public record NamedTensor(String name, SafetensorsDType dtype, long[] shape, byte[] data) {
     public NamedTensor {
         if (name == null || name.isEmpty()) {
             throw new IllegalArgumentException("tensor name must not be empty");
@@ -38,7 +38,7 @@ public record NamedTensor(String name, DType dtype, long[] shape, byte[] data) {
     public static NamedTensor f64(String name, long[] shape, double[] values) {
         ByteBuffer buffer = littleEndian(values.length * 8L);
         buffer.asDoubleBuffer().put(values);
-        return new NamedTensor(name, DType.F64, shape, buffer.array());
+        return new NamedTensor(name, SafetensorsDType.F64, shape, buffer.array());
     }
 
     /**
@@ -50,30 +50,30 @@ public record NamedTensor(String name, DType dtype, long[] shape, byte[] data) {
         for (double value : values) {
             buffer.putFloat((float) value);
         }
-        return new NamedTensor(name, DType.F32, shape, buffer.array());
+        return new NamedTensor(name, SafetensorsDType.F32, shape, buffer.array());
     }
 
     public static NamedTensor f32(String name, long[] shape, float[] values) {
         ByteBuffer buffer = littleEndian(values.length * 4L);
         buffer.asFloatBuffer().put(values);
-        return new NamedTensor(name, DType.F32, shape, buffer.array());
+        return new NamedTensor(name, SafetensorsDType.F32, shape, buffer.array());
     }
 
     public static NamedTensor i32(String name, long[] shape, int[] values) {
         ByteBuffer buffer = littleEndian(values.length * 4L);
         buffer.asIntBuffer().put(values);
-        return new NamedTensor(name, DType.I32, shape, buffer.array());
+        return new NamedTensor(name, SafetensorsDType.I32, shape, buffer.array());
     }
 
     public static NamedTensor i64(String name, long[] shape, long[] values) {
         ByteBuffer buffer = littleEndian(values.length * 8L);
         buffer.asLongBuffer().put(values);
-        return new NamedTensor(name, DType.I64, shape, buffer.array());
+        return new NamedTensor(name, SafetensorsDType.I64, shape, buffer.array());
     }
 
     /** Bytes as U8, e.g. masks. The array is used as is, not copied. */
     public static NamedTensor u8(String name, long[] shape, byte[] values) {
-        return new NamedTensor(name, DType.U8, shape, values);
+        return new NamedTensor(name, SafetensorsDType.U8, shape, values);
     }
 
     /** The elements as doubles, from F64 or F32 (widening a float to a double is exact). */
@@ -97,21 +97,21 @@ public record NamedTensor(String name, DType dtype, long[] shape, byte[] data) {
     }
 
     public float[] toFloats() {
-        requireType(DType.F32);
+        requireType(SafetensorsDType.F32);
         float[] values = new float[(int) elementCount()];
         ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(values);
         return values;
     }
 
     public int[] toInts() {
-        requireType(DType.I32);
+        requireType(SafetensorsDType.I32);
         int[] values = new int[(int) elementCount()];
         ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN).asIntBuffer().get(values);
         return values;
     }
 
     public long[] toLongs() {
-        requireType(DType.I64);
+        requireType(SafetensorsDType.I64);
         long[] values = new long[(int) elementCount()];
         ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN).asLongBuffer().get(values);
         return values;
@@ -119,7 +119,7 @@ public record NamedTensor(String name, DType dtype, long[] shape, byte[] data) {
 
     /** The U8 elements. Returns the stored array itself, not a copy. */
     public byte[] toBytes() {
-        requireType(DType.U8);
+        requireType(SafetensorsDType.U8);
         return data;
     }
 
@@ -140,7 +140,7 @@ public record NamedTensor(String name, DType dtype, long[] shape, byte[] data) {
         return name + " " + dtype + Arrays.toString(shape);
     }
 
-    private void requireType(DType expected) {
+    private void requireType(SafetensorsDType expected) {
         if (dtype != expected) {
             throw wrongType(expected.name());
         }

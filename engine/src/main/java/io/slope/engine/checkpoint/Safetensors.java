@@ -90,7 +90,7 @@ public final class Safetensors {
         }
     }
 
-    private record Entry(String name, DType dtype, long[] shape, long begin, long end) {}
+    private record Entry(String name, SafetensorsDType dtype, long[] shape, long begin, long end) {}
 
     private static byte[] header(List<NamedTensor> tensors, Map<String, String> metadata) {
         ObjectNode root = JSON.createObjectNode();
@@ -170,9 +170,9 @@ public final class Safetensors {
             throw new SafetensorsFormatException(file, "tensor " + name
                     + " needs \"dtype\" (string), \"shape\" (array) and \"data_offsets\" ([begin, end])");
         }
-        DType type;
+        SafetensorsDType type;
         try {
-            type = DType.fromSafetensorsName(dtype.textValue());
+            type = SafetensorsDType.fromSafetensorsName(dtype.textValue());
         } catch (IllegalArgumentException e) {
             throw new SafetensorsFormatException(file, "tensor " + name + ": " + e.getMessage());
         }

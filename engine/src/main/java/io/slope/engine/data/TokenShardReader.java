@@ -20,7 +20,8 @@ import java.util.HexFormat;
  * naming the file and the problem. Thread-safe; closing unmaps the file.
  */
 public final class TokenShardReader implements TokenSequence, AutoCloseable {
-    private static final ValueLayout.OfShort UINT16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfShort UINT16 =
+            ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfInt INT32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final long HASH_CHUNK_BYTES = 1 << 24;
 

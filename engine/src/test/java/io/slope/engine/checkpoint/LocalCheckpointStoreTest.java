@@ -145,7 +145,8 @@ class LocalCheckpointStoreTest {
         store.write(checkpoint(1), "a");
         store.write(checkpoint(2), "a");
         Path manifest = store.checkpointDirectory(2).resolve("manifest.json");
-        Files.writeString(manifest, Files.readString(manifest).replace("\"formatVersion\" : 1", "\"formatVersion\" : 99"));
+        Files.writeString(manifest,
+                Files.readString(manifest).replace("\"formatVersion\" : 1", "\"formatVersion\" : 99"));
 
         var e = assertThrows(UnsupportedCheckpointFormatException.class, store::loadLatest);
         assertEquals("checkpoint step 2 at " + store.checkpointDirectory(2) + " has formatVersion 99, but this version"

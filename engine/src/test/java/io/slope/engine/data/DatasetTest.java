@@ -113,8 +113,9 @@ class DatasetTest {
         new ObjectMapper().writeValue(dir.resolve("chars").resolve("dataset.json").toFile(), patched);
 
         var e = assertThrows(InvalidTokenShardException.class, () -> Dataset.open(dir.resolve("chars")));
-        assertTrue(e.getMessage().startsWith(dir.resolve("chars").resolve("val-00000.tok")
-                + ": tokenizer mismatch: this shard has tokenizer gpt2 with vocabulary size 50257 but "), e.getMessage());
+        String expectedStart = dir.resolve("chars").resolve("val-00000.tok")
+                + ": tokenizer mismatch: this shard has tokenizer gpt2 with vocabulary size 50257 but ";
+        assertTrue(e.getMessage().startsWith(expectedStart), e.getMessage());
     }
 
     @Test
@@ -129,7 +130,8 @@ class DatasetTest {
     void unknownDatasetFormatVersionIsRefused() throws IOException {
         Dataset.prepare(corpus("some text"), Gpt2BpeTokenizer.instance(), 0.0, 10, dir.resolve("ds")).close();
         Path manifest = dir.resolve("ds").resolve("dataset.json");
-        Files.writeString(manifest, Files.readString(manifest).replace("\"formatVersion\" : 1", "\"formatVersion\" : 7"));
+        Files.writeString(manifest,
+                Files.readString(manifest).replace("\"formatVersion\" : 1", "\"formatVersion\" : 7"));
         var e = assertThrows(InvalidTokenShardException.class, () -> Dataset.open(dir.resolve("ds")));
         assertEquals(manifest + ": dataset format version 7 is not supported; this reader knows version 1",
                 e.getMessage());

@@ -83,7 +83,8 @@ class TokenShardTest {
     @Test
     void foreignFileIsRefusedByItsMagic() throws IOException {
         Path png = dir.resolve("picture.tok");
-        Files.write(png, new byte[] {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R'});
+        Files.write(png, new byte[] {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D',
+                'R'});
         assertRefused(png, "not a slope token shard: it starts with bytes 89 50 4e 47 0d 0a 1a 0a,"
                 + " expected the magic \"SLOPETOK\"");
     }

@@ -57,7 +57,8 @@ class TokenizerTest {
 
     @Test
     void gpt2RefusesIdsOutsideItsVocabulary() {
-        var e = assertThrows(IllegalArgumentException.class, () -> Gpt2BpeTokenizer.instance().decode(new int[] {50257}));
+        var e = assertThrows(IllegalArgumentException.class,
+                () -> Gpt2BpeTokenizer.instance().decode(new int[] {50257}));
         assertTrue(e.getMessage().contains("50257"), e.getMessage());
     }
 
