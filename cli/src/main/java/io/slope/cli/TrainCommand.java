@@ -17,8 +17,16 @@ import picocli.CommandLine.Option;
         description = "Train a model from a run spec on this machine (no services). Prints per-step loss and tokens/s;"
                 + " the last line is a JSON summary.")
 final class TrainCommand implements Callable<Integer> {
-    @Option(names = "--spec", required = true, paramLabel = "FILE", description = "Run spec JSON (docs/spec.md).")
+    @Option(names = "--spec", paramLabel = "FILE", description = "Run spec JSON (docs/spec.md).")
     Path specFile;
+
+    @Option(names = "--out", paramLabel = "DIR",
+            description = "Run folder for the dataset and checkpoints (default: runs/<spec name>).")
+    Path out;
+
+    @Option(names = "--resume", paramLabel = "DIR",
+            description = "Continue the run in DIR from its newest checkpoint that verifies (no --spec needed).")
+    Path resume;
 
     @Option(names = "--steps", paramLabel = "N", description = "Override training.steps.")
     Integer steps;
@@ -31,6 +39,13 @@ final class TrainCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if ((specFile == null) == (resume == null)) {
+            System.err.println("give either --spec FILE (a new run) or --resume DIR (continue one)");
+            return 2;
+        }
+        if (resume != null) {
+            return report(() -> LocalTrainingRun.resume(resume, listener(logEvery)), resume.toString());
+        }
         if (!Files.isRegularFile(specFile)) {
             System.err.println("--spec: " + specFile + " is not a file");
             return 2;
@@ -43,29 +58,41 @@ final class TrainCommand implements Callable<Integer> {
             System.err.println(specFile + ": " + e.getMessage());
             return 2;
         }
-        int total = spec.training().steps();
-        int every = logEvery != null ? Math.max(1, logEvery) : Math.max(1, total / 50);
         Path baseDir = specFile.toAbsolutePath().getParent();
-        LocalTrainingRun.Summary summary;
-        try {
-            summary = run(spec, every, baseDir);
-        } catch (InvalidSpecException e) {
-            System.err.println(specFile + ": " + e.getMessage());
-            return 2;
-        }
-        System.out.println(new ObjectMapper().writeValueAsString(summary));
-        return 0;
+        Path runDir = out != null ? out : Path.of("runs", spec.name());
+        RunSpec resolved = spec;
+        return report(() -> LocalTrainingRun.start(resolved, baseDir, runDir, listener(logEvery)),
+                specFile.toString());
     }
 
-    private static LocalTrainingRun.Summary run(RunSpec spec, int every, Path baseDir) throws java.io.IOException {
-        return LocalTrainingRun.run(spec, baseDir, new LocalTrainingRun.Listener() {
+    private interface RunAction {
+        LocalTrainingRun.Summary run() throws Exception;
+    }
+
+    /** Runs, prints the JSON summary as the last line; bad input becomes exit code 2 with the message. */
+    private static int report(RunAction action, String source) throws Exception {
+        try {
+            System.out.println(new ObjectMapper().writeValueAsString(action.run()));
+            return 0;
+        } catch (InvalidSpecException e) {
+            System.err.println(source + ": " + e.getMessage());
+            return 2;
+        } catch (IllegalArgumentException | java.io.UncheckedIOException e) {
+            System.err.println(e.getMessage());
+            return 2;
+        }
+    }
+
+    private static LocalTrainingRun.Listener listener(Integer logEvery) {
+        return new LocalTrainingRun.Listener() {
             @Override
-            public void onStart(String description) {
-                System.out.println(description);
+            public void onInfo(String line) {
+                System.out.println(line);
             }
 
             @Override
             public void onStep(Trainer.StepStats s, int totalSteps) {
+                int every = logEvery != null ? Math.max(1, logEvery) : Math.max(1, totalSteps / 50);
                 if ((s.step() + 1) % every == 0 || s.step() == 0 || s.step() == totalSteps - 1) {
                     System.out.printf("step %d/%d  loss %.4f  lr %.2e  grad-norm %.3f  %,.0f tok/s%n", s.step() + 1,
                             totalSteps, s.loss(), s.lr(), s.gradNorm(), s.tokens() / s.seconds());
@@ -76,7 +103,7 @@ final class TrainCommand implements Callable<Integer> {
             public void onEval(int step, double valLoss) {
                 System.out.printf("eval step %d  val_loss %.4f  ppl %.2f%n", step, valLoss, Math.exp(valLoss));
             }
-        });
+        };
     }
 
     private RunSpec withOverrides(RunSpec s) {

@@ -14,7 +14,7 @@ import java.util.Objects;
  * every possible start by the counter-based {@link Philox} generator keyed by (seed, i): inputs are its first
  * {@code seqLen} tokens, targets its last.
  */
-public final class DataLoader {
+public final class DataLoader implements BatchSource {
     /** The Philox stream of training-window starts: the same as the engine's in-memory batches use. */
     private static final long WINDOW_STREAM = Philox.stream("data/train-window");
 
@@ -56,6 +56,7 @@ public final class DataLoader {
     }
 
     /** The whole micro-batch: {@code [batchSize][seqLen + 1]} tokens, row-major. */
+    @Override
     public int[] batch(long step, int microBatch) {
         return rows(step, microBatch, 0, batchSize);
     }

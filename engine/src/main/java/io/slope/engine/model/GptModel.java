@@ -37,7 +37,14 @@ public final class GptModel implements AutoCloseable {
     private record Block(Parameter ln1Weight, Parameter ln1Bias, Linear qkv, Linear attnProj, Parameter ln2Weight,
             Parameter ln2Bias, Linear fc, Linear fcProj) {}
 
-    private GptModel(Backend backend, GptConfig config, DType dtype, Map<String, double[]> dense) {
+    /** Sparse state of a model restored from a checkpoint; null for a freshly initialised one. */
+    private record SparseState(Map<String, int[]> rowKept, Map<String, byte[]> columnMasks) {}
+
+    private final SparseState restored;
+
+    private GptModel(Backend backend, GptConfig config, DType dtype, Map<String, double[]> dense,
+            SparseState restored) {
+        this.restored = restored;
         this.backend = backend;
         this.config = config;
         this.dtype = dtype;
@@ -72,7 +79,16 @@ public final class GptModel implements AutoCloseable {
      */
     public static GptModel fromDenseWeights(Backend backend, GptConfig config, DType dtype,
             Map<String, double[]> dense) {
-        return new GptModel(backend, config, dtype, dense);
+        return new GptModel(backend, config, dtype, dense, null);
+    }
+
+    /**
+     * A model from checkpointed state: dense parameters as they are, sparse layers from their kept values, static row
+     * masks (kept indices) and current column masks.
+     */
+    public static GptModel restore(Backend backend, GptConfig config, DType dtype, Map<String, double[]> values,
+            Map<String, int[]> rowKept, Map<String, byte[]> columnMasks) {
+        return new GptModel(backend, config, dtype, values, new SparseState(rowKept, columnMasks));
     }
 
     /** GPT-2 initialisation from a seed: N(0, 0.02), residual projections N(0, 0.02/√(2L)), LayerNorm 1 and 0. */
@@ -141,9 +157,17 @@ public final class GptModel implements AutoCloseable {
         String name = kind.paramName(layer);
         Parameter weight;
         if (config.sparse(layer, kind)) {
-            double[] w = required(dense, name + ".weight", dOut, dIn);
-            SparseLinear s = backend.sparseLinear(w, dOut, dIn, config.pattern(), config.mode() == Mode.SLOPE,
-                    dtype);
+            boolean doublePrune = config.mode() == Mode.SLOPE;
+            SparseLinear s;
+            if (restored == null) {
+                double[] w = required(dense, name + ".weight", dOut, dIn);
+                s = backend.sparseLinear(w, dOut, dIn, config.pattern(), doublePrune, dtype);
+            } else {
+                int kept = dIn / config.pattern().m() * config.pattern().n();
+                s = backend.restoreSparseLinear(required(dense, name + ".weight", dOut, kept),
+                        restored.rowKept().get(name + ".weight"), restored.columnMasks().get(name + ".weight"),
+                        dOut, dIn, config.pattern(), doublePrune, dtype);
+            }
             int[] shape = s.values().shape();
             weight = add(new Parameter(name + ".weight", s.values(), backend.zeros(dtype, shape),
                     backend.zeros(dtype, shape), backend.zeros(dtype, shape), true, s));

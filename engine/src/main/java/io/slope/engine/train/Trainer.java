@@ -1,5 +1,6 @@
 package io.slope.engine.train;
 
+import io.slope.engine.data.BatchSource;
 import io.slope.engine.model.GptModel;
 import io.slope.engine.model.Parameter;
 import io.slope.spec.RunSpec;

@@ -81,18 +81,6 @@ class DataLoaderTest {
         assertEquals(0, counts[16] + counts[17] + counts[18] + counts[19]);
     }
 
-    @Test
-    void windowsAreThoseOfTheEnginesInMemoryBatches() {
-        // Switching local training from an in-memory token array to a prepared dataset keeps every batch of a seed.
-        int[] tokens = IntStream.range(0, 5000).map(i -> i % 977).toArray();
-        var inMemory = new io.slope.engine.train.InMemoryBatches(tokens, 32, 4, 3, 2024);
-        DataLoader loader = new DataLoader(new ArrayTokens(tokens), 2024, 32, 4, 3);
-        for (int step : new int[] {0, 1, 77}) {
-            for (int micro = 0; micro < 3; micro++) {
-                assertArrayEquals(inMemory.batch(step, micro), loader.batch(step, micro));
-            }
-        }
-    }
 
     @Test
     void trainingSplitShorterThanOneWindowIsRefused() {
@@ -129,15 +117,4 @@ class DataLoaderTest {
     }
 
     /** Tokens in memory. */
-    record ArrayTokens(int[] tokens) implements TokenSequence {
-        @Override
-        public long length() {
-            return tokens.length;
-        }
-
-        @Override
-        public void read(long from, int[] destination, int offset, int count) {
-            System.arraycopy(tokens, Math.toIntExact(from), destination, offset, count);
-        }
-    }
 }

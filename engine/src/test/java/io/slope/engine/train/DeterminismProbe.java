@@ -1,5 +1,7 @@
 package io.slope.engine.train;
 
+import io.slope.engine.data.ArrayTokens;
+import io.slope.engine.data.DataLoader;
 import io.slope.engine.backend.DType;
 import io.slope.engine.cpu.CpuBackend;
 import io.slope.engine.model.GptConfig;
@@ -41,7 +43,7 @@ public final class DeterminismProbe {
         try (CpuBackend backend = new CpuBackend(threads)) {
             GptModel model = GptModel.fromDenseWeights(backend, config, DType.F32,
                     GptModel.initialWeights(config, spec.training().seed()));
-            Trainer trainer = new Trainer(model, spec, new InMemoryBatches(corpus, config.seqLen(), 4, 2, 9));
+            Trainer trainer = new Trainer(model, spec, new DataLoader(new ArrayTokens(corpus), 9, config.seqLen(), 4, 2));
             for (int step = 0; step < STEPS; step++) {
                 update(sha, trainer.step(step).loss());
             }

@@ -1,5 +1,7 @@
 package io.slope.engine.train;
 
+import io.slope.engine.data.ArrayTokens;
+import io.slope.engine.data.DataLoader;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -52,7 +54,7 @@ class LearningTest {
         try (CpuBackend backend = new CpuBackend(0)) {
             GptModel model = GptModel.fromDenseWeights(backend, config, DType.F32,
                     GptModel.initialWeights(config, 1));
-            Trainer trainer = new Trainer(model, spec, new InMemoryBatches(train, config.seqLen(), 16, 1, 1));
+            Trainer trainer = new Trainer(model, spec, new DataLoader(new ArrayTokens(train), 1, config.seqLen(), 16, 1));
             for (int step = 0; step < MAX_STEPS && !below; step++) {
                 trainer.step(step);
                 if ((step + 1) % EVAL_EVERY == 0) {

@@ -4,6 +4,7 @@ import static io.slope.engine.Norms.relativeError;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.slope.engine.PythonOracle;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.slope.engine.backend.DType;
@@ -75,7 +76,7 @@ class NumpyOracleStepTest {
         Map<String, double[]> trained;
         try (CpuBackend backend = new CpuBackend(2)) {
             GptModel model = GptModel.fromDenseWeights(backend, config, DType.F32, init);
-            Trainer trainer = new Trainer(model, spec, (step, micro) -> windows[step * GRAD_ACCUM + micro]);
+            Trainer trainer = new Trainer(model, spec, (step, micro) -> windows[(int) step * GRAD_ACCUM + micro]);
             for (int s = 0; s < STEPS; s++) {
                 javaLosses.add(trainer.step(s).loss());
             }

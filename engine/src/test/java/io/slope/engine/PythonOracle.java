@@ -1,4 +1,4 @@
-package io.slope.engine.data;
+package io.slope.engine;
 
 import static org.junit.jupiter.api.Assertions.fail;
 
@@ -50,7 +50,7 @@ public final class PythonOracle {
     }
 
     private static void check(String script, int exitCode, String err) {
-        if (exitCode == MISSING_PACKAGE) {
+        if (exitCode == MISSING_PACKAGE || err.contains("ModuleNotFoundError")) {
             unavailable(err.strip());
         }
         if (exitCode != 0) {

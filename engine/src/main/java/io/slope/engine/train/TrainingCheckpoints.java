@@ -1,0 +1,102 @@
+package io.slope.engine.train;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.slope.engine.backend.Backend;
+import io.slope.engine.backend.DType;
+import io.slope.engine.checkpoint.Checkpoint;
+import io.slope.engine.checkpoint.NamedTensor;
+import io.slope.engine.model.GptConfig;
+import io.slope.engine.model.GptModel;
+import io.slope.engine.model.Parameter;
+import io.slope.spec.RunSpec;
+import io.slope.spec.RunSpecCodec;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Everything needed to resume training exactly, as a {@link Checkpoint}: per parameter its values, AdamW moments and,
+ * for sparse layers, the static row mask and the current column mask; in the state, the spec, the optimizer step
+ * count, the data loader's next step and the step of the last column-mask refresh. The data loader and every random
+ * draw are pure functions of (seed, position), so positions are the whole RNG state.
+ */
+public final class TrainingCheckpoints {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** What a checkpoint restores besides the model. */
+    public record Resumed(GptModel model, long stepsDone, long adamSteps, RunSpec spec) {}
+
+    private TrainingCheckpoints() {}
+
+    /** Captures the state after {@code stepsDone} optimizer steps. Tensors are stored in the model's precision. */
+    public static Checkpoint capture(GptModel model, AdamW optimizer, long stepsDone, RunSpec spec) {
+        Backend backend = model.backend();
+        boolean f64 = model.dtype() == DType.F64;
+        List<NamedTensor> tensors = new ArrayList<>();
+        for (Parameter p : model.parameters()) {
+            long[] shape = longs(p.value().shape());
+            tensors.add(floats("param/" + p.name(), shape, backend.download(p.value()), f64));
+            tensors.add(floats("adam_m/" + p.name(), shape, backend.download(p.m()), f64));
+            tensors.add(floats("adam_v/" + p.name(), shape, backend.download(p.v()), f64));
+            if (p.isSparse()) {
+                tensors.add(NamedTensor.i32("row_kept/" + p.name(), shape, backend.rowKeptIndices(p.sparse())));
+                tensors.add(NamedTensor.u8("column_mask/" + p.name(),
+                        new long[] {p.sparse().dOut(), p.sparse().dIn()}, backend.columnMask(p.sparse())));
+            }
+        }
+        ObjectNode state = JSON.createObjectNode();
+        state.put("stepsDone", stepsDone);
+        state.put("adamSteps", optimizer.stepsTaken());
+        state.put("loaderNextStep", stepsDone);
+        int refresh = spec.sparsity().columnMaskRefresh();
+        state.put("lastColumnMaskRefreshStep", stepsDone / refresh * refresh);
+        state.put("precision", model.dtype().name());
+        try {
+            state.set("spec", JSON.readTree(RunSpecCodec.toJson(spec)));
+        } catch (Exception e) {
+            throw new IllegalStateException("a RunSpec always serialises to JSON", e);
+        }
+        return new Checkpoint(stepsDone, tensors, state);
+    }
+
+    /** Rebuilds the model and its moments; the caller restores the optimizer's step count from the result. */
+    public static Resumed restore(Backend backend, GptConfig config, Checkpoint checkpoint) {
+        ObjectNode state = checkpoint.state();
+        RunSpec spec = RunSpecCodec.parseResolved(state.get("spec").toString());
+        DType dtype = DType.valueOf(state.get("precision").asText());
+        Map<String, double[]> values = new LinkedHashMap<>();
+        Map<String, int[]> rowKept = new LinkedHashMap<>();
+        Map<String, byte[]> columnMasks = new LinkedHashMap<>();
+        for (String name : GptModel.parameterShapes(config).keySet()) {
+            values.put(name, checkpoint.tensor("param/" + name).toDoubles());
+            if (hasTensor(checkpoint, "row_kept/" + name)) {
+                rowKept.put(name, checkpoint.tensor("row_kept/" + name).toInts());
+                columnMasks.put(name, checkpoint.tensor("column_mask/" + name).toBytes());
+            }
+        }
+        GptModel model = GptModel.restore(backend, config, dtype, values, rowKept, columnMasks);
+        for (Parameter p : model.parameters()) {
+            backend.upload(p.m(), checkpoint.tensor("adam_m/" + p.name()).toDoubles());
+            backend.upload(p.v(), checkpoint.tensor("adam_v/" + p.name()).toDoubles());
+        }
+        return new Resumed(model, state.get("stepsDone").asLong(), state.get("adamSteps").asLong(), spec);
+    }
+
+    private static boolean hasTensor(Checkpoint checkpoint, String name) {
+        return checkpoint.tensors().stream().anyMatch(t -> t.name().equals(name));
+    }
+
+    private static NamedTensor floats(String name, long[] shape, double[] values, boolean f64) {
+        return f64 ? NamedTensor.f64(name, shape, values) : NamedTensor.f32(name, shape, values);
+    }
+
+    private static long[] longs(int[] shape) {
+        long[] l = new long[shape.length];
+        for (int i = 0; i < shape.length; i++) {
+            l[i] = shape[i];
+        }
+        return l;
+    }
+}

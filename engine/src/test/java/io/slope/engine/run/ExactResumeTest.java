@@ -1,0 +1,92 @@
+package io.slope.engine.run;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import io.slope.engine.checkpoint.Checkpoint;
+import io.slope.engine.checkpoint.LocalCheckpointStore;
+import io.slope.engine.checkpoint.NamedTensor;
+import io.slope.engine.rng.Philox;
+import io.slope.spec.Mode;
+import io.slope.spec.RunSpec;
+import io.slope.spec.RunSpecCodec;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * Interrupted and resumed in a fresh JVM equals uninterrupted, bit for bit (ARCHITECTURE.md §3): every tensor of the
+ * final checkpoint (weights, moments, row and column masks) and the state. The pause lands between periodic
+ * checkpoints (every 3 steps) and before a column-mask refresh (every 2 steps); "lost" deletes the pause checkpoint, as
+ * a crash would, so the run resumes from the older periodic one.
+ */
+class ExactResumeTest {
+    private static final int STEPS = 10;
+    private static final int PAUSE_AT = 5;
+
+    @TempDir
+    Path dir;
+
+    @ParameterizedTest(name = "{0}, pause checkpoint lost: {1}")
+    @CsvSource({"dense,false", "sparse-no-double-prune,false", "slope,false", "slope,true"})
+    void interruptedAndResumedInAFreshJvmEqualsStraight(String mode, boolean pauseCheckpointLost) throws Exception {
+        Path corpus = dir.resolve("corpus.txt");
+        Files.writeString(corpus, randomText(30_000));
+        RunSpec spec = RunSpecCodec.parseResolved("""
+                {"name": "resume", "model": {"layers": 2, "heads": 2, "dModel": 32, "seqLen": 16},
+                 "sparsity": {"mode": "%s", "columnMaskRefresh": 2},
+                 "optimizer": {"lr": 0.01, "warmupSteps": 2},
+                 "training": {"steps": %d, "batchSize": 2, "gradAccum": 2, "seed": 4},
+                 "data": {"corpus": ["corpus.txt"]}, "eval": {"every": 0, "maxWindows": 4},
+                 "checkpointEvery": 3, "backend": "cpu", "threads": 2}
+                """.formatted(Mode.fromWire(mode).wireName(), STEPS));
+
+        Path straight = dir.resolve("straight");
+        LocalTrainingRun.start(spec, dir, straight, ResumeProbe.QUIET);
+
+        Path interrupted = dir.resolve("interrupted");
+        LocalTrainingRun.start(spec, dir, interrupted, ResumeProbe.QUIET, PAUSE_AT);
+        LocalCheckpointStore store = new LocalCheckpointStore(interrupted);
+        assertEquals(List.of(0L, 3L, (long) PAUSE_AT), store.committedSteps());
+        if (pauseCheckpointLost) {
+            store.delete(PAUSE_AT);
+        }
+        resumeInFreshJvm(interrupted);
+
+        Checkpoint a = new LocalCheckpointStore(straight).load(STEPS).checkpoint();
+        Checkpoint b = store.load(STEPS).checkpoint();
+        assertEquals(a.state().get("adamSteps"), b.state().get("adamSteps"));
+        assertEquals(a.tensors().size(), b.tensors().size());
+        for (NamedTensor expected : a.tensors()) {
+            NamedTensor actual = b.tensor(expected.name());
+            assertArrayEquals(expected.data(), actual.data(), mode + ": " + expected.name() + " differs after resume");
+        }
+    }
+
+    private static void resumeInFreshJvm(Path runDir) throws Exception {
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        Process p = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"),
+                ResumeProbe.class.getName(), runDir.toString()).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        if (!p.waitFor(5, TimeUnit.MINUTES)) {
+            p.destroyForcibly();
+            throw new AssertionError("the resumed run did not finish");
+        }
+        assertEquals(0, p.exitValue(), out);
+    }
+
+    private static String randomText(int n) {
+        String alphabet = "abcdefghij klmnop\nqrs.";
+        StringBuilder sb = new StringBuilder(n);
+        long stream = Philox.stream("test/resume-corpus");
+        for (int i = 0; i < n; i++) {
+            sb.append(alphabet.charAt((int) Philox.uniformLong(1, stream, i, alphabet.length())));
+        }
+        return sb.toString();
+    }
+}

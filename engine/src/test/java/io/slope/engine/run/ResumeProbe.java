@@ -1,0 +1,26 @@
+package io.slope.engine.run;
+
+import io.slope.engine.train.Trainer;
+import java.nio.file.Path;
+
+/** Resumes a run folder in a freshly started JVM, for {@link ExactResumeTest}. */
+public final class ResumeProbe {
+    private ResumeProbe() {}
+
+    public static void main(String[] args) throws Exception {
+        LocalTrainingRun.resume(Path.of(args[0]), QUIET);
+    }
+
+    static final LocalTrainingRun.Listener QUIET = new LocalTrainingRun.Listener() {
+        @Override
+        public void onInfo(String line) {
+            System.out.println(line);
+        }
+
+        @Override
+        public void onStep(Trainer.StepStats stats, int totalSteps) {}
+
+        @Override
+        public void onEval(int step, double valLoss) {}
+    };
+}
