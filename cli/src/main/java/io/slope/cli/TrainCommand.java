@@ -21,7 +21,8 @@ final class TrainCommand implements Callable<Integer> {
     Path specFile;
 
     @Option(names = "--out", paramLabel = "DIR",
-            description = "Run folder for the dataset and checkpoints (default: runs/<spec name>).")
+            description = "Run folder for the dataset and checkpoints (default: runs/<spec name>, or -2, -3, … when "
+                    + "taken).")
     Path out;
 
     @Option(names = "--resume", paramLabel = "DIR",
@@ -59,10 +60,19 @@ final class TrainCommand implements Callable<Integer> {
             return 2;
         }
         Path baseDir = specFile.toAbsolutePath().getParent();
-        Path runDir = out != null ? out : Path.of("runs", spec.name());
+        Path runDir = out != null ? out : freshRunDir(spec.name());
         RunSpec resolved = spec;
         return report(() -> LocalTrainingRun.start(resolved, baseDir, runDir, listener(logEvery)),
                 specFile.toString());
+    }
+
+    /** runs/NAME, or runs/NAME-2, -3, … when earlier runs of the same spec are there (an explicit --out is strict). */
+    private static Path freshRunDir(String name) {
+        Path dir = Path.of("runs", name);
+        for (int n = 2; Files.exists(dir); n++) {
+            dir = Path.of("runs", name + "-" + n);
+        }
+        return dir;
     }
 
     private interface RunAction {
