@@ -6,6 +6,7 @@ import io.slope.engine.train.Trainer;
 import io.slope.spec.InvalidSpecException;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecCodec;
+import io.slope.spec.RunSpecs;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
@@ -51,19 +52,11 @@ final class TrainCommand implements Callable<Integer> {
             System.err.println("--spec: " + specFile + " is not a file");
             return 2;
         }
-        RunSpec spec;
-        try {
-            RunSpec parsed = RunSpecCodec.parse(Files.readString(specFile));
-            spec = RunSpecCodec.parseResolved(RunSpecCodec.toJson(withOverrides(parsed)));
-        } catch (InvalidSpecException e) {
-            System.err.println(specFile + ": " + e.getMessage());
-            return 2;
-        }
-        Path baseDir = specFile.toAbsolutePath().getParent();
-        Path runDir = out != null ? out : freshRunDir(spec.name());
-        RunSpec resolved = spec;
-        return report(() -> LocalTrainingRun.start(resolved, baseDir, runDir, listener(logEvery)),
-                specFile.toString());
+        return report(() -> {
+            RunSpec spec = RunSpecs.resolveAndValidate(withOverrides(RunSpecCodec.parse(Files.readString(specFile))));
+            Path runDir = out != null ? out : freshRunDir(spec.name());
+            return LocalTrainingRun.start(spec, specFile.toAbsolutePath().getParent(), runDir, listener(logEvery));
+        }, specFile.toString());
     }
 
     /** runs/NAME, or runs/NAME-2, -3, … when earlier runs of the same spec are there (an explicit --out is strict). */

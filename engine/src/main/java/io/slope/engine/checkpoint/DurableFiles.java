@@ -23,21 +23,25 @@ import java.util.stream.Stream;
 public final class DurableFiles {
     private DurableFiles() {}
 
-    /** Flushes a file's content and metadata to the device. */
-    public static void fsync(Path file) throws IOException {
-        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
+    /**
+     * Flushes a file's content and metadata, or a directory's entries, to the device. On Linux a newly created or
+     * renamed entry is durable only once its directory has been synced, so every create/rename that matters is
+     * followed by this on the parent.
+     */
+    public static void fsync(Path fileOrDirectory) throws IOException {
+        try (FileChannel channel = FileChannel.open(fileOrDirectory, StandardOpenOption.READ)) {
             channel.force(true);
         }
     }
 
     /**
-     * Flushes a directory's entries. On Linux a newly created or renamed entry is durable only once its directory has
-     * been synced, so every create/rename that matters is followed by this on the parent.
+     * Publishes a fully written staging directory under its final name: syncs its entries, renames it atomically
+     * (same file system) and syncs the parent, so the name appears only with all of its content behind it.
      */
-    public static void fsyncDirectory(Path directory) throws IOException {
-        try (FileChannel channel = FileChannel.open(directory, StandardOpenOption.READ)) {
-            channel.force(true);
-        }
+    public static void publishDirectory(Path staging, Path target) throws IOException {
+        fsync(staging);
+        moveAtomically(staging, target);
+        fsync(target.toAbsolutePath().getParent());
     }
 
     /** Writes {@code content} to {@code target} so that a reader sees either the old file or the whole new one. */
@@ -50,7 +54,7 @@ public final class DurableFiles {
         } finally {
             Files.deleteIfExists(temp);
         }
-        fsyncDirectory(target.toAbsolutePath().getParent());
+        fsync(target.toAbsolutePath().getParent());
     }
 
     /** Renames within one file system; refuses to fall back to copy-and-delete, which is not atomic. */

@@ -80,13 +80,11 @@ public final class LocalCheckpointStore implements CheckpointStore {
                     Instant.now().toString(), shards, checkpoint.state()).toJson();
             Files.write(staging.resolve(MANIFEST), manifestJson);
             DurableFiles.fsync(staging.resolve(MANIFEST));
-            DurableFiles.fsyncDirectory(staging);
-            DurableFiles.moveAtomically(staging, target);
+            DurableFiles.publishDirectory(staging, target);
         } catch (IOException | RuntimeException e) {
             DurableFiles.deleteRecursively(staging);
             throw e;
         }
-        DurableFiles.fsyncDirectory(directory);
         String manifestSha256 = DurableFiles.sha256Hex(manifestJson);
         DurableFiles.writeAtomically(target.resolve(COMMIT), (manifestSha256 + "\n").getBytes(StandardCharsets.UTF_8));
         return new CheckpointInfo(step, target.toString(), manifestSha256);
@@ -167,7 +165,7 @@ public final class LocalCheckpointStore implements CheckpointStore {
         Path dir = checkpointDirectory(step);
         Files.deleteIfExists(dir.resolve(COMMIT));
         if (Files.isDirectory(dir)) {
-            DurableFiles.fsyncDirectory(dir);
+            DurableFiles.fsync(dir);
         }
         DurableFiles.deleteRecursively(dir);
     }

@@ -99,12 +99,7 @@ public final class CpuBackend implements Backend {
         }
         int[] rowKept = NmMasks.rowKeptIndices(denseWeight, dOut, dIn, pattern);
         int k = dIn / pattern.m() * pattern.n();
-        double[] values = new double[dOut * k];
-        for (int o = 0; o < dOut; o++) {
-            for (int j = 0; j < k; j++) {
-                values[o * k + j] = denseWeight[o * dIn + rowKept[o * k + j]];
-            }
-        }
+        double[] values = NmMasks.gatherKept(denseWeight, rowKept, dOut, dIn);
         CpuTensor v = new CpuTensor(dtype, new int[] {dOut, k});
         v.store(values, 0, 0, values.length);
         CpuSparseLinear w = new CpuSparseLinear(v, rowKept, new byte[dOut * dIn], dOut, dIn, pattern, doublePrune);

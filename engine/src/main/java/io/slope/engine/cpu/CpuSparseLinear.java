@@ -62,20 +62,8 @@ final class CpuSparseLinear implements SparseLinear {
         return values;
     }
 
-    /** W^R as a dense dOut × dIn matrix (zeros where pruned). */
-    double[] denseRowPruned() {
-        double[] w = new double[dOut * dIn];
-        int k = keptPerRow();
-        for (int o = 0; o < dOut; o++) {
-            for (int j = 0; j < k; j++) {
-                w[o * dIn + rowKept[o * k + j]] = values.data[o * k + j];
-            }
-        }
-        return w;
-    }
-
     void rebuildOperands(boolean refreshColumnMask) {
-        double[] wr = denseRowPruned();
+        double[] wr = NmMasks.scatterKept(values.data, rowKept, dOut, dIn);
         if (doublePrune && refreshColumnMask) {
             byte[] fresh = NmMasks.columnMask(wr, dOut, dIn, pattern);
             System.arraycopy(fresh, 0, columnMask, 0, fresh.length);

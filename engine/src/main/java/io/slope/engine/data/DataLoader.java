@@ -15,7 +15,7 @@ import java.util.Objects;
  * {@code seqLen} tokens, targets its last.
  */
 public final class DataLoader implements BatchSource {
-    /** The Philox stream of training-window starts: the same as the engine's in-memory batches use. */
+    /** The Philox stream of training-window starts; changing it changes every run's batches. */
     private static final long WINDOW_STREAM = Philox.stream("data/train-window");
 
     private final TokenSequence train;

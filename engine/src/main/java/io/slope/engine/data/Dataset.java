@@ -91,13 +91,11 @@ public final class Dataset implements AutoCloseable {
                             corpusSha256));
             Files.write(staging.resolve(MANIFEST), JSON.writeValueAsBytes(manifest));
             DurableFiles.fsync(staging.resolve(MANIFEST));
-            DurableFiles.fsyncDirectory(staging);
-            DurableFiles.moveAtomically(staging, directory);
+            DurableFiles.publishDirectory(staging, directory);
         } catch (IOException | RuntimeException e) {
             DurableFiles.deleteRecursively(staging);
             throw e;
         }
-        DurableFiles.fsyncDirectory(parent);
         return open(directory);
     }
 

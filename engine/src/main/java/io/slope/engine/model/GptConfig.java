@@ -1,6 +1,7 @@
 package io.slope.engine.model;
 
 import io.slope.engine.sparse.NmPattern;
+import io.slope.spec.MemoryEstimate;
 import io.slope.spec.Mode;
 import io.slope.spec.RunSpec;
 
@@ -53,7 +54,6 @@ public record GptConfig(int layers, int heads, int dModel, int seqLen, int vocab
 
     /** Dense parameter count (the "N" of 6N FLOPs per token). */
     public long parameterCount() {
-        long c = dModel;
-        return (long) vocab * c + (long) seqLen * c + layers * (12 * c * c + 13 * c) + 2 * c;
+        return MemoryEstimate.gpt2ParameterCount(new RunSpec.Model(null, layers, heads, dModel, seqLen), vocab);
     }
 }

@@ -6,8 +6,10 @@ import io.slope.engine.backend.SparseLinear;
 import io.slope.engine.backend.Tensor;
 import io.slope.engine.model.GptConfig.LinearKind;
 import io.slope.engine.rng.Philox;
+import io.slope.engine.sparse.NmMasks;
 import io.slope.spec.Mode;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -103,7 +105,7 @@ public final class GptModel implements AutoCloseable {
             }
             double[] w = new double[n];
             if (name.endsWith("ln_1.weight") || name.endsWith("ln_2.weight") || name.equals("ln_f.weight")) {
-                java.util.Arrays.fill(w, 1.0);
+                Arrays.fill(w, 1.0);
             } else if (!name.endsWith(".bias")) {
                 double std = name.endsWith("c_proj.weight") ? residualStd : INIT_STD;
                 long stream = Philox.stream("init/" + name);
@@ -329,16 +331,6 @@ public final class GptModel implements AutoCloseable {
         return backend.download(activations(B).losses);
     }
 
-    /** Logits of the last forward over B sequences, rows × V (only valid after {@link #logitsOnly}). */
-    public double[] logits(int B) {
-        return backend.download(activations(B).logits);
-    }
-
-    /** Forward to the logits only (sampling). */
-    public void logitsOnly(int[] inputs, int B) {
-        forwardToLogits(inputs, B);
-    }
-
     private int[] checkLength(int[] ids, int B, String what) {
         if (ids.length != B * config.seqLen()) {
             throw new IllegalArgumentException(what + ": expected " + B + "×" + config.seqLen() + " ids, got "
@@ -434,15 +426,7 @@ public final class GptModel implements AutoCloseable {
             double[] values = backend.download(p.value());
             if (p.isSparse()) {
                 SparseLinear s = p.sparse();
-                int[] kept = backend.rowKeptIndices(s);
-                int k = s.keptPerRow();
-                double[] w = new double[s.dOut() * s.dIn()];
-                for (int o = 0; o < s.dOut(); o++) {
-                    for (int j = 0; j < k; j++) {
-                        w[o * s.dIn() + kept[o * k + j]] = values[o * k + j];
-                    }
-                }
-                out.put(p.name(), w);
+                out.put(p.name(), NmMasks.scatterKept(values, backend.rowKeptIndices(s), s.dOut(), s.dIn()));
             } else {
                 out.put(p.name(), values);
             }

@@ -10,6 +10,7 @@ import io.slope.engine.data.Corpus;
 import io.slope.engine.data.DataLoader;
 import io.slope.engine.data.Dataset;
 import io.slope.engine.data.Tokenizers;
+import io.slope.engine.data.ValidationWindows;
 import io.slope.engine.model.GptConfig;
 import io.slope.engine.model.GptModel;
 import io.slope.engine.train.Evaluator;
@@ -72,7 +73,8 @@ public final class LocalTrainingRun {
         try (Dataset dataset = Dataset.prepare(corpus, Tokenizers.forCorpus(spec.data().tokenizer(), corpus),
                 spec.data().valFraction(), Dataset.DEFAULT_TOKENS_PER_SHARD, runDir.resolve(DATASET_DIR))) {
             Files.writeString(runDir.resolve(SPEC_FILE), RunSpecCodec.toJson(spec));
-            return train(spec, dataset, runDir, Optional.empty(), listener, stopAfter);
+            return train(spec, dataset, runDir, new LocalCheckpointStore(runDir), Optional.empty(), listener,
+                    stopAfter);
         }
     }
 
@@ -83,36 +85,30 @@ public final class LocalTrainingRun {
             throw new IllegalArgumentException("--resume: " + runDir + " holds no run (no " + SPEC_FILE + ")");
         }
         RunSpec spec = RunSpecCodec.parseResolved(Files.readString(specFile));
-        Optional<LoadedCheckpoint> latest = new LocalCheckpointStore(runDir).loadLatest();
+        CheckpointStore store = new LocalCheckpointStore(runDir);
+        Optional<LoadedCheckpoint> latest = store.loadLatest();
         if (latest.isEmpty()) {
             throw new IllegalArgumentException("--resume: " + runDir + " has no committed checkpoint");
         }
-        CheckpointStore store = new LocalCheckpointStore(runDir);
         for (var skipped : latest.get().skipped()) {
             // A newer checkpoint that does not verify is deleted, so training can commit that step again.
             listener.onInfo("skipped checkpoint " + skipped.step() + " (" + skipped.reason() + "); deleting it");
             store.delete(skipped.step());
         }
         try (Dataset dataset = Dataset.open(runDir.resolve(DATASET_DIR))) {
-            return train(spec, dataset, runDir, latest, listener, Integer.MAX_VALUE);
+            return train(spec, dataset, runDir, store, latest, listener, Integer.MAX_VALUE);
         }
     }
 
-    private static Summary train(RunSpec spec, Dataset dataset, Path runDir, Optional<LoadedCheckpoint> from,
-            Listener listener, int stopAfter) throws IOException {
+    private static Summary train(RunSpec spec, Dataset dataset, Path runDir, CheckpointStore store,
+            Optional<LoadedCheckpoint> from, Listener listener, int stopAfter) throws IOException {
         int vocab = dataset.tokenizer().vocabSize();
         // Refuse before allocating when the CPU training state cannot fit in this JVM's heap.
         RunSpecs.validateForCpu(spec, vocab, Runtime.getRuntime().maxMemory()).ifPresent(error -> {
             throw new InvalidSpecException(List.of(error));
         });
         GptConfig config = GptConfig.of(spec, vocab);
-        int[] heldOut = dataset.validation().read(0, Math.toIntExact(dataset.validation().length()));
-        if (Evaluator.windowCount(heldOut.length, config.seqLen(), 0) == 0) {
-            throw new IllegalArgumentException("data.valFraction: the held-out split has " + heldOut.length
-                    + " tokens, fewer than one window of model.seqLen+1 = " + (config.seqLen() + 1)
-                    + "; raise data.valFraction or use a larger corpus");
-        }
-        CheckpointStore store = new LocalCheckpointStore(runDir);
+        ValidationWindows heldOut = validationWindows(spec, dataset, config);
         String writer = "slope-train/" + ProcessHandle.current().pid();
         try (Backend backend = backend(spec)) {
             GptModel model;
@@ -132,7 +128,7 @@ public final class LocalTrainingRun {
             listener.onInfo(String.format("%s: %d-layer d=%d GPT-2, %,d parameters, vocab %d (%s), mode %s, %s, %s; "
                     + "%,d train / %,d held-out tokens%s", spec.name(), config.layers(), config.dModel(),
                     config.parameterCount(), vocab, spec.data().tokenizer(), config.mode().wireName(),
-                    spec.precision(), backend.name(), dataset.train().length(), heldOut.length,
+                    spec.precision(), backend.name(), dataset.train().length(), dataset.validation().length(),
                     startStep > 0 ? "; resumed after step " + startStep : ""));
             Trainer trainer = new Trainer(model, spec, new DataLoader(dataset.train(), spec.training().seed(),
                     config.seqLen(), spec.training().batchSize(), spec.training().gradAccum()));
@@ -165,8 +161,7 @@ public final class LocalTrainingRun {
                 listener.onStep(s, steps);
                 int done = step + 1;
                 if (done == steps || (evalEvery > 0 && done % evalEvery == 0)) {
-                    valLoss = Evaluator.validationLoss(model, heldOut, spec.eval().maxWindows(),
-                            spec.training().batchSize());
+                    valLoss = Evaluator.validationLoss(model, heldOut, spec.training().batchSize());
                     listener.onEval(done, valLoss);
                 }
                 if (done == lastStep || (checkpointEvery > 0 && done % checkpointEvery == 0)) {
@@ -176,6 +171,17 @@ public final class LocalTrainingRun {
             double seconds = (System.nanoTime() - start) / 1e9;
             return new Summary(spec.name(), config.mode().wireName(), steps, trainTokens, lastLoss, valLoss,
                     trainSeconds > 0 ? trainTokens / trainSeconds : 0, seconds, backend.name(), runDir.toString());
+        }
+    }
+
+    /** Built before training, so a held-out split too short for one window fails at once, naming the field. */
+    private static ValidationWindows validationWindows(RunSpec spec, Dataset dataset, GptConfig config) {
+        int maxWindows = spec.eval().maxWindows();
+        try {
+            return maxWindows > 0 ? ValidationWindows.first(dataset.validation(), config.seqLen(), maxWindows)
+                    : ValidationWindows.all(dataset.validation(), config.seqLen());
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("data.valFraction: " + e.getMessage());
         }
     }
 

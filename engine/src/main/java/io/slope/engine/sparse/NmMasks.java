@@ -29,6 +29,30 @@ public final class NmMasks {
         return kept;
     }
 
+    /** The values of a dense {@code rows × cols} matrix at a row mask's kept positions: {@code rows × keptPerRow}. */
+    public static double[] gatherKept(double[] dense, int[] rowKept, int rows, int cols) {
+        int k = rowKept.length / rows;
+        double[] kept = new double[rowKept.length];
+        for (int r = 0; r < rows; r++) {
+            for (int j = 0; j < k; j++) {
+                kept[r * k + j] = dense[r * cols + rowKept[r * k + j]];
+            }
+        }
+        return kept;
+    }
+
+    /** The dense {@code rows × cols} matrix holding {@code kept} at a row mask's positions and zeros elsewhere (W^R). */
+    public static double[] scatterKept(double[] kept, int[] rowKept, int rows, int cols) {
+        int k = rowKept.length / rows;
+        double[] dense = new double[rows * cols];
+        for (int r = 0; r < rows; r++) {
+            for (int j = 0; j < k; j++) {
+                dense[r * cols + rowKept[r * k + j]] = kept[r * k + j];
+            }
+        }
+        return dense;
+    }
+
     /**
      * Column mask of a row-major {@code rows × cols} matrix: groups of M consecutive rows within each column (the
      * reduction axis of dX = dY·W, d_out). Returns a {@code rows × cols} byte mask, 1 = kept. Entries that are zero

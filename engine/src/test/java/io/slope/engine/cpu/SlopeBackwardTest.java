@@ -1,7 +1,6 @@
 package io.slope.engine.cpu;
 
 import static io.slope.engine.Norms.relativeError;
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.slope.engine.backend.DType;

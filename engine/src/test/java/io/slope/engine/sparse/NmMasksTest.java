@@ -54,13 +54,7 @@ class NmMasksTest {
         NmPattern p = NmPattern.twoFour();
         double[] w = random(d * d, 2);
         int[] kept = NmMasks.rowKeptIndices(w, d, d, p);
-        double[] wr = new double[d * d];
-        for (int o = 0; o < d; o++) {
-            for (int j = 0; j < d / 2; j++) {
-                int i = kept[o * d / 2 + j];
-                wr[o * d + i] = w[o * d + i];
-            }
-        }
+        double[] wr = NmMasks.scatterKept(NmMasks.gatherKept(w, kept, d, d), kept, d, d);
         byte[] col = NmMasks.columnMask(wr, d, d, p);
         long keptBoth = 0;
         for (int i = 0; i < col.length; i++) {

@@ -2,6 +2,7 @@ package io.slope.engine.train;
 
 import io.slope.engine.data.ArrayTokens;
 import io.slope.engine.data.DataLoader;
+import io.slope.engine.data.ValidationWindows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -47,18 +48,20 @@ class LearningTest {
                  "data": {"corpus": ["tinyshakespeare.txt"]}}
                 """.formatted(mode.wireName(), MAX_STEPS));
         GptConfig config = GptConfig.of(spec, tokenizer.vocabSize());
-        double bigram = bigramCrossEntropy(train, heldOut, config.seqLen(), tokenizer.vocabSize());
+        ValidationWindows windows = ValidationWindows.first(new ArrayTokens(heldOut), config.seqLen(), EVAL_WINDOWS);
+        double bigram = bigramCrossEntropy(train, windows, tokenizer.vocabSize());
 
         StringBuilder trajectory = new StringBuilder();
         boolean below = false;
         try (CpuBackend backend = new CpuBackend(0)) {
             GptModel model = GptModel.fromDenseWeights(backend, config, DType.F32,
                     GptModel.initialWeights(config, 1));
-            Trainer trainer = new Trainer(model, spec, new DataLoader(new ArrayTokens(train), 1, config.seqLen(), 16, 1));
+            Trainer trainer = new Trainer(model, spec,
+                    new DataLoader(new ArrayTokens(train), 1, config.seqLen(), 16, 1));
             for (int step = 0; step < MAX_STEPS && !below; step++) {
                 trainer.step(step);
                 if ((step + 1) % EVAL_EVERY == 0) {
-                    double loss = Evaluator.validationLoss(model, heldOut, EVAL_WINDOWS, 16);
+                    double loss = Evaluator.validationLoss(model, windows, 16);
                     trajectory.append(String.format(" step %d: %.4f;", step + 1, loss));
                     below = loss < bigram;
                 }
@@ -71,28 +74,28 @@ class LearningTest {
 
     /**
      * Bigram model estimated on the training tokens with add-α smoothing (best α of 1, 0.1, 0.01), scored on exactly
-     * the positions the evaluator scores: the targets of the first EVAL_WINDOWS windows given their previous token.
+     * the positions the evaluator scores: the targets of the validation windows given their previous token.
      */
-    static double bigramCrossEntropy(int[] train, int[] heldOut, int seqLen, int vocab) {
+    static double bigramCrossEntropy(int[] train, ValidationWindows windows, int vocab) {
         long[][] pair = new long[vocab][vocab];
         long[] from = new long[vocab];
         for (int i = 0; i + 1 < train.length; i++) {
             pair[train[i]][train[i + 1]]++;
             from[train[i]]++;
         }
-        int windows = Evaluator.windowCount(heldOut.length, seqLen, EVAL_WINDOWS);
+        int seqLen = windows.rowLength() - 1;
         double best = Double.POSITIVE_INFINITY;
         for (double alpha : new double[] {1, 0.1, 0.01}) {
             double sum = 0;
-            for (int w = 0; w < windows; w++) {
-                int base = w * (seqLen + 1);
+            for (int w = 0; w < windows.count(); w++) {
+                int[] window = windows.window(w);
                 for (int t = 0; t < seqLen; t++) {
-                    int a = heldOut[base + t];
-                    int b = heldOut[base + t + 1];
+                    int a = window[t];
+                    int b = window[t + 1];
                     sum -= Math.log((pair[a][b] + alpha) / (from[a] + alpha * vocab));
                 }
             }
-            best = Math.min(best, sum / ((double) windows * seqLen));
+            best = Math.min(best, sum / ((double) windows.count() * seqLen));
         }
         return best;
     }

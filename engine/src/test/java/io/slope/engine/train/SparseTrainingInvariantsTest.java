@@ -102,14 +102,9 @@ class SparseTrainingInvariantsTest {
             if (p.isSparse()) {
                 int dOut = p.sparse().dOut();
                 int dIn = p.sparse().dIn();
-                double[] wr = new double[dOut * dIn];
                 int[] kept = backend.rowKeptIndices(p.sparse());
-                int k = kept.length / dOut;
-                for (int o = 0; o < dOut; o++) {
-                    for (int j = 0; j < k; j++) {
-                        wr[o * dIn + kept[o * k + j]] = init.get(p.name())[o * dIn + kept[o * k + j]];
-                    }
-                }
+                double[] wr = NmMasks.scatterKept(NmMasks.gatherKept(init.get(p.name()), kept, dOut, dIn), kept, dOut,
+                        dIn);
                 if (!java.util.Arrays.equals(NmMasks.columnMask(wr, dOut, dIn, config.pattern()),
                         backend.columnMask(p.sparse()))) {
                     return false;
