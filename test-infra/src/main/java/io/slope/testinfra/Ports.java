@@ -1,0 +1,56 @@
+package io.slope.testinfra;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.time.Duration;
+
+/** Loopback ports for test servers. */
+public final class Ports {
+    private Ports() {}
+
+    /** A port that was free on 127.0.0.1 a moment ago. */
+    public static int free() {
+        try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            socket.setReuseAddress(true);
+            return socket.getLocalPort();
+        } catch (IOException e) {
+            throw new UncheckedIOException("no free loopback port", e);
+        }
+    }
+
+    /** Whether something accepts connections on 127.0.0.1:port. */
+    public static boolean open(int port) {
+        try (Socket socket = new Socket()) {
+            socket.connect(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), 200);
+            return true;
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    /** Waits until a condition holds, failing with {@code what} and the server's log tail after {@code timeout}. */
+    static void await(String what, Duration timeout, java.util.function.BooleanSupplier condition,
+            ManagedProcess process) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (!condition.getAsBoolean()) {
+            if (process != null && !process.alive()) {
+                throw new IllegalStateException(what + ": the process exited with " + process.exitCode() + "\n"
+                        + process.logTail());
+            }
+            if (System.nanoTime() > deadline) {
+                throw new IllegalStateException(what + ": not ready after " + timeout
+                        + (process == null ? "" : "\n" + process.logTail()));
+            }
+            try {
+                Thread.sleep(100);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException(what + ": interrupted", e);
+            }
+        }
+    }
+}
