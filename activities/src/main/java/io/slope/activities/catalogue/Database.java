@@ -1,0 +1,102 @@
+package io.slope.activities.catalogue;
+
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.SQLException;
+import java.time.Duration;
+import org.flywaydb.core.Flyway;
+
+/**
+ * Connections to the run catalogue. One connection per unit of work, no pool: bookkeeping is a few statements a
+ * second, and a fresh connection per call rides out a Postgres restart without stale pooled connections. A unit of
+ * work that fails because the server is unreachable or restarting is retried with backoff for up to
+ * {@code retryFor}; any other SQL error is not retried.
+ */
+public final class Database {
+    private final String jdbcUrl;
+    private final Duration retryFor;
+
+    /** A unit of work on one connection, in one transaction. */
+    public interface Work<T> {
+        T run(Connection connection) throws SQLException;
+    }
+
+    public Database(String jdbcUrl, Duration retryFor) {
+        this.jdbcUrl = jdbcUrl;
+        this.retryFor = retryFor;
+    }
+
+    /** SLOPE_DB_URL, e.g. jdbc:postgresql://127.0.0.1:5432/slope?user=slope&password=... */
+    public static Database fromEnvironment(java.util.Map<String, String> env) {
+        String url = env.get("SLOPE_DB_URL");
+        if (url == null || url.isBlank()) {
+            throw new IllegalStateException("SLOPE_DB_URL is not set: the worker needs the catalogue's JDBC URL, "
+                    + "e.g. jdbc:postgresql://127.0.0.1:5432/slope?user=slope");
+        }
+        return new Database(url, Duration.ofMinutes(2));
+    }
+
+    public String url() {
+        return jdbcUrl;
+    }
+
+    /** Applies the migrations of slope-migrations (idempotent; Flyway serialises concurrent callers). */
+    public void migrate() {
+        Flyway.configure().dataSource(jdbcUrl, null, null).load().migrate();
+    }
+
+    public <T> T transaction(Work<T> work) throws SQLException {
+        long deadline = System.nanoTime() + retryFor.toNanos();
+        long backoffMs = 100;
+        while (true) {
+            try (Connection connection = DriverManager.getConnection(jdbcUrl)) {
+                connection.setAutoCommit(false);
+                try {
+                    T result = work.run(connection);
+                    connection.commit();
+                    return result;
+                } catch (SQLException | RuntimeException e) {
+                    rollbackQuietly(connection);
+                    throw e;
+                }
+            } catch (SQLException e) {
+                if (!transient_(e) || System.nanoTime() > deadline) {
+                    throw e;
+                }
+                sleep(backoffMs);
+                backoffMs = Math.min(backoffMs * 2, 2000);
+            }
+        }
+    }
+
+    /** Connection failures (class 08), the server shutting down or starting (57P01-57P03), serialisation (40001). */
+    static boolean transient_(SQLException e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof SQLException sql && sql.getSQLState() != null) {
+                String state = sql.getSQLState();
+                if (state.startsWith("08") || state.startsWith("57P") || state.equals("40001")
+                        || state.equals("40P01")) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    private static void rollbackQuietly(Connection connection) {
+        try {
+            connection.rollback();
+        } catch (SQLException ignored) {
+            // the connection is gone; the transaction is rolled back with it
+        }
+    }
+
+    private static void sleep(long ms) throws SQLException {
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new SQLException("interrupted while waiting for the catalogue to come back", "08000", e);
+        }
+    }
+}

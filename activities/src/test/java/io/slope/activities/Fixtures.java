@@ -1,0 +1,53 @@
+package io.slope.activities;
+
+import io.slope.activities.catalogue.Database;
+import io.slope.activities.catalogue.RunCatalogue;
+import io.slope.activities.storage.ObjectStore;
+import io.slope.activities.storage.S3Config;
+import io.slope.spec.RunSpec;
+import io.slope.spec.RunSpecCodec;
+import io.slope.testinfra.S3Server;
+import io.slope.testinfra.TestServices;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.time.Duration;
+import java.util.UUID;
+
+/** Real servers for activity tests: a bucket per caller on S3Proxy, a migrated database on Postgres. */
+public final class Fixtures {
+    private Fixtures() {}
+
+    public static ObjectStore objectStore(String bucket) {
+        S3Server s3 = TestServices.get().s3();
+        ObjectStore store = new ObjectStore(new S3Config(s3.endpoint(), S3Server.ACCESS_KEY, S3Server.SECRET_KEY,
+                bucket, null));
+        try {
+            store.ensureBucket();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        return store;
+    }
+
+    public static RunCatalogue catalogue(String database) {
+        Database db = new Database(TestServices.get().postgres().createDatabase(database), Duration.ofSeconds(60));
+        db.migrate();
+        return new RunCatalogue(db);
+    }
+
+    public static RunSpec tinySpec(String corpus) {
+        return RunSpecCodec.parseResolved("""
+                {"name": "tiny", "model": {"preset": "tiny", "layers": 1, "dModel": 32, "heads": 2, "seqLen": 16},
+                 "training": {"steps": 12, "batchSize": 2, "seed": 7},
+                 "optimizer": {"lr": 0.003, "warmupSteps": 2},
+                 "data": {"corpus": ["%s"], "tokenizer": "char", "valFraction": 0.1},
+                 "eval": {"every": 4, "maxWindows": 8}, "checkpointEvery": 4, "backend": "cpu", "threads": 1}
+                """.formatted(corpus));
+    }
+
+    public static UUID newRun(RunCatalogue catalogue, RunSpec spec) throws java.sql.SQLException {
+        UUID id = UUID.randomUUID();
+        catalogue.createRun(id, "tester", spec, "run-" + id);
+        return id;
+    }
+}

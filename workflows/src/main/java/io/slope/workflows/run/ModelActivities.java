@@ -1,0 +1,22 @@
+package io.slope.workflows.run;
+
+import io.slope.spec.pipeline.StageResult;
+import io.temporal.activity.ActivityInterface;
+
+/**
+ * Activities of the model stages, on {@link TaskQueues#GPU} and on each GPU worker's own queue. They heartbeat at
+ * least every few seconds with {@code {step, lastCommittedCheckpoint}}.
+ */
+@ActivityInterface
+public interface ModelActivities {
+    ChunkResult trainChunk(ChunkRequest request);
+
+    /** The inference form and the dense export of the final model (SLOPE.md §0). */
+    StageResult merge(ModelRequest request);
+
+    /** fp32 validation losses of the sparse model, sparse+adapters, dense export and inference form, to Postgres. */
+    StageResult evaluate(ModelRequest request);
+
+    /** hf/ and slope/ exports with a manifest of checksums. */
+    StageResult export(ModelRequest request);
+}
