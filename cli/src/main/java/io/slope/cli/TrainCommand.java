@@ -33,6 +33,9 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--steps", paramLabel = "N", description = "Override training.steps.")
     Integer steps;
 
+    @Option(names = "--seed", paramLabel = "N", description = "Override training.seed.")
+    Long seed;
+
     @Option(names = "--threads", paramLabel = "N", description = "Override threads (0 = all cores).")
     Integer threads;
 
@@ -91,8 +94,9 @@ final class TrainCommand implements Callable<Integer> {
 
     private RunSpec withOverrides(RunSpec s) {
         RunSpec.Training t = s.training() == null ? new RunSpec.Training(null, null, null, null) : s.training();
-        RunSpec.Training training = steps == null ? s.training()
-                : new RunSpec.Training(steps, t.batchSize(), t.gradAccum(), t.seed());
+        RunSpec.Training training = steps == null && seed == null ? s.training()
+                : new RunSpec.Training(steps != null ? steps : t.steps(), t.batchSize(), t.gradAccum(),
+                        seed != null ? seed : t.seed());
         return new RunSpec(s.name(), s.model(), s.sparsity(), s.adapters(), s.optimizer(), training, s.data(),
                 s.eval(), s.checkpointEvery(), s.backend(), s.precision(), threads != null ? threads : s.threads());
     }
