@@ -1,6 +1,7 @@
 package io.slope.engine.run;
 
 import io.slope.engine.checkpoint.CheckpointStore;
+import io.slope.engine.checkpoint.DurableFiles;
 import io.slope.engine.checkpoint.LocalCheckpointStore;
 import io.slope.engine.data.Corpus;
 import io.slope.engine.data.Dataset;
@@ -37,24 +38,34 @@ public final class LocalTrainingRun {
      *
      * @param baseDir folder that relative corpus paths resolve against (the spec file's folder)
      */
-    public static Summary start(RunSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener) throws IOException {
+    public static Summary start(RunSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener)
+            throws IOException {
         return start(spec, baseDir, runDir, listener, Integer.MAX_VALUE);
     }
 
     /** As {@link #start}, but pauses after {@code stopAfter} steps with a checkpoint there, to be resumed later. */
-    public static Summary start(RunSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener, int stopAfter)
-            throws IOException {
+    public static Summary start(RunSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener,
+            int stopAfter) throws IOException {
         if (Files.exists(runDir.resolve(SPEC_FILE))) {
             throw new IllegalArgumentException("--out: " + runDir + " already holds a run; continue it with --resume "
                     + runDir + " or choose another --out");
         }
         Corpus corpus = Corpus.read(spec.data().corpus().stream().map(p -> baseDir.resolve(p).normalize()).toList());
         listener.onInfo("corpus: " + corpus.description());
+        boolean created = Files.notExists(runDir);
         Files.createDirectories(runDir);
+        LocalCheckpointStore store = new LocalCheckpointStore(runDir);
         try (Dataset dataset = Dataset.prepare(corpus, Tokenizers.forCorpus(spec.data().tokenizer(), corpus),
                 spec.data().valFraction(), Dataset.DEFAULT_TOKENS_PER_SHARD, runDir.resolve(DATASET_DIR))) {
             Files.writeString(runDir.resolve(SPEC_FILE), RunSpecCodec.toJson(spec));
-            return train(spec, dataset, runDir, new LocalCheckpointStore(runDir), listener, stopAfter);
+            return train(spec, dataset, runDir, store, listener, stopAfter);
+        } catch (IOException | RuntimeException e) {
+            // A run that failed before its first checkpoint holds nothing worth resuming: leave no folder that would
+            // block the same --out next time. A folder that existed before is never deleted.
+            if (created && store.committedSteps().isEmpty()) {
+                DurableFiles.deleteRecursively(runDir);
+            }
+            throw e;
         }
     }
 

@@ -1,7 +1,9 @@
 package io.slope.engine.run;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.slope.engine.checkpoint.Checkpoint;
@@ -41,6 +43,20 @@ class LocalTrainingRunTest {
         assertEquals(s.valLossAdapters(), s.valLossSparse());
         assertEquals(s.valLossAdapters(), s.valLossMerged());
         assertEquals(s.valLossAdapters(), s.valLossInferenceForm());
+    }
+
+    @Test
+    void aRunThatFailsBeforeItsFirstCheckpointLeavesNoFolderBehind() throws Exception {
+        Files.writeString(dir.resolve("corpus.txt"), "tiny corpus");
+        RunSpec spec = RunSpecCodec.parseResolved("""
+                {"name": "too-short", "model": {"layers": 1, "heads": 1, "dModel": 8, "seqLen": 64},
+                 "training": {"steps": 2, "batchSize": 1}, "data": {"corpus": ["corpus.txt"]}, "backend": "cpu"}
+                """);
+        Path out = dir.resolve("out");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> LocalTrainingRun.start(spec, dir, out, ResumeProbe.QUIET));
+        assertTrue(e.getMessage().startsWith("data"), e.getMessage());
+        assertFalse(Files.exists(out), "the failed run's folder is gone, so the same --out works next time");
     }
 
     private LocalTrainingRun.Summary run(String mode, double adapterStart) throws Exception {
