@@ -73,6 +73,22 @@ public final class ObjectStore {
                 .data(content, content.length).build()));
     }
 
+    /**
+     * Uploads a stream of unknown length as a multipart upload of {@code partSize} parts (at least 5 MiB), so that
+     * nothing but one part is ever held in memory. Used by the API's corpus upload.
+     */
+    public void putStream(String key, InputStream in, long partSize) throws IOException {
+        call("upload stream to " + key, () -> client.putObject(PutObjectArgs.builder().bucket(bucket()).object(key)
+                .stream(in, null, partSize).build()));
+    }
+
+    /** Server-side copy within the bucket (one request: objects up to 5 GiB). */
+    public void copy(String fromKey, String toKey) throws IOException {
+        call("copy " + fromKey + " to " + toKey, () -> client.copyObject(io.minio.CopyObjectArgs.builder()
+                .bucket(bucket()).object(toKey)
+                .source(io.minio.SourceObject.builder().bucket(bucket()).object(fromKey).build()).build()));
+    }
+
     /** The whole object, or empty when there is none. */
     public Optional<byte[]> getBytes(String key) throws IOException {
         return callOptional("get " + key, () -> {

@@ -1,0 +1,23 @@
+package io.slope.api.config;
+
+import io.micronaut.context.annotation.ConfigurationProperties;
+import io.micronaut.core.bind.annotation.Bindable;
+
+/**
+ * Corpus uploads ({@code POST /api/v1/datasets}): the largest accepted, in bytes ({@code SLOPE_CORPUS_MAX_BYTES},
+ * default 1 GiB; at most 5 GiB, the largest object S3 copies in one request). {@code allowLocalPaths}: whether a spec may
+ * name an absolute path as its corpus, which only makes sense when the workers share the API's machine ({@code slope
+ * up}); off in compose.
+ */
+@ConfigurationProperties("slope.corpus")
+public record CorpusSettings(@Bindable(defaultValue = "1073741824") long maxBytes,
+        @Bindable(defaultValue = "false") boolean allowLocalPaths) {
+    public static final long S3_SINGLE_COPY_LIMIT = 5L << 30;
+
+    public CorpusSettings {
+        if (maxBytes < 1 || maxBytes > S3_SINGLE_COPY_LIMIT) {
+            throw new IllegalArgumentException("slope.corpus.max-bytes (SLOPE_CORPUS_MAX_BYTES) must be between 1 "
+                    + "and " + S3_SINGLE_COPY_LIMIT + " (5 GiB), got " + maxBytes);
+        }
+    }
+}

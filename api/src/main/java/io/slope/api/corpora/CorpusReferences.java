@@ -1,0 +1,77 @@
+package io.slope.api.corpora;
+
+import io.slope.api.auth.Caller;
+import io.slope.api.config.CorpusSettings;
+import io.slope.api.problem.Problem;
+import io.slope.api.problem.ProblemException;
+import io.slope.api.storage.Storage;
+import io.micronaut.http.HttpStatus;
+import jakarta.inject.Singleton;
+import java.sql.SQLException;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Checks a submitted spec's {@code data.corpus} entries before anything is stored, so a run never starts on a corpus
+ * the workers cannot read. An entry is {@code s3://<bucket>/corpora/<sha256>} (an upload; the content hash is its
+ * id, so whoever has the content may use it), any other key of the service's bucket (admins only), or, when the
+ * one-machine stack allows it ({@code slope.corpus.allow-local-paths}), an absolute path the pipeline worker reads.
+ */
+@Singleton
+public class CorpusReferences {
+    public static final String PREFIX = "corpora/";
+
+    private final CorpusRepository corpora;
+    private final Storage storage;
+    private final CorpusSettings settings;
+
+    public CorpusReferences(CorpusRepository corpora, Storage storage, CorpusSettings settings) {
+        this.corpora = corpora;
+        this.storage = storage;
+        this.settings = settings;
+    }
+
+    public String uri(String id) {
+        return "s3://" + storage.bucket() + "/" + PREFIX + id;
+    }
+
+    public void check(Caller caller, List<String> entries) throws SQLException {
+        List<Problem.FieldProblem> errors = new ArrayList<>();
+        for (int i = 0; i < entries.size(); i++) {
+            String problem = problem(caller, entries.get(i));
+            if (problem != null) {
+                errors.add(new Problem.FieldProblem("data.corpus[" + i + "]", problem));
+            }
+        }
+        if (!errors.isEmpty()) {
+            throw new ProblemException(HttpStatus.BAD_REQUEST, "invalid-spec", String.join("; ", errors.stream()
+                    .map(e -> e.field() + ": " + e.message()).toList()), errors);
+        }
+    }
+
+    private String problem(Caller caller, String entry) throws SQLException {
+        String bucketPrefix = "s3://" + storage.bucket() + "/";
+        if (entry.startsWith(bucketPrefix)) {
+            String key = entry.substring(bucketPrefix.length());
+            if (key.startsWith(PREFIX)) {
+                String id = key.substring(PREFIX.length());
+                if (!id.matches("[0-9a-f]{64}") || corpora.find(id).isEmpty()) {
+                    return "no uploaded corpus " + entry + "; upload the file with POST /api/v1/datasets and use "
+                            + "the uri it returns";
+                }
+                return null;
+            }
+            return caller.admin() ? null : "only uploaded corpora (" + bucketPrefix + PREFIX + "<id>) may be used; "
+                    + "upload the file with POST /api/v1/datasets";
+        }
+        if (entry.startsWith("s3://")) {
+            return "corpora are read from bucket " + storage.bucket() + " only; upload the file with "
+                    + "POST /api/v1/datasets and use the uri it returns";
+        }
+        if (settings.allowLocalPaths() && entry.startsWith("/")) {
+            return null;
+        }
+        return "a local path (" + entry + ") cannot be read by the service's workers; upload the file with "
+                + "POST /api/v1/datasets (`slope submit` does this for local files) and use the uri it returns";
+    }
+}

@@ -1,0 +1,139 @@
+package io.slope.api.corpora;
+
+import io.micronaut.http.HttpStatus;
+import io.slope.api.auth.Caller;
+import io.slope.api.config.CorpusSettings;
+import io.slope.api.corpora.CorpusRepository.CorpusRow;
+import io.slope.api.problem.ProblemException;
+import io.slope.api.storage.Storage;
+import io.slope.activities.storage.ObjectStore;
+import jakarta.inject.Singleton;
+import java.io.FilterInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.sql.SQLException;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.UUID;
+
+/**
+ * Corpus uploads: the request body goes to the object store as it arrives (a multipart upload to a temporary key,
+ * hashed on the way), then is copied to its content address {@code corpora/<sha256>}; the same content uploaded twice
+ * is stored once. Past the size limit the upload stops with a 413 and the temporary object is removed.
+ */
+@Singleton
+public class CorpusUploads {
+    /** Parts held in memory while streaming: the S3 minimum is 5 MiB. */
+    private static final long PART_SIZE = 8L << 20;
+
+    private final Storage storage;
+    private final CorpusRepository corpora;
+    private final CorpusReferences references;
+    private final CorpusSettings settings;
+
+    public CorpusUploads(Storage storage, CorpusRepository corpora, CorpusReferences references,
+            CorpusSettings settings) {
+        this.storage = storage;
+        this.corpora = corpora;
+        this.references = references;
+        this.settings = settings;
+    }
+
+    public record Uploaded(CorpusRow corpus, String uri, boolean created) {}
+
+    public Uploaded upload(Caller caller, InputStream body, Long declaredLength, String filename)
+            throws IOException, SQLException {
+        if (declaredLength != null && declaredLength > settings.maxBytes()) {
+            throw tooLarge(declaredLength);
+        }
+        if (filename != null && (filename.length() > 255 || filename.contains("/") || filename.isBlank())) {
+            throw ProblemException.badField("filename", "a file name without '/', 1 to 255 characters");
+        }
+        ObjectStore objects = storage.objects();
+        String temporary = "uploads/" + UUID.randomUUID();
+        HashingLimitedStream in = new HashingLimitedStream(body, settings.maxBytes());
+        try {
+            objects.putStream(temporary, in, PART_SIZE);
+        } catch (IOException e) {
+            objects.delete(temporary);
+            if (in.overLimit) {
+                throw tooLarge(null);
+            }
+            throw e;
+        } catch (RuntimeException e) {
+            objects.delete(temporary);
+            if (in.overLimit) {
+                throw tooLarge(null);
+            }
+            throw e;
+        }
+        if (in.count == 0) {
+            objects.delete(temporary);
+            throw ProblemException.badField("body", "the corpus is empty; send the file's bytes as the request body");
+        }
+        String sha256 = HexFormat.of().formatHex(in.digest.digest());
+        String key = CorpusReferences.PREFIX + sha256;
+        boolean created = corpora.find(sha256).isEmpty();
+        if (created) {
+            objects.copy(temporary, key);
+        }
+        objects.delete(temporary);
+        CorpusRow row = corpora.insertIfAbsent(sha256, caller.user(), key, in.count, filename);
+        return new Uploaded(row, references.uri(sha256), created);
+    }
+
+    private ProblemException tooLarge(Long declared) {
+        return new ProblemException(HttpStatus.REQUEST_ENTITY_TOO_LARGE, "corpus-too-large", "the corpus "
+                + (declared == null ? "is larger than " : "is " + declared + " bytes; the limit is ")
+                + settings.maxBytes() + " bytes (SLOPE_CORPUS_MAX_BYTES); split it into several uploads and list "
+                + "each uri in data.corpus", List.of());
+    }
+
+    /** Counts and hashes what passes through; fails once more than {@code limit} bytes have come. */
+    private static final class HashingLimitedStream extends FilterInputStream {
+        private final MessageDigest digest;
+        private final long limit;
+        private long count;
+        private boolean overLimit;
+
+        HashingLimitedStream(InputStream in, long limit) {
+            super(in);
+            this.limit = limit;
+            try {
+                this.digest = MessageDigest.getInstance("SHA-256");
+            } catch (NoSuchAlgorithmException e) {
+                throw new IllegalStateException("every JDK has SHA-256", e);
+            }
+        }
+
+        @Override
+        public int read() throws IOException {
+            int b = super.read();
+            if (b >= 0) {
+                digest.update((byte) b);
+                counted(1);
+            }
+            return b;
+        }
+
+        @Override
+        public int read(byte[] buffer, int offset, int length) throws IOException {
+            int n = super.read(buffer, offset, length);
+            if (n > 0) {
+                digest.update(buffer, offset, n);
+                counted(n);
+            }
+            return n;
+        }
+
+        private void counted(int n) throws IOException {
+            count += n;
+            if (count > limit) {
+                overLimit = true;
+                throw new IOException("corpus larger than " + limit + " bytes");
+            }
+        }
+    }
+}

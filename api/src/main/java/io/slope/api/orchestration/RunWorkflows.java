@@ -1,0 +1,153 @@
+package io.slope.api.orchestration;
+
+import io.slope.api.config.TemporalSettings;
+import io.slope.api.problem.ProblemException;
+import io.slope.spec.RunSpec;
+import io.slope.spec.pipeline.Stage;
+import io.slope.spec.pipeline.StageResult;
+import io.slope.workflows.run.RunInput;
+import io.slope.workflows.run.RunOptions;
+import io.slope.workflows.run.RunProgress;
+import io.slope.workflows.run.SearchAttributes;
+import io.slope.workflows.run.SlopeRunWorkflow;
+import io.slope.workflows.run.TaskQueues;
+import io.temporal.api.enums.v1.WorkflowIdConflictPolicy;
+import io.temporal.api.enums.v1.WorkflowIdReusePolicy;
+import io.temporal.client.UpdateOptions;
+import io.temporal.client.WorkflowClient;
+import io.temporal.client.WorkflowExecutionAlreadyStarted;
+import io.temporal.client.WorkflowNotFoundException;
+import io.temporal.client.WorkflowOptions;
+import io.temporal.client.WorkflowStub;
+import io.temporal.client.WorkflowUpdateException;
+import io.temporal.client.WorkflowUpdateHandle;
+import io.temporal.client.WorkflowUpdateStage;
+import io.temporal.common.SearchAttributes.Builder;
+import io.temporal.failure.ApplicationFailure;
+import io.temporal.failure.TemporalFailure;
+import jakarta.inject.Singleton;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+/**
+ * The API's side of Temporal: starts a run's workflow ({@code run-<id>} on {@code slope-pipeline}), cancels it, and
+ * sends it the pause and resume Updates. Postgres stays the catalogue; nothing here lists or reads run state.
+ */
+@Singleton
+public class RunWorkflows {
+    private final WorkflowClient client;
+    private final TemporalSettings settings;
+
+    public RunWorkflows(WorkflowClient client, TemporalSettings settings) {
+        this.client = client;
+        this.settings = settings;
+    }
+
+    /**
+     * Starts the run's workflow; from {@code fromStage} with the earlier stages' results for a retry. A workflow of
+     * that id that is still open is left alone (it is the run), so starting twice is harmless.
+     */
+    public void start(String runId, RunSpec spec, Stage fromStage, Map<Stage, StageResult> earlierResults) {
+        Builder attributes = io.temporal.common.SearchAttributes.newBuilder()
+                .set(SearchAttributes.RUN_ID, runId)
+                .set(SearchAttributes.STATUS, "QUEUED")
+                .set(SearchAttributes.MODEL, spec.model() != null && spec.model().preset() != null
+                        ? spec.model().preset() : "custom")
+                .set(SearchAttributes.STAGE, (fromStage == null ? Stage.PREPARE_DATA : fromStage).wireName());
+        WorkflowOptions options = WorkflowOptions.newBuilder()
+                .setWorkflowId(SlopeRunWorkflow.workflowId(runId))
+                .setTaskQueue(TaskQueues.PIPELINE)
+                .setWorkflowIdReusePolicy(WorkflowIdReusePolicy.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE)
+                .setWorkflowIdConflictPolicy(WorkflowIdConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING)
+                .setTypedSearchAttributes(attributes.build())
+                .build();
+        SlopeRunWorkflow workflow = client.newWorkflowStub(SlopeRunWorkflow.class, options);
+        RunInput input = new RunInput(runId, spec, RunOptions.DEFAULT, fromStage, earlierResults, null);
+        try {
+            WorkflowClient.start(workflow::run, input);
+        } catch (WorkflowExecutionAlreadyStarted e) {
+            // USE_EXISTING makes this rare; either way the run's workflow is running, which is what was asked.
+        }
+    }
+
+    /** Requests cancellation: the workflow flushes a checkpoint and records the run CANCELLED. */
+    public void cancel(String runId) {
+        try {
+            client.newUntypedWorkflowStub(SlopeRunWorkflow.workflowId(runId)).cancel();
+        } catch (WorkflowNotFoundException e) {
+            throw ProblemException.conflict("no-workflow", "run " + runId + " has no open workflow to cancel "
+                    + "(it has finished, or it was never started: the reconciler starts queued runs)");
+        }
+    }
+
+    public void pause(String runId) {
+        update(runId, "pause");
+    }
+
+    public void resume(String runId) {
+        update(runId, "resume");
+    }
+
+    /**
+     * Sends an Update and waits until the workflow has accepted it (its validator passed), not until it is complete:
+     * a pause completes only once the running chunk has flushed its checkpoint.
+     */
+    private void update(String runId, String name) {
+        WorkflowStub stub = client.newUntypedWorkflowStub(SlopeRunWorkflow.workflowId(runId));
+        CompletableFuture<WorkflowUpdateHandle<RunProgress>> accepted = CompletableFuture.supplyAsync(() ->
+                stub.startUpdate(UpdateOptions.newBuilder(RunProgress.class).setUpdateName(name)
+                        .setWaitForStage(WorkflowUpdateStage.ACCEPTED).build()));
+        try {
+            accepted.get(settings.updateTimeout().toMillis(), TimeUnit.MILLISECONDS);
+        } catch (TimeoutException e) {
+            accepted.cancel(true);
+            throw ProblemException.unavailable("the run's workflow did not take the " + name + " request within "
+                    + settings.updateTimeout().toSeconds() + " s (is a pipeline worker running?); try again");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw ProblemException.unavailable(name + " interrupted");
+        } catch (ExecutionException e) {
+            throw refusal(runId, name, e.getCause());
+        }
+    }
+
+    private static RuntimeException refusal(String runId, String name, Throwable cause) {
+        if (cause instanceof WorkflowNotFoundException) {
+            return ProblemException.conflict("no-workflow", "run " + runId + " has no open workflow to " + name);
+        }
+        if (cause instanceof WorkflowUpdateException update) {
+            // The validator's refusal, e.g. "the run is already paused; resume it first".
+            return ProblemException.conflict("illegal-state", innermost(update));
+        }
+        if (cause instanceof RuntimeException runtime) {
+            return runtime;
+        }
+        return new IllegalStateException(cause);
+    }
+
+    private static String innermost(Throwable e) {
+        Throwable t = e;
+        while (t.getCause() != null) {
+            t = t.getCause();
+        }
+        if (t instanceof ApplicationFailure app) {
+            return app.getOriginalMessage();
+        }
+        if (t instanceof TemporalFailure temporal) {
+            return temporal.getOriginalMessage();
+        }
+        return t.getMessage();
+    }
+
+    /** The Temporal UI's page of a run's workflow, or null when no UI address is configured. */
+    public String uiUrl(String runId) {
+        if (settings.uiUrl() == null || settings.uiUrl().isBlank()) {
+            return null;
+        }
+        return settings.uiUrl().replaceAll("/+$", "") + "/namespaces/" + settings.namespace() + "/workflows/"
+                + SlopeRunWorkflow.workflowId(runId);
+    }
+}

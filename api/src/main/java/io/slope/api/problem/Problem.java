@@ -1,0 +1,21 @@
+package io.slope.api.problem;
+
+import com.fasterxml.jackson.annotation.JsonInclude;
+import io.micronaut.core.annotation.Nullable;
+import io.micronaut.serde.annotation.Serdeable;
+import java.util.List;
+
+/**
+ * An RFC 9457 problem document: every error the API returns, as {@code application/problem+json}. {@code errors}
+ * names each field that was wrong and what to do about it.
+ */
+@Serdeable
+@JsonInclude(JsonInclude.Include.NON_EMPTY)
+public record Problem(String type, String title, int status, @Nullable String detail, @Nullable String instance,
+        @Nullable List<FieldProblem> errors) {
+    public static final String MEDIA_TYPE = "application/problem+json";
+
+    /** One wrong field: its path (e.g. {@code training.steps}, {@code limit}) and the message. */
+    @Serdeable
+    public record FieldProblem(String field, String message) {}
+}
