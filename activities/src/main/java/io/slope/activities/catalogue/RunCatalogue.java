@@ -340,8 +340,8 @@ public final class RunCatalogue {
                 try (ResultSet rs = ps.executeQuery()) {
                     while (rs.next()) {
                         double v = rs.getDouble(3);
-                        rows.add(new CheckpointRow(rs.getLong(1), rs.getString(2), rs.wasNull() ? null : v,
-                                rs.getBoolean(4)));
+                        Double valLoss = rs.wasNull() ? null : v;
+                        rows.add(new CheckpointRow(rs.getLong(1), rs.getString(2), valLoss, rs.getBoolean(4)));
                     }
                 }
                 return rows;

@@ -1,0 +1,384 @@
+package io.slope.gpuworker;
+
+import io.slope.activities.catalogue.RunCatalogue;
+import io.slope.activities.checkpoint.CatalogedCheckpointStore;
+import io.slope.activities.checkpoint.S3CheckpointStore;
+import io.slope.activities.data.DatasetStore;
+import io.slope.activities.pipeline.ExportManifest;
+import io.slope.activities.storage.ObjectStore;
+import io.slope.engine.checkpoint.DurableFiles;
+import io.slope.engine.checkpoint.NamedTensor;
+import io.slope.engine.checkpoint.Safetensors;
+import io.slope.engine.data.Dataset;
+import io.slope.engine.data.InvalidTokenShardException;
+import io.slope.engine.merge.Merge;
+import io.slope.engine.model.GptModel;
+import io.slope.engine.model.ModelSnapshot;
+import io.slope.engine.run.TrainingSession;
+import io.slope.engine.train.Trainer;
+import io.slope.spec.InvalidSpecException;
+import io.slope.spec.RunSpec;
+import io.slope.spec.pipeline.CheckpointRef;
+import io.slope.spec.pipeline.Stage;
+import io.slope.spec.pipeline.StageResult;
+import io.slope.workflows.run.ChunkRequest;
+import io.slope.workflows.run.ChunkResult;
+import io.slope.workflows.run.ModelActivities;
+import io.slope.workflows.run.ModelRequest;
+import io.temporal.activity.Activity;
+import io.temporal.activity.ActivityExecutionContext;
+import io.temporal.failure.ApplicationFailure;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.SQLException;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.Semaphore;
+
+/**
+ * The model stages on one worker. The model stays resident between activities of the same run (the next chunk comes
+ * to this worker's own queue); any other run, or a chunk whose run is not resident, opens a session that restores the
+ * newest committed checkpoint from S3. One activity at a time, across both queues the worker polls.
+ */
+public final class ModelActivitiesImpl implements ModelActivities {
+    private static final System.Logger LOG = System.getLogger(ModelActivitiesImpl.class.getName());
+
+    private final ObjectStore objects;
+    private final DatasetStore datasets;
+    private final RunCatalogue catalogue;
+    private final RunCatalogue progressCatalogue;
+    private final Path cacheDir;
+    private final Path scratchDir;
+    private final String workerQueue;
+    private final Semaphore slot = new Semaphore(1);
+    private volatile boolean stopping;
+    private Resident resident;
+
+    /** A run's model in memory, with what it needs to go on. */
+    private static final class Resident implements AutoCloseable {
+        final String runId;
+        final Dataset dataset;
+        final CatalogedCheckpointStore store;
+        final TrainingSession session;
+        final ProgressRecorder progress;
+        TrainingSession.FinalEvaluation finalEvaluation;
+
+        Resident(String runId, Dataset dataset, CatalogedCheckpointStore store, TrainingSession session,
+                ProgressRecorder progress) {
+            this.runId = runId;
+            this.dataset = dataset;
+            this.store = store;
+            this.session = session;
+            this.progress = progress;
+        }
+
+        @Override
+        public void close() {
+            session.close();
+            dataset.close();
+        }
+    }
+
+    public ModelActivitiesImpl(ObjectStore objects, DatasetStore datasets, RunCatalogue catalogue,
+            RunCatalogue progressCatalogue, Path cacheDir, Path scratchDir, String workerQueue) {
+        this.objects = objects;
+        this.datasets = datasets;
+        this.catalogue = catalogue;
+        this.progressCatalogue = progressCatalogue;
+        this.cacheDir = cacheDir;
+        this.scratchDir = scratchDir;
+        this.workerQueue = workerQueue;
+    }
+
+    /** Graceful shutdown: the running chunk stops at its next step with a checkpoint; waits for it to return. */
+    public void stopAndWait(long timeoutMillis) throws InterruptedException {
+        stopping = true;
+        if (slot.tryAcquire(timeoutMillis, java.util.concurrent.TimeUnit.MILLISECONDS)) {
+            slot.release();
+        }
+    }
+
+    @Override
+    public ChunkResult trainChunk(ChunkRequest request) {
+        ActivityExecutionContext context = Activity.getExecutionContext();
+        return withSlot(context, request.runId(), () -> {
+            Resident r = residentFor(request.runId(), request.spec(), request.datasetId(), context);
+            long deadline = System.nanoTime() + request.maxMinutes() * 60_000_000_000L;
+            try (Heartbeater heartbeat = new Heartbeater(context, () -> details(r))) {
+                TrainingSession.ChunkResult chunk;
+                try {
+                    chunk = r.session.trainUntil(request.stopStep(),
+                            () -> stopping || heartbeat.stopRequested() || System.nanoTime() > deadline);
+                } catch (RuntimeException | IOException e) {
+                    dropResident();
+                    throw e;
+                }
+                r.progress.flush();
+                heartbeat.rethrowIfCancelled();
+                LOG.log(System.Logger.Level.INFO, "run " + request.runId() + ": " + request.stage().wireName()
+                        + " chunk ended after step " + chunk.stepsDone());
+                return new ChunkResult(chunk.stepsDone(), checkpointRef(r), stopping ? null : workerQueue);
+            }
+        });
+    }
+
+    @Override
+    public StageResult merge(ModelRequest request) {
+        ActivityExecutionContext context = Activity.getExecutionContext();
+        return withSlot(context, request.runId(), () -> {
+            Resident r = finished(request, context);
+            TrainingSession.FinalEvaluation evaluation = r.finalEvaluation;
+            String prefix = "runs/" + request.runId() + "/merge/";
+            Path file = tempFile("dense");
+            try {
+                Safetensors.write(file, denseTensors(r.session.model(), evaluation), Map.of("form", "dense-export"));
+                objects.putFile(prefix + "dense.safetensors", file);
+            } finally {
+                Files.deleteIfExists(file);
+            }
+            return StageResult.output(Stage.MERGE, prefix, evaluations(evaluation));
+        });
+    }
+
+    @Override
+    public StageResult evaluate(ModelRequest request) {
+        ActivityExecutionContext context = Activity.getExecutionContext();
+        return withSlot(context, request.runId(), () -> {
+            Resident r = finished(request, context);
+            Map<String, Double> values = evaluations(r.finalEvaluation);
+            UUID id = UUID.fromString(request.runId());
+            for (Map.Entry<String, Double> e : values.entrySet()) {
+                catalogue.recordEval(id, r.session.totalSteps(), e.getKey(), e.getValue());
+            }
+            return StageResult.output(Stage.EVAL, null, values);
+        });
+    }
+
+    @Override
+    public StageResult export(ModelRequest request) {
+        ActivityExecutionContext context = Activity.getExecutionContext();
+        return withSlot(context, request.runId(), () -> {
+            Resident r = finished(request, context);
+            String prefix = ExportManifest.prefix(request.runId());
+            List<ExportManifest.File> files = new ArrayList<>();
+            upload(prefix, "slope/model.safetensors", "slope", slopeTensors(r.finalEvaluation.model()), files);
+            upload(prefix, "slope/dense.safetensors", "slope", denseTensors(r.session.model(), r.finalEvaluation),
+                    files);
+            byte[] report = reportJson(r.finalEvaluation);
+            uploadBytes(prefix, "report/evaluation.json", report, files);
+            objects.putBytes(prefix + ExportManifest.NAME, new ExportManifest(files).toJson());
+            return StageResult.output(Stage.EXPORT, prefix, Map.of("files", (double) files.size()));
+        });
+    }
+
+    // --- the resident model
+
+    private Resident residentFor(String runId, RunSpec spec, String datasetId, ActivityExecutionContext context)
+            throws IOException {
+        if (resident != null && resident.runId.equals(runId)) {
+            long latest;
+            try {
+                latest = catalogue.run(UUID.fromString(runId)).map(RunCatalogue.RunRow::latestStep).orElse(-1L);
+            } catch (SQLException e) {
+                latest = -1; // cannot tell: restoring from S3 is always correct
+            }
+            if (latest == resident.session.stepsDone()) {
+                return resident;
+            }
+            LOG.log(System.Logger.Level.INFO, "run " + runId + ": resident model is at step "
+                    + resident.session.stepsDone() + " but the latest checkpoint is " + latest + "; restoring");
+        }
+        dropResident();
+        if (datasetId == null) {
+            throw ApplicationFailure.newNonRetryableFailure("run " + runId + " has no prepared dataset; retry from "
+                    + "stage prepareData", "MissingDataset");
+        }
+        UUID id = UUID.fromString(runId);
+        Dataset dataset;
+        try {
+            dataset = datasets.fetch(datasetId, cacheDir);
+        } catch (InvalidTokenShardException e) {
+            throw ApplicationFailure.newNonRetryableFailure("dataset " + datasetId + ": " + e.getMessage(),
+                    "InvalidDataset");
+        }
+        CatalogedCheckpointStore store = new CatalogedCheckpointStore(new S3CheckpointStore(objects, runId,
+                scratchDir.resolve(runId)), catalogue, id);
+        ProgressRecorder progress = new ProgressRecorder(progressCatalogue, id);
+        String writer = workerQueue + "/" + context.getInfo().getActivityId() + "/attempt-"
+                + context.getInfo().getAttempt();
+        TrainingSession session;
+        try {
+            session = TrainingSession.open(spec, dataset, store, writer, listener(store, progress));
+        } catch (InvalidSpecException | IllegalArgumentException e) {
+            dataset.close();
+            throw ApplicationFailure.newNonRetryableFailure(e.getMessage(), "InvalidSpec");
+        } catch (IOException | RuntimeException e) {
+            dataset.close();
+            throw e;
+        }
+        progress.info("model resident on " + workerQueue + " after step " + session.stepsDone());
+        progress.flush();
+        resident = new Resident(runId, dataset, store, session, progress);
+        return resident;
+    }
+
+    private Resident finished(ModelRequest request, ActivityExecutionContext context) throws IOException {
+        Resident r = residentFor(request.runId(), request.spec(), request.datasetId(), context);
+        if (r.session.stepsDone() < r.session.totalSteps()) {
+            throw ApplicationFailure.newNonRetryableFailure("run " + request.runId() + " has trained "
+                    + r.session.stepsDone() + " of " + r.session.totalSteps() + " steps; retry from stage "
+                    + "adapterPhase", "NotTrained");
+        }
+        if (r.finalEvaluation == null) {
+            try (Heartbeater heartbeat = new Heartbeater(context, () -> details(r))) {
+                r.finalEvaluation = r.session.finish();
+            }
+        }
+        return r;
+    }
+
+    private static TrainingSession.Listener listener(CatalogedCheckpointStore store, ProgressRecorder progress) {
+        return new TrainingSession.Listener() {
+            @Override
+            public void onInfo(String line) {
+                progress.info(line);
+            }
+
+            @Override
+            public void onStep(Trainer.StepStats stats, int totalSteps) {
+                progress.step(stats);
+            }
+
+            @Override
+            public void onEval(int step, String form, double valLoss) {
+                store.noteValidationLoss(step, valLoss);
+                progress.eval(step, form.equals("sparse") ? "val_loss_sparse" : "val_loss", valLoss);
+            }
+        };
+    }
+
+    private void dropResident() {
+        if (resident != null) {
+            try {
+                resident.close();
+            } catch (RuntimeException e) {
+                LOG.log(System.Logger.Level.WARNING, "closing the resident model: " + e.getMessage());
+            }
+            resident = null;
+        }
+    }
+
+    private interface Body<T> {
+        T run() throws IOException, SQLException;
+    }
+
+    private <T> T withSlot(ActivityExecutionContext context, String runId, Body<T> body) {
+        try {
+            while (!slot.tryAcquire(3, java.util.concurrent.TimeUnit.SECONDS)) {
+                context.heartbeat(null); // waiting for the one slot; cancellation still reaches us
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while waiting for the worker's slot", e);
+        }
+        try {
+            return body.run();
+        } catch (IOException e) {
+            throw new UncheckedIOException("run " + runId + ": " + e.getMessage(), e);
+        } catch (SQLException e) {
+            throw new IllegalStateException("run " + runId + ": catalogue: " + e.getMessage(), e);
+        } finally {
+            slot.release();
+        }
+    }
+
+    private static Heartbeater.Details details(Resident r) {
+        return new Heartbeater.Details(r.session.stepsDone(), checkpointRef(r));
+    }
+
+    private static CheckpointRef checkpointRef(Resident r) {
+        var last = r.store.lastCommitted();
+        return last == null ? null : new CheckpointRef(last.step(), last.prefix(), last.manifestSha256());
+    }
+
+    // --- exports
+
+    private static Map<String, Double> evaluations(TrainingSession.FinalEvaluation e) {
+        Map<String, Double> values = new LinkedHashMap<>();
+        values.put("val_loss_sparse", e.valLossSparse());
+        values.put("val_loss_adapters", e.valLossAdapters());
+        values.put("val_loss_merged", e.valLossMerged());
+        values.put("val_loss_inference_form", e.valLossInferenceForm());
+        return values;
+    }
+
+    private static List<NamedTensor> denseTensors(GptModel model, TrainingSession.FinalEvaluation e) {
+        Map<String, int[]> shapes = GptModel.parameterShapes(Merge.denseConfig(model.config()));
+        List<NamedTensor> tensors = new ArrayList<>();
+        for (Map.Entry<String, double[]> t : e.denseExport().entrySet()) {
+            int[] shape = shapes.get(t.getKey());
+            long[] dims = shape == null ? new long[] {t.getValue().length} : toLongs(shape);
+            tensors.add(NamedTensor.f32(t.getKey(), dims, t.getValue()));
+        }
+        return tensors;
+    }
+
+    /** The sparse model as trained: kept values, row masks, column masks and adapters, flat. */
+    private static List<NamedTensor> slopeTensors(ModelSnapshot m) {
+        List<NamedTensor> tensors = new ArrayList<>();
+        m.values().forEach((name, v) -> tensors.add(NamedTensor.f32("param/" + name, new long[] {v.length}, v)));
+        m.rowKept().forEach((name, v) -> tensors.add(NamedTensor.i32("row_kept/" + name, new long[] {v.length}, v)));
+        m.columnMasks().forEach((name, v) -> tensors.add(NamedTensor.u8("column_mask/" + name,
+                new long[] {v.length}, v)));
+        m.adapters().forEach((name, v) -> tensors.add(NamedTensor.f32("adapter/" + name, new long[] {v.length}, v)));
+        return tensors;
+    }
+
+    private static byte[] reportJson(TrainingSession.FinalEvaluation e) {
+        StringBuilder json = new StringBuilder("{\n");
+        var values = evaluations(e);
+        int i = 0;
+        for (var entry : values.entrySet()) {
+            json.append("  \"").append(entry.getKey()).append("\": ").append(entry.getValue())
+                    .append(++i < values.size() ? ",\n" : "\n");
+        }
+        return json.append("}\n").toString().getBytes(StandardCharsets.UTF_8);
+    }
+
+    private void upload(String prefix, String path, String kind, List<NamedTensor> tensors,
+            List<ExportManifest.File> files) throws IOException {
+        Path file = tempFile("export");
+        try {
+            String sha256 = Safetensors.write(file, tensors, Map.of());
+            objects.putFile(prefix + path, file);
+            files.add(new ExportManifest.File(path, kind, Files.size(file), sha256));
+        } finally {
+            Files.deleteIfExists(file);
+        }
+    }
+
+    private void uploadBytes(String prefix, String path, byte[] content, List<ExportManifest.File> files)
+            throws IOException {
+        objects.putBytes(prefix + path, content);
+        files.add(new ExportManifest.File(path, "report", content.length, DurableFiles.sha256Hex(content)));
+    }
+
+    private Path tempFile(String what) throws IOException {
+        Files.createDirectories(scratchDir);
+        return scratchDir.resolve(what + "-" + System.nanoTime() + ".safetensors");
+    }
+
+    private static long[] toLongs(int[] shape) {
+        long[] l = new long[shape.length];
+        for (int i = 0; i < shape.length; i++) {
+            l[i] = shape[i];
+        }
+        return l;
+    }
+}

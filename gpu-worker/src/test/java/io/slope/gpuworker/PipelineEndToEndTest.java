@@ -1,0 +1,113 @@
+package io.slope.gpuworker;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.slope.activities.catalogue.RunCatalogue;
+import io.slope.engine.checkpoint.LoadedCheckpoint;
+import io.slope.engine.checkpoint.DurableFiles;
+import io.slope.spec.RunSpec;
+import io.slope.spec.pipeline.Stage;
+import io.slope.workflows.run.RunOptions;
+import io.slope.workflows.run.RunOutcome;
+import io.slope.workflows.run.SlopeRunWorkflow;
+import io.temporal.api.workflowservice.v1.ListWorkflowExecutionsRequest;
+import java.nio.file.Path;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.UUID;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** A tiny run through every stage against the real Temporal dev server, Postgres and S3Proxy. */
+class PipelineEndToEndTest {
+    private static final int STEPS = 40;
+    private static PipelineHarness harness;
+    @TempDir
+    static Path dir;
+
+    @BeforeAll
+    static void start() throws Exception {
+        harness = new PipelineHarness("e2e_happy");
+        harness.startGpuWorker();
+    }
+
+    @AfterAll
+    static void stop() {
+        harness.close();
+    }
+
+    @Test
+    void tinyRunSucceedsThroughEveryStage() throws Exception {
+        RunSpec spec = PipelineHarness.tinySpec(PipelineHarness.corpus(dir), STEPS);
+        // Chunks of 8 steps, continue-as-new after every 2 chunks: several workflow runs, each routed to the
+        // resident model.
+        UUID id = harness.submit(spec, new RunOptions(8, 5, 2, 2));
+        RunOutcome outcome = harness.result(id, RunOutcome.class, Duration.ofMinutes(8));
+        assertEquals("SUCCEEDED", outcome.status());
+        assertEquals(Stage.values().length, outcome.results().size());
+
+        RunCatalogue.RunRow row = harness.catalogue.run(id).orElseThrow();
+        assertEquals("SUCCEEDED", row.status());
+        assertEquals(STEPS, row.latestStep());
+        assertEquals(STEPS, row.stepsDone());
+
+        Map<String, Double> evals = new HashMap<>();
+        harness.database().transaction(c -> {
+            try (PreparedStatement ps = c.prepareStatement("SELECT name, value FROM eval_results WHERE run_id = ? "
+                    + "AND step = ?")) {
+                ps.setObject(1, id);
+                ps.setInt(2, STEPS);
+                try (ResultSet rs = ps.executeQuery()) {
+                    while (rs.next()) {
+                        evals.put(rs.getString(1), rs.getDouble(2));
+                    }
+                }
+            }
+            try (PreparedStatement ps = c.prepareStatement("SELECT count(*) FROM progress_samples WHERE run_id = ?")) {
+                ps.setObject(1, id);
+                try (ResultSet rs = ps.executeQuery()) {
+                    rs.next();
+                    assertEquals(STEPS, rs.getInt(1), "one loss-curve sample per step, none twice");
+                }
+            }
+            return null;
+        });
+        for (String name : new String[] {"val_loss_sparse", "val_loss_adapters", "val_loss_merged",
+                "val_loss_inference_form"}) {
+            assertTrue(evals.containsKey(name) && Double.isFinite(evals.get(name)), name + " in " + evals);
+        }
+        assertTrue(evals.get("val_loss_adapters") < Math.log(80), "it learned something: " + evals);
+
+        var artifacts = harness.catalogue.artifacts(id);
+        assertTrue(artifacts.size() >= 3, artifacts.toString());
+        for (RunCatalogue.Artifact artifact : artifacts) {
+            byte[] content = harness.objects.getBytes(artifact.objectKey()).orElseThrow();
+            assertEquals(artifact.bytes(), content.length, artifact.path());
+            assertEquals(artifact.sha256(), DurableFiles.sha256Hex(content), artifact.path());
+        }
+
+        // Retention kept the last two checkpoints (and the best); the latest one is there and verifies.
+        assertTrue(harness.catalogue.checkpoints(id).size() <= 3, harness.catalogue.checkpoints(id).toString());
+        LoadedCheckpoint last = harness.finalCheckpoint(id, STEPS);
+        LoadedCheckpoint reference = harness.uninterrupted(spec, outcome.results().get(Stage.PREPARE_DATA)
+                .datasetId());
+        assertEquals(reference.checkpoint().tensors(), last.checkpoint().tensors(),
+                "chunked, resident and continued-as-new training equals one uninterrupted run, bit for bit");
+
+        // The run is findable by its search attributes in the dev server's visibility store.
+        PipelineHarness.await("visibility", Duration.ofSeconds(30), () -> harness.client.getWorkflowServiceStubs()
+                .blockingStub().listWorkflowExecutions(ListWorkflowExecutionsRequest.newBuilder()
+                        .setNamespace("default").setQuery("SlopeRunId = '" + id + "' AND SlopeStatus = 'SUCCEEDED' "
+                                + "AND SlopeStage = 'finalize'").build()).getExecutionsCount() >= 1);
+        assertEquals(SlopeRunWorkflow.workflowId(id.toString()), harness.client.getWorkflowServiceStubs()
+                .blockingStub().listWorkflowExecutions(ListWorkflowExecutionsRequest.newBuilder()
+                        .setNamespace("default").setQuery("SlopeRunId = '" + id + "'").build())
+                .getExecutions(0).getExecution().getWorkflowId());
+    }
+}

@@ -1,0 +1,128 @@
+package io.slope.gpuworker;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.slope.engine.checkpoint.LoadedCheckpoint;
+import io.slope.spec.RunSpec;
+import io.slope.spec.pipeline.Stage;
+import io.slope.testinfra.ManagedProcess;
+import io.slope.testinfra.TestServices;
+import io.slope.workflows.run.RunOptions;
+import io.slope.workflows.run.RunOutcome;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.UUID;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestMethodOrder;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * One instance of each fault in the middle of the sparse phase: the GPU worker SIGKILLed (and a fresh one started),
+ * the Temporal dev server SIGKILLed and restarted on its SQLite file, Postgres stopped without a checkpoint and
+ * restarted, the S3 server killed and restarted. Every run must still succeed, with final weights bit-identical to
+ * the same spec trained without interruption.
+ */
+@TestMethodOrder(MethodOrderer.MethodName.class)
+class PipelineFaultTest {
+    private static final int STEPS = 40;
+    private static PipelineHarness harness;
+    private static ManagedProcess worker;
+    private static RunSpec spec;
+    private static LoadedCheckpoint reference;
+    @TempDir
+    static Path dir;
+
+    @BeforeAll
+    static void start() throws Exception {
+        harness = new PipelineHarness("e2e_faults");
+        worker = harness.startGpuWorker();
+        spec = PipelineHarness.tinySpec(PipelineHarness.corpus(dir), STEPS);
+    }
+
+    @AfterAll
+    static void stop() {
+        harness.close();
+    }
+
+    /** Submits, waits until a few checkpoints are committed, injects the fault, and checks the outcome. */
+    private void runThrough(Runnable fault) throws Exception {
+        UUID id = harness.submit(spec, new RunOptions(8, 5, 2, 0));
+        PipelineHarness.await("checkpoint 10 of run " + id, Duration.ofMinutes(4), () -> harness.latestStep(id) >= 10);
+        fault.run();
+        RunOutcome outcome = resultRidingOutRestarts(id);
+        assertEquals("SUCCEEDED", outcome.status());
+        assertEquals("SUCCEEDED", harness.catalogue.run(id).orElseThrow().status());
+        if (reference == null) {
+            reference = harness.uninterrupted(spec, outcome.results().get(Stage.PREPARE_DATA).datasetId());
+        }
+        assertEquals(reference.checkpoint().tensors(), harness.finalCheckpoint(id, STEPS).checkpoint().tensors(),
+                "the interrupted run's final weights equal an uninterrupted run's, bit for bit");
+    }
+
+    /** Polls for the result, tolerating a client call that fails while a server restarts. */
+    private static RunOutcome resultRidingOutRestarts(UUID id) throws Exception {
+        long deadline = System.nanoTime() + Duration.ofMinutes(8).toNanos();
+        while (true) {
+            try {
+                return harness.result(id, RunOutcome.class, Duration.ofSeconds(60));
+            } catch (io.temporal.client.WorkflowServiceException | io.grpc.StatusRuntimeException
+                    | java.util.concurrent.TimeoutException e) {
+                if (System.nanoTime() > deadline) {
+                    throw e;
+                }
+                Thread.sleep(1000);
+            }
+        }
+    }
+
+    @Test
+    void a_gpuWorkerKilledMidPhaseIsReplacedAndTheRunResumesExactly() throws Exception {
+        runThrough(() -> {
+            worker.kill();
+            try {
+                worker = harness.startGpuWorker();
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        });
+    }
+
+    @Test
+    void b_temporalServerKilledAndRestarted() throws Exception {
+        runThrough(() -> {
+            TestServices.get().temporal().kill();
+            TestServices.get().temporal().start();
+        });
+    }
+
+    @Test
+    void c_postgresCrashedAndRestarted() throws Exception {
+        runThrough(() -> {
+            TestServices.get().postgres().crash();
+            sleep(2000);
+            TestServices.get().postgres().start();
+        });
+    }
+
+    @Test
+    void d_s3ServerKilledAndRestarted() throws Exception {
+        runThrough(() -> {
+            TestServices.get().s3().kill();
+            sleep(2000);
+            TestServices.get().s3().start();
+        });
+        assertTrue(worker.alive(), "the worker rode out the S3 outage");
+    }
+
+    private static void sleep(long ms) {
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}

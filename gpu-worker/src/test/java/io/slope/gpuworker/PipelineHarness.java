@@ -1,0 +1,183 @@
+package io.slope.gpuworker;
+
+import io.slope.activities.catalogue.Database;
+import io.slope.activities.catalogue.RunCatalogue;
+import io.slope.activities.checkpoint.S3CheckpointStore;
+import io.slope.activities.data.DatasetStore;
+import io.slope.activities.storage.ObjectStore;
+import io.slope.activities.worker.PipelineWorker;
+import io.slope.activities.worker.WorkerEnvironment;
+import io.slope.engine.checkpoint.LoadedCheckpoint;
+import io.slope.engine.checkpoint.LocalCheckpointStore;
+import io.slope.engine.data.Dataset;
+import io.slope.engine.run.TrainingSession;
+import io.slope.engine.train.Trainer;
+import io.slope.spec.RunSpec;
+import io.slope.spec.RunSpecCodec;
+import io.slope.testinfra.ManagedProcess;
+import io.slope.testinfra.S3Server;
+import io.slope.testinfra.TestServices;
+import io.slope.workflows.run.RunInput;
+import io.slope.workflows.run.RunOptions;
+import io.slope.workflows.run.SlopeRunWorkflow;
+import io.slope.workflows.run.TaskQueues;
+import io.temporal.client.WorkflowClient;
+import io.temporal.client.WorkflowOptions;
+import io.temporal.worker.WorkerFactory;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.function.BooleanSupplier;
+
+/**
+ * The whole service on real servers: Postgres, the Temporal dev server and S3Proxy (once per JVM), the pipeline
+ * worker in this JVM and GPU workers as separate JVMs, so that they can be SIGKILLed like a crashing machine.
+ */
+final class PipelineHarness implements AutoCloseable {
+    static final String BUCKET = "slope";
+
+    final Map<String, String> env = new HashMap<>();
+    final WorkerEnvironment environment;
+    final RunCatalogue catalogue;
+    final ObjectStore objects;
+    final WorkflowClient client;
+    final Path home;
+    private final WorkerFactory pipelineWorker;
+    private final List<ManagedProcess> gpuWorkers = new ArrayList<>();
+    private int workerCount;
+
+    PipelineHarness(String database) throws Exception {
+        TestServices services = TestServices.get();
+        home = services.scratch("e2e-" + database);
+        env.put("SLOPE_TEMPORAL_TARGET", services.temporal().target());
+        env.put("SLOPE_DB_URL", services.postgres().createDatabase(database));
+        env.put("SLOPE_S3_ENDPOINT", services.s3().endpoint());
+        env.put("SLOPE_S3_ACCESS_KEY", S3Server.ACCESS_KEY);
+        env.put("SLOPE_S3_SECRET_KEY", S3Server.SECRET_KEY);
+        env.put("SLOPE_S3_BUCKET", BUCKET);
+        env.put("SLOPE_HOME", home.toString());
+        environment = WorkerEnvironment.fromEnvironment(env);
+        pipelineWorker = PipelineWorker.start(environment);
+        catalogue = environment.catalogue();
+        objects = environment.objectStore();
+        client = environment.client();
+    }
+
+    /** A GPU worker in its own JVM (the worker's production main class). */
+    ManagedProcess startGpuWorker() throws IOException {
+        String id = "gpu-" + (++workerCount) + "-" + UUID.randomUUID().toString().substring(0, 8);
+        String classpath = Files.readString(Path.of("target/worker.classpath")).strip() + ":"
+                + Path.of("target/classes").toAbsolutePath();
+        Map<String, String> workerEnv = new HashMap<>(env);
+        workerEnv.put("SLOPE_WORKER_ID", id);
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        ManagedProcess worker = ManagedProcess.start(id, List.of(java, "-Xmx1g", "-cp", classpath,
+                "io.slope.gpuworker.GpuWorker"), workerEnv, home.resolve(id + ".log"));
+        gpuWorkers.add(worker);
+        return worker;
+    }
+
+    static Path corpus(Path dir) throws IOException {
+        Path source = Path.of("..", "..", "shared", "data", "tinyshakespeare.txt");
+        String text = Files.exists(source) ? Files.readString(source).substring(0, 60_000)
+                : "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n".repeat(700);
+        Path file = dir.resolve("corpus.txt");
+        Files.writeString(file, text);
+        return file.toAbsolutePath();
+    }
+
+    static RunSpec tinySpec(Path corpus, int steps) {
+        return RunSpecCodec.parseResolved("""
+                {"name": "e2e", "model": {"preset": "tiny", "layers": 2, "dModel": 64, "heads": 4, "seqLen": 32},
+                 "adapters": {"start": 0.75},
+                 "training": {"steps": %d, "batchSize": 4, "seed": 11},
+                 "optimizer": {"lr": 0.003, "warmupSteps": 4},
+                 "data": {"corpus": ["%s"], "tokenizer": "char", "valFraction": 0.1},
+                 "eval": {"every": 10, "maxWindows": 8}, "checkpointEvery": 5, "backend": "cpu", "threads": 1}
+                """.formatted(steps, corpus));
+    }
+
+    /** Registers the run in the catalogue (as the API would) and starts its workflow. */
+    UUID submit(RunSpec spec, RunOptions options) throws Exception {
+        UUID id = UUID.randomUUID();
+        catalogue.createRun(id, "tester", spec, SlopeRunWorkflow.workflowId(id.toString()));
+        SlopeRunWorkflow workflow = client.newWorkflowStub(SlopeRunWorkflow.class, WorkflowOptions.newBuilder()
+                .setWorkflowId(SlopeRunWorkflow.workflowId(id.toString())).setTaskQueue(TaskQueues.PIPELINE)
+                .build());
+        WorkflowClient.start(workflow::run, RunInput.start(id.toString(), spec, options));
+        return id;
+    }
+
+    /** Waits for the workflow's result (or its failure). */
+    <T> T result(UUID id, Class<T> type, Duration timeout) throws Exception {
+        return client.newUntypedWorkflowStub(SlopeRunWorkflow.workflowId(id.toString()))
+                .getResult(timeout.toSeconds(), java.util.concurrent.TimeUnit.SECONDS, type);
+    }
+
+    static void await(String what, Duration timeout, BooleanSupplier condition) throws InterruptedException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("timed out waiting for " + what);
+            }
+            Thread.sleep(200);
+        }
+    }
+
+    long latestStep(UUID id) {
+        try {
+            return catalogue.run(id).orElseThrow().latestStep();
+        } catch (Exception e) {
+            return -1; // the catalogue may be restarting in a fault test
+        }
+    }
+
+    /** The final checkpoint of a run, from S3, verified. */
+    LoadedCheckpoint finalCheckpoint(UUID id, int steps) throws IOException {
+        return new S3CheckpointStore(objects, id.toString(), home.resolve("verify")).load(steps);
+    }
+
+    /** The same spec trained without any interruption, in this JVM, on the run's prepared dataset. */
+    LoadedCheckpoint uninterrupted(RunSpec spec, String datasetId) throws IOException {
+        Path dir = home.resolve("reference-" + UUID.randomUUID());
+        try (Dataset dataset = new DatasetStore(objects, Dataset.DEFAULT_TOKENS_PER_SHARD).fetch(datasetId,
+                home.resolve("reference-cache"))) {
+            LocalCheckpointStore store = new LocalCheckpointStore(dir);
+            try (TrainingSession session = TrainingSession.open(spec, dataset, store, "reference", QUIET)) {
+                session.trainUntil(spec.training().steps(), () -> false);
+            }
+            return store.load(spec.training().steps());
+        }
+    }
+
+    static final TrainingSession.Listener QUIET = new TrainingSession.Listener() {
+        @Override
+        public void onInfo(String line) {}
+
+        @Override
+        public void onStep(Trainer.StepStats stats, int totalSteps) {}
+
+        @Override
+        public void onEval(int step, String form, double valLoss) {}
+    };
+
+    Database database() {
+        return environment.database();
+    }
+
+    @Override
+    public void close() {
+        for (ManagedProcess worker : gpuWorkers) {
+            if (worker.alive()) {
+                worker.kill();
+            }
+        }
+        pipelineWorker.shutdownNow();
+    }
+}
