@@ -1,0 +1,194 @@
+package io.slope.api;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.micronaut.context.ApplicationContext;
+import io.micronaut.runtime.server.EmbeddedServer;
+import io.slope.activities.worker.PipelineWorker;
+import io.slope.activities.worker.WorkerEnvironment;
+import io.slope.api.auth.ApiTokens;
+import io.slope.gpuworker.GpuWorker;
+import io.slope.testinfra.S3Server;
+import io.slope.testinfra.TestServices;
+import io.temporal.worker.WorkerFactory;
+import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.function.Predicate;
+import javax.sql.DataSource;
+
+/**
+ * The API on real servers, once per test JVM: Postgres, the Temporal dev server and S3Proxy (test-infra), the API
+ * server on a free port, and the pipeline and GPU workers (CPU backend) in this JVM, so submitted runs really run.
+ * Requests go over HTTP like any client's.
+ */
+public final class ApiHarness {
+    /** Corpus uploads above this are refused in the tests (so the 413 is cheap to provoke). */
+    public static final long MAX_CORPUS_BYTES = 256 * 1024;
+
+    private static ApiHarness instance;
+
+    public final Map<String, String> env = new HashMap<>();
+    public final EmbeddedServer server;
+    public final String base;
+    public final String aliceToken;
+    public final String bobToken;
+    public final String adminToken;
+    public final int temporalUiPort;
+    public final String temporalTarget;
+    private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private ApiHarness() throws Exception {
+        TestServices services = TestServices.get();
+        Path home = services.scratch("api");
+        temporalTarget = services.temporal().target();
+        temporalUiPort = services.temporal().uiPort();
+        env.put("SLOPE_TEMPORAL_TARGET", temporalTarget);
+        env.put("SLOPE_DB_URL", services.postgres().createDatabase("api_tests"));
+        env.put("SLOPE_S3_ENDPOINT", services.s3().endpoint());
+        env.put("SLOPE_S3_ACCESS_KEY", S3Server.ACCESS_KEY);
+        env.put("SLOPE_S3_SECRET_KEY", S3Server.SECRET_KEY);
+        env.put("SLOPE_S3_BUCKET", "slope");
+        env.put("SLOPE_HOME", home.toString());
+        server = ApplicationContext.run(EmbeddedServer.class, Map.of(
+                "micronaut.server.port", -1,
+                "micronaut.server.host", "127.0.0.1",
+                "datasources.default.url", env.get("SLOPE_DB_URL"),
+                "slope.temporal.target", temporalTarget,
+                "slope.temporal.ui-url", "http://127.0.0.1:" + temporalUiPort,
+                "slope.temporal.update-timeout", "5s",
+                "slope.s3.endpoint", env.get("SLOPE_S3_ENDPOINT"),
+                "slope.s3.access-key", S3Server.ACCESS_KEY,
+                "slope.s3.secret-key", S3Server.SECRET_KEY,
+                "slope.corpus.max-bytes", MAX_CORPUS_BYTES));
+        base = "http://127.0.0.1:" + server.getPort();
+        ApiTokens tokens = new ApiTokens(server.getApplicationContext().getBean(DataSource.class));
+        aliceToken = tokens.create("alice", false, "tests");
+        bobToken = tokens.create("bob", false, "tests");
+        adminToken = tokens.create("root", true, "tests");
+        WorkerEnvironment workers = WorkerEnvironment.fromEnvironment(env);
+        WorkerFactory pipeline = PipelineWorker.start(workers);
+        GpuWorker.Running gpu = GpuWorker.start(workers, "api-test-gpu");
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            pipeline.shutdownNow();
+            gpu.factory().shutdownNow();
+            server.close();
+        }, "api-harness-shutdown"));
+    }
+
+    public static synchronized ApiHarness get() throws Exception {
+        if (instance == null) {
+            instance = new ApiHarness();
+        }
+        return instance;
+    }
+
+    /** A response with its body parsed when it is JSON. */
+    public record Reply(int status, String contentType, String body, JsonNode json, HttpResponse<String> raw) {
+        public String header(String name) {
+            return raw.headers().firstValue(name).orElse(null);
+        }
+    }
+
+    public Reply get(String path, String token) throws IOException, InterruptedException {
+        return send(request(path, token).GET().build());
+    }
+
+    public Reply post(String path, String token, String contentType, String body)
+            throws IOException, InterruptedException {
+        HttpRequest.Builder request = request(path, token)
+                .POST(body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body));
+        if (contentType != null) {
+            request.header("Content-Type", contentType);
+        }
+        return send(request.build());
+    }
+
+    public Reply delete(String path, String token) throws IOException, InterruptedException {
+        return send(request(path, token).DELETE().build());
+    }
+
+    public HttpRequest.Builder request(String path, String token) {
+        HttpRequest.Builder builder = HttpRequest.newBuilder(URI.create(path.startsWith("http") ? path : base + path))
+                .timeout(Duration.ofSeconds(60));
+        if (token != null) {
+            builder.header("Authorization", "Bearer " + token);
+        }
+        return builder;
+    }
+
+    public Reply send(HttpRequest request) throws IOException, InterruptedException {
+        HttpResponse<String> response = http.send(request, HttpResponse.BodyHandlers.ofString());
+        String type = response.headers().firstValue("Content-Type").orElse("");
+        JsonNode json = null;
+        if (type.contains("json") && !response.body().isEmpty()) {
+            json = JSON.readTree(response.body());
+        }
+        return new Reply(response.statusCode(), type, response.body(), json, response);
+    }
+
+    public byte[] download(String url) throws IOException, InterruptedException {
+        HttpResponse<byte[]> response = http.send(HttpRequest.newBuilder(URI.create(url)).GET().build(),
+                HttpResponse.BodyHandlers.ofByteArray());
+        if (response.statusCode() != 200) {
+            throw new AssertionError("GET " + url + ": " + response.statusCode());
+        }
+        return response.body();
+    }
+
+    /** Uploads a text as a corpus and returns its s3:// uri. */
+    public String uploadCorpus(String token, String text) throws IOException, InterruptedException {
+        Reply reply = post("/api/v1/datasets?filename=corpus.txt", token, "text/plain", text);
+        if (reply.status() != 201 && reply.status() != 200) {
+            throw new AssertionError("upload: " + reply.status() + " " + reply.body());
+        }
+        return reply.json().get("uri").asText();
+    }
+
+    /** Some English text: enough characters for a char-level tiny model's windows. */
+    public static String corpusText() throws IOException {
+        Path shared = Path.of("..", "..", "shared", "data", "tinyshakespeare.txt");
+        return Files.exists(shared) ? Files.readString(shared).substring(0, 60_000)
+                : "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n".repeat(700);
+    }
+
+    /** A tiny run spec (2 layers, d=64, seqLen 32, char-level, CPU, one thread) over {@code corpusUri}. */
+    public static String tinySpec(String name, String corpusUri, int steps) {
+        return """
+                {"name": "%s", "model": {"preset": "tiny", "layers": 2, "dModel": 64, "heads": 4, "seqLen": 32},
+                 "adapters": {"start": 0.75},
+                 "training": {"steps": %d, "batchSize": 4, "seed": 11},
+                 "optimizer": {"lr": 0.003, "warmupSteps": 4},
+                 "data": {"corpus": ["%s"], "tokenizer": "char", "valFraction": 0.1},
+                 "eval": {"every": 10, "maxWindows": 8}, "checkpointEvery": 5, "backend": "cpu", "threads": 1}
+                """.formatted(name, steps, corpusUri);
+    }
+
+    /** Polls a run's detail until {@code until} holds; returns that detail. */
+    public JsonNode awaitRun(String id, String token, Duration timeout, Predicate<JsonNode> until)
+            throws IOException, InterruptedException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        JsonNode last = null;
+        while (System.nanoTime() < deadline) {
+            Reply reply = get("/api/v1/runs/" + id, token);
+            last = reply.json();
+            if (reply.status() == 200 && until.test(last)) {
+                return last;
+            }
+            Thread.sleep(250);
+        }
+        throw new AssertionError("run " + id + " did not reach the expected state in " + timeout + "; last: " + last);
+    }
+
+    public static Predicate<JsonNode> status(String status) {
+        return run -> status.equals(run.get("status").asText());
+    }
+}
