@@ -43,10 +43,12 @@ public final class ApiHarness {
     public final String adminToken;
     public final int temporalUiPort;
     public final String temporalTarget;
-    private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+    private final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
+            .connectTimeout(Duration.ofSeconds(5)).build();
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private ApiHarness() throws Exception {
+        Files.createDirectories(Path.of(System.getProperty("java.io.tmpdir")));
         TestServices services = TestServices.get();
         Path home = services.scratch("api");
         temporalTarget = services.temporal().target();

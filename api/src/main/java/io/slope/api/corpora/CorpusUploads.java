@@ -51,20 +51,19 @@ public class CorpusUploads {
         if (filename != null && (filename.length() > 255 || filename.contains("/") || filename.isBlank())) {
             throw ProblemException.badField("filename", "a file name without '/', 1 to 255 characters");
         }
+        // An empty body is refused before reading: the server's stream of a zero-length body never ends.
+        if (body == null || (declaredLength != null && declaredLength == 0)) {
+            throw ProblemException.badField("body", "the corpus is empty; send the file's bytes as the request body");
+        }
         ObjectStore objects = storage.objects();
         String temporary = "uploads/" + UUID.randomUUID();
         HashingLimitedStream in = new HashingLimitedStream(body, settings.maxBytes());
         try {
             objects.putStream(temporary, in, PART_SIZE);
-        } catch (IOException e) {
+        } catch (IOException | RuntimeException e) {
             objects.delete(temporary);
             if (in.overLimit) {
-                throw tooLarge(null);
-            }
-            throw e;
-        } catch (RuntimeException e) {
-            objects.delete(temporary);
-            if (in.overLimit) {
+                drain(body);
                 throw tooLarge(null);
             }
             throw e;
@@ -82,6 +81,23 @@ public class CorpusUploads {
         objects.delete(temporary);
         CorpusRow row = corpora.insertIfAbsent(sha256, caller.user(), key, in.count, filename);
         return new Uploaded(row, references.uri(sha256), created);
+    }
+
+    /**
+     * Reads what is left of a refused body, up to the limit again, so that clients that read the answer only after
+     * sending everything (the JDK's HttpClient, for one) get the 413 instead of a stalled connection.
+     */
+    private void drain(InputStream body) {
+        try {
+            long left = settings.maxBytes();
+            byte[] buffer = new byte[64 * 1024];
+            int n;
+            while (left > 0 && (n = body.read(buffer, 0, (int) Math.min(buffer.length, left))) > 0) {
+                left -= n;
+            }
+        } catch (IOException e) {
+            // the client has gone; nothing to answer
+        }
     }
 
     private ProblemException tooLarge(Long declared) {

@@ -101,7 +101,13 @@ public class RunWorkflows {
                 stub.startUpdate(UpdateOptions.newBuilder(RunProgress.class).setUpdateName(name)
                         .setWaitForStage(WorkflowUpdateStage.ACCEPTED).build()));
         try {
-            accepted.get(settings.updateTimeout().toMillis(), TimeUnit.MILLISECONDS);
+            WorkflowUpdateHandle<RunProgress> handle = accepted.get(settings.updateTimeout().toMillis(),
+                    TimeUnit.MILLISECONDS);
+            // A validator's refusal comes back as an already completed, failed update.
+            CompletableFuture<RunProgress> outcome = handle.getResultAsync();
+            if (outcome.isCompletedExceptionally()) {
+                outcome.get();
+            }
         } catch (TimeoutException e) {
             accepted.cancel(true);
             throw ProblemException.unavailable("the run's workflow did not take the " + name + " request within "

@@ -34,7 +34,13 @@ public final class ProblemHandlers {
     public static final class Refusals implements ExceptionHandler<ProblemException, HttpResponse<Problem>> {
         @Override
         public HttpResponse<Problem> handle(HttpRequest request, ProblemException e) {
-            return Problems.response(e.status(), e.slug(), e.getMessage(), e.errors(), request);
+            MutableHttpResponse<Problem> response = Problems.response(e.status(), e.slug(), e.getMessage(),
+                    e.errors(), request);
+            if (e.status() == HttpStatus.REQUEST_ENTITY_TOO_LARGE) {
+                // The body was refused unread: the connection cannot carry another request.
+                response.header(io.micronaut.http.HttpHeaders.CONNECTION, "close");
+            }
+            return response;
         }
     }
 
@@ -99,7 +105,9 @@ public final class ProblemHandlers {
             List<String> messages = new ArrayList<>();
             for (var error : context.getErrors()) {
                 messages.add(error.getMessage());
-                error.getPath().ifPresent(path -> errors.add(new Problem.FieldProblem(path, error.getMessage())));
+                // The framework writes paths as JSON pointers ("/body"); the API names fields plainly ("body").
+                error.getPath().ifPresent(path -> errors.add(new Problem.FieldProblem(
+                        path.startsWith("/") ? path.substring(1) : path, error.getMessage())));
             }
             String detail;
             if (status.getCode() >= 500) {

@@ -1,7 +1,6 @@
 package io.slope.api.web;
 
 import io.micronaut.core.io.ResourceResolver;
-import io.micronaut.http.HttpResponse;
 import io.micronaut.http.MediaType;
 import io.micronaut.http.annotation.Controller;
 import io.micronaut.http.annotation.Get;
@@ -46,11 +45,6 @@ public class PageController {
     @Produces(MediaType.TEXT_HTML)
     public String swaggerUi() {
         return swaggerUi;
-    }
-
-    @Get("/swagger-ui/")
-    public HttpResponse<?> swaggerUiSlash() {
-        return HttpResponse.redirect(java.net.URI.create("/swagger-ui"));
     }
 
     private static String read(ResourceResolver resources, String path) {
