@@ -1,0 +1,86 @@
+package io.slope.cli.client;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.stream.Stream;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/**
+ * {@code slope submit FILE}: sends a run spec to the API. Local corpus files and folders named in {@code data.corpus}
+ * (relative to the spec's folder, as for {@code slope train}) are uploaded first and replaced by the uris the API
+ * returns; {@code s3://} entries go as they are. Prints the run's id (and follows it with {@code --follow}).
+ */
+@Command(name = "submit", mixinStandardHelpOptions = true, description = "Submit a run spec to the slope API.")
+public final class SubmitCommand implements Callable<Integer> {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @Mixin
+    ClientOptions options;
+
+    @Parameters(paramLabel = "FILE", description = "the run spec (JSON, docs/spec.md)")
+    Path specFile;
+
+    @Option(names = "--follow", description = "then follow the run to its end, like `slope follow`")
+    boolean follow;
+
+    @Override
+    public Integer call() throws IOException {
+        ApiClient api = options.client();
+        JsonNode tree = JSON.readTree(Files.readString(specFile));
+        if (tree instanceof ObjectNode spec && spec.path("data").path("corpus") instanceof ArrayNode corpus) {
+            ArrayNode uploaded = JSON.createArrayNode();
+            Path folder = specFile.toAbsolutePath().getParent();
+            for (JsonNode entry : corpus) {
+                if (!entry.isTextual() || entry.asText().startsWith("s3://")) {
+                    uploaded.add(entry);
+                    continue;
+                }
+                for (Path file : files(folder.resolve(entry.asText()).normalize())) {
+                    JsonNode corpusUpload = api.uploadCorpus(file);
+                    System.err.println("uploaded " + file + " (" + corpusUpload.get("bytes").asLong() + " bytes) as "
+                            + corpusUpload.get("uri").asText());
+                    uploaded.add(corpusUpload.get("uri").asText());
+                }
+            }
+            ((ObjectNode) spec.get("data")).set("corpus", uploaded);
+        }
+        JsonNode run = api.post("/api/v1/runs", JSON.writeValueAsString(tree));
+        String id = run.get("id").asText();
+        System.err.println("submitted run " + run.get("name").asText() + ": " + api.base() + run.at("/links/page")
+                .asText());
+        System.out.println(id);
+        return follow ? FollowCommand.follow(api, id) : 0;
+    }
+
+    /** A file as itself; a folder as its files in name order, hidden ones left out (as `slope train` reads them). */
+    private static List<Path> files(Path path) throws IOException {
+        if (!Files.exists(path)) {
+            throw new IllegalArgumentException("data.corpus: " + path + " does not exist");
+        }
+        if (!Files.isDirectory(path)) {
+            return List.of(path);
+        }
+        try (Stream<Path> walk = Files.walk(path)) {
+            return walk.filter(Files::isRegularFile).filter(f -> !hidden(path.relativize(f))).sorted().toList();
+        }
+    }
+
+    private static boolean hidden(Path relative) {
+        for (Path part : relative) {
+            if (part.toString().startsWith(".")) {
+                return true;
+            }
+        }
+        return false;
+    }
+}
