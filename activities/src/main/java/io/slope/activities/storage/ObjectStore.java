@@ -52,11 +52,18 @@ public final class ObjectStore {
         return config.bucket();
     }
 
-    /** Creates the bucket unless it exists. */
+    /** Creates the bucket unless it exists; processes starting together may race to create it, and that is fine. */
     public void ensureBucket() throws IOException {
         call("create bucket " + bucket(), () -> {
             if (!client.bucketExists(BucketExistsArgs.builder().bucket(bucket()).build())) {
-                client.makeBucket(MakeBucketArgs.builder().bucket(bucket()).build());
+                try {
+                    client.makeBucket(MakeBucketArgs.builder().bucket(bucket()).build());
+                } catch (ErrorResponseException e) {
+                    String code = e.errorResponse().code();
+                    if (!code.equals("BucketAlreadyOwnedByYou") && !code.equals("BucketAlreadyExists")) {
+                        throw e;
+                    }
+                }
             }
             return null;
         });
