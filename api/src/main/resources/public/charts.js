@@ -11,7 +11,7 @@ const SlopeCharts = (() => {
   const fmt = v => (Math.abs(v) >= 1e3 || (Math.abs(v) < 1e-2 && v !== 0)) ? v.toExponential(1) : +v.toPrecision(3);
 
   /** Draws points [[x, y], ...] into the <svg> `svg`; sets data-points to how many were drawn. */
-  function line(svg, points, {color = '#2e90fa', xLabel = 'step', yLabel = ''} = {}) {
+  function line(svg, points, {color = '#2e90fa', xLabel = 'step'} = {}) {
     while (svg.firstChild) svg.removeChild(svg.firstChild);
     const W = 600, H = 240, L = 56, R = 12, T = 12, B = 34;
     svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
@@ -37,9 +37,11 @@ const SlopeCharts = (() => {
           Math.round(xv);
     }
     el('text', {x: (L + W - R) / 2, y: H - 4, 'text-anchor': 'middle', stroke: 'none'}, axes).textContent = xLabel;
-    el('text', {x: 12, y: T + 4, stroke: 'none'}, axes).textContent = yLabel;
     el('polyline', {points: points.map(p => `${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join(' '),
       fill: 'none', stroke: color, 'stroke-width': 1.8, class: 'series'}, svg);
   }
-  return {line};
+  /** An empty <svg> (in the SVG namespace: one made by createElement('svg') draws nothing). */
+  const svg = id => el('svg', {id});
+
+  return {line, svg};
 })();

@@ -140,7 +140,7 @@
     }}, label);
     const actions = FINISHED.includes(run.status) ? [] : [
       run.status === 'PAUSED' ? action('resume', 'resume') : action('pause', 'pause'), ' ', action('cancel', 'cancel')];
-    const loss = h('svg', {id: 'loss-chart'}), lr = h('svg', {id: 'lr-chart'});
+    const loss = SlopeCharts.svg('loss-chart'), lr = SlopeCharts.svg('lr-chart');
     const temporal = run.temporalUiUrl ? h('a', {href: run.temporalUiUrl, id: 'temporal-link', target: '_blank'},
         `workflow ${run.workflowId} in the Temporal UI`) : h('span', {class: 'muted'}, `workflow ${run.workflowId}`);
     const artifacts = h('div', {id: 'artifacts'}, h('p', {class: 'muted'}, run.status === 'SUCCEEDED'
@@ -175,8 +175,8 @@
         h('h2', {}, 'Events'),
         h('table', {id: 'events'}, run.events.map(e => h('tr', {}, h('td', {}, when(e.at)), h('td', {}, e.level),
             h('td', {}, e.stage || ''), h('td', {}, e.message)))));
-    SlopeCharts.line(loss, state.samples.map(s => [s.step, s.loss]), {yLabel: 'loss'});
-    SlopeCharts.line(lr, state.samples.map(s => [s.step, s.lr]), {color: '#f79009', yLabel: 'lr'});
+    SlopeCharts.line(loss, state.samples.map(s => [s.step, s.loss]));
+    SlopeCharts.line(lr, state.samples.map(s => [s.step, s.lr]), {color: '#f79009'});
     if (run.status === 'SUCCEEDED') {
       api(`/api/v1/runs/${run.id}/artifacts`).then(list => artifacts.replaceChildren(list.items.length
           ? h('table', {}, h('tr', {}, ['file', 'kind', 'bytes', 'sha256'].map(t => h('th', {}, t))),
