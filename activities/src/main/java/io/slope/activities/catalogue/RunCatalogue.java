@@ -94,6 +94,19 @@ public final class RunCatalogue {
         });
     }
 
+    /** A finished run is started again from a stage (retry-from-stage): QUEUED, no end, no error. */
+    public void requeue(UUID runId, Stage fromStage) throws SQLException {
+        db.transaction(c -> {
+            try (PreparedStatement ps = c.prepareStatement("UPDATE runs SET status = 'QUEUED', error = NULL, "
+                    + "finished_at = NULL, updated_at = now() WHERE id = ?")) {
+                ps.setObject(1, runId);
+                ps.executeUpdate();
+            }
+            insertEvent(c, runId, "INFO", fromStage, "retry from stage " + fromStage.wireName());
+            return null;
+        });
+    }
+
     /** Ends the run: SUCCEEDED, FAILED (with the error) or CANCELLED. A finished run stays as it finished. */
     public void finish(UUID runId, String status, String error) throws SQLException {
         db.transaction(c -> {
