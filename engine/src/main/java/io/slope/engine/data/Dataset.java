@@ -60,10 +60,7 @@ public final class Dataset implements AutoCloseable {
             throw new IllegalStateException("dataset folder " + directory + " already exists; open it with"
                     + " Dataset.open or remove it first");
         }
-        Path parent = directory.toAbsolutePath().getParent();
-        Files.createDirectories(parent);
-        Path staging = Files.createTempDirectory(parent, "." + directory.getFileName() + ".staging-");
-        try {
+        DurableFiles.createDirectoryAtomically(directory, staging -> {
             TokenizerDescriptor descriptor = Tokenizers.describe(tokenizer);
             Path spill = staging.resolve("tokens.spill");
             String corpusSha256;
@@ -91,11 +88,7 @@ public final class Dataset implements AutoCloseable {
                             corpusSha256));
             Files.write(staging.resolve(MANIFEST), JSON.writeValueAsBytes(manifest));
             DurableFiles.fsync(staging.resolve(MANIFEST));
-            DurableFiles.publishDirectory(staging, directory);
-        } catch (IOException | RuntimeException e) {
-            DurableFiles.deleteRecursively(staging);
-            throw e;
-        }
+        });
         return open(directory);
     }
 
