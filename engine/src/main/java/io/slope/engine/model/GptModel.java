@@ -438,4 +438,9 @@ public final class GptModel implements AutoCloseable {
     public void close() {
         activationsByBatch.clear();
     }
+
+    /** Logits of the last forward over B sequences, {@code B·T × vocab} row-major (a synchronising read). */
+    public double[] logits(int B) {
+        return backend.download(activations(B).logits);
+    }
 }
