@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.slope.engine.cpu.CpuBackend;
 import io.slope.engine.run.LocalTrainingRun;
 import io.slope.engine.run.TrainedModel;
+import io.slope.engine.run.TrainingSession;
 import io.slope.engine.sample.Sampler;
 import io.slope.engine.train.Trainer;
 import io.slope.spec.RunSpecCodec;
@@ -41,7 +42,7 @@ class SampleCommandTest {
                  "training": {"steps": 20, "batchSize": 4, "seed": 3},
                  "data": {"corpus": ["corpus.txt"], "tokenizer": "char"}, "eval": {"every": 0, "maxWindows": 2},
                  "backend": "cpu", "threads": 1}
-                """), dir, run, new LocalTrainingRun.Listener() {
+                """), dir, run, new TrainingSession.Listener() {
                     @Override
                     public void onInfo(String line) {}
 
@@ -49,7 +50,7 @@ class SampleCommandTest {
                     public void onStep(Trainer.StepStats stats, int totalSteps) {}
 
                     @Override
-                    public void onEval(int step, double valLoss) {}
+                    public void onEval(int step, String form, double valLoss) {}
                 });
     }
 

@@ -14,7 +14,7 @@ import io.slope.engine.data.Tokenizers;
 import io.slope.engine.model.GptConfig;
 import io.slope.engine.model.GptConfig.LinearKind;
 import io.slope.engine.model.GptModel;
-import io.slope.engine.model.Parameter;
+import io.slope.engine.model.ModelSnapshot;
 import io.slope.engine.sparse.NmPattern;
 import io.slope.spec.Mode;
 import java.io.IOException;
@@ -57,18 +57,11 @@ public final class SlopeExport {
 
     private SlopeExport() {}
 
-    /**
-     * What a {@code slope/} folder holds, in the form {@link GptModel#restore} takes: {@code values} has every
-     * parameter (kept values, {@code dOut × dIn·N/M}, for sparse weights); {@code rowKept} and {@code columnMasks} are
-     * keyed by sparse weight name; {@code adapters} by {@code <layer>.lora_A/B}, empty with {@code adapterRank} 0 when
-     * the model has none.
-     */
-    public record Contents(GptConfig config, TokenizerDescriptor tokenizer, Map<String, double[]> values,
-            Map<String, int[]> rowKept, Map<String, byte[]> columnMasks, Map<String, double[]> adapters,
-            int adapterRank) {
-        /** The model without its adapters. */
+    /** What a {@code slope/} folder holds: the model's shape, its tokenizer and its whole state. */
+    public record Contents(GptConfig config, TokenizerDescriptor tokenizer, ModelSnapshot snapshot) {
+        /** The model, adapters included when it has them. */
         public GptModel restoreModel(Backend backend, DType dtype) {
-            return GptModel.restore(backend, config, dtype, values, rowKept, columnMasks);
+            return GptModel.restore(backend, config, dtype, snapshot);
         }
     }
 
@@ -79,41 +72,26 @@ public final class SlopeExport {
         }
     }
 
-    /** Writes the export of a model's current state; {@code adapters} as in {@link #write(Path, GptConfig, ...)}. */
-    public static void write(Path directory, GptModel model, Tokenizer tokenizer, Map<String, double[]> adapters)
-            throws IOException {
-        Backend backend = model.backend();
-        Map<String, Parameter> byName = new LinkedHashMap<>();
-        model.parameters().forEach(p -> byName.put(p.name(), p));
-        Map<String, double[]> values = new LinkedHashMap<>();
-        Map<String, int[]> rowKept = new LinkedHashMap<>();
-        Map<String, byte[]> columnMasks = new LinkedHashMap<>();
-        for (String name : GptModel.parameterShapes(model.config()).keySet()) {
-            Parameter p = byName.get(name);
-            values.put(name, backend.download(p.value()));
-            if (p.isSparse()) {
-                rowKept.put(name, backend.rowKeptIndices(p.sparse()));
-                columnMasks.put(name, backend.columnMask(p.sparse()));
-            }
-        }
-        write(directory, model.config(), tokenizer, values, rowKept, columnMasks, adapters);
+    /** Writes the export of a model's current state, adapters included. */
+    public static void write(Path directory, GptModel model, Tokenizer tokenizer) throws IOException {
+        write(directory, model.config(), tokenizer, model.snapshot());
     }
 
     /**
      * Writes the export into {@code directory}, which must not exist yet. Values are written in fp32.
      *
-     * @param values every parameter of {@link GptModel#parameterShapes}: dense ones as they are, sparse weights as
-     *     their kept values, {@code dOut × dIn·N/M}, in the order of {@code rowKept}
-     * @param rowKept per sparse weight, the kept column indices of each row, increasing ({@code
-     *     Backend.rowKeptIndices})
-     * @param columnMasks per sparse weight, the current column mask, {@code dOut × dIn}, 1 = kept ({@code
-     *     Backend.columnMask})
-     * @param adapters {@code <layer>.lora_A} (d_in × r) and {@code <layer>.lora_B} (r × d_out) for each layer with
-     *     adapters, one rank r for all; empty for a model without adapters
+     * @param model the state to export ({@link GptModel#snapshot}, or a trained run's {@code FinalEvaluation.model()}):
+     *     dense parameters as they are; sparse weights as their kept values, {@code dOut × dIn·N/M}, in the order of
+     *     their row-kept indices (increasing along each row); the current column masks; adapters {@code
+     *     <layer>.lora_A} (d_in × r) and {@code <layer>.lora_B} (r × d_out), one rank for all, with the factor on
+     *     their path ({@code adapterScale}, 1/r as trained), or none
      */
-    public static void write(Path directory, GptConfig config, Tokenizer tokenizer, Map<String, double[]> values,
-            Map<String, int[]> rowKept, Map<String, byte[]> columnMasks, Map<String, double[]> adapters)
+    public static void write(Path directory, GptConfig config, Tokenizer tokenizer, ModelSnapshot model)
             throws IOException {
+        Map<String, double[]> values = model.values();
+        Map<String, int[]> rowKept = model.rowKept();
+        Map<String, byte[]> columnMasks = model.columnMasks();
+        Map<String, double[]> adapters = model.adapterRank() == 0 ? Map.of() : model.adapters();
         if (tokenizer.vocabSize() != config.vocab()) {
             throw new IllegalArgumentException("tokenizer has " + tokenizer.vocabSize() + " tokens, the model "
                     + config.vocab());
@@ -150,6 +128,10 @@ public final class SlopeExport {
                     MaskBits.pack(columnMask, layer.dOut(), layer.dIn())));
         }
         int rank = adapterRank(adapters, layers);
+        if (rank != model.adapterRank()) {
+            throw new IllegalArgumentException("adapters have rank " + rank + ", the snapshot says "
+                    + model.adapterRank());
+        }
         List<NamedTensor> adapterTensors = new ArrayList<>();
         List<String> adapterLayers = new ArrayList<>();
         for (LinearLayer layer : layers) {
@@ -161,7 +143,7 @@ public final class SlopeExport {
         }
 
         ExportFolder.publish(directory, staging -> {
-            ObjectNode manifest = manifest(config, tokenizer, layers, rank, adapterLayers);
+            ObjectNode manifest = manifest(config, tokenizer, layers, rank, model.adapterScale(), adapterLayers);
             ArrayNode files = manifest.putArray("files");
             files.add(writeTensors(staging, DENSE_FILE, dense));
             if (!sparse.isEmpty()) {
@@ -232,8 +214,10 @@ public final class SlopeExport {
         Map<String, double[]> adapters = new LinkedHashMap<>();
         JsonNode adapterInfo = manifest.get("adapters");
         int rank = 0;
+        double scale = 0;
         if (adapterInfo != null && !adapterInfo.isNull()) {
             rank = adapterInfo.get("rank").asInt();
+            scale = adapterInfo.get("scale").asDouble();
             Set<String> withAdapters = new LinkedHashSet<>();
             adapterInfo.withArray("layers").forEach(n -> withAdapters.add(n.asText()));
             for (LinearLayer layer : layers) {
@@ -252,7 +236,7 @@ public final class SlopeExport {
             throw new InvalidExportException(directory, "tensors the manifest does not account for: "
                     + tensors.keySet());
         }
-        return new Contents(config, tokenizer, values, rowKept, columnMasks, adapters, rank);
+        return new Contents(config, tokenizer, new ModelSnapshot(values, rowKept, columnMasks, adapters, rank, scale));
     }
 
     private static List<LinearLayer> linearLayers(GptConfig config) {
@@ -361,7 +345,7 @@ public final class SlopeExport {
     }
 
     private static ObjectNode manifest(GptConfig config, Tokenizer tokenizer, List<LinearLayer> layers, int rank,
-            List<String> adapterLayers) {
+            double scale, List<String> adapterLayers) {
         ObjectNode json = ExportFolder.JSON.createObjectNode();
         json.put("formatVersion", FORMAT_VERSION);
         ObjectNode c = json.putObject("config");
@@ -394,7 +378,7 @@ public final class SlopeExport {
         } else {
             ObjectNode a = json.putObject("adapters");
             a.put("rank", rank);
-            a.put("scale", 1.0 / rank);
+            a.put("scale", scale);
             ArrayNode names = a.putArray("layers");
             adapterLayers.forEach(names::add);
         }

@@ -10,14 +10,13 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.slope.engine.PythonOracle;
 import io.slope.engine.backend.Backend;
 import io.slope.engine.backend.DType;
-import io.slope.engine.checkpoint.NamedTensor;
 import io.slope.engine.cpu.CpuBackend;
 import io.slope.engine.data.CharTokenizer;
 import io.slope.engine.data.Tokenizers;
+import io.slope.engine.merge.Merge;
 import io.slope.engine.model.GptConfig;
-import io.slope.engine.model.GptConfig.LinearKind;
 import io.slope.engine.model.GptModel;
-import io.slope.engine.model.Parameter;
+import io.slope.engine.model.ModelSnapshot;
 import io.slope.engine.model.TinyModels;
 import io.slope.engine.rng.Philox;
 import io.slope.engine.sparse.NmPattern;
@@ -44,26 +43,27 @@ class SlopeExportTest {
     void roundTripsExactlyAndRestoresAModelWithTheSameLoss() throws Exception {
         GptConfig config = config(Mode.SLOPE);
         try (CpuBackend backend = new CpuBackend(2);
-                GptModel model = model(backend, config)) {
-            Map<String, double[]> adapters = adapters(config);
-            SlopeExport.write(dir.resolve("slope"), model, CHARS, adapters);
+                GptModel model = modelWithAdapters(backend, config)) {
+            SlopeExport.write(dir.resolve("slope"), model, CHARS);
             SlopeExport.Contents read = SlopeExport.read(dir.resolve("slope"));
+            ModelSnapshot expected = model.snapshot();
+            ModelSnapshot actual = read.snapshot();
 
             assertEquals(config, read.config());
             assertEquals(Tokenizers.describe(CHARS), read.tokenizer());
-            assertEquals(RANK, read.adapterRank());
-            assertEquals(adapters.keySet(), read.adapters().keySet());
-            adapters.forEach((name, a) -> assertArrayEquals(floats(a), read.adapters().get(name), name));
-            for (Parameter p : model.parameters()) {
-                assertArrayEquals(backend.download(p.value()), read.values().get(p.name()), p.name());
-                if (p.isSparse()) {
-                    assertArrayEquals(backend.rowKeptIndices(p.sparse()), read.rowKept().get(p.name()), p.name());
-                    assertArrayEquals(backend.columnMask(p.sparse()), read.columnMasks().get(p.name()), p.name());
-                }
-            }
+            assertEquals(RANK, actual.adapterRank());
+            assertEquals(1.0 / RANK, actual.adapterScale());
+            assertSameArrays(expected.values(), actual.values());
+            assertSameArrays(expected.adapters(), actual.adapters());
+            assertEquals(expected.rowKept().keySet(), actual.rowKept().keySet());
+            expected.rowKept().forEach((name, kept) -> assertArrayEquals(kept, actual.rowKept().get(name), name));
+            assertEquals(expected.columnMasks().keySet(), actual.columnMasks().keySet());
+            expected.columnMasks().forEach((name, m) -> assertArrayEquals(m, actual.columnMasks().get(name), name));
+
             int[] windows = TinyModels.randomWindows(4, config.seqLen(), config.vocab(), 9);
             try (GptModel restored = read.restoreModel(backend, DType.F32)) {
-                assertEquals(loss(model, windows), loss(restored, windows), 0.0, "bit for bit");
+                assertTrue(restored.hasAdapters());
+                assertEquals(loss(model, windows), loss(restored, windows), 0.0, "bit for bit, adapters included");
             }
         }
     }
@@ -73,12 +73,12 @@ class SlopeExportTest {
         for (Mode mode : List.of(Mode.SLOPE, Mode.SPARSE_NO_DOUBLE_PRUNE)) {
             GptConfig config = config(mode);
             try (CpuBackend backend = new CpuBackend(2);
-                    GptModel model = model(backend, config)) {
-                Map<String, double[]> adapters = adapters(config);
+                    GptModel model = modelWithAdapters(backend, config)) {
                 Path slope = dir.resolve(mode.wireName()).resolve("slope");
                 Path hf = dir.resolve(mode.wireName()).resolve("hf");
-                SlopeExport.write(slope, model, CHARS, adapters);
-                HfExport.write(hf, config, merged(model.denseWeights(), adapters, config), CHARS);
+                ModelSnapshot snapshot = model.snapshot();
+                SlopeExport.write(slope, config, CHARS, snapshot);
+                HfExport.write(hf, config, Merge.denseExport(config, snapshot), CHARS);
 
                 JsonNode result = JSON.readTree(PythonOracle.run("slope_export_check.py", slope.toString(),
                         hf.toString()));
@@ -97,12 +97,12 @@ class SlopeExportTest {
         GptConfig config = config(Mode.DENSE);
         try (CpuBackend backend = new CpuBackend(2);
                 GptModel model = model(backend, config)) {
-            SlopeExport.write(dir.resolve("slope"), model, CHARS, Map.of());
+            SlopeExport.write(dir.resolve("slope"), model, CHARS);
             try (var files = Files.list(dir.resolve("slope"))) {
                 assertEquals(List.of("dense.safetensors", "manifest.json"),
                         files.map(p -> p.getFileName().toString()).sorted().toList());
             }
-            SlopeExport.Contents read = SlopeExport.read(dir.resolve("slope"));
+            ModelSnapshot read = SlopeExport.read(dir.resolve("slope")).snapshot();
             assertTrue(read.rowKept().isEmpty() && read.adapters().isEmpty());
             assertEquals(0, read.adapterRank());
             assertTrue(JSON.readTree(dir.resolve("slope").resolve(SlopeExport.MANIFEST).toFile()).get("adapters")
@@ -114,8 +114,8 @@ class SlopeExportTest {
     void readRefusesAFileThatDiffersFromTheManifest() throws Exception {
         GptConfig config = config(Mode.SLOPE);
         try (CpuBackend backend = new CpuBackend(2);
-                GptModel model = model(backend, config)) {
-            SlopeExport.write(dir.resolve("slope"), model, CHARS, adapters(config));
+                GptModel model = modelWithAdapters(backend, config)) {
+            SlopeExport.write(dir.resolve("slope"), model, CHARS);
         }
         Path sparse = dir.resolve("slope").resolve(SlopeExport.SPARSE_FILE);
         byte[] bytes = Files.readAllBytes(sparse);
@@ -130,17 +130,10 @@ class SlopeExportTest {
     void writeRefusesMasksThatBreakThePatternAndAdaptersOfMixedRank() throws Exception {
         GptConfig config = config(Mode.SLOPE);
         try (CpuBackend backend = new CpuBackend(2);
-                GptModel model = model(backend, config)) {
-            Map<String, double[]> values = new LinkedHashMap<>();
-            Map<String, int[]> rowKept = new LinkedHashMap<>();
-            Map<String, byte[]> columnMasks = new LinkedHashMap<>();
-            for (Parameter p : model.parameters()) {
-                values.put(p.name(), backend.download(p.value()));
-                if (p.isSparse()) {
-                    rowKept.put(p.name(), backend.rowKeptIndices(p.sparse()));
-                    columnMasks.put(p.name(), backend.columnMask(p.sparse()));
-                }
-            }
+                GptModel model = modelWithAdapters(backend, config)) {
+            ModelSnapshot snapshot = model.snapshot();
+            Map<String, int[]> rowKept = snapshot.rowKept();
+            Map<String, byte[]> columnMasks = snapshot.columnMasks();
             String w = "h.1.mlp.c_fc.weight";
             int[] threeInAGroup = rowKept.get(w).clone();
             threeInAGroup[0] = 0;
@@ -149,7 +142,7 @@ class SlopeExportTest {
             var broken = new LinkedHashMap<>(rowKept);
             broken.put(w, threeInAGroup);
             var e = assertThrows(IllegalArgumentException.class, () -> SlopeExport.write(dir.resolve("a"), config,
-                    CHARS, values, broken, columnMasks, Map.of()));
+                    CHARS, with(snapshot, broken, columnMasks, snapshot.adapters())));
             assertTrue(e.getMessage().contains(w), e.getMessage());
 
             byte[] outside = columnMasks.get(w).clone();
@@ -158,15 +151,15 @@ class SlopeExportTest {
             var widened = new LinkedHashMap<>(columnMasks);
             widened.put(w, outside);
             e = assertThrows(IllegalArgumentException.class, () -> SlopeExport.write(dir.resolve("b"), config, CHARS,
-                    values, rowKept, widened, Map.of()));
+                    with(snapshot, rowKept, widened, snapshot.adapters())));
             assertTrue(e.getMessage().contains("row mask prunes"), e.getMessage());
 
-            Map<String, double[]> mixed = new LinkedHashMap<>(adapters(config));
+            Map<String, double[]> mixed = new LinkedHashMap<>(snapshot.adapters());
             int C = config.dModel();
             mixed.put("h.1.attn.c_proj.lora_A", new double[C * 2]);
             mixed.put("h.1.attn.c_proj.lora_B", new double[2 * C]);
-            e = assertThrows(IllegalArgumentException.class, () -> SlopeExport.write(dir.resolve("c"), model, CHARS,
-                    mixed));
+            e = assertThrows(IllegalArgumentException.class, () -> SlopeExport.write(dir.resolve("c"), config, CHARS,
+                    with(snapshot, rowKept, columnMasks, mixed)));
             assertTrue(e.getMessage().contains("one r"), e.getMessage());
         }
     }
@@ -193,48 +186,24 @@ class SlopeExportTest {
         return GptModel.fromDenseWeights(backend, config, DType.F32, TinyModels.trainedLookingWeights(config, 2, 0.1));
     }
 
-    /** Adapters on every sparse layer: A ~ N(0, 1) as initialised, B nonzero as after some adapter training. */
-    private static Map<String, double[]> adapters(GptConfig config) {
+    /** Trained-looking weights plus adapters on every sparse layer: A ~ N(0, 1) as initialised, B nonzero. */
+    private static GptModel modelWithAdapters(Backend backend, GptConfig config) {
+        GptModel model = model(backend, config);
         Map<String, double[]> adapters = new LinkedHashMap<>();
-        Map<String, int[]> shapes = GptModel.parameterShapes(config);
-        for (int l = 0; l < config.layers(); l++) {
-            for (LinearKind kind : LinearKind.values()) {
-                if (config.sparse(l, kind)) {
-                    int[] shape = shapes.get(kind.paramName(l) + ".weight");
-                    adapters.put(kind.paramName(l) + SlopeExport.LORA_A, normal(shape[1] * RANK, 1.0, "A" + l + kind));
-                    adapters.put(kind.paramName(l) + SlopeExport.LORA_B, normal(RANK * shape[0], 0.05, "B" + l + kind));
-                }
-            }
-        }
-        return adapters;
+        GptModel.adapterShapes(config, RANK).forEach((name, shape) -> adapters.put(name,
+                normal(shape[0] * shape[1], name.endsWith(SlopeExport.LORA_A) ? 1.0 : 0.05, name)));
+        model.attachAdapters(adapters, RANK, 1.0 / RANK);
+        return model;
     }
 
-    /** W^R + (A·B/r)ᵀ for every layer with adapters: what the dense export of a model with adapters holds. */
-    private static Map<String, double[]> merged(Map<String, double[]> dense, Map<String, double[]> adapters,
-            GptConfig config) {
-        Map<String, double[]> merged = new LinkedHashMap<>(dense);
-        Map<String, int[]> shapes = GptModel.parameterShapes(config);
-        adapters.forEach((key, a) -> {
-            if (!key.endsWith(SlopeExport.LORA_A)) {
-                return;
-            }
-            String layer = key.substring(0, key.length() - SlopeExport.LORA_A.length());
-            double[] b = adapters.get(layer + SlopeExport.LORA_B);
-            int dOut = shapes.get(layer + ".weight")[0];
-            int dIn = shapes.get(layer + ".weight")[1];
-            double[] w = merged.get(layer + ".weight").clone();
-            for (int o = 0; o < dOut; o++) {
-                for (int i = 0; i < dIn; i++) {
-                    double ab = 0;
-                    for (int k = 0; k < RANK; k++) {
-                        ab += (float) a[i * RANK + k] * (double) (float) b[k * dOut + o];
-                    }
-                    w[o * dIn + i] += ab / RANK;
-                }
-            }
-            merged.put(layer + ".weight", w);
-        });
-        return merged;
+    private static ModelSnapshot with(ModelSnapshot s, Map<String, int[]> rowKept, Map<String, byte[]> columnMasks,
+            Map<String, double[]> adapters) {
+        return new ModelSnapshot(s.values(), rowKept, columnMasks, adapters, s.adapterRank(), s.adapterScale());
+    }
+
+    private static void assertSameArrays(Map<String, double[]> expected, Map<String, double[]> actual) {
+        assertEquals(expected.keySet(), actual.keySet());
+        expected.forEach((name, values) -> assertArrayEquals(values, actual.get(name), name));
     }
 
     private static double loss(GptModel model, int[] windows) {
@@ -252,8 +221,4 @@ class SlopeExportTest {
         return v;
     }
 
-    /** Rounded to fp32, as the export stores them. */
-    private static double[] floats(double[] values) {
-        return NamedTensor.f32("rounded", new long[] {values.length}, values).toDoubles();
-    }
 }
