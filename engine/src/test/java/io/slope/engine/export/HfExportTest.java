@@ -16,9 +16,11 @@ import io.slope.engine.cpu.CpuBackend;
 import io.slope.engine.data.CharTokenizer;
 import io.slope.engine.data.Gpt2BpeTokenizer;
 import io.slope.engine.data.Tokenizer;
+import io.slope.engine.merge.Merge;
 import io.slope.engine.model.GptConfig;
 import io.slope.engine.model.GptModel;
 import io.slope.engine.model.TinyModels;
+import io.slope.engine.rng.Philox;
 import io.slope.engine.sparse.NmPattern;
 import io.slope.engine.train.Windows;
 import io.slope.spec.Mode;
@@ -37,6 +39,7 @@ import org.junit.jupiter.api.io.TempDir;
 class HfExportTest {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final int WINDOWS = 8;
+    private static final int ADAPTER_RANK = 4;
     /** SLOPE.md issue 4: the export reproduces our validation loss within 1e-4 (relative). */
     private static final double LOSS_TOLERANCE = 1e-4;
 
@@ -67,7 +70,10 @@ class HfExportTest {
         assertArrayEquals(new int[] {Gpt2BpeTokenizer.END_OF_TEXT}, ints(result.get("end_of_text_ids")));
     }
 
-    /** Exports a sparse model with trained-looking weights, runs hf_gpt2_check.py, and compares loss and token ids. */
+    /**
+     * Exports a sparse model with trained-looking weights and adapters (merged, as a run's final export), runs
+     * hf_gpt2_check.py, and compares loss and token ids.
+     */
     private JsonNode checkAgainstIndependentForward(Tokenizer tokenizer, String sampleText) throws Exception {
         GptConfig config = config(tokenizer.vocabSize());
         int T = config.seqLen();
@@ -77,9 +83,17 @@ class HfExportTest {
         try (CpuBackend backend = new CpuBackend(2);
                 GptModel model = GptModel.fromDenseWeights(backend, config, DType.F32,
                         TinyModels.trainedLookingWeights(config, 5, 0.5))) {
+            // The final model of a run: sparse weights plus trained (nonzero) adapters, exported merged.
+            Map<String, double[]> adapters = GptModel.initialAdapterWeights(config, ADAPTER_RANK, 6);
+            adapters.forEach((name, w) -> {
+                for (int i = 0; name.endsWith(".lora_B") && i < w.length; i++) {
+                    w[i] = 0.05 * Philox.normal(6, Philox.stream("test/" + name), i);
+                }
+            });
+            model.attachAdapters(adapters, ADAPTER_RANK, 1.0 / ADAPTER_RANK);
             model.forward(Windows.inputs(windows, T), Windows.targets(windows, T), WINDOWS);
             ourLoss = model.meanLoss(WINDOWS);
-            dense = model.denseWeights();
+            dense = Merge.denseExport(config, model.snapshot());
         }
         Path hf = dir.resolve("hf");
         HfExport.write(hf, config, dense, tokenizer);
