@@ -1,7 +1,9 @@
 package io.slope.cli;
 
 import io.slope.engine.checkpoint.CorruptCheckpointException;
+import io.slope.engine.checkpoint.UnsupportedCheckpointFormatException;
 import io.slope.engine.cpu.CpuBackend;
+import io.slope.engine.data.InvalidTokenShardException;
 import io.slope.engine.data.Tokenizer;
 import io.slope.engine.run.TrainedModel;
 import io.slope.engine.sample.Sampler;
@@ -82,7 +84,9 @@ final class SampleCommand implements Callable<Integer> {
                 decoder.finish();
             }
             return 0;
-        } catch (IllegalArgumentException | CorruptCheckpointException e) {
+        } catch (IllegalArgumentException | CorruptCheckpointException | UnsupportedCheckpointFormatException
+                | InvalidTokenShardException e) {
+            // Bad input or a run folder that cannot be used: the message says which and why.
             err.println(e.getMessage());
             return 2;
         }

@@ -171,7 +171,7 @@ public final class SlopeExport {
                     + "reader knows version " + FORMAT_VERSION);
         }
         GptConfig config = parseConfig(manifest, manifestFile);
-        TokenizerDescriptor tokenizer = parseTokenizer(manifest.get("tokenizer"));
+        TokenizerDescriptor tokenizer = parseTokenizer(manifest.get("tokenizer"), manifestFile);
         Map<String, NamedTensor> tensors = new LinkedHashMap<>();
         for (JsonNode file : manifest.withArray("files")) {
             readVerified(directory, file, tensors);
@@ -397,13 +397,17 @@ public final class SlopeExport {
         }
     }
 
-    private static TokenizerDescriptor parseTokenizer(JsonNode t) {
-        JsonNode codePoints = t.get("codePoints");
-        int[] cps = new int[codePoints == null ? 0 : codePoints.size()];
-        for (int i = 0; i < cps.length; i++) {
-            cps[i] = codePoints.get(i).asInt();
+    private static TokenizerDescriptor parseTokenizer(JsonNode t, Path manifestFile) {
+        try {
+            JsonNode codePoints = t.get("codePoints");
+            int[] cps = new int[codePoints == null ? 0 : codePoints.size()];
+            for (int i = 0; i < cps.length; i++) {
+                cps[i] = codePoints.get(i).asInt();
+            }
+            return new TokenizerDescriptor(t.get("kind").asText(), t.get("vocabSize").asInt(), cps);
+        } catch (RuntimeException e) {
+            throw new InvalidExportException(manifestFile, "tokenizer unreadable: " + e.getMessage());
         }
-        return new TokenizerDescriptor(t.get("kind").asText(), t.get("vocabSize").asInt(), cps);
     }
 
     private static ObjectNode writeTensors(Path staging, String file, List<NamedTensor> tensors) throws IOException {
