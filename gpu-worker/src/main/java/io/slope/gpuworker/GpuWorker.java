@@ -22,6 +22,7 @@ public final class GpuWorker {
     /** A started worker and a way to stop it gracefully. */
     public record Running(WorkerFactory factory, ModelActivitiesImpl activities, String queue) {
         public void stopGracefully() throws InterruptedException {
+            factory.suspendPolling(); // take no new task; the running one still reports its completion
             activities.stopAndWait(120_000);
             factory.shutdown();
             factory.awaitTermination(30, TimeUnit.SECONDS);

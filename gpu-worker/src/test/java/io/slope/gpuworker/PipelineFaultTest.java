@@ -33,6 +33,7 @@ class PipelineFaultTest {
     private static ManagedProcess worker;
     private static RunSpec spec;
     private static LoadedCheckpoint reference;
+    private static UUID lastSubmitted;
     @TempDir
     static Path dir;
 
@@ -51,6 +52,7 @@ class PipelineFaultTest {
     /** Submits, waits until a few checkpoints are committed, injects the fault, and checks the outcome. */
     private void runThrough(Runnable fault) throws Exception {
         UUID id = harness.submit(spec, new RunOptions(8, 5, 2, 0));
+        lastSubmitted = id;
         PipelineHarness.await("checkpoint 10 of run " + id, Duration.ofMinutes(4), () -> harness.latestStep(id) >= 10);
         fault.run();
         RunOutcome outcome = resultRidingOutRestarts(id);
@@ -116,6 +118,25 @@ class PipelineFaultTest {
             TestServices.get().s3().start();
         });
         assertTrue(worker.alive(), "the worker rode out the S3 outage");
+    }
+
+    @Test
+    void e_sigtermFinishesACheckpointBeforeTheWorkerExits() throws Exception {
+        UUID[] run = new UUID[1];
+        runThrough(() -> {
+            try {
+                UUID id = harness.catalogue.run(lastSubmitted).orElseThrow().id();
+                run[0] = id;
+                worker.stop(); // SIGTERM: the shutdown hook stops the chunk at a step boundary with a checkpoint
+                var row = harness.catalogue.run(id).orElseThrow();
+                assertEquals(row.stepsDone(), row.latestStep(), "no step trained after the last checkpoint was lost");
+                worker = harness.startGpuWorker();
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        });
+        assertTrue(harness.catalogue.events(run[0]).stream().anyMatch(e -> e.contains("model resident")),
+                "a fresh worker restored the model");
     }
 
     private static void sleep(long ms) {
