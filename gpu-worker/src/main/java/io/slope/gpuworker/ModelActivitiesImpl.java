@@ -1,6 +1,7 @@
 package io.slope.gpuworker;
 
 import io.slope.activities.catalogue.RunCatalogue;
+import io.slope.activities.checkpoint.AsyncCheckpointStore;
 import io.slope.activities.checkpoint.CatalogedCheckpointStore;
 import io.slope.activities.checkpoint.S3CheckpointStore;
 import io.slope.activities.data.DatasetStore;
@@ -67,23 +68,32 @@ public final class ModelActivitiesImpl implements ModelActivities {
         final String runId;
         final Dataset dataset;
         final CatalogedCheckpointStore store;
+        final AsyncCheckpointStore uploads;
         final TrainingSession session;
         final ProgressRecorder progress;
         TrainingSession.FinalEvaluation finalEvaluation;
 
-        Resident(String runId, Dataset dataset, CatalogedCheckpointStore store, TrainingSession session,
-                ProgressRecorder progress) {
+        Resident(String runId, Dataset dataset, CatalogedCheckpointStore store, AsyncCheckpointStore uploads,
+                TrainingSession session, ProgressRecorder progress) {
             this.runId = runId;
             this.dataset = dataset;
             this.store = store;
+            this.uploads = uploads;
             this.session = session;
             this.progress = progress;
         }
 
         @Override
         public void close() {
-            session.close();
-            dataset.close();
+            try {
+                uploads.close();
+            } catch (IOException e) {
+                LOG.log(System.Logger.Level.WARNING, "run " + runId + ": last checkpoint upload failed: "
+                        + e.getMessage());
+            } finally {
+                session.close();
+                dataset.close();
+            }
         }
     }
 
@@ -117,6 +127,7 @@ public final class ModelActivitiesImpl implements ModelActivities {
                 try {
                     chunk = r.session.trainUntil(request.stopStep(),
                             () -> stopping || heartbeat.stopRequested() || System.nanoTime() > deadline);
+                    r.uploads.flush(); // the chunk ends on a committed checkpoint
                 } catch (RuntimeException | IOException e) {
                     dropResident();
                     throw e;
@@ -231,19 +242,23 @@ public final class ModelActivitiesImpl implements ModelActivities {
         ProgressRecorder progress = new ProgressRecorder(progressCatalogue, id);
         String writer = workerQueue + "/" + context.getInfo().getActivityId() + "/attempt-"
                 + context.getInfo().getAttempt();
+        AsyncCheckpointStore uploads = new AsyncCheckpointStore(store);
         TrainingSession session;
         try {
-            session = TrainingSession.open(spec, dataset, store, writer, listener(store, progress));
+            session = TrainingSession.open(spec, dataset, uploads, writer, listener(store, progress));
+            uploads.flush(); // a step-0 checkpoint is committed before anything relies on it
         } catch (InvalidSpecException | IllegalArgumentException e) {
+            uploads.close();
             dataset.close();
             throw ApplicationFailure.newNonRetryableFailure(e.getMessage(), "InvalidSpec");
         } catch (IOException | RuntimeException e) {
+            uploads.close();
             dataset.close();
             throw e;
         }
         progress.info("model resident on " + workerQueue + " after step " + session.stepsDone());
         progress.flush();
-        resident = new Resident(runId, dataset, store, session, progress);
+        resident = new Resident(runId, dataset, store, uploads, session, progress);
         return resident;
     }
 
