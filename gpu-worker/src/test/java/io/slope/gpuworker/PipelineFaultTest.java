@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.slope.engine.checkpoint.LoadedCheckpoint;
 import io.slope.spec.RunSpec;
 import io.slope.spec.pipeline.Stage;
-import io.slope.testinfra.ManagedProcess;
+import io.slope.localservices.ManagedProcess;
 import io.slope.testinfra.TestServices;
 import io.slope.workflows.run.RunOptions;
 import io.slope.workflows.run.RunOutcome;
