@@ -12,6 +12,7 @@ import io.slope.workflows.run.RunOptions;
 import io.slope.workflows.run.RunOutcome;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.UUID;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -137,6 +138,31 @@ class PipelineFaultTest {
         });
         assertTrue(harness.catalogue.events(run[0]).stream().anyMatch(e -> e.contains("model resident")),
                 "a fresh worker restored the model");
+    }
+
+    @Test
+    void f_aCorruptNewestCheckpointIsNeverUsedAndTheRunsEventsSaySo() throws Exception {
+        UUID[] run = new UUID[1];
+        long[] corrupted = new long[1];
+        runThrough(() -> {
+            try {
+                run[0] = lastSubmitted;
+                worker.kill();
+                var store = new io.slope.activities.checkpoint.S3CheckpointStore(harness.objects,
+                        lastSubmitted.toString(), dir.resolve("corrupt"));
+                corrupted[0] = store.committedSteps().getLast();
+                String shard = store.prefix(corrupted[0]) + "tensors-00000.safetensors";
+                byte[] bytes = harness.objects.getBytes(shard).orElseThrow();
+                bytes[bytes.length / 2] ^= 0x40; // one flipped bit in the middle of a tensor
+                harness.objects.putBytes(shard, bytes);
+                worker = harness.startGpuWorker();
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        });
+        List<String> events = harness.catalogue.events(run[0]);
+        assertTrue(events.stream().anyMatch(e -> e.startsWith("WARN skipped checkpoint " + corrupted[0])
+                && e.contains("sha256")), events.toString());
     }
 
     private static void sleep(long ms) {
