@@ -6,7 +6,7 @@ import io.slope.activities.storage.ObjectStore;
 import io.slope.activities.storage.S3Config;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecCodec;
-import io.slope.testinfra.S3Server;
+import io.slope.localservices.S3Server;
 import io.slope.testinfra.TestServices;
 import java.io.IOException;
 import java.io.UncheckedIOException;

@@ -22,6 +22,7 @@ public final class GpuWorker {
     /** A started worker and a way to stop it gracefully. */
     public record Running(WorkerFactory factory, ModelActivitiesImpl activities, String queue) {
         public void stopGracefully() throws InterruptedException {
+            factory.suspendPolling(); // take no new task; the running one still reports its completion
             activities.stopAndWait(120_000);
             factory.shutdown();
             factory.awaitTermination(30, TimeUnit.SECONDS);
@@ -35,7 +36,10 @@ public final class GpuWorker {
                 new DatasetStore(objects, Dataset.DEFAULT_TOKENS_PER_SHARD), env.catalogue(), env.progressCatalogue(),
                 env.home().resolve("cache/datasets"), env.home().resolve("gpu-scratch/" + workerId), queue);
         WorkerFactory factory = WorkerFactory.newInstance(env.client());
-        WorkerOptions options = WorkerOptions.newBuilder().setMaxConcurrentActivityExecutionSize(1).build();
+        // Heartbeats reach the server within 2 s (not the default 80% of the heartbeat timeout), because a heartbeat
+        // is how pause and cancel reach a training chunk.
+        WorkerOptions options = WorkerOptions.newBuilder().setMaxConcurrentActivityExecutionSize(1)
+                .setMaxHeartbeatThrottleInterval(java.time.Duration.ofSeconds(2)).build();
         for (String q : new String[] {TaskQueues.GPU, queue}) {
             Worker worker = factory.newWorker(q, options);
             worker.registerActivitiesImplementations(activities);

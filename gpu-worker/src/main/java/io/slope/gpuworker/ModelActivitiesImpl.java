@@ -1,19 +1,22 @@
 package io.slope.gpuworker;
 
 import io.slope.activities.catalogue.RunCatalogue;
+import io.slope.activities.checkpoint.AsyncCheckpointStore;
 import io.slope.activities.checkpoint.CatalogedCheckpointStore;
 import io.slope.activities.checkpoint.S3CheckpointStore;
 import io.slope.activities.data.DatasetStore;
 import io.slope.activities.pipeline.ExportManifest;
+import io.slope.activities.pipeline.PipelineActivitiesImpl;
 import io.slope.activities.storage.ObjectStore;
 import io.slope.engine.checkpoint.DurableFiles;
 import io.slope.engine.checkpoint.NamedTensor;
 import io.slope.engine.checkpoint.Safetensors;
 import io.slope.engine.data.Dataset;
 import io.slope.engine.data.InvalidTokenShardException;
+import io.slope.engine.export.HfExport;
+import io.slope.engine.export.SlopeExport;
 import io.slope.engine.merge.Merge;
 import io.slope.engine.model.GptModel;
-import io.slope.engine.model.ModelSnapshot;
 import io.slope.engine.run.TrainingSession;
 import io.slope.engine.train.Trainer;
 import io.slope.spec.InvalidSpecException;
@@ -65,23 +68,32 @@ public final class ModelActivitiesImpl implements ModelActivities {
         final String runId;
         final Dataset dataset;
         final CatalogedCheckpointStore store;
+        final AsyncCheckpointStore uploads;
         final TrainingSession session;
         final ProgressRecorder progress;
         TrainingSession.FinalEvaluation finalEvaluation;
 
-        Resident(String runId, Dataset dataset, CatalogedCheckpointStore store, TrainingSession session,
-                ProgressRecorder progress) {
+        Resident(String runId, Dataset dataset, CatalogedCheckpointStore store, AsyncCheckpointStore uploads,
+                TrainingSession session, ProgressRecorder progress) {
             this.runId = runId;
             this.dataset = dataset;
             this.store = store;
+            this.uploads = uploads;
             this.session = session;
             this.progress = progress;
         }
 
         @Override
         public void close() {
-            session.close();
-            dataset.close();
+            try {
+                uploads.close();
+            } catch (IOException e) {
+                LOG.log(System.Logger.Level.WARNING, "run " + runId + ": last checkpoint upload failed: "
+                        + e.getMessage());
+            } finally {
+                session.close();
+                dataset.close();
+            }
         }
     }
 
@@ -115,6 +127,7 @@ public final class ModelActivitiesImpl implements ModelActivities {
                 try {
                     chunk = r.session.trainUntil(request.stopStep(),
                             () -> stopping || heartbeat.stopRequested() || System.nanoTime() > deadline);
+                    r.uploads.flush(); // the chunk ends on a committed checkpoint
                 } catch (RuntimeException | IOException e) {
                     dropResident();
                     throw e;
@@ -167,11 +180,28 @@ public final class ModelActivitiesImpl implements ModelActivities {
             Resident r = finished(request, context);
             String prefix = ExportManifest.prefix(request.runId());
             List<ExportManifest.File> files = new ArrayList<>();
-            upload(prefix, "slope/model.safetensors", "slope", slopeTensors(r.finalEvaluation.model()), files);
-            upload(prefix, "slope/dense.safetensors", "slope", denseTensors(r.session.model(), r.finalEvaluation),
-                    files);
-            byte[] report = reportJson(r.finalEvaluation);
-            uploadBytes(prefix, "report/evaluation.json", report, files);
+            Path local = scratchDir.resolve("export-" + request.runId() + "-" + System.nanoTime());
+            try {
+                GptModel model = r.session.model();
+                var tokenizer = r.dataset.tokenizer();
+                HfExport.write(local.resolve("hf"), model.config(), r.finalEvaluation.denseExport(), tokenizer);
+                SlopeExport.write(local.resolve("slope"), model.config(), tokenizer, r.finalEvaluation.model());
+                for (String kind : new String[] {"hf", "slope"}) {
+                    List<Path> exported;
+                    try (var walk = Files.walk(local.resolve(kind))) {
+                        exported = walk.filter(Files::isRegularFile).sorted().toList();
+                    }
+                    for (Path file : exported) {
+                        String path = local.relativize(file).toString();
+                        objects.putFile(prefix + path, file);
+                        files.add(new ExportManifest.File(path, kind, Files.size(file),
+                                PipelineActivitiesImpl.sha256(file)));
+                    }
+                }
+            } finally {
+                DurableFiles.deleteRecursively(local);
+            }
+            uploadBytes(prefix, "report/evaluation.json", reportJson(r.finalEvaluation), files);
             objects.putBytes(prefix + ExportManifest.NAME, new ExportManifest(files).toJson());
             return StageResult.output(Stage.EXPORT, prefix, Map.of("files", (double) files.size()));
         });
@@ -212,19 +242,23 @@ public final class ModelActivitiesImpl implements ModelActivities {
         ProgressRecorder progress = new ProgressRecorder(progressCatalogue, id);
         String writer = workerQueue + "/" + context.getInfo().getActivityId() + "/attempt-"
                 + context.getInfo().getAttempt();
+        AsyncCheckpointStore uploads = new AsyncCheckpointStore(store);
         TrainingSession session;
         try {
-            session = TrainingSession.open(spec, dataset, store, writer, listener(store, progress));
+            session = TrainingSession.open(spec, dataset, uploads, writer, listener(store, progress));
+            uploads.flush(); // a step-0 checkpoint is committed before anything relies on it
         } catch (InvalidSpecException | IllegalArgumentException e) {
+            uploads.close();
             dataset.close();
             throw ApplicationFailure.newNonRetryableFailure(e.getMessage(), "InvalidSpec");
         } catch (IOException | RuntimeException e) {
+            uploads.close();
             dataset.close();
             throw e;
         }
         progress.info("model resident on " + workerQueue + " after step " + session.stepsDone());
         progress.flush();
-        resident = new Resident(runId, dataset, store, session, progress);
+        resident = new Resident(runId, dataset, store, uploads, session, progress);
         return resident;
     }
 
@@ -329,17 +363,6 @@ public final class ModelActivitiesImpl implements ModelActivities {
         return tensors;
     }
 
-    /** The sparse model as trained: kept values, row masks, column masks and adapters, flat. */
-    private static List<NamedTensor> slopeTensors(ModelSnapshot m) {
-        List<NamedTensor> tensors = new ArrayList<>();
-        m.values().forEach((name, v) -> tensors.add(NamedTensor.f32("param/" + name, new long[] {v.length}, v)));
-        m.rowKept().forEach((name, v) -> tensors.add(NamedTensor.i32("row_kept/" + name, new long[] {v.length}, v)));
-        m.columnMasks().forEach((name, v) -> tensors.add(NamedTensor.u8("column_mask/" + name,
-                new long[] {v.length}, v)));
-        m.adapters().forEach((name, v) -> tensors.add(NamedTensor.f32("adapter/" + name, new long[] {v.length}, v)));
-        return tensors;
-    }
-
     private static byte[] reportJson(TrainingSession.FinalEvaluation e) {
         StringBuilder json = new StringBuilder("{\n");
         var values = evaluations(e);
@@ -349,18 +372,6 @@ public final class ModelActivitiesImpl implements ModelActivities {
                     .append(++i < values.size() ? ",\n" : "\n");
         }
         return json.append("}\n").toString().getBytes(StandardCharsets.UTF_8);
-    }
-
-    private void upload(String prefix, String path, String kind, List<NamedTensor> tensors,
-            List<ExportManifest.File> files) throws IOException {
-        Path file = tempFile("export");
-        try {
-            String sha256 = Safetensors.write(file, tensors, Map.of());
-            objects.putFile(prefix + path, file);
-            files.add(new ExportManifest.File(path, kind, Files.size(file), sha256));
-        } finally {
-            Files.deleteIfExists(file);
-        }
     }
 
     private void uploadBytes(String prefix, String path, byte[] content, List<ExportManifest.File> files)

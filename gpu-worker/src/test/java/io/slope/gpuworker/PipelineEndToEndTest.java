@@ -19,12 +19,20 @@ import java.time.Duration;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.UUID;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import io.slope.workflows.run.RunProgress;
+import io.temporal.client.WorkflowFailedException;
+import io.temporal.client.WorkflowStub;
+import io.temporal.failure.CanceledFailure;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** A tiny run through every stage against the real Temporal dev server, Postgres and S3Proxy. */
+@org.junit.jupiter.api.TestMethodOrder(org.junit.jupiter.api.MethodOrderer.MethodName.class)
 class PipelineEndToEndTest {
     private static final int STEPS = 40;
     private static PipelineHarness harness;
@@ -42,8 +50,10 @@ class PipelineEndToEndTest {
         harness.close();
     }
 
+    private static UUID succeeded;
+
     @Test
-    void tinyRunSucceedsThroughEveryStage() throws Exception {
+    void a_tinyRunSucceedsThroughEveryStage() throws Exception {
         RunSpec spec = PipelineHarness.tinySpec(PipelineHarness.corpus(dir), STEPS);
         // Chunks of 8 steps, continue-as-new after every 2 chunks: several workflow runs, each routed to the
         // resident model.
@@ -51,6 +61,7 @@ class PipelineEndToEndTest {
         RunOutcome outcome = harness.result(id, RunOutcome.class, Duration.ofMinutes(8));
         assertEquals("SUCCEEDED", outcome.status());
         assertEquals(Stage.values().length, outcome.results().size());
+        succeeded = id;
 
         RunCatalogue.RunRow row = harness.catalogue.run(id).orElseThrow();
         assertEquals("SUCCEEDED", row.status());
@@ -85,7 +96,11 @@ class PipelineEndToEndTest {
         assertTrue(evals.get("val_loss_adapters") < Math.log(80), "it learned something: " + evals);
 
         var artifacts = harness.catalogue.artifacts(id);
-        assertTrue(artifacts.size() >= 3, artifacts.toString());
+        var paths = artifacts.stream().map(RunCatalogue.Artifact::path).toList();
+        for (String expected : new String[] {"hf/config.json", "hf/model.safetensors", "slope/manifest.json",
+                "report/evaluation.json"}) {
+            assertTrue(paths.contains(expected), expected + " in " + paths);
+        }
         for (RunCatalogue.Artifact artifact : artifacts) {
             byte[] content = harness.objects.getBytes(artifact.objectKey()).orElseThrow();
             assertEquals(artifact.bytes(), content.length, artifact.path());
@@ -109,5 +124,68 @@ class PipelineEndToEndTest {
                 .blockingStub().listWorkflowExecutions(ListWorkflowExecutionsRequest.newBuilder()
                         .setNamespace("default").setQuery("SlopeRunId = '" + id + "'").build())
                 .getExecutions(0).getExecution().getWorkflowId());
+    }
+
+    @Test
+    void c_unreadableCorpusFailsAtOnceNamingIt() throws Exception {
+        RunSpec spec = PipelineHarness.tinySpec(dir.resolve("no-such-corpus.txt"), 10);
+        UUID id = harness.submit(spec, new RunOptions(8, 5, 2, 0));
+        long start = System.nanoTime();
+        assertThrows(WorkflowFailedException.class, () -> harness.result(id, RunOutcome.class,
+                Duration.ofMinutes(2)));
+        assertTrue(System.nanoTime() - start < Duration.ofSeconds(30).toNanos(), "failed at once, not retried");
+        RunCatalogue.RunRow row = harness.catalogue.run(id).orElseThrow();
+        assertEquals("FAILED", row.status());
+        assertTrue(row.error().startsWith("data.corpus: data.corpus[0]: ") && row.error().contains("does not exist"),
+                row.error());
+    }
+
+    @Test
+    void d_pauseResumeAndCancelOnRealServers() throws Exception {
+        RunSpec spec = PipelineHarness.tinySpec(PipelineHarness.corpus(dir), 400);
+        UUID id = harness.submit(spec, new RunOptions(400, 5, 2, 0));
+        SlopeRunWorkflow workflow = harness.client.newWorkflowStub(SlopeRunWorkflow.class,
+                SlopeRunWorkflow.workflowId(id.toString()));
+        PipelineHarness.await("first checkpoints", Duration.ofMinutes(3), () -> harness.latestStep(id) >= 5);
+        RunProgress paused = workflow.pause();
+        assertTrue(paused.paused());
+        assertEquals("PAUSED", harness.catalogue.run(id).orElseThrow().status());
+        long atPause = harness.latestStep(id);
+        int stepsAtPause = harness.catalogue.run(id).orElseThrow().stepsDone();
+        assertEquals(stepsAtPause, atPause, "the chunk stopped on a committed checkpoint");
+        Thread.sleep(3000);
+        assertEquals(atPause, harness.latestStep(id), "no training while paused");
+        assertFalse(workflow.resume().paused());
+        PipelineHarness.await("training again", Duration.ofMinutes(2), () -> harness.latestStep(id) > atPause);
+        WorkflowStub.fromTyped(workflow).cancel();
+        WorkflowFailedException e = assertThrows(WorkflowFailedException.class,
+                () -> harness.result(id, RunOutcome.class, Duration.ofMinutes(2)));
+        assertTrue(e.getCause() instanceof CanceledFailure, e.getCause().toString());
+        RunCatalogue.RunRow row = harness.catalogue.run(id).orElseThrow();
+        assertEquals("CANCELLED", row.status());
+        assertEquals(row.stepsDone(), row.latestStep(), "cancellation flushed a final checkpoint");
+        assertTrue(row.latestStep() < 400);
+    }
+
+    @Test
+    void b_retryFromStageReusesEarlierResults() throws Exception {
+        org.junit.jupiter.api.Assumptions.assumeTrue(succeeded != null, "needs the succeeded run");
+        UUID id = succeeded;
+        var results = harness.catalogue.stageResults(id);
+        assertEquals(Stage.values().length, results.size());
+        harness.catalogue.requeue(id, Stage.MERGE);
+        RunSpec spec = PipelineHarness.tinySpec(PipelineHarness.corpus(dir), STEPS);
+        SlopeRunWorkflow workflow = harness.client.newWorkflowStub(SlopeRunWorkflow.class,
+                io.temporal.client.WorkflowOptions.newBuilder().setWorkflowId(SlopeRunWorkflow.workflowId(
+                        id.toString())).setTaskQueue(io.slope.workflows.run.TaskQueues.PIPELINE).build());
+        int samplesBefore = harness.catalogue.checkpoints(id).size();
+        RunOutcome outcome = workflow.run(new io.slope.workflows.run.RunInput(id.toString(), spec,
+                new RunOptions(8, 5, 2, 0), Stage.MERGE, results, null));
+        assertEquals("SUCCEEDED", outcome.status());
+        assertEquals(results.get(Stage.ADAPTER_PHASE), outcome.results().get(Stage.ADAPTER_PHASE),
+                "training was not run again");
+        assertEquals(samplesBefore, harness.catalogue.checkpoints(id).size(), "no new checkpoint");
+        assertEquals("SUCCEEDED", harness.catalogue.run(id).orElseThrow().status());
+        assertTrue(harness.catalogue.events(id).stream().anyMatch(ev -> ev.contains("retry from stage merge")));
     }
 }

@@ -6,12 +6,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.slope.engine.checkpoint.LoadedCheckpoint;
 import io.slope.spec.RunSpec;
 import io.slope.spec.pipeline.Stage;
-import io.slope.testinfra.ManagedProcess;
+import io.slope.localservices.ManagedProcess;
 import io.slope.testinfra.TestServices;
 import io.slope.workflows.run.RunOptions;
 import io.slope.workflows.run.RunOutcome;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.UUID;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -33,6 +34,7 @@ class PipelineFaultTest {
     private static ManagedProcess worker;
     private static RunSpec spec;
     private static LoadedCheckpoint reference;
+    private static UUID lastSubmitted;
     @TempDir
     static Path dir;
 
@@ -51,6 +53,7 @@ class PipelineFaultTest {
     /** Submits, waits until a few checkpoints are committed, injects the fault, and checks the outcome. */
     private void runThrough(Runnable fault) throws Exception {
         UUID id = harness.submit(spec, new RunOptions(8, 5, 2, 0));
+        lastSubmitted = id;
         PipelineHarness.await("checkpoint 10 of run " + id, Duration.ofMinutes(4), () -> harness.latestStep(id) >= 10);
         fault.run();
         RunOutcome outcome = resultRidingOutRestarts(id);
@@ -116,6 +119,50 @@ class PipelineFaultTest {
             TestServices.get().s3().start();
         });
         assertTrue(worker.alive(), "the worker rode out the S3 outage");
+    }
+
+    @Test
+    void e_sigtermFinishesACheckpointBeforeTheWorkerExits() throws Exception {
+        UUID[] run = new UUID[1];
+        runThrough(() -> {
+            try {
+                UUID id = harness.catalogue.run(lastSubmitted).orElseThrow().id();
+                run[0] = id;
+                worker.stop(); // SIGTERM: the shutdown hook stops the chunk at a step boundary with a checkpoint
+                var row = harness.catalogue.run(id).orElseThrow();
+                assertEquals(row.stepsDone(), row.latestStep(), "no step trained after the last checkpoint was lost");
+                worker = harness.startGpuWorker();
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        });
+        assertTrue(harness.catalogue.events(run[0]).stream().anyMatch(e -> e.contains("model resident")),
+                "a fresh worker restored the model");
+    }
+
+    @Test
+    void f_aCorruptNewestCheckpointIsNeverUsedAndTheRunsEventsSaySo() throws Exception {
+        UUID[] run = new UUID[1];
+        long[] corrupted = new long[1];
+        runThrough(() -> {
+            try {
+                run[0] = lastSubmitted;
+                worker.kill();
+                var store = new io.slope.activities.checkpoint.S3CheckpointStore(harness.objects,
+                        lastSubmitted.toString(), dir.resolve("corrupt"));
+                corrupted[0] = store.committedSteps().getLast();
+                String shard = store.prefix(corrupted[0]) + "tensors-00000.safetensors";
+                byte[] bytes = harness.objects.getBytes(shard).orElseThrow();
+                bytes[bytes.length / 2] ^= 0x40; // one flipped bit in the middle of a tensor
+                harness.objects.putBytes(shard, bytes);
+                worker = harness.startGpuWorker();
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        });
+        List<String> events = harness.catalogue.events(run[0]);
+        assertTrue(events.stream().anyMatch(e -> e.startsWith("WARN skipped checkpoint " + corrupted[0])
+                && e.contains("sha256")), events.toString());
     }
 
     private static void sleep(long ms) {

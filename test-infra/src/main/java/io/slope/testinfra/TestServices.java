@@ -1,5 +1,9 @@
 package io.slope.testinfra;
 
+import io.slope.localservices.Ports;
+import io.slope.localservices.PostgresServer;
+import io.slope.localservices.S3Server;
+import io.slope.localservices.TemporalDevServer;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;

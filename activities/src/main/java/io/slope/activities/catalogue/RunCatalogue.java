@@ -75,6 +75,25 @@ public final class RunCatalogue {
         });
     }
 
+    /** A run that Postgres lists as QUEUED, RUNNING or PAUSED: what the reconciler looks at. */
+    public record UnfinishedRun(UUID id, String workflowId, String status, String specJson) {}
+
+    public List<UnfinishedRun> unfinishedRuns() throws SQLException {
+        return db.transaction(c -> {
+            try (PreparedStatement ps = c.prepareStatement("SELECT id, workflow_id, status, spec::text FROM runs "
+                    + "WHERE status IN ('QUEUED', 'RUNNING', 'PAUSED') ORDER BY created_at, id")) {
+                List<UnfinishedRun> runs = new ArrayList<>();
+                try (ResultSet rs = ps.executeQuery()) {
+                    while (rs.next()) {
+                        runs.add(new UnfinishedRun(rs.getObject(1, UUID.class), rs.getString(2), rs.getString(3),
+                                rs.getString(4)));
+                    }
+                }
+                return runs;
+            }
+        });
+    }
+
     /** A stage begins: the run is RUNNING in that stage (or PAUSED), with an event saying so. */
     public void markStage(UUID runId, Stage stage, String status) throws SQLException {
         db.transaction(c -> {
@@ -90,6 +109,19 @@ public final class RunCatalogue {
                     insertEvent(c, runId, "INFO", stage, "stage " + stage.wireName() + ": " + status);
                 }
             }
+            return null;
+        });
+    }
+
+    /** A finished run is started again from a stage (retry-from-stage): QUEUED, no end, no error. */
+    public void requeue(UUID runId, Stage fromStage) throws SQLException {
+        db.transaction(c -> {
+            try (PreparedStatement ps = c.prepareStatement("UPDATE runs SET status = 'QUEUED', error = NULL, "
+                    + "finished_at = NULL, updated_at = now() WHERE id = ?")) {
+                ps.setObject(1, runId);
+                ps.executeUpdate();
+            }
+            insertEvent(c, runId, "INFO", fromStage, "retry from stage " + fromStage.wireName());
             return null;
         });
     }

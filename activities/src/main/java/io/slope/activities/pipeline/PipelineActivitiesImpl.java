@@ -150,7 +150,8 @@ public final class PipelineActivitiesImpl implements PipelineActivities {
         sql(() -> catalogue.finish(UUID.fromString(runId), status, error));
     }
 
-    static String sha256(Path file) throws IOException {
+    /** SHA-256 of a file's content, hex. */
+    public static String sha256(Path file) throws IOException {
         var digest = DurableFiles.newSha256();
         try (var in = Files.newInputStream(file)) {
             byte[] buffer = new byte[1 << 20];

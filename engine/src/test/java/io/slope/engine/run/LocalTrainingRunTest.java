@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.slope.engine.checkpoint.Checkpoint;
+import io.slope.engine.checkpoint.DurableFiles;
 import io.slope.engine.checkpoint.LocalCheckpointStore;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecCodec;
@@ -35,6 +36,21 @@ class LocalTrainingRunTest {
         assertEquals(STEPS, last.state().get("adamSteps").asLong());
         assertEquals(3, last.state().get("adapterAdamSteps").asLong(), "adapters count their own steps from 1");
         assertEquals(s.valLossSparse(), last.state().get("valLossSparse").asDouble());
+        assertTrue(Files.isRegularFile(Path.of(s.hfExport(), "model.safetensors")));
+        assertTrue(Files.isRegularFile(Path.of(s.slopeExport(), "manifest.json")));
+    }
+
+    @Test
+    void aRunStoppedBeforeItsExportsResumesIntoThemAndAFinishedOneIsRefused() throws Exception {
+        LocalTrainingRun.Summary first = run("slope", 0.75);
+        Path runDir = Path.of(first.runDir());
+        DurableFiles.deleteRecursively(Path.of(first.hfExport()));
+        LocalTrainingRun.Summary resumed = LocalTrainingRun.resume(runDir, ResumeProbe.QUIET);
+        assertEquals(first.valLossMerged(), resumed.valLossMerged());
+        assertTrue(Files.isRegularFile(Path.of(resumed.hfExport(), "model.safetensors")));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> LocalTrainingRun.resume(runDir, ResumeProbe.QUIET));
+        assertTrue(e.getMessage().contains("already finished"), e.getMessage());
     }
 
     @Test

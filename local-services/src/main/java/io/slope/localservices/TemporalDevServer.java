@@ -1,4 +1,4 @@
-package io.slope.testinfra;
+package io.slope.localservices;
 
 import java.nio.file.Path;
 import java.time.Duration;

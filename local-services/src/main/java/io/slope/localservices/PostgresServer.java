@@ -1,4 +1,4 @@
-package io.slope.testinfra;
+package io.slope.localservices;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -35,10 +35,12 @@ public final class PostgresServer {
         this.asNobody = isRoot();
     }
 
-    /** Initialises a cluster under {@code root} (an empty or missing folder) and starts it. */
+    /** Starts the cluster under {@code root}, initialising it first when the folder holds none yet. */
     public static PostgresServer start(Path root, int port) {
         PostgresServer server = new PostgresServer(binaries(), root, port);
-        server.init();
+        if (!Files.exists(server.data.resolve("PG_VERSION"))) {
+            server.init();
+        }
         server.start();
         return server;
     }
@@ -70,7 +72,9 @@ public final class PostgresServer {
         try {
             Files.createDirectories(data);
             Files.createDirectories(socketDir);
-            Files.createFile(log);
+            if (!Files.exists(log)) {
+                Files.createFile(log);
+            }
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
@@ -110,6 +114,14 @@ public final class PostgresServer {
 
     public String jdbcUrl(String database) {
         return "jdbc:postgresql://127.0.0.1:" + port + "/" + database + "?user=" + USER;
+    }
+
+    /** Creates a database unless it exists, and returns its JDBC URL. */
+    public String ensureDatabase(String name) {
+        String exists = ManagedProcess.run("psql", List.of(bin.resolve("psql").toString(), "-h", "127.0.0.1", "-p",
+                Integer.toString(port), "-U", USER, "-d", "postgres", "-tAc",
+                "SELECT 1 FROM pg_database WHERE datname = '" + name + "'"), Map.of()).strip();
+        return exists.equals("1") ? jdbcUrl(name) : createDatabase(name);
     }
 
     /** Creates a database and returns its JDBC URL. */

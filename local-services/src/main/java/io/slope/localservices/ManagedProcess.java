@@ -1,4 +1,4 @@
-package io.slope.testinfra;
+package io.slope.localservices;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;

@@ -1,4 +1,4 @@
-package io.slope.testinfra;
+package io.slope.localservices;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -33,7 +33,7 @@ public final class Ports {
     }
 
     /** Waits until a condition holds, failing with {@code what} and the server's log tail after {@code timeout}. */
-    static void await(String what, Duration timeout, java.util.function.BooleanSupplier condition,
+    public static void await(String what, Duration timeout, java.util.function.BooleanSupplier condition,
             ManagedProcess process) {
         long deadline = System.nanoTime() + timeout.toNanos();
         while (!condition.getAsBoolean()) {

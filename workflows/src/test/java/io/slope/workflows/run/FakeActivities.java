@@ -1,0 +1,103 @@
+package io.slope.workflows.run;
+
+import io.slope.spec.RunSpec;
+import io.slope.spec.pipeline.CheckpointRef;
+import io.slope.spec.pipeline.Stage;
+import io.slope.spec.pipeline.StageResult;
+import io.temporal.activity.Activity;
+import io.temporal.client.ActivityCompletionException;
+import io.temporal.failure.ApplicationFailure;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+
+/**
+ * Stand-ins for the real activities, for workflow-logic tests on Temporal's test server (each real activity runs in
+ * the end-to-end suite). Training "steps" take {@code stepMillis} of real time, heartbeat, and stop at a step boundary
+ * when cancelled, as the real worker does.
+ */
+final class FakeActivities implements PipelineActivities, ModelActivities {
+    final List<String> calls = new CopyOnWriteArrayList<>();
+    final Map<String, String> finished = new ConcurrentHashMap<>();
+    final Map<String, Integer> steps = new ConcurrentHashMap<>();
+    final List<String> statuses = new CopyOnWriteArrayList<>();
+    volatile long stepMillis = 20;
+    volatile String corpusError;
+
+    @Override
+    public StageResult prepareData(String runId, RunSpec spec) {
+        calls.add("prepareData");
+        if (corpusError != null) {
+            throw ApplicationFailure.newNonRetryableFailure(corpusError, "InvalidCorpus");
+        }
+        return StageResult.dataset("d" + runId.length(), Map.of("trainTokens", 1000.0));
+    }
+
+    @Override
+    public void markStage(String runId, Stage stage, String status) {
+        statuses.add(stage.wireName() + ":" + status);
+    }
+
+    @Override
+    public void saveStageResult(String runId, StageResult result) {
+        calls.add("save:" + result.stage().wireName());
+    }
+
+    @Override
+    public void collectGarbage(String runId, int keepLast) {
+        calls.add("gc");
+    }
+
+    @Override
+    public StageResult finalizeRun(String runId, Map<Stage, StageResult> results) {
+        calls.add("finalize");
+        return StageResult.output(Stage.FINALIZE, "runs/" + runId + "/export/", Map.of("artifacts", 3.0));
+    }
+
+    @Override
+    public void finishRun(String runId, String status, String error) {
+        finished.put(runId, status + (error == null ? "" : ": " + error));
+    }
+
+    @Override
+    public ChunkResult trainChunk(ChunkRequest request) {
+        calls.add("chunk:" + request.stopStep());
+        var context = Activity.getExecutionContext();
+        int step = steps.getOrDefault(request.runId(), 0);
+        while (step < request.stopStep()) {
+            try {
+                Thread.sleep(stepMillis);
+                context.heartbeat(step);
+            } catch (ActivityCompletionException e) {
+                steps.put(request.runId(), step);
+                calls.add("stopped:" + step);
+                throw e;
+            } catch (InterruptedException e) {
+                throw new IllegalStateException(e);
+            }
+            step++;
+            steps.put(request.runId(), step);
+        }
+        return new ChunkResult(step, new CheckpointRef(step, "runs/" + request.runId() + "/checkpoints/" + step + "/",
+                "0".repeat(64)), TaskQueues.GPU);
+    }
+
+    @Override
+    public StageResult merge(ModelRequest request) {
+        calls.add("merge@" + request.finalCheckpoint().step());
+        return StageResult.output(Stage.MERGE, "runs/" + request.runId() + "/merge/", Map.of());
+    }
+
+    @Override
+    public StageResult evaluate(ModelRequest request) {
+        calls.add("eval");
+        return StageResult.output(Stage.EVAL, null, Map.of("val_loss_merged", 2.5));
+    }
+
+    @Override
+    public StageResult export(ModelRequest request) {
+        calls.add("export");
+        return StageResult.output(Stage.EXPORT, "runs/" + request.runId() + "/export/", Map.of("files", 3.0));
+    }
+}

@@ -1,0 +1,209 @@
+package io.slope.workflows.run;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.slope.spec.RunSpec;
+import io.slope.spec.RunSpecCodec;
+import io.slope.spec.pipeline.CheckpointRef;
+import io.slope.spec.pipeline.Stage;
+import io.slope.spec.pipeline.StageResult;
+import io.slope.workflows.converter.SlopeDataConverter;
+import io.temporal.client.WorkflowClient;
+import io.temporal.client.WorkflowClientOptions;
+import io.temporal.client.WorkflowFailedException;
+import io.temporal.client.WorkflowOptions;
+import io.temporal.client.WorkflowStub;
+import io.temporal.client.WorkflowUpdateException;
+import io.temporal.failure.ApplicationFailure;
+import io.temporal.failure.CanceledFailure;
+import io.temporal.testing.TestEnvironmentOptions;
+import io.temporal.testing.TestWorkflowEnvironment;
+import io.temporal.api.enums.v1.IndexedValueType;
+import io.temporal.worker.Worker;
+import io.temporal.worker.WorkerOptions;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Map;
+import java.util.UUID;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/** The workflow's logic on Temporal's in-memory test server, with fake activities. */
+@org.junit.jupiter.api.Timeout(120)
+class SlopeRunWorkflowTest {
+    private TestWorkflowEnvironment env;
+    private FakeActivities fakes;
+    private WorkflowClient client;
+
+    @BeforeEach
+    void setUp() {
+        env = TestWorkflowEnvironment.newInstance(TestEnvironmentOptions.newBuilder()
+                .setWorkflowClientOptions(WorkflowClientOptions.newBuilder()
+                        .setDataConverter(SlopeDataConverter.create()).build()).build());
+        for (String attribute : new String[] {"SlopeRunId", "SlopeStage", "SlopeModel", "SlopeStatus"}) {
+            env.registerSearchAttribute(attribute, IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD);
+        }
+        fakes = new FakeActivities();
+        Worker pipeline = env.newWorker(TaskQueues.PIPELINE);
+        pipeline.registerWorkflowImplementationTypes(SlopeRunWorkflowImpl.class);
+        pipeline.registerActivitiesImplementations(fakes);
+        // As on the GPU worker: heartbeats reach the server within a second, so pause and cancel arrive promptly.
+        env.newWorker(TaskQueues.GPU, WorkerOptions.newBuilder()
+                .setMaxHeartbeatThrottleInterval(Duration.ofSeconds(1)).build())
+                .registerActivitiesImplementations(fakes);
+        env.start();
+        client = env.getWorkflowClient();
+    }
+
+    @AfterEach
+    void tearDown() {
+        env.close();
+    }
+
+    static RunSpec spec(int steps) {
+        return RunSpecCodec.parseResolved("""
+                {"name": "wf", "training": {"steps": %d}, "adapters": {"start": 0.5},
+                 "data": {"corpus": ["/corpus.txt"]}}""".formatted(steps));
+    }
+
+    private SlopeRunWorkflow stub(String runId) {
+        return client.newWorkflowStub(SlopeRunWorkflow.class, WorkflowOptions.newBuilder()
+                .setWorkflowId(SlopeRunWorkflow.workflowId(runId)).setTaskQueue(TaskQueues.PIPELINE).build());
+    }
+
+    @Test
+    void runsEveryStageInOrderInChunks() {
+        String id = UUID.randomUUID().toString();
+        RunOutcome outcome = stub(id).run(RunInput.start(id, spec(20), new RunOptions(6, 5, 2, 0)));
+        assertEquals("SUCCEEDED", outcome.status());
+        assertEquals(java.util.List.of("prepareData", "save:prepareData", "chunk:6", "chunk:10", "save:sparsePhase",
+                "gc", "chunk:16", "chunk:20", "save:adapterPhase", "gc", "merge@20", "save:merge", "eval", "save:eval",
+                "export", "save:export", "finalize", "save:finalize"), fakes.calls);
+        assertEquals("SUCCEEDED", fakes.finished.get(id));
+    }
+
+    @Test
+    void continueAsNewKeepsTheRunGoing() {
+        String id = UUID.randomUUID().toString();
+        RunOutcome outcome = stub(id).run(RunInput.start(id, spec(20), new RunOptions(3, 5, 2, 1)));
+        assertEquals("SUCCEEDED", outcome.status());
+        assertEquals(8, fakes.calls.stream().filter(c -> c.startsWith("chunk:")).count());
+        assertEquals(Stage.values().length, outcome.results().size(), "results survive continue-as-new");
+    }
+
+    @Test
+    void invalidSpecFailsAtOnceNamingTheField() {
+        String id = UUID.randomUUID().toString();
+        RunSpec bad = RunSpecCodec.parse("""
+                {"name": "bad", "model": {"preset": "tiny", "dModel": 63}, "data": {"corpus": ["/c.txt"]}}""");
+        WorkflowFailedException e = assertThrows(WorkflowFailedException.class,
+                () -> stub(id).run(RunInput.start(id, bad, null)));
+        String message = ((ApplicationFailure) e.getCause()).getOriginalMessage();
+        assertTrue(message.contains("model.dModel"), message);
+        assertTrue(fakes.finished.get(id).startsWith("FAILED: invalid run spec"), fakes.finished.get(id));
+        assertTrue(fakes.calls.isEmpty(), "nothing ran: " + fakes.calls);
+    }
+
+    @Test
+    void unreadableCorpusFailsWithoutRetrying() {
+        fakes.corpusError = "data.corpus: s3://slope/missing.txt does not exist";
+        String id = UUID.randomUUID().toString();
+        assertThrows(WorkflowFailedException.class, () -> stub(id).run(RunInput.start(id, spec(10), null)));
+        assertEquals("FAILED: data.corpus: s3://slope/missing.txt does not exist", fakes.finished.get(id));
+        assertEquals(1, fakes.calls.stream().filter("prepareData"::equals).count(), "not retried");
+    }
+
+    @Test
+    void retryFromStageSkipsEarlierStagesUsingTheirResults() {
+        String id = UUID.randomUUID().toString();
+        fakes.steps.put(id, 20);
+        CheckpointRef last = new CheckpointRef(20, "runs/x/checkpoints/20/", "a".repeat(64));
+        Map<Stage, StageResult> earlier = Map.of(
+                Stage.PREPARE_DATA, StageResult.dataset("d1", Map.of()),
+                Stage.SPARSE_PHASE, StageResult.phase(Stage.SPARSE_PHASE, last),
+                Stage.ADAPTER_PHASE, StageResult.phase(Stage.ADAPTER_PHASE, last),
+                Stage.MERGE, StageResult.output(Stage.MERGE, "p", Map.of()),
+                Stage.EVAL, StageResult.output(Stage.EVAL, null, Map.of()));
+        RunOutcome outcome = stub(id).run(new RunInput(id, spec(20), null, Stage.MERGE, earlier, null));
+        assertEquals("SUCCEEDED", outcome.status());
+        assertFalse(fakes.calls.contains("prepareData"));
+        assertTrue(fakes.calls.stream().noneMatch(c -> c.startsWith("chunk:")), fakes.calls.toString());
+        assertEquals("merge@20", fakes.calls.getFirst(), "merge and every later stage run again");
+
+        String other = UUID.randomUUID().toString();
+        WorkflowFailedException e = assertThrows(WorkflowFailedException.class, () -> stub(other).run(
+                new RunInput(other, spec(20), null, Stage.EVAL, Map.of(), null)));
+        assertTrue(((ApplicationFailure) e.getCause()).getOriginalMessage().contains(
+                "fromStage: eval needs the result of stage prepareData"), e.getCause().getMessage());
+    }
+
+    @Test
+    void pauseStopsTrainingAndResumeContinues() throws Exception {
+        fakes.stepMillis = 100;
+        String id = UUID.randomUUID().toString();
+        SlopeRunWorkflow workflow = stub(id);
+        WorkflowClient.start(workflow::run, RunInput.start(id, spec(40), new RunOptions(40, 5, 2, 0)));
+        waitFor(() -> fakes.steps.getOrDefault(id, 0) >= 3);
+        RunProgress paused = workflow.pause();
+        assertTrue(paused.paused());
+        assertEquals("PAUSED", paused.status());
+        int stoppedAt = fakes.steps.get(id);
+        assertTrue(stoppedAt < 20, "the chunk stopped at a step boundary: " + stoppedAt);
+        assertTrue(fakes.statuses.contains("sparsePhase:PAUSED"), fakes.statuses.toString());
+        Thread.sleep(500);
+        assertEquals(stoppedAt, fakes.steps.get(id), "no training while paused");
+        WorkflowUpdateException twice = assertThrows(WorkflowUpdateException.class, workflow::pause);
+        assertTrue(twice.getCause().getMessage().contains("already paused"), twice.getCause().getMessage());
+        assertFalse(workflow.resume().paused());
+        WorkflowUpdateException notPaused = assertThrows(WorkflowUpdateException.class, workflow::resume);
+        assertTrue(notPaused.getCause().getMessage().contains("not paused"), notPaused.getCause().getMessage());
+        fakes.stepMillis = 5;
+        assertEquals("SUCCEEDED", WorkflowStub.fromTyped(workflow).getResult(RunOutcome.class).status());
+        assertTrue(fakes.statuses.contains("sparsePhase:RUNNING"), fakes.statuses.toString());
+    }
+
+    @Test
+    void cancelStopsTheChunkAtAStepBoundaryAndRecordsCancelled() throws Exception {
+        fakes.stepMillis = 100;
+        String id = UUID.randomUUID().toString();
+        SlopeRunWorkflow workflow = stub(id);
+        WorkflowClient.start(workflow::run, RunInput.start(id, spec(40), new RunOptions(40, 5, 2, 0)));
+        waitFor(() -> fakes.steps.getOrDefault(id, 0) >= 3);
+        WorkflowStub.fromTyped(workflow).cancel();
+        WorkflowFailedException e = assertThrows(WorkflowFailedException.class,
+                () -> WorkflowStub.fromTyped(workflow).getResult(RunOutcome.class));
+        assertTrue(e.getCause() instanceof CanceledFailure, e.getCause().toString());
+        assertEquals("CANCELLED", fakes.finished.get(id));
+        assertTrue(fakes.calls.stream().anyMatch(c -> c.startsWith("stopped:")), "the chunk saw the cancel and "
+                + "stopped (the real one commits a checkpoint there): " + fakes.calls);
+    }
+
+    static void waitFor(java.util.function.BooleanSupplier condition) throws InterruptedException {
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("timed out");
+            }
+            Thread.sleep(20);
+        }
+    }
+
+    /** Histories for the replay test; refreshed only by `mvn -pl workflows test -Dslope.refreshHistories=true`. */
+    @Test
+    void recordHistoriesWhenAskedTo() throws Exception {
+        if (!Boolean.getBoolean("slope.refreshHistories")) {
+            return;
+        }
+        String id = "00000000-0000-0000-0000-000000000001";
+        stub(id).run(RunInput.start(id, spec(20), new RunOptions(6, 5, 2, 0)));
+        String json = client.fetchHistory(SlopeRunWorkflow.workflowId(id)).toJson(true);
+        Path file = Path.of("src/test/resources/histories/run-all-stages.json");
+        Files.createDirectories(file.getParent());
+        Files.writeString(file, json);
+    }
+}
