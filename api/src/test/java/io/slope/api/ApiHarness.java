@@ -8,7 +8,7 @@ import io.slope.activities.worker.PipelineWorker;
 import io.slope.activities.worker.WorkerEnvironment;
 import io.slope.api.auth.ApiTokens;
 import io.slope.gpuworker.GpuWorker;
-import io.slope.testinfra.S3Server;
+import io.slope.localservices.S3Server;
 import io.slope.testinfra.TestServices;
 import io.temporal.worker.WorkerFactory;
 import java.io.IOException;

@@ -5,9 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.slope.testinfra.ManagedProcess;
-import io.slope.testinfra.Ports;
-import io.slope.testinfra.S3Server;
+import io.slope.localservices.ManagedProcess;
+import io.slope.localservices.Ports;
+import io.slope.localservices.S3Server;
 import io.slope.testinfra.TestServices;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
