@@ -173,6 +173,15 @@ class ComposeSmokeTest {
         assertTrue(refused.err().contains("400"), refused.err());
     }
 
+    @Test
+    void composeFileMatchesTheComposeSpecSchema() throws Exception {
+        Process check = new ProcessBuilder("python3", "deploy/validate_compose.py").directory(Path.of("..").toFile())
+                .redirectErrorStream(true).start();
+        String output = new String(check.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertEquals(0, check.waitFor(), output);
+        assertTrue(output.contains(", 0 problems"), output);
+    }
+
     record Result(int code, String out, String err) {}
 
     /** Runs the slope CLI in this JVM, capturing what it prints. */
