@@ -48,6 +48,11 @@ public final class ApiHarness {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private ApiHarness() throws Exception {
+        this(true);
+    }
+
+    /** With {@code workers} false, submitted runs stay queued: for measuring the API alone (bench/api-load). */
+    ApiHarness(boolean workers) throws Exception {
         Files.createDirectories(Path.of(System.getProperty("java.io.tmpdir")));
         TestServices services = TestServices.get();
         Path home = services.scratch("api");
@@ -76,9 +81,13 @@ public final class ApiHarness {
         aliceToken = tokens.create("alice", false, "tests");
         bobToken = tokens.create("bob", false, "tests");
         adminToken = tokens.create("root", true, "tests");
-        WorkerEnvironment workers = WorkerEnvironment.fromEnvironment(env);
-        WorkerFactory pipeline = PipelineWorker.start(workers);
-        GpuWorker.Running gpu = GpuWorker.start(workers, "api-test-gpu");
+        if (!workers) {
+            Runtime.getRuntime().addShutdownHook(new Thread(server::close, "api-harness-shutdown"));
+            return;
+        }
+        WorkerEnvironment environment = WorkerEnvironment.fromEnvironment(env);
+        WorkerFactory pipeline = PipelineWorker.start(environment);
+        GpuWorker.Running gpu = GpuWorker.start(environment, "api-test-gpu");
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             pipeline.shutdownNow();
             gpu.factory().shutdownNow();

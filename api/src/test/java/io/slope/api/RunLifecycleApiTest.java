@@ -77,9 +77,9 @@ class RunLifecycleApiTest {
             byte[] bytes = api.download(artifact.get("url").asText());
             assertEquals(artifact.get("bytes").asLong(), bytes.length, artifact::toString);
             assertEquals(artifact.get("sha256").asText(), sha256(bytes), artifact::toString);
-            sawWeights |= artifact.get("path").asText().equals("slope/model.safetensors");
+            sawWeights |= artifact.get("path").asText().equals("hf/model.safetensors");
         }
-        assertTrue(sawWeights, () -> "slope/model.safetensors among " + artifacts);
+        assertTrue(sawWeights, () -> "hf/model.safetensors among " + artifacts);
 
         // A finished run cannot be cancelled, paused or resumed.
         assertProblem(api.post("/api/v1/runs/" + id + "/cancel", api.aliceToken, null, null), 409);

@@ -136,24 +136,31 @@ class ComposeSmokeTest {
         assertEquals("SUCCEEDED", summary.get("status").asText());
         assertEquals(20, summary.get("stepsDone").asInt());
         assertTrue(followed.out().contains("[##############################] 20/20"), followed.out());
-        assertTrue(followed.out().contains("stage export: RUNNING"), followed.out());
+        assertTrue(followed.out().contains("stage finalize: SUCCEEDED"), followed.out());
 
         Result status = cli("status", id, "--api", api, "--token", token);
         assertTrue(status.out().contains("SUCCEEDED") && status.out().contains("step 20/20"), status.out());
         assertTrue(cli("runs", "--api", api, "--token", token).out().contains(id));
 
+        // The hf/ export, each file checked against the SHA-256 the run recorded (by the CLI, and again here).
         Path downloads = work.resolve("downloads");
-        Result downloaded = cli("download", id, "--out", downloads.toString(), "--api", api, "--token", token);
+        Result downloaded = cli("download", id, "--only", "hf/", "--out", downloads.toString(), "--api", api,
+                "--token", token);
         assertEquals(0, downloaded.code(), downloaded.toString());
-        JsonNode artifacts = get("/api/v1/runs/" + id + "/artifacts").get("items");
-        assertTrue(artifacts.size() > 0);
-        for (JsonNode artifact : artifacts) {
+        int hfFiles = 0;
+        for (JsonNode artifact : get("/api/v1/runs/" + id + "/artifacts").get("items")) {
+            if (!artifact.get("path").asText().startsWith("hf/")) {
+                continue;
+            }
             Path file = downloads.resolve(artifact.get("path").asText());
             assertEquals(artifact.get("sha256").asText(), HexFormat.of().formatHex(MessageDigest
                     .getInstance("SHA-256").digest(Files.readAllBytes(file))), file::toString);
+            hfFiles++;
         }
+        assertTrue(Files.isRegularFile(downloads.resolve("hf/model.safetensors")));
+        assertTrue(Files.isRegularFile(downloads.resolve("hf/config.json")));
         try (Stream<Path> files = Files.walk(downloads)) {
-            assertEquals(artifacts.size(), files.filter(Files::isRegularFile).count());
+            assertEquals(hfFiles, files.filter(Files::isRegularFile).count(), "only hf/ was downloaded");
         }
 
         // Cancel a longer run from the CLI; following it then ends CANCELLED with exit code 1.
