@@ -46,6 +46,13 @@ public final class ApiLoad {
         Result detail = run(http, clients, details, i -> HttpRequest.newBuilder(URI.create(api.base + "/api/v1/runs/"
                 + known.get(i % known.size()))).header("Authorization", "Bearer " + api.aliceToken).GET().build(),
                 null);
+        // The API's own timer of Temporal's workflow starts, for how much of a submit is Temporal's.
+        String prometheus = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(api.base
+                + "/prometheus")).build(), HttpResponse.BodyHandlers.ofString()).body();
+        String startLine = "Temporal's share of a submit, from the API's `slope_workflow_start_seconds` timer (warm-up "
+                + "included): mean " + String.format("%.1f", 1000 * metric(prometheus, "slope_workflow_start_seconds_sum")
+                / metric(prometheus, "slope_workflow_start_seconds_count")) + " ms over "
+                + (long) metric(prometheus, "slope_workflow_start_seconds_count") + " starts.\n";
         String when = LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyy-MM-dd-HHmm"));
         String report = "# API latency under " + clients + " concurrent clients (" + when + ")\n\n"
                 + "bench/api-load " + clients + " " + submits + " " + details + " on this machine ("
@@ -53,11 +60,20 @@ public final class ApiLoad {
                 + "S3Proxy on loopback, no workers (submitted runs stay queued), after 200 warm-up submits.\n\n"
                 + "| request | n | errors | req/s | p50 ms | p90 ms | p99 ms | max ms |\n|---|---|---|---|---|---|---|---|\n"
                 + submit.row("POST /api/v1/runs (validate, insert, start workflow)")
-                + detail.row("GET /api/v1/runs/{id} (detail from Postgres)");
+                + detail.row("GET /api/v1/runs/{id} (detail from Postgres)") + "\n" + startLine;
         System.out.println(report);
         Files.createDirectories(results);
         Files.writeString(results.resolve("api-load-" + when + ".md"), report);
         System.exit(0);
+    }
+
+    private static double metric(String prometheus, String name) {
+        for (String line : prometheus.split("\n")) {
+            if (line.startsWith(name + " ") || line.startsWith(name + "{")) {
+                return Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
+            }
+        }
+        throw new IllegalStateException(name + " is not among the API's metrics");
     }
 
     interface RequestMaker {
