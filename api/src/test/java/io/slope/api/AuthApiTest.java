@@ -49,6 +49,23 @@ class AuthApiTest {
     }
 
     @Test
+    void aRevokedTokenIs401() throws Exception {
+        String db = api.env.get("SLOPE_DB_URL");
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream stdout = System.out;
+        System.setOut(new java.io.PrintStream(out, true, java.nio.charset.StandardCharsets.UTF_8));
+        try {
+            assertEquals(0, TokenCommand.run("create", "--db", db, "--user", "carol"));
+        } finally {
+            System.setOut(stdout);
+        }
+        String carol = out.toString(java.nio.charset.StandardCharsets.UTF_8).strip();
+        assertEquals(200, api.get("/api/v1/runs", carol).status());
+        assertEquals(0, TokenCommand.run("revoke", "--db", db, "--user", "carol"));
+        assertTrue(assertProblem(api.get("/api/v1/runs", carol), 401).get("detail").asText().contains("revoked"));
+    }
+
+    @Test
     void anotherUsersRunIsNotFoundEverywhere() throws Exception {
         String run = "/api/v1/runs/" + aliceRun;
         assertEquals(200, api.get(run, api.aliceToken).status());

@@ -67,6 +67,8 @@ class RequestErrorsApiTest {
         ApiHarness.Reply health = api.get("/health", null);
         assertEquals(200, health.status(), health.body());
         assertEquals("UP", health.json().get("status").asText());
+        assertEquals("UP", health.json().at("/details/temporal/status").asText(), health::body);
+        assertEquals("UP", health.json().at("/details/jdbc/status").asText(), health::body);
         ApiHarness.Reply prometheus = api.get("/prometheus", null);
         assertEquals(200, prometheus.status());
         assertTrue(prometheus.body().contains("http_server_requests_seconds"), "request metrics are exported");
