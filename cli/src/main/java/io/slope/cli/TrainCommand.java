@@ -1,8 +1,8 @@
 package io.slope.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import io.slope.engine.run.LocalTrainingRun;
-import io.slope.engine.train.Trainer;
 import io.slope.spec.InvalidSpecException;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecCodec;
@@ -33,6 +33,9 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--steps", paramLabel = "N", description = "Override training.steps.")
     Integer steps;
 
+    @Option(names = "--seed", paramLabel = "N", description = "Override training.seed.")
+    Long seed;
+
     @Option(names = "--threads", paramLabel = "N", description = "Override threads (0 = all cores).")
     Integer threads;
 
@@ -46,7 +49,7 @@ final class TrainCommand implements Callable<Integer> {
             return 2;
         }
         if (resume != null) {
-            return report(() -> LocalTrainingRun.resume(resume, listener(logEvery)), resume.toString());
+            return report(() -> LocalTrainingRun.resume(resume, ProgressPrinter.forStdout(logEvery)), resume.toString());
         }
         if (!Files.isRegularFile(specFile)) {
             System.err.println("--spec: " + specFile + " is not a file");
@@ -55,7 +58,7 @@ final class TrainCommand implements Callable<Integer> {
         return report(() -> {
             RunSpec spec = RunSpecs.resolveAndValidate(withOverrides(RunSpecCodec.parse(Files.readString(specFile))));
             Path runDir = out != null ? out : freshRunDir(spec.name());
-            return LocalTrainingRun.start(spec, specFile.toAbsolutePath().getParent(), runDir, listener(logEvery));
+            return LocalTrainingRun.start(spec, specFile.toAbsolutePath().getParent(), runDir, ProgressPrinter.forStdout(logEvery));
         }, specFile.toString());
     }
 
@@ -75,7 +78,10 @@ final class TrainCommand implements Callable<Integer> {
     /** Runs, prints the JSON summary as the last line; bad input becomes exit code 2 with the message. */
     private static int report(RunAction action, String source) throws Exception {
         try {
-            System.out.println(new ObjectMapper().writeValueAsString(action.run()));
+            LocalTrainingRun.Summary summary = action.run();
+            System.out.println();
+            System.out.println(new ObjectMapper().setPropertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)
+                    .writeValueAsString(summary));
             return 0;
         } catch (InvalidSpecException e) {
             System.err.println(source + ": " + e.getMessage());
@@ -86,33 +92,11 @@ final class TrainCommand implements Callable<Integer> {
         }
     }
 
-    private static LocalTrainingRun.Listener listener(Integer logEvery) {
-        return new LocalTrainingRun.Listener() {
-            @Override
-            public void onInfo(String line) {
-                System.out.println(line);
-            }
-
-            @Override
-            public void onStep(Trainer.StepStats s, int totalSteps) {
-                int every = logEvery != null ? Math.max(1, logEvery) : Math.max(1, totalSteps / 50);
-                if ((s.step() + 1) % every == 0 || s.step() == 0 || s.step() == totalSteps - 1) {
-                    System.out.printf("step %d/%d  loss %.4f  lr %.2e  grad-norm %.3f  %,.0f tok/s%n", s.step() + 1,
-                            totalSteps, s.loss(), s.lr(), s.gradNorm(), s.tokens() / s.seconds());
-                }
-            }
-
-            @Override
-            public void onEval(int step, double valLoss) {
-                System.out.printf("eval step %d  val_loss %.4f  ppl %.2f%n", step, valLoss, Math.exp(valLoss));
-            }
-        };
-    }
-
     private RunSpec withOverrides(RunSpec s) {
         RunSpec.Training t = s.training() == null ? new RunSpec.Training(null, null, null, null) : s.training();
-        RunSpec.Training training = steps == null ? s.training()
-                : new RunSpec.Training(steps, t.batchSize(), t.gradAccum(), t.seed());
+        RunSpec.Training training = steps == null && seed == null ? s.training()
+                : new RunSpec.Training(steps != null ? steps : t.steps(), t.batchSize(), t.gradAccum(),
+                        seed != null ? seed : t.seed());
         return new RunSpec(s.name(), s.model(), s.sparsity(), s.adapters(), s.optimizer(), training, s.data(),
                 s.eval(), s.checkpointEvery(), s.backend(), s.precision(), threads != null ? threads : s.threads());
     }

@@ -90,6 +90,16 @@ public interface Backend extends AutoCloseable {
     void sparseMatmulBackward(Tensor dinp, Tensor dvalues, Tensor dbias, Tensor dout, Tensor inp,
             SparseLinear weight);
 
+    /**
+     * Low-rank adapter on a linear layer's output (SLOPE.md §6), A {@code dIn × r} and B {@code r × dOut} row-major:
+     * xa = inp·A (overwritten, kept for backward); out += scale·xa·B.
+     */
+    void adapterForward(Tensor out, Tensor xa, Tensor inp, Tensor a, Tensor b, double scale);
+
+    /** db += scale·xaᵀ·dout; dxa = scale·dout·Bᵀ (overwritten scratch, rows × r); da += inpᵀ·dxa; dinp += dxa·Aᵀ. */
+    void adapterBackward(Tensor dinp, Tensor da, Tensor db, Tensor dxa, Tensor dout, Tensor inp, Tensor xa, Tensor a,
+            Tensor b, double scale);
+
     /** What attention keeps from forward to backward (softmax probabilities on the CPU). */
     Tensor attentionState(int B, int T, int heads);
 

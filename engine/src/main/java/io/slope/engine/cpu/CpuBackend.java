@@ -358,6 +358,67 @@ public final class CpuBackend implements Backend {
         }
     }
 
+    @Override
+    public void adapterForward(Tensor out, Tensor xa, Tensor inp, Tensor a, Tensor b, double scale) {
+        CpuTensor aT = cpu(a);
+        CpuTensor bT = cpu(b);
+        int dIn = aT.shape[0];
+        int r = aT.shape[1];
+        int dOut = bT.shape[1];
+        CpuTensor x = cpu(inp);
+        int rows = x.length() / dIn;
+        CpuTensor xaT = cpu(xa);
+        xaT.store(product(x.data, aT.data, rows, dIn, r, 1.0), 0, 0, rows * r);
+        CpuTensor y = cpu(out);
+        addInto(y, product(xaT.data, bT.data, rows, r, dOut, scale));
+    }
+
+    @Override
+    public void adapterBackward(Tensor dinp, Tensor da, Tensor db, Tensor dxa, Tensor dout, Tensor inp, Tensor xa,
+            Tensor a, Tensor b, double scale) {
+        CpuTensor aT = cpu(a);
+        CpuTensor bT = cpu(b);
+        int dIn = aT.shape[0];
+        int r = aT.shape[1];
+        int dOut = bT.shape[1];
+        CpuTensor dy = cpu(dout);
+        int rows = dy.length() / dOut;
+        CpuTensor xaT = cpu(xa);
+        addInto(cpu(db), product(transpose(xaT.data, rows, r), dy.data, r, rows, dOut, scale));
+        CpuTensor dxaT = cpu(dxa);
+        dxaT.store(product(dy.data, transpose(bT.data, r, dOut), rows, dOut, r, scale), 0, 0, rows * r);
+        addInto(cpu(da), product(transpose(cpu(inp).data, rows, dIn), dxaT.data, dIn, rows, r, 1.0));
+        addInto(cpu(dinp), product(dxaT.data, transpose(aT.data, dIn, r), rows, r, dIn, 1.0));
+    }
+
+    /** scale·(x·y) for x {@code n × k} and y {@code k × m}, each element summed over k in increasing order. */
+    private double[] product(double[] x, double[] y, int n, int k, int m, double scale) {
+        double[] out = new double[n * m];
+        parallel.forRange(n, (long) k * m, (from, to) -> {
+            for (int i = from; i < to; i++) {
+                int oOff = i * m;
+                for (int j = 0; j < k; j++) {
+                    double xv = x[i * k + j];
+                    int yOff = j * m;
+                    for (int c = 0; c < m; c++) {
+                        out[oOff + c] += xv * y[yOff + c];
+                    }
+                }
+                for (int c = 0; c < m; c++) {
+                    out[oOff + c] *= scale;
+                }
+            }
+        });
+        return out;
+    }
+
+    private static void addInto(CpuTensor t, double[] delta) {
+        requireLength(t, delta.length, "accumulated tensor");
+        for (int i = 0; i < delta.length; i++) {
+            t.data[i] = t.round(t.data[i] + delta[i]);
+        }
+    }
+
     /** out[r,:] = bias + Σ_i inp[r,i]·wT[i,:], i in increasing order for every element. */
     private void linearForward(CpuTensor out, CpuTensor inp, double[] wT, CpuTensor bias, int dIn, int dOut) {
         int rows = inp.length() / dIn;

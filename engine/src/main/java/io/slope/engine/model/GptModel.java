@@ -34,7 +34,10 @@ public final class GptModel implements AutoCloseable {
     private final Block[] blocks;
     private final Map<Integer, Activations> activationsByBatch = new HashMap<>();
 
-    private record Linear(Parameter weight, Parameter bias) {}
+    private record Linear(String name, Parameter weight, Parameter bias) {}
+
+    /** A low-rank adapter on a sparse layer: {@code Y += (X·A)·B·scale} (SLOPE.md §6). */
+    private record Adapter(Parameter a, Parameter b) {}
 
     private record Block(Parameter ln1Weight, Parameter ln1Bias, Linear qkv, Linear attnProj, Parameter ln2Weight,
             Parameter ln2Bias, Linear fc, Linear fcProj) {}
@@ -43,6 +46,11 @@ public final class GptModel implements AutoCloseable {
     private record SparseState(Map<String, int[]> rowKept, Map<String, byte[]> columnMasks) {}
 
     private final SparseState restored;
+    /** Adapted (sparse) layers in declared order, and their adapters once attached. */
+    private final Map<String, Linear> sparseLinears = new LinkedHashMap<>();
+    private final Map<String, Adapter> adapters = new LinkedHashMap<>();
+    private int adapterRank;
+    private double adapterScale;
 
     private GptModel(Backend backend, GptConfig config, DType dtype, Map<String, double[]> dense,
             SparseState restored) {
@@ -85,12 +93,37 @@ public final class GptModel implements AutoCloseable {
     }
 
     /**
-     * A model from checkpointed state: dense parameters as they are, sparse layers from their kept values, static row
-     * masks (kept indices) and current column masks.
+     * A model from a snapshot (a checkpoint's, or a merged form): dense parameters as they are, sparse layers from their
+     * kept values, static row masks and current column masks, adapters when the snapshot has them.
      */
-    public static GptModel restore(Backend backend, GptConfig config, DType dtype, Map<String, double[]> values,
-            Map<String, int[]> rowKept, Map<String, byte[]> columnMasks) {
-        return new GptModel(backend, config, dtype, values, new SparseState(rowKept, columnMasks));
+    public static GptModel restore(Backend backend, GptConfig config, DType dtype, ModelSnapshot snapshot) {
+        GptModel model = new GptModel(backend, config, dtype, snapshot.values(),
+                new SparseState(snapshot.rowKept(), snapshot.columnMasks()));
+        if (snapshot.adapterRank() > 0) {
+            model.attachAdapters(snapshot.adapters(), snapshot.adapterRank(), snapshot.adapterScale());
+        }
+        return model;
+    }
+
+    /** Downloads the model's whole state to the host (a synchronising read). */
+    public ModelSnapshot snapshot() {
+        Map<String, double[]> values = new LinkedHashMap<>();
+        Map<String, double[]> adapterValues = new LinkedHashMap<>();
+        Map<String, int[]> rowKept = new LinkedHashMap<>();
+        Map<String, byte[]> columnMasks = new LinkedHashMap<>();
+        for (Parameter p : parameters) {
+            double[] v = backend.download(p.value());
+            if (p.group() == Parameter.Group.ADAPTERS) {
+                adapterValues.put(p.name(), v);
+                continue;
+            }
+            values.put(p.name(), v);
+            if (p.isSparse()) {
+                rowKept.put(p.name(), backend.rowKeptIndices(p.sparse()));
+                columnMasks.put(p.name(), backend.columnMask(p.sparse()));
+            }
+        }
+        return new ModelSnapshot(values, rowKept, columnMasks, adapterValues, adapterRank, adapterScale);
     }
 
     /** GPT-2 initialisation from a seed: N(0, 0.02), residual projections N(0, 0.02/√(2L)), LayerNorm 1 and 0. */
@@ -145,11 +178,14 @@ public final class GptModel implements AutoCloseable {
     }
 
     private Parameter dense(String name, Map<String, double[]> dense, boolean decay, int... shape) {
-        double[] w = required(dense, name, shape);
+        return add(denseParameter(name, required(dense, name, shape), decay, Parameter.Group.MAIN, shape));
+    }
+
+    private Parameter denseParameter(String name, double[] w, boolean decay, Parameter.Group group, int... shape) {
         Tensor value = backend.zeros(dtype, shape);
         backend.upload(value, w);
-        return add(new Parameter(name, value, backend.zeros(dtype, shape), backend.zeros(dtype, shape),
-                backend.zeros(dtype, shape), decay, null));
+        return new Parameter(name, value, backend.zeros(dtype, shape), backend.zeros(dtype, shape),
+                backend.zeros(dtype, shape), decay, null, group);
     }
 
     private Linear linear(int layer, LinearKind kind, Map<String, double[]> dense) {
@@ -172,12 +208,16 @@ public final class GptModel implements AutoCloseable {
             }
             int[] shape = s.values().shape();
             weight = add(new Parameter(name + ".weight", s.values(), backend.zeros(dtype, shape),
-                    backend.zeros(dtype, shape), backend.zeros(dtype, shape), true, s));
+                    backend.zeros(dtype, shape), backend.zeros(dtype, shape), true, s, Parameter.Group.MAIN));
         } else {
             weight = dense(name + ".weight", dense, true, dOut, dIn);
         }
         Parameter bias = dense(name + ".bias", dense, false, dOut);
-        return new Linear(weight, bias);
+        Linear linear = new Linear(name, weight, bias);
+        if (weight.isSparse()) {
+            sparseLinears.put(name, linear);
+        }
+        return linear;
     }
 
     private Parameter add(Parameter p) {
@@ -198,6 +238,80 @@ public final class GptModel implements AutoCloseable {
             throw new IllegalArgumentException("parameter '" + name + "' needs " + n + " values, got " + w.length);
         }
         return w;
+    }
+
+    // ---- lazy low-rank adapters (SLOPE.md §6) ------------------------------------------------------------------
+
+    /** Adapter parameter names and shapes for every sparse layer: {@code <layer>.lora_A} dIn×r, {@code .lora_B} r×dOut. */
+    public static Map<String, int[]> adapterShapes(GptConfig config, int rank) {
+        Map<String, int[]> shapes = new LinkedHashMap<>();
+        int C = config.dModel();
+        for (int l = 0; l < config.layers(); l++) {
+            for (LinearKind kind : LinearKind.values()) {
+                if (config.sparse(l, kind)) {
+                    shapes.put(kind.paramName(l) + ".lora_A", new int[] {kind.inMultiple * C, rank});
+                    shapes.put(kind.paramName(l) + ".lora_B", new int[] {rank, kind.outMultiple * C});
+                }
+            }
+        }
+        return shapes;
+    }
+
+    /** Fresh adapters from a seed: A ~ N(0, 1) with no fan-in scaling, B = 0, so inserting them changes nothing. */
+    public static Map<String, double[]> initialAdapterWeights(GptConfig config, int rank, long seed) {
+        Map<String, double[]> weights = new LinkedHashMap<>();
+        for (Map.Entry<String, int[]> e : adapterShapes(config, rank).entrySet()) {
+            double[] w = new double[e.getValue()[0] * e.getValue()[1]];
+            if (e.getKey().endsWith(".lora_A")) {
+                long stream = Philox.stream("adapter/" + e.getKey());
+                for (int i = 0; i < w.length; i++) {
+                    w[i] = Philox.normal(seed, stream, i);
+                }
+            }
+            weights.put(e.getKey(), w);
+        }
+        return weights;
+    }
+
+    /**
+     * Attaches adapters to every sparse layer, appended to the parameters in declared order in their own optimizer
+     * group. Training uses {@code scale = 1/r}; the inference form folds it into B and uses 1.
+     */
+    public void attachAdapters(Map<String, double[]> weights, int rank, double scale) {
+        if (!adapters.isEmpty()) {
+            throw new IllegalStateException("the model already has adapters");
+        }
+        Map<String, int[]> shapes = adapterShapes(config, rank);
+        if (shapes.isEmpty()) {
+            throw new IllegalStateException("a model without sparse layers has nothing to attach adapters to");
+        }
+        for (Linear linear : sparseLinears.values()) {
+            String a = linear.name() + ".lora_A";
+            String b = linear.name() + ".lora_B";
+            adapters.put(linear.name(), new Adapter(
+                    add(denseParameter(a, required(weights, a, shapes.get(a)), true, Parameter.Group.ADAPTERS,
+                            shapes.get(a))),
+                    add(denseParameter(b, required(weights, b, shapes.get(b)), true, Parameter.Group.ADAPTERS,
+                            shapes.get(b)))));
+        }
+        this.adapterRank = rank;
+        this.adapterScale = scale;
+        // Activation buffers are rebuilt with room for the adapters' X·A.
+        activationsByBatch.clear();
+    }
+
+    public boolean hasAdapters() {
+        return !adapters.isEmpty();
+    }
+
+    /** The adapter rank r; 0 without adapters. */
+    public int adapterRank() {
+        return adapterRank;
+    }
+
+    /** The factor on the adapter path (1/r in training); 0 without adapters. */
+    public double adapterScale() {
+        return adapterScale;
     }
 
     public GptConfig config() {
@@ -252,6 +366,9 @@ public final class GptModel implements AutoCloseable {
         final Tensor dAtty;
         final Tensor dFch;
         final Tensor dFchGelu;
+        /** X·A per adapted layer, and the shared backward scratch for d(X·A). */
+        final Map<String, Tensor> xa = new HashMap<>();
+        final Tensor dXa;
 
         Activations(int B) {
             this.B = B;
@@ -288,6 +405,10 @@ public final class GptModel implements AutoCloseable {
             dAtty = backend.zeros(dtype, rows, C);
             dFch = backend.zeros(dtype, rows, 4 * C);
             dFchGelu = backend.zeros(dtype, rows, 4 * C);
+            for (String layer : adapters.keySet()) {
+                xa.put(layer, backend.zeros(dtype, rows, adapterRank));
+            }
+            dXa = adapters.isEmpty() ? null : backend.zeros(dtype, rows, adapterRank);
         }
     }
 
@@ -326,6 +447,11 @@ public final class GptModel implements AutoCloseable {
         return sum / losses.length;
     }
 
+    /** Logits of the last forward over B sequences, {@code B·T × vocab} (a synchronising read). */
+    public double[] logits(int B) {
+        return backend.download(activations(B).logits);
+    }
+
     /** Per-position losses of the last forward over B sequences. */
     public double[] losses(int B) {
         return backend.download(activations(B).losses);
@@ -349,15 +475,15 @@ public final class GptModel implements AutoCloseable {
             Block blk = blocks[l];
             backend.layerNormForward(a.ln1[l], a.ln1Mean[l], a.ln1Rstd[l], residual, blk.ln1Weight().value(),
                     blk.ln1Bias().value());
-            linearForward(a.qkv[l], a.ln1[l], blk.qkv());
+            linearForward(a, a.qkv[l], a.ln1[l], blk.qkv());
             backend.attentionForward(a.atty[l], a.attState[l], a.qkv[l], B, T, config.heads());
-            linearForward(a.attProj[l], a.atty[l], blk.attnProj());
+            linearForward(a, a.attProj[l], a.atty[l], blk.attnProj());
             backend.residualForward(a.residual2[l], residual, a.attProj[l]);
             backend.layerNormForward(a.ln2[l], a.ln2Mean[l], a.ln2Rstd[l], a.residual2[l], blk.ln2Weight().value(),
                     blk.ln2Bias().value());
-            linearForward(a.fch[l], a.ln2[l], blk.fc());
+            linearForward(a, a.fch[l], a.ln2[l], blk.fc());
             backend.geluForward(a.fchGelu[l], a.fch[l]);
-            linearForward(a.fcProj[l], a.fchGelu[l], blk.fcProj());
+            linearForward(a, a.fcProj[l], a.fchGelu[l], blk.fcProj());
             backend.residualForward(a.residual3[l], a.residual2[l], a.fcProj[l]);
             residual = a.residual3[l];
         }
@@ -381,45 +507,58 @@ public final class GptModel implements AutoCloseable {
             Tensor residual = l == 0 ? a.encoded : a.residual3[l - 1];
             // dResidual holds d(residual3); it flows unchanged to residual2 and into the MLP branch.
             backend.zero(a.dFchGelu);
-            linearBackward(a.dFchGelu, a.dResidual, a.fchGelu[l], blk.fcProj());
+            linearBackward(a, a.dFchGelu, a.dResidual, a.fchGelu[l], blk.fcProj());
             backend.zero(a.dFch);
             backend.geluBackward(a.dFch, a.fch[l], a.dFchGelu);
             backend.zero(a.dLn);
-            linearBackward(a.dLn, a.dFch, a.ln2[l], blk.fc());
+            linearBackward(a, a.dLn, a.dFch, a.ln2[l], blk.fc());
             backend.layerNormBackward(a.dResidual, blk.ln2Weight().grad(), blk.ln2Bias().grad(), a.dLn,
                     a.residual2[l], blk.ln2Weight().value(), a.ln2Mean[l], a.ln2Rstd[l]);
             // dResidual now holds d(residual2); the same split for the attention branch.
             backend.zero(a.dAtty);
-            linearBackward(a.dAtty, a.dResidual, a.atty[l], blk.attnProj());
+            linearBackward(a, a.dAtty, a.dResidual, a.atty[l], blk.attnProj());
             backend.zero(a.dQkv);
             backend.attentionBackward(a.dQkv, a.dAtty, a.qkv[l], a.attState[l], a.B, T, config.heads());
             backend.zero(a.dLn);
-            linearBackward(a.dLn, a.dQkv, a.ln1[l], blk.qkv());
+            linearBackward(a, a.dLn, a.dQkv, a.ln1[l], blk.qkv());
             backend.layerNormBackward(a.dResidual, blk.ln1Weight().grad(), blk.ln1Bias().grad(), a.dLn, residual,
                     blk.ln1Weight().value(), a.ln1Mean[l], a.ln1Rstd[l]);
         }
         backend.embeddingBackward(wte.grad(), wpe.grad(), a.dResidual, a.tokens, a.B, T);
     }
 
-    private void linearForward(Tensor out, Tensor inp, Linear layer) {
+    private void linearForward(Activations act, Tensor out, Tensor inp, Linear layer) {
         Parameter w = layer.weight();
         if (w.isSparse()) {
             backend.sparseMatmulForward(out, inp, w.sparse(), layer.bias().value());
         } else {
             backend.matmulForward(out, inp, w.value(), layer.bias().value());
         }
+        Adapter adapter = adapters.get(layer.name());
+        if (adapter != null) {
+            backend.adapterForward(out, act.xa.get(layer.name()), inp, adapter.a().value(), adapter.b().value(),
+                    adapterScale);
+        }
     }
 
-    private void linearBackward(Tensor dinp, Tensor dout, Tensor inp, Linear layer) {
+    private void linearBackward(Activations act, Tensor dinp, Tensor dout, Tensor inp, Linear layer) {
         Parameter w = layer.weight();
         if (w.isSparse()) {
             backend.sparseMatmulBackward(dinp, w.grad(), layer.bias().grad(), dout, inp, w.sparse());
         } else {
             backend.matmulBackward(dinp, w.grad(), layer.bias().grad(), dout, inp, w.value());
         }
+        Adapter adapter = adapters.get(layer.name());
+        if (adapter != null) {
+            backend.adapterBackward(dinp, adapter.a().grad(), adapter.b().grad(), act.dXa, dout, inp,
+                    act.xa.get(layer.name()), adapter.a().value(), adapter.b().value(), adapterScale);
+        }
     }
 
-    /** Every parameter as a dense host array in PyTorch layout (sparse layers expanded to W^R with zeros). */
+    /**
+     * Every parameter as a dense host array in PyTorch layout (sparse layers expanded to W^R with zeros; adapters, when
+     * attached, as they are).
+     */
     public Map<String, double[]> denseWeights() {
         Map<String, double[]> out = new LinkedHashMap<>();
         for (Parameter p : parameters) {

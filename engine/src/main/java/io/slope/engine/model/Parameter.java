@@ -5,10 +5,17 @@ import io.slope.engine.backend.Tensor;
 
 /**
  * One trainable tensor with its gradient and AdamW moments. For a sparse layer {@code value} is the layer's kept values
- * (so the gradient and moments exist only for kept weights) and {@code sparse} the layer itself.
+ * (so the gradient and moments exist only for kept weights) and {@code sparse} the layer itself. {@code group} is the
+ * optimizer group: the adapters count their own AdamW steps from 1 (SLOPE.md §0).
  */
 public record Parameter(String name, Tensor value, Tensor grad, Tensor m, Tensor v, boolean decay,
-        SparseLinear sparse) {
+        SparseLinear sparse, Group group) {
+
+    /** AdamW parameter groups, each with its own step count for bias correction. */
+    public enum Group {
+        MAIN,
+        ADAPTERS
+    }
 
     public boolean isSparse() {
         return sparse != null;

@@ -4,6 +4,7 @@ import io.slope.engine.data.BatchSource;
 import io.slope.engine.model.GptModel;
 import io.slope.engine.model.Parameter;
 import io.slope.spec.RunSpec;
+import io.slope.spec.RunSpecs;
 import java.util.List;
 
 /**
@@ -22,7 +23,10 @@ public final class Trainer {
     private final int batchSize;
     private final int gradAccum;
     private final int columnMaskRefresh;
-    private final List<Parameter> parameters;
+    private final int adapterStartStep;
+    private final int adapterRank;
+    private final long seed;
+    private List<Parameter> parameters;
 
     public Trainer(GptModel model, RunSpec resolved, BatchSource batches) {
         this.model = model;
@@ -33,13 +37,38 @@ public final class Trainer {
         this.gradAccum = resolved.training().gradAccum();
         this.columnMaskRefresh = resolved.sparsity().columnMaskRefresh();
         this.parameters = model.parameters();
+        this.adapterStartStep = model.config().mode().sparse() ? RunSpecs.adapterStartStep(resolved)
+                : Integer.MAX_VALUE;
+        this.adapterRank = resolved.adapters().rank();
+        this.seed = resolved.training().seed();
+    }
+
+    /** The first step trained with adapters ({@code Integer.MAX_VALUE} for a dense model, which has none). */
+    public int adapterStartStep() {
+        return adapterStartStep;
+    }
+
+    /**
+     * Attaches fresh adapters (SLOPE.md §6) when {@code step} is the adapter phase's and the model has none yet;
+     * returns whether it did. A model restored from a checkpoint of the adapter phase already has them.
+     */
+    public boolean attachAdaptersIfDue(int step) {
+        if (step < adapterStartStep || model.hasAdapters()) {
+            return false;
+        }
+        model.attachAdapters(GptModel.initialAdapterWeights(model.config(), adapterRank, seed), adapterRank,
+                1.0 / adapterRank);
+        parameters = model.parameters();
+        return true;
     }
 
     public AdamW optimizer() {
         return optimizer;
     }
 
+    /** One optimizer step; adapters are attached first when the step is the adapter phase's first. */
     public StepStats step(int step) {
+        attachAdaptersIfDue(step);
         long start = System.nanoTime();
         for (Parameter p : parameters) {
             model.backend().zero(p.grad());

@@ -8,10 +8,12 @@ import io.slope.engine.checkpoint.Checkpoint;
 import io.slope.engine.checkpoint.NamedTensor;
 import io.slope.engine.model.GptConfig;
 import io.slope.engine.model.GptModel;
+import io.slope.engine.model.ModelSnapshot;
 import io.slope.engine.model.Parameter;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecCodec;
 import java.util.ArrayList;
+import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -19,19 +21,29 @@ import java.util.Map;
 /**
  * Everything needed to resume training exactly, as a {@link Checkpoint}: per parameter its values, AdamW moments and,
  * for sparse layers, the static row mask and the current column mask; in the state, the spec, the optimizer step
- * count, the data loader's next step and the step of the last column-mask refresh. The data loader and every random
+ * count per parameter group, the adapters' rank and scale once attached, the data loader's next step and the step of
+ * the last column-mask refresh. The data loader and every random
  * draw are pure functions of (seed, position), so positions are the whole RNG state.
  */
 public final class TrainingCheckpoints {
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    /** What a checkpoint restores besides the model. */
-    public record Resumed(GptModel model, long stepsDone, long adamSteps, RunSpec spec) {}
+    /** What a checkpoint restores: the model, the steps done and each optimizer group's step count. */
+    public record Resumed(GptModel model, long stepsDone, Map<Parameter.Group, Long> adamSteps, RunSpec spec,
+            ObjectNode state) {
+        public void restoreOptimizer(AdamW optimizer) {
+            adamSteps.forEach(optimizer::restoreStepsTaken);
+        }
+    }
 
     private TrainingCheckpoints() {}
 
-    /** Captures the state after {@code stepsDone} optimizer steps. Tensors are stored in the model's precision. */
-    public static Checkpoint capture(GptModel model, AdamW optimizer, long stepsDone, RunSpec spec) {
+    /**
+     * Captures the state after {@code stepsDone} optimizer steps. Tensors are stored in the model's precision;
+     * {@code extraState} entries (e.g. stage results) are kept in the checkpoint's state beside the training state.
+     */
+    public static Checkpoint capture(GptModel model, AdamW optimizer, long stepsDone, RunSpec spec,
+            Map<String, Double> extraState) {
         Backend backend = model.backend();
         boolean f64 = model.dtype() == DType.F64;
         List<NamedTensor> tensors = new ArrayList<>();
@@ -48,11 +60,15 @@ public final class TrainingCheckpoints {
         }
         ObjectNode state = JSON.createObjectNode();
         state.put("stepsDone", stepsDone);
-        state.put("adamSteps", optimizer.stepsTaken());
+        state.put("adamSteps", optimizer.stepsTaken(Parameter.Group.MAIN));
+        state.put("adapterAdamSteps", optimizer.stepsTaken(Parameter.Group.ADAPTERS));
+        state.put("adapterRank", model.adapterRank());
+        state.put("adapterScale", model.adapterScale());
         state.put("loaderNextStep", stepsDone);
         int refresh = spec.sparsity().columnMaskRefresh();
         state.put("lastColumnMaskRefreshStep", stepsDone / refresh * refresh);
         state.put("precision", model.dtype().name());
+        extraState.forEach(state::put);
         try {
             state.set("spec", JSON.readTree(RunSpecCodec.toJson(spec)));
         } catch (Exception e) {
@@ -61,7 +77,7 @@ public final class TrainingCheckpoints {
         return new Checkpoint(stepsDone, tensors, state);
     }
 
-    /** Rebuilds the model and its moments; the caller restores the optimizer's step count from the result. */
+    /** Rebuilds the model, its adapters and its moments; the optimizer's step counts come back through the result. */
     public static Resumed restore(Backend backend, GptConfig config, Checkpoint checkpoint) {
         ObjectNode state = checkpoint.state();
         RunSpec spec = RunSpecCodec.parseResolved(state.get("spec").toString());
@@ -76,12 +92,23 @@ public final class TrainingCheckpoints {
                 columnMasks.put(name, checkpoint.tensor("column_mask/" + name).toBytes());
             }
         }
-        GptModel model = GptModel.restore(backend, config, dtype, values, rowKept, columnMasks);
+        int adapterRank = state.path("adapterRank").asInt(0);
+        Map<String, double[]> adapters = new LinkedHashMap<>();
+        if (adapterRank > 0) {
+            for (String name : GptModel.adapterShapes(config, adapterRank).keySet()) {
+                adapters.put(name, checkpoint.tensor("param/" + name).toDoubles());
+            }
+        }
+        GptModel model = GptModel.restore(backend, config, dtype, new ModelSnapshot(values, rowKept, columnMasks,
+                adapters, adapterRank, state.path("adapterScale").asDouble(0)));
         for (Parameter p : model.parameters()) {
             backend.upload(p.m(), checkpoint.tensor("adam_m/" + p.name()).toDoubles());
             backend.upload(p.v(), checkpoint.tensor("adam_v/" + p.name()).toDoubles());
         }
-        return new Resumed(model, state.get("stepsDone").asLong(), state.get("adamSteps").asLong(), spec);
+        Map<Parameter.Group, Long> adamSteps = new EnumMap<>(Parameter.Group.class);
+        adamSteps.put(Parameter.Group.MAIN, state.get("adamSteps").asLong());
+        adamSteps.put(Parameter.Group.ADAPTERS, state.path("adapterAdamSteps").asLong(0));
+        return new Resumed(model, state.get("stepsDone").asLong(), adamSteps, spec, state);
     }
 
     private static boolean hasTensor(Checkpoint checkpoint, String name) {

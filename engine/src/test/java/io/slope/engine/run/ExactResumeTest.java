@@ -13,7 +13,6 @@ import io.slope.spec.RunSpecCodec;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -22,24 +21,26 @@ import org.junit.jupiter.params.provider.CsvSource;
 /**
  * Interrupted and resumed in a fresh JVM equals uninterrupted, bit for bit (ARCHITECTURE.md §3): every tensor of the
  * final checkpoint (weights, moments, row and column masks) and the state. The pause lands between periodic
- * checkpoints (every 3 steps) and before a column-mask refresh (every 2 steps); "lost" deletes the pause checkpoint, as
- * a crash would, so the run resumes from the older periodic one.
+ * checkpoints (every 3 steps) and before a column-mask refresh (every 2 steps), in the sparse phase (step 5) or in the
+ * adapter phase (step 8; adapters join at step 7); "lost" deletes the pause checkpoint, as a crash would, so the run
+ * resumes from the older periodic one.
  */
 class ExactResumeTest {
     private static final int STEPS = 10;
-    private static final int PAUSE_AT = 5;
 
     @TempDir
     Path dir;
 
-    @ParameterizedTest(name = "{0}, pause checkpoint lost: {1}")
-    @CsvSource({"dense,false", "sparse-no-double-prune,false", "slope,false", "slope,true"})
-    void interruptedAndResumedInAFreshJvmEqualsStraight(String mode, boolean pauseCheckpointLost) throws Exception {
+    @ParameterizedTest(name = "{0}, paused after step {1}, pause checkpoint lost: {2}")
+    @CsvSource({"dense,5,false", "sparse-no-double-prune,5,false", "slope,5,false", "slope,5,true", "slope,8,false",
+        "sparse-no-double-prune,8,true"})
+    void interruptedAndResumedInAFreshJvmEqualsStraight(String mode, int pauseAt, boolean pauseCheckpointLost)
+            throws Exception {
         Path corpus = dir.resolve("corpus.txt");
         Files.writeString(corpus, randomText(30_000));
         RunSpec spec = RunSpecCodec.parseResolved("""
                 {"name": "resume", "model": {"layers": 2, "heads": 2, "dModel": 32, "seqLen": 16},
-                 "sparsity": {"mode": "%s", "columnMaskRefresh": 2},
+                 "sparsity": {"mode": "%s", "columnMaskRefresh": 2}, "adapters": {"start": 0.7, "rank": 4},
                  "optimizer": {"lr": 0.01, "warmupSteps": 2},
                  "training": {"steps": %d, "batchSize": 2, "gradAccum": 2, "seed": 4},
                  "data": {"corpus": ["corpus.txt"]}, "eval": {"every": 0, "maxWindows": 4},
@@ -50,17 +51,18 @@ class ExactResumeTest {
         LocalTrainingRun.start(spec, dir, straight, ResumeProbe.QUIET);
 
         Path interrupted = dir.resolve("interrupted");
-        LocalTrainingRun.start(spec, dir, interrupted, ResumeProbe.QUIET, PAUSE_AT);
+        LocalTrainingRun.start(spec, dir, interrupted, ResumeProbe.QUIET, pauseAt);
         LocalCheckpointStore store = new LocalCheckpointStore(interrupted);
-        assertEquals(List.of(0L, 3L, (long) PAUSE_AT), store.committedSteps());
+        assertEquals(pauseAt, store.committedSteps().getLast());
         if (pauseCheckpointLost) {
-            store.delete(PAUSE_AT);
+            store.delete(pauseAt);
         }
         resumeInFreshJvm(interrupted);
 
         Checkpoint a = new LocalCheckpointStore(straight).load(STEPS).checkpoint();
         Checkpoint b = store.load(STEPS).checkpoint();
-        assertEquals(a.state().get("adamSteps"), b.state().get("adamSteps"));
+        assertEquals(a.state(), b.state());
+        assertEquals(mode.equals("dense") ? 0 : 4, b.state().get("adapterRank").asInt(), "adapters in the final state");
         assertEquals(a.tensors().size(), b.tensors().size());
         for (NamedTensor expected : a.tensors()) {
             NamedTensor actual = b.tensor(expected.name());

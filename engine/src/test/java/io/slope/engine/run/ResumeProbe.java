@@ -11,7 +11,7 @@ public final class ResumeProbe {
         LocalTrainingRun.resume(Path.of(args[0]), QUIET);
     }
 
-    static final LocalTrainingRun.Listener QUIET = new LocalTrainingRun.Listener() {
+    static final TrainingSession.Listener QUIET = new TrainingSession.Listener() {
         @Override
         public void onInfo(String line) {
             System.out.println(line);
@@ -21,6 +21,6 @@ public final class ResumeProbe {
         public void onStep(Trainer.StepStats stats, int totalSteps) {}
 
         @Override
-        public void onEval(int step, double valLoss) {}
+        public void onEval(int step, String form, double valLoss) {}
     };
 }

@@ -1,0 +1,95 @@
+package io.slope.engine.merge;
+
+import io.slope.engine.model.GptConfig;
+import io.slope.engine.model.GptModel;
+import io.slope.engine.model.ModelSnapshot;
+import io.slope.engine.sparse.NmMasks;
+import io.slope.spec.Mode;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * The two forms of a trained sparse + low-rank model (SLOPE.md §0 "merge", §7):
+ * <ul>
+ *   <li>the <em>dense export</em> W = W^R + (A·B·scale)ᵀ, for tools that know nothing of sparsity; it computes the same
+ *       function as the trained model;
+ *   <li>the <em>inference form</em>: W^R kept as it is, the scale folded into B (B' = B·scale) and A pruned N:M along
+ *       d_in, so that [W^R; Aᵀ] is one N:M operand. Pruning A changes the function slightly; the loss change is
+ *       measured, never assumed.
+ * </ul>
+ */
+public final class Merge {
+    private Merge() {}
+
+    /** Dense weights in the model's declared order and PyTorch layout, adapters folded in. */
+    public static Map<String, double[]> denseExport(GptConfig config, ModelSnapshot model) {
+        Map<String, double[]> dense = new LinkedHashMap<>();
+        Map<String, int[]> shapes = GptModel.parameterShapes(config);
+        for (Map.Entry<String, double[]> e : model.values().entrySet()) {
+            String name = e.getKey();
+            int[] rowKept = model.rowKept().get(name);
+            if (rowKept == null) {
+                dense.put(name, e.getValue().clone());
+                continue;
+            }
+            String layer = name.substring(0, name.length() - ".weight".length());
+            int dOut = shapes.get(name)[0];
+            int dIn = shapes.get(name)[1];
+            double[] w = NmMasks.scatterKept(e.getValue(), rowKept, dOut, dIn);
+            if (model.adapterRank() > 0) {
+                addLowRank(w, model.adapters().get(layer + ".lora_A"), model.adapters().get(layer + ".lora_B"),
+                        dIn, model.adapterRank(), dOut, model.adapterScale());
+            }
+            dense.put(name, w);
+        }
+        return dense;
+    }
+
+    /** The config that loads {@link #denseExport}: the same shape with no sparse layers. */
+    public static GptConfig denseConfig(GptConfig config) {
+        return new GptConfig(config.layers(), config.heads(), config.dModel(), config.seqLen(), config.vocab(),
+                Mode.DENSE, config.pattern(), config.denseFirstQkv());
+    }
+
+    /** The inference form: sparse layers unchanged, A pruned N:M along d_in, B' = B·scale, scale 1. */
+    public static ModelSnapshot inferenceForm(GptConfig config, ModelSnapshot model) {
+        if (model.adapterRank() == 0) {
+            return model;
+        }
+        int r = model.adapterRank();
+        Map<String, double[]> adapters = new LinkedHashMap<>();
+        for (Map.Entry<String, double[]> e : model.adapters().entrySet()) {
+            double[] w = e.getValue();
+            if (e.getKey().endsWith(".lora_A")) {
+                int dIn = w.length / r;
+                // Aᵀ joins W^R as extra rows, so it is pruned like them: N:M along d_in, which is down A's columns.
+                byte[] kept = NmMasks.columnMask(w, dIn, r, config.pattern());
+                double[] pruned = new double[w.length];
+                for (int i = 0; i < w.length; i++) {
+                    pruned[i] = kept[i] == 1 ? w[i] : 0.0;
+                }
+                adapters.put(e.getKey(), pruned);
+            } else {
+                double[] b = new double[w.length];
+                for (int i = 0; i < w.length; i++) {
+                    b[i] = w[i] * model.adapterScale();
+                }
+                adapters.put(e.getKey(), b);
+            }
+        }
+        return new ModelSnapshot(model.values(), model.rowKept(), model.columnMasks(), adapters, r, 1.0);
+    }
+
+    /** w[o, i] += scale · Σ_j a[i, j]·b[j, o] for w dOut×dIn, a dIn×r, b r×dOut. */
+    private static void addLowRank(double[] w, double[] a, double[] b, int dIn, int r, int dOut, double scale) {
+        for (int o = 0; o < dOut; o++) {
+            for (int i = 0; i < dIn; i++) {
+                double s = 0;
+                for (int j = 0; j < r; j++) {
+                    s += a[i * r + j] * b[j * dOut + o];
+                }
+                w[o * dIn + i] += scale * s;
+            }
+        }
+    }
+}

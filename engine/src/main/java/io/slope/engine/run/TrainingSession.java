@@ -1,0 +1,269 @@
+package io.slope.engine.run;
+
+import io.slope.engine.backend.Backend;
+import io.slope.engine.backend.Backends;
+import io.slope.engine.backend.DType;
+import io.slope.engine.checkpoint.CheckpointStore;
+import io.slope.engine.checkpoint.LoadedCheckpoint;
+import io.slope.engine.cpu.CpuBackend;
+import io.slope.engine.data.DataLoader;
+import io.slope.engine.data.Dataset;
+import io.slope.engine.data.ValidationWindows;
+import io.slope.engine.merge.Merge;
+import io.slope.engine.model.GptConfig;
+import io.slope.engine.model.GptModel;
+import io.slope.engine.model.ModelSnapshot;
+import io.slope.engine.train.Evaluator;
+import io.slope.engine.train.Trainer;
+import io.slope.engine.train.TrainingCheckpoints;
+import io.slope.spec.InvalidSpecException;
+import io.slope.spec.RunSpec;
+import io.slope.spec.RunSpecs;
+import java.io.IOException;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.function.BooleanSupplier;
+
+/**
+ * A model resident in memory while it trains, in chunks: the unit both `slope train` and the service's GPU worker run.
+ * Opening restores the newest checkpoint that verifies (or initialises and commits step 0); {@link #trainUntil}
+ * trains, evaluates and checkpoints, attaching the lazy adapters when the adapter phase begins; {@link #finish} merges
+ * and evaluates the final model in its four forms (SLOPE.md §0 "merge", "evaluation").
+ */
+public final class TrainingSession implements AutoCloseable {
+    /** Checkpoint-state key of the validation loss at the end of the sparse phase, so a resumed run still reports it. */
+    private static final String VAL_LOSS_SPARSE = "valLossSparse";
+
+    /** Progress callbacks, on the training thread. */
+    public interface Listener {
+        void onInfo(String line);
+
+        void onStep(Trainer.StepStats stats, int totalSteps);
+
+        /** A validation loss: {@code form} is "sparse" (end of the sparse phase) or "current". */
+        void onEval(int step, String form, double valLoss);
+    }
+
+    /** What a chunk did; {@code trainTokens}/{@code trainSeconds} count this chunk's training only. */
+    public record ChunkResult(int stepsDone, boolean finished, long trainTokens, double trainSeconds, double lastLoss,
+            long lastCheckpointStep) {}
+
+    /**
+     * The final model's validation losses (fp32 on the CPU backend): at the end of the sparse phase, the final model
+     * with dense adapters, its dense export, and its inference form (A pruned); without adapters all four are the final
+     * model's.
+     */
+    public record FinalEvaluation(double valLossSparse, double valLossAdapters, double valLossMerged,
+            double valLossInferenceForm, ModelSnapshot model, Map<String, double[]> denseExport) {}
+
+    private final RunSpec spec;
+    private final CheckpointStore store;
+    private final String writer;
+    private final Listener listener;
+    private final Backend backend;
+    private final GptModel model;
+    private final Trainer trainer;
+    private final ValidationWindows heldOut;
+    private int stepsDone;
+    private Double valLossSparse;
+
+    private TrainingSession(RunSpec spec, CheckpointStore store, String writer, Listener listener, Backend backend,
+            GptModel model, Trainer trainer, ValidationWindows heldOut, int stepsDone, Double valLossSparse) {
+        this.spec = spec;
+        this.store = store;
+        this.writer = writer;
+        this.listener = listener;
+        this.backend = backend;
+        this.model = model;
+        this.trainer = trainer;
+        this.heldOut = heldOut;
+        this.stepsDone = stepsDone;
+        this.valLossSparse = valLossSparse;
+    }
+
+    /**
+     * Opens the run whose checkpoints {@code store} holds: from its newest verified checkpoint (newer ones that do not
+     * verify are reported and deleted, so that training can commit those steps again), or from the seed's
+     * initialisation with a step-0 checkpoint committed at once.
+     *
+     * @param writer who writes the checkpoints (e.g. activity id and attempt), recorded in each manifest
+     */
+    public static TrainingSession open(RunSpec spec, Dataset dataset, CheckpointStore store, String writer,
+            Listener listener) throws IOException {
+        int vocab = dataset.tokenizer().vocabSize();
+        GptConfig config = GptConfig.of(spec, vocab);
+        ValidationWindows heldOut = validationWindows(spec, dataset, config);
+        Optional<LoadedCheckpoint> latest = store.loadLatest();
+        if (latest.isPresent()) {
+            for (var skipped : latest.get().skipped()) {
+                listener.onInfo("skipped checkpoint " + skipped.step() + " (" + skipped.reason() + "); deleting it");
+                store.delete(skipped.step());
+            }
+        }
+        Backend backend = Backends.open(spec);
+        try {
+            if (backend instanceof CpuBackend) {
+                // Refuse before allocating when the CPU training state cannot fit in this JVM's heap.
+                RunSpecs.validateForCpu(spec, vocab, Runtime.getRuntime().maxMemory()).ifPresent(error -> {
+                    throw new InvalidSpecException(List.of(error));
+                });
+            }
+            GptModel model;
+            int stepsDone = 0;
+            Double valLossSparse = null;
+            TrainingCheckpoints.Resumed resumed = null;
+            if (latest.isPresent()) {
+                resumed = TrainingCheckpoints.restore(backend, config, latest.get().checkpoint());
+                model = resumed.model();
+                stepsDone = Math.toIntExact(resumed.stepsDone());
+                if (resumed.state().hasNonNull(VAL_LOSS_SPARSE)) {
+                    valLossSparse = resumed.state().get(VAL_LOSS_SPARSE).asDouble();
+                }
+            } else {
+                DType dtype = spec.precision().equals("fp64") ? DType.F64 : DType.F32;
+                model = GptModel.fromDenseWeights(backend, config, dtype,
+                        GptModel.initialWeights(config, spec.training().seed()));
+            }
+            Trainer trainer = new Trainer(model, spec, new DataLoader(dataset.train(), spec.training().seed(),
+                    config.seqLen(), spec.training().batchSize(), spec.training().gradAccum()));
+            if (resumed != null) {
+                resumed.restoreOptimizer(trainer.optimizer());
+            }
+            TrainingSession session = new TrainingSession(spec, store, writer, listener, backend, model, trainer,
+                    heldOut, stepsDone, valLossSparse);
+            listener.onInfo(String.format("%s: %d-layer d=%d GPT-2, %,d parameters, vocab %d (%s), mode %s, %s, %s; "
+                    + "%,d train / %,d held-out tokens%s", spec.name(), config.layers(), config.dModel(),
+                    config.parameterCount(), vocab, spec.data().tokenizer(), config.mode().wireName(),
+                    spec.precision(), backend.name(), dataset.train().length(), dataset.validation().length(),
+                    stepsDone > 0 ? "; resumed after step " + stepsDone : ""));
+            if (latest.isEmpty()) {
+                session.checkpoint();
+            }
+            return session;
+        } catch (RuntimeException | IOException e) {
+            backend.close();
+            throw e;
+        }
+    }
+
+    public int stepsDone() {
+        return stepsDone;
+    }
+
+    public int totalSteps() {
+        return spec.training().steps();
+    }
+
+    /** The first step of the adapter phase; {@link #totalSteps} when the run adds no adapters. */
+    public int adapterStartStep() {
+        return Math.min(trainer.adapterStartStep(), totalSteps());
+    }
+
+    public GptModel model() {
+        return model;
+    }
+
+    /**
+     * Trains up to {@code stopStep} (capped at the run's steps) or until {@code stopRequested} says so between steps,
+     * evaluating every {@code eval.every} steps, at the end of the sparse phase and at the end, and checkpointing every
+     * {@code checkpointEvery} steps and where the chunk stops, so every chunk ends on a committed checkpoint.
+     */
+    public ChunkResult trainUntil(int stopStep, BooleanSupplier stopRequested) throws IOException {
+        int steps = totalSteps();
+        int last = Math.min(stopStep, steps);
+        int evalEvery = spec.eval().every();
+        int checkpointEvery = spec.checkpointEvery();
+        long tokens = 0;
+        double seconds = 0;
+        double lastLoss = Double.NaN;
+        long lastCheckpoint = -1;
+        while (stepsDone < last) {
+            int step = stepsDone;
+            if (trainer.attachAdaptersIfDue(step)) {
+                listener.onInfo(String.format("step %d: adapter phase, rank-%d adapters on every sparse layer",
+                        step, model.adapterRank()));
+            }
+            Trainer.StepStats s = trainer.step(step);
+            if (!Double.isFinite(s.loss())) {
+                throw new IllegalStateException("training diverged at step " + step + " (loss " + s.loss()
+                        + "); lower optimizer.lr or raise optimizer.warmupSteps");
+            }
+            tokens += s.tokens();
+            seconds += s.seconds();
+            lastLoss = s.loss();
+            stepsDone = step + 1;
+            listener.onStep(s, steps);
+            if (stepsDone == adapterStartStep() && stepsDone < steps) {
+                valLossSparse = validationLoss();
+                listener.onEval(stepsDone, "sparse", valLossSparse);
+            } else if (stepsDone == steps || (evalEvery > 0 && stepsDone % evalEvery == 0)) {
+                listener.onEval(stepsDone, "current", validationLoss());
+            }
+            boolean stop = stepsDone == last || stopRequested.getAsBoolean();
+            if (stop || (checkpointEvery > 0 && stepsDone % checkpointEvery == 0)) {
+                checkpoint();
+                lastCheckpoint = stepsDone;
+            }
+            if (stop) {
+                break;
+            }
+        }
+        return new ChunkResult(stepsDone, stepsDone == steps, tokens, seconds, lastLoss, lastCheckpoint);
+    }
+
+    /** The current model's validation loss over the documented windows. */
+    public double validationLoss() {
+        return Evaluator.validationLoss(model, heldOut, spec.training().batchSize());
+    }
+
+    /**
+     * Evaluates the finished model in its four forms. The dense export and the inference form are built on this
+     * backend next to the trained model and released afterwards.
+     */
+    public FinalEvaluation finish() {
+        if (stepsDone < totalSteps()) {
+            throw new IllegalStateException("the run has trained " + stepsDone + " of " + totalSteps() + " steps");
+        }
+        double finalLoss = validationLoss();
+        ModelSnapshot snapshot = model.snapshot();
+        GptConfig config = model.config();
+        Map<String, double[]> dense = Merge.denseExport(config, snapshot);
+        double merged;
+        try (GptModel denseModel = GptModel.fromDenseWeights(backend, Merge.denseConfig(config), model.dtype(),
+                dense)) {
+            merged = Evaluator.validationLoss(denseModel, heldOut, spec.training().batchSize());
+        }
+        double inferenceForm = finalLoss;
+        if (model.hasAdapters()) {
+            try (GptModel inference = GptModel.restore(backend, config, model.dtype(),
+                    Merge.inferenceForm(config, snapshot))) {
+                inferenceForm = Evaluator.validationLoss(inference, heldOut, spec.training().batchSize());
+            }
+        }
+        double sparse = valLossSparse != null ? valLossSparse : finalLoss;
+        return new FinalEvaluation(sparse, finalLoss, merged, inferenceForm, snapshot, dense);
+    }
+
+    private void checkpoint() throws IOException {
+        Map<String, Double> extra = valLossSparse == null ? Map.of() : Map.of(VAL_LOSS_SPARSE, valLossSparse);
+        store.write(TrainingCheckpoints.capture(model, trainer.optimizer(), stepsDone, spec, extra), writer);
+    }
+
+    /** Built before training, so a held-out split too short for one window fails at once, naming the field. */
+    private static ValidationWindows validationWindows(RunSpec spec, Dataset dataset, GptConfig config) {
+        int maxWindows = spec.eval().maxWindows();
+        try {
+            return maxWindows > 0 ? ValidationWindows.first(dataset.validation(), config.seqLen(), maxWindows)
+                    : ValidationWindows.all(dataset.validation(), config.seqLen());
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("data.valFraction: " + e.getMessage());
+        }
+    }
+
+    @Override
+    public void close() {
+        model.close();
+        backend.close();
+    }
+}

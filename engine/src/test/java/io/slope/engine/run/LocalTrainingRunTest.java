@@ -1,0 +1,59 @@
+package io.slope.engine.run;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.slope.engine.checkpoint.Checkpoint;
+import io.slope.engine.checkpoint.LocalCheckpointStore;
+import io.slope.spec.RunSpec;
+import io.slope.spec.RunSpecCodec;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** A whole local run through every stage: sparse phase, adapter phase, merge and the four evaluations. */
+class LocalTrainingRunTest {
+    private static final int STEPS = 12;
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void slopeRunReportsEveryFormAndTheDenseExportMatchesTheTrainedModel() throws Exception {
+        LocalTrainingRun.Summary s = run("slope", 0.75);
+        assertNotEquals(s.valLossSparse(), s.valLossAdapters(), "the adapter phase trained 3 more steps");
+        assertTrue(Math.abs(s.valLossMerged() - s.valLossAdapters()) < 1e-4,
+                "dense export " + s.valLossMerged() + " vs trained " + s.valLossAdapters());
+        assertTrue(Double.isFinite(s.valLossInferenceForm()));
+        assertNotEquals(s.valLossAdapters(), s.valLossInferenceForm(), "pruning A changes the function");
+
+        Checkpoint last = new LocalCheckpointStore(Path.of(s.runDir())).load(STEPS).checkpoint();
+        assertEquals(STEPS, last.state().get("adamSteps").asLong());
+        assertEquals(3, last.state().get("adapterAdamSteps").asLong(), "adapters count their own steps from 1");
+        assertEquals(s.valLossSparse(), last.state().get("valLossSparse").asDouble());
+    }
+
+    @Test
+    void denseRunHasNoAdapterPhaseAndOneModel() throws Exception {
+        LocalTrainingRun.Summary s = run("dense", 0.75);
+        assertEquals(s.valLossAdapters(), s.valLossSparse());
+        assertEquals(s.valLossAdapters(), s.valLossMerged());
+        assertEquals(s.valLossAdapters(), s.valLossInferenceForm());
+    }
+
+    private LocalTrainingRun.Summary run(String mode, double adapterStart) throws Exception {
+        Path corpus = dir.resolve("corpus.txt");
+        Files.writeString(corpus, "To be, or not to be, that is the question. ".repeat(400));
+        RunSpec spec = RunSpecCodec.parseResolved("""
+                {"name": "stages", "model": {"layers": 2, "heads": 2, "dModel": 32, "seqLen": 16},
+                 "sparsity": {"mode": "%s"}, "adapters": {"start": %s, "rank": 4},
+                 "optimizer": {"lr": 0.01, "warmupSteps": 2},
+                 "training": {"steps": %d, "batchSize": 4, "gradAccum": 1, "seed": 1},
+                 "data": {"corpus": ["corpus.txt"]}, "eval": {"every": 0, "maxWindows": 8},
+                 "checkpointEvery": 0, "backend": "cpu", "threads": 2}
+                """.formatted(mode, adapterStart, STEPS));
+        return LocalTrainingRun.start(spec, dir, dir.resolve(mode), ResumeProbe.QUIET);
+    }
+}
