@@ -78,6 +78,10 @@ public final class CudaBackend implements Backend {
                 + cusparse.version();
     }
 
+    long cublasVersion() {
+        return cublas.version();
+    }
+
     public String deviceName() {
         return device.name();
     }
@@ -231,10 +235,10 @@ public final class CudaBackend implements Backend {
         long dense = scratch(SLOT_DENSE, denseBytes);
         device.copyToDevice(scratch[SLOT_DENSE], Pointer.to(denseWeight), denseBytes);
         CudaTensor rowKept = (CudaTensor) zeros(DType.I32, dOut, k);
-        launch("nm_row_prune", blocks((long) dOut * (dIn / pattern.m())), rowKept.address, dense,
+        launch1d("nm_row_prune", blocks((long) dOut * (dIn / pattern.m())), rowKept.address, dense,
                 CudaTensor.code(DType.F64), dOut, dIn, pattern.n(), pattern.m());
         CudaTensor values = (CudaTensor) zeros(dtype, dOut, k);
-        launch("gather_kept", blocks((long) dOut * k), values.address, values.code(), dense,
+        launch1d("gather_kept", blocks((long) dOut * k), values.address, values.code(), dense,
                 CudaTensor.code(DType.F64), rowKept.address, dOut, dIn, k);
         CudaSparseLinear w = newSparseLinear(values, rowKept, dOut, dIn, pattern, doublePrune);
         rebuildOperands(w, true);
@@ -276,7 +280,7 @@ public final class CudaBackend implements Backend {
                 sparseKernels);
         int k = w.keptPerRow();
         if (!doublePrune) {
-            launch("mark_row_kept", blocks((long) dOut * k), mask.address(), rowKept.address, dOut, dIn, k);
+            launch1d("mark_row_kept", blocks((long) dOut * k), mask.address(), rowKept.address, dOut, dIn, k);
         }
         sparseLayers.add(w);
         return w;
@@ -296,7 +300,7 @@ public final class CudaBackend implements Backend {
         NmPattern p = w.pattern();
         if (w.doublePrune() && refreshColumnMask) {
             long dense = scatterDense(w, DType.F32, null, false);
-            launch("nm_column_prune", blocks((long) (dOut / p.m()) * dIn), w.columnMask.address(), dense,
+            launch1d("nm_column_prune", blocks((long) (dOut / p.m()) * dIn), w.columnMask.address(), dense,
                     CudaTensor.code(DType.F32), dOut, dIn, p.n(), p.m());
         }
         if (w.sparseKernels) {
@@ -309,12 +313,12 @@ public final class CudaBackend implements Backend {
                     // even where a kept value is 0; the values are written in place from now on.
                     long support = scratch(SLOT_DENSE, 2 * n);
                     device.memsetZero(scratch[SLOT_DENSE], 2 * n);
-                    launch("scatter_kept", blocks((long) dOut * k), support, CudaTensor.code(DType.BF16),
+                    launch1d("scatter_kept", blocks((long) dOut * k), support, CudaTensor.code(DType.BF16),
                             onesLike(dOut * k), CudaTensor.code(DType.F32), w.rowKept.address, 0L, dOut, dIn, k, 0);
                     w.forward.compress(support);
                     w.forwardSupportCompressed = true;
                 }
-                launch("write_compressed_values", blocks((long) dOut * k), w.forward.compressed.address(),
+                launch1d("write_compressed_values", blocks((long) dOut * k), w.forward.compressed.address(),
                         w.values.address, w.values.code(), (long) dOut * k);
             } else {
                 w.forward.compress(scatterDense(w, DType.BF16, null, false));
@@ -333,7 +337,7 @@ public final class CudaBackend implements Backend {
                 w.denseForward = allocate(bytes);
             }
             device.memsetZero(w.denseForward, bytes);
-            launch("scatter_kept", blocks((long) dOut * k), w.denseForward.address(), CudaTensor.code(gemmType),
+            launch1d("scatter_kept", blocks((long) dOut * k), w.denseForward.address(), CudaTensor.code(gemmType),
                     w.values.address, w.values.code(), w.rowKept.address, 0L, dOut, dIn, k, 0);
         }
         if (!w.sparseKernels || !w.doublePrune()) {
@@ -341,7 +345,7 @@ public final class CudaBackend implements Backend {
                 w.denseBackward = allocate(bytes);
             }
             device.memsetZero(w.denseBackward, bytes);
-            launch("scatter_kept", blocks((long) dOut * k), w.denseBackward.address(), CudaTensor.code(gemmType),
+            launch1d("scatter_kept", blocks((long) dOut * k), w.denseBackward.address(), CudaTensor.code(gemmType),
                     w.values.address, w.values.code(), w.rowKept.address, w.columnMask.address(), dOut, dIn, k, 0);
         }
     }
@@ -353,7 +357,7 @@ public final class CudaBackend implements Backend {
         long dense = scratch(SLOT_DENSE, bytes);
         device.memsetZero(scratch[SLOT_DENSE], bytes);
         int k = w.keptPerRow();
-        launch("scatter_kept", blocks((long) w.dOut() * k), dense, CudaTensor.code(type), w.values.address,
+        launch1d("scatter_kept", blocks((long) w.dOut() * k), dense, CudaTensor.code(type), w.values.address,
                 w.values.code(), w.rowKept.address, mask == null ? 0L : mask.address(), w.dOut(), w.dIn(), k,
                 transpose ? 1 : 0);
         return dense;
@@ -423,7 +427,7 @@ public final class CudaBackend implements Backend {
         CudaTensor pe = cuda(wpe);
         int C = te.shape[1];
         int V = te.shape[0];
-        launch("embedding_forward", blocks((long) B * T * C), o.address, o.code(), cuda(tokens).address, te.address,
+        launch1d("embedding_forward", blocks((long) B * T * C), o.address, o.code(), cuda(tokens).address, te.address,
                 te.code(), pe.address, pe.code(), B, T, C, V, errorWord.address());
     }
 
@@ -433,7 +437,7 @@ public final class CudaBackend implements Backend {
         CudaTensor dpe = cuda(dwpe);
         CudaTensor d = cuda(dout);
         int C = dte.shape[1];
-        launch("embedding_backward", ceil(C, 64), 1, 64, 0, dte.address, dte.code(), dpe.address, dpe.code(),
+        launchGrid("embedding_backward", ceil(C, 64), 1, 64, 0, dte.address, dte.code(), dpe.address, dpe.code(),
                 d.address, d.code(), cuda(tokens).address, B, T, C);
     }
 
@@ -447,7 +451,7 @@ public final class CudaBackend implements Backend {
         CudaTensor b = cuda(bias);
         int C = Math.toIntExact(w.count);
         int rows = Math.toIntExact(x.count / C);
-        launch("layernorm_forward", ceil(rows, THREADS / 32), 1, THREADS, 0, o.address, o.code(), mu.address,
+        launchGrid("layernorm_forward", ceil(rows, THREADS / 32), 1, THREADS, 0, o.address, o.code(), mu.address,
                 mu.code(), rs.address, rs.code(), x.address, x.code(), w.address, w.code(), b.address, b.code(), rows,
                 C);
     }
@@ -465,16 +469,16 @@ public final class CudaBackend implements Backend {
         CudaTensor rs = cuda(rstd);
         int C = Math.toIntExact(w.count);
         int rows = Math.toIntExact(x.count / C);
-        launch("layernorm_backward_input", ceil(rows, THREADS / 32), 1, THREADS, 0, dx.address, dx.code(),
+        launchGrid("layernorm_backward_input", ceil(rows, THREADS / 32), 1, THREADS, 0, dx.address, dx.code(),
                 dy.address, dy.code(), x.address, x.code(), w.address, w.code(), mu.address, mu.code(), rs.address,
                 rs.code(), rows, C);
         int chunks = ceil(rows, REDUCE_CHUNK_ROWS);
         long partial = scratch(SLOT_PARTIAL, 4L * 2 * chunks * C);
-        launch("layernorm_backward_params_partial", ceil(C, THREADS), chunks, THREADS, 0, partial, dy.address,
+        launchGrid("layernorm_backward_params_partial", ceil(C, THREADS), chunks, THREADS, 0, partial, dy.address,
                 dy.code(), x.address, x.code(), mu.address, mu.code(), rs.address, rs.code(), rows, C,
                 REDUCE_CHUNK_ROWS, chunks);
-        launch("column_sums_finish", ceil(C, THREADS), 1, THREADS, 0, dw.address, dw.code(), partial, chunks, C);
-        launch("column_sums_finish", ceil(C, THREADS), 1, THREADS, 0, db.address, db.code(),
+        launchGrid("column_sums_finish", ceil(C, THREADS), 1, THREADS, 0, dw.address, dw.code(), partial, chunks, C);
+        launchGrid("column_sums_finish", ceil(C, THREADS), 1, THREADS, 0, db.address, db.code(),
                 partial + 4L * chunks * C, chunks, C);
     }
 
@@ -521,7 +525,7 @@ public final class CudaBackend implements Backend {
             long in = operand(x, SLOT_A, DType.BF16);
             long d = scratch(SLOT_D, 2L * rows * w.dOut());
             plan.multiply(w.forward, in, d);
-            launch("linear_epilogue", blocks((long) rows * w.dOut()), o.address, o.code(), d,
+            launch1d("linear_epilogue", blocks((long) rows * w.dOut()), o.address, o.code(), d,
                     CudaTensor.code(DType.BF16), b == null ? 0L : b.address, b == null ? 0 : b.code(), (long) rows,
                     w.dOut());
         } else {
@@ -550,7 +554,7 @@ public final class CudaBackend implements Backend {
             long g = operand(dy, SLOT_A, DType.BF16);
             long d = scratch(SLOT_D, 2L * rows * dIn);
             plan.multiply(w.backward, g, d);
-            launch("add_into", blocks((long) rows * dIn), dx.address, dx.code(), d, CudaTensor.code(DType.BF16),
+            launch1d("add_into", blocks((long) rows * dIn), dx.address, dx.code(), d, CudaTensor.code(DType.BF16),
                     (long) rows * dIn);
         } else {
             gemmRaw(dx, dy, false, w.denseBackward.address(), false, rows, dIn, dOut, 1f, 1f);
@@ -560,7 +564,7 @@ public final class CudaBackend implements Backend {
         long dense = scratch(SLOT_DENSE, 4L * dOut * dIn);
         gemmInto(dense, DType.F32, dy, true, x, false, dOut, dIn, rows, 1f, 0f);
         int k = w.keptPerRow();
-        launch("gather_kept_add", blocks((long) dOut * k), dv.address, dv.code(), dense, CudaTensor.code(DType.F32),
+        launch1d("gather_kept_add", blocks((long) dOut * k), dv.address, dv.code(), dense, CudaTensor.code(DType.F32),
                 w.rowKept.address, dOut, dIn, k);
         if (dbias != null) {
             columnSums(cuda(dbias), dy, rows, dOut);
@@ -592,7 +596,7 @@ public final class CudaBackend implements Backend {
         }
         float scale = (float) (1.0 / StrictMath.sqrt(hs));
         int warps = THREADS / 32;
-        launch("attention_forward_" + hs, ceil((long) B * heads * T, warps), 1, THREADS, warps * hs * 4, o.address,
+        launchGrid("attention_forward_" + hs, ceil((long) B * heads * T, warps), 1, THREADS, warps * hs * 4, o.address,
                 o.code(), s.stats.address, s.outputCopy.address, x.address, x.code(), B, T, heads, scale);
     }
 
@@ -609,9 +613,9 @@ public final class CudaBackend implements Backend {
         long lse = s.stats.address;
         long dsum = s.stats.address + 4L * B * heads * T;
         int grid = ceil((long) B * heads * T, warps);
-        launch("attention_backward_dq_" + hs, grid, 1, THREADS, warps * 2 * hs * 4, dx.address, dx.code(), dsum,
+        launchGrid("attention_backward_dq_" + hs, grid, 1, THREADS, warps * 2 * hs * 4, dx.address, dx.code(), dsum,
                 dy.address, dy.code(), x.address, x.code(), lse, s.outputCopy.address, B, T, heads, scale);
-        launch("attention_backward_dkdv_" + hs, grid, 1, THREADS, warps * 2 * hs * 4, dx.address, dx.code(), dsum,
+        launchGrid("attention_backward_dkdv_" + hs, grid, 1, THREADS, warps * 2 * hs * 4, dx.address, dx.code(), dsum,
                 dy.address, dy.code(), x.address, x.code(), lse, B, T, heads, scale);
     }
 
@@ -636,7 +640,7 @@ public final class CudaBackend implements Backend {
     public void geluForward(Tensor out, Tensor inp) {
         CudaTensor o = cuda(out);
         CudaTensor x = cuda(inp);
-        launch("gelu_forward", blocks(x.count), o.address, o.code(), x.address, x.code(), x.count);
+        launch1d("gelu_forward", blocks(x.count), o.address, o.code(), x.address, x.code(), x.count);
     }
 
     @Override
@@ -644,7 +648,7 @@ public final class CudaBackend implements Backend {
         CudaTensor dx = cuda(dinp);
         CudaTensor x = cuda(inp);
         CudaTensor dy = cuda(dout);
-        launch("gelu_backward", blocks(x.count), dx.address, dx.code(), x.address, x.code(), dy.address, dy.code(),
+        launch1d("gelu_backward", blocks(x.count), dx.address, dx.code(), x.address, x.code(), dy.address, dy.code(),
                 x.count);
     }
 
@@ -653,7 +657,7 @@ public final class CudaBackend implements Backend {
         CudaTensor o = cuda(out);
         CudaTensor x = cuda(a);
         CudaTensor y = cuda(b);
-        launch("residual_forward", blocks(o.count), o.address, o.code(), x.address, x.code(), y.address, y.code(),
+        launch1d("residual_forward", blocks(o.count), o.address, o.code(), x.address, x.code(), y.address, y.code(),
                 o.count);
     }
 
@@ -665,7 +669,7 @@ public final class CudaBackend implements Backend {
         CudaTensor dz = dlogits == null ? null : cuda(dlogits);
         int V = z.shape[z.shape.length - 1];
         int rows = Math.toIntExact(z.count / V);
-        launch("cross_entropy_forward_backward", rows, 1, 512, 0, loss.address, loss.code(),
+        launchGrid("cross_entropy_forward_backward", rows, 1, 512, 0, loss.address, loss.code(),
                 dz == null ? 0L : dz.address, dz == null ? 0 : dz.code(), z.address, z.code(), cuda(targets).address,
                 V, (float) gradScale, errorWord.address());
     }
@@ -673,6 +677,7 @@ public final class CudaBackend implements Backend {
     // ---- adapters (SLOPE.md §6): A is dIn×r, B is r×dOut, both row-major --------------------------------------------
 
     /** xa = inp·A (overwritten); out += scale·xa·B. */
+    @Override
     public void adapterForward(Tensor out, Tensor xa, Tensor inp, Tensor a, Tensor b, double scale) {
         CudaTensor x = cuda(inp);
         CudaTensor ta = cuda(a);
@@ -686,6 +691,7 @@ public final class CudaBackend implements Backend {
     }
 
     /** db += scale·xaᵀ·dout; dxa = scale·dout·Bᵀ (overwritten); da += inpᵀ·dxa; dinp += dxa·Aᵀ. */
+    @Override
     public void adapterBackward(Tensor dinp, Tensor da, Tensor db, Tensor dxa, Tensor dout, Tensor inp, Tensor xa,
             Tensor a, Tensor b, double scale) {
         CudaTensor ta = cuda(a);
@@ -711,8 +717,8 @@ public final class CudaBackend implements Backend {
         }
         CudaTensor x = cuda(t);
         long partial = scratch(SLOT_PARTIAL, 8L * SUM_BLOCKS);
-        launch("sum_squares_partial", SUM_BLOCKS, 1, THREADS, 0, partial, x.address, x.code(), x.count);
-        launch("sum_squares_finish", 1, 1, 32, 0, a.address, partial, SUM_BLOCKS);
+        launchGrid("sum_squares_partial", SUM_BLOCKS, 1, THREADS, 0, partial, x.address, x.code(), x.count);
+        launchGrid("sum_squares_finish", 1, 1, 32, 0, a.address, partial, SUM_BLOCKS);
     }
 
     @Override
@@ -724,7 +730,7 @@ public final class CudaBackend implements Backend {
         CudaTensor norm = cuda(gradNormSquared);
         double bc1 = 1.0 - StrictMath.pow(s.beta1(), s.step());
         double bc2 = 1.0 - StrictMath.pow(s.beta2(), s.step());
-        launch("adamw", blocks(p.count), p.address, p.code(), g.address, g.code(), mt.address, mt.code(), vt.address,
+        launch1d("adamw", blocks(p.count), p.address, p.code(), g.address, g.code(), mt.address, mt.code(), vt.address,
                 vt.code(), norm.address, p.count, s.lr(), s.beta1(), s.beta2(), s.eps(), s.weightDecay(), bc1, bc2,
                 s.clip());
     }
@@ -777,7 +783,7 @@ public final class CudaBackend implements Backend {
             // Compute in fp32 scratch, then fold into d at its precision.
             long tmp = scratch(SLOT_D, 4L * M * N);
             gemmInto(tmp, DType.F32, a, transA, b, transB, M, N, K, alpha, 0f);
-            launch(beta == 0f ? "convert" : "add_into", blocks((long) M * N), d.address, d.code(), tmp,
+            launch1d(beta == 0f ? "convert" : "add_into", blocks((long) M * N), d.address, d.code(), tmp,
                     CudaTensor.code(DType.F32), (long) M * N);
             if (beta != 0f && beta != 1f) {
                 throw new IllegalArgumentException("beta " + beta + " with a " + d.dtype + " output");
@@ -806,12 +812,12 @@ public final class CudaBackend implements Backend {
             return t.address;
         }
         long dst = scratch(slot, t.count * CudaTensor.elementBytes(type));
-        launch("convert", blocks(t.count), dst, CudaTensor.code(type), t.address, t.code(), t.count);
+        launch1d("convert", blocks(t.count), dst, CudaTensor.code(type), t.address, t.code(), t.count);
         return dst;
     }
 
     private void addBias(CudaTensor out, CudaTensor bias, int rows, int cols) {
-        launch("add_bias", blocks((long) rows * cols), out.address, out.code(), bias.address, bias.code(),
+        launch1d("add_bias", blocks((long) rows * cols), out.address, out.code(), bias.address, bias.code(),
                 (long) rows, cols);
     }
 
@@ -819,9 +825,9 @@ public final class CudaBackend implements Backend {
     private void columnSums(CudaTensor out, CudaTensor x, int rows, int cols) {
         int chunks = ceil(rows, REDUCE_CHUNK_ROWS);
         long partial = scratch(SLOT_PARTIAL, 4L * chunks * cols);
-        launch("column_sums_partial", ceil(cols, THREADS), chunks, THREADS, 0, partial, x.address, x.code(), rows,
+        launchGrid("column_sums_partial", ceil(cols, THREADS), chunks, THREADS, 0, partial, x.address, x.code(), rows,
                 cols, REDUCE_CHUNK_ROWS);
-        launch("column_sums_finish", ceil(cols, THREADS), 1, THREADS, 0, out.address, out.code(), partial, chunks,
+        launchGrid("column_sums_finish", ceil(cols, THREADS), 1, THREADS, 0, out.address, out.code(), partial, chunks,
                 cols);
     }
 
@@ -841,11 +847,11 @@ public final class CudaBackend implements Backend {
         return scratch[slot].address();
     }
 
-    private void launch(String kernel, int grid, Object... args) {
+    private void launch1d(String kernel, int grid, Object... args) {
         device.launch(kernel, grid, 1, THREADS, 0, args);
     }
 
-    private void launch(String kernel, int gridX, int gridY, int block, int shared, Object... args) {
+    private void launchGrid(String kernel, int gridX, int gridY, int block, int shared, Object... args) {
         device.launch(kernel, gridX, gridY, block, shared, args);
     }
 

@@ -169,7 +169,7 @@ final class CudaDevice implements AutoCloseable {
         cuStreamSynchronize(stream);
     }
 
-    /** Launches a kernel of the project's module on the stream; arguments are Long (addresses), Integer, Float, Double. */
+    /** Launches a kernel of the project's module on the stream; arguments: Long (addresses), Integer, Float, Double. */
     void launch(String kernel, int gridX, int gridY, int blockX, int sharedBytes, Object... args) {
         CUfunction f = functions.computeIfAbsent(kernel, k -> {
             CUfunction fn = new CUfunction();
