@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine (no Java there): unpacks the device bundle and runs one phase, writing logs, JUnit XML and a
-# summary JSON under $OUT. Phases: parity (the GPU tests against the CPU reference). Usage: device.sh PHASE [COMMIT]
+# summary JSON under $OUT. Phases: parity (the GPU tests against the CPU reference), train200 (200 char-level steps on
+# the CPU and the GPU, compared), bench (per-GEMM and whole-step timings). Usage: device.sh PHASE...
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-phase="${1:-parity}"
-commit="${2:-$(cat "$here/COMMIT" 2>/dev/null || echo unknown)}"
+phases=("${@:-parity}")
+commit="$(cat "$here/COMMIT" 2>/dev/null || echo unknown)"
 out="${OUT:-$here/out}"
 mkdir -p "$out"
 work=/tmp/slope-device-run
@@ -17,25 +18,56 @@ launcher="$(ls "$root"/lib/junit-platform-console-standalone-*.jar)"
 export SLOPE_CUDA_LIBS="${SLOPE_CUDA_LIBS:-/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cusparselt/lib:/usr/local/cuda/lib64}"
 jvm=(--enable-native-access=ALL-UNNAMED -Xmx16g)
 
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >"$out/nvidia-smi.txt" 2>&1
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,temperature.gpu --format=csv,noheader
 "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.DeviceReport "$commit" >"$out/device.json" 2>"$out/device.err" \
     || cat "$out/device.err"
+[[ -s "$out/device.err" ]] || rm -f "$out/device.err"
 cat "$out/device.json"
 
-case "$phase" in
-    parity)
-        timeout 480 "$java" "${jvm[@]}" -jar "$launcher" execute --class-path "$cp" --select-package io.slope.cuda \
-            --reports-dir "$out/junit" --details=tree --disable-banner --disable-ansi-colors >"$out/parity.log" 2>&1
-        rc=$?
-        grep -h '^parity \|^masks \|^in-place\|^cuSPARSELt opaque\|^attention T=' "$out/parity.log" \
-            | tee "$out/parity-summary.txt"
-        grep -n -A12 '✘' "$out/parity.log" | grep -v '^[0-9]*-\s*at org.junit\|java.base/' | head -150
-        tail -n 14 "$out/parity.log"
-        echo "parity exit code $rc"
-        exit "$rc"
-        ;;
-    *)
-        echo "unknown phase $phase (parity)" >&2
-        exit 2
-        ;;
-esac
+status=0
+for phase in "${phases[@]}"; do
+    case "$phase" in
+        parity)
+            timeout 400 "$java" "${jvm[@]}" -jar "$launcher" execute --class-path "$cp" --select-package io.slope.cuda \
+                --reports-dir "$out/junit" --details=tree --disable-banner --disable-ansi-colors >"$out/parity.log" 2>&1
+            rc=$?
+            rm -f "$out/junit/TEST-junit-vintage.xml" "$out/junit/TEST-junit-platform-suite.xml"
+            grep -h '^parity \|^masks \|^in-place\|^cuSPARSELt opaque\|^attention T=\|^model step' "$out/parity.log" \
+                >"$out/parity-summary.txt"
+            grep -v '^parity ' "$out/parity-summary.txt"
+            grep -n -A12 '✘' "$out/parity.log" | grep -v '^[0-9]*-\s*at org.junit\|java.base/' | head -80
+            tail -n 14 "$out/parity.log"
+            echo "parity exit code $rc"
+            ((rc == 0)) || status=1
+            ;;
+        train200)
+            # The same 200-step char-level run on the CPU reference (14 threads) and on the GPU, side by side.
+            runs="$work/runs" && mkdir -p "$runs" && cp "$here/tinyshakespeare.txt" "$here/char200.json" "$runs/"
+            sed 's/"backend": "cpu"/"backend": "cuda"/' "$runs/char200.json" >"$runs/char200-cuda.json"
+            (cd "$runs" && timeout 500 "$java" "${jvm[@]}" -cp "$cp" io.slope.cli.SlopeCli train --spec char200.json \
+                --out "$runs/cpu" --log-every 1 --threads 14 >"$out/train200-cpu.log" 2>&1) &
+            cpuPid=$!
+            (cd "$runs" && timeout 500 "$java" "${jvm[@]}" -cp "$cp" io.slope.cli.SlopeCli train \
+                --spec char200-cuda.json --out "$runs/cuda" --log-every 1 >"$out/train200-cuda.log" 2>&1)
+            wait $cpuPid
+            tail -n 3 "$out/train200-cpu.log" "$out/train200-cuda.log"
+            python3 "$here/compare_runs.py" "$out/train200-cpu.log" "$out/train200-cuda.log" \
+                | tee "$out/train200.json" || status=1
+            ;;
+        bench)
+            {
+                "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.GemmBench 8192 2304x768 768x768 3072x768 768x3072 \
+                    4096x1024 1024x4096 4800x1600 1600x1600 6400x1600 1600x6400 2560x2560 10240x2560 2560x10240
+                SLOPE_CUDA_PROFILE=1 "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 12 12 768 1024 50304 8 3 \
+                    DENSE SLOPE:1
+                "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 12 12 768 1024 50304 8 5 DENSE SLOPE:1 SLOPE:100
+            } >"$out/bench.log" 2>&1 || status=1
+            cat "$out/bench.log"
+            ;;
+        *)
+            echo "unknown phase $phase (parity, train200, bench)" >&2
+            status=2
+            ;;
+    esac
+done
+exit $status

@@ -86,6 +86,11 @@ public final class CudaBackend implements Backend {
         return device.name();
     }
 
+    /** Per-operation {calls, nanoseconds} when SLOPE_CUDA_PROFILE=1 (each operation synchronised); else empty. */
+    public java.util.Map<String, long[]> profile() {
+        return device.profile();
+    }
+
     /** Free and total device memory in bytes. */
     public long[] memoryInfo() {
         return device.memoryInfo();
@@ -321,13 +326,15 @@ public final class CudaBackend implements Backend {
                 launch1d("write_compressed_values", blocks((long) dOut * k), w.forward.compressed.address(),
                         w.values.address, w.values.code(), (long) dOut * k);
             } else {
-                w.forward.compress(scatterDense(w, DType.BF16, null, false));
+                long denseForward = scatterDense(w, DType.BF16, null, false);
+                device.timed("compress fwd", () -> w.forward.compress(denseForward));
             }
             if (w.doublePrune()) {
                 if (w.backward == null) {
                     w.backward = cusparse.operand(dIn, dOut);
                 }
-                w.backward.compress(scatterDense(w, DType.BF16, w.columnMask, true));
+                long denseBackward = scatterDense(w, DType.BF16, w.columnMask, true);
+                device.timed("compress dX operand", () -> w.backward.compress(denseBackward));
             }
         }
         DType gemmType = gemmType();
@@ -524,7 +531,7 @@ public final class CudaBackend implements Backend {
             CusparseLt.Plan plan = w.forwardPlans.computeIfAbsent(rows, r -> cusparse.plan(w.forward, r));
             long in = operand(x, SLOT_A, DType.BF16);
             long d = scratch(SLOT_D, 2L * rows * w.dOut());
-            plan.multiply(w.forward, in, d);
+            device.timed("spmm fwd " + w.dOut() + "x" + w.dIn() + " n=" + rows, () -> plan.multiply(w.forward, in, d));
             launch1d("linear_epilogue", blocks((long) rows * w.dOut()), o.address, o.code(), d,
                     CudaTensor.code(DType.BF16), b == null ? 0L : b.address, b == null ? 0 : b.code(), (long) rows,
                     w.dOut());
@@ -553,7 +560,7 @@ public final class CudaBackend implements Backend {
             CusparseLt.Plan plan = w.backwardPlans.computeIfAbsent(rows, r -> cusparse.plan(w.backward, r));
             long g = operand(dy, SLOT_A, DType.BF16);
             long d = scratch(SLOT_D, 2L * rows * dIn);
-            plan.multiply(w.backward, g, d);
+            device.timed("spmm dX " + dIn + "x" + dOut + " n=" + rows, () -> plan.multiply(w.backward, g, d));
             launch1d("add_into", blocks((long) rows * dIn), dx.address, dx.code(), d, CudaTensor.code(DType.BF16),
                     (long) rows * dIn);
         } else {
@@ -764,6 +771,11 @@ public final class CudaBackend implements Backend {
 
     // ---- GEMM plumbing ----------------------------------------------------------------------------------------------
 
+    /** Row-major D[M×N] = op(A)·op(B), beta 0, for benchmarks. */
+    void rawGemm(CudaTensor d, CudaTensor a, boolean transA, CudaTensor b, boolean transB, int M, int N, int K) {
+        gemm(d, a, transA, b, transB, M, N, K, 1f, 0f);
+    }
+
     private DType gemmType() {
         return precision == Precision.BF16 ? DType.BF16 : DType.F32;
     }
@@ -798,7 +810,8 @@ public final class CudaBackend implements Backend {
         long aAddr = operand(a, SLOT_A, gemmType());
         int typeAB = gemmType() == DType.BF16 ? CublasLt.CUDA_R_16BF : CublasLt.CUDA_R_32F;
         int typeCD = dType == DType.BF16 ? CublasLt.CUDA_R_16BF : CublasLt.CUDA_R_32F;
-        cublas.gemm(d, aAddr, transA, b, transB, M, N, K, alpha, beta, typeAB, typeCD, device.streamHandle());
+        device.timed("gemm " + M + "x" + N + "x" + K + (transA ? " At" : "") + (transB ? " Bt" : ""), () -> cublas.gemm(d,
+                aAddr, transA, b, transB, M, N, K, alpha, beta, typeAB, typeCD, device.streamHandle()));
     }
 
     private void gemmInto(long d, DType dType, CudaTensor a, boolean transA, CudaTensor b, boolean transB, int M,

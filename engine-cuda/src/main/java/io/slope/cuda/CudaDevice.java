@@ -56,6 +56,9 @@ final class CudaDevice implements AutoCloseable {
     private final Stream stream = new Stream();
     private final CUmodule module = new CUmodule();
     private final Map<String, CUfunction> functions = new HashMap<>();
+    /** SLOPE_CUDA_PROFILE=1: every launch and library call synchronised and timed by name (benchmarks only). */
+    private final boolean profiling = "1".equals(System.getenv("SLOPE_CUDA_PROFILE"));
+    private final Map<String, long[]> profile = new java.util.TreeMap<>();
     private final String name;
     private final int computeCapability;
     private final int driverVersion;
@@ -169,6 +172,50 @@ final class CudaDevice implements AutoCloseable {
         cuStreamSynchronize(stream);
     }
 
+    /** Runs {@code work} (queued device work); when profiling, synchronises around it and adds its time to {@code what}. */
+    void timed(String what, Runnable work) {
+        if (!profiling) {
+            work.run();
+            return;
+        }
+        synchronize();
+        long start = System.nanoTime();
+        work.run();
+        synchronize();
+        long[] acc = profile.computeIfAbsent(what, k -> new long[2]);
+        acc[0]++;
+        acc[1] += System.nanoTime() - start;
+    }
+
+    boolean profiling() {
+        return profiling;
+    }
+
+    /** Name → {calls, nanoseconds} since the last reset. */
+    Map<String, long[]> profile() {
+        return profile;
+    }
+
+    /** Mean milliseconds of {@code work} over {@code reps} runs, by CUDA events on the stream (after one warm-up). */
+    float eventMillis(Runnable work, int reps) {
+        work.run();
+        jcuda.driver.CUevent start = new jcuda.driver.CUevent();
+        jcuda.driver.CUevent stop = new jcuda.driver.CUevent();
+        jcuda.driver.JCudaDriver.cuEventCreate(start, 0);
+        jcuda.driver.JCudaDriver.cuEventCreate(stop, 0);
+        jcuda.driver.JCudaDriver.cuEventRecord(start, stream);
+        for (int i = 0; i < reps; i++) {
+            work.run();
+        }
+        jcuda.driver.JCudaDriver.cuEventRecord(stop, stream);
+        jcuda.driver.JCudaDriver.cuEventSynchronize(stop);
+        float[] ms = new float[1];
+        jcuda.driver.JCudaDriver.cuEventElapsedTime(ms, start, stop);
+        jcuda.driver.JCudaDriver.cuEventDestroy(start);
+        jcuda.driver.JCudaDriver.cuEventDestroy(stop);
+        return ms[0] / reps;
+    }
+
     /** Launches a kernel of the project's module on the stream; arguments: Long (addresses), Integer, Float, Double. */
     void launch(String kernel, int gridX, int gridY, int blockX, int sharedBytes, Object... args) {
         CUfunction f = functions.computeIfAbsent(kernel, k -> {
@@ -186,7 +233,8 @@ final class CudaDevice implements AutoCloseable {
                 default -> throw new IllegalArgumentException("kernel argument of type " + args[i].getClass());
             };
         }
-        cuLaunchKernel(f, gridX, gridY, 1, blockX, 1, 1, sharedBytes, stream, Pointer.to(params), null);
+        timed(kernel, () -> cuLaunchKernel(f, gridX, gridY, 1, blockX, 1, 1, sharedBytes, stream, Pointer.to(params),
+                null));
     }
 
     @Override

@@ -240,7 +240,8 @@ class CudaParityTest {
 
         Pair param = t.input(DType.F32, 0.1, n);
         Pair m = t.input(DType.F32, 1e-3, n);
-        Pair v = t.input(DType.F32, 1e-6, n);
+        Pair v = t.pair(DType.F32, n);
+        t.set(v, java.util.Arrays.stream(t.randomValues(n, 1e-6)).map(Math::abs).toArray());
         for (int i = 0; i < 2; i++) {
             // Squared norm above clip² = 1, so the clip coefficient is exercised.
             t.set(acc, new double[] {1.7});

@@ -69,9 +69,16 @@ final class GpuParity {
         return gpu.precision() == CudaBackend.Precision.BF16 ? DType.BF16 : DType.F32;
     }
 
+    /**
+     * The CPU side stores bf16 where the GPU does (so an intermediate the GPU keeps in bf16, such as the adapter's dxa,
+     * is rounded the same way before it is used again) and fp64 otherwise.
+     */
     Pair pair(DType gpuType, int... shape) {
-        return new Pair(gpu.zeros(gpuType, shape), cpu.zeros(gpuType == DType.I32 ? DType.I32 : DType.F64, shape),
-                gpuType, shape);
+        DType cpuType = switch (gpuType) {
+            case I32, BF16 -> gpuType;
+            case F32, F64 -> DType.F64;
+        };
+        return new Pair(gpu.zeros(gpuType, shape), cpu.zeros(cpuType, shape), gpuType, shape);
     }
 
     /** Uniform in ±scale, never zero. */
