@@ -18,11 +18,11 @@ launcher="$(ls "$root"/lib/junit-platform-console-standalone-*.jar)"
 export SLOPE_CUDA_LIBS="${SLOPE_CUDA_LIBS:-/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cusparselt/lib:/usr/local/cuda/lib64}"
 jvm=(--enable-native-access=ALL-UNNAMED -Xmx16g)
 
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,temperature.gpu --format=csv,noheader
-"$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.DeviceReport "$commit" >"$out/device.json" 2>"$out/device.err" \
-    || cat "$out/device.err"
-[[ -s "$out/device.err" ]] || rm -f "$out/device.err"
-cat "$out/device.json"
+# Facts for the summary live in $work; what comes back ($OUT, at most 8 files) is logs, JUnit XML and summary.json.
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,temperature.gpu --format=csv,noheader \
+    | tee "$work/nvidia-smi.txt"
+"$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.DeviceReport "$commit" >"$work/device.json" || exit 1
+cat "$work/device.json"
 
 status=0
 for phase in "${phases[@]}"; do
@@ -52,7 +52,7 @@ for phase in "${phases[@]}"; do
             wait $cpuPid
             tail -n 3 "$out/train200-cpu.log" "$out/train200-cuda.log"
             python3 "$here/compare_runs.py" "$out/train200-cpu.log" "$out/train200-cuda.log" \
-                | tee "$out/train200.json" || status=1
+                | tee "$work/train200.json" || status=1
             ;;
         bench)
             {
@@ -70,4 +70,6 @@ for phase in "${phases[@]}"; do
             ;;
     esac
 done
+cp -r "$out/junit" "$work/" 2>/dev/null
+python3 "$here/summarize.py" "$work" | tee "$out/summary.json"
 exit $status

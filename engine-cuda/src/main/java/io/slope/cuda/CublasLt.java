@@ -50,6 +50,9 @@ final class CublasLt implements AutoCloseable {
     private final long workspace;
     private final long workspaceBytes;
     private final Map<Shape, Plan> plans = new HashMap<>();
+    private final CudaDevice device;
+    /** Heuristic candidates timed per shape: the dense side searched like the sparse one (issue 5). */
+    private static final int CANDIDATES = 8;
 
     /** Everything that decides a GEMM's plan. Types are cudaDataType codes. */
     record Shape(boolean transA, boolean transB, int m, int n, int k, int typeAB, int typeCD) {}
@@ -57,7 +60,8 @@ final class CublasLt implements AutoCloseable {
     private record Plan(MemorySegment desc, MemorySegment layoutA, MemorySegment layoutB, MemorySegment layoutD,
             MemorySegment algo) {}
 
-    CublasLt(long workspace, long workspaceBytes) {
+    CublasLt(CudaDevice device, long workspace, long workspaceBytes) {
+        this.device = device;
         SymbolLookup lib = NativeLibraries.load("cuBLASLt", List.of("libcublasLt.so.13", "libcublasLt.so.12",
                 "libcublasLt.so"), arena);
         Linker linker = Linker.nativeLinker();
@@ -115,6 +119,7 @@ final class CublasLt implements AutoCloseable {
                 MemorySegment.ofAddress(workspace), workspaceBytes, MemorySegment.ofAddress(stream)));
     }
 
+    /** The shape's plan: every heuristic candidate timed on scratch operands (never live data: beta may be 1). */
     private Plan plan(Shape s) {
         MemorySegment out = arena.allocate(ADDRESS);
         check("cublasLtMatmulDescCreate", call(descCreate, out, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -132,16 +137,63 @@ final class CublasLt implements AutoCloseable {
         // Row-major A stored M×K is column-major K×M (ld K); stored K×M (transA) is column-major M×K (ld M).
         MemorySegment layoutA = layout(s.typeAB(), s.transA() ? M : K, s.transA() ? K : M, s.transA() ? M : K);
         MemorySegment layoutD = layout(s.typeCD(), N, M, N);
-        MemorySegment results = arena.allocate(HEURISTIC_RESULT_BYTES, 16);
+        MemorySegment results = arena.allocate(HEURISTIC_RESULT_BYTES * CANDIDATES, 16);
         MemorySegment count = arena.allocate(JAVA_INT);
         check("cublasLtMatmulAlgoGetHeuristic " + s, call(heuristic, handle, desc, layoutB, layoutA, layoutD,
-                layoutD, preference, 1, results, count));
-        if (count.get(JAVA_INT, 0) < 1) {
+                layoutD, preference, CANDIDATES, results, count));
+        int found = count.get(JAVA_INT, 0);
+        if (found < 1) {
             throw new IllegalStateException("cuBLASLt has no algorithm for " + s);
         }
+        int best = 0;
+        if (found > 1) {
+            best = fastest(s, desc, layoutA, layoutB, layoutD, results, found);
+        }
         MemorySegment algo = arena.allocate(ALGO_BYTES, 16);
-        algo.copyFrom(results.asSlice(0, ALGO_BYTES));
+        algo.copyFrom(results.asSlice(best * HEURISTIC_RESULT_BYTES, ALGO_BYTES));
         return new Plan(desc, layoutA, layoutB, layoutD, algo);
+    }
+
+    private int fastest(Shape s, MemorySegment desc, MemorySegment layoutA, MemorySegment layoutB,
+            MemorySegment layoutD, MemorySegment results, int found) {
+        long elemAB = s.typeAB() == CUDA_R_16BF ? 2 : 4;
+        long elemCD = s.typeCD() == CUDA_R_16BF ? 2 : 4;
+        DevicePointer a = device.allocate(elemAB * s.m() * s.k());
+        DevicePointer b = device.allocate(elemAB * s.k() * s.n());
+        DevicePointer d = device.allocate(elemCD * s.m() * s.n());
+        fill(a, s.typeAB(), (long) s.m() * s.k());
+        fill(b, s.typeAB(), (long) s.k() * s.n());
+        fill(d, s.typeCD(), (long) s.m() * s.n());
+        alpha.set(JAVA_FLOAT, 0, 1f);
+        beta.set(JAVA_FLOAT, 0, 1f);
+        int best = 0;
+        float bestMs = Float.MAX_VALUE;
+        for (int i = 0; i < found; i++) {
+            MemorySegment algo = results.asSlice(i * HEURISTIC_RESULT_BYTES, ALGO_BYTES);
+            MemorySegment dPtr = MemorySegment.ofAddress(d.address());
+            Runnable run = () -> check("cublasLtMatmul (candidate)", call(matmul, handle, desc, alpha,
+                    MemorySegment.ofAddress(b.address()), layoutB, MemorySegment.ofAddress(a.address()), layoutA,
+                    beta, dPtr, layoutD, dPtr, layoutD, algo, MemorySegment.ofAddress(workspace), workspaceBytes,
+                    MemorySegment.ofAddress(device.streamHandle())));
+            float ms = device.eventMillis(run, 5);
+            if (ms < bestMs) {
+                bestMs = ms;
+                best = i;
+            }
+        }
+        device.synchronize();
+        device.free(a);
+        device.free(b);
+        device.free(d);
+        return best;
+    }
+
+    private void fill(DevicePointer p, int type, long count) {
+        if (type == CUDA_R_16BF) {
+            device.fillBf16(p, count, 0.01f);
+        } else {
+            device.fillF32(p, count, 0.01f);
+        }
     }
 
     private MemorySegment layout(int type, long rows, long cols, long ld) {

@@ -57,7 +57,7 @@ public final class CudaBackend implements Backend {
         this.device = new CudaDevice(deviceOrdinal);
         this.precision = precision;
         this.cublasWorkspace = device.allocate(CUBLAS_WORKSPACE);
-        this.cublas = new CublasLt(cublasWorkspace.address(), CUBLAS_WORKSPACE);
+        this.cublas = new CublasLt(device, cublasWorkspace.address(), CUBLAS_WORKSPACE);
         this.cusparse = new CusparseLt(device);
         this.errorWord = device.allocate(4);
         device.memsetZero(errorWord, 4);

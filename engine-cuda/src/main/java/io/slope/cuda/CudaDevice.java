@@ -158,6 +158,16 @@ final class CudaDevice implements AutoCloseable {
         cuMemsetD8Async(p, (byte) 0, bytes, stream);
     }
 
+    /** Fills {@code count} bf16 elements with one value (search and benchmark inputs that are not zeros). */
+    void fillBf16(DevicePointer p, long count, float value) {
+        jcuda.driver.JCudaDriver.cuMemsetD16Async(p, (short) (Float.floatToRawIntBits(value) >>> 16), count, stream);
+    }
+
+    /** Fills {@code count} 32-bit words with a float's bits. */
+    void fillF32(DevicePointer p, long count, float value) {
+        jcuda.driver.JCudaDriver.cuMemsetD32Async(p, Float.floatToRawIntBits(value), count, stream);
+    }
+
     void copyToDevice(DevicePointer dst, Pointer src, long bytes) {
         synchronize();
         cuMemcpyHtoD(dst, src, bytes);

@@ -35,6 +35,7 @@ final class CusparseLt implements AutoCloseable {
     private static final int ALG_DEFAULT = 0;
     private static final int ALG_CONFIG_ID = 0;
     private static final int ALIGNMENT_BYTES = 16;
+    private static final long SEARCH_WORKSPACE_BYTES = 64L << 20;
 
     private final Arena arena = Arena.ofShared();
     private final CudaDevice device;
@@ -99,6 +100,7 @@ final class CusparseLt implements AutoCloseable {
         final int algorithmId;
         private final MemorySegment plan;
         private final DevicePointer workspace;
+        private final long workspaceBytes;
 
         private Plan(Operand a, int n) {
             this.n = n;
@@ -117,20 +119,27 @@ final class CusparseLt implements AutoCloseable {
             check("cusparseLtMatmulPlanInit", call(planInit, handle, plan, desc, alg));
             MemorySegment ws = arena.allocate(JAVA_LONG);
             check("cusparseLtMatmulGetWorkspace", call(getWorkspace, handle, plan, ws));
-            this.workspace = device.allocate(ws.get(JAVA_LONG, 0));
+            // The search may settle on a split-K configuration that needs more workspace than the default one: it
+            // gets a generous buffer, and the plan's workspace is sized after it from the chosen configuration.
+            long searchWorkspaceBytes = Math.max(ws.get(JAVA_LONG, 0), SEARCH_WORKSPACE_BYTES);
+            DevicePointer searchWorkspace = device.allocate(searchWorkspaceBytes);
             // The search runs the product many times on the D it is given: scratch buffers, never a live output.
             DevicePointer scratchB = device.allocate(2L * a.k * n);
             DevicePointer scratchD = device.allocate(2L * a.m * n);
-            device.memsetZero(scratchB, 2L * a.k * n);
+            device.fillBf16(scratchB, (long) a.k * n, 0.01f);
             alpha.set(JAVA_FLOAT, 0, 1f);
             beta.set(JAVA_FLOAT, 0, 0f);
             check("cusparseLtMatmulSearch", call(search, handle, plan, alpha, MemorySegment.ofAddress(
                     a.compressed.address()), MemorySegment.ofAddress(scratchB.address()), beta,
                     MemorySegment.ofAddress(scratchD.address()), MemorySegment.ofAddress(scratchD.address()),
-                    MemorySegment.ofAddress(workspace.address()), streams, 1));
+                    MemorySegment.ofAddress(searchWorkspace.address()), streams, 1));
             device.synchronize();
             device.free(scratchB);
             device.free(scratchD);
+            device.free(searchWorkspace);
+            check("cusparseLtMatmulGetWorkspace (after search)", call(getWorkspace, handle, plan, ws));
+            this.workspaceBytes = ws.get(JAVA_LONG, 0);
+            this.workspace = device.allocate(workspaceBytes);
             MemorySegment id = arena.allocate(JAVA_INT);
             check("cusparseLtMatmulAlgGetAttribute(CONFIG_ID)", call(algGetAttribute, handle, alg, ALG_CONFIG_ID,
                     id, 4L));
