@@ -62,6 +62,8 @@ for phase in "${phases[@]}"; do
                     DENSE SLOPE:1
                 "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 12 12 768 1024 50304 8 5 DENSE SLOPE:1 SLOPE:100
             } >"$out/bench.log" 2>&1 || status=1
+            [[ -f "$here/train_gpt2.py" ]] && timeout 240 python3 "$here/train_gpt2.py" 12 12 768 1024 8 1 10 \
+                >>"$out/bench.log" 2>&1
             cat "$out/bench.log"
             ;;
         *)

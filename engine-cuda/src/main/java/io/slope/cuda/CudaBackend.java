@@ -153,6 +153,40 @@ public final class CudaBackend implements Backend {
         }
         requireCount(t, src.length, "uploadInts");
         device.copyToDevice(t.pointer, Pointer.to(src), t.bytes());
+        uploadBuckets(t, src);
+    }
+
+    /** Groups the rows of an uploaded id tensor by id (counting sort, stable) for {@link #embeddingBackward}. */
+    private void uploadBuckets(CudaTensor t, int[] ids) {
+        int n = ids.length;
+        java.util.TreeMap<Integer, Integer> counts = new java.util.TreeMap<>();
+        for (int id : ids) {
+            counts.merge(id, 1, Integer::sum);
+        }
+        int distinct = counts.size();
+        int[] tokens = new int[distinct];
+        int[] starts = new int[distinct + 1];
+        java.util.Map<Integer, Integer> slot = new java.util.HashMap<>();
+        int u = 0;
+        for (var e : counts.entrySet()) {
+            tokens[u] = e.getKey();
+            starts[u + 1] = starts[u] + e.getValue();
+            slot.put(e.getKey(), u);
+            u++;
+        }
+        int[] cursor = java.util.Arrays.copyOf(starts, distinct);
+        int[] rows = new int[n];
+        for (int r = 0; r < n; r++) {
+            rows[cursor[slot.get(ids[r])]++] = r;
+        }
+        if (t.buckets == null || t.buckets.tokens().count < distinct) {
+            t.buckets = new CudaTensor.TokenBuckets(distinct, (CudaTensor) zeros(DType.I32, Math.max(1, n)),
+                    (CudaTensor) zeros(DType.I32, n + 1), (CudaTensor) zeros(DType.I32, Math.max(1, n)));
+        }
+        t.buckets = new CudaTensor.TokenBuckets(distinct, t.buckets.tokens(), t.buckets.starts(), t.buckets.rows());
+        device.copyToDevice(t.buckets.tokens().pointer, Pointer.to(tokens), 4L * distinct);
+        device.copyToDevice(t.buckets.starts().pointer, Pointer.to(starts), 4L * (distinct + 1));
+        device.copyToDevice(t.buckets.rows().pointer, Pointer.to(rows), 4L * n);
     }
 
     @Override
@@ -444,8 +478,17 @@ public final class CudaBackend implements Backend {
         CudaTensor dpe = cuda(dwpe);
         CudaTensor d = cuda(dout);
         int C = dte.shape[1];
-        launchGrid("embedding_backward", ceil(C, 64), 1, 64, 0, dte.address, dte.code(), dpe.address, dpe.code(),
-                d.address, d.code(), cuda(tokens).address, B, T, C);
+        CudaTensor tok = cuda(tokens);
+        if (tok.buckets == null || tok.count != (long) B * T) {
+            launchGrid("embedding_backward", ceil(C, 64), 1, 64, 0, dte.address, dte.code(), dpe.address, dpe.code(),
+                    d.address, d.code(), tok.address, B, T, C);
+            return;
+        }
+        CudaTensor.TokenBuckets k = tok.buckets;
+        launchGrid("embedding_backward_wte_buckets", ceil(C, 128), k.distinct(), 128, 0, dte.address, dte.code(),
+                d.address, d.code(), k.tokens().address, k.starts().address, k.rows().address, C);
+        launch1d("embedding_backward_wpe", blocks((long) T * C), dpe.address, dpe.code(), d.address, d.code(), B, T,
+                C);
     }
 
     @Override
@@ -602,9 +645,19 @@ public final class CudaBackend implements Backend {
             s.outputCopy = (CudaTensor) zeros(DType.F32, B * T, C);
         }
         float scale = (float) (1.0 / StrictMath.sqrt(hs));
+        if (tensorCoreAttention(hs)) {
+            launchGrid("attention_forward_tc", ceil(T, 64), B * heads, 128, 0, o.address, o.code(), s.stats.address,
+                    s.outputCopy.address, x.address, x.code(), B, T, heads, scale);
+            return;
+        }
         int warps = THREADS / 32;
         launchGrid("attention_forward_" + hs, ceil((long) B * heads * T, warps), 1, THREADS, warps * hs * 4, o.address,
                 o.code(), s.stats.address, s.outputCopy.address, x.address, x.code(), B, T, heads, scale);
+    }
+
+    /** bf16 tensor-core tiles for head size 64 in the bf16 mode; the fp32 kernels otherwise (and in fp32 debug). */
+    private boolean tensorCoreAttention(int hs) {
+        return precision == Precision.BF16 && hs == 64 && device.computeCapability() >= 80;
     }
 
     @Override
@@ -619,6 +672,15 @@ public final class CudaBackend implements Backend {
         int warps = THREADS / 32;
         long lse = s.stats.address;
         long dsum = s.stats.address + 4L * B * heads * T;
+        if (tensorCoreAttention(hs)) {
+            launchGrid("attention_backward_dsum", ceil((long) B * heads * T, warps), 1, THREADS, 0, dsum, dy.address,
+                    dy.code(), s.outputCopy.address, B, T, heads);
+            launchGrid("attention_backward_dq_tc", ceil(T, 64), B * heads, 128, 0, dx.address, dx.code(), dsum,
+                    dy.address, dy.code(), x.address, x.code(), lse, B, T, heads, scale);
+            launchGrid("attention_backward_dkdv_tc", ceil(T, 64), B * heads, 128, 0, dx.address, dx.code(), dsum,
+                    dy.address, dy.code(), x.address, x.code(), lse, B, T, heads, scale);
+            return;
+        }
         int grid = ceil((long) B * heads * T, warps);
         launchGrid("attention_backward_dq_" + hs, grid, 1, THREADS, warps * 2 * hs * 4, dx.address, dx.code(), dsum,
                 dy.address, dy.code(), x.address, x.code(), lse, s.outputCopy.address, B, T, heads, scale);
@@ -723,9 +785,11 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("sumOfSquares accumulates into a one-element F64 tensor, got " + a);
         }
         CudaTensor x = cuda(t);
+        // A fixed grid per tensor size (at most 1024 blocks of 4 elements per thread): the same partition every run.
+        int grid = (int) Math.min(SUM_BLOCKS, Math.max(1, (x.count + 4L * THREADS - 1) / (4L * THREADS)));
         long partial = scratch(SLOT_PARTIAL, 8L * SUM_BLOCKS);
-        launchGrid("sum_squares_partial", SUM_BLOCKS, 1, THREADS, 0, partial, x.address, x.code(), x.count);
-        launchGrid("sum_squares_finish", 1, 1, 32, 0, a.address, partial, SUM_BLOCKS);
+        launchGrid("sum_squares_partial", grid, 1, THREADS, 0, partial, x.address, x.code(), x.count);
+        launchGrid("sum_squares_finish", 1, 1, 32, 0, a.address, partial, grid);
     }
 
     @Override

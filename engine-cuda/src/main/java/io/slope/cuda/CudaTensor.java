@@ -11,6 +11,13 @@ final class CudaTensor implements Tensor {
     final long count;
     final DevicePointer pointer;
     final long address;
+    /**
+     * For an I32 tensor uploaded from the host: its rows grouped by value (distinct values, bucket starts, row
+     * indices increasing within a value), built at upload so the embedding backward needs no host round trip.
+     */
+    TokenBuckets buckets;
+
+    record TokenBuckets(int distinct, CudaTensor tokens, CudaTensor starts, CudaTensor rows) {}
 
     CudaTensor(DType dtype, int[] shape, DevicePointer pointer) {
         this.dtype = dtype;

@@ -166,16 +166,18 @@ class CudaParityTest {
     @ParameterizedTest
     @EnumSource(CudaBackend.Precision.class)
     void attention(CudaBackend.Precision precision) {
-        for (int heads : new int[] {2, 4}) {
+        // Head size 64 (tensor-core tiles in bf16) and 32; T not a multiple of the 64-row tiles.
+        for (int[] headsAndT : new int[][] {{2, 96}, {4, 96}, {2, 200}}) {
+            int heads = headsAndT[0];
+            int aT = headsAndT[1];
             GpuParity t = new GpuParity(precision);
-            int aT = 96;
             int aC = 128;
             int rows = B * aT;
             Pair qkv = t.input(t.activation(), 1, rows, 3 * aC);
             Pair out = t.output(t.activation(), rows, aC);
             var state = t.two(s -> s.backend().attentionState(B, aT, heads));
             t.both(s -> s.backend().attentionForward(s.of(out), s.of(state), s.of(qkv), B, aT, heads));
-            String hs = " (head size " + aC / heads + ")";
+            String hs = " (head size " + aC / heads + ", T " + aT + ")";
             t.check("attentionForward out" + hs, out);
 
             Pair dout = t.input(t.activation(), 1, rows, aC);

@@ -107,11 +107,11 @@ class ModelStepParityTest {
                 for (int j = 0; j < wg.length; j++) {
                     if (Math.abs(wg[j] - wc[j]) > 1e-6) {
                         movedDifferently++;
-                        double g = gradC[i][j];
-                        double gradErr = Math.abs(gradG[i][j] - g) / Math.abs(g);
-                        assertTrue(precision != CudaBackend.Precision.FP32_DEBUG || Math.abs(g) < 1e-6
+                        double gc = gradC[i][j];
+                        double gradErr = Math.abs(gradG[i][j] - gc) / Math.abs(gc);
+                        assertTrue(precision != CudaBackend.Precision.FP32_DEBUG || Math.abs(gc) < 1e-6
                                 || gradErr >= 1e-4, pg.get(i).name() + "[" + j + "] moved by " + (wg[j] - wc[j])
-                                + " more than the CPU's although its gradient " + g + " agrees to " + gradErr + ", "
+                                + " more than the CPU's although its gradient " + gc + " agrees to " + gradErr + ", "
                                 + what);
                     }
                 }
