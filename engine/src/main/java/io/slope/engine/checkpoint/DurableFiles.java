@@ -44,6 +44,29 @@ public final class DurableFiles {
         fsync(target.toAbsolutePath().getParent());
     }
 
+    /** Writes the content of a directory being created. */
+    public interface DirectoryContent {
+        void writeInto(Path staging) throws IOException;
+    }
+
+    /**
+     * Creates the directory {@code target} with {@code content} written into a staging folder beside it, then
+     * {@linkplain #publishDirectory published}; on failure the staging folder is removed and {@code target} never
+     * appears. The caller checks first that {@code target} does not exist.
+     */
+    public static void createDirectoryAtomically(Path target, DirectoryContent content) throws IOException {
+        Path parent = target.toAbsolutePath().getParent();
+        Files.createDirectories(parent);
+        Path staging = Files.createTempDirectory(parent, "." + target.getFileName() + ".staging-");
+        try {
+            content.writeInto(staging);
+            publishDirectory(staging, target);
+        } catch (IOException | RuntimeException e) {
+            deleteRecursively(staging);
+            throw e;
+        }
+    }
+
     /** Writes {@code content} to {@code target} so that a reader sees either the old file or the whole new one. */
     public static void writeAtomically(Path target, byte[] content) throws IOException {
         Path temp = target.resolveSibling("." + target.getFileName() + "." + UUID.randomUUID() + ".tmp");

@@ -60,10 +60,7 @@ public final class Dataset implements AutoCloseable {
             throw new IllegalStateException("dataset folder " + directory + " already exists; open it with"
                     + " Dataset.open or remove it first");
         }
-        Path parent = directory.toAbsolutePath().getParent();
-        Files.createDirectories(parent);
-        Path staging = Files.createTempDirectory(parent, "." + directory.getFileName() + ".staging-");
-        try {
+        DurableFiles.createDirectoryAtomically(directory, staging -> {
             TokenizerDescriptor descriptor = Tokenizers.describe(tokenizer);
             Path spill = staging.resolve("tokens.spill");
             String corpusSha256;
@@ -91,16 +88,50 @@ public final class Dataset implements AutoCloseable {
                             corpusSha256));
             Files.write(staging.resolve(MANIFEST), JSON.writeValueAsBytes(manifest));
             DurableFiles.fsync(staging.resolve(MANIFEST));
-            DurableFiles.publishDirectory(staging, directory);
-        } catch (IOException | RuntimeException e) {
-            DurableFiles.deleteRecursively(staging);
-            throw e;
-        }
+        });
         return open(directory);
     }
 
     /** Opens a prepared dataset, verifying every shard against {@code dataset.json} and against each other. */
     public static Dataset open(Path directory) throws IOException {
+        Path manifestFile = directory.resolve(MANIFEST);
+        DatasetManifest manifest = readManifest(directory);
+        ShardedTokens train = openSplit(directory, manifest.trainShards(), null);
+        try {
+            checkAgainstManifest(manifestFile, manifest, train);
+            ShardedTokens validation = openSplit(directory, manifest.validationShards(), train);
+            if (validation.length() != manifest.validationTokens()) {
+                validation.close();
+                throw new InvalidTokenShardException(manifestFile, "says " + manifest.validationTokens()
+                        + " validation tokens but the shards hold " + validation.length());
+            }
+            return new Dataset(directory, manifest, train, validation);
+        } catch (IOException | RuntimeException e) {
+            train.close();
+            throw e;
+        }
+    }
+
+    /**
+     * The tokenizer of a prepared dataset without opening all of it, for tools that need nothing else (sampling): from
+     * {@code dataset.json} and, for "char", the vocabulary in the first training shard's header (that shard is
+     * verified).
+     */
+    public static Tokenizer readTokenizer(Path directory) throws IOException {
+        DatasetManifest manifest = readManifest(directory);
+        if (!manifest.tokenizer().equals("char")) {
+            return Tokenizers.fromDescriptor(new TokenizerDescriptor(manifest.tokenizer(), manifest.vocabSize(),
+                    new int[0]));
+        }
+        try (TokenShardReader first = TokenShardReader.open(shardPath(directory,
+                manifest.trainShards().getFirst().file()))) {
+            checkTokenizer(directory.resolve(MANIFEST), manifest, first.tokenizer());
+            return Tokenizers.fromDescriptor(first.tokenizer());
+        }
+    }
+
+    /** {@code dataset.json}, refused when missing, unreadable, of an unknown version or without training shards. */
+    private static DatasetManifest readManifest(Path directory) throws IOException {
         Path manifestFile = directory.resolve(MANIFEST);
         DatasetManifest manifest;
         try {
@@ -120,20 +151,7 @@ public final class Dataset implements AutoCloseable {
         if (manifest.trainShards().isEmpty()) {
             throw new InvalidTokenShardException(manifestFile, "lists no training shards");
         }
-        ShardedTokens train = openSplit(directory, manifest.trainShards(), null);
-        try {
-            checkAgainstManifest(manifestFile, manifest, train);
-            ShardedTokens validation = openSplit(directory, manifest.validationShards(), train);
-            if (validation.length() != manifest.validationTokens()) {
-                validation.close();
-                throw new InvalidTokenShardException(manifestFile, "says " + manifest.validationTokens()
-                        + " validation tokens but the shards hold " + validation.length());
-            }
-            return new Dataset(directory, manifest, train, validation);
-        } catch (IOException | RuntimeException e) {
-            train.close();
-            throw e;
-        }
+        return manifest;
     }
 
     public Path directory() {
@@ -191,15 +209,18 @@ public final class Dataset implements AutoCloseable {
     }
 
     private static void checkAgainstManifest(Path manifestFile, DatasetManifest manifest, ShardedTokens train) {
-        TokenizerDescriptor tokenizer = train.tokenizer();
+        checkTokenizer(manifestFile, manifest, train.tokenizer());
+        if (train.length() != manifest.trainTokens()) {
+            throw new InvalidTokenShardException(manifestFile, "says " + manifest.trainTokens()
+                    + " training tokens but the shards hold " + train.length());
+        }
+    }
+
+    private static void checkTokenizer(Path manifestFile, DatasetManifest manifest, TokenizerDescriptor tokenizer) {
         if (!tokenizer.kind().equals(manifest.tokenizer()) || tokenizer.vocabSize() != manifest.vocabSize()) {
             throw new InvalidTokenShardException(manifestFile, "says tokenizer " + manifest.tokenizer()
                     + " with vocabulary size " + manifest.vocabSize() + " but the shards have " + tokenizer.kind()
                     + " with vocabulary size " + tokenizer.vocabSize());
-        }
-        if (train.length() != manifest.trainTokens()) {
-            throw new InvalidTokenShardException(manifestFile, "says " + manifest.trainTokens()
-                    + " training tokens but the shards hold " + train.length());
         }
     }
 

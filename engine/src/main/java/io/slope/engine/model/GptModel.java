@@ -184,8 +184,7 @@ public final class GptModel implements AutoCloseable {
     private Parameter denseParameter(String name, double[] w, boolean decay, Parameter.Group group, int... shape) {
         Tensor value = backend.zeros(dtype, shape);
         backend.upload(value, w);
-        return new Parameter(name, value, backend.zeros(dtype, shape), backend.zeros(dtype, shape),
-                backend.zeros(dtype, shape), decay, null, group);
+        return new Parameter(name, value, backend.zeros(dtype, shape), decay, null, group);
     }
 
     private Linear linear(int layer, LinearKind kind, Map<String, double[]> dense) {
@@ -207,8 +206,8 @@ public final class GptModel implements AutoCloseable {
                         dOut, dIn, config.pattern(), doublePrune, dtype);
             }
             int[] shape = s.values().shape();
-            weight = add(new Parameter(name + ".weight", s.values(), backend.zeros(dtype, shape),
-                    backend.zeros(dtype, shape), backend.zeros(dtype, shape), true, s, Parameter.Group.MAIN));
+            weight = add(new Parameter(name + ".weight", s.values(), backend.zeros(dtype, shape), true, s,
+                    Parameter.Group.MAIN));
         } else {
             weight = dense(name + ".weight", dense, true, dOut, dIn);
         }

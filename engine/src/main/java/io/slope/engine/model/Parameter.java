@@ -4,12 +4,11 @@ import io.slope.engine.backend.SparseLinear;
 import io.slope.engine.backend.Tensor;
 
 /**
- * One trainable tensor with its gradient and AdamW moments. For a sparse layer {@code value} is the layer's kept values
- * (so the gradient and moments exist only for kept weights) and {@code sparse} the layer itself. {@code group} is the
+ * One trainable tensor with its gradient. For a sparse layer {@code value} is the layer's kept values (so the gradient,
+ * and the optimizer's moments, exist only for kept weights) and {@code sparse} the layer itself. {@code group} is the
  * optimizer group: the adapters count their own AdamW steps from 1 (SLOPE.md §0).
  */
-public record Parameter(String name, Tensor value, Tensor grad, Tensor m, Tensor v, boolean decay,
-        SparseLinear sparse, Group group) {
+public record Parameter(String name, Tensor value, Tensor grad, boolean decay, SparseLinear sparse, Group group) {
 
     /** AdamW parameter groups, each with its own step count for bias correction. */
     public enum Group {

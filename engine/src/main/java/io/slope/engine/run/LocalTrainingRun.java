@@ -1,10 +1,15 @@
 package io.slope.engine.run;
 
 import io.slope.engine.checkpoint.CheckpointStore;
+import io.slope.engine.checkpoint.DurableFiles;
 import io.slope.engine.checkpoint.LocalCheckpointStore;
 import io.slope.engine.data.Corpus;
 import io.slope.engine.data.Dataset;
+import io.slope.engine.data.Tokenizer;
 import io.slope.engine.data.Tokenizers;
+import io.slope.engine.export.HfExport;
+import io.slope.engine.export.SlopeExport;
+import io.slope.engine.model.GptConfig;
 import io.slope.engine.model.GptModel;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecCodec;
@@ -14,21 +19,26 @@ import java.nio.file.Path;
 
 /**
  * A whole training run in this process, without services (what `slope train` runs). The run folder holds the resolved
- * {@code spec.json}, the prepared {@code dataset/} (token shards) and {@code checkpoints/}: a step-0 checkpoint, one
- * every {@code checkpointEvery} steps and one at the end. {@link #resume} continues from the newest checkpoint that
- * verifies, exactly as if the run had never stopped.
+ * {@code spec.json}, the prepared {@code dataset/} (token shards), {@code checkpoints/} and, once finished, the exports
+ * {@code hf/} and {@code slope/} (docs/formats.md). Checkpoints: one at step 0, every {@code checkpointEvery} steps and
+ * at the end. {@link #resume} continues from the newest checkpoint that verifies, exactly as if the run had never
+ * stopped.
  */
 public final class LocalTrainingRun {
     public static final String SPEC_FILE = "spec.json";
     public static final String DATASET_DIR = "dataset";
+    public static final String HF_EXPORT_DIR = "hf";
+    public static final String SLOPE_EXPORT_DIR = "slope";
 
     /**
      * The outcome. {@code tokensPerSecond} counts training tokens over training time (evaluation excluded); the four
-     * validation losses are those of {@link TrainingSession.FinalEvaluation}, null when the run stopped early.
+     * validation losses are those of {@link TrainingSession.FinalEvaluation}, and the export folders; null when the
+     * run stopped early.
      */
     public record Summary(String name, String mode, int steps, long trainTokens, double trainLoss,
             double tokensPerSecond, double seconds, String backend, String runDir, Double valLossSparse,
-            Double valLossAdapters, Double valLossMerged, Double valLossInferenceForm) {}
+            Double valLossAdapters, Double valLossMerged, Double valLossInferenceForm, String hfExport,
+            String slopeExport) {}
 
     private LocalTrainingRun() {}
 
@@ -37,24 +47,34 @@ public final class LocalTrainingRun {
      *
      * @param baseDir folder that relative corpus paths resolve against (the spec file's folder)
      */
-    public static Summary start(RunSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener) throws IOException {
+    public static Summary start(RunSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener)
+            throws IOException {
         return start(spec, baseDir, runDir, listener, Integer.MAX_VALUE);
     }
 
     /** As {@link #start}, but pauses after {@code stopAfter} steps with a checkpoint there, to be resumed later. */
-    public static Summary start(RunSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener, int stopAfter)
-            throws IOException {
+    public static Summary start(RunSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener,
+            int stopAfter) throws IOException {
         if (Files.exists(runDir.resolve(SPEC_FILE))) {
             throw new IllegalArgumentException("--out: " + runDir + " already holds a run; continue it with --resume "
                     + runDir + " or choose another --out");
         }
         Corpus corpus = Corpus.read(spec.data().corpus().stream().map(p -> baseDir.resolve(p).normalize()).toList());
         listener.onInfo("corpus: " + corpus.description());
+        boolean created = Files.notExists(runDir);
         Files.createDirectories(runDir);
+        LocalCheckpointStore store = new LocalCheckpointStore(runDir);
         try (Dataset dataset = Dataset.prepare(corpus, Tokenizers.forCorpus(spec.data().tokenizer(), corpus),
                 spec.data().valFraction(), Dataset.DEFAULT_TOKENS_PER_SHARD, runDir.resolve(DATASET_DIR))) {
             Files.writeString(runDir.resolve(SPEC_FILE), RunSpecCodec.toJson(spec));
-            return train(spec, dataset, runDir, new LocalCheckpointStore(runDir), listener, stopAfter);
+            return train(spec, dataset, runDir, store, listener, stopAfter);
+        } catch (IOException | RuntimeException e) {
+            // A run that failed before its first checkpoint holds nothing worth resuming: leave no folder that would
+            // block the same --out next time. A folder that existed before is never deleted.
+            if (created && store.committedSteps().isEmpty()) {
+                DurableFiles.deleteRecursively(runDir);
+            }
+            throw e;
         }
     }
 
@@ -78,21 +98,45 @@ public final class LocalTrainingRun {
             TrainingSession.Listener listener, int stopAfter) throws IOException {
         long start = System.nanoTime();
         String writer = "slope-train/" + ProcessHandle.current().pid();
+        Path hf = runDir.resolve(HF_EXPORT_DIR);
+        Path slope = runDir.resolve(SLOPE_EXPORT_DIR);
         try (TrainingSession session = TrainingSession.open(spec, dataset, store, writer, listener)) {
-            if (session.stepsDone() >= session.totalSteps()) {
+            boolean exported = Files.exists(hf) && Files.exists(slope);
+            if (session.stepsDone() >= session.totalSteps() && exported) {
                 throw new IllegalArgumentException("--resume: " + runDir + " already finished all "
-                        + session.totalSteps() + " steps");
+                        + session.totalSteps() + " steps and holds its exports");
             }
+            // A run stopped after its last step but before its exports resumes straight into them.
             TrainingSession.ChunkResult chunk = session.trainUntil(stopAfter, () -> false);
             double tokensPerSecond = chunk.trainSeconds() > 0 ? chunk.trainTokens() / chunk.trainSeconds() : 0;
-            TrainingSession.FinalEvaluation result = chunk.finished() ? session.finish() : null;
+            TrainingSession.FinalEvaluation result = null;
+            if (chunk.finished()) {
+                result = session.finish();
+                listener.onInfo(String.format("val_loss: sparse %.4f, with adapters %.4f, dense export %.4f, "
+                        + "inference form %.4f", result.valLossSparse(), result.valLossAdapters(),
+                        result.valLossMerged(), result.valLossInferenceForm()));
+                export(session.model().config(), dataset.tokenizer(), result, hf, slope);
+                listener.onInfo("exports: " + hf + " (Hugging Face, dense fp32), " + slope + " (sparse + adapters)");
+            }
             double seconds = (System.nanoTime() - start) / 1e9;
             GptModel model = session.model();
             return new Summary(spec.name(), model.config().mode().wireName(), session.totalSteps(),
                     chunk.trainTokens(), chunk.lastLoss(), tokensPerSecond, seconds, model.backend().name(),
                     runDir.toString(), result == null ? null : result.valLossSparse(),
                     result == null ? null : result.valLossAdapters(), result == null ? null : result.valLossMerged(),
-                    result == null ? null : result.valLossInferenceForm());
+                    result == null ? null : result.valLossInferenceForm(), result == null ? null : hf.toString(),
+                    result == null ? null : slope.toString());
+        }
+    }
+
+    /** Writes both exports; one left by an earlier attempt is complete (they are staged, then renamed) and kept. */
+    private static void export(GptConfig config, Tokenizer tokenizer, TrainingSession.FinalEvaluation result,
+            Path hf, Path slope) throws IOException {
+        if (!Files.exists(hf)) {
+            HfExport.write(hf, config, result.denseExport(), tokenizer);
+        }
+        if (!Files.exists(slope)) {
+            SlopeExport.write(slope, config, tokenizer, result.model());
         }
     }
 }

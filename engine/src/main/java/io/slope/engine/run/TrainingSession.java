@@ -3,6 +3,7 @@ package io.slope.engine.run;
 import io.slope.engine.backend.Backend;
 import io.slope.engine.backend.Backends;
 import io.slope.engine.backend.DType;
+import io.slope.engine.checkpoint.Checkpoint;
 import io.slope.engine.checkpoint.CheckpointStore;
 import io.slope.engine.checkpoint.LoadedCheckpoint;
 import io.slope.engine.cpu.CpuBackend;
@@ -13,6 +14,7 @@ import io.slope.engine.merge.Merge;
 import io.slope.engine.model.GptConfig;
 import io.slope.engine.model.GptModel;
 import io.slope.engine.model.ModelSnapshot;
+import io.slope.engine.parallel.Collective;
 import io.slope.engine.train.Evaluator;
 import io.slope.engine.train.Trainer;
 import io.slope.engine.train.TrainingCheckpoints;
@@ -30,6 +32,10 @@ import java.util.function.BooleanSupplier;
  * Opening restores the newest checkpoint that verifies (or initialises and commits step 0); {@link #trainUntil}
  * trains, evaluates and checkpoints, attaching the lazy adapters when the adapter phase begins; {@link #finish} merges
  * and evaluates the final model in its four forms (SLOPE.md §0 "merge", "evaluation").
+ *
+ * <p>Data parallel: every rank opens a session on the same store with its {@link Collective}; all ranks restore the same
+ * checkpoint (whole, so any rank count resumes it), train their slice of each step, and take part in each checkpoint's
+ * capture; rank 0 alone writes checkpoints, evaluates and finishes.
  */
 public final class TrainingSession implements AutoCloseable {
     /** Checkpoint-state key of the validation loss at the end of the sparse phase, so a resumed run still reports it. */
@@ -61,6 +67,7 @@ public final class TrainingSession implements AutoCloseable {
     private final CheckpointStore store;
     private final String writer;
     private final Listener listener;
+    private final Collective collective;
     private final Backend backend;
     private final GptModel model;
     private final Trainer trainer;
@@ -68,9 +75,11 @@ public final class TrainingSession implements AutoCloseable {
     private int stepsDone;
     private Double valLossSparse;
 
-    private TrainingSession(RunSpec spec, CheckpointStore store, String writer, Listener listener, Backend backend,
-            GptModel model, Trainer trainer, ValidationWindows heldOut, int stepsDone, Double valLossSparse) {
+    private TrainingSession(RunSpec spec, CheckpointStore store, String writer, Listener listener,
+            Collective collective, Backend backend, GptModel model, Trainer trainer, ValidationWindows heldOut,
+            int stepsDone, Double valLossSparse) {
         this.spec = spec;
+        this.collective = collective;
         this.store = store;
         this.writer = writer;
         this.listener = listener;
@@ -91,14 +100,35 @@ public final class TrainingSession implements AutoCloseable {
      */
     public static TrainingSession open(RunSpec spec, Dataset dataset, CheckpointStore store, String writer,
             Listener listener) throws IOException {
+        return open(spec, dataset, store, writer, listener, Collective.single());
+    }
+
+    /** As {@link #open(RunSpec, Dataset, CheckpointStore, String, Listener)}, as one rank of a data-parallel group. */
+    public static TrainingSession open(RunSpec spec, Dataset dataset, CheckpointStore store, String writer,
+            Listener listener, Collective collective) throws IOException {
         int vocab = dataset.tokenizer().vocabSize();
         GptConfig config = GptConfig.of(spec, vocab);
         ValidationWindows heldOut = validationWindows(spec, dataset, config);
-        Optional<LoadedCheckpoint> latest = store.loadLatest();
-        if (latest.isPresent()) {
-            for (var skipped : latest.get().skipped()) {
-                listener.onInfo("skipped checkpoint " + skipped.step() + " (" + skipped.reason() + "); deleting it");
-                store.delete(skipped.step());
+        Optional<LoadedCheckpoint> latest = Optional.empty();
+        if (collective.rank() == 0) {
+            latest = store.loadLatest();
+            if (latest.isPresent()) {
+                for (var skipped : latest.get().skipped()) {
+                    listener.onInfo("skipped checkpoint " + skipped.step() + " (" + skipped.reason()
+                            + "); deleting it");
+                    store.delete(skipped.step());
+                }
+            }
+        }
+        // The other ranks read only after rank 0 has removed what does not verify, and must find the same step.
+        double[] step0 = collective.broadcast(new double[] {latest.map(c -> (double) c.checkpoint().step())
+                .orElse(-1.0)}, 0);
+        if (collective.rank() != 0) {
+            latest = store.loadLatest();
+            long mine = latest.map(c -> c.checkpoint().step()).orElse(-1L);
+            if (mine != (long) step0[0]) {
+                throw new IllegalStateException("rank " + collective.rank() + " found checkpoint " + mine
+                        + " but rank 0 restores " + (long) step0[0] + "; the ranks must share one checkpoint store");
             }
         }
         Backend backend = Backends.open(spec);
@@ -126,16 +156,18 @@ public final class TrainingSession implements AutoCloseable {
                         GptModel.initialWeights(config, spec.training().seed()));
             }
             Trainer trainer = new Trainer(model, spec, new DataLoader(dataset.train(), spec.training().seed(),
-                    config.seqLen(), spec.training().batchSize(), spec.training().gradAccum()));
+                    config.seqLen(), spec.training().batchSize(), spec.training().gradAccum()), collective);
             if (resumed != null) {
                 resumed.restoreOptimizer(trainer.optimizer());
             }
-            TrainingSession session = new TrainingSession(spec, store, writer, listener, backend, model, trainer,
-                    heldOut, stepsDone, valLossSparse);
-            listener.onInfo(String.format("%s: %d-layer d=%d GPT-2, %,d parameters, vocab %d (%s), mode %s, %s, %s; "
+            TrainingSession session = new TrainingSession(spec, store, writer, listener, collective, backend, model,
+                    trainer, heldOut, stepsDone, valLossSparse);
+            listener.onInfo(String.format("%s: %d-layer d=%d GPT-2, %,d parameters, vocab %d (%s), mode %s, %s, %s%s; "
                     + "%,d train / %,d held-out tokens%s", spec.name(), config.layers(), config.dModel(),
                     config.parameterCount(), vocab, spec.data().tokenizer(), config.mode().wireName(),
-                    spec.precision(), backend.name(), dataset.train().length(), dataset.validation().length(),
+                    spec.precision(), backend.name(), collective.worldSize() > 1 ? ", rank " + collective.rank()
+                            + " of " + collective.worldSize() : "",
+                    dataset.train().length(), dataset.validation().length(),
                     stepsDone > 0 ? "; resumed after step " + stepsDone : ""));
             if (latest.isEmpty()) {
                 session.checkpoint();
@@ -162,6 +194,10 @@ public final class TrainingSession implements AutoCloseable {
 
     public GptModel model() {
         return model;
+    }
+
+    public Trainer trainer() {
+        return trainer;
     }
 
     /**
@@ -194,13 +230,15 @@ public final class TrainingSession implements AutoCloseable {
             lastLoss = s.loss();
             stepsDone = step + 1;
             listener.onStep(s, steps);
-            if (stepsDone == adapterStartStep() && stepsDone < steps) {
-                valLossSparse = validationLoss();
-                listener.onEval(stepsDone, "sparse", valLossSparse);
-            } else if (stepsDone == steps || (evalEvery > 0 && stepsDone % evalEvery == 0)) {
-                listener.onEval(stepsDone, "current", validationLoss());
+            if (collective.rank() == 0) {
+                if (stepsDone == adapterStartStep() && stepsDone < steps) {
+                    valLossSparse = validationLoss();
+                    listener.onEval(stepsDone, "sparse", valLossSparse);
+                } else if (stepsDone == steps || (evalEvery > 0 && stepsDone % evalEvery == 0)) {
+                    listener.onEval(stepsDone, "current", validationLoss());
+                }
             }
-            boolean stop = stepsDone == last || stopRequested.getAsBoolean();
+            boolean stop = stepsDone == last || stopAgreed(stopRequested);
             if (stop || (checkpointEvery > 0 && stepsDone % checkpointEvery == 0)) {
                 checkpoint();
                 lastCheckpoint = stepsDone;
@@ -210,6 +248,12 @@ public final class TrainingSession implements AutoCloseable {
             }
         }
         return new ChunkResult(stepsDone, stepsDone == steps, tokens, seconds, lastLoss, lastCheckpoint);
+    }
+
+    /** Whether any rank was asked to stop: every rank must stop after the same step. */
+    private boolean stopAgreed(BooleanSupplier stopRequested) {
+        double mine = stopRequested.getAsBoolean() ? 1 : 0;
+        return (collective.worldSize() == 1 ? mine : collective.allReduceSum(new double[] {mine})[0]) > 0;
     }
 
     /** The current model's validation loss over the documented windows. */
@@ -222,6 +266,9 @@ public final class TrainingSession implements AutoCloseable {
      * backend next to the trained model and released afterwards.
      */
     public FinalEvaluation finish() {
+        if (collective.rank() != 0) {
+            throw new IllegalStateException("rank 0 finishes the run; rank " + collective.rank() + " has nothing to do");
+        }
         if (stepsDone < totalSteps()) {
             throw new IllegalStateException("the run has trained " + stepsDone + " of " + totalSteps() + " steps");
         }
@@ -247,7 +294,11 @@ public final class TrainingSession implements AutoCloseable {
 
     private void checkpoint() throws IOException {
         Map<String, Double> extra = valLossSparse == null ? Map.of() : Map.of(VAL_LOSS_SPARSE, valLossSparse);
-        store.write(TrainingCheckpoints.capture(model, trainer.optimizer(), stepsDone, spec, extra), writer);
+        Checkpoint checkpoint = TrainingCheckpoints.capture(model, trainer.optimizer(), collective, stepsDone, spec,
+                extra);
+        if (collective.rank() == 0) {
+            store.write(checkpoint, writer);
+        }
     }
 
     /** Built before training, so a held-out split too short for one window fails at once, naming the field. */

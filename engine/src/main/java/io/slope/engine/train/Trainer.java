@@ -1,22 +1,30 @@
 package io.slope.engine.train;
 
+import io.slope.engine.backend.Backend;
 import io.slope.engine.data.BatchSource;
 import io.slope.engine.model.GptModel;
 import io.slope.engine.model.Parameter;
+import io.slope.engine.parallel.Collective;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecs;
+import java.util.Arrays;
 import java.util.List;
 
 /**
  * One optimizer step: micro-batches with gradients averaged over every token of the step, global-norm clipping, AdamW,
  * then the sparse operands rebuilt from the new values (with a column-mask refresh every {@code columnMaskRefresh}
  * steps).
+ *
+ * <p>Data parallel over the ranks of a {@link Collective}: rank r runs the micro-batches r, r + N, … of every step (the
+ * loader is indexed by global position, so the global batch does not depend on N), the gradients are summed across
+ * ranks in one bucket, each rank updates its ZeRO-1 shard and the owners broadcast the new values.
  */
 public final class Trainer {
     /** What one step did; {@code loss} is the mean training loss over the step's tokens, before the update. */
     public record StepStats(int step, double loss, double lr, double gradNorm, long tokens, double seconds) {}
 
     private final GptModel model;
+    private final Collective collective;
     private final BatchSource batches;
     private final AdamW optimizer;
     private final LrSchedule schedule;
@@ -29,9 +37,20 @@ public final class Trainer {
     private List<Parameter> parameters;
 
     public Trainer(GptModel model, RunSpec resolved, BatchSource batches) {
+        this(model, resolved, batches, Collective.single());
+    }
+
+    public Trainer(GptModel model, RunSpec resolved, BatchSource batches, Collective collective) {
+        int ranks = collective.worldSize();
+        if (resolved.training().gradAccum() % ranks != 0) {
+            throw new IllegalArgumentException("training.gradAccum: " + resolved.training().gradAccum()
+                    + " micro-batches cannot be split evenly over " + ranks + " ranks; use a multiple of " + ranks);
+        }
         this.model = model;
+        this.collective = collective;
         this.batches = batches;
-        this.optimizer = new AdamW(model.backend(), resolved.optimizer());
+        this.optimizer = new AdamW(model.backend(), resolved.optimizer(), collective.rank(), ranks);
+        this.optimizer.assignOwners(model.parameters());
         this.schedule = LrSchedule.of(resolved);
         this.batchSize = resolved.training().batchSize();
         this.gradAccum = resolved.training().gradAccum();
@@ -59,7 +78,40 @@ public final class Trainer {
         model.attachAdapters(GptModel.initialAdapterWeights(model.config(), adapterRank, seed), adapterRank,
                 1.0 / adapterRank);
         parameters = model.parameters();
+        optimizer.assignOwners(parameters);
         return true;
+    }
+
+    /** Sums every gradient and the step's loss over the ranks, as one bucket; returns the summed loss. */
+    private double allReduceGradients(double localLoss) {
+        long total = 1;
+        for (Parameter p : parameters) {
+            total += p.grad().size();
+        }
+        double[] bucket = new double[Math.toIntExact(total)];
+        int offset = 0;
+        for (Parameter p : parameters) {
+            double[] g = backend().download(p.grad());
+            System.arraycopy(g, 0, bucket, offset, g.length);
+            offset += g.length;
+        }
+        bucket[offset] = localLoss;
+        double[] sum = collective.allReduceSum(bucket);
+        offset = 0;
+        for (Parameter p : parameters) {
+            int n = (int) p.grad().size();
+            backend().upload(p.grad(), Arrays.copyOfRange(sum, offset, offset + n));
+            offset += n;
+        }
+        return sum[offset];
+    }
+
+    private Backend backend() {
+        return model.backend();
+    }
+
+    public Collective collective() {
+        return collective;
     }
 
     public AdamW optimizer() {
@@ -76,13 +128,26 @@ public final class Trainer {
         int T = model.config().seqLen();
         double gradScale = 1.0 / ((double) batchSize * T * gradAccum);
         double lossSum = 0;
-        for (int micro = 0; micro < gradAccum; micro++) {
+        for (int micro = collective.rank(); micro < gradAccum; micro += collective.worldSize()) {
             int[] windows = batches.batch(step, micro);
             model.forwardBackward(Windows.inputs(windows, T), Windows.targets(windows, T), batchSize, gradScale);
             lossSum += model.meanLoss(batchSize);
         }
+        if (collective.worldSize() > 1) {
+            lossSum = allReduceGradients(lossSum);
+        }
         double lr = schedule.at(step);
         optimizer.step(parameters, lr);
+        if (collective.worldSize() > 1) {
+            for (Parameter p : parameters) {
+                int owner = optimizer.owner(p);
+                double[] value = collective.broadcast(owner == collective.rank() ? backend().download(p.value())
+                        : null, owner);
+                if (owner != collective.rank()) {
+                    backend().upload(p.value(), value);
+                }
+            }
+        }
         // The column mask used by step k's backward is refreshed from W^R at the start of step k when k % refresh = 0.
         boolean refresh = (step + 1) % columnMaskRefresh == 0;
         for (Parameter p : parameters) {

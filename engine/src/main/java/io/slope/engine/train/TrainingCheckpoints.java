@@ -10,6 +10,7 @@ import io.slope.engine.model.GptConfig;
 import io.slope.engine.model.GptModel;
 import io.slope.engine.model.ModelSnapshot;
 import io.slope.engine.model.Parameter;
+import io.slope.engine.parallel.Collective;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecCodec;
 import java.util.ArrayList;
@@ -30,9 +31,18 @@ public final class TrainingCheckpoints {
 
     /** What a checkpoint restores: the model, the steps done and each optimizer group's step count. */
     public record Resumed(GptModel model, long stepsDone, Map<Parameter.Group, Long> adamSteps, RunSpec spec,
-            ObjectNode state) {
+            ObjectNode state, Checkpoint checkpoint) {
+        /** Step counts, and the moments of the parameters this optimizer's shard owns (any rank count re-shards). */
         public void restoreOptimizer(AdamW optimizer) {
             adamSteps.forEach(optimizer::restoreStepsTaken);
+            optimizer.assignOwners(model.parameters());
+            for (Parameter p : model.parameters()) {
+                if (optimizer.owns(p)) {
+                    AdamW.Moments mv = optimizer.moments(p);
+                    model.backend().upload(mv.m(), checkpoint.tensor("adam_m/" + p.name()).toDoubles());
+                    model.backend().upload(mv.v(), checkpoint.tensor("adam_v/" + p.name()).toDoubles());
+                }
+            }
         }
     }
 
@@ -41,17 +51,24 @@ public final class TrainingCheckpoints {
     /**
      * Captures the state after {@code stepsDone} optimizer steps. Tensors are stored in the model's precision;
      * {@code extraState} entries (e.g. stage results) are kept in the checkpoint's state beside the training state.
+     * With several ranks every rank calls this: the moment shards travel to every rank, so the checkpoint is whole and
+     * restores onto any number of ranks.
      */
-    public static Checkpoint capture(GptModel model, AdamW optimizer, long stepsDone, RunSpec spec,
-            Map<String, Double> extraState) {
+    public static Checkpoint capture(GptModel model, AdamW optimizer, Collective collective, long stepsDone,
+            RunSpec spec, Map<String, Double> extraState) {
         Backend backend = model.backend();
         boolean f64 = model.dtype() == DType.F64;
         List<NamedTensor> tensors = new ArrayList<>();
+        optimizer.assignOwners(model.parameters());
         for (Parameter p : model.parameters()) {
             long[] shape = longs(p.value().shape());
+            boolean mine = optimizer.owns(p);
+            AdamW.Moments mv = mine ? optimizer.moments(p) : null;
+            double[] m = collective.broadcast(mine ? backend.download(mv.m()) : null, optimizer.owner(p));
+            double[] v = collective.broadcast(mine ? backend.download(mv.v()) : null, optimizer.owner(p));
             tensors.add(floats("param/" + p.name(), shape, backend.download(p.value()), f64));
-            tensors.add(floats("adam_m/" + p.name(), shape, backend.download(p.m()), f64));
-            tensors.add(floats("adam_v/" + p.name(), shape, backend.download(p.v()), f64));
+            tensors.add(floats("adam_m/" + p.name(), shape, m, f64));
+            tensors.add(floats("adam_v/" + p.name(), shape, v, f64));
             if (p.isSparse()) {
                 tensors.add(NamedTensor.i32("row_kept/" + p.name(), shape, backend.rowKeptIndices(p.sparse())));
                 tensors.add(NamedTensor.u8("column_mask/" + p.name(),
@@ -77,7 +94,7 @@ public final class TrainingCheckpoints {
         return new Checkpoint(stepsDone, tensors, state);
     }
 
-    /** Rebuilds the model, its adapters and its moments; the optimizer's step counts come back through the result. */
+    /** Rebuilds the model and its adapters; the optimizer's state comes back through {@link Resumed#restoreOptimizer}. */
     public static Resumed restore(Backend backend, GptConfig config, Checkpoint checkpoint) {
         ObjectNode state = checkpoint.state();
         RunSpec spec = RunSpecCodec.parseResolved(state.get("spec").toString());
@@ -101,14 +118,10 @@ public final class TrainingCheckpoints {
         }
         GptModel model = GptModel.restore(backend, config, dtype, new ModelSnapshot(values, rowKept, columnMasks,
                 adapters, adapterRank, state.path("adapterScale").asDouble(0)));
-        for (Parameter p : model.parameters()) {
-            backend.upload(p.m(), checkpoint.tensor("adam_m/" + p.name()).toDoubles());
-            backend.upload(p.v(), checkpoint.tensor("adam_v/" + p.name()).toDoubles());
-        }
         Map<Parameter.Group, Long> adamSteps = new EnumMap<>(Parameter.Group.class);
         adamSteps.put(Parameter.Group.MAIN, state.get("adamSteps").asLong());
         adamSteps.put(Parameter.Group.ADAPTERS, state.path("adapterAdamSteps").asLong(0));
-        return new Resumed(model, state.get("stepsDone").asLong(), adamSteps, spec, state);
+        return new Resumed(model, state.get("stepsDone").asLong(), adamSteps, spec, state, checkpoint);
     }
 
     private static boolean hasTensor(Checkpoint checkpoint, String name) {

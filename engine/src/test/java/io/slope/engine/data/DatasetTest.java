@@ -64,6 +64,15 @@ class DatasetTest {
             assertEquals("to be\n\nor not", rebuilt.decode(train.read(0, (int) train.length())));
             assertEquals(0, reopened.validation().length());
         }
+        assertEquals(Tokenizers.describe(chars), Tokenizers.describe(Dataset.readTokenizer(dir.resolve("ds"))),
+                "the tokenizer alone, from the manifest and the first shard's header");
+    }
+
+    @Test
+    void gpt2TokenizerIsReadFromTheManifestAlone() throws IOException {
+        Dataset.prepare(corpus("some text"), Gpt2BpeTokenizer.instance(), 0.0, 10, dir.resolve("ds")).close();
+        Files.delete(dir.resolve("ds").resolve("train-00000.tok"));
+        assertEquals(Gpt2BpeTokenizer.instance(), Dataset.readTokenizer(dir.resolve("ds")));
     }
 
     @Test

@@ -3,6 +3,7 @@ package io.slope.engine.model;
 import io.slope.engine.rng.Philox;
 import io.slope.engine.sparse.NmPattern;
 import io.slope.spec.Mode;
+import java.util.Map;
 
 /** Small configurations and random token data for tests. */
 public final class TinyModels {
@@ -20,5 +21,21 @@ public final class TinyModels {
             w[i] = (int) Philox.uniformLong(seed, stream, i, vocab);
         }
         return w;
+    }
+
+    /**
+     * Weights that look trained rather than freshly initialised: the seeded GPT-2 initialisation plus N(0, std²) on
+     * every value, biases and LayerNorm parameters included, so that no parameter is zero, one or negligible and a
+     * misplaced tensor changes the output.
+     */
+    public static Map<String, double[]> trainedLookingWeights(GptConfig config, long seed, double std) {
+        Map<String, double[]> weights = GptModel.initialWeights(config, seed);
+        weights.forEach((name, w) -> {
+            long stream = Philox.stream("test/perturb/" + name);
+            for (int i = 0; i < w.length; i++) {
+                w[i] += std * Philox.normal(seed, stream, i);
+            }
+        });
+        return weights;
     }
 }

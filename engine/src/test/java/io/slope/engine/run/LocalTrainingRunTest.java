@@ -1,10 +1,13 @@
 package io.slope.engine.run;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.slope.engine.checkpoint.Checkpoint;
+import io.slope.engine.checkpoint.DurableFiles;
 import io.slope.engine.checkpoint.LocalCheckpointStore;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecCodec;
@@ -33,6 +36,21 @@ class LocalTrainingRunTest {
         assertEquals(STEPS, last.state().get("adamSteps").asLong());
         assertEquals(3, last.state().get("adapterAdamSteps").asLong(), "adapters count their own steps from 1");
         assertEquals(s.valLossSparse(), last.state().get("valLossSparse").asDouble());
+        assertTrue(Files.isRegularFile(Path.of(s.hfExport(), "model.safetensors")));
+        assertTrue(Files.isRegularFile(Path.of(s.slopeExport(), "manifest.json")));
+    }
+
+    @Test
+    void aRunStoppedBeforeItsExportsResumesIntoThemAndAFinishedOneIsRefused() throws Exception {
+        LocalTrainingRun.Summary first = run("slope", 0.75);
+        Path runDir = Path.of(first.runDir());
+        DurableFiles.deleteRecursively(Path.of(first.hfExport()));
+        LocalTrainingRun.Summary resumed = LocalTrainingRun.resume(runDir, ResumeProbe.QUIET);
+        assertEquals(first.valLossMerged(), resumed.valLossMerged());
+        assertTrue(Files.isRegularFile(Path.of(resumed.hfExport(), "model.safetensors")));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> LocalTrainingRun.resume(runDir, ResumeProbe.QUIET));
+        assertTrue(e.getMessage().contains("already finished"), e.getMessage());
     }
 
     @Test
@@ -41,6 +59,20 @@ class LocalTrainingRunTest {
         assertEquals(s.valLossAdapters(), s.valLossSparse());
         assertEquals(s.valLossAdapters(), s.valLossMerged());
         assertEquals(s.valLossAdapters(), s.valLossInferenceForm());
+    }
+
+    @Test
+    void aRunThatFailsBeforeItsFirstCheckpointLeavesNoFolderBehind() throws Exception {
+        Files.writeString(dir.resolve("corpus.txt"), "tiny corpus");
+        RunSpec spec = RunSpecCodec.parseResolved("""
+                {"name": "too-short", "model": {"layers": 1, "heads": 1, "dModel": 8, "seqLen": 64},
+                 "training": {"steps": 2, "batchSize": 1}, "data": {"corpus": ["corpus.txt"]}, "backend": "cpu"}
+                """);
+        Path out = dir.resolve("out");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> LocalTrainingRun.start(spec, dir, out, ResumeProbe.QUIET));
+        assertTrue(e.getMessage().startsWith("data"), e.getMessage());
+        assertFalse(Files.exists(out), "the failed run's folder is gone, so the same --out works next time");
     }
 
     private LocalTrainingRun.Summary run(String mode, double adapterStart) throws Exception {

@@ -1,0 +1,86 @@
+package io.slope.engine.run;
+
+import io.slope.engine.backend.Backend;
+import io.slope.engine.checkpoint.LoadedCheckpoint;
+import io.slope.engine.checkpoint.LocalCheckpointStore;
+import io.slope.engine.data.Dataset;
+import io.slope.engine.data.Tokenizer;
+import io.slope.engine.model.GptConfig;
+import io.slope.engine.model.GptModel;
+import io.slope.engine.train.TrainingCheckpoints;
+import io.slope.spec.RunSpec;
+import io.slope.spec.RunSpecCodec;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.Optional;
+
+/**
+ * A model restored from a checkpoint of a {@link LocalTrainingRun}, with the run's tokenizer (from its {@code
+ * dataset/}): what {@code slope sample} runs.
+ */
+public record TrainedModel(GptModel model, Tokenizer tokenizer, long step, Path checkpointDirectory)
+        implements AutoCloseable {
+    private static final String CHECKPOINTS_DIR = "checkpoints";
+
+    /**
+     * Loads from a run folder (its newest committed checkpoint that verifies) or from one checkpoint folder inside a
+     * run ({@code RUN/checkpoints/STEP}). Errors name the {@code --checkpoint} flag.
+     */
+    public static TrainedModel load(Path directory, Backend backend) throws IOException {
+        if (!Files.isDirectory(directory)) {
+            throw new IllegalArgumentException("--checkpoint: " + directory + " is not a folder");
+        }
+        Path runRoot;
+        LoadedCheckpoint loaded;
+        if (Files.isRegularFile(directory.resolve(LocalTrainingRun.SPEC_FILE))) {
+            runRoot = directory;
+            Optional<LoadedCheckpoint> latest = new LocalCheckpointStore(runRoot).loadLatest();
+            if (latest.isEmpty()) {
+                throw new IllegalArgumentException("--checkpoint: the run " + directory
+                        + " has no committed checkpoint yet");
+            }
+            loaded = latest.get();
+        } else {
+            runRoot = runOfCheckpoint(directory);
+            LocalCheckpointStore store = new LocalCheckpointStore(runRoot);
+            long step = Long.parseLong(directory.toAbsolutePath().normalize().getFileName().toString());
+            try {
+                loaded = store.load(step);
+            } catch (NoSuchFileException e) {
+                throw new IllegalArgumentException("--checkpoint: " + directory + " is not a committed checkpoint "
+                        + "(no COMMIT marker: it was cut short or is being deleted)");
+            }
+        }
+        Tokenizer tokenizer = Dataset.readTokenizer(runRoot.resolve(LocalTrainingRun.DATASET_DIR));
+        RunSpec spec = RunSpecCodec.parseResolved(loaded.checkpoint().state().get("spec").toString());
+        GptConfig config = GptConfig.of(spec, tokenizer.vocabSize());
+        GptModel model = TrainingCheckpoints.restore(backend, config, loaded.checkpoint()).model();
+        long step = loaded.checkpoint().step();
+        return new TrainedModel(model, tokenizer, step, new LocalCheckpointStore(runRoot).checkpointDirectory(step));
+    }
+
+    /** The run folder of {@code RUN/checkpoints/STEP}; refuses any other folder, saying what is expected. */
+    private static Path runOfCheckpoint(Path directory) {
+        Path absolute = directory.toAbsolutePath().normalize();
+        Path parent = absolute.getParent();
+        Path runRoot = parent == null ? null : parent.getParent();
+        boolean inCheckpoints = parent != null && parent.getFileName() != null
+                && parent.getFileName().toString().equals(CHECKPOINTS_DIR);
+        // Only the store's own names (zero-padded steps), so the folder given is the checkpoint loaded.
+        boolean stepName = absolute.getFileName().toString().matches("[0-9]{10,18}");
+        if (runRoot == null || !inCheckpoints || !stepName
+                || !Files.isRegularFile(runRoot.resolve(LocalTrainingRun.SPEC_FILE))) {
+            throw new IllegalArgumentException("--checkpoint: " + directory + " is neither a run folder (holding "
+                    + LocalTrainingRun.SPEC_FILE + ") nor a checkpoint folder inside one (RUN/" + CHECKPOINTS_DIR
+                    + "/STEP)");
+        }
+        return runRoot;
+    }
+
+    @Override
+    public void close() {
+        model.close();
+    }
+}
