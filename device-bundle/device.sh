@@ -55,19 +55,38 @@ for phase in "${phases[@]}"; do
                 | tee "$work/train200.json" || status=1
             ;;
         bench)
+            # Per-GEMM timings, a profiled GPT-2-small step, then whole steps: protocol (b) for small and medium, (a)
+            # for small (64 micro-batches of 8×1024). One JVM per large model so each starts on an empty card.
             {
                 "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.GemmBench 8192 2304x768 768x768 3072x768 768x3072 \
                     4096x1024 1024x4096 4800x1600 1600x1600 6400x1600 1600x6400 2560x2560 10240x2560 2560x10240
-                SLOPE_CUDA_PROFILE=1 "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 12 12 768 1024 50304 8 3 \
+                SLOPE_CUDA_PROFILE=1 "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 12 12 768 1024 50304 8 1 3 \
                     DENSE SLOPE:1
-                "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 12 12 768 1024 50304 8 5 DENSE SLOPE:1 SLOPE:100
+                "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 12 12 768 1024 50304 8 1 5 DENSE SLOPE:1 \
+                    SLOPE:100
+                "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 12 12 768 1024 50304 8 64 2 DENSE SLOPE:1 \
+                    SLOPE:100
+                for mode in DENSE SLOPE:1 SLOPE:100; do
+                    "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 24 16 1024 1024 50304 8 1 5 "$mode"
+                done
             } >"$out/bench.log" 2>&1 || status=1
             [[ -f "$here/train_gpt2.py" ]] && timeout 240 python3 "$here/train_gpt2.py" 12 12 768 1024 8 1 10 \
                 >>"$out/bench.log" 2>&1
             cat "$out/bench.log"
             ;;
+        benchxl)
+            # GPT-2 XL (1558M): ours in each mode, then PyTorch, protocol (b).
+            {
+                for mode in DENSE SLOPE:1 SLOPE:100; do
+                    "$java" --enable-native-access=ALL-UNNAMED -Xmx80g -cp "$cp" io.slope.cuda.StepBench 48 25 1600 \
+                        1024 50304 8 1 4 "$mode"
+                done
+                timeout 300 python3 "$here/train_gpt2.py" 48 25 1600 1024 8 1 8
+            } >"$out/benchxl.log" 2>&1 || status=1
+            cat "$out/benchxl.log"
+            ;;
         *)
-            echo "unknown phase $phase (parity, train200, bench)" >&2
+            echo "unknown phase $phase (parity, train200, bench, benchxl)" >&2
             status=2
             ;;
     esac

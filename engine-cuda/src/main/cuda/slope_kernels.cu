@@ -728,13 +728,37 @@ __device__ __forceinline__ void mma16816(float* c, const uint32_t* a, uint32_t b
 }
 
 // Stages rows [row0, row0 + 64) of one 64-wide column slice of a row-major tensor (row stride `stride`) into shared
-// memory as bf16, row-major (tile[r][d]) or transposed (tile[d][r]); rows at or past `rows` become zeros.
+// memory as bf16, row-major (tile[r][d]) or transposed (tile[d][r]); rows at or past `rows` become zeros. Each thread
+// moves 8 consecutive elements: one 16-byte load for bf16 storage, two for fp32.
 __device__ __forceinline__ void stageTile(__nv_bfloat16* tile, const void* src, int dt, size_t base, int stride,
                                           int row0, int rows, bool transpose) {
-    for (int i = threadIdx.x; i < TC_ROWS * TC_HS; i += blockDim.x) {
-        int r = i / TC_HS, d = i % TC_HS;
-        float v = row0 + r < rows ? ld(src, base + (size_t)(row0 + r) * stride + d, dt) : 0.0f;
-        tile[transpose ? d * TC_PAD + r : r * TC_PAD + d] = __float2bfloat16_rn(v);
+    for (int i = threadIdx.x; i < TC_ROWS * TC_HS / 8; i += blockDim.x) {
+        int r = i >> 3, c8 = (i & 7) * 8;
+        uint4 raw = make_uint4(0, 0, 0, 0);
+        __nv_bfloat16* v = reinterpret_cast<__nv_bfloat16*>(&raw);
+        if (row0 + r < rows) {
+            size_t off = base + (size_t)(row0 + r) * stride + c8;
+            if (dt == DT_BF16 && (off & 7) == 0) {
+                raw = *reinterpret_cast<const uint4*>(reinterpret_cast<const __nv_bfloat16*>(src) + off);
+            } else if (dt == DT_F32 && (off & 3) == 0) {
+                float4 a = *reinterpret_cast<const float4*>(reinterpret_cast<const float*>(src) + off);
+                float4 b = *reinterpret_cast<const float4*>(reinterpret_cast<const float*>(src) + off + 4);
+                uint32_t* w = reinterpret_cast<uint32_t*>(&raw);
+                w[0] = packBf16(a.x, a.y);
+                w[1] = packBf16(a.z, a.w);
+                w[2] = packBf16(b.x, b.y);
+                w[3] = packBf16(b.z, b.w);
+            } else {
+#pragma unroll
+                for (int j = 0; j < 8; j++) v[j] = __float2bfloat16_rn(ld(src, off + j, dt));
+            }
+        }
+        if (!transpose) {
+            *reinterpret_cast<uint4*>(tile + r * TC_PAD + c8) = raw;
+        } else {
+#pragma unroll
+            for (int j = 0; j < 8; j++) tile[(c8 + j) * TC_PAD + r] = v[j];
+        }
     }
 }
 

@@ -106,6 +106,12 @@ public final class CudaBackend implements Backend {
 
     // ---- memory -------------------------------------------------------------------------------------------------
 
+    /** bf16 activations in the bf16 mode (fp32 master weights stay fp32); the parameters' type in fp32 debug. */
+    @Override
+    public DType activationType(DType parameterType) {
+        return precision == Precision.BF16 ? DType.BF16 : parameterType;
+    }
+
     @Override
     public Tensor zeros(DType dtype, int... shape) {
         long bytes = CudaTensor.count(shape) * CudaTensor.elementBytes(dtype);

@@ -15,11 +15,13 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Times whole training steps of a GPT-2-shaped model on the CUDA backend (protocol (b) of bench/NOTES.md: one
- * micro-batch per optimizer step) and prints one JSON line per configuration; with SLOPE_CUDA_PROFILE=1 also the time
- * per operation (each synchronised, so the total is slower than the unprofiled step).
+ * Times whole training steps of a GPT-2-shaped model on the CUDA backend (bench/NOTES.md: {@code accum} micro-batches
+ * of {@code batch} sequences per optimizer step, 1 for protocol (b), 64 for (a)) and prints one JSON line per
+ * configuration; with SLOPE_CUDA_PROFILE=1 also the time per operation (each synchronised, so the total is slower than
+ * the unprofiled step). Initial weights are N(0, 0.02) from Philox, drawn in parallel (the values do not matter for
+ * timing, only that they are random and nonzero).
  *
- * <p>{@code StepBench layers heads dModel seqLen vocab batch steps mode[:refresh] ...}
+ * <p>{@code StepBench layers heads dModel seqLen vocab batch accum steps mode[:refresh] ...}
  */
 public final class StepBench {
     private static final RunSpec.Optimizer ADAMW = new RunSpec.Optimizer(3e-4, 0.9, 0.95, 1e-8, 0.1, 1.0, 0, 0.0);
@@ -33,22 +35,35 @@ public final class StepBench {
         int seqLen = Integer.parseInt(args[3]);
         int vocab = Integer.parseInt(args[4]);
         int batch = Integer.parseInt(args[5]);
-        int steps = Integer.parseInt(args[6]);
+        int accum = Integer.parseInt(args[6]);
+        int steps = Integer.parseInt(args[7]);
         try (CudaBackend backend = new CudaBackend(0, CudaBackend.Precision.BF16)) {
-            for (int i = 7; i < args.length; i++) {
+            for (int i = 8; i < args.length; i++) {
                 String[] modeRefresh = args[i].split(":");
                 Mode mode = Mode.valueOf(modeRefresh[0]);
                 int refresh = modeRefresh.length > 1 ? Integer.parseInt(modeRefresh[1]) : 1;
                 GptConfig config = new GptConfig(layers, heads, dModel, seqLen, vocab, mode, NmPattern.twoFour(),
                         true);
-                run(backend, config, batch, steps, refresh);
+                run(backend, config, batch, accum, steps, refresh);
             }
         }
     }
 
-    private static void run(CudaBackend backend, GptConfig config, int B, int steps, int refresh) {
+    private static Map<String, double[]> randomWeights(GptConfig config) {
+        Map<String, double[]> weights = new java.util.LinkedHashMap<>();
+        GptModel.parameterShapes(config).forEach((name, shape) -> {
+            long stream = Philox.stream("bench/" + name);
+            int n = java.util.Arrays.stream(shape).reduce(1, (a, b) -> a * b);
+            weights.put(name, java.util.stream.IntStream.range(0, n).parallel()
+                    .mapToDouble(i -> name.contains("ln_") && name.endsWith(".weight") ? 1.0
+                            : 0.02 * Philox.normal(1, stream, i)).toArray());
+        });
+        return weights;
+    }
+
+    private static void run(CudaBackend backend, GptConfig config, int B, int accum, int steps, int refresh) {
         long[] memBefore = backend.memoryInfo();
-        Map<String, double[]> init = GptModel.initialWeights(config, 1);
+        Map<String, double[]> init = randomWeights(config);
         try (GptModel model = GptModel.fromDenseWeights(backend, config, DType.F32, init)) {
             AdamW adamw = new AdamW(backend, ADAMW);
             List<Parameter> params = model.parameters();
@@ -70,7 +85,9 @@ public final class StepBench {
                 for (Parameter p : params) {
                     backend.zero(p.grad());
                 }
-                model.forwardBackward(in, out, B, 1.0 / (B * T));
+                for (int micro = 0; micro < accum; micro++) {
+                    model.forwardBackward(in, out, B, 1.0 / ((double) B * T * accum));
+                }
                 adamw.step(params, 3e-4);
                 boolean refreshNow = (s + 1) % refresh == 0;
                 for (Parameter p : params) {
@@ -86,10 +103,15 @@ public final class StepBench {
             seconds.sort(null);
             double median = seconds.get(seconds.size() / 2);
             long used = memBefore[0] - backend.memoryInfo()[0];
-            System.out.printf("{\"layers\": %d, \"dModel\": %d, \"seqLen\": %d, \"batch\": %d, \"mode\": \"%s\", "
-                    + "\"columnMaskRefresh\": %d, \"stepSecondsMedian\": %.4f, \"tokensPerSecond\": %.0f, "
-                    + "\"deviceBytesUsed\": %d, \"loss\": %.4f, \"profiled\": %b}%n", config.layers(),
-                    config.dModel(), T, B, config.mode(), refresh, median, B * T / median, used, loss,
+            long denseParams = GptModel.parameterShapes(config).values().stream()
+                    .mapToLong(sh -> java.util.Arrays.stream(sh).asLongStream().reduce(1, (a, b) -> a * b)).sum();
+            double tokensPerSecond = (double) B * T * accum / median;
+            double flopPerToken = 6.0 * denseParams + 12.0 * config.layers() * T * config.dModel();
+            System.out.printf("{\"layers\": %d, \"dModel\": %d, \"seqLen\": %d, \"batch\": %d, \"gradAccum\": %d, "
+                    + "\"mode\": \"%s\", \"columnMaskRefresh\": %d, \"stepSecondsMedian\": %.4f, "
+                    + "\"tokensPerSecond\": %.0f, \"mfu\": %.4f, \"deviceBytesUsed\": %d, \"loss\": %.4f, "
+                    + "\"profiled\": %b}%n", config.layers(), config.dModel(), T, B, accum, config.mode(), refresh,
+                    median, tokensPerSecond, tokensPerSecond * flopPerToken / 989e12, used, loss,
                     !backend.profile().isEmpty());
             printProfile(backend, steps);
         }
