@@ -74,6 +74,16 @@ for phase in "${phases[@]}"; do
                 >>"$out/bench.log" 2>&1
             cat "$out/bench.log"
             ;;
+        benchsmall)
+            # GPT-2 small whole steps only, protocols (b) and (a).
+            {
+                "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 12 12 768 1024 50304 8 1 5 DENSE SLOPE:1 \
+                    SLOPE:100
+                "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 12 12 768 1024 50304 8 64 2 DENSE SLOPE:1 \
+                    SLOPE:100
+            } >"$out/benchsmall.log" 2>&1 || status=1
+            cat "$out/benchsmall.log"
+            ;;
         benchxl)
             # GPT-2 XL (1558M): ours in each mode, then PyTorch, protocol (b).
             {
@@ -86,7 +96,7 @@ for phase in "${phases[@]}"; do
             cat "$out/benchxl.log"
             ;;
         *)
-            echo "unknown phase $phase (parity, train200, bench, benchxl)" >&2
+            echo "unknown phase $phase (parity, train200, bench, benchsmall, benchxl)" >&2
             status=2
             ;;
     esac

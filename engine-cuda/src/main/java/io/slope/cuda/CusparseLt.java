@@ -146,10 +146,15 @@ final class CusparseLt implements AutoCloseable {
             this.algorithmId = id.get(JAVA_INT, 0);
         }
 
-        /** D = A·B on the stream (beta 0: D is overwritten). */
+        /** D = A·B on the stream (D overwritten). */
         void multiply(Operand a, long b, long d) {
+            multiply(a, b, d, 0f);
+        }
+
+        /** D = A·B + beta·D on the stream: C and D are the same buffer (in place, as cuBLASLt allows too). */
+        void multiply(Operand a, long b, long d, float betaValue) {
             alpha.set(JAVA_FLOAT, 0, 1f);
-            beta.set(JAVA_FLOAT, 0, 0f);
+            beta.set(JAVA_FLOAT, 0, betaValue);
             check("cusparseLtMatmul", call(matmul, handle, plan, alpha, MemorySegment.ofAddress(
                     a.compressed.address()), MemorySegment.ofAddress(b), beta, MemorySegment.ofAddress(d),
                     MemorySegment.ofAddress(d), MemorySegment.ofAddress(workspace.address()), streams, 1));
