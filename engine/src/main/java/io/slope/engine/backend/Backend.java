@@ -18,6 +18,14 @@ public interface Backend extends AutoCloseable {
 
     // ---- memory -------------------------------------------------------------------------------------------------
 
+    /**
+     * The storage type of activations (and their gradients) in a model whose parameters are {@code parameterType}: the
+     * parameter type on the CPU; bf16 on a GPU in its bf16 mode (fp32 master weights, bf16 activations, SLOPE.md §0).
+     */
+    default DType activationType(DType parameterType) {
+        return parameterType;
+    }
+
     Tensor zeros(DType dtype, int... shape);
 
     /** Host → backend; values are rounded to the tensor's storage precision. */

@@ -373,41 +373,44 @@ public final class GptModel implements AutoCloseable {
             this.B = B;
             int rows = B * config.seqLen();
             int C = config.dModel();
+            // Activations at the backend's activation type (bf16 on a GPU); row statistics and losses at the
+            // parameters' precision.
+            DType act = backend.activationType(dtype);
             tokens = backend.zeros(DType.I32, rows);
             targets = backend.zeros(DType.I32, rows);
-            encoded = backend.zeros(dtype, rows, C);
+            encoded = backend.zeros(act, rows, C);
             for (int l = 0; l < config.layers(); l++) {
-                ln1[l] = backend.zeros(dtype, rows, C);
+                ln1[l] = backend.zeros(act, rows, C);
                 ln1Mean[l] = backend.zeros(dtype, rows);
                 ln1Rstd[l] = backend.zeros(dtype, rows);
-                qkv[l] = backend.zeros(dtype, rows, 3 * C);
-                atty[l] = backend.zeros(dtype, rows, C);
+                qkv[l] = backend.zeros(act, rows, 3 * C);
+                atty[l] = backend.zeros(act, rows, C);
                 attState[l] = backend.attentionState(B, config.seqLen(), config.heads());
-                attProj[l] = backend.zeros(dtype, rows, C);
-                residual2[l] = backend.zeros(dtype, rows, C);
-                ln2[l] = backend.zeros(dtype, rows, C);
+                attProj[l] = backend.zeros(act, rows, C);
+                residual2[l] = backend.zeros(act, rows, C);
+                ln2[l] = backend.zeros(act, rows, C);
                 ln2Mean[l] = backend.zeros(dtype, rows);
                 ln2Rstd[l] = backend.zeros(dtype, rows);
-                fch[l] = backend.zeros(dtype, rows, 4 * C);
-                fchGelu[l] = backend.zeros(dtype, rows, 4 * C);
-                fcProj[l] = backend.zeros(dtype, rows, C);
-                residual3[l] = backend.zeros(dtype, rows, C);
+                fch[l] = backend.zeros(act, rows, 4 * C);
+                fchGelu[l] = backend.zeros(act, rows, 4 * C);
+                fcProj[l] = backend.zeros(act, rows, C);
+                residual3[l] = backend.zeros(act, rows, C);
             }
-            lnf = backend.zeros(dtype, rows, C);
+            lnf = backend.zeros(act, rows, C);
             lnfMean = backend.zeros(dtype, rows);
             lnfRstd = backend.zeros(dtype, rows);
-            logits = backend.zeros(dtype, rows, config.vocab());
+            logits = backend.zeros(act, rows, config.vocab());
             losses = backend.zeros(dtype, rows);
-            dResidual = backend.zeros(dtype, rows, C);
-            dLn = backend.zeros(dtype, rows, C);
-            dQkv = backend.zeros(dtype, rows, 3 * C);
-            dAtty = backend.zeros(dtype, rows, C);
-            dFch = backend.zeros(dtype, rows, 4 * C);
-            dFchGelu = backend.zeros(dtype, rows, 4 * C);
+            dResidual = backend.zeros(act, rows, C);
+            dLn = backend.zeros(act, rows, C);
+            dQkv = backend.zeros(act, rows, 3 * C);
+            dAtty = backend.zeros(act, rows, C);
+            dFch = backend.zeros(act, rows, 4 * C);
+            dFchGelu = backend.zeros(act, rows, 4 * C);
             for (String layer : adapters.keySet()) {
-                xa.put(layer, backend.zeros(dtype, rows, adapterRank));
+                xa.put(layer, backend.zeros(act, rows, adapterRank));
             }
-            dXa = adapters.isEmpty() ? null : backend.zeros(dtype, rows, adapterRank);
+            dXa = adapters.isEmpty() ? null : backend.zeros(act, rows, adapterRank);
         }
     }
 

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Packs the device bundle: a jlink runtime (the GPU machines have no Java), the jars and the GPU test runner, as one
+# tar.xz that the device tool can carry (java.xml and jdk.zipfs serve the JUnit console launcher: XML reports, scanning the test jar). Fails if the bundle reaches 48 MiB (the device tool moves at most 64 MiB and
+# the data for a run travels with it) or if the engine-cuda jar carries no kernels.
+set -euo pipefail
+jars="$1"
+out="$2"
+limit=$((48 * 1024 * 1024))
+work="$(dirname "$out")/slope-device"
+rm -rf "$work" "$out"
+mkdir -p "$work/lib"
+
+if ! unzip -l "$jars"/slope-engine-cuda-*[0-9T].jar 2>/dev/null | grep -q 'slope_kernels.fatbin'; then
+    echo "device bundle: the engine-cuda jar has no kernels (built without nvcc); install nvcc (./slope tools) and rebuild" >&2
+    exit 1
+fi
+jlink --add-modules java.base,java.logging,jdk.unsupported,java.xml,jdk.zipfs --compress=zip-9 --strip-debug --no-header-files \
+    --no-man-pages --output "$work/runtime"
+for j in "$jars"/*.jar; do
+    case "$(basename "$j")" in
+        jcuda-natives-*)
+            # Only the driver binding: the runtime, NVRTC and PTX-compiler bindings link CUDA 12 libraries the
+            # machines do not have, and the PTX compiler alone is 24 MB.
+            tmp="$(mktemp -d)"
+            (cd "$tmp" && unzip -q "$j" 'lib/libJCudaDriver-*' 'META-INF/MANIFEST.MF' && zip -q -r -X \
+                "$work/lib/$(basename "$j")" lib META-INF)
+            rm -rf "$tmp"
+            ;;
+        *) cp "$j" "$work/lib/" ;;
+    esac
+done
+tar -C "$(dirname "$work")" -cf - slope-device | xz -6 -T2 >"$out.tmp"
+mv "$out.tmp" "$out"
+size=$(stat -c %s "$out")
+echo "device bundle: $out, $((size / 1024 / 1024)) MiB ($size bytes; limit 48 MiB)" >&2
+if ((size >= limit)); then
+    echo "device bundle: $size bytes is over the 48 MiB limit" >&2
+    exit 1
+fi

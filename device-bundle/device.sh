@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine (no Java there): unpacks the device bundle and runs one phase, writing logs, JUnit XML and a
+# summary JSON under $OUT. Phases: parity (the GPU tests against the CPU reference), train200 (200 char-level steps on
+# the CPU and the GPU, compared), bench (per-GEMM and whole-step timings). Usage: device.sh PHASE...
+set -uo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+phases=("${@:-parity}")
+commit="$(cat "$here/COMMIT" 2>/dev/null || echo unknown)"
+out="${OUT:-$here/out}"
+mkdir -p "$out"
+work=/tmp/slope-device-run
+rm -rf "$work" && mkdir -p "$work"
+tar -C "$work" -xJf "$here/slope-device.tar.xz" || exit 1
+root="$work/slope-device"
+java="$root/runtime/bin/java"
+cp="$(ls "$root"/lib/*.jar | grep -v junit-platform-console-standalone | paste -sd:)"
+launcher="$(ls "$root"/lib/junit-platform-console-standalone-*.jar)"
+export SLOPE_CUDA_LIBS="${SLOPE_CUDA_LIBS:-/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cusparselt/lib:/usr/local/cuda/lib64}"
+jvm=(--enable-native-access=ALL-UNNAMED -Xmx16g)
+
+# Facts for the summary live in $work; what comes back ($OUT, at most 8 files) is logs, JUnit XML and summary.json.
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,temperature.gpu --format=csv,noheader \
+    | tee "$work/nvidia-smi.txt"
+"$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.DeviceReport "$commit" >"$work/device.json" || exit 1
+cat "$work/device.json"
+
+status=0
+for phase in "${phases[@]}"; do
+    case "$phase" in
+        parity)
+            timeout 400 "$java" "${jvm[@]}" -jar "$launcher" execute --class-path "$cp" --select-package io.slope.cuda \
+                --reports-dir "$out/junit" --details=tree --disable-banner --disable-ansi-colors >"$out/parity.log" 2>&1
+            rc=$?
+            rm -f "$out/junit/TEST-junit-vintage.xml" "$out/junit/TEST-junit-platform-suite.xml"
+            grep -h '^parity \|^masks \|^in-place\|^cuSPARSELt opaque\|^attention T=\|^model step' "$out/parity.log" \
+                >"$out/parity-summary.txt"
+            grep -v '^parity ' "$out/parity-summary.txt"
+            grep -n -A12 '✘' "$out/parity.log" | grep -v '^[0-9]*-\s*at org.junit\|java.base/' | head -80
+            tail -n 14 "$out/parity.log"
+            echo "parity exit code $rc"
+            ((rc == 0)) || status=1
+            ;;
+        train200)
+            # The same 200-step char-level run on the CPU reference (14 threads) and on the GPU, side by side.
+            runs="$work/runs" && mkdir -p "$runs" && cp "$here/tinyshakespeare.txt" "$here/char200.json" "$runs/"
+            sed 's/"backend": "cpu"/"backend": "cuda"/' "$runs/char200.json" >"$runs/char200-cuda.json"
+            (cd "$runs" && timeout 500 "$java" "${jvm[@]}" -cp "$cp" io.slope.cli.SlopeCli train --spec char200.json \
+                --out "$runs/cpu" --log-every 1 --threads 14 >"$out/train200-cpu.log" 2>&1) &
+            cpuPid=$!
+            (cd "$runs" && timeout 500 "$java" "${jvm[@]}" -cp "$cp" io.slope.cli.SlopeCli train \
+                --spec char200-cuda.json --out "$runs/cuda" --log-every 1 >"$out/train200-cuda.log" 2>&1)
+            wait $cpuPid
+            tail -n 3 "$out/train200-cpu.log" "$out/train200-cuda.log"
+            python3 "$here/compare_runs.py" "$out/train200-cpu.log" "$out/train200-cuda.log" \
+                | tee "$work/train200.json" || status=1
+            ;;
+        bench)
+            # Per-GEMM timings, a profiled GPT-2-small step, then whole steps: protocol (b) for small and medium, (a)
+            # for small (64 micro-batches of 8×1024). One JVM per large model so each starts on an empty card.
+            {
+                "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.GemmBench 8192 2304x768 768x768 3072x768 768x3072 \
+                    4096x1024 1024x4096 4800x1600 1600x1600 6400x1600 1600x6400 2560x2560 10240x2560 2560x10240
+                SLOPE_CUDA_PROFILE=1 "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 12 12 768 1024 50304 8 1 3 \
+                    DENSE SLOPE:1
+                "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 12 12 768 1024 50304 8 1 5 DENSE SLOPE:1 \
+                    SLOPE:100
+                "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 12 12 768 1024 50304 8 64 2 DENSE SLOPE:1 \
+                    SLOPE:100
+                for mode in DENSE SLOPE:1 SLOPE:100; do
+                    "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 24 16 1024 1024 50304 8 1 5 "$mode"
+                done
+            } >"$out/bench.log" 2>&1 || status=1
+            [[ -f "$here/train_gpt2.py" ]] && timeout 240 python3 "$here/train_gpt2.py" 12 12 768 1024 8 1 10 \
+                >>"$out/bench.log" 2>&1
+            cat "$out/bench.log"
+            ;;
+        benchsmall)
+            # GPT-2 small whole steps only, protocols (b) and (a).
+            {
+                "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 12 12 768 1024 50304 8 1 5 DENSE SLOPE:1 \
+                    SLOPE:100
+                "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 12 12 768 1024 50304 8 64 2 DENSE SLOPE:1 \
+                    SLOPE:100
+            } >"$out/benchsmall.log" 2>&1 || status=1
+            cat "$out/benchsmall.log"
+            ;;
+        benchxl)
+            # GPT-2 XL (1558M): ours in each mode, then PyTorch, protocol (b).
+            {
+                for mode in DENSE SLOPE:1 SLOPE:100; do
+                    "$java" --enable-native-access=ALL-UNNAMED -Xmx80g -cp "$cp" io.slope.cuda.StepBench 48 25 1600 \
+                        1024 50304 8 1 4 "$mode"
+                done
+                timeout 300 python3 "$here/train_gpt2.py" 48 25 1600 1024 8 1 8
+            } >"$out/benchxl.log" 2>&1 || status=1
+            cat "$out/benchxl.log"
+            ;;
+        *)
+            echo "unknown phase $phase (parity, train200, bench, benchsmall, benchxl)" >&2
+            status=2
+            ;;
+    esac
+done
+cp -r "$out/junit" "$work/" 2>/dev/null
+python3 "$here/summarize.py" "$work" | tee "$out/summary.json"
+exit $status

@@ -1,0 +1,231 @@
+package io.slope.cuda;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.invoke.MethodHandle;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * cuBLASLt through java.lang.foreign: dense GEMMs in row-major vocabulary, one heuristic query per shape (cached), every
+ * status checked. A row-major product D[M×N] = α·op(A)·op(B) + β·D is issued as the column-major Dᵀ = op(B)ᵀ·op(A)ᵀ.
+ */
+final class CublasLt implements AutoCloseable {
+    static final int CUDA_R_32F = 0;
+    static final int CUDA_R_16BF = 14;
+    static final int CUBLAS_COMPUTE_32F = 68;
+    private static final int OP_N = 0;
+    private static final int OP_T = 1;
+    private static final int DESC_TRANSA = 3;
+    private static final int DESC_TRANSB = 4;
+    private static final int PREF_MAX_WORKSPACE_BYTES = 1;
+    /** cublasLtMatmulHeuristicResult_t: algo (64 bytes), workspaceSize, state, wavesCount, reserved[4]. */
+    private static final long HEURISTIC_RESULT_BYTES = 96;
+    private static final long ALGO_BYTES = 64;
+
+    private final Arena arena = Arena.ofShared();
+    private final MethodHandle create;
+    private final MethodHandle destroy;
+    private final MethodHandle getVersion;
+    private final MethodHandle descCreate;
+    private final MethodHandle descSetAttribute;
+    private final MethodHandle layoutCreate;
+    private final MethodHandle preferenceCreate;
+    private final MethodHandle preferenceSetAttribute;
+    private final MethodHandle heuristic;
+    private final MethodHandle matmul;
+    private final MemorySegment handle;
+    private final MemorySegment preference;
+    private final MemorySegment alpha;
+    private final MemorySegment beta;
+    private final long workspace;
+    private final long workspaceBytes;
+    private final Map<Shape, Plan> plans = new HashMap<>();
+    private final CudaDevice device;
+    /** Heuristic candidates timed per shape: the dense side searched like the sparse one (issue 5). */
+    private static final int CANDIDATES = 8;
+
+    /** Everything that decides a GEMM's plan. Types are cudaDataType codes. */
+    record Shape(boolean transA, boolean transB, int m, int n, int k, int typeAB, int typeCD) {}
+
+    private record Plan(MemorySegment desc, MemorySegment layoutA, MemorySegment layoutB, MemorySegment layoutD,
+            MemorySegment algo) {}
+
+    CublasLt(CudaDevice device, long workspace, long workspaceBytes) {
+        this.device = device;
+        SymbolLookup lib = NativeLibraries.load("cuBLASLt", List.of("libcublasLt.so.13", "libcublasLt.so.12",
+                "libcublasLt.so"), arena);
+        Linker linker = Linker.nativeLinker();
+        create = bind(linker, lib, "cublasLtCreate", ADDRESS);
+        destroy = bind(linker, lib, "cublasLtDestroy", ADDRESS);
+        getVersion = linker.downcallHandle(lib.find("cublasLtGetVersion").orElseThrow(),
+                FunctionDescriptor.of(JAVA_LONG));
+        descCreate = bind(linker, lib, "cublasLtMatmulDescCreate", ADDRESS, JAVA_INT, JAVA_INT);
+        descSetAttribute = bind(linker, lib, "cublasLtMatmulDescSetAttribute", ADDRESS, JAVA_INT, ADDRESS, JAVA_LONG);
+        layoutCreate = bind(linker, lib, "cublasLtMatrixLayoutCreate", ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG,
+                JAVA_LONG);
+        preferenceCreate = bind(linker, lib, "cublasLtMatmulPreferenceCreate", ADDRESS);
+        preferenceSetAttribute = bind(linker, lib, "cublasLtMatmulPreferenceSetAttribute", ADDRESS, JAVA_INT,
+                ADDRESS, JAVA_LONG);
+        heuristic = bind(linker, lib, "cublasLtMatmulAlgoGetHeuristic", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS);
+        matmul = bind(linker, lib, "cublasLtMatmul", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS);
+        this.workspace = workspace;
+        this.workspaceBytes = workspaceBytes;
+        MemorySegment out = arena.allocate(ADDRESS);
+        check("cublasLtCreate", call(create, out));
+        handle = out.get(ADDRESS, 0);
+        check("cublasLtMatmulPreferenceCreate", call(preferenceCreate, out));
+        preference = out.get(ADDRESS, 0);
+        MemorySegment ws = arena.allocate(JAVA_LONG);
+        ws.set(JAVA_LONG, 0, workspaceBytes);
+        check("cublasLtMatmulPreferenceSetAttribute", call(preferenceSetAttribute, preference,
+                PREF_MAX_WORKSPACE_BYTES, ws, 8L));
+        alpha = arena.allocate(JAVA_FLOAT);
+        beta = arena.allocate(JAVA_FLOAT);
+    }
+
+    long version() {
+        try {
+            return (long) getVersion.invokeExact();
+        } catch (Throwable t) {
+            throw new IllegalStateException("cublasLtGetVersion failed", t);
+        }
+    }
+
+    /**
+     * Row-major D[M×N] = alpha·op(A)·op(B) + beta·D with op(A) M×K and op(B) K×N; A is stored M×K (K×M when
+     * transA), B is K×N (N×K when transB), all densely packed. Queued on {@code stream}.
+     */
+    void gemm(long d, long a, boolean transA, long b, boolean transB, int M, int N, int K, float alphaValue,
+            float betaValue, int typeAB, int typeCD, long stream) {
+        Plan plan = plans.computeIfAbsent(new Shape(transA, transB, M, N, K, typeAB, typeCD), this::plan);
+        alpha.set(JAVA_FLOAT, 0, alphaValue);
+        beta.set(JAVA_FLOAT, 0, betaValue);
+        MemorySegment dPtr = MemorySegment.ofAddress(d);
+        // Column-major operands: first = op(B)ᵀ (N×K), second = op(A)ᵀ (K×M).
+        check("cublasLtMatmul", call(matmul, handle, plan.desc, alpha, MemorySegment.ofAddress(b), plan.layoutB,
+                MemorySegment.ofAddress(a), plan.layoutA, beta, dPtr, plan.layoutD, dPtr, plan.layoutD, plan.algo,
+                MemorySegment.ofAddress(workspace), workspaceBytes, MemorySegment.ofAddress(stream)));
+    }
+
+    /** The shape's plan: every heuristic candidate timed on scratch operands (never live data: beta may be 1). */
+    private Plan plan(Shape s) {
+        MemorySegment out = arena.allocate(ADDRESS);
+        check("cublasLtMatmulDescCreate", call(descCreate, out, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+        MemorySegment desc = out.get(ADDRESS, 0);
+        MemorySegment op = arena.allocate(JAVA_INT);
+        // The column-major "A" is the row-major B side and vice versa.
+        op.set(JAVA_INT, 0, s.transB() ? OP_T : OP_N);
+        check("cublasLtMatmulDescSetAttribute(TRANSA)", call(descSetAttribute, desc, DESC_TRANSA, op, 4L));
+        MemorySegment op2 = arena.allocate(JAVA_INT);
+        op2.set(JAVA_INT, 0, s.transA() ? OP_T : OP_N);
+        check("cublasLtMatmulDescSetAttribute(TRANSB)", call(descSetAttribute, desc, DESC_TRANSB, op2, 4L));
+        int M = s.m(), N = s.n(), K = s.k();
+        // Row-major B stored K×N is column-major N×K (ld N); stored N×K (transB) is column-major K×N (ld K).
+        MemorySegment layoutB = layout(s.typeAB(), s.transB() ? K : N, s.transB() ? N : K, s.transB() ? K : N);
+        // Row-major A stored M×K is column-major K×M (ld K); stored K×M (transA) is column-major M×K (ld M).
+        MemorySegment layoutA = layout(s.typeAB(), s.transA() ? M : K, s.transA() ? K : M, s.transA() ? M : K);
+        MemorySegment layoutD = layout(s.typeCD(), N, M, N);
+        MemorySegment results = arena.allocate(HEURISTIC_RESULT_BYTES * CANDIDATES, 16);
+        MemorySegment count = arena.allocate(JAVA_INT);
+        check("cublasLtMatmulAlgoGetHeuristic " + s, call(heuristic, handle, desc, layoutB, layoutA, layoutD,
+                layoutD, preference, CANDIDATES, results, count));
+        int found = count.get(JAVA_INT, 0);
+        if (found < 1) {
+            throw new IllegalStateException("cuBLASLt has no algorithm for " + s);
+        }
+        int best = 0;
+        if (found > 1) {
+            best = fastest(s, desc, layoutA, layoutB, layoutD, results, found);
+        }
+        MemorySegment algo = arena.allocate(ALGO_BYTES, 16);
+        algo.copyFrom(results.asSlice(best * HEURISTIC_RESULT_BYTES, ALGO_BYTES));
+        return new Plan(desc, layoutA, layoutB, layoutD, algo);
+    }
+
+    private int fastest(Shape s, MemorySegment desc, MemorySegment layoutA, MemorySegment layoutB,
+            MemorySegment layoutD, MemorySegment results, int found) {
+        long elemAB = s.typeAB() == CUDA_R_16BF ? 2 : 4;
+        long elemCD = s.typeCD() == CUDA_R_16BF ? 2 : 4;
+        DevicePointer a = device.allocate(elemAB * s.m() * s.k());
+        DevicePointer b = device.allocate(elemAB * s.k() * s.n());
+        DevicePointer d = device.allocate(elemCD * s.m() * s.n());
+        fill(a, s.typeAB(), (long) s.m() * s.k());
+        fill(b, s.typeAB(), (long) s.k() * s.n());
+        fill(d, s.typeCD(), (long) s.m() * s.n());
+        alpha.set(JAVA_FLOAT, 0, 1f);
+        beta.set(JAVA_FLOAT, 0, 1f);
+        int best = 0;
+        float bestMs = Float.MAX_VALUE;
+        for (int i = 0; i < found; i++) {
+            MemorySegment algo = results.asSlice(i * HEURISTIC_RESULT_BYTES, ALGO_BYTES);
+            MemorySegment dPtr = MemorySegment.ofAddress(d.address());
+            Runnable run = () -> check("cublasLtMatmul (candidate)", call(matmul, handle, desc, alpha,
+                    MemorySegment.ofAddress(b.address()), layoutB, MemorySegment.ofAddress(a.address()), layoutA,
+                    beta, dPtr, layoutD, dPtr, layoutD, algo, MemorySegment.ofAddress(workspace), workspaceBytes,
+                    MemorySegment.ofAddress(device.streamHandle())));
+            float ms = device.eventMillis(run, 5);
+            if (ms < bestMs) {
+                bestMs = ms;
+                best = i;
+            }
+        }
+        device.synchronize();
+        device.free(a);
+        device.free(b);
+        device.free(d);
+        return best;
+    }
+
+    private void fill(DevicePointer p, int type, long count) {
+        if (type == CUDA_R_16BF) {
+            device.fillBf16(p, count, 0.01f);
+        } else {
+            device.fillF32(p, count, 0.01f);
+        }
+    }
+
+    private MemorySegment layout(int type, long rows, long cols, long ld) {
+        MemorySegment out = arena.allocate(ADDRESS);
+        check("cublasLtMatrixLayoutCreate", call(layoutCreate, out, type, rows, cols, ld));
+        return out.get(ADDRESS, 0);
+    }
+
+    private static MethodHandle bind(Linker linker, SymbolLookup lib, String name,
+            java.lang.foreign.MemoryLayout... args) {
+        MemorySegment symbol = lib.find(name).orElseThrow(() -> new IllegalStateException(
+                "cuBLASLt has no symbol " + name));
+        return linker.downcallHandle(symbol, FunctionDescriptor.of(JAVA_INT, args));
+    }
+
+    private static int call(MethodHandle h, Object... args) {
+        try {
+            return (int) h.invokeWithArguments(args);
+        } catch (Throwable t) {
+            throw new IllegalStateException("cuBLASLt call failed: " + t, t);
+        }
+    }
+
+    private static void check(String what, int status) {
+        if (status != 0) {
+            throw new IllegalStateException(what + " returned cublasStatus " + status);
+        }
+    }
+
+    @Override
+    public void close() {
+        check("cublasLtDestroy", call(destroy, handle));
+        arena.close();
+    }
+}

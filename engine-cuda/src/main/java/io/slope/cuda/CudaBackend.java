@@ -1,0 +1,991 @@
+package io.slope.cuda;
+
+import io.slope.engine.backend.AdamWStep;
+import io.slope.engine.backend.Backend;
+import io.slope.engine.backend.DType;
+import io.slope.engine.backend.SparseLinear;
+import io.slope.engine.backend.Tensor;
+import io.slope.engine.sparse.NmPattern;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import jcuda.Pointer;
+
+/**
+ * The CUDA backend: every {@link Backend} operation queued on one stream of one GPU, synchronising only in
+ * {@code download*}. Project kernels (slope_kernels.cu) for the memory-bound layers, cuBLASLt for dense GEMMs,
+ * cuSPARSELt for the 2:4 GEMMs of the sparse layers (SLOPE.md §2–§3).
+ *
+ * <p>{@link Precision#BF16}: GEMM operands in bf16 with fp32 accumulation (fp32 tensors such as the master weights are
+ * cast on the way in), outputs at each tensor's own precision. {@link Precision#FP32_DEBUG}: every GEMM in fp32 (no
+ * TF32), sparse layers as masked dense GEMMs: the mode that must match the CPU to 1e-5.
+ */
+public final class CudaBackend implements Backend {
+    public enum Precision {
+        BF16,
+        FP32_DEBUG
+    }
+
+    private static final int THREADS = 256;
+    private static final int SUM_BLOCKS = 1024;
+    private static final int REDUCE_CHUNK_ROWS = 32;
+    private static final long CUBLAS_WORKSPACE = 32L << 20;
+    private static final int ERR_TOKEN = 1;
+    private static final int ERR_TARGET = 2;
+
+    // Scratch slots: each op uses distinct slots; ops run in stream order, so slots are reused across ops.
+    private static final int SLOT_A = 0;
+    private static final int SLOT_B = 1;
+    private static final int SLOT_D = 2;
+    private static final int SLOT_DENSE = 3;
+    private static final int SLOT_PARTIAL = 4;
+    private static final int SLOT_HOST_UPLOAD = 5;
+    private static final int SLOTS = 6;
+
+    private final CudaDevice device;
+    private final Precision precision;
+    private final CublasLt cublas;
+    private final CusparseLt cusparse;
+    private final DevicePointer cublasWorkspace;
+    private final DevicePointer errorWord;
+    private final DevicePointer[] scratch = new DevicePointer[SLOTS];
+    private final long[] scratchBytes = new long[SLOTS];
+    private final List<DevicePointer> allocations = new ArrayList<>();
+    private final List<CudaSparseLinear> sparseLayers = new ArrayList<>();
+
+    public CudaBackend(int deviceOrdinal, Precision precision) {
+        this.device = new CudaDevice(deviceOrdinal);
+        this.precision = precision;
+        this.cublasWorkspace = device.allocate(CUBLAS_WORKSPACE);
+        this.cublas = new CublasLt(device, cublasWorkspace.address(), CUBLAS_WORKSPACE);
+        this.cusparse = new CusparseLt(device);
+        this.errorWord = device.allocate(4);
+        device.memsetZero(errorWord, 4);
+    }
+
+    @Override
+    public String name() {
+        return "cuda(" + device.name() + ", sm_" + device.computeCapability() + ", " + precision + ")";
+    }
+
+    public Precision precision() {
+        return precision;
+    }
+
+    /** Driver, cuBLASLt and cuSPARSELt versions, for result files. */
+    public String versions() {
+        return "driver " + device.driverVersion() + ", cuBLASLt " + cublas.version() + ", cuSPARSELt "
+                + cusparse.version();
+    }
+
+    long cublasVersion() {
+        return cublas.version();
+    }
+
+    public String deviceName() {
+        return device.name();
+    }
+
+    /** Per-operation {calls, nanoseconds} when SLOPE_CUDA_PROFILE=1 (each operation synchronised); else empty. */
+    public java.util.Map<String, long[]> profile() {
+        return device.profile();
+    }
+
+    /** Free and total device memory in bytes. */
+    public long[] memoryInfo() {
+        return device.memoryInfo();
+    }
+
+    CudaDevice device() {
+        return device;
+    }
+
+    CusparseLt cusparse() {
+        return cusparse;
+    }
+
+    // ---- memory -------------------------------------------------------------------------------------------------
+
+    /** bf16 activations in the bf16 mode (fp32 master weights stay fp32); the parameters' type in fp32 debug. */
+    @Override
+    public DType activationType(DType parameterType) {
+        return precision == Precision.BF16 ? DType.BF16 : parameterType;
+    }
+
+    @Override
+    public Tensor zeros(DType dtype, int... shape) {
+        long bytes = CudaTensor.count(shape) * CudaTensor.elementBytes(dtype);
+        DevicePointer p = allocate(bytes);
+        device.memsetZero(p, bytes);
+        return new CudaTensor(dtype, shape, p);
+    }
+
+    private DevicePointer allocate(long bytes) {
+        DevicePointer p = device.allocate(bytes);
+        allocations.add(p);
+        return p;
+    }
+
+    @Override
+    public void upload(Tensor dst, double[] src) {
+        CudaTensor t = cuda(dst);
+        requireCount(t, src.length, "upload");
+        Pointer host = switch (t.dtype) {
+            case F64 -> Pointer.to(src);
+            case F32 -> {
+                float[] f = new float[src.length];
+                for (int i = 0; i < f.length; i++) {
+                    f[i] = (float) src[i];
+                }
+                yield Pointer.to(f);
+            }
+            case BF16 -> {
+                short[] h = new short[src.length];
+                for (int i = 0; i < h.length; i++) {
+                    h[i] = Bf16.bits(src[i]);
+                }
+                yield Pointer.to(h);
+            }
+            case I32 -> throw new IllegalArgumentException("upload of floating values into an I32 tensor");
+        };
+        device.copyToDevice(t.pointer, host, t.bytes());
+    }
+
+    @Override
+    public void uploadInts(Tensor dst, int[] src) {
+        CudaTensor t = cuda(dst);
+        if (t.dtype != DType.I32) {
+            throw new IllegalArgumentException("uploadInts into a " + t.dtype + " tensor");
+        }
+        requireCount(t, src.length, "uploadInts");
+        device.copyToDevice(t.pointer, Pointer.to(src), t.bytes());
+        uploadBuckets(t, src);
+    }
+
+    /** Groups the rows of an uploaded id tensor by id (counting sort, stable) for {@link #embeddingBackward}. */
+    private void uploadBuckets(CudaTensor t, int[] ids) {
+        int n = ids.length;
+        java.util.TreeMap<Integer, Integer> counts = new java.util.TreeMap<>();
+        for (int id : ids) {
+            counts.merge(id, 1, Integer::sum);
+        }
+        int distinct = counts.size();
+        int[] tokens = new int[distinct];
+        int[] starts = new int[distinct + 1];
+        java.util.Map<Integer, Integer> slot = new java.util.HashMap<>();
+        int u = 0;
+        for (var e : counts.entrySet()) {
+            tokens[u] = e.getKey();
+            starts[u + 1] = starts[u] + e.getValue();
+            slot.put(e.getKey(), u);
+            u++;
+        }
+        int[] cursor = java.util.Arrays.copyOf(starts, distinct);
+        int[] rows = new int[n];
+        for (int r = 0; r < n; r++) {
+            rows[cursor[slot.get(ids[r])]++] = r;
+        }
+        if (t.buckets == null || t.buckets.tokens().count < distinct) {
+            t.buckets = new CudaTensor.TokenBuckets(distinct, (CudaTensor) zeros(DType.I32, Math.max(1, n)),
+                    (CudaTensor) zeros(DType.I32, n + 1), (CudaTensor) zeros(DType.I32, Math.max(1, n)));
+        }
+        t.buckets = new CudaTensor.TokenBuckets(distinct, t.buckets.tokens(), t.buckets.starts(), t.buckets.rows());
+        device.copyToDevice(t.buckets.tokens().pointer, Pointer.to(tokens), 4L * distinct);
+        device.copyToDevice(t.buckets.starts().pointer, Pointer.to(starts), 4L * (distinct + 1));
+        device.copyToDevice(t.buckets.rows().pointer, Pointer.to(rows), 4L * n);
+    }
+
+    @Override
+    public double[] download(Tensor src) {
+        CudaTensor t = cuda(src);
+        checkErrorWord();
+        int n = Math.toIntExact(t.count);
+        double[] out = new double[n];
+        switch (t.dtype) {
+            case F64 -> device.copyToHost(Pointer.to(out), t.pointer, t.bytes());
+            case F32 -> {
+                float[] f = new float[n];
+                device.copyToHost(Pointer.to(f), t.pointer, t.bytes());
+                for (int i = 0; i < n; i++) {
+                    out[i] = f[i];
+                }
+            }
+            case BF16 -> {
+                short[] h = new short[n];
+                device.copyToHost(Pointer.to(h), t.pointer, t.bytes());
+                for (int i = 0; i < n; i++) {
+                    out[i] = Bf16.value(h[i]);
+                }
+            }
+            case I32 -> throw new IllegalArgumentException("download of an I32 tensor; use downloadInts");
+        }
+        return out;
+    }
+
+    @Override
+    public int[] downloadInts(Tensor src) {
+        CudaTensor t = cuda(src);
+        if (t.dtype != DType.I32) {
+            throw new IllegalArgumentException("downloadInts of a " + t.dtype + " tensor");
+        }
+        checkErrorWord();
+        int[] out = new int[Math.toIntExact(t.count)];
+        device.copyToHost(Pointer.to(out), t.pointer, t.bytes());
+        return out;
+    }
+
+    /** Raw bytes of a device buffer (tests of the compressed layout). */
+    byte[] downloadBytes(DevicePointer p, long bytes) {
+        byte[] out = new byte[Math.toIntExact(bytes)];
+        device.copyToHost(Pointer.to(out), p, bytes);
+        return out;
+    }
+
+    /** Kernels report invalid ids through one device word; it is read with every download. */
+    private void checkErrorWord() {
+        int[] err = new int[1];
+        device.copyToHost(Pointer.to(err), errorWord, 4);
+        if (err[0] != 0) {
+            device.memsetZero(errorWord, 4);
+            throw new IllegalArgumentException(switch (err[0]) {
+                case ERR_TOKEN -> "a token id outside the vocabulary reached embeddingForward";
+                case ERR_TARGET -> "a target id outside the vocabulary reached crossEntropyForwardBackward";
+                default -> "kernel error code " + err[0];
+            });
+        }
+    }
+
+    @Override
+    public void zero(Tensor t) {
+        CudaTensor c = cuda(t);
+        device.memsetZero(c.pointer, c.bytes());
+    }
+
+    // ---- N:M sparse weights ---------------------------------------------------------------------------------------
+
+    @Override
+    public SparseLinear sparseLinear(double[] denseWeight, int dOut, int dIn, NmPattern pattern, boolean doublePrune,
+            DType dtype) {
+        if (denseWeight.length != dOut * dIn) {
+            throw new IllegalArgumentException("dense weight has " + denseWeight.length + " values, expected "
+                    + dOut + "×" + dIn);
+        }
+        requireDivisible(dIn, pattern, "columns (d_in)");
+        if (doublePrune) {
+            requireDivisible(dOut, pattern, "rows (d_out)");
+        }
+        int k = dIn / pattern.m() * pattern.n();
+        // The row mask is chosen on the device from the fp64 weights: the same magnitudes the CPU compares.
+        long denseBytes = 8L * dOut * dIn;
+        long dense = scratch(SLOT_DENSE, denseBytes);
+        device.copyToDevice(scratch[SLOT_DENSE], Pointer.to(denseWeight), denseBytes);
+        CudaTensor rowKept = (CudaTensor) zeros(DType.I32, dOut, k);
+        launch1d("nm_row_prune", blocks((long) dOut * (dIn / pattern.m())), rowKept.address, dense,
+                CudaTensor.code(DType.F64), dOut, dIn, pattern.n(), pattern.m());
+        CudaTensor values = (CudaTensor) zeros(dtype, dOut, k);
+        launch1d("gather_kept", blocks((long) dOut * k), values.address, values.code(), dense,
+                CudaTensor.code(DType.F64), rowKept.address, dOut, dIn, k);
+        CudaSparseLinear w = newSparseLinear(values, rowKept, dOut, dIn, pattern, doublePrune);
+        rebuildOperands(w, true);
+        return w;
+    }
+
+    @Override
+    public SparseLinear restoreSparseLinear(double[] values, int[] rowKeptIndices, byte[] columnMask, int dOut,
+            int dIn, NmPattern pattern, boolean doublePrune, DType dtype) {
+        int k = dIn / pattern.m() * pattern.n();
+        if (values.length != dOut * k || rowKeptIndices.length != dOut * k) {
+            throw new IllegalArgumentException("sparse layer " + dOut + "×" + dIn + " at " + pattern + " needs "
+                    + dOut * k + " values and row-mask indices, got " + values.length + " and "
+                    + rowKeptIndices.length);
+        }
+        CudaTensor v = (CudaTensor) zeros(dtype, dOut, k);
+        upload(v, values);
+        CudaTensor kept = (CudaTensor) zeros(DType.I32, dOut, k);
+        uploadInts(kept, rowKeptIndices);
+        CudaSparseLinear w = newSparseLinear(v, kept, dOut, dIn, pattern, doublePrune);
+        if (doublePrune) {
+            if (columnMask == null || columnMask.length != dOut * dIn) {
+                throw new IllegalArgumentException("a double-pruned layer needs its " + dOut + "×" + dIn
+                        + " column mask");
+            }
+            device.copyToDevice(w.columnMask, Pointer.to(columnMask), columnMask.length);
+        }
+        rebuildOperands(w, false);
+        return w;
+    }
+
+    private CudaSparseLinear newSparseLinear(CudaTensor values, CudaTensor rowKept, int dOut, int dIn,
+            NmPattern pattern, boolean doublePrune) {
+        DevicePointer mask = allocate((long) dOut * dIn);
+        device.memsetZero(mask, (long) dOut * dIn);
+        boolean sparseKernels = precision == Precision.BF16 && CudaSparseLinear.fitsTwoFour(pattern)
+                && dOut % 32 == 0 && dIn % 32 == 0;
+        CudaSparseLinear w = new CudaSparseLinear(values, rowKept, mask, dOut, dIn, pattern, doublePrune,
+                sparseKernels);
+        int k = w.keptPerRow();
+        if (!doublePrune) {
+            launch1d("mark_row_kept", blocks((long) dOut * k), mask.address(), rowKept.address, dOut, dIn, k);
+        }
+        sparseLayers.add(w);
+        return w;
+    }
+
+    @Override
+    public void updateSparseOperands(SparseLinear weight, boolean refreshColumnMask) {
+        rebuildOperands(sparse(weight), refreshColumnMask);
+    }
+
+    /** SLOPE.md §5.1 "opt": the forward operand from the new values; the column mask refreshed or kept; then Wᵀ. */
+    private void rebuildOperands(CudaSparseLinear w, boolean refreshColumnMask) {
+        int dOut = w.dOut();
+        int dIn = w.dIn();
+        int k = w.keptPerRow();
+        long n = (long) dOut * dIn;
+        NmPattern p = w.pattern();
+        if (w.doublePrune() && refreshColumnMask) {
+            long dense = scatterDense(w, DType.F32, null, false);
+            launch1d("nm_column_prune", blocks((long) (dOut / p.m()) * dIn), w.columnMask.address(), dense,
+                    CudaTensor.code(DType.F32), dOut, dIn, p.n(), p.m());
+        }
+        if (w.sparseKernels) {
+            if (w.forward == null) {
+                w.forward = cusparse.operand(dOut, dIn);
+            }
+            if (CudaSparseLinear.exactlyTwoOfFour(p)) {
+                if (!w.forwardSupportCompressed) {
+                    // Compress the support (ones at kept positions) once: the metadata is then the row mask itself,
+                    // even where a kept value is 0; the values are written in place from now on.
+                    long support = scratch(SLOT_DENSE, 2 * n);
+                    device.memsetZero(scratch[SLOT_DENSE], 2 * n);
+                    launch1d("scatter_kept", blocks((long) dOut * k), support, CudaTensor.code(DType.BF16),
+                            onesLike(dOut * k), CudaTensor.code(DType.F32), w.rowKept.address, 0L, dOut, dIn, k, 0);
+                    w.forward.compress(support);
+                    w.forwardSupportCompressed = true;
+                }
+                launch1d("write_compressed_values", blocks((long) dOut * k), w.forward.compressed.address(),
+                        w.values.address, w.values.code(), (long) dOut * k);
+            } else {
+                long denseForward = scatterDense(w, DType.BF16, null, false);
+                device.timed("compress fwd", () -> w.forward.compress(denseForward));
+            }
+            if (w.doublePrune()) {
+                if (w.backward == null) {
+                    w.backward = cusparse.operand(dIn, dOut);
+                }
+                long denseBackward = scatterDense(w, DType.BF16, w.columnMask, true);
+                device.timed("compress dX operand", () -> w.backward.compress(denseBackward));
+            }
+        }
+        DType gemmType = gemmType();
+        long bytes = n * CudaTensor.elementBytes(gemmType);
+        if (!w.sparseKernels) {
+            if (w.denseForward == null) {
+                w.denseForward = allocate(bytes);
+            }
+            device.memsetZero(w.denseForward, bytes);
+            launch1d("scatter_kept", blocks((long) dOut * k), w.denseForward.address(), CudaTensor.code(gemmType),
+                    w.values.address, w.values.code(), w.rowKept.address, 0L, dOut, dIn, k, 0);
+        }
+        if (!w.sparseKernels || !w.doublePrune()) {
+            if (w.denseBackward == null) {
+                w.denseBackward = allocate(bytes);
+            }
+            device.memsetZero(w.denseBackward, bytes);
+            launch1d("scatter_kept", blocks((long) dOut * k), w.denseBackward.address(), CudaTensor.code(gemmType),
+                    w.values.address, w.values.code(), w.rowKept.address, w.columnMask.address(), dOut, dIn, k, 0);
+        }
+    }
+
+    /** W^R (or with a mask its masked transpose) as a dense matrix in the shared dense scratch; returns its address. */
+    private long scatterDense(CudaSparseLinear w, DType type, DevicePointer mask, boolean transpose) {
+        long n = (long) w.dOut() * w.dIn();
+        long bytes = n * CudaTensor.elementBytes(type);
+        long dense = scratch(SLOT_DENSE, bytes);
+        device.memsetZero(scratch[SLOT_DENSE], bytes);
+        int k = w.keptPerRow();
+        launch1d("scatter_kept", blocks((long) w.dOut() * k), dense, CudaTensor.code(type), w.values.address,
+                w.values.code(), w.rowKept.address, mask == null ? 0L : mask.address(), w.dOut(), w.dIn(), k,
+                transpose ? 1 : 0);
+        return dense;
+    }
+
+    private CudaTensor ones;
+
+    /** A device vector of at least n fp32 ones (the support matrix's values). */
+    private long onesLike(long n) {
+        if (ones == null || ones.count < n) {
+            ones = (CudaTensor) zeros(DType.F32, Math.toIntExact(n));
+            float[] f = new float[Math.toIntExact(n)];
+            Arrays.fill(f, 1f);
+            device.copyToDevice(ones.pointer, Pointer.to(f), 4L * n);
+        }
+        return ones.address;
+    }
+
+    @Override
+    public int[] rowKeptIndices(SparseLinear w) {
+        return downloadInts(sparse(w).rowKept);
+    }
+
+    @Override
+    public byte[] columnMask(SparseLinear weight) {
+        CudaSparseLinear w = sparse(weight);
+        return downloadBytes(w.columnMask, (long) w.dOut() * w.dIn());
+    }
+
+    /** The compressed forward operand's bytes (values then metadata), for the layout tests. */
+    byte[] compressedForward(SparseLinear weight) {
+        CudaSparseLinear w = sparse(weight);
+        return downloadBytes(w.forward.compressed, w.forward.compressedBytes);
+    }
+
+    /** Compresses W^R afresh from its dense form into a new buffer and returns its bytes (layout tests). */
+    byte[] freshlyCompressedForward(SparseLinear weight) {
+        CudaSparseLinear w = sparse(weight);
+        CusparseLt.Operand fresh = cusparse.operand(w.dOut(), w.dIn());
+        try {
+            fresh.compress(scatterDense(w, DType.BF16, null, false));
+            return downloadBytes(fresh.compressed, fresh.compressedBytes);
+        } finally {
+            device.synchronize();
+            fresh.free();
+        }
+    }
+
+    /** The algorithm ids cuSPARSELt's search chose, per layer and direction (recorded with results). */
+    public List<String> sparseAlgorithms() {
+        List<String> out = new ArrayList<>();
+        for (CudaSparseLinear w : sparseLayers) {
+            w.forwardPlans.forEach((rows, p) -> out.add(w.dOut() + "x" + w.dIn() + " fwd n=" + rows + " alg "
+                    + p.algorithmId));
+            w.backwardPlans.forEach((rows, p) -> out.add(w.dIn() + "x" + w.dOut() + " dX n=" + rows + " alg "
+                    + p.algorithmId));
+        }
+        return out;
+    }
+
+    // ---- layers ---------------------------------------------------------------------------------------------------
+
+    @Override
+    public void embeddingForward(Tensor out, Tensor tokens, Tensor wte, Tensor wpe, int B, int T) {
+        CudaTensor o = cuda(out);
+        CudaTensor te = cuda(wte);
+        CudaTensor pe = cuda(wpe);
+        int C = te.shape[1];
+        int V = te.shape[0];
+        launch1d("embedding_forward", blocks((long) B * T * C), o.address, o.code(), cuda(tokens).address, te.address,
+                te.code(), pe.address, pe.code(), B, T, C, V, errorWord.address());
+    }
+
+    @Override
+    public void embeddingBackward(Tensor dwte, Tensor dwpe, Tensor dout, Tensor tokens, int B, int T) {
+        CudaTensor dte = cuda(dwte);
+        CudaTensor dpe = cuda(dwpe);
+        CudaTensor d = cuda(dout);
+        int C = dte.shape[1];
+        CudaTensor tok = cuda(tokens);
+        if (tok.buckets == null || tok.count != (long) B * T) {
+            launchGrid("embedding_backward", ceil(C, 64), 1, 64, 0, dte.address, dte.code(), dpe.address, dpe.code(),
+                    d.address, d.code(), tok.address, B, T, C);
+            return;
+        }
+        CudaTensor.TokenBuckets k = tok.buckets;
+        launchGrid("embedding_backward_wte_buckets", ceil(C, 128), k.distinct(), 128, 0, dte.address, dte.code(),
+                d.address, d.code(), k.tokens().address, k.starts().address, k.rows().address, C);
+        launch1d("embedding_backward_wpe", blocks((long) T * C), dpe.address, dpe.code(), d.address, d.code(), B, T,
+                C);
+    }
+
+    @Override
+    public void layerNormForward(Tensor out, Tensor mean, Tensor rstd, Tensor inp, Tensor weight, Tensor bias) {
+        CudaTensor o = cuda(out);
+        CudaTensor mu = cuda(mean);
+        CudaTensor rs = cuda(rstd);
+        CudaTensor x = cuda(inp);
+        CudaTensor w = cuda(weight);
+        CudaTensor b = cuda(bias);
+        int C = Math.toIntExact(w.count);
+        int rows = Math.toIntExact(x.count / C);
+        launchGrid("layernorm_forward", ceil(rows, THREADS / 32), 1, THREADS, 0, o.address, o.code(), mu.address,
+                mu.code(), rs.address, rs.code(), x.address, x.code(), w.address, w.code(), b.address, b.code(), rows,
+                C);
+    }
+
+    @Override
+    public void layerNormBackward(Tensor dinp, Tensor dweight, Tensor dbias, Tensor dout, Tensor inp, Tensor weight,
+            Tensor mean, Tensor rstd) {
+        CudaTensor dx = cuda(dinp);
+        CudaTensor dw = cuda(dweight);
+        CudaTensor db = cuda(dbias);
+        CudaTensor dy = cuda(dout);
+        CudaTensor x = cuda(inp);
+        CudaTensor w = cuda(weight);
+        CudaTensor mu = cuda(mean);
+        CudaTensor rs = cuda(rstd);
+        int C = Math.toIntExact(w.count);
+        int rows = Math.toIntExact(x.count / C);
+        launchGrid("layernorm_backward_input", ceil(rows, THREADS / 32), 1, THREADS, 0, dx.address, dx.code(),
+                dy.address, dy.code(), x.address, x.code(), w.address, w.code(), mu.address, mu.code(), rs.address,
+                rs.code(), rows, C);
+        int chunks = ceil(rows, REDUCE_CHUNK_ROWS);
+        long partial = scratch(SLOT_PARTIAL, 4L * 2 * chunks * C);
+        launchGrid("layernorm_backward_params_partial", ceil(C, THREADS), chunks, THREADS, 0, partial, dy.address,
+                dy.code(), x.address, x.code(), mu.address, mu.code(), rs.address, rs.code(), rows, C,
+                REDUCE_CHUNK_ROWS, chunks);
+        launchGrid("column_sums_finish", ceil(C, THREADS), 1, THREADS, 0, dw.address, dw.code(), partial, chunks, C);
+        launchGrid("column_sums_finish", ceil(C, THREADS), 1, THREADS, 0, db.address, db.code(),
+                partial + 4L * chunks * C, chunks, C);
+    }
+
+    @Override
+    public void matmulForward(Tensor out, Tensor inp, Tensor weight, Tensor bias) {
+        CudaTensor o = cuda(out);
+        CudaTensor x = cuda(inp);
+        CudaTensor w = cuda(weight);
+        int dOut = w.shape[0];
+        int dIn = w.shape[1];
+        int rows = Math.toIntExact(x.count / dIn);
+        requireCount(o, (long) rows * dOut, "matmulForward output");
+        gemm(o, x, false, w, true, rows, dOut, dIn, 1f, 0f);
+        if (bias != null) {
+            addBias(o, cuda(bias), rows, dOut);
+        }
+    }
+
+    @Override
+    public void matmulBackward(Tensor dinp, Tensor dweight, Tensor dbias, Tensor dout, Tensor inp, Tensor weight) {
+        CudaTensor w = cuda(weight);
+        int dOut = w.shape[0];
+        int dIn = w.shape[1];
+        CudaTensor dy = cuda(dout);
+        int rows = Math.toIntExact(dy.count / dOut);
+        gemm(cuda(dinp), dy, false, w, false, rows, dIn, dOut, 1f, 1f);
+        gemm(cuda(dweight), dy, true, cuda(inp), false, dOut, dIn, rows, 1f, 1f);
+        if (dbias != null) {
+            columnSums(cuda(dbias), dy, rows, dOut);
+        }
+    }
+
+    @Override
+    public void sparseMatmulForward(Tensor out, Tensor inp, SparseLinear weight, Tensor bias) {
+        CudaSparseLinear w = sparse(weight);
+        CudaTensor o = cuda(out);
+        CudaTensor x = cuda(inp);
+        int rows = Math.toIntExact(x.count / w.dIn());
+        requireCount(o, (long) rows * w.dOut(), "sparseMatmulForward output");
+        CudaTensor b = bias == null ? null : cuda(bias);
+        if (w.sparseKernels) {
+            requireSparseBatch(w, rows);
+            CusparseLt.Plan plan = w.forwardPlans.computeIfAbsent(rows, r -> cusparse.plan(w.forward, r));
+            long in = operand(x, SLOT_A, DType.BF16);
+            String what = "spmm fwd " + w.dOut() + "x" + w.dIn() + " n=" + rows;
+            if (o.dtype == DType.BF16) {
+                // Straight into the bf16 output, then the bias in place: the passes of a dense layer.
+                device.timed(what, () -> plan.multiply(w.forward, in, o.address));
+                if (b != null) {
+                    addBias(o, b, rows, w.dOut());
+                }
+            } else {
+                long d = scratch(SLOT_D, 2L * rows * w.dOut());
+                device.timed(what, () -> plan.multiply(w.forward, in, d));
+                launch1d("linear_epilogue", blocks((long) rows * w.dOut()), o.address, o.code(), d,
+                        CudaTensor.code(DType.BF16), b == null ? 0L : b.address, b == null ? 0 : b.code(),
+                        (long) rows, w.dOut());
+            }
+        } else {
+            // Masked dense: out = inp · (W^R)ᵀ.
+            gemmRaw(o, x, false, w.denseForward.address(), true, rows, w.dOut(), w.dIn(), 1f, 0f);
+            if (b != null) {
+                addBias(o, b, rows, w.dOut());
+            }
+        }
+    }
+
+    @Override
+    public void sparseMatmulBackward(Tensor dinp, Tensor dvalues, Tensor dbias, Tensor dout, Tensor inp,
+            SparseLinear weight) {
+        CudaSparseLinear w = sparse(weight);
+        CudaTensor dx = cuda(dinp);
+        CudaTensor dy = cuda(dout);
+        CudaTensor x = cuda(inp);
+        int dOut = w.dOut();
+        int dIn = w.dIn();
+        int rows = Math.toIntExact(dy.count / dOut);
+        if (w.sparseKernels && w.doublePrune()) {
+            requireSparseBatch(w, rows);
+            // (dX)ᵀ = (W^{R,C})ᵀ·(dY)ᵀ on the 2:4 tensor cores, then accumulated into dinp.
+            CusparseLt.Plan plan = w.backwardPlans.computeIfAbsent(rows, r -> cusparse.plan(w.backward, r));
+            long g = operand(dy, SLOT_A, DType.BF16);
+            String what = "spmm dX " + dIn + "x" + dOut + " n=" + rows;
+            if (dx.dtype == DType.BF16) {
+                // Accumulated in place (beta 1, C = D = dinp); the parity tests start dinp random to check it.
+                device.timed(what, () -> plan.multiply(w.backward, g, dx.address, 1f));
+            } else {
+                long d = scratch(SLOT_D, 2L * rows * dIn);
+                device.timed(what, () -> plan.multiply(w.backward, g, d));
+                launch1d("add_into", blocks((long) rows * dIn), dx.address, dx.code(), d,
+                        CudaTensor.code(DType.BF16), (long) rows * dIn);
+            }
+        } else {
+            gemmRaw(dx, dy, false, w.denseBackward.address(), false, rows, dIn, dOut, 1f, 1f);
+        }
+        // Dense dYᵀ·X into fp32 scratch, then only the row mask's kept positions are added (SLOPE.md §3 BWD-1).
+        CudaTensor dv = cuda(dvalues);
+        long dense = scratch(SLOT_DENSE, 4L * dOut * dIn);
+        gemmInto(dense, DType.F32, dy, true, x, false, dOut, dIn, rows, 1f, 0f);
+        int k = w.keptPerRow();
+        launch1d("gather_kept_add", blocks((long) dOut * k), dv.address, dv.code(), dense, CudaTensor.code(DType.F32),
+                w.rowKept.address, dOut, dIn, k);
+        if (dbias != null) {
+            columnSums(cuda(dbias), dy, rows, dOut);
+        }
+    }
+
+    private static void requireSparseBatch(CudaSparseLinear w, int rows) {
+        if (!CusparseLt.fits(w.dOut(), w.dIn(), rows)) {
+            throw new IllegalArgumentException("cuSPARSELt needs rows (batch×seq) divisible by 16 for a "
+                    + w.dOut() + "×" + w.dIn() + " sparse layer, got " + rows);
+        }
+    }
+
+    @Override
+    public Tensor attentionState(int B, int T, int heads) {
+        CudaTensor stats = (CudaTensor) zeros(DType.F32, 2, B, heads, T);
+        return new AttentionState(B, T, heads, stats);
+    }
+
+    @Override
+    public void attentionForward(Tensor out, Tensor state, Tensor qkv, int B, int T, int heads) {
+        CudaTensor o = cuda(out);
+        CudaTensor x = cuda(qkv);
+        AttentionState s = attention(state, B, T, heads);
+        int C = x.shape[x.shape.length - 1] / 3;
+        int hs = headSize(C, heads);
+        if (s.outputCopy == null) {
+            s.outputCopy = (CudaTensor) zeros(DType.F32, B * T, C);
+        }
+        float scale = (float) (1.0 / StrictMath.sqrt(hs));
+        if (tensorCoreAttention(hs)) {
+            launchGrid("attention_forward_tc", ceil(T, 64), B * heads, 128, 0, o.address, o.code(), s.stats.address,
+                    s.outputCopy.address, x.address, x.code(), B, T, heads, scale);
+            return;
+        }
+        int warps = THREADS / 32;
+        launchGrid("attention_forward_" + hs, ceil((long) B * heads * T, warps), 1, THREADS, warps * hs * 4, o.address,
+                o.code(), s.stats.address, s.outputCopy.address, x.address, x.code(), B, T, heads, scale);
+    }
+
+    /** bf16 tensor-core tiles for head size 64 in the bf16 mode; the fp32 kernels otherwise (and in fp32 debug). */
+    private boolean tensorCoreAttention(int hs) {
+        return precision == Precision.BF16 && hs == 64 && device.computeCapability() >= 80;
+    }
+
+    @Override
+    public void attentionBackward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor state, int B, int T, int heads) {
+        CudaTensor dx = cuda(dqkv);
+        CudaTensor dy = cuda(dout);
+        CudaTensor x = cuda(qkv);
+        AttentionState s = attention(state, B, T, heads);
+        int C = x.shape[x.shape.length - 1] / 3;
+        int hs = headSize(C, heads);
+        float scale = (float) (1.0 / StrictMath.sqrt(hs));
+        int warps = THREADS / 32;
+        long lse = s.stats.address;
+        long dsum = s.stats.address + 4L * B * heads * T;
+        if (tensorCoreAttention(hs)) {
+            launchGrid("attention_backward_dsum", ceil((long) B * heads * T, warps), 1, THREADS, 0, dsum, dy.address,
+                    dy.code(), s.outputCopy.address, B, T, heads);
+            launchGrid("attention_backward_dq_tc", ceil(T, 64), B * heads, 128, 0, dx.address, dx.code(), dsum,
+                    dy.address, dy.code(), x.address, x.code(), lse, B, T, heads, scale);
+            launchGrid("attention_backward_dkdv_tc", ceil(T, 64), B * heads, 128, 0, dx.address, dx.code(), dsum,
+                    dy.address, dy.code(), x.address, x.code(), lse, B, T, heads, scale);
+            return;
+        }
+        int grid = ceil((long) B * heads * T, warps);
+        launchGrid("attention_backward_dq_" + hs, grid, 1, THREADS, warps * 2 * hs * 4, dx.address, dx.code(), dsum,
+                dy.address, dy.code(), x.address, x.code(), lse, s.outputCopy.address, B, T, heads, scale);
+        launchGrid("attention_backward_dkdv_" + hs, grid, 1, THREADS, warps * 2 * hs * 4, dx.address, dx.code(), dsum,
+                dy.address, dy.code(), x.address, x.code(), lse, B, T, heads, scale);
+    }
+
+    private static int headSize(int C, int heads) {
+        int hs = C / heads;
+        if (C % heads != 0 || (hs != 32 && hs != 64 && hs != 96 && hs != 128)) {
+            throw new IllegalArgumentException("the CUDA attention kernels take head sizes 32, 64, 96 or 128; C = " + C
+                    + " over " + heads + " heads");
+        }
+        return hs;
+    }
+
+    private static AttentionState attention(Tensor state, int B, int T, int heads) {
+        if (!(state instanceof AttentionState s) || s.B != B || s.T != T || s.heads != heads) {
+            throw new IllegalArgumentException("attention state not made by attentionState(" + B + ", " + T + ", "
+                    + heads + ") of this backend: " + state);
+        }
+        return s;
+    }
+
+    @Override
+    public void geluForward(Tensor out, Tensor inp) {
+        CudaTensor o = cuda(out);
+        CudaTensor x = cuda(inp);
+        launch1d("gelu_forward", blocks(x.count), o.address, o.code(), x.address, x.code(), x.count);
+    }
+
+    @Override
+    public void geluBackward(Tensor dinp, Tensor inp, Tensor dout) {
+        CudaTensor dx = cuda(dinp);
+        CudaTensor x = cuda(inp);
+        CudaTensor dy = cuda(dout);
+        launch1d("gelu_backward", blocks(x.count), dx.address, dx.code(), x.address, x.code(), dy.address, dy.code(),
+                x.count);
+    }
+
+    @Override
+    public void residualForward(Tensor out, Tensor a, Tensor b) {
+        CudaTensor o = cuda(out);
+        CudaTensor x = cuda(a);
+        CudaTensor y = cuda(b);
+        launch1d("residual_forward", blocks(o.count), o.address, o.code(), x.address, x.code(), y.address, y.code(),
+                o.count);
+    }
+
+    @Override
+    public void crossEntropyForwardBackward(Tensor losses, Tensor dlogits, Tensor logits, Tensor targets,
+            double gradScale) {
+        CudaTensor loss = cuda(losses);
+        CudaTensor z = cuda(logits);
+        CudaTensor dz = dlogits == null ? null : cuda(dlogits);
+        int V = z.shape[z.shape.length - 1];
+        int rows = Math.toIntExact(z.count / V);
+        launchGrid("cross_entropy_forward_backward", rows, 1, 512, 0, loss.address, loss.code(),
+                dz == null ? 0L : dz.address, dz == null ? 0 : dz.code(), z.address, z.code(), cuda(targets).address,
+                V, (float) gradScale, errorWord.address());
+    }
+
+    // ---- adapters (SLOPE.md §6): A is dIn×r, B is r×dOut, both row-major --------------------------------------------
+
+    /** xa = inp·A (overwritten); out += scale·xa·B. */
+    @Override
+    public void adapterForward(Tensor out, Tensor xa, Tensor inp, Tensor a, Tensor b, double scale) {
+        CudaTensor x = cuda(inp);
+        CudaTensor ta = cuda(a);
+        CudaTensor tb = cuda(b);
+        int dIn = ta.shape[0];
+        int r = ta.shape[1];
+        int dOut = tb.shape[1];
+        int rows = Math.toIntExact(x.count / dIn);
+        gemm(cuda(xa), x, false, ta, false, rows, r, dIn, 1f, 0f);
+        gemm(cuda(out), cuda(xa), false, tb, false, rows, dOut, r, (float) scale, 1f);
+    }
+
+    /** db += scale·xaᵀ·dout; dxa = scale·dout·Bᵀ (overwritten); da += inpᵀ·dxa; dinp += dxa·Aᵀ. */
+    @Override
+    public void adapterBackward(Tensor dinp, Tensor da, Tensor db, Tensor dxa, Tensor dout, Tensor inp, Tensor xa,
+            Tensor a, Tensor b, double scale) {
+        CudaTensor ta = cuda(a);
+        CudaTensor tb = cuda(b);
+        CudaTensor dy = cuda(dout);
+        int dIn = ta.shape[0];
+        int r = ta.shape[1];
+        int dOut = tb.shape[1];
+        int rows = Math.toIntExact(dy.count / dOut);
+        gemm(cuda(db), cuda(xa), true, dy, false, r, dOut, rows, (float) scale, 1f);
+        gemm(cuda(dxa), dy, false, tb, true, rows, r, dOut, (float) scale, 0f);
+        gemm(cuda(da), cuda(inp), true, cuda(dxa), false, dIn, r, rows, 1f, 1f);
+        gemm(cuda(dinp), cuda(dxa), false, ta, true, rows, dIn, r, 1f, 1f);
+    }
+
+    // ---- optimizer ------------------------------------------------------------------------------------------------
+
+    @Override
+    public void sumOfSquares(Tensor acc, Tensor t) {
+        CudaTensor a = cuda(acc);
+        if (a.dtype != DType.F64 || a.count != 1) {
+            throw new IllegalArgumentException("sumOfSquares accumulates into a one-element F64 tensor, got " + a);
+        }
+        CudaTensor x = cuda(t);
+        // A fixed grid per tensor size (at most 1024 blocks of 4 elements per thread): the same partition every run.
+        int grid = (int) Math.min(SUM_BLOCKS, Math.max(1, (x.count + 4L * THREADS - 1) / (4L * THREADS)));
+        long partial = scratch(SLOT_PARTIAL, 8L * SUM_BLOCKS);
+        launchGrid("sum_squares_partial", grid, 1, THREADS, 0, partial, x.address, x.code(), x.count);
+        launchGrid("sum_squares_finish", 1, 1, 32, 0, a.address, partial, grid);
+    }
+
+    @Override
+    public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, Tensor gradNormSquared, AdamWStep s) {
+        CudaTensor p = cuda(param);
+        CudaTensor g = cuda(grad);
+        CudaTensor mt = cuda(m);
+        CudaTensor vt = cuda(v);
+        CudaTensor norm = cuda(gradNormSquared);
+        double bc1 = 1.0 - StrictMath.pow(s.beta1(), s.step());
+        double bc2 = 1.0 - StrictMath.pow(s.beta2(), s.step());
+        launch1d("adamw", blocks(p.count), p.address, p.code(), g.address, g.code(), mt.address, mt.code(), vt.address,
+                vt.code(), norm.address, p.count, s.lr(), s.beta1(), s.beta2(), s.eps(), s.weightDecay(), bc1, bc2,
+                s.clip());
+    }
+
+    @Override
+    public void close() {
+        device.synchronize();
+        for (CudaSparseLinear w : sparseLayers) {
+            if (w.forward != null) {
+                w.forward.free();
+            }
+            if (w.backward != null) {
+                w.backward.free();
+            }
+        }
+        for (DevicePointer p : allocations) {
+            device.free(p);
+        }
+        for (DevicePointer p : scratch) {
+            if (p != null) {
+                device.free(p);
+            }
+        }
+        allocations.clear();
+        cusparse.close();
+        cublas.close();
+        device.free(cublasWorkspace);
+        device.free(errorWord);
+        device.close();
+    }
+
+    // ---- GEMM plumbing ----------------------------------------------------------------------------------------------
+
+    /** Row-major D[M×N] = op(A)·op(B), beta 0, for benchmarks. */
+    void rawGemm(CudaTensor d, CudaTensor a, boolean transA, CudaTensor b, boolean transB, int M, int N, int K) {
+        gemm(d, a, transA, b, transB, M, N, K, 1f, 0f);
+    }
+
+    private DType gemmType() {
+        return precision == Precision.BF16 ? DType.BF16 : DType.F32;
+    }
+
+    /** Row-major D[M×N] = alpha·op(A)·op(B) + beta·D with tensors as operands. */
+    private void gemm(CudaTensor d, CudaTensor a, boolean transA, CudaTensor b, boolean transB, int M, int N, int K,
+            float alpha, float beta) {
+        long bAddr = operand(b, SLOT_B, gemmType());
+        gemmRaw(d, a, transA, bAddr, transB, M, N, K, alpha, beta);
+    }
+
+    /** As {@link #gemm}, B given as an address already in the GEMM precision. */
+    private void gemmRaw(CudaTensor d, CudaTensor a, boolean transA, long b, boolean transB, int M, int N, int K,
+            float alpha, float beta) {
+        requireCount(d, (long) M * N, "GEMM output");
+        if (d.dtype == DType.BF16 && precision == Precision.FP32_DEBUG || d.dtype == DType.F64) {
+            // Compute in fp32 scratch, then fold into d at its precision.
+            long tmp = scratch(SLOT_D, 4L * M * N);
+            gemmInto(tmp, DType.F32, a, transA, b, transB, M, N, K, alpha, 0f);
+            launch1d(beta == 0f ? "convert" : "add_into", blocks((long) M * N), d.address, d.code(), tmp,
+                    CudaTensor.code(DType.F32), (long) M * N);
+            if (beta != 0f && beta != 1f) {
+                throw new IllegalArgumentException("beta " + beta + " with a " + d.dtype + " output");
+            }
+            return;
+        }
+        gemmInto(d.address, d.dtype, a, transA, b, transB, M, N, K, alpha, beta);
+    }
+
+    private void gemmInto(long d, DType dType, CudaTensor a, boolean transA, long b, boolean transB, int M, int N,
+            int K, float alpha, float beta) {
+        long aAddr = operand(a, SLOT_A, gemmType());
+        int typeAB = gemmType() == DType.BF16 ? CublasLt.CUDA_R_16BF : CublasLt.CUDA_R_32F;
+        int typeCD = dType == DType.BF16 ? CublasLt.CUDA_R_16BF : CublasLt.CUDA_R_32F;
+        device.timed("gemm " + M + "x" + N + "x" + K + (transA ? " At" : "") + (transB ? " Bt" : ""), () -> cublas.gemm(d,
+                aAddr, transA, b, transB, M, N, K, alpha, beta, typeAB, typeCD, device.streamHandle()));
+    }
+
+    private void gemmInto(long d, DType dType, CudaTensor a, boolean transA, CudaTensor b, boolean transB, int M,
+            int N, int K, float alpha, float beta) {
+        gemmInto(d, dType, a, transA, operand(b, SLOT_B, gemmType()), transB, M, N, K, alpha, beta);
+    }
+
+    /** The tensor's address if it is stored in {@code type}, else a converted copy in a scratch slot. */
+    private long operand(CudaTensor t, int slot, DType type) {
+        if (t.dtype == type) {
+            return t.address;
+        }
+        long dst = scratch(slot, t.count * CudaTensor.elementBytes(type));
+        launch1d("convert", blocks(t.count), dst, CudaTensor.code(type), t.address, t.code(), t.count);
+        return dst;
+    }
+
+    private void addBias(CudaTensor out, CudaTensor bias, int rows, int cols) {
+        launch1d("add_bias", blocks((long) rows * cols), out.address, out.code(), bias.address, bias.code(),
+                (long) rows, cols);
+    }
+
+    /** out[c] += Σ_r x[r, c], rows in chunks of fixed size, chunks summed in order. */
+    private void columnSums(CudaTensor out, CudaTensor x, int rows, int cols) {
+        int chunks = ceil(rows, REDUCE_CHUNK_ROWS);
+        long partial = scratch(SLOT_PARTIAL, 4L * chunks * cols);
+        launchGrid("column_sums_partial", ceil(cols, THREADS), chunks, THREADS, 0, partial, x.address, x.code(), rows,
+                cols, REDUCE_CHUNK_ROWS);
+        launchGrid("column_sums_finish", ceil(cols, THREADS), 1, THREADS, 0, out.address, out.code(), partial, chunks,
+                cols);
+    }
+
+    // ---- helpers --------------------------------------------------------------------------------------------------
+
+    /** A scratch buffer of at least {@code bytes}; contents undefined. */
+    private long scratch(int slot, long bytes) {
+        if (scratchBytes[slot] < bytes) {
+            if (scratch[slot] != null) {
+                device.synchronize();
+                device.free(scratch[slot]);
+            }
+            long size = Math.max(bytes, scratchBytes[slot] * 3 / 2);
+            scratch[slot] = device.allocate(size);
+            scratchBytes[slot] = size;
+        }
+        return scratch[slot].address();
+    }
+
+    private void launch1d(String kernel, int grid, Object... args) {
+        device.launch(kernel, grid, 1, THREADS, 0, args);
+    }
+
+    private void launchGrid(String kernel, int gridX, int gridY, int block, int shared, Object... args) {
+        device.launch(kernel, gridX, gridY, block, shared, args);
+    }
+
+    /** Blocks for a grid-stride or one-thread-per-element kernel over n elements. */
+    private int blocks(long n) {
+        return (int) Math.max(1, Math.min((n + THREADS - 1) / THREADS, 65535L * 32));
+    }
+
+    private static int ceil(long n, int d) {
+        return Math.toIntExact((n + d - 1) / d);
+    }
+
+    private static void requireDivisible(int dim, NmPattern p, String what) {
+        if (dim % p.m() != 0) {
+            throw new IllegalArgumentException(what + " = " + dim + " is not divisible by M = " + p.m());
+        }
+    }
+
+    private static CudaTensor cuda(Tensor t) {
+        if (t instanceof CudaTensor c) {
+            return c;
+        }
+        throw new IllegalArgumentException("tensor of another backend passed to the CUDA backend: " + t);
+    }
+
+    private static CudaSparseLinear sparse(SparseLinear w) {
+        if (w instanceof CudaSparseLinear c) {
+            return c;
+        }
+        throw new IllegalArgumentException("sparse layer of another backend passed to the CUDA backend: " + w);
+    }
+
+    private static void requireCount(CudaTensor t, long n, String what) {
+        if (t.count != n) {
+            throw new IllegalArgumentException(what + ": tensor " + Arrays.toString(t.shape) + " holds " + t.count
+                    + " values, got " + n);
+        }
+    }
+}

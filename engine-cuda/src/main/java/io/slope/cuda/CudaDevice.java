@@ -1,0 +1,257 @@
+package io.slope.cuda;
+
+import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
+import static jcuda.driver.JCudaDriver.cuDeviceGet;
+import static jcuda.driver.JCudaDriver.cuDeviceGetAttribute;
+import static jcuda.driver.JCudaDriver.cuDeviceGetCount;
+import static jcuda.driver.JCudaDriver.cuDeviceGetName;
+import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRelease;
+import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRetain;
+import static jcuda.driver.JCudaDriver.cuDriverGetVersion;
+import static jcuda.driver.JCudaDriver.cuInit;
+import static jcuda.driver.JCudaDriver.cuLaunchKernel;
+import static jcuda.driver.JCudaDriver.cuMemAlloc;
+import static jcuda.driver.JCudaDriver.cuMemFree;
+import static jcuda.driver.JCudaDriver.cuMemGetInfo;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
+import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
+import static jcuda.driver.JCudaDriver.cuMemsetD8Async;
+import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
+import static jcuda.driver.JCudaDriver.cuModuleLoadData;
+import static jcuda.driver.JCudaDriver.cuModuleUnload;
+import static jcuda.driver.JCudaDriver.cuStreamCreate;
+import static jcuda.driver.JCudaDriver.cuStreamDestroy;
+import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.util.HashMap;
+import java.util.Map;
+import jcuda.NativePointerObject;
+import jcuda.Pointer;
+import jcuda.driver.CUcontext;
+import jcuda.driver.CUdevice;
+import jcuda.driver.CUdevice_attribute;
+import jcuda.driver.CUfunction;
+import jcuda.driver.CUmodule;
+import jcuda.driver.CUstream;
+import jcuda.driver.JCudaDriver;
+
+/**
+ * One GPU through JCuda's driver API: the primary context, one stream every operation is queued on, the project's
+ * kernel module, memory and launches. Every driver call's result is checked (JCuda throws on any error code).
+ */
+final class CudaDevice implements AutoCloseable {
+    static final String KERNEL_RESOURCE = "/io/slope/cuda/slope_kernels.fatbin";
+
+    /** A stream whose native handle can be passed to cuBLASLt and cuSPARSELt. */
+    static final class Stream extends CUstream {
+        long handle() {
+            return getNativePointer();
+        }
+    }
+
+    private final CUdevice device = new CUdevice();
+    private final CUcontext context = new CUcontext();
+    private final Stream stream = new Stream();
+    private final CUmodule module = new CUmodule();
+    private final Map<String, CUfunction> functions = new HashMap<>();
+    /** SLOPE_CUDA_PROFILE=1: every launch and library call synchronised and timed by name (benchmarks only). */
+    private final boolean profiling = "1".equals(System.getenv("SLOPE_CUDA_PROFILE"));
+    private final Map<String, long[]> profile = new java.util.TreeMap<>();
+    private final String name;
+    private final int computeCapability;
+    private final int driverVersion;
+    private final int multiprocessors;
+
+    CudaDevice(int ordinal) {
+        byte[] image = kernelImage();
+        JCudaDriver.setExceptionsEnabled(true);
+        cuInit(0);
+        int[] count = new int[1];
+        cuDeviceGetCount(count);
+        if (ordinal >= count[0]) {
+            throw new IllegalStateException("CUDA device " + ordinal + " requested, " + count[0] + " present");
+        }
+        cuDeviceGet(device, ordinal);
+        cuDevicePrimaryCtxRetain(context, device);
+        cuCtxSetCurrent(context);
+        // Flags 0: a blocking stream, so the synchronous copies of download() order after its work.
+        cuStreamCreate(stream, 0);
+        cuModuleLoadData(module, image);
+        byte[] nameBytes = new byte[256];
+        cuDeviceGetName(nameBytes, nameBytes.length, device);
+        this.name = new String(nameBytes).trim().replace("\0", "");
+        this.computeCapability = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR) * 10
+                + attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
+        this.multiprocessors = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
+        int[] v = new int[1];
+        cuDriverGetVersion(v);
+        this.driverVersion = v[0];
+    }
+
+    /** The fatbin built by nvcc at build time; a jar built without nvcc has none, and the backend cannot start. */
+    static byte[] kernelImage() {
+        try (InputStream in = CudaDevice.class.getResourceAsStream(KERNEL_RESOURCE)) {
+            if (in == null) {
+                throw new IllegalStateException(missingKernelsMessage());
+            }
+            return in.readAllBytes();
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot read " + KERNEL_RESOURCE + ": " + e.getMessage(), e);
+        }
+    }
+
+    static boolean hasKernelImage() {
+        return CudaDevice.class.getResource(KERNEL_RESOURCE) != null;
+    }
+
+    static String missingKernelsMessage() {
+        return "this slope-engine-cuda jar holds no CUDA kernels (" + KERNEL_RESOURCE + "): it was built without"
+                + " nvcc. Install nvcc (./slope tools, or PyPI nvidia-cuda-nvcc into .tools/cuda) and rebuild";
+    }
+
+    String name() {
+        return name;
+    }
+
+    int computeCapability() {
+        return computeCapability;
+    }
+
+    int driverVersion() {
+        return driverVersion;
+    }
+
+    int multiprocessors() {
+        return multiprocessors;
+    }
+
+    long streamHandle() {
+        return stream.handle();
+    }
+
+    private int attribute(int attr) {
+        int[] v = new int[1];
+        cuDeviceGetAttribute(v, attr, device);
+        return v[0];
+    }
+
+    long[] memoryInfo() {
+        long[] free = new long[1];
+        long[] total = new long[1];
+        cuMemGetInfo(free, total);
+        return new long[] {free[0], total[0]};
+    }
+
+    DevicePointer allocate(long bytes) {
+        DevicePointer p = new DevicePointer();
+        cuMemAlloc(p, Math.max(bytes, 16));
+        return p;
+    }
+
+    void free(DevicePointer p) {
+        cuMemFree(p);
+    }
+
+    void memsetZero(DevicePointer p, long bytes) {
+        cuMemsetD8Async(p, (byte) 0, bytes, stream);
+    }
+
+    /** Fills {@code count} bf16 elements with one value (search and benchmark inputs that are not zeros). */
+    void fillBf16(DevicePointer p, long count, float value) {
+        jcuda.driver.JCudaDriver.cuMemsetD16Async(p, (short) (Float.floatToRawIntBits(value) >>> 16), count, stream);
+    }
+
+    /** Fills {@code count} 32-bit words with a float's bits. */
+    void fillF32(DevicePointer p, long count, float value) {
+        jcuda.driver.JCudaDriver.cuMemsetD32Async(p, Float.floatToRawIntBits(value), count, stream);
+    }
+
+    void copyToDevice(DevicePointer dst, Pointer src, long bytes) {
+        synchronize();
+        cuMemcpyHtoD(dst, src, bytes);
+    }
+
+    void copyToHost(Pointer dst, DevicePointer src, long bytes) {
+        synchronize();
+        cuMemcpyDtoH(dst, src, bytes);
+    }
+
+    void synchronize() {
+        cuStreamSynchronize(stream);
+    }
+
+    /** Runs {@code work} (queued device work); when profiling, synchronises around it and adds its time to {@code what}. */
+    void timed(String what, Runnable work) {
+        if (!profiling) {
+            work.run();
+            return;
+        }
+        synchronize();
+        long start = System.nanoTime();
+        work.run();
+        synchronize();
+        long[] acc = profile.computeIfAbsent(what, k -> new long[2]);
+        acc[0]++;
+        acc[1] += System.nanoTime() - start;
+    }
+
+    boolean profiling() {
+        return profiling;
+    }
+
+    /** Name → {calls, nanoseconds} since the last reset. */
+    Map<String, long[]> profile() {
+        return profile;
+    }
+
+    /** Mean milliseconds of {@code work} over {@code reps} runs, by CUDA events on the stream (after one warm-up). */
+    float eventMillis(Runnable work, int reps) {
+        work.run();
+        jcuda.driver.CUevent start = new jcuda.driver.CUevent();
+        jcuda.driver.CUevent stop = new jcuda.driver.CUevent();
+        jcuda.driver.JCudaDriver.cuEventCreate(start, 0);
+        jcuda.driver.JCudaDriver.cuEventCreate(stop, 0);
+        jcuda.driver.JCudaDriver.cuEventRecord(start, stream);
+        for (int i = 0; i < reps; i++) {
+            work.run();
+        }
+        jcuda.driver.JCudaDriver.cuEventRecord(stop, stream);
+        jcuda.driver.JCudaDriver.cuEventSynchronize(stop);
+        float[] ms = new float[1];
+        jcuda.driver.JCudaDriver.cuEventElapsedTime(ms, start, stop);
+        jcuda.driver.JCudaDriver.cuEventDestroy(start);
+        jcuda.driver.JCudaDriver.cuEventDestroy(stop);
+        return ms[0] / reps;
+    }
+
+    /** Launches a kernel of the project's module on the stream; arguments: Long (addresses), Integer, Float, Double. */
+    void launch(String kernel, int gridX, int gridY, int blockX, int sharedBytes, Object... args) {
+        CUfunction f = functions.computeIfAbsent(kernel, k -> {
+            CUfunction fn = new CUfunction();
+            cuModuleGetFunction(fn, module, k);
+            return fn;
+        });
+        NativePointerObject[] params = new NativePointerObject[args.length];
+        for (int i = 0; i < args.length; i++) {
+            params[i] = switch (args[i]) {
+                case Long l -> Pointer.to(new long[] {l});
+                case Integer n -> Pointer.to(new int[] {n});
+                case Float x -> Pointer.to(new float[] {x});
+                case Double d -> Pointer.to(new double[] {d});
+                default -> throw new IllegalArgumentException("kernel argument of type " + args[i].getClass());
+            };
+        }
+        timed(kernel, () -> cuLaunchKernel(f, gridX, gridY, 1, blockX, 1, 1, sharedBytes, stream, Pointer.to(params),
+                null));
+    }
+
+    @Override
+    public void close() {
+        synchronize();
+        cuModuleUnload(module);
+        cuStreamDestroy(stream);
+        cuDevicePrimaryCtxRelease(device);
+    }
+}

@@ -1,0 +1,81 @@
+package io.slope.cuda;
+
+import io.slope.engine.backend.DType;
+import io.slope.engine.backend.Tensor;
+import java.util.Arrays;
+
+/** A tensor in GPU memory, densely packed row-major at its storage precision. */
+final class CudaTensor implements Tensor {
+    final DType dtype;
+    final int[] shape;
+    final long count;
+    final DevicePointer pointer;
+    final long address;
+    /**
+     * For an I32 tensor uploaded from the host: its rows grouped by value (distinct values, bucket starts, row
+     * indices increasing within a value), built at upload so the embedding backward needs no host round trip.
+     */
+    TokenBuckets buckets;
+
+    record TokenBuckets(int distinct, CudaTensor tokens, CudaTensor starts, CudaTensor rows) {}
+
+    CudaTensor(DType dtype, int[] shape, DevicePointer pointer) {
+        this.dtype = dtype;
+        this.shape = shape.clone();
+        this.count = count(shape);
+        this.pointer = pointer;
+        this.address = pointer.address();
+    }
+
+    static long count(int[] shape) {
+        long n = 1;
+        for (int d : shape) {
+            if (d < 0) {
+                throw new IllegalArgumentException("negative dimension in " + Arrays.toString(shape));
+            }
+            n *= d;
+        }
+        return n;
+    }
+
+    static int elementBytes(DType dtype) {
+        return switch (dtype) {
+            case F64 -> 8;
+            case F32, I32 -> 4;
+            case BF16 -> 2;
+        };
+    }
+
+    /** The storage code the kernels take for every float tensor (DT_* in slope_kernels.cu). */
+    static int code(DType dtype) {
+        return switch (dtype) {
+            case F32 -> 0;
+            case BF16 -> 1;
+            case F64 -> 2;
+            case I32 -> throw new IllegalArgumentException("I32 tensor where a float tensor is expected");
+        };
+    }
+
+    int code() {
+        return code(dtype);
+    }
+
+    long bytes() {
+        return count * elementBytes(dtype);
+    }
+
+    @Override
+    public DType dtype() {
+        return dtype;
+    }
+
+    @Override
+    public int[] shape() {
+        return shape.clone();
+    }
+
+    @Override
+    public String toString() {
+        return "CudaTensor" + Arrays.toString(shape) + " " + dtype;
+    }
+}

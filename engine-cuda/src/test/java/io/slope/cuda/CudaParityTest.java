@@ -1,0 +1,290 @@
+package io.slope.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+
+import io.slope.cuda.GpuParity.Pair;
+import io.slope.engine.backend.AdamWStep;
+import io.slope.engine.backend.DType;
+import io.slope.engine.backend.SparseLinear;
+import io.slope.engine.sparse.NmPattern;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * Every CUDA backend operation against the CPU reference (GpuParity says how). Run in both GEMM precisions: bf16 (bf16
+ * activations, fp32 parameters) and the fp32 debug mode (everything fp32, no TF32).
+ */
+class CudaParityTest {
+    private static final int B = 2;
+    private static final int T = 64;
+    private static final int ROWS = B * T;
+    private static final int C = 128;
+
+    @ParameterizedTest
+    @EnumSource(CudaBackend.Precision.class)
+    void embedding(CudaBackend.Precision precision) {
+        GpuParity t = new GpuParity(precision);
+        int V = 97;
+        Pair tokens = t.ints(V, ROWS);
+        Pair wte = t.input(DType.F32, 1, V, C);
+        Pair wpe = t.input(DType.F32, 1, T, C);
+        Pair out = t.output(t.activation(), ROWS, C);
+        t.both(s -> s.backend().embeddingForward(s.of(out), s.of(tokens), s.of(wte), s.of(wpe), B, T));
+        t.check("embeddingForward out", out);
+
+        Pair dout = t.input(t.activation(), 1, ROWS, C);
+        Pair dwte = t.input(DType.F32, 1, V, C);
+        Pair dwpe = t.input(DType.F32, 1, T, C);
+        t.both(s -> s.backend().embeddingBackward(s.of(dwte), s.of(dwpe), s.of(dout), s.of(tokens), B, T));
+        t.check("embeddingBackward dwte", dwte);
+        t.check("embeddingBackward dwpe", dwpe);
+    }
+
+    @ParameterizedTest
+    @EnumSource(CudaBackend.Precision.class)
+    void layerNorm(CudaBackend.Precision precision) {
+        GpuParity t = new GpuParity(precision);
+        Pair inp = t.input(t.activation(), 2, ROWS, C);
+        Pair w = t.input(DType.F32, 1, C);
+        Pair b = t.input(DType.F32, 1, C);
+        Pair out = t.output(t.activation(), ROWS, C);
+        Pair mean = t.output(DType.F32, ROWS);
+        Pair rstd = t.output(DType.F32, ROWS);
+        t.both(s -> s.backend().layerNormForward(s.of(out), s.of(mean), s.of(rstd), s.of(inp), s.of(w), s.of(b)));
+        t.check("layerNormForward out", out);
+        t.check("layerNormForward mean", mean);
+        t.check("layerNormForward rstd", rstd);
+
+        // The backward reads the saved statistics: give both sides the GPU's.
+        t.cpu.upload(mean.cpu(), t.gpu.download(mean.gpu()));
+        t.cpu.upload(rstd.cpu(), t.gpu.download(rstd.gpu()));
+        Pair dout = t.input(t.activation(), 1, ROWS, C);
+        Pair dinp = t.input(t.activation(), 1, ROWS, C);
+        Pair dw = t.input(DType.F32, 1, C);
+        Pair db = t.input(DType.F32, 1, C);
+        t.both(s -> s.backend().layerNormBackward(s.of(dinp), s.of(dw), s.of(db), s.of(dout), s.of(inp), s.of(w),
+                s.of(mean), s.of(rstd)));
+        t.check("layerNormBackward dinp", dinp);
+        t.check("layerNormBackward dweight", dw);
+        t.check("layerNormBackward dbias", db);
+    }
+
+    @ParameterizedTest
+    @EnumSource(CudaBackend.Precision.class)
+    void denseMatmul(CudaBackend.Precision precision) {
+        GpuParity t = new GpuParity(precision);
+        int dOut = 3 * C;
+        Pair inp = t.gemmOperand(t.activation(), 1, ROWS, C);
+        Pair w = t.gemmOperand(DType.F32, 0.1, dOut, C);
+        Pair bias = t.input(DType.F32, 0.1, dOut);
+        Pair out = t.output(t.activation(), ROWS, dOut);
+        t.both(s -> s.backend().matmulForward(s.of(out), s.of(inp), s.of(w), s.of(bias)));
+        t.check("matmulForward out (bias)", out);
+        Pair noBias = t.output(t.activation(), ROWS, dOut);
+        t.both(s -> s.backend().matmulForward(s.of(noBias), s.of(inp), s.of(w), null));
+        t.check("matmulForward out (no bias)", noBias);
+
+        Pair dout = t.gemmOperand(t.activation(), 1, ROWS, dOut);
+        Pair dinp = t.input(t.activation(), 1, ROWS, C);
+        Pair dw = t.input(DType.F32, 1, dOut, C);
+        Pair db = t.input(DType.F32, 1, dOut);
+        t.both(s -> s.backend().matmulBackward(s.of(dinp), s.of(dw), s.of(db), s.of(dout), s.of(inp), s.of(w)));
+        t.check("matmulBackward dinp", dinp);
+        t.check("matmulBackward dweight", dw);
+        t.check("matmulBackward dbias", db);
+    }
+
+    @ParameterizedTest
+    @EnumSource(CudaBackend.Precision.class)
+    void sparseMatmulTwoFourDoublePruned(CudaBackend.Precision precision) {
+        sparseMatmul(precision, NmPattern.twoFour(), true);
+    }
+
+    @ParameterizedTest
+    @EnumSource(CudaBackend.Precision.class)
+    void sparseMatmulTwoFourExactMaskedGradient(CudaBackend.Precision precision) {
+        sparseMatmul(precision, NmPattern.twoFour(), false);
+    }
+
+    @ParameterizedTest
+    @EnumSource(CudaBackend.Precision.class)
+    void sparseMatmulOneFourOnTheTwoFourPath(CudaBackend.Precision precision) {
+        sparseMatmul(precision, new NmPattern(1, 4), true);
+    }
+
+    @ParameterizedTest
+    @EnumSource(CudaBackend.Precision.class)
+    void sparseMatmulThreeFourAsMaskedDense(CudaBackend.Precision precision) {
+        sparseMatmul(precision, new NmPattern(3, 4), true);
+    }
+
+    /** Forward, backward, then an optimizer-like value change and both again (in-place values, new column mask). */
+    private static void sparseMatmul(CudaBackend.Precision precision, NmPattern pattern, boolean doublePrune) {
+        GpuParity t = new GpuParity(precision);
+        int dOut = 4 * C;
+        int dIn = C;
+        double[] dense = t.randomValues(dOut * dIn, 0.1);
+        roundToGemmPrecision(t, dense);
+        GpuParity.Two<SparseLinear> w = t.two(s -> s.backend().sparseLinear(dense, dOut, dIn, pattern, doublePrune,
+                s.isGpu() ? DType.F32 : DType.F64));
+        int kept = w.gpu().keptPerRow();
+        String name = "sparse " + pattern + (doublePrune ? " double-pruned" : " masked-gradient");
+        for (int round = 0; round < 2; round++) {
+            String when = round == 0 ? " (initial)" : " (after update)";
+            Pair inp = t.gemmOperand(t.activation(), 1, ROWS, dIn);
+            Pair bias = t.input(DType.F32, 0.1, dOut);
+            Pair out = t.output(t.activation(), ROWS, dOut);
+            t.both(s -> s.backend().sparseMatmulForward(s.of(out), s.of(inp), s.of(w), s.of(bias)));
+            t.check(name + " forward" + when, out);
+
+            Pair dout = t.gemmOperand(t.activation(), 1, ROWS, dOut);
+            Pair dinp = t.input(t.activation(), 1, ROWS, dIn);
+            Pair dvalues = t.input(DType.F32, 1, dOut, kept);
+            Pair db = t.input(DType.F32, 1, dOut);
+            t.both(s -> s.backend().sparseMatmulBackward(s.of(dinp), s.of(dvalues), s.of(db), s.of(dout), s.of(inp),
+                    s.of(w)));
+            t.check(name + " backward dinp" + when, dinp);
+            t.check(name + " backward dvalues" + when, dvalues);
+            t.check(name + " backward dbias" + when, db);
+
+            // New kept values (as an optimizer step would leave them), then operands rebuilt with a mask refresh.
+            double[] values = t.randomValues(dOut * kept, 0.1);
+            roundToGemmPrecision(t, values);
+            t.both(s -> s.backend().upload(s.of(w).values(), values));
+            t.both(s -> s.backend().updateSparseOperands(s.of(w), true));
+            assertArrayEquals(t.cpu.columnMask(w.cpu()), t.gpu.columnMask(w.gpu()), name
+                    + ": column mask after refresh");
+        }
+    }
+
+    private static void roundToGemmPrecision(GpuParity t, double[] v) {
+        for (int i = 0; i < v.length; i++) {
+            v[i] = t.gpu.precision() == CudaBackend.Precision.BF16 ? Bf16.value(Bf16.bits(v[i])) : (float) v[i];
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(CudaBackend.Precision.class)
+    void attention(CudaBackend.Precision precision) {
+        // Head size 64 (tensor-core tiles in bf16) and 32; T not a multiple of the 64-row tiles.
+        for (int[] headsAndT : new int[][] {{2, 96}, {4, 96}, {2, 200}}) {
+            int heads = headsAndT[0];
+            int aT = headsAndT[1];
+            GpuParity t = new GpuParity(precision);
+            int aC = 128;
+            int rows = B * aT;
+            Pair qkv = t.input(t.activation(), 1, rows, 3 * aC);
+            Pair out = t.output(t.activation(), rows, aC);
+            var state = t.two(s -> s.backend().attentionState(B, aT, heads));
+            t.both(s -> s.backend().attentionForward(s.of(out), s.of(state), s.of(qkv), B, aT, heads));
+            String hs = " (head size " + aC / heads + ", T " + aT + ")";
+            t.check("attentionForward out" + hs, out);
+
+            Pair dout = t.input(t.activation(), 1, rows, aC);
+            Pair dqkv = t.input(t.activation(), 1, rows, 3 * aC);
+            t.both(s -> s.backend().attentionBackward(s.of(dqkv), s.of(dout), s.of(qkv), s.of(state), B, aT, heads));
+            t.check("attentionBackward dqkv" + hs, dqkv);
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(CudaBackend.Precision.class)
+    void geluAndResidual(CudaBackend.Precision precision) {
+        GpuParity t = new GpuParity(precision);
+        Pair inp = t.input(t.activation(), 3, ROWS, 4 * C);
+        Pair out = t.output(t.activation(), ROWS, 4 * C);
+        t.both(s -> s.backend().geluForward(s.of(out), s.of(inp)));
+        t.check("geluForward out", out);
+        Pair dout = t.input(t.activation(), 1, ROWS, 4 * C);
+        Pair dinp = t.input(t.activation(), 1, ROWS, 4 * C);
+        t.both(s -> s.backend().geluBackward(s.of(dinp), s.of(inp), s.of(dout)));
+        t.check("geluBackward dinp", dinp);
+
+        Pair a = t.input(t.activation(), 1, ROWS, C);
+        Pair b = t.input(t.activation(), 1, ROWS, C);
+        Pair sum = t.output(t.activation(), ROWS, C);
+        t.both(s -> s.backend().residualForward(s.of(sum), s.of(a), s.of(b)));
+        t.check("residualForward out", sum);
+    }
+
+    @ParameterizedTest
+    @EnumSource(CudaBackend.Precision.class)
+    void crossEntropy(CudaBackend.Precision precision) {
+        GpuParity t = new GpuParity(precision);
+        int V = 1013;
+        Pair logits = t.input(t.activation(), 4, ROWS, V);
+        Pair targets = t.ints(V, ROWS);
+        Pair losses = t.output(DType.F32, ROWS);
+        Pair dlogits = t.output(t.activation(), ROWS, V);
+        double scale = 1.0 / ROWS;
+        t.both(s -> s.backend().crossEntropyForwardBackward(s.of(losses), s.of(dlogits), s.of(logits), s.of(targets),
+                scale));
+        t.check("crossEntropy losses", losses);
+        t.check("crossEntropy dlogits", dlogits);
+        // Forward only, and the gradient written over the logits themselves (the model's use).
+        Pair lossesOnly = t.output(DType.F32, ROWS);
+        t.both(s -> s.backend().crossEntropyForwardBackward(s.of(lossesOnly), null, s.of(logits), s.of(targets), 0.0));
+        t.check("crossEntropy losses (forward only)", lossesOnly);
+        t.both(s -> s.backend().crossEntropyForwardBackward(s.of(losses), s.of(logits), s.of(logits), s.of(targets),
+                scale));
+        t.check("crossEntropy dlogits in place", logits);
+    }
+
+    @ParameterizedTest
+    @EnumSource(CudaBackend.Precision.class)
+    void sumOfSquaresAndAdamW(CudaBackend.Precision precision) {
+        GpuParity t = new GpuParity(precision);
+        int n = 300_007;
+        Pair grad = t.input(DType.F32, 1e-2, n);
+        Pair acc = t.input(DType.F64, 1, 1);
+        t.both(s -> s.backend().sumOfSquares(s.of(acc), s.of(grad)));
+        t.check("sumOfSquares", acc);
+
+        Pair param = t.input(DType.F32, 0.1, n);
+        Pair m = t.input(DType.F32, 1e-3, n);
+        Pair v = t.pair(DType.F32, n);
+        t.set(v, java.util.Arrays.stream(t.randomValues(n, 1e-6)).map(Math::abs).toArray());
+        for (int i = 0; i < 2; i++) {
+            // Squared norm above clip² = 1, so the clip coefficient is exercised.
+            t.set(acc, new double[] {1.7});
+            var step = new AdamWStep(3e-3, 0.9, 0.95, 1e-8, 0.1, 7 + i, 1.0);
+            t.both(s -> s.backend().adamw(s.of(param), s.of(grad), s.of(m), s.of(v), s.of(acc), step));
+        }
+        // The optimizer alone, on identical fp32 gradients: within 1e-6 (issue 5).
+        t.check("adamw param", param, 1e-6);
+        t.check("adamw m", m, 1e-6);
+        t.check("adamw v", v, 1e-6);
+    }
+
+    @ParameterizedTest
+    @EnumSource(CudaBackend.Precision.class)
+    void adapters(CudaBackend.Precision precision) {
+        GpuParity t = new GpuParity(precision);
+        int dIn = C;
+        int dOut = 4 * C;
+        int r = 8;
+        double scale = 1.0 / r;
+        Pair inp = t.gemmOperand(t.activation(), 1, ROWS, dIn);
+        Pair a = t.gemmOperand(DType.F32, 1, dIn, r);
+        Pair b = t.gemmOperand(DType.F32, 0.1, r, dOut);
+        Pair out = t.input(t.activation(), 1, ROWS, dOut);
+        Pair xa = t.output(t.activation(), ROWS, r);
+        t.both(s -> s.backend().adapterForward(s.of(out), s.of(xa), s.of(inp), s.of(a), s.of(b), scale));
+        t.check("adapterForward xa", xa);
+        t.check("adapterForward out", out);
+
+        // The backward reads xa: give the CPU the GPU's (it is a bf16 activation there).
+        t.cpu.upload(xa.cpu(), t.gpu.download(xa.gpu()));
+        Pair dout = t.gemmOperand(t.activation(), 1, ROWS, dOut);
+        Pair dinp = t.input(t.activation(), 1, ROWS, dIn);
+        Pair da = t.input(DType.F32, 1, dIn, r);
+        Pair db = t.input(DType.F32, 1, r, dOut);
+        Pair dxa = t.output(t.activation(), ROWS, r);
+        t.both(s -> s.backend().adapterBackward(s.of(dinp), s.of(da), s.of(db), s.of(dxa), s.of(dout), s.of(inp),
+                s.of(xa), s.of(a), s.of(b), scale));
+        t.check("adapterBackward dxa", dxa);
+        t.check("adapterBackward db", db);
+        t.check("adapterBackward da", da);
+        t.check("adapterBackward dinp", dinp);
+    }
+}
