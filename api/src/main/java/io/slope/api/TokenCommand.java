@@ -2,14 +2,9 @@ package io.slope.api;
 
 import io.slope.activities.catalogue.Database;
 import io.slope.api.auth.ApiTokens;
-import java.io.PrintWriter;
-import java.sql.Connection;
-import java.sql.DriverManager;
+import io.slope.api.auth.JdbcUrlDataSource;
 import java.sql.SQLException;
-import java.sql.SQLFeatureNotSupportedException;
 import java.util.concurrent.Callable;
-import java.util.logging.Logger;
-import javax.sql.DataSource;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -34,7 +29,7 @@ public final class TokenCommand {
         }
         Database database = new Database(url, java.time.Duration.ofSeconds(30));
         database.migrate();
-        return new ApiTokens(new DriverManagerDataSource(url));
+        return new ApiTokens(new JdbcUrlDataSource(url));
     }
 
     @Command(name = "create", mixinStandardHelpOptions = true,
@@ -71,50 +66,6 @@ public final class TokenCommand {
         public Integer call() throws SQLException {
             System.out.println("revoked " + parent.tokens().revoke(user) + " token(s) of " + user);
             return 0;
-        }
-    }
-
-    /** One connection per call: the command makes a single statement. */
-    private record DriverManagerDataSource(String url) implements DataSource {
-        @Override
-        public Connection getConnection() throws SQLException {
-            return DriverManager.getConnection(url);
-        }
-
-        @Override
-        public Connection getConnection(String user, String password) throws SQLException {
-            return DriverManager.getConnection(url, user, password);
-        }
-
-        @Override
-        public PrintWriter getLogWriter() {
-            return null;
-        }
-
-        @Override
-        public void setLogWriter(PrintWriter out) {}
-
-        @Override
-        public void setLoginTimeout(int seconds) {}
-
-        @Override
-        public int getLoginTimeout() {
-            return 0;
-        }
-
-        @Override
-        public Logger getParentLogger() throws SQLFeatureNotSupportedException {
-            throw new SQLFeatureNotSupportedException();
-        }
-
-        @Override
-        public <T> T unwrap(Class<T> type) throws SQLException {
-            throw new SQLException("not a wrapper");
-        }
-
-        @Override
-        public boolean isWrapperFor(Class<?> type) {
-            return false;
         }
     }
 }
