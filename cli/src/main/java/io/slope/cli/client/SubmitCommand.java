@@ -4,12 +4,12 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.slope.engine.data.Corpus;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
-import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -62,7 +62,10 @@ public final class SubmitCommand implements Callable<Integer> {
         return follow ? FollowCommand.follow(api, id) : 0;
     }
 
-    /** A file as itself; a folder as its files in name order, hidden ones left out (as `slope train` reads them). */
+    /**
+     * A file as itself; a folder as the files `slope train` would read from it (the corpus reader's own choice: name
+     * order, hidden and non-text files left out), each uploaded on its own.
+     */
     private static List<Path> files(Path path) throws IOException {
         if (!Files.exists(path)) {
             throw new IllegalArgumentException("data.corpus: " + path + " does not exist");
@@ -70,17 +73,10 @@ public final class SubmitCommand implements Callable<Integer> {
         if (!Files.isDirectory(path)) {
             return List.of(path);
         }
-        try (Stream<Path> walk = Files.walk(path)) {
-            return walk.filter(Files::isRegularFile).filter(f -> !hidden(path.relativize(f))).sorted().toList();
+        Corpus corpus = Corpus.read(List.of(path));
+        for (Corpus.SkippedFile skipped : corpus.skippedFiles()) {
+            System.err.println("not uploaded: " + skipped.path() + " (" + skipped.reason() + ")");
         }
-    }
-
-    private static boolean hidden(Path relative) {
-        for (Path part : relative) {
-            if (part.toString().startsWith(".")) {
-                return true;
-            }
-        }
-        return false;
+        return corpus.files();
     }
 }
