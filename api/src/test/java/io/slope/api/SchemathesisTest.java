@@ -12,7 +12,8 @@ import org.junit.jupiter.api.Timeout;
 
 /**
  * schemathesis (PyPI) over the generated OpenAPI document, against the API on real servers: bounded examples and a
- * fixed seed; no answer may be a 5xx, and every 4xx must be a problem document ({@code slope_checks.py}).
+ * fixed seed; no answer may be a 5xx, every 4xx must be a problem document ({@code slope_checks.py}), and every
+ * documented answer must match its schema.
  */
 class SchemathesisTest {
     @Test
@@ -23,7 +24,7 @@ class SchemathesisTest {
         ProcessBuilder schemathesis = new ProcessBuilder(List.of("schemathesis", "run",
                 api.base + "/openapi/slope-1.yml", "--url", api.base,
                 "-H", "Authorization: Bearer " + api.aliceToken,
-                "--checks", "not_a_server_error,client_errors_are_problem_json",
+                "--checks", "not_a_server_error,client_errors_are_problem_json,response_schema_conformance",
                 "--phases", "examples,coverage,fuzzing", "--max-examples", "25", "--seed", "20261127",
                 "--workers", "1", "--request-timeout", "30", "--no-color"))
                 .redirectErrorStream(true);

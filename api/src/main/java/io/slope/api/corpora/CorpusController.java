@@ -13,8 +13,11 @@ import io.micronaut.http.annotation.RequestAttribute;
 import io.micronaut.scheduling.TaskExecutors;
 import io.micronaut.scheduling.annotation.ExecuteOn;
 import io.slope.api.auth.Caller;
+import io.slope.api.problem.Problem;
 import io.swagger.v3.oas.annotations.Operation;
 import io.swagger.v3.oas.annotations.Parameter;
+import io.swagger.v3.oas.annotations.media.Content;
+import io.swagger.v3.oas.annotations.media.Schema;
 import io.swagger.v3.oas.annotations.responses.ApiResponse;
 import io.swagger.v3.oas.annotations.security.SecurityRequirement;
 import io.swagger.v3.oas.annotations.tags.Tag;
@@ -39,9 +42,12 @@ public class CorpusController {
                     + "content uploaded again returns the same id (200 instead of 201).")
     @ApiResponse(responseCode = "201", description = "stored")
     @ApiResponse(responseCode = "200", description = "this content was already stored")
-    @ApiResponse(responseCode = "400", description = "empty body or a bad filename")
-    @ApiResponse(responseCode = "401", description = "no or an unknown bearer token")
-    @ApiResponse(responseCode = "413", description = "larger than the configured limit")
+    @ApiResponse(responseCode = "400", description = "empty body or a bad filename",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @ApiResponse(responseCode = "401", description = "no or an unknown bearer token",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @ApiResponse(responseCode = "413", description = "larger than the configured limit",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
     @Post(consumes = {MediaType.APPLICATION_OCTET_STREAM, MediaType.TEXT_PLAIN})
     public HttpResponse<CorpusView> upload(@Parameter(hidden = true) @RequestAttribute(Caller.ATTRIBUTE) Caller caller,
             @Body InputStream body,
