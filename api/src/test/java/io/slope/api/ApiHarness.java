@@ -155,6 +155,16 @@ public final class ApiHarness {
         return response.body();
     }
 
+    private String sharedCorpus;
+
+    /** The tests' usual corpus ({@link #corpusText}), uploaded once; its s3:// uri. */
+    public synchronized String corpus() throws IOException, InterruptedException {
+        if (sharedCorpus == null) {
+            sharedCorpus = uploadCorpus(aliceToken, corpusText());
+        }
+        return sharedCorpus;
+    }
+
     /** Uploads a text as a corpus and returns its s3:// uri. */
     public String uploadCorpus(String token, String text) throws IOException, InterruptedException {
         Reply reply = post("/api/v1/datasets?filename=corpus.txt", token, "text/plain", text);

@@ -34,7 +34,7 @@ public final class ApiLoad {
         int details = Integer.parseInt(args[2]);
         Path results = Path.of(args[3]);
         ApiHarness api = new ApiHarness(false);
-        String corpus = api.uploadCorpus(api.aliceToken, ApiHarness.corpusText());
+        String corpus = api.corpus();
         HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
                 .executor(Executors.newVirtualThreadPerTaskExecutor()).build();
         String spec = ApiHarness.tinySpec("load", corpus, 100);

@@ -17,7 +17,7 @@ class AuthApiTest {
     @BeforeAll
     static void start() throws Exception {
         api = ApiHarness.get();
-        String corpus = api.uploadCorpus(api.aliceToken, ApiHarness.corpusText());
+        String corpus = api.corpus();
         // A run that stays put long enough for the checks (cancelled at the end of the class's use of it).
         ApiHarness.Reply reply = api.post("/api/v1/runs", api.aliceToken, "application/json",
                 ApiHarness.tinySpec("auth-check", corpus, 20));

@@ -18,7 +18,7 @@ class ReconcilerApiTest {
     @Test
     void aQueuedRunWithoutAWorkflowIsStarted() throws Exception {
         ApiHarness api = ApiHarness.get();
-        String corpus = api.uploadCorpus(api.aliceToken, ApiHarness.corpusText());
+        String corpus = api.corpus();
         UUID id = UUID.randomUUID();
         new RunCatalogue(new Database(api.env.get("SLOPE_DB_URL"), Duration.ofSeconds(10))).createRun(id, "alice",
                 RunSpecCodec.parseResolved(ApiHarness.tinySpec("orphan", corpus, 10)),

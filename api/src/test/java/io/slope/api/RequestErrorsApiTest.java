@@ -22,7 +22,7 @@ class RequestErrorsApiTest {
     @BeforeAll
     static void start() throws Exception {
         api = ApiHarness.get();
-        corpus = api.uploadCorpus(api.aliceToken, ApiHarness.corpusText());
+        corpus = api.corpus();
     }
 
     @Test

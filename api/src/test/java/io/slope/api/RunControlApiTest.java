@@ -17,7 +17,7 @@ class RunControlApiTest {
     @BeforeAll
     static void start() throws Exception {
         api = ApiHarness.get();
-        corpus = api.uploadCorpus(api.aliceToken, ApiHarness.corpusText());
+        corpus = api.corpus();
     }
 
     /** Long enough to be caught training; checkpoints every 50 steps keep S3 traffic small. */

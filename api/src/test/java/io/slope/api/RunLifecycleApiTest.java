@@ -32,7 +32,7 @@ class RunLifecycleApiTest {
     @BeforeAll
     static void start() throws Exception {
         api = ApiHarness.get();
-        corpus = api.uploadCorpus(api.aliceToken, ApiHarness.corpusText());
+        corpus = api.corpus();
     }
 
     @Test
