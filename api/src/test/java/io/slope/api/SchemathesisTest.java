@@ -20,8 +20,18 @@ class SchemathesisTest {
     @Timeout(value = 9, unit = TimeUnit.MINUTES)
     void noServerErrorsAndEveryClientErrorIsAProblem() throws Exception {
         ApiHarness api = ApiHarness.get();
+        // A finished run of alice's as every {id}, so that the answers about a real run are checked against their
+        // schemas too (and pause, retry, delete meet a real run).
+        ApiHarness.Reply submitted = api.post("/api/v1/runs", api.aliceToken, "application/json",
+                ApiHarness.tinySpec("schemathesis", api.corpus(), 10));
+        assertEquals(201, submitted.status(), submitted.body());
+        String id = submitted.json().get("id").asText();
+        api.awaitRun(id, api.aliceToken, java.time.Duration.ofMinutes(3), ApiHarness.status("SUCCEEDED"));
+        Path config = Path.of("target/schemathesis.toml").toAbsolutePath();
+        java.nio.file.Files.writeString(config, "[parameters]\n\"path.id\" = \"" + id + "\"\n");
         Path hooks = Path.of("src/test/schemathesis").toAbsolutePath();
-        ProcessBuilder schemathesis = new ProcessBuilder(List.of("schemathesis", "run",
+        ProcessBuilder schemathesis = new ProcessBuilder(List.of("schemathesis", "--config-file", config.toString(),
+                "run",
                 api.base + "/openapi/slope-1.yml", "--url", api.base,
                 "-H", "Authorization: Bearer " + api.aliceToken,
                 "--checks", "not_a_server_error,client_errors_are_problem_json,response_schema_conformance",
