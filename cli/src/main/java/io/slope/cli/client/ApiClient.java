@@ -155,7 +155,8 @@ public final class ApiClient {
         try {
             response = http.send(request, HttpResponse.BodyHandlers.ofString());
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot reach the API at " + base + " (" + e.getMessage() + ")", e);
+            throw new UncheckedIOException("cannot reach the API at " + base + " (" + (e.getMessage() == null
+                    ? e.getClass().getSimpleName() : e.getMessage()) + "); is it running? (`slope up` starts one)", e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted", e);
