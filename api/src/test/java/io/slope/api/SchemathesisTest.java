@@ -36,7 +36,7 @@ class SchemathesisTest {
                 "-H", "Authorization: Bearer " + api.aliceToken,
                 "--checks", "not_a_server_error,client_errors_are_problem_json,response_schema_conformance",
                 "--phases", "examples,coverage,fuzzing", "--max-examples", "25", "--seed", "20261127",
-                "--workers", "1", "--request-timeout", "30", "--no-color"))
+                "--workers", "1", "--request-timeout", "30", "--generation-database", "none", "--no-color"))
                 .redirectErrorStream(true);
         schemathesis.environment().put("PYTHONPATH", hooks.toString());
         schemathesis.environment().put("SCHEMATHESIS_HOOKS", "slope_checks");
