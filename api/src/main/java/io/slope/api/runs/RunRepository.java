@@ -1,0 +1,276 @@
+package io.slope.api.runs;
+
+import io.slope.api.runs.RunViews.CheckpointView;
+import io.slope.api.runs.RunViews.EvalResult;
+import io.slope.api.runs.RunViews.EventView;
+import io.slope.api.runs.RunViews.Sample;
+import jakarta.inject.Singleton;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Timestamp;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.UUID;
+import javax.sql.DataSource;
+
+/** The run catalogue's reads and the API's few writes (submit, retry, delete), in plain SQL. */
+@Singleton
+public class RunRepository {
+    private static final String RUN_COLUMNS = "id, owner, name, spec::text, workflow_id, status, stage, error, "
+            + "total_steps, steps_done, latest_step, latest_checkpoint_key, created_at, started_at, finished_at, "
+            + "updated_at";
+
+    private final DataSource dataSource;
+
+    public RunRepository(DataSource dataSource) {
+        this.dataSource = dataSource;
+    }
+
+    /** Where a page of runs starts: after the run created at {@code createdAt} with id {@code id}. */
+    public record PageStart(Instant createdAt, UUID id) {}
+
+    public void insert(UUID id, String owner, String name, String specJson, String workflowId, int totalSteps)
+            throws SQLException {
+        try (Connection c = dataSource.getConnection();
+                PreparedStatement ps = c.prepareStatement("INSERT INTO runs (id, owner, name, spec, workflow_id, "
+                        + "total_steps) VALUES (?, ?, ?, ?::jsonb, ?, ?)")) {
+            ps.setObject(1, id);
+            ps.setString(2, owner);
+            ps.setString(3, name);
+            ps.setString(4, specJson);
+            ps.setString(5, workflowId);
+            ps.setInt(6, totalSteps);
+            ps.executeUpdate();
+        }
+    }
+
+    public Optional<RunRow> find(UUID id) throws SQLException {
+        try (Connection c = dataSource.getConnection();
+                PreparedStatement ps = c.prepareStatement("SELECT " + RUN_COLUMNS + " FROM runs WHERE id = ?")) {
+            ps.setObject(1, id);
+            try (ResultSet rs = ps.executeQuery()) {
+                return rs.next() ? Optional.of(row(rs)) : Optional.empty();
+            }
+        }
+    }
+
+    /** Newest first; {@code owner} null for every owner (admins), {@code status} null for every status. */
+    public List<RunRow> page(String owner, RunStatus status, PageStart after, int limit) throws SQLException {
+        StringBuilder sql = new StringBuilder("SELECT " + RUN_COLUMNS + " FROM runs WHERE true");
+        List<Object> args = new ArrayList<>();
+        if (owner != null) {
+            sql.append(" AND owner = ?");
+            args.add(owner);
+        }
+        if (status != null) {
+            sql.append(" AND status = ?");
+            args.add(status.name());
+        }
+        if (after != null) {
+            sql.append(" AND (created_at, id) < (?, ?)");
+            args.add(Timestamp.from(after.createdAt()));
+            args.add(after.id());
+        }
+        sql.append(" ORDER BY created_at DESC, id DESC LIMIT ?");
+        args.add(limit);
+        try (Connection c = dataSource.getConnection(); PreparedStatement ps = c.prepareStatement(sql.toString())) {
+            for (int i = 0; i < args.size(); i++) {
+                ps.setObject(i + 1, args.get(i));
+            }
+            List<RunRow> rows = new ArrayList<>();
+            try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) {
+                    rows.add(row(rs));
+                }
+            }
+            return rows;
+        }
+    }
+
+    public List<Sample> samples(UUID runId, int afterStep, int limit) throws SQLException {
+        try (Connection c = dataSource.getConnection();
+                PreparedStatement ps = c.prepareStatement("SELECT step, loss, lr, tokens, tokens_per_second, "
+                        + "recorded_at FROM progress_samples WHERE run_id = ? AND step > ? ORDER BY step LIMIT ?")) {
+            ps.setObject(1, runId);
+            ps.setInt(2, afterStep);
+            ps.setInt(3, limit);
+            List<Sample> samples = new ArrayList<>();
+            try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) {
+                    samples.add(new Sample(rs.getInt(1), rs.getDouble(2), rs.getDouble(3), rs.getLong(4),
+                            rs.getDouble(5), rs.getTimestamp(6).toInstant()));
+                }
+            }
+            return samples;
+        }
+    }
+
+    /** Training speed over the last samples: tokens/s of the newest, and optimizer steps per second from it. */
+    public record Speed(double tokensPerSecond, double stepsPerSecond) {}
+
+    public Optional<Speed> recentSpeed(UUID runId) throws SQLException {
+        // Steps per second from the tokens a step consumes (progress_samples.tokens is per step) and the measured
+        // tokens/s: samples are written in batches sharing one timestamp, so their wall-clock gaps say little.
+        try (Connection c = dataSource.getConnection();
+                PreparedStatement ps = c.prepareStatement("WITH recent AS (SELECT step, tokens, tokens_per_second "
+                        + "FROM progress_samples WHERE run_id = ? ORDER BY step DESC LIMIT 20) "
+                        + "SELECT (SELECT tokens_per_second FROM recent ORDER BY step DESC LIMIT 1), "
+                        + "avg(tokens) FROM recent")) {
+            ps.setObject(1, runId);
+            try (ResultSet rs = ps.executeQuery()) {
+                if (!rs.next() || rs.getObject(1) == null) {
+                    return Optional.empty();
+                }
+                double tokensPerSecond = rs.getDouble(1);
+                double tokensPerStep = rs.getDouble(2);
+                return Optional.of(new Speed(tokensPerSecond, tokensPerStep > 0 ? tokensPerSecond / tokensPerStep
+                        : 0));
+            }
+        }
+    }
+
+    public List<EvalResult> evals(UUID runId) throws SQLException {
+        try (Connection c = dataSource.getConnection();
+                PreparedStatement ps = c.prepareStatement("SELECT step, name, value FROM eval_results "
+                        + "WHERE run_id = ? ORDER BY step, name")) {
+            ps.setObject(1, runId);
+            List<EvalResult> evals = new ArrayList<>();
+            try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) {
+                    evals.add(new EvalResult(rs.getInt(1), rs.getString(2), rs.getDouble(3)));
+                }
+            }
+            return evals;
+        }
+    }
+
+    public List<CheckpointView> checkpoints(UUID runId) throws SQLException {
+        try (Connection c = dataSource.getConnection();
+                PreparedStatement ps = c.prepareStatement("SELECT step, object_prefix, val_loss, bytes, pinned, "
+                        + "committed_at FROM checkpoints WHERE run_id = ? ORDER BY step")) {
+            ps.setObject(1, runId);
+            List<CheckpointView> list = new ArrayList<>();
+            try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) {
+                    double valLoss = rs.getDouble(3);
+                    list.add(new CheckpointView(rs.getLong(1), rs.getString(2), rs.wasNull() ? null : valLoss,
+                            rs.getLong(4), rs.getBoolean(5), rs.getTimestamp(6).toInstant()));
+                }
+            }
+            return list;
+        }
+    }
+
+    /** The newest {@code limit} events, oldest first. */
+    public List<EventView> events(UUID runId, int limit) throws SQLException {
+        try (Connection c = dataSource.getConnection();
+                PreparedStatement ps = c.prepareStatement("SELECT at, level, stage, message FROM (SELECT * FROM "
+                        + "run_events WHERE run_id = ? ORDER BY id DESC LIMIT ?) newest ORDER BY id")) {
+            ps.setObject(1, runId);
+            ps.setInt(2, limit);
+            List<EventView> list = new ArrayList<>();
+            try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) {
+                    list.add(new EventView(rs.getTimestamp(1).toInstant(), rs.getString(2), rs.getString(3),
+                            rs.getString(4)));
+                }
+            }
+            return list;
+        }
+    }
+
+    /** Stage results as stored: wire name to (result JSON, completion time), in stage order of completion. */
+    public record StoredStageResult(String stage, String json, Instant completedAt) {}
+
+    public Map<String, StoredStageResult> stageResults(UUID runId) throws SQLException {
+        try (Connection c = dataSource.getConnection();
+                PreparedStatement ps = c.prepareStatement("SELECT stage, result::text, completed_at FROM "
+                        + "stage_results WHERE run_id = ? ORDER BY completed_at")) {
+            ps.setObject(1, runId);
+            Map<String, StoredStageResult> results = new LinkedHashMap<>();
+            try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) {
+                    results.put(rs.getString(1), new StoredStageResult(rs.getString(1), rs.getString(2),
+                            rs.getTimestamp(3).toInstant()));
+                }
+            }
+            return results;
+        }
+    }
+
+    /** An exported file's row. */
+    public record ArtifactRow(String path, String kind, String objectKey, long bytes, String sha256) {}
+
+    public List<ArtifactRow> artifacts(UUID runId) throws SQLException {
+        try (Connection c = dataSource.getConnection();
+                PreparedStatement ps = c.prepareStatement("SELECT path, kind, object_key, bytes, sha256 FROM "
+                        + "artifacts WHERE run_id = ? ORDER BY path")) {
+            ps.setObject(1, runId);
+            List<ArtifactRow> list = new ArrayList<>();
+            try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) {
+                    list.add(new ArtifactRow(rs.getString(1), rs.getString(2), rs.getString(3), rs.getLong(4),
+                            rs.getString(5)));
+                }
+            }
+            return list;
+        }
+    }
+
+    /**
+     * A finished run goes back to QUEUED for a retry, with its error cleared and an event saying from where.
+     *
+     * @return false when the run was not finished (a concurrent retry won)
+     */
+    public boolean requeue(UUID runId, String fromStage) throws SQLException {
+        try (Connection c = dataSource.getConnection()) {
+            c.setAutoCommit(false);
+            try (PreparedStatement ps = c.prepareStatement("UPDATE runs SET status = 'QUEUED', error = NULL, "
+                    + "finished_at = NULL, updated_at = now() WHERE id = ? AND finished_at IS NOT NULL");
+                    PreparedStatement event = c.prepareStatement("INSERT INTO run_events (run_id, level, stage, "
+                            + "message) VALUES (?, 'INFO', ?, ?)")) {
+                ps.setObject(1, runId);
+                if (ps.executeUpdate() != 1) {
+                    c.rollback();
+                    return false;
+                }
+                event.setObject(1, runId);
+                event.setString(2, fromStage);
+                event.setString(3, "retry from stage " + fromStage + " requested");
+                event.executeUpdate();
+                c.commit();
+                return true;
+            } catch (SQLException e) {
+                c.rollback();
+                throw e;
+            }
+        }
+    }
+
+    /** Deletes a finished run's rows (its samples, checkpoints, artifacts, events go with it: ON DELETE CASCADE). */
+    public boolean deleteFinished(UUID runId) throws SQLException {
+        try (Connection c = dataSource.getConnection();
+                PreparedStatement ps = c.prepareStatement("DELETE FROM runs WHERE id = ? AND finished_at IS NOT NULL")) {
+            ps.setObject(1, runId);
+            return ps.executeUpdate() == 1;
+        }
+    }
+
+    private static RunRow row(ResultSet rs) throws SQLException {
+        return new RunRow(rs.getObject(1, UUID.class), rs.getString(2), rs.getString(3), rs.getString(4),
+                rs.getString(5), RunStatus.valueOf(rs.getString(6)), rs.getString(7), rs.getString(8), rs.getInt(9),
+                rs.getInt(10), rs.getLong(11), rs.getString(12), instant(rs, 13), instant(rs, 14), instant(rs, 15),
+                instant(rs, 16));
+    }
+
+    private static Instant instant(ResultSet rs, int column) throws SQLException {
+        Timestamp t = rs.getTimestamp(column);
+        return t == null ? null : t.toInstant();
+    }
+}

@@ -1,0 +1,305 @@
+package io.slope.api.runs;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.type.TypeReference;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.micronaut.http.HttpStatus;
+import io.slope.api.auth.Caller;
+import io.slope.api.corpora.CorpusReferences;
+import io.slope.api.orchestration.RunWorkflows;
+import io.slope.api.problem.Problem;
+import io.slope.api.problem.ProblemException;
+import io.slope.api.runs.RunRepository.ArtifactRow;
+import io.slope.api.runs.RunRepository.PageStart;
+import io.slope.api.runs.RunRepository.StoredStageResult;
+import io.slope.api.runs.RunViews.Artifact;
+import io.slope.api.runs.RunViews.Artifacts;
+import io.slope.api.runs.RunViews.CheckpointView;
+import io.slope.api.runs.RunViews.Links;
+import io.slope.api.runs.RunViews.Metrics;
+import io.slope.api.runs.RunViews.RunDetail;
+import io.slope.api.runs.RunViews.RunPage;
+import io.slope.api.runs.RunViews.RunSummary;
+import io.slope.api.runs.RunViews.StageView;
+import io.slope.api.storage.Storage;
+import io.slope.spec.RunSpec;
+import io.slope.spec.RunSpecCodec;
+import io.slope.spec.pipeline.Stage;
+import io.slope.spec.pipeline.StageResult;
+import io.slope.workflows.run.SlopeRunWorkflow;
+import jakarta.inject.Singleton;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.sql.SQLException;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.EnumMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * What the runs endpoints do. Postgres is the catalogue (every read comes from there); Temporal is told to start,
+ * cancel, pause and resume. A caller sees only their own runs unless they are an admin: another user's run is a 404,
+ * exactly like a run that does not exist, so ids cannot be probed.
+ */
+@Singleton
+public class RunService {
+    private static final Logger LOG = LoggerFactory.getLogger(RunService.class);
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final int EVENTS_SHOWN = 50;
+
+    private final RunRepository runs;
+    private final RunWorkflows workflows;
+    private final CorpusReferences corpora;
+    private final Storage storage;
+
+    public RunService(RunRepository runs, RunWorkflows workflows, CorpusReferences corpora, Storage storage) {
+        this.runs = runs;
+        this.workflows = workflows;
+        this.corpora = corpora;
+        this.storage = storage;
+    }
+
+    /**
+     * Validates the spec with the spec codec, stores the run QUEUED, then starts its workflow. When Temporal cannot
+     * be reached the run stays QUEUED, stored, and the reconciler starts it once Temporal is back.
+     */
+    public RunDetail submit(Caller caller, String specJson) throws SQLException {
+        if (specJson == null || specJson.isBlank()) {
+            throw ProblemException.badField("$", "the request body must be a run spec (JSON); docs/spec.md lists "
+                    + "its fields");
+        }
+        RunSpec spec = RunSpecCodec.parseResolved(specJson);
+        corpora.check(caller, spec.data().corpus());
+        UUID id = UUID.randomUUID();
+        String runId = id.toString();
+        runs.insert(id, caller.user(), spec.name(), RunSpecCodec.toJson(spec), SlopeRunWorkflow.workflowId(runId),
+                spec.training().steps());
+        try {
+            workflows.start(runId, spec, null, Map.of());
+        } catch (RuntimeException e) {
+            LOG.warn("run {} is stored QUEUED but its workflow could not be started now ({}); the reconciler will "
+                    + "start it", runId, e.toString());
+        }
+        return detail(caller, id);
+    }
+
+    public RunPage list(Caller caller, RunStatus status, String cursor, int limit) throws SQLException {
+        PageStart after = cursor == null || cursor.isBlank() ? null : decodeCursor(cursor);
+        // One more than asked: whether there is a next page without a COUNT.
+        List<RunRow> rows = runs.page(caller.admin() ? null : caller.user(), status, after, limit + 1);
+        boolean more = rows.size() > limit;
+        List<RunSummary> items = rows.stream().limit(limit).map(RunService::summary).toList();
+        String next = more ? encodeCursor(rows.get(limit - 1)) : null;
+        return new RunPage(items, next);
+    }
+
+    public RunDetail detail(Caller caller, UUID id) throws SQLException {
+        RunRow run = visible(caller, id);
+        var speed = run.status() == RunStatus.RUNNING ? runs.recentSpeed(id) : java.util.Optional.<RunRepository.Speed>empty();
+        Double tokensPerSecond = speed.map(RunRepository.Speed::tokensPerSecond).orElse(null);
+        Long eta = speed.filter(s -> s.stepsPerSecond() > 0)
+                .map(s -> (long) Math.ceil(Math.max(0, run.totalSteps() - run.stepsDone()) / s.stepsPerSecond()))
+                .orElse(null);
+        List<CheckpointView> checkpoints = runs.checkpoints(id);
+        CheckpointView last = null;
+        if (run.latestStep() >= 0) {
+            last = checkpoints.stream().filter(c -> c.step() == run.latestStep()).findFirst()
+                    .orElse(new CheckpointView(run.latestStep(), run.latestCheckpointKey(), null, 0, false, null));
+        }
+        return new RunDetail(id.toString(), run.name(), run.owner(), run.status(), run.stage(), run.stepsDone(),
+                run.totalSteps(), tokensPerSecond, eta, last, runs.evals(id), run.error(),
+                timeline(run, runs.stageResults(id)), checkpoints, runs.events(id, EVENTS_SHOWN),
+                specAsMap(run.specJson()), run.workflowId(), workflows.uiUrl(id.toString()), run.createdAt(),
+                run.startedAt(), run.finishedAt(), links(id.toString()));
+    }
+
+    public Metrics metrics(Caller caller, UUID id, int afterStep, int limit) throws SQLException {
+        RunRow run = visible(caller, id);
+        return new Metrics(id.toString(), run.status(), run.totalSteps(), runs.samples(id, afterStep, limit),
+                runs.evals(id));
+    }
+
+    public RunDetail cancel(Caller caller, UUID id) throws SQLException {
+        RunRow run = visible(caller, id);
+        requireUnfinished(run, "cancel");
+        workflows.cancel(id.toString());
+        return detail(caller, id);
+    }
+
+    public RunDetail pause(Caller caller, UUID id) throws SQLException {
+        RunRow run = visible(caller, id);
+        requireUnfinished(run, "pause");
+        if (run.status() == RunStatus.PAUSED) {
+            throw ProblemException.conflict("illegal-state", "run " + id + " is already paused; resume it first");
+        }
+        workflows.pause(id.toString());
+        return detail(caller, id);
+    }
+
+    public RunDetail resume(Caller caller, UUID id) throws SQLException {
+        RunRow run = visible(caller, id);
+        requireUnfinished(run, "resume");
+        workflows.resume(id.toString());
+        return detail(caller, id);
+    }
+
+    /**
+     * Starts a finished run again from {@code fromStage}: the stages before it are not run, their stored results go
+     * to the new workflow run as input.
+     */
+    public RunDetail retry(Caller caller, UUID id, String fromStage) throws SQLException {
+        Stage from = parseStage(fromStage);
+        RunRow run = visible(caller, id);
+        if (!run.status().finished()) {
+            throw ProblemException.conflict("illegal-state", "run " + id + " is " + run.status() + "; only a "
+                    + "finished run (SUCCEEDED, FAILED, CANCELLED) can be retried: cancel it first");
+        }
+        Map<String, StoredStageResult> stored = runs.stageResults(id);
+        Map<Stage, StageResult> earlier = new EnumMap<>(Stage.class);
+        for (Stage s : Stage.values()) {
+            if (s.ordinal() >= from.ordinal()) {
+                break;
+            }
+            StoredStageResult result = stored.get(s.wireName());
+            if (result == null) {
+                throw new ProblemException(HttpStatus.CONFLICT, "stage-not-completed", "fromStage: stage "
+                        + s.wireName() + " of run " + id + " has not completed, so the run cannot start at "
+                        + from.wireName() + "; retry from " + s.wireName() + " or earlier",
+                        List.of(new Problem.FieldProblem("fromStage", "stage " + s.wireName()
+                                + " has no stored result; retry from " + s.wireName() + " or earlier")));
+            }
+            earlier.put(s, parseStageResult(result));
+        }
+        if (!runs.requeue(id, from.wireName())) {
+            throw ProblemException.conflict("illegal-state", "run " + id + " was started again meanwhile");
+        }
+        RunSpec spec = RunSpecCodec.parse(run.specJson());
+        workflows.start(id.toString(), spec, from, earlier);
+        return detail(caller, id);
+    }
+
+    /** Deletes a finished run: its objects first (checkpoints, exports), then its rows, so nothing is orphaned. */
+    public void delete(Caller caller, UUID id) throws SQLException, IOException {
+        RunRow run = visible(caller, id);
+        if (!run.status().finished()) {
+            throw ProblemException.conflict("illegal-state", "run " + id + " is " + run.status() + "; cancel it "
+                    + "first, then delete it");
+        }
+        for (ArtifactRow artifact : runs.artifacts(id)) {
+            storage.objects().delete(artifact.objectKey());
+        }
+        for (String key : storage.objects().list("runs/" + id + "/")) {
+            storage.objects().delete(key);
+        }
+        runs.deleteFinished(id);
+    }
+
+    public Artifacts artifacts(Caller caller, UUID id) throws SQLException, IOException {
+        visible(caller, id);
+        List<Artifact> items = new ArrayList<>();
+        for (ArtifactRow row : runs.artifacts(id)) {
+            Storage.SignedUrl signed = storage.presignGet(row.objectKey());
+            items.add(new Artifact(row.path(), row.kind(), row.bytes(), row.sha256(), signed.url(),
+                    signed.expiresAt()));
+        }
+        return new Artifacts(id.toString(), items);
+    }
+
+    private RunRow visible(Caller caller, UUID id) throws SQLException {
+        return runs.find(id).filter(run -> caller.mayAccess(run.owner()))
+                .orElseThrow(() -> ProblemException.notFound("run " + id));
+    }
+
+    private static void requireUnfinished(RunRow run, String action) {
+        if (run.status().finished()) {
+            throw ProblemException.conflict("illegal-state", "run " + run.id() + " has finished (" + run.status()
+                    + "); there is nothing to " + action + (action.equals("cancel") ? "" : ", retry it instead"));
+        }
+    }
+
+    static Stage parseStage(String fromStage) {
+        if (fromStage == null || fromStage.isBlank()) {
+            throw ProblemException.badField("fromStage", "required; one of " + Stage.wireNames());
+        }
+        try {
+            return Stage.fromWire(fromStage);
+        } catch (IllegalArgumentException e) {
+            throw ProblemException.badField("fromStage", "unknown stage '" + fromStage + "'; one of "
+                    + Stage.wireNames());
+        }
+    }
+
+    private static StageResult parseStageResult(StoredStageResult stored) {
+        try {
+            return JSON.readValue(stored.json(), StageResult.class);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("stage_results holds an unreadable result for stage " + stored.stage(), e);
+        }
+    }
+
+    /** Every stage with its state: done (a stored result), the current one, or pending. */
+    private static List<StageView> timeline(RunRow run, Map<String, StoredStageResult> results) {
+        List<StageView> stages = new ArrayList<>();
+        for (String stage : Stage.wireNames()) {
+            StoredStageResult done = results.get(stage);
+            String state;
+            if (stage.equals(run.stage()) && !(done != null && run.status() == RunStatus.SUCCEEDED)) {
+                state = switch (run.status()) {
+                    case RUNNING, QUEUED -> done != null ? "done" : "running";
+                    case PAUSED -> "paused";
+                    case FAILED -> "failed";
+                    case CANCELLED -> "cancelled";
+                    case SUCCEEDED -> "done";
+                };
+            } else {
+                state = done != null ? "done" : "pending";
+            }
+            stages.add(new StageView(stage, state, done == null ? null : done.completedAt()));
+        }
+        return stages;
+    }
+
+    private static Map<String, Object> specAsMap(String json) {
+        try {
+            return JSON.readValue(json, new TypeReference<>() {});
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("runs.spec holds invalid JSON", e);
+        }
+    }
+
+    static RunSummary summary(RunRow run) {
+        return new RunSummary(run.id().toString(), run.name(), run.owner(), run.status(), run.stage(),
+                run.stepsDone(), run.totalSteps(), run.createdAt(), run.finishedAt(), run.error(),
+                links(run.id().toString()));
+    }
+
+    static Links links(String id) {
+        return new Links("/api/v1/runs/" + id, "/api/v1/runs/" + id + "/metrics", "/api/v1/runs/" + id
+                + "/artifacts", "/runs/" + id);
+    }
+
+    private static String encodeCursor(RunRow last) {
+        Instant t = last.createdAt();
+        String raw = t.getEpochSecond() + ":" + t.getNano() + ":" + last.id();
+        return Base64.getUrlEncoder().withoutPadding().encodeToString(raw.getBytes(StandardCharsets.UTF_8));
+    }
+
+    private static PageStart decodeCursor(String cursor) {
+        try {
+            String[] parts = new String(Base64.getUrlDecoder().decode(cursor), StandardCharsets.UTF_8).split(":");
+            if (parts.length != 3) {
+                throw new IllegalArgumentException("three parts expected");
+            }
+            return new PageStart(Instant.ofEpochSecond(Long.parseLong(parts[0]), Long.parseLong(parts[1])),
+                    UUID.fromString(parts[2]));
+        } catch (IllegalArgumentException e) {
+            throw ProblemException.badField("cursor", "not a cursor this API returned; pass the nextCursor of the "
+                    + "previous page, or leave it out for the first page");
+        }
+    }
+}

@@ -1,0 +1,188 @@
+package io.slope.api.runs;
+
+import io.micronaut.core.annotation.Nullable;
+import io.micronaut.http.HttpResponse;
+import io.micronaut.http.HttpStatus;
+import io.micronaut.http.MediaType;
+import io.micronaut.http.annotation.Body;
+import io.micronaut.http.annotation.Controller;
+import io.micronaut.http.annotation.Delete;
+import io.micronaut.http.annotation.Get;
+import io.micronaut.http.annotation.PathVariable;
+import io.micronaut.http.annotation.Post;
+import io.micronaut.http.annotation.QueryValue;
+import io.micronaut.http.annotation.RequestAttribute;
+import io.micronaut.http.annotation.Status;
+import io.micronaut.scheduling.TaskExecutors;
+import io.micronaut.scheduling.annotation.ExecuteOn;
+import io.slope.api.auth.Caller;
+import io.slope.api.runs.RunViews.Artifacts;
+import io.slope.api.runs.RunViews.Metrics;
+import io.slope.api.runs.RunViews.RunDetail;
+import io.slope.api.runs.RunViews.RunPage;
+import io.slope.api.problem.Problem;
+import io.swagger.v3.oas.annotations.Operation;
+import io.swagger.v3.oas.annotations.Parameter;
+import io.swagger.v3.oas.annotations.media.Content;
+import io.swagger.v3.oas.annotations.media.Schema;
+import io.swagger.v3.oas.annotations.parameters.RequestBody;
+import io.swagger.v3.oas.annotations.responses.ApiResponse;
+import io.swagger.v3.oas.annotations.security.SecurityRequirement;
+import io.swagger.v3.oas.annotations.tags.Tag;
+import jakarta.validation.constraints.Max;
+import jakarta.validation.constraints.Min;
+import java.io.IOException;
+import java.net.URI;
+import java.sql.SQLException;
+import java.util.UUID;
+
+/** The runs of ARCHITECTURE.md §6. Thin: parsing and status codes here, everything else in {@link RunService}. */
+@Controller("/api/v1/runs")
+@ExecuteOn(TaskExecutors.BLOCKING)
+@Tag(name = "runs")
+@SecurityRequirement(name = "bearer")
+@ApiResponse(responseCode = "401", description = "no, a malformed or an unknown bearer token",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+public class RunsController {
+    private final RunService runs;
+
+    public RunsController(RunService runs) {
+        this.runs = runs;
+    }
+
+    @Operation(summary = "Submit a run",
+            description = "Validates the run spec with the spec codec (errors name each field), stores the run "
+                    + "QUEUED and starts its workflow run-<id> on the slope-pipeline task queue.")
+    @RequestBody(required = true, description = "a run spec (docs/spec.md)",
+            content = @Content(mediaType = MediaType.APPLICATION_JSON,
+                    schema = @Schema(type = "object", additionalProperties = Schema.AdditionalPropertiesValue.TRUE)))
+    @ApiResponse(responseCode = "201", description = "stored and started")
+    @ApiResponse(responseCode = "400", description = "the spec is invalid; errors[] names each field",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @Post(consumes = MediaType.APPLICATION_JSON)
+    public HttpResponse<RunDetail> submit(@Parameter(hidden = true) @RequestAttribute(Caller.ATTRIBUTE) Caller caller,
+            @Body @Nullable String spec) throws SQLException {
+        RunDetail run = runs.submit(caller, spec);
+        return HttpResponse.created(run, URI.create(run.links().self()));
+    }
+
+    @Operation(summary = "List runs", description = "Newest first; your own runs (an admin sees everyone's).")
+    @Get
+    public RunPage list(@Parameter(hidden = true) @RequestAttribute(Caller.ATTRIBUTE) Caller caller,
+            @Parameter(description = "only runs with this status") @Nullable @QueryValue RunStatus status,
+            @Parameter(description = "nextCursor of the previous page") @Nullable @QueryValue String cursor,
+            @Parameter(description = "runs per page, 1 to 100 (default 20)") @Nullable @QueryValue @Min(1) @Max(100)
+                    Integer limit) throws SQLException {
+        return runs.list(caller, status, cursor, limit == null ? 20 : limit);
+    }
+
+    @Operation(summary = "One run", description = "Status, stage, step, tokens/s, ETA, the last committed "
+            + "checkpoint, evaluation results, error, stage timeline, checkpoints and recent events.")
+    @ApiResponse(responseCode = "404", description = "no such run, or another user's",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @Get("/{id}")
+    public RunDetail detail(@Parameter(hidden = true) @RequestAttribute(Caller.ATTRIBUTE) Caller caller,
+            @PathVariable UUID id) throws SQLException {
+        return runs.detail(caller, id);
+    }
+
+    @Operation(summary = "Loss and learning-rate curves",
+            description = "One sample per optimizer step after afterStep (at most limit), and the evaluations.")
+    @ApiResponse(responseCode = "404", description = "no such run, or another user's",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @Get("/{id}/metrics")
+    public Metrics metrics(@Parameter(hidden = true) @RequestAttribute(Caller.ATTRIBUTE) Caller caller,
+            @PathVariable UUID id,
+            @Parameter(description = "only steps after this one (default 0)") @Nullable @QueryValue @Min(0)
+                    Integer afterStep,
+            @Parameter(description = "samples at most, 1 to 10000 (default 10000)") @Nullable @QueryValue @Min(1)
+                    @Max(10000) Integer limit) throws SQLException {
+        return runs.metrics(caller, id, afterStep == null ? 0 : afterStep, limit == null ? 10_000 : limit);
+    }
+
+    @Operation(summary = "Cancel a run",
+            description = "The running chunk flushes a checkpoint; the run ends CANCELLED.")
+    @ApiResponse(responseCode = "202", description = "cancellation requested")
+    @ApiResponse(responseCode = "404", description = "no such run, or another user's",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @ApiResponse(responseCode = "409", description = "the run has finished",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @Post("/{id}/cancel")
+    @Status(HttpStatus.ACCEPTED)
+    public RunDetail cancel(@Parameter(hidden = true) @RequestAttribute(Caller.ATTRIBUTE) Caller caller,
+            @PathVariable UUID id) throws SQLException {
+        return runs.cancel(caller, id);
+    }
+
+    @Operation(summary = "Pause a run", description = "Training stops at the next step with a checkpoint flushed.")
+    @ApiResponse(responseCode = "202", description = "the workflow accepted the pause")
+    @ApiResponse(responseCode = "404", description = "no such run, or another user's",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @ApiResponse(responseCode = "409", description = "finished, already paused, or finalizing",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @ApiResponse(responseCode = "503", description = "the workflow did not answer in time",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @Post("/{id}/pause")
+    @Status(HttpStatus.ACCEPTED)
+    public RunDetail pause(@Parameter(hidden = true) @RequestAttribute(Caller.ATTRIBUTE) Caller caller,
+            @PathVariable UUID id) throws SQLException {
+        return runs.pause(caller, id);
+    }
+
+    @Operation(summary = "Resume a paused run")
+    @ApiResponse(responseCode = "202", description = "the workflow accepted the resume")
+    @ApiResponse(responseCode = "404", description = "no such run, or another user's",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @ApiResponse(responseCode = "409", description = "not paused, or finished",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @ApiResponse(responseCode = "503", description = "the workflow did not answer in time",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @Post("/{id}/resume")
+    @Status(HttpStatus.ACCEPTED)
+    public RunDetail resume(@Parameter(hidden = true) @RequestAttribute(Caller.ATTRIBUTE) Caller caller,
+            @PathVariable UUID id) throws SQLException {
+        return runs.resume(caller, id);
+    }
+
+    @Operation(summary = "Retry a finished run from a stage",
+            description = "Starts the run's workflow again at fromStage; earlier stages' stored results are reused.")
+    @ApiResponse(responseCode = "202", description = "queued again")
+    @ApiResponse(responseCode = "400", description = "fromStage missing or unknown",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @ApiResponse(responseCode = "404", description = "no such run, or another user's",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @ApiResponse(responseCode = "409", description = "not finished, or an earlier stage has no stored result",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @Post("/{id}/retry")
+    @Status(HttpStatus.ACCEPTED)
+    public RunDetail retry(@Parameter(hidden = true) @RequestAttribute(Caller.ATTRIBUTE) Caller caller,
+            @PathVariable UUID id,
+            @Parameter(description = "prepareData, sparsePhase, adapterPhase, merge, eval, export or finalize")
+                    @Nullable @QueryValue String fromStage) throws SQLException {
+        return runs.retry(caller, id, fromStage);
+    }
+
+    @Operation(summary = "Delete a finished run with its objects", description = "Checkpoints and exports in the "
+            + "object store first, then the catalogue rows.")
+    @ApiResponse(responseCode = "204", description = "deleted")
+    @ApiResponse(responseCode = "404", description = "no such run, or another user's",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @ApiResponse(responseCode = "409", description = "not finished: cancel it first",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @Delete("/{id}")
+    @Status(HttpStatus.NO_CONTENT)
+    public void delete(@Parameter(hidden = true) @RequestAttribute(Caller.ATTRIBUTE) Caller caller,
+            @PathVariable UUID id) throws SQLException, IOException {
+        runs.delete(caller, id);
+    }
+
+    @Operation(summary = "Exported files with presigned download URLs",
+            description = "URLs are signed for the public object-store endpoint and need no token.")
+    @ApiResponse(responseCode = "404", description = "no such run, or another user's",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @Get("/{id}/artifacts")
+    public Artifacts artifacts(@Parameter(hidden = true) @RequestAttribute(Caller.ATTRIBUTE) Caller caller,
+            @PathVariable UUID id) throws SQLException, IOException {
+        return runs.artifacts(caller, id);
+    }
+}
