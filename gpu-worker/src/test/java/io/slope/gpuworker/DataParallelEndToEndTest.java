@@ -1,10 +1,10 @@
 package io.slope.gpuworker;
 
+import static io.slope.engine.parallel.SameModel.assertSameModel;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.slope.engine.checkpoint.Checkpoint;
-import io.slope.engine.checkpoint.NamedTensor;
 import io.slope.localservices.ManagedProcess;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecCodec;
@@ -32,8 +32,6 @@ import org.junit.jupiter.api.io.TempDir;
 @org.junit.jupiter.api.TestMethodOrder(org.junit.jupiter.api.MethodOrderer.MethodName.class)
 class DataParallelEndToEndTest {
     private static final int STEPS = 24;
-    /** fp64 sums taken in another order (per rank, then across ranks) differ in the last bits only. */
-    private static final double FP64_ORDER_TOLERANCE = 1e-10;
     private static PipelineHarness harness;
     private static ManagedProcess[] workers;
     @TempDir
@@ -106,30 +104,6 @@ class DataParallelEndToEndTest {
         Checkpoint reference = harness.uninterrupted(spec, outcome.results().get(Stage.PREPARE_DATA).datasetId())
                 .checkpoint();
         assertSameModel(reference, harness.finalCheckpoint(id, STEPS).checkpoint());
-    }
-
-    private static void assertSameModel(Checkpoint expected, Checkpoint actual) {
-        assertEquals(expected.tensors().size(), actual.tensors().size());
-        for (NamedTensor e : expected.tensors()) {
-            NamedTensor a = actual.tensor(e.name());
-            if (e.name().startsWith("row_kept/") || e.name().startsWith("column_mask/")) {
-                assertEquals(e, a, e.name());
-                continue;
-            }
-            double err = normwiseError(a.toDoubles(), e.toDoubles());
-            assertTrue(err <= FP64_ORDER_TOLERANCE, e.name() + ": normwise " + err);
-        }
-    }
-
-    /** ‖a − e‖ / ‖e‖ (absolute when e is zero). */
-    private static double normwiseError(double[] a, double[] e) {
-        double diff = 0;
-        double norm = 0;
-        for (int i = 0; i < e.length; i++) {
-            diff += (a[i] - e[i]) * (a[i] - e[i]);
-            norm += e[i] * e[i];
-        }
-        return norm == 0 ? Math.sqrt(diff) : Math.sqrt(diff / norm);
     }
 
     /** The inputs of the run's TrainChunkAsRank activities, as JSON text. */

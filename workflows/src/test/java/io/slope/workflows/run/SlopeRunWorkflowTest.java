@@ -242,6 +242,15 @@ class SlopeRunWorkflowTest {
         assertTrue(fakes.calls.stream().noneMatch(c -> c.contains("127.0.0.1:9:ab")), fakes.calls.toString());
     }
 
+    /** A 40-step run on two ranks in one chunk per phase, started and past its third step. */
+    private SlopeRunWorkflow startTwoRanksAndWaitForTraining(String id) throws InterruptedException {
+        fakes.stepMillis = 50;
+        SlopeRunWorkflow workflow = stub(id);
+        WorkflowClient.start(workflow::run, RunInput.start(id, groupSpec(40, 2), new RunOptions(40, 5, 2, 0, 2)));
+        waitFor(() -> fakes.steps.getOrDefault(id, 0) >= 3);
+        return workflow;
+    }
+
     private static void assertRefused(org.junit.jupiter.api.function.Executable update, String expected) {
         WorkflowUpdateException e = assertThrows(WorkflowUpdateException.class, update);
         assertTrue(e.getCause().getMessage().contains(expected), e.getCause().getMessage());
@@ -249,12 +258,9 @@ class SlopeRunWorkflowTest {
 
     @Test
     void aFailedRankCancelsEveryRankAndTheChunkRestartsFromTheLastCheckpoint() throws Exception {
-        fakes.stepMillis = 50;
         fakes.failingRank = 1;
         String id = UUID.randomUUID().toString();
-        SlopeRunWorkflow workflow = stub(id);
-        WorkflowClient.start(workflow::run, RunInput.start(id, groupSpec(40, 2), new RunOptions(40, 5, 2, 0, 2)));
-        waitFor(() -> fakes.steps.getOrDefault(id, 0) >= 3);
+        SlopeRunWorkflow workflow = startTwoRanksAndWaitForTraining(id);
         fakes.failNow = true;
         waitFor(() -> fakes.calls.stream().anyMatch(c -> c.startsWith("rank0 listens g2")));
         int failedAt = Integer.parseInt(fakes.calls.stream().filter(c -> c.startsWith("rank1 fails at "))
@@ -273,12 +279,9 @@ class SlopeRunWorkflowTest {
 
     @Test
     void afterAFailureTheChunkRestartsOnTheRankCountSetMeanwhile() throws Exception {
-        fakes.stepMillis = 50;
         fakes.failingRank = 1;
         String id = UUID.randomUUID().toString();
-        SlopeRunWorkflow workflow = stub(id);
-        WorkflowClient.start(workflow::run, RunInput.start(id, groupSpec(40, 2), new RunOptions(40, 5, 2, 0, 2)));
-        waitFor(() -> fakes.steps.getOrDefault(id, 0) >= 3);
+        SlopeRunWorkflow workflow = startTwoRanksAndWaitForTraining(id);
         workflow.setRanks(1); // the running group keeps its two ranks
         Thread.sleep(200);
         assertTrue(fakes.calls.stream().noneMatch(c -> c.startsWith("cancelled:")), fakes.calls.toString());
@@ -294,11 +297,8 @@ class SlopeRunWorkflowTest {
 
     @Test
     void pauseStopsEveryRankAndResumeStartsANewGroup() throws Exception {
-        fakes.stepMillis = 50;
         String id = UUID.randomUUID().toString();
-        SlopeRunWorkflow workflow = stub(id);
-        WorkflowClient.start(workflow::run, RunInput.start(id, groupSpec(40, 2), new RunOptions(40, 5, 2, 0, 2)));
-        waitFor(() -> fakes.steps.getOrDefault(id, 0) >= 3);
+        SlopeRunWorkflow workflow = startTwoRanksAndWaitForTraining(id);
         assertTrue(workflow.pause().paused());
         assertTrue(fakes.calls.contains("cancelled:0") && fakes.calls.contains("cancelled:1"), fakes.calls.toString());
         workflow.resume();
