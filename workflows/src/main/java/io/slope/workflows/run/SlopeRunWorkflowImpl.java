@@ -268,8 +268,10 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
                 if (CancellationScope.current().isCancelRequested()) {
                     throw failure;
                 }
-                if (paused && failure instanceof ActivityFailure a && a.getCause() instanceof CanceledFailure) {
-                    return null; // stopped for a pause; the checkpoint it resumes from is committed
+                if (paused) {
+                    // Stopped for a pause. A rank may report its aborted collective rather than the cancellation
+                    // (its peer aborted first); either way the chunk resumes from the last committed checkpoint.
+                    return null;
                 }
                 if (failure instanceof ActivityFailure a && isNonRetryable(a)) {
                     throw failure;

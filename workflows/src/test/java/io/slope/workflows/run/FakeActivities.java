@@ -32,6 +32,8 @@ final class FakeActivities implements PipelineActivities, ModelActivities {
     volatile boolean holdRendezvous;
     /** Fake collectives by id: each rank's steps done; a rank may start step s only when every rank has done s. */
     final Map<String, AtomicIntegerArray> groups = new ConcurrentHashMap<>();
+    /** Fake collectives aborted by a cancelled rank: their other ranks fail as a real collective's would. */
+    final java.util.Set<String> aborted = ConcurrentHashMap.newKeySet();
 
     @Override
     public StageResult prepareData(String runId, RunSpec spec) {
@@ -134,6 +136,7 @@ final class FakeActivities implements PipelineActivities, ModelActivities {
                 id = request.collectiveId();
                 calls.add("rank" + rank + " joins g" + request.group() + " on " + id);
             }
+            collectiveIdOfThisRank.set(id);
             AtomicIntegerArray group = groups.get(id);
             int start = steps.getOrDefault(runId, 0);
             for (int step = start; step < request.chunk().stopStep(); step++) {
@@ -144,6 +147,10 @@ final class FakeActivities implements PipelineActivities, ModelActivities {
                 }
                 group.set(rank, step - start + 1);
                 while (!allReached(group, step - start + 1)) {
+                    if (aborted.contains(id)) {
+                        calls.add("aborted:" + rank);
+                        throw ApplicationFailure.newFailure("collective aborted by a peer", "CollectiveAborted");
+                    }
                     pause(context);
                 }
                 pause(context);
@@ -156,9 +163,16 @@ final class FakeActivities implements PipelineActivities, ModelActivities {
                     "0".repeat(64)), null);
         } catch (ActivityCompletionException e) {
             calls.add("cancelled:" + rank);
+            if (collectiveIdOfThisRank.get() != null) {
+                aborted.add(collectiveIdOfThisRank.get()); // as the real worker aborts its collective
+            }
             throw e;
+        } finally {
+            collectiveIdOfThisRank.remove();
         }
     }
+
+    private final ThreadLocal<String> collectiveIdOfThisRank = new ThreadLocal<>();
 
     private static boolean allReached(AtomicIntegerArray group, int steps) {
         for (int r = 0; r < group.length(); r++) {
