@@ -106,6 +106,53 @@ class DataParallelEndToEndTest {
         assertSameModel(reference, harness.finalCheckpoint(id, STEPS).checkpoint());
     }
 
+    /**
+     * A worker frozen mid-chunk (SIGSTOP: its sockets stay open, it stops heartbeating) is timed out by the workflow,
+     * which cancels the other rank; the cancellation aborts that rank's collective, so its worker is free for the
+     * one-rank restart well before the collective's own timeout ({@link ModelActivitiesImpl#COLLECTIVE_TIMEOUT})
+     * would have freed it (without the abort the run finishes only after that timeout).
+     */
+    @Test
+    void c_aFrozenRankIsTimedOutAndItsPeerAbortedRatherThanLeftWaiting() throws Exception {
+        if (workers[0].alive()) {
+            workers[0].kill(); // (when run alone) exactly two workers, so that the frozen one holds a rank
+        }
+        ManagedProcess frozen = harness.startGpuWorker();
+        RunSpec spec = spec(STEPS);
+        UUID id = harness.submit(spec, new RunOptions(STEPS, 5, 2, 0, 2));
+        SlopeRunWorkflow workflow = harness.client.newWorkflowStub(SlopeRunWorkflow.class,
+                SlopeRunWorkflow.workflowId(id.toString()));
+        PipelineHarness.await("a checkpoint after step 0", Duration.ofMinutes(4), () -> harness.latestStep(id) >= 5);
+        workflow.setRanks(1);
+        long frozenAt = System.currentTimeMillis();
+        signal("STOP", frozen.pid());
+        long seconds;
+        try {
+            RunOutcome outcome = harness.result(id, RunOutcome.class, Duration.ofMinutes(8));
+            seconds = (System.currentTimeMillis() - frozenAt) / 1000;
+            assertEquals("SUCCEEDED", outcome.status());
+        } finally {
+            signal("CONT", frozen.pid());
+            frozen.kill();
+        }
+        assertTrue(seconds < ModelActivitiesImpl.COLLECTIVE_TIMEOUT.toSeconds() - 30, "the run ended " + seconds
+                + " s after the freeze: the surviving rank's worker was held until the collective's timeout");
+        List<String> events = activityEvents(id);
+        assertTrue(events.stream().anyMatch(e -> e.startsWith("TrainChunkAsRank ended (EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT")),
+                events.toString());
+        assertSameModel(harness.uninterrupted(spec, outcome(id)).checkpoint(),
+                harness.finalCheckpoint(id, STEPS).checkpoint());
+    }
+
+    private static String outcome(UUID id) throws Exception {
+        return harness.result(id, RunOutcome.class, Duration.ofSeconds(10)).results().get(Stage.PREPARE_DATA)
+                .datasetId();
+    }
+
+    private static void signal(String signal, long pid) throws Exception {
+        assertEquals(0, new ProcessBuilder("kill", "-" + signal, Long.toString(pid)).inheritIO().start().waitFor());
+    }
+
     /** The inputs of the run's TrainChunkAsRank activities, as JSON text. */
     private static List<String> rankActivities(UUID id) {
         return history(id).stream().filter(e -> e.getEventType() == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
