@@ -21,12 +21,18 @@ final class Heartbeater implements AutoCloseable {
     private volatile boolean closed;
 
     Heartbeater(ActivityExecutionContext context, Supplier<Details> details) {
+        this(context, details, () -> {});
+    }
+
+    /** {@code onStop} runs (on the heartbeat thread) once a heartbeat reports cancellation, timeout or shutdown. */
+    Heartbeater(ActivityExecutionContext context, Supplier<Details> details, Runnable onStop) {
         thread = Thread.ofPlatform().daemon().name("heartbeat-" + context.getInfo().getActivityId()).start(() -> {
             while (!closed) {
                 try {
                     context.heartbeat(details.get());
                 } catch (ActivityCompletionException e) {
                     stop.compareAndSet(null, e);
+                    onStop.run();
                     return;
                 } catch (RuntimeException e) {
                     // a transient failure to reach the server; the next beat tries again

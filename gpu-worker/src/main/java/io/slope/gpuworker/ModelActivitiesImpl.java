@@ -17,6 +17,8 @@ import io.slope.engine.export.HfExport;
 import io.slope.engine.export.SlopeExport;
 import io.slope.engine.merge.Merge;
 import io.slope.engine.model.GptModel;
+import io.slope.engine.parallel.Collective;
+import io.slope.engine.parallel.TcpCollective;
 import io.slope.engine.run.TrainingSession;
 import io.slope.engine.train.Trainer;
 import io.slope.spec.InvalidSpecException;
@@ -26,6 +28,9 @@ import io.slope.spec.pipeline.Stage;
 import io.slope.spec.pipeline.StageResult;
 import io.slope.workflows.run.ChunkRequest;
 import io.slope.workflows.run.ChunkResult;
+import io.slope.workflows.run.CollectiveRendezvous;
+import io.slope.workflows.run.RankedChunk;
+import io.slope.workflows.run.SlopeRunWorkflow;
 import io.slope.workflows.run.ModelActivities;
 import io.slope.workflows.run.ModelRequest;
 import io.temporal.activity.Activity;
@@ -37,6 +42,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.SQLException;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -51,6 +57,11 @@ import java.util.concurrent.Semaphore;
  */
 public final class ModelActivitiesImpl implements ModelActivities {
     private static final System.Logger LOG = System.getLogger(ModelActivitiesImpl.class.getName());
+    /**
+     * How long rank 0 waits for its peers to join, and any rank for a silent peer, before taking it for dead (a rank
+     * waits while rank 0 alone evaluates and checkpoints). Cancellation aborts sooner.
+     */
+    static final Duration COLLECTIVE_TIMEOUT = Duration.ofMinutes(2);
 
     private final ObjectStore objects;
     private final DatasetStore datasets;
@@ -142,6 +153,102 @@ public final class ModelActivitiesImpl implements ModelActivities {
     }
 
     @Override
+    public ChunkResult trainChunkAsRank(RankedChunk request) {
+        ActivityExecutionContext context = Activity.getExecutionContext();
+        ChunkRequest chunk = request.chunk();
+        return withSlot(context, chunk.runId(), () -> {
+            dropResident(); // the group restores the committed checkpoint; this worker's memory goes to this rank
+            GroupMember member = new GroupMember();
+            try (Heartbeater heartbeat = new Heartbeater(context, member::details, member::abort)) {
+                try {
+                    Collective collective = rendezvous(request, context, member);
+                    Resident r = open(chunk.runId(), chunk.spec(), chunk.datasetId(), context, collective);
+                    member.resident = r;
+                    long deadline = System.nanoTime() + chunk.maxMinutes() * 60_000_000_000L;
+                    TrainingSession.ChunkResult result = r.session.trainUntil(chunk.stopStep(),
+                            () -> stopping || heartbeat.stopRequested() || System.nanoTime() > deadline);
+                    r.uploads.flush(); // the chunk ends on a committed checkpoint (rank 0 writes it)
+                    r.progress.flush();
+                    heartbeat.rethrowIfCancelled();
+                    LOG.log(System.Logger.Level.INFO, "run " + chunk.runId() + ": rank " + request.rank() + " of "
+                            + request.ranks() + " ended its " + chunk.stage().wireName() + " chunk after step "
+                            + result.stepsDone());
+                    return new ChunkResult(result.stepsDone(), request.rank() == 0 ? checkpointRef(r) : null, null);
+                } catch (RuntimeException | IOException e) {
+                    heartbeat.rethrowIfCancelled(); // the cancellation aborted the collective: report it as such
+                    throw e;
+                } finally {
+                    member.close();
+                }
+            }
+        });
+    }
+
+    /**
+     * Rank 0 listens and reports the collective's id to its workflow (which then starts the other ranks with it), then
+     * waits for them; the other ranks join with the id.
+     */
+    private static Collective rendezvous(RankedChunk request, ActivityExecutionContext context, GroupMember member)
+            throws IOException {
+        if (request.rank() != 0) {
+            member.collective = TcpCollective.join(request.collectiveId(), request.rank(), request.ranks(),
+                    COLLECTIVE_TIMEOUT);
+            return member.collective;
+        }
+        member.host = TcpCollective.listen(request.ranks(), COLLECTIVE_TIMEOUT);
+        context.getWorkflowClient().newWorkflowStub(SlopeRunWorkflow.class, context.getInfo().getWorkflowId())
+                .collectiveReady(new CollectiveRendezvous(request.group(), member.host.uniqueId()));
+        member.collective = member.host.awaitPeers();
+        return member.collective;
+    }
+
+    /** What one rank holds while its group trains; aborted from the heartbeat thread when the activity is cancelled. */
+    private static final class GroupMember implements AutoCloseable {
+        volatile TcpCollective.Host host;
+        volatile Collective collective;
+        volatile Resident resident;
+
+        Heartbeater.Details details() {
+            Resident r = resident;
+            return r == null ? null : ModelActivitiesImpl.details(r);
+        }
+
+        /** No rank may stay blocked on a peer once the workflow has given the group up. */
+        void abort() {
+            closeHost();
+            Collective c = collective;
+            if (c != null) {
+                c.abort("the workflow cancelled this rank's chunk");
+            }
+        }
+
+        private void closeHost() {
+            TcpCollective.Host h = host;
+            if (h != null) {
+                try {
+                    h.close();
+                } catch (IOException ignored) {
+                    // the listener is unusable either way
+                }
+            }
+        }
+
+        @Override
+        public void close() {
+            try {
+                if (resident != null) {
+                    resident.close();
+                }
+            } finally {
+                closeHost();
+                if (collective != null) {
+                    collective.close();
+                }
+            }
+        }
+    }
+
+    @Override
     public StageResult merge(ModelRequest request) {
         ActivityExecutionContext context = Activity.getExecutionContext();
         return withSlot(context, request.runId(), () -> {
@@ -225,6 +332,16 @@ public final class ModelActivitiesImpl implements ModelActivities {
                     + resident.session.stepsDone() + " but the latest checkpoint is " + latest + "; restoring");
         }
         dropResident();
+        resident = open(runId, spec, datasetId, context, Collective.single());
+        return resident;
+    }
+
+    /**
+     * Opens a session of the run from its newest committed checkpoint, as one rank of {@code collective}: rank 0
+     * records progress and writes checkpoints; the other ranks only take part.
+     */
+    private Resident open(String runId, RunSpec spec, String datasetId, ActivityExecutionContext context,
+            Collective collective) throws IOException {
         if (datasetId == null) {
             throw ApplicationFailure.newNonRetryableFailure("run " + runId + " has no prepared dataset; retry from "
                     + "stage prepareData", "MissingDataset");
@@ -245,7 +362,8 @@ public final class ModelActivitiesImpl implements ModelActivities {
         AsyncCheckpointStore uploads = new AsyncCheckpointStore(store);
         TrainingSession session;
         try {
-            session = TrainingSession.open(spec, dataset, uploads, writer, listener(store, progress));
+            TrainingSession.Listener listener = collective.rank() == 0 ? listener(store, progress) : quiet(runId);
+            session = TrainingSession.open(spec, dataset, uploads, writer, listener, collective);
             uploads.flush(); // a step-0 checkpoint is committed before anything relies on it
         } catch (InvalidSpecException | IllegalArgumentException e) {
             uploads.close();
@@ -256,10 +374,29 @@ public final class ModelActivitiesImpl implements ModelActivities {
             dataset.close();
             throw e;
         }
-        progress.info("model resident on " + workerQueue + " after step " + session.stepsDone());
-        progress.flush();
-        resident = new Resident(runId, dataset, store, uploads, session, progress);
-        return resident;
+        if (collective.rank() == 0) {
+            String where = collective.worldSize() > 1 ? "rank 0 of " + collective.worldSize() + " on "
+                    : "model resident on ";
+            progress.info(where + workerQueue + " after step " + session.stepsDone());
+            progress.flush();
+        }
+        return new Resident(runId, dataset, store, uploads, session, progress);
+    }
+
+    /** A rank other than 0 reports nothing to the catalogue (rank 0 does, once for the group); it logs. */
+    private static TrainingSession.Listener quiet(String runId) {
+        return new TrainingSession.Listener() {
+            @Override
+            public void onInfo(String line) {
+                LOG.log(System.Logger.Level.INFO, "run " + runId + ": " + line);
+            }
+
+            @Override
+            public void onStep(Trainer.StepStats stats, int totalSteps) {}
+
+            @Override
+            public void onEval(int step, String form, double valLoss) {}
+        };
     }
 
     private Resident finished(ModelRequest request, ActivityExecutionContext context) throws IOException {

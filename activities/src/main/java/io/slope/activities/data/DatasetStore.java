@@ -130,7 +130,11 @@ public final class DatasetStore {
             DurableFiles.publishDirectory(staging, dir);
         } catch (IOException | RuntimeException e) {
             DurableFiles.deleteRecursively(staging);
-            throw e;
+            if (!Files.exists(dir.resolve(Dataset.MANIFEST))) {
+                throw e;
+            }
+            // Another worker sharing this cache (the ranks of a data-parallel chunk fetch at once) published the
+            // same content-addressed dataset first: use its copy.
         }
         return Dataset.open(dir);
     }

@@ -69,6 +69,35 @@ class DatasetStoreTest {
         }
     }
 
+    /** The ranks of a data-parallel chunk share a worker host's cache and fetch the same dataset at the same time. */
+    @Test
+    void concurrentFetchesIntoOneCacheAllSucceed() throws Exception {
+        Path local = Files.createDirectories(dir.resolve("shared"));
+        Files.writeString(local.resolve("a.txt"), "Now is the winter of our discontent.\n".repeat(200));
+        DatasetStore store = new DatasetStore(objects, 500);
+        String id = store.prepare(new CorpusSource(objects, dir).read(List.of(local.toString()), dir.resolve("c")),
+                "char", 0.1, dir.resolve("w")).id();
+        for (int round = 0; round < 5; round++) {
+            Path cache = dir.resolve("cache-" + round);
+            var pool = java.util.concurrent.Executors.newFixedThreadPool(4);
+            try {
+                List<java.util.concurrent.Future<Long>> fetches = new java.util.ArrayList<>();
+                for (int i = 0; i < 4; i++) {
+                    fetches.add(pool.submit(() -> {
+                        try (Dataset d = store.fetch(id, cache)) {
+                            return d.train().length();
+                        }
+                    }));
+                }
+                for (var f : fetches) {
+                    assertTrue(f.get() > 0);
+                }
+            } finally {
+                pool.shutdownNow();
+            }
+        }
+    }
+
     @Test
     void unreadableCorporaAreNamed() {
         CorpusSource source = new CorpusSource(objects, dir);

@@ -11,6 +11,13 @@ import io.temporal.activity.ActivityInterface;
 public interface ModelActivities {
     ChunkResult trainChunk(ChunkRequest request);
 
+    /**
+     * One rank of a data-parallel chunk, restored from the newest committed checkpoint: rank 0 listens, reports the
+     * collective's id through {@link SlopeRunWorkflow#collectiveReady} and writes the checkpoints; the other ranks join
+     * with the id. Cancellation aborts the collective, so no rank waits on a peer that is gone.
+     */
+    ChunkResult trainChunkAsRank(RankedChunk request);
+
     /** The inference form and the dense export of the final model (SLOPE.md §0). */
     StageResult merge(ModelRequest request);
 

@@ -2,13 +2,27 @@ package io.slope.workflows.run;
 
 /**
  * How a run is driven (not what it computes): chunks of at most {@code chunkSteps} optimizer steps or
- * {@code chunkMinutes} minutes, each ending on a committed checkpoint; checkpoint retention; and
- * {@code continueAsNewAfterChunks} (0: only when Temporal suggests it) to bound the history.
+ * {@code chunkMinutes} minutes, each ending on a committed checkpoint; checkpoint retention;
+ * {@code continueAsNewAfterChunks} (0: only when Temporal suggests it) to bound the history; and {@code ranks}, the
+ * number of data-parallel ranks (GPU workers) that train each chunk together. Inputs recorded before {@code ranks}
+ * existed carry none, which reads as 0 and means one rank.
  */
-public record RunOptions(int chunkSteps, int chunkMinutes, int keepLastCheckpoints, int continueAsNewAfterChunks) {
+public record RunOptions(int chunkSteps, int chunkMinutes, int keepLastCheckpoints, int continueAsNewAfterChunks,
+        int ranks) {
     public static final RunOptions DEFAULT = new RunOptions(500, 20, 2, 0);
 
+    /** One rank. */
+    public RunOptions(int chunkSteps, int chunkMinutes, int keepLastCheckpoints, int continueAsNewAfterChunks) {
+        this(chunkSteps, chunkMinutes, keepLastCheckpoints, continueAsNewAfterChunks, 1);
+    }
+
     public RunOptions {
+        if (ranks == 0) {
+            ranks = 1;
+        }
+        if (ranks < 1) {
+            throw new IllegalArgumentException("ranks must be at least 1 (got " + ranks + ")");
+        }
         if (chunkSteps < 1) {
             throw new IllegalArgumentException("chunkSteps must be at least 1 (got " + chunkSteps + ")");
         }
@@ -18,5 +32,24 @@ public record RunOptions(int chunkSteps, int chunkMinutes, int keepLastCheckpoin
         if (keepLastCheckpoints < 1) {
             throw new IllegalArgumentException("keepLastCheckpoints must be at least 1");
         }
+    }
+
+    public RunOptions withRanks(int newRanks) {
+        return new RunOptions(chunkSteps, chunkMinutes, keepLastCheckpoints, continueAsNewAfterChunks, newRanks);
+    }
+
+    /**
+     * Why {@code ranks} cannot train {@code gradAccum} micro-batches per step (each rank takes every ranks-th one),
+     * or null when it can.
+     */
+    public static String ranksError(int ranks, int gradAccum) {
+        if (ranks < 1) {
+            return "ranks must be at least 1 (got " + ranks + ")";
+        }
+        if (gradAccum % ranks != 0) {
+            return "ranks: " + ranks + " ranks cannot share training.gradAccum = " + gradAccum
+                    + " micro-batches per step; training.gradAccum must be a multiple of ranks";
+        }
+        return null;
     }
 }

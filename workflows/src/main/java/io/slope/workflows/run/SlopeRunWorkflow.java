@@ -31,4 +31,21 @@ public interface SlopeRunWorkflow {
 
     @UpdateValidatorMethod(updateName = "resume")
     void validateResume();
+
+    /**
+     * Rank 0 of a data-parallel chunk reports the id of the collective it listens on; the workflow then starts ranks
+     * 1…N−1 with it. Refused unless the workflow is waiting for exactly this chunk attempt's rendezvous.
+     */
+    @UpdateMethod
+    void collectiveReady(CollectiveRendezvous rendezvous);
+
+    @UpdateValidatorMethod(updateName = "collectiveReady")
+    void validateCollectiveReady(CollectiveRendezvous rendezvous);
+
+    /** The number of ranks for the chunks that start from now on (a running chunk keeps its ranks). */
+    @UpdateMethod
+    RunProgress setRanks(int ranks);
+
+    @UpdateValidatorMethod(updateName = "setRanks")
+    void validateSetRanks(int ranks);
 }

@@ -21,7 +21,9 @@ import io.temporal.workflow.Functions;
 import io.temporal.workflow.Promise;
 import io.temporal.workflow.Workflow;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.EnumMap;
+import java.util.List;
 import java.util.Map;
 import org.slf4j.Logger;
 
@@ -31,6 +33,12 @@ import org.slf4j.Logger;
  * to the worker that holds the model (its own queue, short ScheduleToStart), falling back to any worker, which then
  * restores the newest committed checkpoint. Pause cancels the running chunk, which checkpoints and stops; cancel does
  * the same and ends the run CANCELLED. Deterministic code only: everything else happens in activities.
+ *
+ * <p>With {@code ranks} > 1 each chunk is trained by a group of ranks on {@link TaskQueues#GPU} (one slot each),
+ * restored from the last committed checkpoint: rank 0 starts first and reports its collective's id by the
+ * {@code collectiveReady} Update, then ranks 1…N−1 start with it. When any rank fails or stops heartbeating, every
+ * rank is cancelled (which aborts the collective) and the chunk starts again from the last committed checkpoint with
+ * the rank count current then ({@code setRanks}). One rank takes exactly the path it always did.
  */
 public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
     private static final Logger log = Workflow.getLogger(SlopeRunWorkflowImpl.class);
@@ -63,6 +71,11 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
     private boolean finished;
     private CancellationScope chunkScope;
     private int chunksThisRun;
+    private int ranks = 1;
+    /** The number of the current data-parallel chunk attempt, and the collective id its rank 0 reported (or null). */
+    private int group;
+    private boolean awaitingRendezvous;
+    private String collectiveId;
     private final Map<Stage, StageResult> results = new EnumMap<>(Stage.class);
 
     @Override
@@ -82,6 +95,7 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
                 results.put(e.getKey(), e.getValue());
             }
         }
+        ranks = in.options().ranks();
         stage = start;
         status = "RUNNING";
         Workflow.upsertTypedSearchAttributes(SearchAttributes.RUN_ID.valueSet(in.runId()),
@@ -92,6 +106,12 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
                 spec = RunSpecs.resolveAndValidate(spec);
             } catch (InvalidSpecException e) {
                 throw ApplicationFailure.newNonRetryableFailure(e.getMessage(), "InvalidSpec");
+            }
+            if (ranks > 1) {
+                String error = RunOptions.ranksError(ranks, spec.training().gradAccum());
+                if (error != null) {
+                    throw ApplicationFailure.newNonRetryableFailure("options." + error, "InvalidOptions");
+                }
             }
             for (Stage s : Stage.values()) {
                 if (s.ordinal() < start.ordinal()) {
@@ -152,7 +172,7 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
             int stop = Math.min(end, stepsDone + input.options().chunkSteps());
             ChunkRequest request = new ChunkRequest(input.runId(), spec, datasetId(), phase, stop,
                     input.options().chunkMinutes());
-            ChunkResult chunk = runChunk(request);
+            ChunkResult chunk = ranks > 1 ? runGroupChunk(request) : runChunk(request);
             if (chunk != null) {
                 stepsDone = chunk.stepsDone();
                 lastCheckpoint = chunk.checkpoint();
@@ -161,7 +181,9 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
             }
             if (stepsDone < end && continueAsNewDue()) {
                 Workflow.await(Workflow::isEveryHandlerFinished);
-                Workflow.continueAsNew(new RunInput(input.runId(), spec, input.options(), null, Map.copyOf(results),
+                RunOptions options = ranks == input.options().ranks() ? input.options()
+                        : input.options().withRanks(ranks);
+                Workflow.continueAsNew(new RunInput(input.runId(), spec, options, null, Map.copyOf(results),
                         new RunInput.Carry(phase, stepsDone, lastCheckpoint, workerQueue, paused)));
             }
         }
@@ -197,6 +219,98 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
             }
             throw e;
         }
+    }
+
+    /**
+     * One chunk trained by {@code ranks} ranks; null when it was stopped for a pause. A failed attempt (any rank failed,
+     * timed out or could not rendezvous) cancels the whole group and starts again from the last committed checkpoint,
+     * with the rank count current then; one rank goes the ordinary way.
+     */
+    private ChunkResult runGroupChunk(ChunkRequest request) {
+        for (int failures = 0; ; ) {
+            if (ranks == 1) {
+                return runChunk(request);
+            }
+            int size = ranks;
+            int attempt = ++group;
+            collectiveId = null;
+            awaitingRendezvous = true;
+            ModelActivities stub = groupStub();
+            List<Promise<ChunkResult>> members = new ArrayList<>();
+            CancellationScope scope = Workflow.newCancellationScope(() -> {
+                Promise<ChunkResult> rankZero = Async.function(stub::trainChunkAsRank,
+                        new RankedChunk(request, 0, size, attempt, null));
+                members.add(rankZero);
+                Async.procedure(() -> {
+                    Workflow.await(() -> collectiveId != null || rankZero.isCompleted());
+                    awaitingRendezvous = false;
+                    if (collectiveId != null && !rankZero.isCompleted()) {
+                        for (int rank = 1; rank < size; rank++) {
+                            members.add(Async.function(stub::trainChunkAsRank,
+                                    new RankedChunk(request, rank, size, attempt, collectiveId)));
+                        }
+                    }
+                });
+            });
+            chunkScope = scope;
+            try {
+                scope.run();
+                Workflow.await(() -> firstFailure(members) != null
+                        || (members.getFirst().isCompleted() && members.stream().allMatch(Promise::isCompleted)));
+                RuntimeException failure = firstFailure(members);
+                if (failure == null) {
+                    return members.getFirst().get();
+                }
+                // Cancel every rank: each aborts its collective, so none waits on the one that failed; wait for all
+                // of them (WAIT_CANCELLATION_COMPLETED) before the next attempt takes their slots.
+                scope.cancel("a rank of chunk attempt " + attempt + " failed: " + describe(failure));
+                Workflow.await(() -> members.stream().allMatch(Promise::isCompleted));
+                if (CancellationScope.current().isCancelRequested()) {
+                    throw failure;
+                }
+                if (paused) {
+                    // Stopped for a pause. A rank may report its aborted collective rather than the cancellation
+                    // (its peer aborted first); either way the chunk resumes from the last committed checkpoint.
+                    return null;
+                }
+                if (failure instanceof ActivityFailure a && isNonRetryable(a)) {
+                    throw failure;
+                }
+                failures++;
+                if (failures >= MAX_GROUP_ATTEMPTS) {
+                    throw failure;
+                }
+                log.info("run {}: chunk attempt {} on {} ranks failed ({}); restarting from the last committed "
+                        + "checkpoint", input.runId(), attempt, size, describe(failure));
+                Workflow.sleep(Duration.ofSeconds(Math.min(10, failures)));
+            } finally {
+                chunkScope = null;
+                awaitingRendezvous = false;
+            }
+        }
+    }
+
+    private static final int MAX_GROUP_ATTEMPTS = 20;
+
+    /** The failure of the first rank (in rank order) that failed, or null. */
+    private static RuntimeException firstFailure(List<Promise<ChunkResult>> members) {
+        for (Promise<ChunkResult> member : members) {
+            if (member.isCompleted() && member.getFailure() != null) {
+                return member.getFailure();
+            }
+        }
+        return null;
+    }
+
+    /** A group's ranks: one attempt each (the workflow restarts the whole group), on any GPU worker. */
+    private ModelActivities groupStub() {
+        return Workflow.newActivityStub(ModelActivities.class, ActivityOptions.newBuilder()
+                .setTaskQueue(TaskQueues.GPU)
+                .setStartToCloseTimeout(Duration.ofMinutes(input.options().chunkMinutes() + 30L))
+                .setHeartbeatTimeout(Duration.ofSeconds(15))
+                .setCancellationType(ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)
+                .setRetryOptions(RetryOptions.newBuilder().setMaximumAttempts(1).build())
+                .build());
     }
 
     /**
@@ -333,6 +447,44 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
     public void validateResume() {
         if (!paused) {
             throw new IllegalStateException("the run is not paused (" + status + ")");
+        }
+    }
+
+    @Override
+    public void collectiveReady(CollectiveRendezvous rendezvous) {
+        collectiveId = rendezvous.collectiveId();
+    }
+
+    @Override
+    public void validateCollectiveReady(CollectiveRendezvous rendezvous) {
+        if (rendezvous == null || !CollectiveRendezvous.wellFormed(rendezvous.collectiveId())) {
+            throw new IllegalArgumentException("collectiveId must be host:port:nonce (got "
+                    + (rendezvous == null ? null : rendezvous.collectiveId()) + ")");
+        }
+        if (!awaitingRendezvous || rendezvous.group() != group) {
+            throw new IllegalStateException("no rendezvous is awaited for chunk attempt " + rendezvous.group()
+                    + (awaitingRendezvous ? " (the current attempt is " + group + ")" : ""));
+        }
+        if (collectiveId != null) {
+            throw new IllegalStateException("chunk attempt " + group + " has its collective already");
+        }
+    }
+
+    @Override
+    public RunProgress setRanks(int newRanks) {
+        ranks = newRanks;
+        return progress();
+    }
+
+    @Override
+    public void validateSetRanks(int newRanks) {
+        if (finished) {
+            throw new IllegalStateException("the run has finished (" + status + ")");
+        }
+        Integer gradAccum = spec == null || spec.training() == null ? null : spec.training().gradAccum();
+        String error = RunOptions.ranksError(newRanks, gradAccum == null ? 1 : gradAccum);
+        if (error != null) {
+            throw new IllegalArgumentException(error);
         }
     }
 

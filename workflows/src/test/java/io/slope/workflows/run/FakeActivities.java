@@ -10,6 +10,7 @@ import io.temporal.failure.ApplicationFailure;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.concurrent.CopyOnWriteArrayList;
 
 /**
@@ -24,6 +25,15 @@ final class FakeActivities implements PipelineActivities, ModelActivities {
     final List<String> statuses = new CopyOnWriteArrayList<>();
     volatile long stepMillis = 20;
     volatile String corpusError;
+    /** A rank that throws (a retryable failure, once) as soon as it has joined and {@link #failNow} is set. */
+    volatile int failingRank = -1;
+    volatile boolean failNow;
+    /** Rank 0 waits for this before it reports its collective, so a test can look at the waiting workflow. */
+    volatile boolean holdRendezvous;
+    /** Fake collectives by id: each rank's steps done; a rank may start step s only when every rank has done s. */
+    final Map<String, AtomicIntegerArray> groups = new ConcurrentHashMap<>();
+    /** Fake collectives aborted by a cancelled rank: their other ranks fail as a real collective's would. */
+    final java.util.Set<String> aborted = ConcurrentHashMap.newKeySet();
 
     @Override
     public StageResult prepareData(String runId, RunSpec spec) {
@@ -99,5 +109,86 @@ final class FakeActivities implements PipelineActivities, ModelActivities {
     public StageResult export(ModelRequest request) {
         calls.add("export");
         return StageResult.output(Stage.EXPORT, "runs/" + request.runId() + "/export/", Map.of("files", 3.0));
+    }
+
+    /**
+     * A rank of a group chunk. Rank 0 "listens" (registers a fake collective), reports its id by the Update and waits
+     * for its peers; every step waits for all ranks (like an all-reduce), so a rank that fails leaves the others
+     * waiting until the workflow cancels them, as a real collective would until aborted.
+     */
+    @Override
+    public ChunkResult trainChunkAsRank(RankedChunk request) {
+        var context = Activity.getExecutionContext();
+        String runId = request.chunk().runId();
+        int rank = request.rank();
+        try {
+            String id;
+            if (rank == 0) {
+                id = "127.0.0.1:1:" + Integer.toHexString(0x100 + request.group());
+                groups.put(id, new AtomicIntegerArray(request.ranks()));
+                calls.add("rank0 listens g" + request.group() + " on " + id + " x" + request.ranks());
+                while (holdRendezvous) {
+                    pause(context);
+                }
+                context.getWorkflowClient().newWorkflowStub(SlopeRunWorkflow.class, context.getInfo().getWorkflowId())
+                        .collectiveReady(new CollectiveRendezvous(request.group(), id));
+            } else {
+                id = request.collectiveId();
+                calls.add("rank" + rank + " joins g" + request.group() + " on " + id);
+            }
+            collectiveIdOfThisRank.set(id);
+            AtomicIntegerArray group = groups.get(id);
+            int start = steps.getOrDefault(runId, 0);
+            for (int step = start; step < request.chunk().stopStep(); step++) {
+                if (rank == failingRank && failNow) {
+                    failingRank = -1;
+                    calls.add("rank" + rank + " fails at " + step);
+                    throw ApplicationFailure.newFailure("rank " + rank + " lost its GPU", "DeviceLost");
+                }
+                group.set(rank, step - start + 1);
+                while (!allReached(group, step - start + 1)) {
+                    if (aborted.contains(id)) {
+                        calls.add("aborted:" + rank);
+                        throw ApplicationFailure.newFailure("collective aborted by a peer", "CollectiveAborted");
+                    }
+                    pause(context);
+                }
+                pause(context);
+                if (rank == 0) {
+                    steps.put(runId, step + 1);
+                }
+            }
+            int done = steps.getOrDefault(runId, 0);
+            return new ChunkResult(done, new CheckpointRef(done, "runs/" + runId + "/checkpoints/" + done + "/",
+                    "0".repeat(64)), null);
+        } catch (ActivityCompletionException e) {
+            calls.add("cancelled:" + rank);
+            if (collectiveIdOfThisRank.get() != null) {
+                aborted.add(collectiveIdOfThisRank.get()); // as the real worker aborts its collective
+            }
+            throw e;
+        } finally {
+            collectiveIdOfThisRank.remove();
+        }
+    }
+
+    private final ThreadLocal<String> collectiveIdOfThisRank = new ThreadLocal<>();
+
+    private static boolean allReached(AtomicIntegerArray group, int steps) {
+        for (int r = 0; r < group.length(); r++) {
+            if (group.get(r) < steps) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private void pause(io.temporal.activity.ActivityExecutionContext context) {
+        try {
+            Thread.sleep(stepMillis);
+        } catch (InterruptedException e) {
+            throw new IllegalStateException(e);
+        }
+        context.heartbeat(null);
     }
 }

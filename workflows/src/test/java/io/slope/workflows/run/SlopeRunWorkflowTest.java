@@ -183,6 +183,134 @@ class SlopeRunWorkflowTest {
                 + "stopped (the real one commits a checkpoint there): " + fakes.calls);
     }
 
+    // --- data-parallel chunks (issue 8): the rendezvous, failure and re-shard logic, with a fake collective
+
+    static RunSpec groupSpec(int steps, int gradAccum) {
+        return RunSpecCodec.parseResolved("""
+                {"name": "dp", "training": {"steps": %d, "gradAccum": %d}, "adapters": {"start": 0.5},
+                 "data": {"corpus": ["/corpus.txt"]}}""".formatted(steps, gradAccum));
+    }
+
+    @Test
+    void rankZeroReportsItsCollectiveAndTheWorkflowStartsTheOtherRanksWithIt() {
+        String id = UUID.randomUUID().toString();
+        RunOutcome outcome = stub(id).run(RunInput.start(id, groupSpec(20, 6), new RunOptions(20, 5, 2, 0, 3)));
+        assertEquals("SUCCEEDED", outcome.status());
+        var calls = fakes.calls;
+        int listens = calls.indexOf("rank0 listens g1 on 127.0.0.1:1:101 x3");
+        assertTrue(listens >= 0, calls.toString());
+        for (int rank = 1; rank < 3; rank++) {
+            int join = calls.indexOf("rank" + rank + " joins g1 on 127.0.0.1:1:101");
+            assertTrue(join > listens, "rank " + rank + " started after rank 0's report, with its id: " + calls);
+        }
+        // Both phases ran as groups (attempts 1 and 2), never through the one-rank activity.
+        assertTrue(calls.contains("rank0 listens g2 on 127.0.0.1:1:102 x3"), calls.toString());
+        assertTrue(calls.stream().noneMatch(c -> c.startsWith("chunk:")), calls.toString());
+        assertEquals(20, fakes.steps.get(id));
+        assertEquals("merge@20", calls.get(calls.indexOf("save:adapterPhase") + 2));
+    }
+
+    @Test
+    void ranksThatCannotShareGradAccumFailAtOnceNamingTheFields() {
+        String id = UUID.randomUUID().toString();
+        WorkflowFailedException e = assertThrows(WorkflowFailedException.class, () -> stub(id).run(
+                RunInput.start(id, groupSpec(20, 3), new RunOptions(20, 5, 2, 0, 2))));
+        String message = ((ApplicationFailure) e.getCause()).getOriginalMessage();
+        assertTrue(message.contains("options.ranks") && message.contains("training.gradAccum = 3"), message);
+        assertTrue(fakes.calls.isEmpty(), "nothing ran: " + fakes.calls);
+        assertThrows(IllegalArgumentException.class, () -> new RunOptions(20, 5, 2, 0, -1));
+        assertEquals(1, new RunOptions(20, 5, 2, 0, 0).ranks(), "inputs from before ranks existed mean one rank");
+    }
+
+    @Test
+    void collectiveReadyIsRefusedUnlessItIsTheAwaitedAttemptsFirstReport() throws Exception {
+        fakes.holdRendezvous = true;
+        String id = UUID.randomUUID().toString();
+        SlopeRunWorkflow workflow = stub(id);
+        WorkflowClient.start(workflow::run, RunInput.start(id, groupSpec(20, 2), new RunOptions(20, 5, 2, 0, 2)));
+        waitFor(() -> fakes.calls.contains("rank0 listens g1 on 127.0.0.1:1:101 x2"));
+        assertRefused(() -> workflow.collectiveReady(new CollectiveRendezvous(1, "not an id")), "host:port:nonce");
+        assertRefused(() -> workflow.collectiveReady(new CollectiveRendezvous(7, "127.0.0.1:9:ab")),
+                "no rendezvous is awaited for chunk attempt 7");
+        assertRefused(() -> workflow.setRanks(4), "training.gradAccum must be a multiple of ranks");
+        assertRefused(() -> workflow.setRanks(0), "ranks must be at least 1");
+        fakes.holdRendezvous = false; // rank 0 reports; then a second report for the same attempt is refused
+        waitFor(() -> fakes.calls.stream().anyMatch(c -> c.startsWith("rank1 joins g1")));
+        assertRefused(() -> workflow.collectiveReady(new CollectiveRendezvous(1, "127.0.0.1:9:ab")),
+                "no rendezvous is awaited");
+        assertEquals("SUCCEEDED", WorkflowStub.fromTyped(workflow).getResult(RunOutcome.class).status());
+        assertTrue(fakes.calls.stream().noneMatch(c -> c.contains("127.0.0.1:9:ab")), fakes.calls.toString());
+    }
+
+    /** A 40-step run on two ranks in one chunk per phase, started and past its third step. */
+    private SlopeRunWorkflow startTwoRanksAndWaitForTraining(String id) throws InterruptedException {
+        fakes.stepMillis = 50;
+        SlopeRunWorkflow workflow = stub(id);
+        WorkflowClient.start(workflow::run, RunInput.start(id, groupSpec(40, 2), new RunOptions(40, 5, 2, 0, 2)));
+        waitFor(() -> fakes.steps.getOrDefault(id, 0) >= 3);
+        return workflow;
+    }
+
+    private static void assertRefused(org.junit.jupiter.api.function.Executable update, String expected) {
+        WorkflowUpdateException e = assertThrows(WorkflowUpdateException.class, update);
+        assertTrue(e.getCause().getMessage().contains(expected), e.getCause().getMessage());
+    }
+
+    @Test
+    void aFailedRankCancelsEveryRankAndTheChunkRestartsFromTheLastCheckpoint() throws Exception {
+        fakes.failingRank = 1;
+        String id = UUID.randomUUID().toString();
+        SlopeRunWorkflow workflow = startTwoRanksAndWaitForTraining(id);
+        fakes.failNow = true;
+        waitFor(() -> fakes.calls.stream().anyMatch(c -> c.startsWith("rank0 listens g2")));
+        int failedAt = Integer.parseInt(fakes.calls.stream().filter(c -> c.startsWith("rank1 fails at "))
+                .findFirst().orElseThrow().substring("rank1 fails at ".length()));
+        fakes.stepMillis = 5;
+        assertEquals("SUCCEEDED", WorkflowStub.fromTyped(workflow).getResult(RunOutcome.class).status());
+        var calls = fakes.calls;
+        int cancelled = calls.indexOf("cancelled:0");
+        assertTrue(cancelled > calls.indexOf("rank1 fails at " + failedAt), "rank 0, blocked on the failed rank, "
+                + "was cancelled: " + calls);
+        assertTrue(calls.indexOf("rank0 listens g2 on 127.0.0.1:1:102 x2") > cancelled, "the new attempt started "
+                + "only after every rank of the old one had ended: " + calls);
+        assertTrue(calls.contains("rank1 joins g2 on 127.0.0.1:1:102"), calls.toString());
+        assertEquals(40, fakes.steps.get(id));
+    }
+
+    @Test
+    void afterAFailureTheChunkRestartsOnTheRankCountSetMeanwhile() throws Exception {
+        fakes.failingRank = 1;
+        String id = UUID.randomUUID().toString();
+        SlopeRunWorkflow workflow = startTwoRanksAndWaitForTraining(id);
+        workflow.setRanks(1); // the running group keeps its two ranks
+        Thread.sleep(200);
+        assertTrue(fakes.calls.stream().noneMatch(c -> c.startsWith("cancelled:")), fakes.calls.toString());
+        fakes.failNow = true;
+        waitFor(() -> fakes.calls.stream().anyMatch(c -> c.startsWith("chunk:")));
+        fakes.stepMillis = 5;
+        assertEquals("SUCCEEDED", WorkflowStub.fromTyped(workflow).getResult(RunOutcome.class).status());
+        var calls = fakes.calls;
+        assertTrue(calls.indexOf("chunk:20") > calls.indexOf("cancelled:0"), "resumed on one rank: " + calls);
+        assertTrue(calls.stream().noneMatch(c -> c.startsWith("rank0 listens g2")), calls.toString());
+        assertEquals(40, fakes.steps.get(id));
+    }
+
+    @Test
+    void pauseStopsEveryRankAndResumeStartsANewGroup() throws Exception {
+        String id = UUID.randomUUID().toString();
+        SlopeRunWorkflow workflow = startTwoRanksAndWaitForTraining(id);
+        assertTrue(workflow.pause().paused());
+        // Each rank either saw the cancellation or its collective aborted by the other: both ended.
+        for (int rank = 0; rank < 2; rank++) {
+            assertTrue(fakes.calls.contains("cancelled:" + rank) || fakes.calls.contains("aborted:" + rank),
+                    fakes.calls.toString());
+        }
+        workflow.resume();
+        fakes.stepMillis = 5;
+        assertEquals("SUCCEEDED", WorkflowStub.fromTyped(workflow).getResult(RunOutcome.class).status());
+        assertTrue(fakes.calls.contains("rank1 joins g2 on 127.0.0.1:1:102"), fakes.calls.toString());
+    }
+
     static void waitFor(java.util.function.BooleanSupplier condition) throws InterruptedException {
         long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
         while (!condition.getAsBoolean()) {
