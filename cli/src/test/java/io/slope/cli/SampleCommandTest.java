@@ -9,7 +9,6 @@ import io.slope.engine.run.LocalTrainingRun;
 import io.slope.engine.run.TrainedModel;
 import io.slope.engine.run.TrainingSession;
 import io.slope.engine.sample.Sampler;
-import io.slope.engine.train.Trainer;
 import io.slope.spec.RunSpecCodec;
 import java.io.PrintWriter;
 import java.io.StringWriter;
@@ -42,16 +41,7 @@ class SampleCommandTest {
                  "training": {"steps": 20, "batchSize": 4, "seed": 3},
                  "data": {"corpus": ["corpus.txt"], "tokenizer": "char"}, "eval": {"every": 0, "maxWindows": 2},
                  "backend": "cpu", "threads": 1}
-                """), dir, run, new TrainingSession.Listener() {
-                    @Override
-                    public void onInfo(String line) {}
-
-                    @Override
-                    public void onStep(Trainer.StepStats stats, int totalSteps) {}
-
-                    @Override
-                    public void onEval(int step, String form, double valLoss) {}
-                });
+                """), dir, run, new TrainingSession.Listener() {});
     }
 
     @Test

@@ -5,6 +5,7 @@ import io.slope.engine.backend.Backend;
 import io.slope.engine.backend.DType;
 import io.slope.engine.backend.SparseLinear;
 import io.slope.engine.backend.Tensor;
+import io.slope.engine.sparse.NmMasks;
 import io.slope.engine.sparse.NmPattern;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -270,9 +271,9 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("dense weight has " + denseWeight.length + " values, expected "
                     + dOut + "×" + dIn);
         }
-        requireDivisible(dIn, pattern, "columns (d_in)");
+        NmMasks.requireDivisible(dIn, pattern, "columns (d_in)");
         if (doublePrune) {
-            requireDivisible(dOut, pattern, "rows (d_out)");
+            NmMasks.requireDivisible(dOut, pattern, "rows (d_out)");
         }
         int k = dIn / pattern.m() * pattern.n();
         // The row mask is chosen on the device from the fp64 weights: the same magnitudes the CPU compares.
@@ -960,12 +961,6 @@ public final class CudaBackend implements Backend {
 
     private static int ceil(long n, int d) {
         return Math.toIntExact((n + d - 1) / d);
-    }
-
-    private static void requireDivisible(int dim, NmPattern p, String what) {
-        if (dim % p.m() != 0) {
-            throw new IllegalArgumentException(what + " = " + dim + " is not divisible by M = " + p.m());
-        }
     }
 
     private static CudaTensor cuda(Tensor t) {

@@ -390,12 +390,6 @@ public final class ModelActivitiesImpl implements ModelActivities {
             public void onInfo(String line) {
                 LOG.log(System.Logger.Level.INFO, "run " + runId + ": " + line);
             }
-
-            @Override
-            public void onStep(Trainer.StepStats stats, int totalSteps) {}
-
-            @Override
-            public void onEval(int step, String form, double valLoss) {}
         };
     }
 

@@ -11,7 +11,6 @@ import io.slope.engine.checkpoint.LoadedCheckpoint;
 import io.slope.engine.checkpoint.LocalCheckpointStore;
 import io.slope.engine.data.Dataset;
 import io.slope.engine.run.TrainingSession;
-import io.slope.engine.train.Trainer;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecCodec;
 import io.slope.localservices.ManagedProcess;
@@ -156,16 +155,7 @@ final class PipelineHarness implements AutoCloseable {
         }
     }
 
-    static final TrainingSession.Listener QUIET = new TrainingSession.Listener() {
-        @Override
-        public void onInfo(String line) {}
-
-        @Override
-        public void onStep(Trainer.StepStats stats, int totalSteps) {}
-
-        @Override
-        public void onEval(int step, String form, double valLoss) {}
-    };
+    static final TrainingSession.Listener QUIET = new TrainingSession.Listener() {};
 
     Database database() {
         return environment.database();

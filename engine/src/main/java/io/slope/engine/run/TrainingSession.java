@@ -41,14 +41,14 @@ public final class TrainingSession implements AutoCloseable {
     /** Checkpoint-state key of the validation loss at the end of the sparse phase, so a resumed run still reports it. */
     private static final String VAL_LOSS_SPARSE = "valLossSparse";
 
-    /** Progress callbacks, on the training thread. */
+    /** Progress callbacks, on the training thread; each ignores its event unless overridden. */
     public interface Listener {
-        void onInfo(String line);
+        default void onInfo(String line) {}
 
-        void onStep(Trainer.StepStats stats, int totalSteps);
+        default void onStep(Trainer.StepStats stats, int totalSteps) {}
 
         /** A validation loss: {@code form} is "sparse" (end of the sparse phase) or "current". */
-        void onEval(int step, String form, double valLoss);
+        default void onEval(int step, String form, double valLoss) {}
     }
 
     /** What a chunk did; {@code trainTokens}/{@code trainSeconds} count this chunk's training only. */

@@ -105,7 +105,8 @@ public final class NmMasks {
         }
     }
 
-    private static void requireDivisible(int dim, NmPattern p, String what) {
+    /** Refuses a dimension that N:M groups of M cannot tile, naming it. */
+    public static void requireDivisible(int dim, NmPattern p, String what) {
         if (dim % p.m() != 0) {
             throw new IllegalArgumentException(what + " = " + dim + " is not divisible by M = " + p.m());
         }

@@ -110,10 +110,6 @@ public final class Trainer {
         return model.backend();
     }
 
-    public Collective collective() {
-        return collective;
-    }
-
     public AdamW optimizer() {
         return optimizer;
     }

@@ -166,16 +166,7 @@ class DataParallelTrainingTest {
         return new LocalCheckpointStore(dir.resolve(name)).load(STEPS).checkpoint();
     }
 
-    private static final TrainingSession.Listener QUIET = new TrainingSession.Listener() {
-        @Override
-        public void onInfo(String line) {}
-
-        @Override
-        public void onStep(Trainer.StepStats stats, int totalSteps) {}
-
-        @Override
-        public void onEval(int step, String form, double valLoss) {}
-    };
+    private static final TrainingSession.Listener QUIET = new TrainingSession.Listener() {};
 
     private static String randomText(int n) {
         StringBuilder b = new StringBuilder();

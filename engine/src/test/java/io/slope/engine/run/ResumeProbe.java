@@ -1,6 +1,5 @@
 package io.slope.engine.run;
 
-import io.slope.engine.train.Trainer;
 import java.nio.file.Path;
 
 /** Resumes a run folder in a freshly started JVM, for {@link ExactResumeTest}. */
@@ -16,11 +15,5 @@ public final class ResumeProbe {
         public void onInfo(String line) {
             System.out.println(line);
         }
-
-        @Override
-        public void onStep(Trainer.StepStats stats, int totalSteps) {}
-
-        @Override
-        public void onEval(int step, String form, double valLoss) {}
     };
 }
