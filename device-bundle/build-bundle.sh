@@ -5,16 +5,18 @@
 set -euo pipefail
 jars="$1"
 out="$2"
+jlink="${3:-jlink}" # the JDK that runs Maven: a jlink on PATH may be older than the jars' Java 25
 limit=$((48 * 1024 * 1024))
 work="$(dirname "$out")/slope-device"
 rm -rf "$work" "$out"
 mkdir -p "$work/lib"
 
-if ! unzip -l "$jars"/slope-engine-cuda-*[0-9T].jar 2>/dev/null | grep -q 'slope_kernels.fatbin'; then
+# unzip names the member itself (no `| grep -q`: under pipefail its early exit fails the pipe with SIGPIPE).
+if ! unzip -l "$jars"/slope-engine-cuda-*[0-9T].jar 'io/slope/cuda/slope_kernels.fatbin' >/dev/null 2>&1; then
     echo "device bundle: the engine-cuda jar has no kernels (built without nvcc); install nvcc (./slope tools) and rebuild" >&2
     exit 1
 fi
-jlink --add-modules java.base,java.logging,jdk.unsupported,java.xml,jdk.zipfs --compress=zip-9 --strip-debug --no-header-files \
+"$jlink" --add-modules java.base,java.logging,jdk.unsupported,java.xml,jdk.zipfs --compress=zip-9 --strip-debug --no-header-files \
     --no-man-pages --output "$work/runtime"
 for j in "$jars"/*.jar; do
     case "$(basename "$j")" in
