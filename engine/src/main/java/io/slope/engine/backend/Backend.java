@@ -1,5 +1,7 @@
 package io.slope.engine.backend;
 
+import io.slope.engine.parallel.CollectiveProvider;
+import io.slope.engine.parallel.TcpCollective;
 import io.slope.engine.sparse.NmPattern;
 
 /**
@@ -24,6 +26,11 @@ public interface Backend extends AutoCloseable {
      */
     default DType activationType(DType parameterType) {
         return parameterType;
+    }
+
+    /** How this backend's data-parallel ranks find each other and what they reduce with. */
+    default CollectiveProvider collectives() {
+        return TcpCollective.PROVIDER;
     }
 
     Tensor zeros(DType dtype, int... shape);

@@ -23,6 +23,19 @@ import java.util.HexFormat;
  * fails every rank's next operation with a {@link CollectiveException} naming it.
  */
 public final class TcpCollective implements Collective {
+    /** The CPU backend's rendezvous. */
+    public static final CollectiveProvider PROVIDER = new CollectiveProvider() {
+        @Override
+        public Host listen(int worldSize, Duration timeout) throws IOException {
+            return TcpCollective.listen(worldSize, timeout);
+        }
+
+        @Override
+        public TcpCollective join(String uniqueId, int rank, int worldSize, Duration timeout) throws IOException {
+            return TcpCollective.join(uniqueId, rank, worldSize, timeout);
+        }
+    };
+
     private static final byte DATA = 1;
     private static final byte ABORT = 2;
 
@@ -50,7 +63,7 @@ public final class TcpCollective implements Collective {
     }
 
     /** Rank 0's side of the rendezvous: a listener on loopback whose id the other ranks join with. */
-    public static final class Host implements AutoCloseable {
+    public static final class Host implements CollectiveProvider.Rendezvous {
         private final ServerSocket server;
         private final int worldSize;
         private final String nonce;
@@ -64,11 +77,13 @@ public final class TcpCollective implements Collective {
         }
 
         /** host:port:nonce; the nonce keeps a stray connection from joining the wrong run. */
+        @Override
         public String uniqueId() {
             return server.getInetAddress().getHostAddress() + ":" + server.getLocalPort() + ":" + nonce;
         }
 
         /** Waits until every other rank has joined; fails naming the missing ranks after the timeout. */
+        @Override
         public TcpCollective awaitPeers() throws IOException {
             Socket[] peers = new Socket[worldSize];
             long deadline = System.nanoTime() + timeout.toNanos();
