@@ -15,7 +15,7 @@ import picocli.CommandLine.Command;
 /** The {@code slope} command. */
 @Command(name = "slope", mixinStandardHelpOptions = true, version = "slope 0.1.0",
         description = "Sparse GPT pretraining with SLoPe (2:4 weights, double-pruned backward, lazy low-rank adapters).",
-        subcommands = {TrainCommand.class, SampleCommand.class, UpCommand.class, SubmitCommand.class,
+        subcommands = {TrainCommand.class, SampleCommand.class, BenchCommand.class, UpCommand.class, SubmitCommand.class,
             StatusCommand.class, FollowCommand.class, CancelCommand.class, RunsCommand.class, DownloadCommand.class,
             TokenCommand.class, CommandLine.HelpCommand.class})
 public final class SlopeCli {
@@ -29,7 +29,7 @@ public final class SlopeCli {
         return new CommandLine(new SlopeCli()).setExecutionExceptionHandler((e, cmd, parsed) -> {
             if (e instanceof ApiClient.ApiException || e instanceof UncheckedIOException
                     || e instanceof IllegalArgumentException) {
-                cmd.getErr().println("slope " + cmd.getCommandName() + ": " + e.getMessage());
+                cmd.getErr().println(cmd.getCommandSpec().qualifiedName() + ": " + e.getMessage());
                 return 2;
             }
             throw e;

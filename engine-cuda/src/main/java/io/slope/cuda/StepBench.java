@@ -49,7 +49,7 @@ public final class StepBench {
         }
     }
 
-    private static Map<String, double[]> randomWeights(GptConfig config) {
+    static Map<String, double[]> randomWeights(GptConfig config) {
         Map<String, double[]> weights = new java.util.LinkedHashMap<>();
         GptModel.parameterShapes(config).forEach((name, shape) -> {
             long stream = Philox.stream("bench/" + name);
