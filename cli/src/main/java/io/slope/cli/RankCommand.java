@@ -54,6 +54,9 @@ final class RankCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         // A launcher that is killed outright cannot stop its ranks: a rank whose launcher is gone stops itself.
         ProcessHandle.current().parent().ifPresent(p -> p.onExit().thenRun(() -> Runtime.getRuntime().halt(3)));
+        Path pidFile = pidFile(runDir, rank);
+        Files.writeString(pidFile, ProcessHandle.current().pid() + "\n");
+        pidFile.toFile().deleteOnExit();
         RunSpec spec = LocalTrainingRun.spec(runDir);
         TrainingSession.Listener listener = rank == 0
                 ? new MetricsLog(runDir, new ProgressPrinter(System.out, terminal, logEvery))
@@ -91,6 +94,11 @@ final class RankCommand implements Callable<Integer> {
             Thread.sleep(50);
         }
         return provider.join(Files.readString(rendezvousFile).strip(), rank, ranks, TIMEOUT);
+    }
+
+    /** {@code <run dir>/rank-<r>.pid}: the rank's process id while it runs. */
+    static Path pidFile(Path runDir, int rank) {
+        return runDir.resolve("rank-" + rank + ".pid");
     }
 
     /** "All cores" ({@code threads} 0) is shared among the ranks of this machine; an explicit count is kept per rank. */

@@ -48,6 +48,8 @@ final class RankLauncher {
     private final PrintStream out;
     private final PrintStream err;
     private final Process[] processes;
+    /** Ranks this launcher stopped (their exit status is its doing, not theirs). */
+    private final boolean[] stoppedHere;
     private final List<Thread> pumps = new ArrayList<>();
     private volatile boolean stopping;
 
@@ -65,6 +67,7 @@ final class RankLauncher {
         this.out = out;
         this.err = err;
         this.processes = new Process[ranks];
+        this.stoppedHere = new boolean[ranks];
     }
 
     /** Runs the ranks to the end; 0 when every rank succeeded (rank 0 printed the summary). */
@@ -93,7 +96,7 @@ final class RankLauncher {
                 if (processes[r].exitValue() == 128 + 2 && !stopping) {
                     Thread.sleep(500); // Ctrl-C reaches the ranks too: let this JVM's own shutdown begin
                 }
-                if (processes[r].exitValue() != 0 && !stopping) {
+                if (processes[r].exitValue() != 0 && !stopping && !stoppedHere[r]) {
                     failedOnTheirOwn.add(r);
                     if (failedOnTheirOwn.size() == 1) {
                         stopAll();
@@ -243,11 +246,12 @@ final class RankLauncher {
     }
 
     /** SIGTERM to every rank still running, then SIGKILL after {@link #GRACE}; returns when all have exited. */
-    private void stopAll() {
+    private synchronized void stopAll() {
         long deadline = System.nanoTime() + GRACE.toNanos();
-        for (Process p : processes) {
-            if (p != null && p.isAlive()) {
-                p.destroy();
+        for (int r = 0; r < ranks; r++) {
+            if (processes[r] != null && processes[r].isAlive()) {
+                stoppedHere[r] = true;
+                processes[r].destroy();
             }
         }
         for (Process p : processes) {
