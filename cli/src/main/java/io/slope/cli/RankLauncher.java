@@ -1,8 +1,10 @@
 package io.slope.cli;
 
 import io.slope.engine.checkpoint.LocalCheckpointStore;
+import io.slope.engine.data.Dataset;
 import io.slope.engine.run.LocalTrainingRun;
 import io.slope.spec.RunSpec;
+import io.slope.spec.RunSpecs;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -176,6 +178,29 @@ final class RankLauncher {
     }
 
     /**
+     * Why each of {@code ranks} CPU ranks, with 1/ranks of this JVM's heap, cannot hold the run's training state
+     * (naming the field, as one rank would, and the flag); null when they can or the backend is not the CPU's.
+     */
+    static String cpuHeapError(RunSpec spec, Path runDir, int ranks) throws IOException {
+        if (!spec.backend().equals("cpu")) {
+            return null;
+        }
+        int vocab;
+        try (Dataset dataset = Dataset.open(runDir.resolve(LocalTrainingRun.DATASET_DIR))) {
+            vocab = dataset.tokenizer().vocabSize();
+        }
+        return RunSpecs.validateForCpu(spec, vocab, heapPerRank(ranks) << 20)
+                .map(e -> "--ranks: each of " + ranks + " ranks gets 1/" + ranks + " of the heap (" + heapPerRank(ranks)
+                        + " MiB); " + e + "; or use fewer --ranks")
+                .orElse(null);
+    }
+
+    /** MiB of heap for each rank: this JVM's, shared (the CPU backend keeps the whole training state there). */
+    static long heapPerRank(int ranks) {
+        return Math.max(256, Runtime.getRuntime().maxMemory() / ranks >> 20);
+    }
+
+    /**
      * This Java, its JVM flags (as it was started: --enable-native-access, -D…, -XX…, but neither a debugger agent
      * nor its heap size) and class path; each rank gets 1/ranks of this JVM's heap.
      */
@@ -183,8 +208,7 @@ final class RankLauncher {
         ProcessHandle.Info info = ProcessHandle.current().info();
         List<String> command = new ArrayList<>();
         command.add(info.command().orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
-        long heapMiB = Math.max(256, Runtime.getRuntime().maxMemory() / ranks >> 20);
-        command.add("-Xmx" + heapMiB + "m");
+        command.add("-Xmx" + heapPerRank(ranks) + "m");
         List<String> flags = jvmFlags(info.arguments().map(List::of).orElse(List.of()));
         command.addAll(flags);
         if (flags.stream().noneMatch(f -> f.startsWith("--enable-native-access"))) {

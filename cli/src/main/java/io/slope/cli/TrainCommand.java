@@ -113,6 +113,12 @@ final class TrainCommand implements Callable<Integer> {
                 LocalTrainingRun.prepare(spec, specFile.toAbsolutePath().getParent(), runDir,
                         ProgressPrinter.forStdout(logEvery));
             }
+            String heapError = RankLauncher.cpuHeapError(spec, runDir, ranks);
+            if (heapError != null) {
+                LocalTrainingRun.deleteIfUnstarted(runDir, created);
+                System.err.println(heapError);
+                return 2;
+            }
         } catch (InvalidSpecException e) {
             System.err.println(source + ": " + e.getMessage());
             return 2;

@@ -31,7 +31,7 @@ class RankLauncherTest {
     @Test
     void theRanksCommandIsThisJavaWithItsHeapSplit() {
         List<String> command = RankLauncher.javaCommand(2);
-        long half = Math.max(256, Runtime.getRuntime().maxMemory() / 2 >> 20);
+        long half = RankLauncher.heapPerRank(2);
         assertEquals("-Xmx" + half + "m", command.get(1));
         assertTrue(command.contains("--enable-native-access=ALL-UNNAMED"), command.toString());
         assertEquals(System.getProperty("java.class.path"), command.getLast());

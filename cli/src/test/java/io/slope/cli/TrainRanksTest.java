@@ -195,6 +195,24 @@ class TrainRanksTest {
         assertFalse(Files.exists(out), "nothing written for a refused --ranks");
     }
 
+    @Test
+    void ranksThatCannotHoldTheCpuStateInTheirShareOfTheHeapAreRefusedAndNothingIsLeft() throws Exception {
+        // ~0.41 GiB of CPU training state: fits this launcher's 1 GiB heap, not the 256 MiB that each of 4 ranks gets.
+        Files.writeString(dir.resolve("big.json"), """
+                {"name": "big", "model": {"layers": 2, "heads": 2, "dModel": 384, "seqLen": 64},
+                 "training": {"steps": 4, "batchSize": 32, "gradAccum": 4, "seed": 3},
+                 "data": {"corpus": ["corpus.txt"], "tokenizer": "char"}, "backend": "cpu", "precision": "fp64"}
+                """);
+        Path out = dir.resolve("big");
+        Result four = slope("train", "--spec", dir.resolve("big.json").toString(), "--out", out.toString(),
+                "--ranks", "4");
+        assertEquals(2, four.exitCode(), four.err());
+        assertTrue(four.err().startsWith("--ranks: each of 4 ranks gets 1/4 of the heap (256 MiB); "
+                + "training.batchSize: CPU training state needs"), four.err());
+        assertTrue(four.err().strip().endsWith("; or use fewer --ranks"), four.err());
+        assertFalse(Files.exists(out), "a refused launch leaves no run folder");
+    }
+
     private static String run(String name) {
         return dir.resolve(name).toString();
     }
