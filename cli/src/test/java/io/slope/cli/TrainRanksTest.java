@@ -37,7 +37,7 @@ import org.junit.jupiter.api.io.TempDir;
 class TrainRanksTest {
     private static final int STEPS = 8;
     /** The run the kill test interrupts: long enough to be caught between checkpoints. */
-    private static final int LONG_STEPS = 400;
+    private static final int LONG_STEPS = 200;
     private static final Duration KILL_BOUND = Duration.ofSeconds(30);
 
     @TempDir
@@ -177,6 +177,24 @@ class TrainRanksTest {
         Result resumed = slope("train", "--resume", stopped.toString(), "--ranks", "2");
         assertEquals(0, resumed.exitCode(), resumed.err());
         assertEquals(2, summary(resumed).get("ranks").asInt());
+    }
+
+    @Test
+    void ranksWhoseLauncherIsKilledOutrightStopThemselves() throws Exception {
+        Path orphaned = dir.resolve("orphaned");
+        Slope slope = start("train", "--spec", dir.resolve("long.json").toString(), "--out", orphaned.toString(),
+                "--ranks", "2");
+        Process launcher = slope.process();
+        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+        while (committed(orphaned) < 0 || launcher.toHandle().children().count() < 2) {
+            assertTrue(launcher.isAlive() && System.nanoTime() < deadline, "no step-0 checkpoint within 60 s");
+            Thread.sleep(10);
+        }
+        List<ProcessHandle> ranks = launcher.toHandle().descendants().toList();
+        launcher.destroyForcibly().waitFor(); // SIGKILL: no shutdown hook runs
+        for (ProcessHandle rank : ranks) {
+            rank.onExit().get(KILL_BOUND.toSeconds(), TimeUnit.SECONDS);
+        }
     }
 
     @Test
