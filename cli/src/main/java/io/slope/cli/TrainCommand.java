@@ -92,24 +92,21 @@ final class TrainCommand implements Callable<Integer> {
      * folder once (dataset, spec.json), then supervises the ranks.
      */
     private int launch(Path resumeDir, boolean newRun, String source) throws Exception {
-        Path runDir;
-        RunSpec spec;
-        boolean created = false;
-        try {
-            if (newRun) {
-                spec = RunSpecs.resolveAndValidate(withOverrides(RunSpecCodec.parse(Files.readString(specFile))));
-                runDir = out != null ? out : freshRunDir(spec.name());
-            } else {
-                runDir = resumeDir;
-                spec = LocalTrainingRun.resumableSpec(runDir);
-            }
+        return refusingBadInput(() -> {
+            RunSpec spec = newRun
+                    ? RunSpecs.resolveAndValidate(withOverrides(RunSpecCodec.parse(Files.readString(specFile))))
+                    : LocalTrainingRun.resumableSpec(resumeDir);
+            Path runDir = newRun ? (out != null ? out : freshRunDir(spec.name())) : resumeDir;
             String error = ranksError(ranks, spec);
             if (error != null) {
                 System.err.println(error);
                 return 2;
             }
+            if (spec.backend().equals("cuda") || spec.backend().equals("auto")) {
+                RankLauncher.device(System.getenv("CUDA_VISIBLE_DEVICES"), ranks - 1, ranks); // enough GPUs named
+            }
+            boolean created = newRun && Files.notExists(runDir);
             if (newRun) {
-                created = Files.notExists(runDir);
                 LocalTrainingRun.prepare(spec, specFile.toAbsolutePath().getParent(), runDir,
                         ProgressPrinter.forStdout(logEvery));
             }
@@ -119,14 +116,9 @@ final class TrainCommand implements Callable<Integer> {
                 System.err.println(heapError);
                 return 2;
             }
-        } catch (InvalidSpecException e) {
-            System.err.println(source + ": " + e.getMessage());
-            return 2;
-        } catch (IllegalArgumentException | java.io.UncheckedIOException e) {
-            System.err.println(e.getMessage());
-            return 2;
-        }
-        return new RankLauncher(runDir.toAbsolutePath(), ranks, spec, logEvery, created, System.out, System.err).run();
+            return new RankLauncher(runDir.toAbsolutePath(), ranks, spec, logEvery, created, System.out, System.err)
+                    .run();
+        }, source);
     }
 
     /**
@@ -168,9 +160,16 @@ final class TrainCommand implements Callable<Integer> {
 
     /** Runs, prints the JSON summary as the last line; bad input becomes exit code 2 with the message. */
     private static int report(RunAction action, String source) throws Exception {
-        try {
+        return refusingBadInput(() -> {
             printSummary(action.run());
             return 0;
+        }, source);
+    }
+
+    /** The exit code of {@code action}; bad input (a spec, a flag, a folder) becomes 2 with the message. */
+    private static int refusingBadInput(Callable<Integer> action, String source) throws Exception {
+        try {
+            return action.call();
         } catch (InvalidSpecException e) {
             System.err.println(source + ": " + e.getMessage());
             return 2;

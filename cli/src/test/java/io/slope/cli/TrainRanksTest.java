@@ -102,8 +102,7 @@ class TrainRanksTest {
         assertEquals(0, reference.exitCode(), reference.err());
 
         Path killed = dir.resolve("killed");
-        Slope slope = start("train", "--spec", dir.resolve("long.json").toString(), "--out", killed.toString(),
-                "--ranks", "2");
+        Slope slope = startLongRunOnTwoRanks(killed);
         Process launcher = slope.process();
         // Rank 1 writes its pid; kill it once a checkpoint after step 0 is in.
         ProcessHandle rank1 = null;
@@ -156,15 +155,9 @@ class TrainRanksTest {
     @Test
     void sigtermOnTheLauncherStopsEveryRankAndTheRunResumes() throws Exception {
         Path stopped = dir.resolve("stopped");
-        Slope slope = start("train", "--spec", dir.resolve("long.json").toString(), "--out", stopped.toString(),
-                "--ranks", "2");
+        Slope slope = startLongRunOnTwoRanks(stopped);
         Process launcher = slope.process();
-        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-        while (committed(stopped) < 0 || launcher.toHandle().children().count() < 2) {
-            assertTrue(launcher.isAlive() && System.nanoTime() < deadline, "no step-0 checkpoint within 60 s");
-            Thread.sleep(10);
-        }
-        List<ProcessHandle> ranks = launcher.toHandle().descendants().toList();
+        List<ProcessHandle> ranks = ranksOnceTraining(launcher, stopped);
         launcher.destroy(); // SIGTERM, as `kill` sends; Ctrl-C's SIGINT takes the same path
         assertTrue(launcher.waitFor(KILL_BOUND.toSeconds(), TimeUnit.SECONDS), "the launcher outlived SIGTERM");
         Result result = slope.result();
@@ -182,15 +175,9 @@ class TrainRanksTest {
     @Test
     void ranksWhoseLauncherIsKilledOutrightStopThemselves() throws Exception {
         Path orphaned = dir.resolve("orphaned");
-        Slope slope = start("train", "--spec", dir.resolve("long.json").toString(), "--out", orphaned.toString(),
-                "--ranks", "2");
+        Slope slope = startLongRunOnTwoRanks(orphaned);
         Process launcher = slope.process();
-        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-        while (committed(orphaned) < 0 || launcher.toHandle().children().count() < 2) {
-            assertTrue(launcher.isAlive() && System.nanoTime() < deadline, "no step-0 checkpoint within 60 s");
-            Thread.sleep(10);
-        }
-        List<ProcessHandle> ranks = launcher.toHandle().descendants().toList();
+        List<ProcessHandle> ranks = ranksOnceTraining(launcher, orphaned);
         launcher.destroyForcibly().waitFor(); // SIGKILL: no shutdown hook runs
         for (ProcessHandle rank : ranks) {
             rank.onExit().get(KILL_BOUND.toSeconds(), TimeUnit.SECONDS);
@@ -229,6 +216,22 @@ class TrainRanksTest {
                 + "training.batchSize: CPU training state needs"), four.err());
         assertTrue(four.err().strip().endsWith("; or use fewer --ranks"), four.err());
         assertFalse(Files.exists(out), "a refused launch leaves no run folder");
+    }
+
+    /** `slope train --ranks 2` of the long spec into {@code runDir}, not waited for. */
+    private static Slope startLongRunOnTwoRanks(Path runDir) throws IOException {
+        return start("train", "--spec", dir.resolve("long.json").toString(), "--out", runDir.toString(), "--ranks",
+                "2");
+    }
+
+    /** The launcher's two rank processes, once the run's step-0 checkpoint is committed. */
+    private static List<ProcessHandle> ranksOnceTraining(Process launcher, Path runDir) throws Exception {
+        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+        while (committed(runDir) < 0 || launcher.toHandle().children().count() < 2) {
+            assertTrue(launcher.isAlive() && System.nanoTime() < deadline, "no step-0 checkpoint within 60 s");
+            Thread.sleep(10);
+        }
+        return launcher.toHandle().descendants().toList();
     }
 
     private static String run(String name) {
