@@ -7,6 +7,7 @@ import io.slope.engine.parallel.Collective;
 import io.slope.engine.parallel.CollectiveProvider;
 import io.slope.engine.run.LocalTrainingRun;
 import io.slope.engine.run.TrainingSession;
+import io.slope.spec.InvalidSpecException;
 import io.slope.spec.RunSpec;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -52,6 +53,21 @@ final class RankCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        try {
+            return train();
+        } catch (Exception e) {
+            // The launcher shows the end of this rank's log: end it with the cause, not with stack frames.
+            e.printStackTrace();
+            StringBuilder causes = new StringBuilder();
+            for (Throwable t = e; t != null; t = t.getCause()) {
+                causes.append(causes.isEmpty() ? "" : "; caused by ").append(t);
+            }
+            System.err.println("rank " + rank + " failed: " + causes);
+            return e instanceof IllegalArgumentException || e instanceof InvalidSpecException ? 2 : 1;
+        }
+    }
+
+    private int train() throws Exception {
         // A launcher that is killed outright cannot stop its ranks: a rank whose launcher is gone stops itself.
         ProcessHandle.current().parent().ifPresent(p -> p.onExit().thenRun(() -> Runtime.getRuntime().halt(3)));
         Path pidFile = pidFile(runDir, rank);

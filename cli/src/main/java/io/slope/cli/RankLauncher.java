@@ -79,8 +79,9 @@ final class RankLauncher {
         Thread hook = new Thread(this::stopOnSignal, "slope-train-stop-ranks");
         Runtime.getRuntime().addShutdownHook(hook);
         try {
-            out.println("launching " + ranks + " ranks (" + spec.backend() + " backend); ranks 1-" + (ranks - 1)
-                    + " log to " + runDir.resolve("rank-<r>.log"));
+            String others = ranks == 2 ? "rank 1 logs to " + log(1)
+                    : "ranks 1-" + (ranks - 1) + " log to " + runDir.resolve("rank-<r>.log");
+            out.println("launching " + ranks + " ranks (" + spec.backend() + " backend); " + others);
             LinkedBlockingQueue<Integer> exits = new LinkedBlockingQueue<>();
             try {
                 for (int r = 0; r < ranks; r++) {

@@ -141,7 +141,7 @@ final class TrainCommand implements Callable<Integer> {
         String sameTokens = batch % ranks == 0 ? " (batchSize " + batch / ranks + " with gradAccum " + gradAccum * ranks
                 + " keeps the tokens per step)" : "";
         return "--ranks: " + ranks + " ranks cannot share training.gradAccum = " + gradAccum
-                + " micro-batches per step (each rank takes every " + ranks + "th); use --ranks " + fitting
+                + " micro-batches per step (rank r takes micro-batches r, r + " + ranks + ", …); use --ranks " + fitting
                 + ", or set training.gradAccum in the spec to a multiple of " + ranks + sameTokens;
     }
 

@@ -191,7 +191,7 @@ class TrainRanksTest {
                 "--ranks", "3");
         assertEquals(2, three.exitCode(), three.err());
         assertTrue(three.err().contains("--ranks: 3 ranks cannot share training.gradAccum = 4 micro-batches per step"
-                + " (each rank takes every 3th); use --ranks 1, 2, 4, or set training.gradAccum in the spec to a "
+                + " (rank r takes micro-batches r, r + 3, …); use --ranks 1, 2, 4, or set training.gradAccum in the spec to a "
                 + "multiple of 3"), three.err());
         Result zero = slope("train", "--spec", dir.resolve("short.json").toString(), "--out", out.toString(),
                 "--ranks", "0");
