@@ -19,8 +19,8 @@ import picocli.CommandLine.Option;
                 + " the last line is a JSON summary. Per-step metrics go to <run dir>/metrics.jsonl.",
             "With --ranks N > 1 it starts N rank processes (data parallel, one GPU each on cuda) and waits for them;"
                 + " when one fails it stops the others and prints how to resume. Ctrl-C stops every rank at once, as"
-                + " it stops one: the run resumes from its last periodic checkpoint (checkpointEvery) with --resume,"
-                + " on any rank count."})
+                + " it stops a one-rank run: the steps since the last periodic checkpoint (checkpointEvery) are lost,"
+                + " and --resume continues from that checkpoint on any rank count."})
 final class TrainCommand implements Callable<Integer> {
     @Option(names = "--spec", paramLabel = "FILE", description = "Run spec JSON (docs/spec.md).")
     Path specFile;
