@@ -299,6 +299,11 @@ final class RankLauncher {
         stopping = true;
         stopAll();
         err.println("slope train: stopped all " + ranks + " ranks. " + resumeHint());
+        try {
+            LocalTrainingRun.deleteIfUnstarted(runDir, created);
+        } catch (IOException e) {
+            err.println("slope train: could not remove " + runDir + ": " + e.getMessage());
+        }
     }
 
     private void reportFailure(List<Integer> failed) throws IOException {
