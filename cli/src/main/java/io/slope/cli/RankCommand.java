@@ -55,6 +55,9 @@ final class RankCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         try {
             return train();
+        } catch (IllegalArgumentException | InvalidSpecException e) {
+            System.err.println("rank " + rank + ": " + e.getMessage()); // bad input: the message says it all
+            return 2;
         } catch (Exception e) {
             // The launcher shows the end of this rank's log: end it with the cause, not with stack frames.
             e.printStackTrace();
@@ -63,7 +66,7 @@ final class RankCommand implements Callable<Integer> {
                 causes.append(causes.isEmpty() ? "" : "; caused by ").append(t);
             }
             System.err.println("rank " + rank + " failed: " + causes);
-            return e instanceof IllegalArgumentException || e instanceof InvalidSpecException ? 2 : 1;
+            return 1;
         }
     }
 

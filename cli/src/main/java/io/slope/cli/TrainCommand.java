@@ -2,6 +2,7 @@ package io.slope.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.PropertyNamingStrategies;
+import io.slope.engine.backend.Backends;
 import io.slope.engine.run.LocalTrainingRun;
 import io.slope.spec.InvalidSpecException;
 import io.slope.spec.RunSpec;
@@ -102,6 +103,9 @@ final class TrainCommand implements Callable<Integer> {
                 System.err.println(error);
                 return 2;
             }
+            Backends.unavailableReason(spec).ifPresent(reason -> {
+                throw new IllegalArgumentException(reason);
+            });
             if (spec.backend().equals("cuda") || spec.backend().equals("auto")) {
                 RankLauncher.device(System.getenv("CUDA_VISIBLE_DEVICES"), ranks - 1, ranks); // enough GPUs named
             }

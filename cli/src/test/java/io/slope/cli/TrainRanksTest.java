@@ -7,12 +7,16 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.slope.engine.backend.Backends;
 import io.slope.engine.checkpoint.Checkpoint;
 import io.slope.engine.checkpoint.LocalCheckpointStore;
 import io.slope.engine.rng.Philox;
+import io.slope.spec.RunSpecCodec;
+import io.slope.spec.RunSpecs;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -198,6 +202,21 @@ class TrainRanksTest {
         assertEquals(2, zero.exitCode(), zero.err());
         assertTrue(zero.err().contains("--ranks: must be at least 1 (got 0)"), zero.err());
         assertFalse(Files.exists(out), "nothing written for a refused --ranks");
+    }
+
+    @Test
+    void aBackendThatCannotRunHereIsRefusedBeforeAnyRankStarts() throws Exception {
+        Files.writeString(dir.resolve("cuda.json"), Files.readString(dir.resolve("short.json"))
+                .replace("\"backend\": \"cpu\", \"precision\": \"fp64\"", "\"backend\": \"cuda\""));
+        String reason = Backends.unavailableReason(RunSpecs.resolveAndValidate(
+                RunSpecCodec.parse(Files.readString(dir.resolve("cuda.json"))))).orElse(null);
+        assumeTrue(reason != null, "the CUDA backend can run on this machine");
+        Path out = dir.resolve("no-cuda");
+        Result refused = slope("train", "--spec", dir.resolve("cuda.json").toString(), "--out", out.toString(),
+                "--ranks", "2");
+        assertEquals(2, refused.exitCode(), refused.err());
+        assertEquals(reason, refused.err().strip());
+        assertFalse(Files.exists(out), "nothing written for an unavailable backend");
     }
 
     @Test
