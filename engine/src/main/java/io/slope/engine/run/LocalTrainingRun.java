@@ -133,11 +133,10 @@ public final class LocalTrainingRun {
      * finished and exported already.
      */
     public static RunSpec resumableSpec(Path runDir) throws IOException {
-        Path specFile = runDir.resolve(SPEC_FILE);
-        if (!Files.isRegularFile(specFile)) {
+        if (!Files.isRegularFile(runDir.resolve(SPEC_FILE))) {
             throw new IllegalArgumentException("--resume: " + runDir + " holds no run (no " + SPEC_FILE + ")");
         }
-        RunSpec spec = RunSpecCodec.parseResolved(Files.readString(specFile));
+        RunSpec spec = spec(runDir);
         var committed = new LocalCheckpointStore(runDir).committedSteps();
         if (committed.isEmpty()) {
             throw new IllegalArgumentException("--resume: " + runDir + " has no committed checkpoint");
