@@ -15,9 +15,9 @@ import picocli.CommandLine.Command;
 /** The {@code slope} command. */
 @Command(name = "slope", mixinStandardHelpOptions = true, version = "slope 0.1.0",
         description = "Sparse GPT pretraining with SLoPe (2:4 weights, double-pruned backward, lazy low-rank adapters).",
-        subcommands = {TrainCommand.class, SampleCommand.class, BenchCommand.class, UpCommand.class, SubmitCommand.class,
-            StatusCommand.class, FollowCommand.class, CancelCommand.class, RunsCommand.class, DownloadCommand.class,
-            TokenCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {TrainCommand.class, RankCommand.class, SampleCommand.class, BenchCommand.class, UpCommand.class,
+            SubmitCommand.class, StatusCommand.class, FollowCommand.class, CancelCommand.class, RunsCommand.class,
+            DownloadCommand.class, TokenCommand.class, CommandLine.HelpCommand.class})
 public final class SlopeCli {
     public static void main(String[] args) {
         int code = commandLine().execute(args);

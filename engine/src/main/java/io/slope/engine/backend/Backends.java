@@ -4,6 +4,7 @@ import io.slope.engine.cpu.CpuBackend;
 import io.slope.spec.RunSpec;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.ServiceLoader;
 
 /** Opens the backend a spec asks for: {@code cpu}, a provided one by name (e.g. {@code cuda}), or {@code auto}. */
@@ -16,22 +17,51 @@ public final class Backends {
             return new CpuBackend(resolved.threads());
         }
         List<String> unavailable = new ArrayList<>();
+        BackendProvider provider = available(wanted, unavailable);
+        if (provider != null) {
+            return provider.open(resolved);
+        }
+        if (wanted.equals("auto")) {
+            return new CpuBackend(resolved.threads());
+        }
+        throw new IllegalArgumentException(unavailableMessage(wanted, unavailable));
+    }
+
+    /**
+     * Why {@link #open} would refuse the spec's backend, in its words; empty when it would open one. Nothing is opened,
+     * so a launcher can check before it starts the processes that open it.
+     */
+    public static Optional<String> unavailableReason(RunSpec resolved) {
+        String wanted = resolved.backend();
+        List<String> unavailable = new ArrayList<>();
+        if (wanted.equals("cpu") || wanted.equals("auto") || available(wanted, unavailable) != null) {
+            return Optional.empty();
+        }
+        return Optional.of(unavailableMessage(wanted, unavailable));
+    }
+
+    /**
+     * The first provider that is {@code wanted} (any, for auto) and can run here, or null; why the others cannot is
+     * added to {@code unavailable}.
+     */
+    private static BackendProvider available(String wanted, List<String> unavailable) {
         for (BackendProvider provider : ServiceLoader.load(BackendProvider.class)) {
             if (!wanted.equals("auto") && !wanted.equals(provider.name())) {
                 continue;
             }
             var reason = provider.unavailableReason();
             if (reason.isEmpty()) {
-                return provider.open(resolved);
+                return provider;
             }
             unavailable.add(provider.name() + ": " + reason.get());
         }
-        if (wanted.equals("auto")) {
-            return new CpuBackend(resolved.threads());
-        }
-        throw new IllegalArgumentException("backend: \"" + wanted + "\" is not available"
+        return null;
+    }
+
+    private static String unavailableMessage(String wanted, List<String> unavailable) {
+        return "backend: \"" + wanted + "\" is not available"
                 + (unavailable.isEmpty() ? " in this build (its module is not on the class path)"
                         : " (" + String.join("; ", unavailable) + ")")
-                + "; use \"cpu\", or \"auto\" to take the best one available");
+                + "; use \"cpu\", or \"auto\" to take the best one available";
     }
 }

@@ -1,5 +1,6 @@
 package io.slope.engine.run;
 
+import io.slope.engine.backend.Backend;
 import io.slope.engine.checkpoint.CheckpointStore;
 import io.slope.engine.checkpoint.DurableFiles;
 import io.slope.engine.checkpoint.LocalCheckpointStore;
@@ -11,6 +12,7 @@ import io.slope.engine.export.HfExport;
 import io.slope.engine.export.SlopeExport;
 import io.slope.engine.model.GptConfig;
 import io.slope.engine.model.GptModel;
+import io.slope.engine.parallel.Collective;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecCodec;
 import java.io.IOException;
@@ -33,10 +35,10 @@ public final class LocalTrainingRun {
     /**
      * The outcome. {@code tokensPerSecond} counts training tokens over training time (evaluation excluded); the four
      * validation losses are those of {@link TrainingSession.FinalEvaluation}, and the export folders; null when the
-     * run stopped early.
+     * run stopped early. {@code ranks}: how many data-parallel ranks trained this last stretch.
      */
     public record Summary(String name, String mode, int steps, long trainTokens, double trainLoss,
-            double tokensPerSecond, double seconds, String backend, String runDir, Double valLossSparse,
+            double tokensPerSecond, double seconds, String backend, int ranks, String runDir, Double valLossSparse,
             Double valLossAdapters, Double valLossMerged, Double valLossInferenceForm, String hfExport,
             String slopeExport) {}
 
@@ -55,59 +57,150 @@ public final class LocalTrainingRun {
     /** As {@link #start}, but pauses after {@code stopAfter} steps with a checkpoint there, to be resumed later. */
     public static Summary start(RunSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener,
             int stopAfter) throws IOException {
+        Corpus corpus = readCorpus(spec, baseDir, runDir, listener);
+        boolean created = Files.notExists(runDir);
+        LocalCheckpointStore store = new LocalCheckpointStore(runDir);
+        try (Dataset dataset = prepareDataset(spec, corpus, runDir)) {
+            return train(spec, dataset, runDir, store, listener, stopAfter, null, Collective.single());
+        } catch (IOException | RuntimeException e) {
+            deleteIfUnstarted(runDir, created);
+            throw e;
+        }
+    }
+
+    /**
+     * A new run in {@code runDir} up to its first step: the tokenized dataset and the resolved spec, no checkpoint
+     * (what the data-parallel launcher does once before its ranks {@link #trainRank} it).
+     */
+    public static void prepare(RunSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener)
+            throws IOException {
+        Corpus corpus = readCorpus(spec, baseDir, runDir, listener);
+        boolean created = Files.notExists(runDir);
+        try (Dataset dataset = prepareDataset(spec, corpus, runDir)) {
+            listener.onInfo("dataset: " + dataset.train().length() + " train / " + dataset.validation().length()
+                    + " held-out tokens in " + runDir.resolve(DATASET_DIR));
+        } catch (IOException | RuntimeException e) {
+            deleteIfUnstarted(runDir, created);
+            throw e;
+        }
+    }
+
+    /**
+     * A run that failed before its first checkpoint holds nothing worth resuming: leave no folder that would block the
+     * same --out next time. A folder that existed before ({@code created} false) is never deleted.
+     */
+    public static void deleteIfUnstarted(Path runDir, boolean created) throws IOException {
+        if (created && new LocalCheckpointStore(runDir).committedSteps().isEmpty()) {
+            DurableFiles.deleteRecursively(runDir);
+        }
+    }
+
+    private static Corpus readCorpus(RunSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener)
+            throws IOException {
         if (Files.exists(runDir.resolve(SPEC_FILE))) {
             throw new IllegalArgumentException("--out: " + runDir + " already holds a run; continue it with --resume "
                     + runDir + " or choose another --out");
         }
         Corpus corpus = Corpus.read(spec.data().corpus().stream().map(p -> baseDir.resolve(p).normalize()).toList());
         listener.onInfo("corpus: " + corpus.description());
-        boolean created = Files.notExists(runDir);
+        return corpus;
+    }
+
+    private static Dataset prepareDataset(RunSpec spec, Corpus corpus, Path runDir) throws IOException {
         Files.createDirectories(runDir);
-        LocalCheckpointStore store = new LocalCheckpointStore(runDir);
-        try (Dataset dataset = Dataset.prepare(corpus, Tokenizers.forCorpus(spec.data().tokenizer(), corpus),
-                spec.data().valFraction(), Dataset.DEFAULT_TOKENS_PER_SHARD, runDir.resolve(DATASET_DIR))) {
+        Dataset dataset = Dataset.prepare(corpus, Tokenizers.forCorpus(spec.data().tokenizer(), corpus),
+                spec.data().valFraction(), Dataset.DEFAULT_TOKENS_PER_SHARD, runDir.resolve(DATASET_DIR));
+        try {
             Files.writeString(runDir.resolve(SPEC_FILE), RunSpecCodec.toJson(spec));
-            return train(spec, dataset, runDir, store, listener, stopAfter);
         } catch (IOException | RuntimeException e) {
-            // A run that failed before its first checkpoint holds nothing worth resuming: leave no folder that would
-            // block the same --out next time. A folder that existed before is never deleted.
-            if (created && store.committedSteps().isEmpty()) {
-                DurableFiles.deleteRecursively(runDir);
-            }
+            dataset.close();
             throw e;
         }
+        return dataset;
     }
 
     /** Continues the run in {@code runDir} from its newest checkpoint that verifies. */
     public static Summary resume(Path runDir, TrainingSession.Listener listener) throws IOException {
-        Path specFile = runDir.resolve(SPEC_FILE);
-        if (!Files.isRegularFile(specFile)) {
-            throw new IllegalArgumentException("--resume: " + runDir + " holds no run (no " + SPEC_FILE + ")");
-        }
-        RunSpec spec = RunSpecCodec.parseResolved(Files.readString(specFile));
-        CheckpointStore store = new LocalCheckpointStore(runDir);
-        if (store.committedSteps().isEmpty()) {
-            throw new IllegalArgumentException("--resume: " + runDir + " has no committed checkpoint");
-        }
+        RunSpec spec = resumableSpec(runDir);
         try (Dataset dataset = Dataset.open(runDir.resolve(DATASET_DIR))) {
-            return train(spec, dataset, runDir, store, listener, Integer.MAX_VALUE);
+            return train(spec, dataset, runDir, new LocalCheckpointStore(runDir), listener, Integer.MAX_VALUE, null,
+                    Collective.single());
         }
     }
 
+    /**
+     * The resolved spec of the run in {@code runDir}, checked to be resumable: it has a committed checkpoint and is not
+     * finished and exported already.
+     */
+    public static RunSpec resumableSpec(Path runDir) throws IOException {
+        if (!Files.isRegularFile(runDir.resolve(SPEC_FILE))) {
+            throw new IllegalArgumentException("--resume: " + runDir + " holds no run (no " + SPEC_FILE + ")");
+        }
+        RunSpec spec = spec(runDir);
+        var committed = new LocalCheckpointStore(runDir).committedSteps();
+        if (committed.isEmpty()) {
+            throw new IllegalArgumentException("--resume: " + runDir + " has no committed checkpoint");
+        }
+        if (committed.getLast() >= spec.training().steps() && exported(runDir)) {
+            throw alreadyFinished(runDir, spec.training().steps());
+        }
+        return spec;
+    }
+
+    /** The resolved spec of the run {@link #prepare} or an earlier run left in {@code runDir}. */
+    public static RunSpec spec(Path runDir) throws IOException {
+        return RunSpecCodec.parseResolved(Files.readString(runDir.resolve(SPEC_FILE)));
+    }
+
+    /**
+     * One rank of a data-parallel run of {@code runDir} (made by {@link #prepare}, or any run there to resume): every
+     * rank restores the newest committed checkpoint (or rank 0 commits step 0) and trains its share of each step; rank
+     * 0 alone writes checkpoints, evaluates, exports and returns the summary, the other ranks return null.
+     *
+     * @param backend opened for {@code spec}, the one whose {@link Backend#collectives()} made
+     *     {@code collective}; the session owns and closes it
+     */
+    public static Summary trainRank(RunSpec spec, Path runDir, Backend backend,
+            Collective collective, TrainingSession.Listener listener) throws IOException {
+        Dataset dataset;
+        try {
+            dataset = Dataset.open(runDir.resolve(DATASET_DIR));
+        } catch (IOException | RuntimeException e) {
+            backend.close();
+            throw e;
+        }
+        try (dataset) {
+            return train(spec, dataset, runDir, new LocalCheckpointStore(runDir), listener, Integer.MAX_VALUE,
+                    backend, collective);
+        }
+    }
+
+    private static boolean exported(Path runDir) {
+        return Files.exists(runDir.resolve(HF_EXPORT_DIR)) && Files.exists(runDir.resolve(SLOPE_EXPORT_DIR));
+    }
+
+    private static IllegalArgumentException alreadyFinished(Path runDir, int steps) {
+        return new IllegalArgumentException("--resume: " + runDir + " already finished all " + steps
+                + " steps and holds its exports");
+    }
+
     private static Summary train(RunSpec spec, Dataset dataset, Path runDir, CheckpointStore store,
-            TrainingSession.Listener listener, int stopAfter) throws IOException {
+            TrainingSession.Listener listener, int stopAfter, Backend backend,
+            Collective collective) throws IOException {
         long start = System.nanoTime();
         String writer = "slope-train/" + ProcessHandle.current().pid();
         Path hf = runDir.resolve(HF_EXPORT_DIR);
         Path slope = runDir.resolve(SLOPE_EXPORT_DIR);
-        try (TrainingSession session = TrainingSession.open(spec, dataset, store, writer, listener)) {
-            boolean exported = Files.exists(hf) && Files.exists(slope);
-            if (session.stepsDone() >= session.totalSteps() && exported) {
-                throw new IllegalArgumentException("--resume: " + runDir + " already finished all "
-                        + session.totalSteps() + " steps and holds its exports");
+        try (TrainingSession session = TrainingSession.open(spec, dataset, store, writer, listener, backend,
+                collective)) {
+            if (session.stepsDone() >= session.totalSteps() && exported(runDir)) {
+                throw alreadyFinished(runDir, session.totalSteps());
             }
             // A run stopped after its last step but before its exports resumes straight into them.
             TrainingSession.ChunkResult chunk = session.trainUntil(stopAfter, () -> false);
+            if (collective.rank() != 0) {
+                return null;
+            }
             double tokensPerSecond = chunk.trainSeconds() > 0 ? chunk.trainTokens() / chunk.trainSeconds() : 0;
             TrainingSession.FinalEvaluation result = null;
             if (chunk.finished()) {
@@ -122,7 +215,7 @@ public final class LocalTrainingRun {
             GptModel model = session.model();
             return new Summary(spec.name(), model.config().mode().wireName(), session.totalSteps(),
                     chunk.trainTokens(), chunk.lastLoss(), tokensPerSecond, seconds, model.backend().name(),
-                    runDir.toString(), result == null ? null : result.valLossSparse(),
+                    collective.worldSize(), runDir.toString(), result == null ? null : result.valLossSparse(),
                     result == null ? null : result.valLossAdapters(), result == null ? null : result.valLossMerged(),
                     result == null ? null : result.valLossInferenceForm(), result == null ? null : hf.toString(),
                     result == null ? null : slope.toString());

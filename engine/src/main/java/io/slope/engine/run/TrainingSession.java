@@ -106,6 +106,28 @@ public final class TrainingSession implements AutoCloseable {
     /** As {@link #open(RunSpec, Dataset, CheckpointStore, String, Listener)}, as one rank of a data-parallel group. */
     public static TrainingSession open(RunSpec spec, Dataset dataset, CheckpointStore store, String writer,
             Listener listener, Collective collective) throws IOException {
+        return open(spec, dataset, store, writer, listener, null, collective);
+    }
+
+    /**
+     * As {@link #open(RunSpec, Dataset, CheckpointStore, String, Listener, Collective)} on a backend the caller opened
+     * already (a rank that rendezvoused through its {@link Backend#collectives()}); the session owns it from here on
+     * and closes it, on failure too. A null backend is opened from the spec.
+     */
+    public static TrainingSession open(RunSpec spec, Dataset dataset, CheckpointStore store, String writer,
+            Listener listener, Backend opened, Collective collective) throws IOException {
+        try {
+            return openOn(spec, dataset, store, writer, listener, opened, collective);
+        } catch (RuntimeException | IOException e) {
+            if (opened != null) {
+                opened.close();
+            }
+            throw e;
+        }
+    }
+
+    private static TrainingSession openOn(RunSpec spec, Dataset dataset, CheckpointStore store, String writer,
+            Listener listener, Backend opened, Collective collective) throws IOException {
         int vocab = dataset.tokenizer().vocabSize();
         GptConfig config = GptConfig.of(spec, vocab);
         ValidationWindows heldOut = validationWindows(spec, dataset, config);
@@ -131,7 +153,7 @@ public final class TrainingSession implements AutoCloseable {
                         + " but rank 0 restores " + (long) step0[0] + "; the ranks must share one checkpoint store");
             }
         }
-        Backend backend = Backends.open(spec);
+        Backend backend = opened != null ? opened : Backends.open(spec);
         try {
             if (backend instanceof CpuBackend) {
                 // Refuse before allocating when the CPU training state cannot fit in this JVM's heap.
@@ -174,7 +196,9 @@ public final class TrainingSession implements AutoCloseable {
             }
             return session;
         } catch (RuntimeException | IOException e) {
-            backend.close();
+            if (opened == null) {
+                backend.close(); // a caller's backend is closed by the caller's side of open
+            }
             throw e;
         }
     }

@@ -1,0 +1,324 @@
+package io.slope.cli;
+
+import static io.slope.engine.Norms.relativeError;
+import static io.slope.engine.parallel.SameModel.FP64_ORDER_TOLERANCE;
+import static io.slope.engine.parallel.SameModel.assertSameModel;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.slope.engine.backend.Backends;
+import io.slope.engine.checkpoint.Checkpoint;
+import io.slope.engine.checkpoint.LocalCheckpointStore;
+import io.slope.engine.rng.Philox;
+import io.slope.spec.RunSpecCodec;
+import io.slope.spec.RunSpecs;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code slope train --ranks N} end to end: the launcher and its ranks are real processes of this class path, on the
+ * CPU backend in fp64, with a tiny char-level model.
+ *
+ * <p>Tolerance: N ranks sum the same micro-batch gradients as one rank, in another order (each rank sums its own
+ * micro-batches, then the ranks' sums are added in rank order), so the runs are not bit-identical: fp64 rounding
+ * differs in the last bits of each step's gradient and loss, and a few steps of AdamW keep that near 1e-15 relative.
+ * The engine's own data-parallel test bounds such runs normwise by {@code SameModel.FP64_ORDER_TOLERANCE} (1e-10);
+ * the same bound holds here for the loss curve and every tensor of the final checkpoint, and the masks are equal.
+ */
+class TrainRanksTest {
+    private static final int STEPS = 8;
+    /** The run the kill test interrupts: long enough to be caught between checkpoints. */
+    private static final int LONG_STEPS = 200;
+    private static final Duration KILL_BOUND = Duration.ofSeconds(30);
+
+    @TempDir
+    static Path dir;
+
+    /** What one `slope` process printed and returned. */
+    private record Result(int exitCode, String out, String err) {}
+
+    @BeforeAll
+    static void corpusAndSpecs() throws IOException {
+        StringBuilder text = new StringBuilder();
+        long stream = Philox.stream("test/train-ranks-corpus");
+        for (int i = 0; i < 20_000; i++) {
+            text.append("abcdefgh \n".charAt((int) Philox.uniformLong(5, stream, i, 10)));
+        }
+        Files.writeString(dir.resolve("corpus.txt"), text);
+        Files.writeString(dir.resolve("short.json"), spec("short", STEPS, 2));
+        Files.writeString(dir.resolve("long.json"), spec("long", LONG_STEPS, 25));
+    }
+
+    private static String spec(String name, int steps, int checkpointEvery) {
+        return """
+                {"name": "%s", "model": {"layers": 1, "heads": 2, "dModel": 16, "seqLen": 8},
+                 "sparsity": {"mode": "slope"}, "adapters": {"start": 0.75, "rank": 4},
+                 "optimizer": {"lr": 0.01, "warmupSteps": 2},
+                 "training": {"steps": %d, "batchSize": 2, "gradAccum": 4, "seed": 3},
+                 "data": {"corpus": ["corpus.txt"], "tokenizer": "char"}, "eval": {"every": 0, "maxWindows": 2},
+                 "checkpointEvery": %d, "backend": "cpu", "precision": "fp64", "threads": 1}
+                """.formatted(name, steps, checkpointEvery);
+    }
+
+    @Test
+    void twoRanksTrainTheSameLossCurveAndModelAsOne() throws Exception {
+        Result one = slope("train", "--spec", dir.resolve("short.json").toString(), "--out", run("one"), "--ranks",
+                "1");
+        assertEquals(0, one.exitCode(), one.err());
+        Result two = slope("train", "--spec", dir.resolve("short.json").toString(), "--out", run("two"), "--ranks",
+                "2", "--log-every", "1");
+        assertEquals(0, two.exitCode(), two.err());
+
+        assertEquals(1, summary(one).get("ranks").asInt());
+        JsonNode summary = summary(two);
+        assertEquals(2, summary.get("ranks").asInt());
+        assertEquals(STEPS, summary.get("steps").asInt());
+        assertTrue(summary.get("val_loss_merged").isNumber(), two.out());
+        assertTrue(Files.isDirectory(dir.resolve("two/hf")) && Files.isDirectory(dir.resolve("two/slope")));
+        assertTrue(Files.readString(dir.resolve("two/rank-1.log")).contains("rank 1 of 2"), "rank 1 logs apart");
+        assertTrue(two.out().contains("step 8/8"), "rank 0 prints progress: " + two.out());
+
+        double[] lossOne = losses(dir.resolve("one"));
+        double[] lossTwo = losses(dir.resolve("two"));
+        assertEquals(STEPS, lossTwo.length);
+        double err = relativeError(lossTwo, lossOne);
+        System.out.printf("loss curves of 1 and 2 ranks: normwise relative difference %.3g%n", err);
+        assertTrue(err < FP64_ORDER_TOLERANCE, "loss curves differ normwise by " + err);
+        assertSameModel(finalCheckpoint("one", STEPS), finalCheckpoint("two", STEPS));
+    }
+
+    @Test
+    void aRankKilledMidRunStopsTheOthersAndTheRunResumesOnOneRank() throws Exception {
+        Result reference = slope("train", "--spec", dir.resolve("long.json").toString(), "--out", run("straight"));
+        assertEquals(0, reference.exitCode(), reference.err());
+
+        Path killed = dir.resolve("killed");
+        Slope slope = startLongRunOnTwoRanks(killed);
+        Process launcher = slope.process();
+        // Rank 1 writes its pid; kill it once a checkpoint after step 0 is in.
+        ProcessHandle rank1 = null;
+        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+        Path pidFile = RankCommand.pidFile(killed, 1);
+        while (rank1 == null || committed(killed) < 25) {
+            if (!launcher.isAlive()) {
+                throw new AssertionError("the launcher ended before the kill: " + slope.result());
+            }
+            assertTrue(System.nanoTime() < deadline, "no checkpoint after step 0 within 60 s");
+            if (rank1 == null && Files.exists(pidFile) && Files.readString(pidFile).endsWith("\n")) {
+                rank1 = ProcessHandle.of(Long.parseLong(Files.readString(pidFile).strip())).orElseThrow();
+            }
+            Thread.sleep(10);
+        }
+        List<ProcessHandle> ranks = launcher.toHandle().descendants().toList();
+        assertEquals(2, ranks.size(), "two rank processes");
+        assertTrue(ranks.contains(rank1), "rank 1 is the launcher's child");
+        int stepsBeforeKill = losses(killed).length;
+        assertTrue(stepsBeforeKill < LONG_STEPS, "killed mid-run");
+        long killedAt = System.nanoTime();
+        assertTrue(rank1.destroyForcibly(), "SIGKILL rank 1");
+
+        assertTrue(launcher.waitFor(KILL_BOUND.toSeconds(), TimeUnit.SECONDS), "the launcher outlived the kill");
+        double seconds = (System.nanoTime() - killedAt) / 1e9;
+        System.out.printf("launcher exited %.2f s after rank 1 was killed, at step %d of %d%n", seconds,
+                stepsBeforeKill, LONG_STEPS);
+        Result failed = slope.result();
+        System.out.println(failed.err());
+        assertNotEquals(0, failed.exitCode());
+        assertTrue(failed.err().contains("rank 1 of 2 was killed by SIGKILL (exit status 137)"), failed.err());
+        assertTrue(failed.err().contains("slope train --resume " + killed.toAbsolutePath() + " --ranks 2"),
+                failed.err());
+        assertTrue(failed.err().contains("last lines of " + killed.toAbsolutePath().resolve("rank-1.log")),
+                failed.err());
+        for (ProcessHandle rank : ranks) {
+            rank.onExit().get(5, TimeUnit.SECONDS);
+            assertFalse(rank.isAlive(), "orphan rank process " + rank.pid());
+        }
+        long resumedFrom = committed(killed);
+        assertTrue(resumedFrom < LONG_STEPS, "the run stopped before its end");
+
+        Result resumed = slope("train", "--resume", killed.toString(), "--ranks", "1");
+        assertEquals(0, resumed.exitCode(), resumed.err());
+        assertTrue(resumed.out().contains("resumed after step " + resumedFrom), resumed.out());
+        assertEquals(1, summary(resumed).get("ranks").asInt());
+        assertSameModel(finalCheckpoint("straight", LONG_STEPS), finalCheckpoint("killed", LONG_STEPS));
+    }
+
+    @Test
+    void sigtermOnTheLauncherStopsEveryRankAndTheRunResumes() throws Exception {
+        Path stopped = dir.resolve("stopped");
+        Slope slope = startLongRunOnTwoRanks(stopped);
+        Process launcher = slope.process();
+        List<ProcessHandle> ranks = ranksOnceTraining(launcher, stopped);
+        launcher.destroy(); // SIGTERM, as `kill` sends; Ctrl-C's SIGINT takes the same path
+        assertTrue(launcher.waitFor(KILL_BOUND.toSeconds(), TimeUnit.SECONDS), "the launcher outlived SIGTERM");
+        Result result = slope.result();
+        assertNotEquals(0, result.exitCode());
+        assertTrue(result.err().contains("slope train: stopped all 2 ranks. Resume from the last committed checkpoint"),
+                result.err());
+        for (ProcessHandle rank : ranks) {
+            rank.onExit().get(5, TimeUnit.SECONDS);
+        }
+        Result resumed = slope("train", "--resume", stopped.toString(), "--ranks", "2");
+        assertEquals(0, resumed.exitCode(), resumed.err());
+        assertEquals(2, summary(resumed).get("ranks").asInt());
+    }
+
+    @Test
+    void ranksWhoseLauncherIsKilledOutrightStopThemselves() throws Exception {
+        Path orphaned = dir.resolve("orphaned");
+        Slope slope = startLongRunOnTwoRanks(orphaned);
+        Process launcher = slope.process();
+        List<ProcessHandle> ranks = ranksOnceTraining(launcher, orphaned);
+        launcher.destroyForcibly().waitFor(); // SIGKILL: no shutdown hook runs
+        for (ProcessHandle rank : ranks) {
+            rank.onExit().get(KILL_BOUND.toSeconds(), TimeUnit.SECONDS);
+        }
+    }
+
+    @Test
+    void aRankCountThatDoesNotDivideGradAccumIsRefusedAndNothingIsWritten() throws Exception {
+        Path out = dir.resolve("refused");
+        Result three = slope("train", "--spec", dir.resolve("short.json").toString(), "--out", out.toString(),
+                "--ranks", "3");
+        assertEquals(2, three.exitCode(), three.err());
+        assertTrue(three.err().contains("--ranks: 3 ranks cannot share training.gradAccum = 4 micro-batches per step"
+                + " (rank r takes micro-batches r, r + 3, …); use --ranks 1, 2, 4, or set training.gradAccum in the spec to a "
+                + "multiple of 3"), three.err());
+        Result zero = slope("train", "--spec", dir.resolve("short.json").toString(), "--out", out.toString(),
+                "--ranks", "0");
+        assertEquals(2, zero.exitCode(), zero.err());
+        assertTrue(zero.err().contains("--ranks: must be at least 1 (got 0)"), zero.err());
+        assertFalse(Files.exists(out), "nothing written for a refused --ranks");
+    }
+
+    @Test
+    void aBackendThatCannotRunHereIsRefusedBeforeAnyRankStarts() throws Exception {
+        Files.writeString(dir.resolve("cuda.json"), Files.readString(dir.resolve("short.json"))
+                .replace("\"backend\": \"cpu\", \"precision\": \"fp64\"", "\"backend\": \"cuda\""));
+        String reason = Backends.unavailableReason(RunSpecs.resolveAndValidate(
+                RunSpecCodec.parse(Files.readString(dir.resolve("cuda.json"))))).orElse(null);
+        assumeTrue(reason != null, "the CUDA backend can run on this machine");
+        Path out = dir.resolve("no-cuda");
+        Result refused = slope("train", "--spec", dir.resolve("cuda.json").toString(), "--out", out.toString(),
+                "--ranks", "2");
+        assertEquals(2, refused.exitCode(), refused.err());
+        assertEquals(reason, refused.err().strip());
+        assertFalse(Files.exists(out), "nothing written for an unavailable backend");
+    }
+
+    @Test
+    void ranksThatCannotHoldTheCpuStateInTheirShareOfTheHeapAreRefusedAndNothingIsLeft() throws Exception {
+        // ~0.41 GiB of CPU training state: fits this launcher's 1 GiB heap, not the 256 MiB that each of 4 ranks gets.
+        Files.writeString(dir.resolve("big.json"), """
+                {"name": "big", "model": {"layers": 2, "heads": 2, "dModel": 384, "seqLen": 64},
+                 "training": {"steps": 4, "batchSize": 32, "gradAccum": 4, "seed": 3},
+                 "data": {"corpus": ["corpus.txt"], "tokenizer": "char"}, "backend": "cpu", "precision": "fp64"}
+                """);
+        Path out = dir.resolve("big");
+        Result four = slope("train", "--spec", dir.resolve("big.json").toString(), "--out", out.toString(),
+                "--ranks", "4");
+        assertEquals(2, four.exitCode(), four.err());
+        assertTrue(four.err().startsWith("--ranks: each of 4 ranks gets 1/4 of the heap (256 MiB); "
+                + "training.batchSize: CPU training state needs"), four.err());
+        assertTrue(four.err().strip().endsWith("; or use fewer --ranks"), four.err());
+        assertFalse(Files.exists(out), "a refused launch leaves no run folder");
+    }
+
+    /** `slope train --ranks 2` of the long spec into {@code runDir}, not waited for. */
+    private static Slope startLongRunOnTwoRanks(Path runDir) throws IOException {
+        return start("train", "--spec", dir.resolve("long.json").toString(), "--out", runDir.toString(), "--ranks",
+                "2");
+    }
+
+    /** The launcher's two rank processes, once the run's step-0 checkpoint is committed. */
+    private static List<ProcessHandle> ranksOnceTraining(Process launcher, Path runDir) throws Exception {
+        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+        while (committed(runDir) < 0 || launcher.toHandle().children().count() < 2) {
+            assertTrue(launcher.isAlive() && System.nanoTime() < deadline, "no step-0 checkpoint within 60 s");
+            Thread.sleep(10);
+        }
+        return launcher.toHandle().descendants().toList();
+    }
+
+    private static String run(String name) {
+        return dir.resolve(name).toString();
+    }
+
+    /** The newest committed checkpoint's step; -1 when none. */
+    private static long committed(Path runDir) throws IOException {
+        List<Long> steps = new LocalCheckpointStore(runDir).committedSteps();
+        return steps.isEmpty() ? -1 : steps.getLast();
+    }
+
+    private static Checkpoint finalCheckpoint(String name, int step) throws IOException {
+        return new LocalCheckpointStore(dir.resolve(name)).load(step).checkpoint();
+    }
+
+    /** The loss of every step from metrics.jsonl, the last line of a step counting (a resumed run repeats steps). */
+    private static double[] losses(Path runDir) throws IOException {
+        Path file = runDir.resolve(MetricsLog.FILE);
+        if (!Files.exists(file)) {
+            return new double[0];
+        }
+        List<Double> byStep = new ArrayList<>();
+        ObjectMapper json = new ObjectMapper();
+        for (String line : Files.readAllLines(file)) {
+            if (!line.endsWith("}")) {
+                continue; // a line still being written
+            }
+            JsonNode n = json.readTree(line);
+            int step = n.get("step").asInt();
+            while (byStep.size() <= step) {
+                byStep.add(Double.NaN);
+            }
+            byStep.set(step, n.get("loss").asDouble());
+        }
+        return byStep.stream().mapToDouble(Double::doubleValue).toArray();
+    }
+
+    private static JsonNode summary(Result r) throws IOException {
+        String[] lines = r.out().strip().split("\n");
+        return new ObjectMapper().readTree(lines[lines.length - 1]);
+    }
+
+    private static Result slope(String... args) throws Exception {
+        Slope slope = start(args);
+        assertTrue(slope.process().waitFor(120, TimeUnit.SECONDS), "slope " + String.join(" ", args)
+                + " took over 120 s");
+        return slope.result();
+    }
+
+    /** A `slope` process and the files its stdout and stderr go to. */
+    private record Slope(Process process, Path out, Path err) {
+        Result result() throws IOException {
+            return new Result(process.exitValue(), Files.readString(out), Files.readString(err));
+        }
+    }
+
+    /** `slope ARGS` as ./slope runs it: this Java, this class path, its own 1 GiB heap; output to files. */
+    private static Slope start(String... args) throws IOException {
+        List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java")
+                .toString(), "-Xmx1g", "--enable-native-access=ALL-UNNAMED", "-cp",
+                System.getProperty("java.class.path"), SlopeCli.class.getName()));
+        command.addAll(List.of(args));
+        Path logs = Files.createTempDirectory(dir, "slope-");
+        Path out = logs.resolve("out");
+        Path err = logs.resolve("err");
+        Process p = new ProcessBuilder(command).directory(dir.toFile()).redirectOutput(out.toFile())
+                .redirectError(err.toFile()).start();
+        return new Slope(p, out, err);
+    }
+}
