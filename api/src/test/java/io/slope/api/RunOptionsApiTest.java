@@ -45,7 +45,8 @@ class RunOptionsApiTest {
 
     /** The harness's tiny run with two micro-batches per step, so that it may train on one or two ranks. */
     private static String spec(String name, int steps) {
-        String spec = ApiHarness.tinySpec(name, corpus, steps).replace("\"seed\": 11}", "\"seed\": 11, \"gradAccum\": 2}");
+        String spec = ApiHarness.tinySpec(name, corpus, steps)
+                .replace("\"seed\": 11}", "\"seed\": 11, \"gradAccum\": 2}");
         assertTrue(spec.contains("\"gradAccum\": 2"), spec);
         return spec;
     }
@@ -58,11 +59,10 @@ class RunOptionsApiTest {
 
     @Test
     void optionsChosenOnSubmitAreStoredShownAndGivenToTheWorkflow() throws Exception {
-        ApiHarness.Reply submitted = api.post("/api/v1/runs", api.aliceToken, "application/json",
-                withOptions(spec("two-ranks", 200), "{\"ranks\": 2, \"chunkSteps\": 7, \"keepLastCheckpoints\": 3}"));
-        assertEquals(201, submitted.status(), submitted.body());
-        String id = submitted.json().get("id").asText();
-        assertOptions(submitted.json(), 2, 7, 3);
+        JsonNode submitted = submit(withOptions(spec("two-ranks", 200),
+                "{\"ranks\": 2, \"chunkSteps\": 7, \"keepLastCheckpoints\": 3}"));
+        String id = submitted.get("id").asText();
+        assertOptions(submitted, 2, 7, 3);
         assertOptions(api.get("/api/v1/runs/" + id, api.aliceToken).json(), 2, 7, 3);
         assertEquals(List.of(2, 7, 3), storedOptions(id));
         assertTrue(api.get("/api/v1/runs/" + id, api.aliceToken).json().at("/spec").has("training"),
@@ -78,11 +78,9 @@ class RunOptionsApiTest {
 
     @Test
     void runsWithoutOptionsTakeTheDefaults() throws Exception {
-        ApiHarness.Reply submitted = api.post("/api/v1/runs", api.aliceToken, "application/json",
-                withOptions(spec("default-options", 10), "null"));
-        assertEquals(201, submitted.status(), submitted.body());
-        String id = submitted.json().get("id").asText();
-        assertOptions(submitted.json(), RunOptions.DEFAULT.ranks(), RunOptions.DEFAULT.chunkSteps(),
+        JsonNode submitted = submit(withOptions(spec("default-options", 10), "null"));
+        String id = submitted.get("id").asText();
+        assertOptions(submitted, RunOptions.DEFAULT.ranks(), RunOptions.DEFAULT.chunkSteps(),
                 RunOptions.DEFAULT.keepLastCheckpoints());
         assertEquals(java.util.Arrays.asList(null, null, null), storedOptions(id));
         api.awaitRun(id, api.aliceToken, Duration.ofMinutes(3), ApiHarness.status("SUCCEEDED"));
@@ -92,21 +90,15 @@ class RunOptionsApiTest {
     void badOptionsAreRefusedNamingTheFieldAndNothingIsStored() throws Exception {
         int before = runsNamed("bad-options");
         // Three ranks cannot share two micro-batches per step: the answer names the field and the fix.
-        ApiHarness.Reply reply = api.post("/api/v1/runs", api.aliceToken, "application/json",
-                withOptions(spec("bad-options", 10), "{\"ranks\": 3}"));
-        assertFieldError(reply, "options.ranks", "training.gradAccum must be a multiple of ranks: use ranks 1, 2");
-        assertFieldError(api.post("/api/v1/runs", api.aliceToken, "application/json",
-                withOptions(spec("bad-options", 10), "{\"ranks\": 65}")), "options.ranks", "from 1 to 64");
-        assertFieldError(api.post("/api/v1/runs", api.aliceToken, "application/json",
-                withOptions(spec("bad-options", 10), "{\"ranks\": 0}")), "options.ranks", "from 1 to 64");
-        assertFieldError(api.post("/api/v1/runs", api.aliceToken, "application/json",
-                withOptions(spec("bad-options", 10), "{\"ranks\": \"two\"}")), "options.ranks", "whole number");
-        assertFieldError(api.post("/api/v1/runs", api.aliceToken, "application/json",
-                withOptions(spec("bad-options", 10), "{\"chunkSteps\": 0}")), "options.chunkSteps", "from 1");
-        assertFieldError(api.post("/api/v1/runs", api.aliceToken, "application/json",
-                withOptions(spec("bad-options", 10), "{\"rank\": 2}")), "options.rank", "unknown option");
-        assertFieldError(api.post("/api/v1/runs", api.aliceToken, "application/json",
-                withOptions(spec("bad-options", 10), "[2]")), "options", "must be an object");
+        assertRefused("{\"ranks\": 3}", "options.ranks",
+                "training.gradAccum must be a multiple of ranks: use ranks 1, 2");
+        assertRefused("{\"ranks\": 65}", "options.ranks", "from 1 to 64");
+        assertRefused("{\"ranks\": 0}", "options.ranks", "from 1 to 64");
+        assertRefused("{\"ranks\": \"two\"}", "options.ranks", "whole number");
+        assertRefused("{\"chunkSteps\": 0}", "options.chunkSteps", "from 1");
+        assertRefused("{\"keepLastCheckpoints\": 1.5}", "options.keepLastCheckpoints", "whole number");
+        assertRefused("{\"rank\": 2}", "options.rank", "unknown option");
+        assertRefused("[2]", "options", "must be an object");
         // The spec's own errors still come first, named as before.
         assertFieldError(api.post("/api/v1/runs", api.aliceToken, "application/json",
                 withOptions(spec("bad-options", 10).replace("\"steps\": 10", "\"steps\": -1"), "{\"ranks\": 2}")),
@@ -116,10 +108,8 @@ class RunOptionsApiTest {
 
     @Test
     void ranksOfALiveRunChangeThroughTheApiAndAreStoredOnceAccepted() throws Exception {
-        ApiHarness.Reply submitted = api.post("/api/v1/runs", api.aliceToken, "application/json",
-                spec("set-ranks", 20_000).replace("\"checkpointEvery\": 5", "\"checkpointEvery\": 50"));
-        assertEquals(201, submitted.status(), submitted.body());
-        String id = submitted.json().get("id").asText();
+        String id = submit(spec("set-ranks", 20_000).replace("\"checkpointEvery\": 5", "\"checkpointEvery\": 50"))
+                .get("id").asText();
         String run = "/api/v1/runs/" + id;
         api.awaitRun(id, api.aliceToken, Duration.ofMinutes(3),
                 r -> "sparsePhase".equals(r.path("stage").asText()) && r.get("stepsDone").asInt() > 5);
@@ -168,6 +158,19 @@ class RunOptionsApiTest {
         assertEquals(9, started.chunkSteps());
         assertEquals(RunOptions.DEFAULT.keepLastCheckpoints(), started.keepLastCheckpoints());
         cancel(id.toString());
+    }
+
+    /** Submits as alice; the run's detail. */
+    private static JsonNode submit(String body) throws Exception {
+        ApiHarness.Reply submitted = api.post("/api/v1/runs", api.aliceToken, "application/json", body);
+        assertEquals(201, submitted.status(), submitted.body());
+        return submitted.json();
+    }
+
+    /** A submit of the tiny spec with {@code options} is a 400 naming {@code field}. */
+    private static void assertRefused(String options, String field, String fragment) throws Exception {
+        assertFieldError(api.post("/api/v1/runs", api.aliceToken, "application/json",
+                withOptions(spec("bad-options", 10), options)), field, fragment);
     }
 
     private static void assertOptions(JsonNode run, int ranks, int chunkSteps, int keepLastCheckpoints) {

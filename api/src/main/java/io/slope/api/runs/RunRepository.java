@@ -57,28 +57,10 @@ public class RunRepository {
 
     /** Stores the ranks a live run's workflow has accepted, with an event saying so; false when the run is gone. */
     public boolean updateRanks(UUID runId, int ranks) throws SQLException {
-        try (Connection c = dataSource.getConnection()) {
-            c.setAutoCommit(false);
-            try (PreparedStatement ps = c.prepareStatement("UPDATE runs SET ranks = ?, updated_at = now() "
-                    + "WHERE id = ?");
-                    PreparedStatement event = c.prepareStatement("INSERT INTO run_events (run_id, level, message) "
-                            + "VALUES (?, 'INFO', ?)")) {
-                ps.setInt(1, ranks);
-                ps.setObject(2, runId);
-                if (ps.executeUpdate() != 1) {
-                    c.rollback();
-                    return false;
-                }
-                event.setObject(1, runId);
-                event.setString(2, "ranks set to " + ranks + " for the chunks that start from now on");
-                event.executeUpdate();
-                c.commit();
-                return true;
-            } catch (SQLException e) {
-                c.rollback();
-                throw e;
-            }
-        }
+        return updateWithEvent(runId, "UPDATE runs SET ranks = ?, updated_at = now() WHERE id = ?", ps -> {
+            ps.setInt(1, ranks);
+            ps.setObject(2, runId);
+        }, null, "ranks set to " + ranks + " for the chunks that start from now on");
     }
 
     public Optional<RunRow> find(UUID id) throws SQLException {
@@ -260,20 +242,34 @@ public class RunRepository {
      * @return false when the run was not finished (a concurrent retry won)
      */
     public boolean requeue(UUID runId, String fromStage) throws SQLException {
+        return updateWithEvent(runId, "UPDATE runs SET status = 'QUEUED', error = NULL, finished_at = NULL, "
+                + "updated_at = now() WHERE id = ? AND finished_at IS NOT NULL", ps -> ps.setObject(1, runId),
+                fromStage, "retry from stage " + fromStage + " requested");
+    }
+
+    private interface Parameters {
+        void set(PreparedStatement statement) throws SQLException;
+    }
+
+    /**
+     * One transaction: {@code update} of the run's row (its parameters set by {@code parameters}) and, when it changed
+     * that row, an INFO event; false, and nothing written, when it changed none.
+     */
+    private boolean updateWithEvent(UUID runId, String update, Parameters parameters, String stage, String message)
+            throws SQLException {
         try (Connection c = dataSource.getConnection()) {
             c.setAutoCommit(false);
-            try (PreparedStatement ps = c.prepareStatement("UPDATE runs SET status = 'QUEUED', error = NULL, "
-                    + "finished_at = NULL, updated_at = now() WHERE id = ? AND finished_at IS NOT NULL");
+            try (PreparedStatement ps = c.prepareStatement(update);
                     PreparedStatement event = c.prepareStatement("INSERT INTO run_events (run_id, level, stage, "
                             + "message) VALUES (?, 'INFO', ?, ?)")) {
-                ps.setObject(1, runId);
+                parameters.set(ps);
                 if (ps.executeUpdate() != 1) {
                     c.rollback();
                     return false;
                 }
                 event.setObject(1, runId);
-                event.setString(2, fromStage);
-                event.setString(3, "retry from stage " + fromStage + " requested");
+                event.setString(2, stage);
+                event.setString(3, message);
                 event.executeUpdate();
                 c.commit();
                 return true;

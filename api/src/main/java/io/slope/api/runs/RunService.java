@@ -47,8 +47,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * What the runs endpoints do. Postgres is the catalogue (every read comes from there); Temporal is told to start,
- * cancel, pause, resume and change ranks. A caller sees only their own runs unless they are an admin: another user's run is a 404,
- * exactly like a run that does not exist, so ids cannot be probed.
+ * cancel, pause, resume and change ranks. A caller sees only their own runs unless they are an admin: another
+ * user's run is a 404, exactly like a run that does not exist, so ids cannot be probed.
  */
 @Singleton
 public class RunService {

@@ -71,7 +71,8 @@ public final class SubmitCommand implements Callable<Integer> {
         if (tree instanceof ObjectNode spec && (ranks != null || chunkSteps != null || keepLastCheckpoints != null)) {
             // The run options go beside the spec's fields (the API checks them against the spec); the flags win
             // over any the file has.
-            ObjectNode runOptions = spec.path("options") instanceof ObjectNode given ? given : spec.putObject("options");
+            ObjectNode runOptions = spec.path("options") instanceof ObjectNode given ? given
+                    : spec.putObject("options");
             putIfSet(runOptions, "ranks", ranks);
             putIfSet(runOptions, "chunkSteps", chunkSteps);
             putIfSet(runOptions, "keepLastCheckpoints", keepLastCheckpoints);
