@@ -87,6 +87,21 @@ class RunOptionsApiTest {
     }
 
     @Test
+    void aRetryStartsTheRunAgainWithItsStoredOptions() throws Exception {
+        String id = submit(withOptions(spec("retry-options", 10),
+                "{\"ranks\": 1, \"chunkSteps\": 4, \"keepLastCheckpoints\": 3}")).get("id").asText();
+        api.awaitRun(id, api.aliceToken, Duration.ofMinutes(3), ApiHarness.status("SUCCEEDED"));
+        assertEquals(4, startInput(id).options().chunkSteps());
+        ApiHarness.Reply retry = api.post("/api/v1/runs/" + id + "/retry?fromStage=eval", api.aliceToken, null, null);
+        assertEquals(202, retry.status(), retry.body());
+        RunInput input = startInput(id);
+        assertEquals("eval", input.fromStage().wireName(), "the retry's own workflow run");
+        assertEquals(new RunOptions(4, RunOptions.DEFAULT.chunkMinutes(), 3,
+                RunOptions.DEFAULT.continueAsNewAfterChunks(), 1), input.options());
+        api.awaitRun(id, api.aliceToken, Duration.ofMinutes(3), ApiHarness.status("SUCCEEDED"));
+    }
+
+    @Test
     void badOptionsAreRefusedNamingTheFieldAndNothingIsStored() throws Exception {
         int before = runsNamed("bad-options");
         // Three ranks cannot share two micro-batches per step: the answer names the field and the fix.
