@@ -170,8 +170,8 @@ public class RunService {
     public RunDetail setRanks(Caller caller, UUID id, String body) throws SQLException {
         JsonNode ranks = readObject(body) instanceof ObjectNode tree ? tree.get("ranks") : null;
         if (ranks == null || !ranks.isIntegralNumber() || !ranks.canConvertToInt()) {
-            throw ProblemException.badField("ranks", "required: the body must be {\"ranks\": N}, N from 1 to "
-                    + RunOptions.MAX_RANKS + " dividing the run's training.gradAccum");
+            throw ProblemException.badField("ranks", "required, a whole number: the body must be {\"ranks\": N}, N "
+                    + "from 1 to " + RunOptions.MAX_RANKS + " dividing the run's training.gradAccum");
         }
         RunRow run = visible(caller, id);
         String problem = ChosenOptions.ranksProblem(ranks.intValue(), RunSpecCodec.parse(run.specJson()));
