@@ -95,7 +95,18 @@ test('submit a tiny run from the run page and watch it train to the end', {timeo
   assert.ok(await page.evaluate(drawn, 'lr-chart') > 300, 'the learning-rate curve spans the chart');
   const stages = await page.$$eval('#timeline div', divs => divs.map(d => d.className));
   assert.deepEqual(new Set(stages), new Set(['done']));
-  assert.ok(await page.locator('#evals tr').count() > 2, 'evaluation results are shown');
+  // The eval stage's four results, each once (val_loss_sparse is stored at two steps: the end of the sparse phase
+  // and the eval stage's), and the validation losses measured during training apart from them.
+  const finals = ['val_loss_sparse', 'val_loss_adapters', 'val_loss_merged', 'val_loss_inference_form'];
+  assert.deepEqual(await page.$$eval('#evals tr[data-name]', rows => rows.map(r => r.dataset.name)), finals,
+      'each evaluation once, in order');
+  assert.deepEqual(await page.$$eval('#evals td:first-child', cells => cells.map(c => c.textContent)), finals);
+  const during = await page.$$eval('#val-losses tr td:nth-child(2)', cells => cells.map(c => c.textContent));
+  assert.ok(during.length >= 2, `validation losses during training are shown: ${during}`);
+  assert.ok(during.every(name => !finals.includes(name)), `no final evaluation among them: ${during}`);
+  const pageText = await page.locator('#main').innerText();
+  assert.equal(pageText.split('val_loss_sparse').length - 1, 1, 'val_loss_sparse appears once on the page');
+  assert.equal(await page.textContent('#ranks'), '1', 'the run\'s ranks are shown');
   assert.ok(await page.locator('#checkpoints tr').count() > 1, 'checkpoints are shown');
   const temporalLink = await page.getAttribute('#temporal-link', 'href');
   assert.equal(temporalLink, `${temporalUi}/namespaces/default/workflows/run-${runId}`);

@@ -5,6 +5,10 @@
   const TOKEN_KEY = 'slopeToken';
   const main = document.getElementById('main');
   const FINISHED = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
+  // The eval stage's four results, in this order (README: what each one measures). The sparse model's loss is also
+  // what training measured at the end of the sparse phase, so the catalogue holds it at two steps: shown once, at the
+  // first (the step it was measured at).
+  const FINAL_EVALS = ['val_loss_sparse', 'val_loss_adapters', 'val_loss_merged', 'val_loss_inference_form'];
 
   const h = (tag, attrs = {}, ...children) => {
     const node = document.createElement(tag);
@@ -141,6 +145,9 @@
     const actions = FINISHED.includes(run.status) ? [] : [
       run.status === 'PAUSED' ? action('resume', 'resume') : action('pause', 'pause'), ' ', action('cancel', 'cancel')];
     const loss = SlopeCharts.svg('loss-chart'), lr = SlopeCharts.svg('lr-chart');
+    // metrics.evals comes ordered by step: find() takes each final result's first step.
+    const finals = FINAL_EVALS.map(name => metrics.evals.find(e => e.name === name)).filter(e => e);
+    const during = metrics.evals.filter(e => !FINAL_EVALS.includes(e.name));
     const temporal = run.temporalUiUrl ? h('a', {href: run.temporalUiUrl, id: 'temporal-link', target: '_blank'},
         `workflow ${run.workflowId} in the Temporal UI`) : h('span', {class: 'muted'}, `workflow ${run.workflowId}`);
     const artifacts = h('div', {id: 'artifacts'}, h('p', {class: 'muted'}, run.status === 'SUCCEEDED'
@@ -158,13 +165,18 @@
             h('div', {}, h('span', {}, 'tokens/s'), run.tokensPerSecond == null ? '–' : Math.round(run.tokensPerSecond)),
             h('div', {}, h('span', {}, 'ETA (training)'), duration(run.etaSeconds)),
             h('div', {}, h('span', {}, 'last checkpoint'), run.lastCheckpoint ? `step ${run.lastCheckpoint.step}` : '–'),
+            h('div', {}, h('span', {}, 'ranks'), h('b', {id: 'ranks'}, run.options ? run.options.ranks : '–')),
             h('div', {}, actions)),
         h('div', {class: 'charts'},
             h('div', {class: 'chart'}, h('b', {}, 'training loss'), loss),
             h('div', {class: 'chart'}, h('b', {}, 'learning rate'), lr)),
         h('h2', {}, 'Evaluations'),
-        metrics.evals.length ? h('table', {id: 'evals'}, h('tr', {}, h('th', {}, 'step'), h('th', {}, 'name'),
-            h('th', {}, 'value')), metrics.evals.map(e => h('tr', {}, h('td', {}, e.step), h('td', {}, e.name),
+        finals.length ? h('table', {id: 'evals'}, h('tr', {}, h('th', {}, 'name'), h('th', {}, 'step'),
+            h('th', {}, 'value')), finals.map(e => h('tr', {'data-name': e.name}, h('td', {}, e.name),
+            h('td', {}, e.step), h('td', {}, e.value.toFixed(4))))) : h('p', {class: 'muted'}, 'none yet'),
+        h('h2', {}, 'Validation loss during training'),
+        during.length ? h('table', {id: 'val-losses'}, h('tr', {}, h('th', {}, 'step'), h('th', {}, 'name'),
+            h('th', {}, 'value')), during.map(e => h('tr', {}, h('td', {}, e.step), h('td', {}, e.name),
             h('td', {}, e.value.toFixed(4))))) : h('p', {class: 'muted'}, 'none yet'),
         h('h2', {}, 'Checkpoints'),
         run.checkpoints.length ? h('table', {id: 'checkpoints'}, h('tr', {}, ['step', 'key', 'val loss', 'MB', 'committed']

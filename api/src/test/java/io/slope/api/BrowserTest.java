@@ -13,9 +13,18 @@ import org.junit.jupiter.api.Timeout;
 
 /**
  * The browser tests of {@code e2e/run-page.test.mjs} (Debian's headless Chromium through playwright-core) against
- * this JVM's API, workers and the Temporal dev server's UI. Screenshots go to {@code docs/screenshots/}.
+ * this JVM's API, workers and the Temporal dev server's UI. Screenshots go to {@code api/target/screenshots/}, so a
+ * test run leaves the working tree as it was; the documentation's ({@code docs/screenshots/}, tracked) are refreshed
+ * only when asked for, with {@code -Dslope.refreshScreenshots=true}:
+ *
+ * <pre>
+ * ./slope test -pl api -am -Dtest=BrowserTest -Dsurefire.failIfNoSpecifiedTests=false -Dslope.refreshScreenshots=true
+ * </pre>
  */
 class BrowserTest {
+    /** Set to {@code true} to write the screenshots to {@code docs/screenshots/} instead of {@code target/}. */
+    static final String REFRESH_PROPERTY = "slope.refreshScreenshots";
+
     @Test
     @Timeout(value = 9, unit = TimeUnit.MINUTES)
     void runPageAndTemporalUi() throws Exception {
@@ -26,6 +35,8 @@ class BrowserTest {
         String chromium = System.getenv().getOrDefault("CHROMIUM", "/usr/bin/chromium");
         assertTrue(Files.isExecutable(Path.of(chromium)), "no Chromium at " + chromium
                 + ": `apt-get install chromium` (./slope test and .ci/run do it), or set CHROMIUM");
+        Path screenshots = Boolean.getBoolean(REFRESH_PROPERTY) ? root.resolve("docs/screenshots")
+                : Path.of("target", "screenshots").toAbsolutePath();
         ApiHarness api = ApiHarness.get();
         Path corpus = TestServices.get().scratch("browser").resolve("corpus.txt");
         Files.writeString(corpus, ApiHarness.corpusText());
@@ -35,7 +46,7 @@ class BrowserTest {
         node.environment().put("SLOPE_TOKEN", api.aliceToken);
         node.environment().put("SLOPE_TEMPORAL_UI", "http://127.0.0.1:" + api.temporalUiPort);
         node.environment().put("SLOPE_CORPUS_FILE", corpus.toString());
-        node.environment().put("SLOPE_SCREENSHOTS", root.resolve("docs/screenshots").toString());
+        node.environment().put("SLOPE_SCREENSHOTS", screenshots.toString());
         node.environment().put("CHROMIUM", chromium);
         Process process = node.start();
         String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
@@ -43,7 +54,7 @@ class BrowserTest {
         assertTrue(process.waitFor(8, TimeUnit.MINUTES));
         assertEquals(0, process.exitValue(), output);
         for (String shot : new String[] {"run-page-training.png", "run-page-succeeded.png", "temporal-ui-search.png"}) {
-            assertTrue(Files.size(root.resolve("docs/screenshots").resolve(shot)) > 10_000, shot);
+            assertTrue(Files.size(screenshots.resolve(shot)) > 10_000, shot);
         }
     }
 }

@@ -4,6 +4,7 @@ import static io.slope.engine.parallel.SameModel.assertSameModel;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.slope.activities.reconcile.Reconciler;
 import io.slope.engine.checkpoint.Checkpoint;
 import io.slope.localservices.ManagedProcess;
 import io.slope.spec.RunSpec;
@@ -57,6 +58,30 @@ class DataParallelEndToEndTest {
         assertEquals("fp64", spec.precision(), json);
         assertEquals(2, spec.training().gradAccum(), json);
         return spec;
+    }
+
+    /**
+     * A run whose workflow was lost, with two ranks stored in the catalogue (as the API stores a submit's options or
+     * an accepted setRanks): the reconciler starts it again on two ranks, not on its own default of one.
+     */
+    @Test
+    void a0_theReconcilerStartsARunAgainOnItsStoredRanks() throws Exception {
+        UUID id = UUID.randomUUID();
+        harness.catalogue.createRun(id, "tester", spec(STEPS), SlopeRunWorkflow.workflowId(id.toString()));
+        assertEquals(1, (int) harness.database().transaction(c -> {
+            try (PreparedStatement ps = c.prepareStatement("UPDATE runs SET ranks = 2 WHERE id = ?")) {
+                ps.setObject(1, id);
+                return ps.executeUpdate();
+            }
+        }));
+        List<UUID> restarted = new Reconciler(harness.client, harness.catalogue, new RunOptions(STEPS, 5, 2, 0))
+                .reconcile();
+        assertTrue(restarted.contains(id), restarted.toString());
+        assertEquals("SUCCEEDED", harness.result(id, RunOutcome.class, Duration.ofMinutes(8)).status());
+        List<String> ranks = rankActivities(id);
+        // One chunk per phase (chunkSteps = STEPS), each trained by ranks 0 and 1.
+        assertEquals(4, ranks.size(), ranks.toString());
+        assertEquals(2, ranks.stream().filter(r -> r.contains("\"rank\":1")).count(), ranks.toString());
     }
 
     @Test

@@ -1,6 +1,7 @@
 package io.slope.migrations;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import io.slope.testinfra.TestServices;
@@ -23,7 +24,7 @@ class MigrationsTest {
     static void migrate() {
         url = TestServices.get().postgres().createDatabase("migrations_test");
         var result = Flyway.configure().dataSource(url, null, null).load().migrate();
-        assertEquals(1, result.migrationsExecuted);
+        assertEquals(2, result.migrationsExecuted);
         // Applying again is a no-op.
         assertEquals(0, Flyway.configure().dataSource(url, null, null).load().migrate().migrationsExecuted);
     }
@@ -116,6 +117,38 @@ class MigrationsTest {
                 rs.next();
                 assertEquals(0, rs.getInt(1));
             }
+        }
+    }
+
+    @Test
+    void runOptionsAreBoundedAndRunsStoredBeforeThemHaveNone() throws SQLException {
+        // A catalogue at V1 with a run in it, then migrated to the newest version: the run has no options (NULL,
+        // the service's defaults), and new ones hold only what RunOptions allows.
+        String old = TestServices.get().postgres().createDatabase("migrations_v1_test");
+        Flyway.configure().dataSource(old, null, null).target("1").load().migrate();
+        UUID before;
+        try (Connection c = DriverManager.getConnection(old)) {
+            before = newRun(c);
+        }
+        assertEquals(1, Flyway.configure().dataSource(old, null, null).load().migrate().migrationsExecuted);
+        try (Connection c = DriverManager.getConnection(old)) {
+            try (Statement s = c.createStatement();
+                    ResultSet rs = s.executeQuery("SELECT ranks, chunk_steps, keep_last_checkpoints FROM runs WHERE "
+                            + "id = '" + before + "'")) {
+                rs.next();
+                assertNull(rs.getObject(1));
+                assertNull(rs.getObject(2));
+                assertNull(rs.getObject(3));
+            }
+            UUID run = newRun(c);
+            exec(c, "UPDATE runs SET ranks = 64, chunk_steps = 1, keep_last_checkpoints = 1 WHERE id = '" + run + "'");
+            exec(c, "UPDATE runs SET ranks = 1 WHERE id = '" + run + "'");
+            assertThrows(SQLException.class, () -> exec(c, "UPDATE runs SET ranks = 0 WHERE id = '" + run + "'"));
+            assertThrows(SQLException.class, () -> exec(c, "UPDATE runs SET ranks = 65 WHERE id = '" + run + "'"));
+            assertThrows(SQLException.class, () -> exec(c, "UPDATE runs SET chunk_steps = 0 WHERE id = '" + run
+                    + "'"));
+            assertThrows(SQLException.class, () -> exec(c, "UPDATE runs SET keep_last_checkpoints = 0 WHERE id = '"
+                    + run + "'"));
         }
     }
 

@@ -28,8 +28,9 @@ import java.util.UUID;
  * Postgres is the catalogue: every run it lists as QUEUED, RUNNING or PAUSED must have a live workflow. When one has
  * none (the Temporal database was lost, the in-process test server restarted, the API died between its INSERT and
  * starting the workflow), the run is started again from its first stage without a stored result, with the earlier
- * stages' results as input; training then resumes from the newest committed checkpoint. Run by the API on start and by
- * {@code slope up}; running it twice starts nothing twice.
+ * stages' results as input and the options stored with it (ranks, chunk size, retention; the constructor's
+ * {@code options} where it stored none); training then resumes from the newest committed checkpoint. Run by the API on
+ * start and by {@code slope up}; running it twice starts nothing twice.
  */
 public final class Reconciler {
     private final WorkflowClient client;
@@ -68,8 +69,8 @@ public final class Reconciler {
             SlopeRunWorkflow workflow = client.newWorkflowStub(SlopeRunWorkflow.class, WorkflowOptions.newBuilder()
                     .setWorkflowId(run.workflowId()).setTaskQueue(TaskQueues.PIPELINE).build());
             try {
-                WorkflowClient.start(workflow::run, new RunInput(run.id().toString(), spec, options, from, results,
-                        null));
+                WorkflowClient.start(workflow::run, new RunInput(run.id().toString(), spec, run.options(options),
+                        from, results, null));
             } catch (WorkflowExecutionAlreadyStarted raced) {
                 continue; // someone else started it meanwhile: it is live now
             }

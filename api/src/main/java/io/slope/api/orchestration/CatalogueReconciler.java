@@ -20,7 +20,8 @@ import org.slf4j.LoggerFactory;
 /**
  * When the API has started, and every {@code slope.reconcile-every} (5 minutes) after: every run Postgres shows
  * unfinished without a live workflow (a lost Temporal database, or a submit while Temporal was down) is started again
- * by the pipeline's reconciler, in the background so a slow Temporal does not hold up the API.
+ * by the pipeline's reconciler, with the run options stored with it (the defaults for those it has none of), in the
+ * background so a slow Temporal does not hold up the API.
  */
 @Singleton
 @Requires(property = "slope.reconcile", notEquals = "false")

@@ -36,7 +36,7 @@ import java.util.concurrent.TimeoutException;
 
 /**
  * The API's side of Temporal: starts a run's workflow ({@code run-<id>} on {@code slope-pipeline}), cancels it, and
- * sends it the pause and resume Updates. Postgres stays the catalogue; nothing here lists or reads run state.
+ * sends it the pause, resume and setRanks Updates. Postgres stays the catalogue; nothing here lists or reads run state.
  */
 @Singleton
 public class RunWorkflows {
@@ -53,10 +53,11 @@ public class RunWorkflows {
     }
 
     /**
-     * Starts the run's workflow; from {@code fromStage} with the earlier stages' results for a retry. A workflow of
-     * that id that is still open is left alone (it is the run), so starting twice is harmless.
+     * Starts the run's workflow with its options; from {@code fromStage} with the earlier stages' results for a
+     * retry. A workflow of that id that is still open is left alone (it is the run), so starting twice is harmless.
      */
-    public void start(String runId, RunSpec spec, Stage fromStage, Map<Stage, StageResult> earlierResults) {
+    public void start(String runId, RunSpec spec, RunOptions runOptions, Stage fromStage,
+            Map<Stage, StageResult> earlierResults) {
         Builder attributes = io.temporal.common.SearchAttributes.newBuilder()
                 .set(SearchAttributes.RUN_ID, runId)
                 .set(SearchAttributes.STATUS, "QUEUED")
@@ -71,7 +72,7 @@ public class RunWorkflows {
                 .setTypedSearchAttributes(attributes.build())
                 .build();
         SlopeRunWorkflow workflow = client.newWorkflowStub(SlopeRunWorkflow.class, options);
-        RunInput input = new RunInput(runId, spec, RunOptions.DEFAULT, fromStage, earlierResults, null);
+        RunInput input = new RunInput(runId, spec, runOptions, fromStage, earlierResults, null);
         try {
             startTimer.record(() -> WorkflowClient.start(workflow::run, input));
         } catch (WorkflowExecutionAlreadyStarted e) {
@@ -97,15 +98,20 @@ public class RunWorkflows {
         update(runId, "resume");
     }
 
+    /** The ranks of the chunks that start from now on; returns once the workflow has accepted them. */
+    public void setRanks(String runId, int ranks) {
+        update(runId, "setRanks", ranks);
+    }
+
     /**
      * Sends an Update and waits until the workflow has accepted it (its validator passed), not until it is complete:
      * a pause completes only once the running chunk has flushed its checkpoint.
      */
-    private void update(String runId, String name) {
+    private void update(String runId, String name, Object... args) {
         WorkflowStub stub = client.newUntypedWorkflowStub(SlopeRunWorkflow.workflowId(runId));
         CompletableFuture<WorkflowUpdateHandle<RunProgress>> accepted = CompletableFuture.supplyAsync(() ->
                 stub.startUpdate(UpdateOptions.newBuilder(RunProgress.class).setUpdateName(name)
-                        .setWaitForStage(WorkflowUpdateStage.ACCEPTED).build()));
+                        .setWaitForStage(WorkflowUpdateStage.ACCEPTED).build(), args));
         try {
             WorkflowUpdateHandle<RunProgress> handle = accepted.get(settings.updateTimeout().toMillis(),
                     TimeUnit.MILLISECONDS);

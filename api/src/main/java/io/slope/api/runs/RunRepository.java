@@ -10,6 +10,7 @@ import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Timestamp;
+import java.sql.Types;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -24,7 +25,7 @@ import javax.sql.DataSource;
 public class RunRepository {
     private static final String RUN_COLUMNS = "id, owner, name, spec::text, workflow_id, status, stage, error, "
             + "total_steps, steps_done, latest_step, latest_checkpoint_key, created_at, started_at, finished_at, "
-            + "updated_at";
+            + "updated_at, ranks, chunk_steps, keep_last_checkpoints";
 
     private final DataSource dataSource;
 
@@ -35,19 +36,31 @@ public class RunRepository {
     /** Where a page of runs starts: after the run created at {@code createdAt} with id {@code id}. */
     public record PageStart(Instant createdAt, UUID id) {}
 
-    public void insert(UUID id, String owner, String name, String specJson, String workflowId, int totalSteps)
-            throws SQLException {
+    public void insert(UUID id, String owner, String name, String specJson, String workflowId, int totalSteps,
+            ChosenOptions options) throws SQLException {
         try (Connection c = dataSource.getConnection();
                 PreparedStatement ps = c.prepareStatement("INSERT INTO runs (id, owner, name, spec, workflow_id, "
-                        + "total_steps) VALUES (?, ?, ?, ?::jsonb, ?, ?)")) {
+                        + "total_steps, ranks, chunk_steps, keep_last_checkpoints) "
+                        + "VALUES (?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?)")) {
             ps.setObject(1, id);
             ps.setString(2, owner);
             ps.setString(3, name);
             ps.setString(4, specJson);
             ps.setString(5, workflowId);
             ps.setInt(6, totalSteps);
+            ps.setObject(7, options.ranks(), Types.INTEGER);
+            ps.setObject(8, options.chunkSteps(), Types.INTEGER);
+            ps.setObject(9, options.keepLastCheckpoints(), Types.INTEGER);
             ps.executeUpdate();
         }
+    }
+
+    /** Stores the ranks a live run's workflow has accepted, with an event saying so; false when the run is gone. */
+    public boolean updateRanks(UUID runId, int ranks) throws SQLException {
+        return updateWithEvent(runId, "UPDATE runs SET ranks = ?, updated_at = now() WHERE id = ?", ps -> {
+            ps.setInt(1, ranks);
+            ps.setObject(2, runId);
+        }, null, "ranks set to " + ranks + " for the chunks that start from now on");
     }
 
     public Optional<RunRow> find(UUID id) throws SQLException {
@@ -229,20 +242,34 @@ public class RunRepository {
      * @return false when the run was not finished (a concurrent retry won)
      */
     public boolean requeue(UUID runId, String fromStage) throws SQLException {
+        return updateWithEvent(runId, "UPDATE runs SET status = 'QUEUED', error = NULL, finished_at = NULL, "
+                + "updated_at = now() WHERE id = ? AND finished_at IS NOT NULL", ps -> ps.setObject(1, runId),
+                fromStage, "retry from stage " + fromStage + " requested");
+    }
+
+    private interface Parameters {
+        void set(PreparedStatement statement) throws SQLException;
+    }
+
+    /**
+     * One transaction: {@code update} of the run's row (its parameters set by {@code parameters}) and, when it changed
+     * that row, an INFO event; false, and nothing written, when it changed none.
+     */
+    private boolean updateWithEvent(UUID runId, String update, Parameters parameters, String stage, String message)
+            throws SQLException {
         try (Connection c = dataSource.getConnection()) {
             c.setAutoCommit(false);
-            try (PreparedStatement ps = c.prepareStatement("UPDATE runs SET status = 'QUEUED', error = NULL, "
-                    + "finished_at = NULL, updated_at = now() WHERE id = ? AND finished_at IS NOT NULL");
+            try (PreparedStatement ps = c.prepareStatement(update);
                     PreparedStatement event = c.prepareStatement("INSERT INTO run_events (run_id, level, stage, "
                             + "message) VALUES (?, 'INFO', ?, ?)")) {
-                ps.setObject(1, runId);
+                parameters.set(ps);
                 if (ps.executeUpdate() != 1) {
                     c.rollback();
                     return false;
                 }
                 event.setObject(1, runId);
-                event.setString(2, fromStage);
-                event.setString(3, "retry from stage " + fromStage + " requested");
+                event.setString(2, stage);
+                event.setString(3, message);
                 event.executeUpdate();
                 c.commit();
                 return true;
@@ -266,7 +293,8 @@ public class RunRepository {
         return new RunRow(rs.getObject(1, UUID.class), rs.getString(2), rs.getString(3), rs.getString(4),
                 rs.getString(5), RunStatus.valueOf(rs.getString(6)), rs.getString(7), rs.getString(8), rs.getInt(9),
                 rs.getInt(10), rs.getLong(11), rs.getString(12), instant(rs, 13), instant(rs, 14), instant(rs, 15),
-                instant(rs, 16));
+                instant(rs, 16), new ChosenOptions(rs.getObject(17, Integer.class), rs.getObject(18, Integer.class),
+                rs.getObject(19, Integer.class)));
     }
 
     private static Instant instant(ResultSet rs, int column) throws SQLException {

@@ -2,7 +2,10 @@ package io.slope.api.runs;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.type.TypeReference;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.micronaut.http.HttpStatus;
 import io.slope.api.auth.Caller;
 import io.slope.api.corpora.CorpusReferences;
@@ -26,6 +29,7 @@ import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecCodec;
 import io.slope.spec.pipeline.Stage;
 import io.slope.spec.pipeline.StageResult;
+import io.slope.workflows.run.RunOptions;
 import io.slope.workflows.run.SlopeRunWorkflow;
 import jakarta.inject.Singleton;
 import java.io.IOException;
@@ -43,13 +47,15 @@ import org.slf4j.LoggerFactory;
 
 /**
  * What the runs endpoints do. Postgres is the catalogue (every read comes from there); Temporal is told to start,
- * cancel, pause and resume. A caller sees only their own runs unless they are an admin: another user's run is a 404,
- * exactly like a run that does not exist, so ids cannot be probed.
+ * cancel, pause, resume and change ranks. A caller sees only their own runs unless they are an admin: another
+ * user's run is a 404, exactly like a run that does not exist, so ids cannot be probed.
  */
 @Singleton
 public class RunService {
     private static final Logger LOG = LoggerFactory.getLogger(RunService.class);
     private static final ObjectMapper JSON = new ObjectMapper();
+    private static final ObjectMapper STRICT_JSON = new ObjectMapper()
+            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
     private static final int EVENTS_SHOWN = 50;
 
     private final RunRepository runs;
@@ -65,22 +71,30 @@ public class RunService {
     }
 
     /**
-     * Validates the spec with the spec codec, stores the run QUEUED, then starts its workflow. When Temporal cannot
-     * be reached the run stays QUEUED, stored, and the reconciler starts it once Temporal is back.
+     * Validates the spec with the spec codec and the run options ({@code "options"} beside the spec's fields, see
+     * {@link ChosenOptions}) against it, stores the run QUEUED with its options, then starts its workflow. When
+     * Temporal cannot be reached the run stays QUEUED, stored, and the reconciler starts it once Temporal is back.
      */
-    public RunDetail submit(Caller caller, String specJson) throws SQLException {
-        if (specJson == null || specJson.isBlank()) {
+    public RunDetail submit(Caller caller, String body) throws SQLException {
+        if (body == null || body.isBlank()) {
             throw ProblemException.badField("$", "the request body must be a run spec (JSON); docs/spec.md lists "
                     + "its fields");
         }
+        String specJson = body;
+        JsonNode options = null;
+        if (readObject(body) instanceof ObjectNode tree && tree.has(ChosenOptions.FIELD)) {
+            options = tree.remove(ChosenOptions.FIELD);
+            specJson = tree.toString();
+        }
         RunSpec spec = RunSpecCodec.parseResolved(specJson);
+        ChosenOptions chosen = ChosenOptions.parse(options, spec);
         corpora.check(caller, spec.data().corpus());
         UUID id = UUID.randomUUID();
         String runId = id.toString();
         runs.insert(id, caller.user(), spec.name(), RunSpecCodec.toJson(spec), SlopeRunWorkflow.workflowId(runId),
-                spec.training().steps());
+                spec.training().steps(), chosen);
         try {
-            workflows.start(runId, spec, null, Map.of());
+            workflows.start(runId, spec, chosen.resolve(), null, Map.of());
         } catch (RuntimeException e) {
             LOG.warn("run {} is stored QUEUED but its workflow could not be started now ({}); the reconciler will "
                     + "start it", runId, e.toString());
@@ -115,7 +129,7 @@ public class RunService {
                 run.totalSteps(), tokensPerSecond, eta, last, runs.evals(id), run.error(),
                 timeline(run, runs.stageResults(id)), checkpoints, runs.events(id, EVENTS_SHOWN),
                 specAsMap(run.specJson()), run.workflowId(), workflows.uiUrl(id.toString()), run.createdAt(),
-                run.startedAt(), run.finishedAt(), links(id.toString()));
+                run.startedAt(), run.finishedAt(), optionsView(run.options()), links(id.toString()));
     }
 
     public Metrics metrics(Caller caller, UUID id, int afterStep, int limit) throws SQLException {
@@ -145,6 +159,30 @@ public class RunService {
         RunRow run = visible(caller, id);
         requireUnfinished(run, "resume");
         workflows.resume(id.toString());
+        return detail(caller, id);
+    }
+
+    /**
+     * Changes the data-parallel ranks of an unfinished run: checked against its spec (a 400 naming {@code ranks}),
+     * sent to its workflow as the setRanks Update, and stored once the workflow has accepted it, so a reconcile or a
+     * retry starts it again with them. The chunk running now keeps its ranks.
+     */
+    public RunDetail setRanks(Caller caller, UUID id, String body) throws SQLException {
+        JsonNode ranks = readObject(body) instanceof ObjectNode tree ? tree.get("ranks") : null;
+        if (ranks == null || !ranks.isIntegralNumber() || !ranks.canConvertToInt()) {
+            throw ProblemException.badField("ranks", "required, a whole number: the body must be {\"ranks\": N}, N "
+                    + "from 1 to " + RunOptions.MAX_RANKS + " dividing the run's training.gradAccum");
+        }
+        RunRow run = visible(caller, id);
+        String problem = ChosenOptions.ranksProblem(ranks.intValue(), RunSpecCodec.parse(run.specJson()));
+        if (problem != null) {
+            throw ProblemException.badField("ranks", problem);
+        }
+        requireUnfinished(run, "set ranks of");
+        workflows.setRanks(id.toString(), ranks.intValue());
+        if (!runs.updateRanks(id, ranks.intValue())) {
+            throw ProblemException.notFound("run " + id);
+        }
         return detail(caller, id);
     }
 
@@ -179,7 +217,7 @@ public class RunService {
             throw ProblemException.conflict("illegal-state", "run " + id + " was started again meanwhile");
         }
         RunSpec spec = RunSpecCodec.parse(run.specJson());
-        workflows.start(id.toString(), spec, from, earlier);
+        workflows.start(id.toString(), spec, run.options().resolve(), from, earlier);
         return detail(caller, id);
     }
 
@@ -262,6 +300,20 @@ public class RunService {
             stages.add(new StageView(stage, state, done == null ? null : done.completedAt()));
         }
         return stages;
+    }
+
+    private static RunViews.RunOptionsView optionsView(ChosenOptions chosen) {
+        RunOptions options = chosen.resolve();
+        return new RunViews.RunOptionsView(options.ranks(), options.chunkSteps(), options.keepLastCheckpoints());
+    }
+
+    /** The body as a JSON tree, or null when it is not JSON (the spec codec then says what is wrong with it). */
+    private static JsonNode readObject(String body) {
+        try {
+            return body == null ? null : STRICT_JSON.readTree(body);
+        } catch (JsonProcessingException e) {
+            return null;
+        }
     }
 
     private static Map<String, Object> specAsMap(String json) {

@@ -51,7 +51,42 @@ public final class RunViews {
             Instant createdAt,
             @Nullable Instant startedAt,
             @Nullable Instant finishedAt,
+            RunOptionsView options,
             Links links) {}
+
+    /**
+     * How the run is driven (the ones it chose on submit, or later by {@code POST /runs/{id}/ranks}; the service's
+     * defaults for the rest): data-parallel ranks per training chunk, optimizer steps per chunk at most, committed
+     * checkpoints kept besides the best and pinned ones.
+     */
+    @Serdeable
+    public record RunOptionsView(int ranks, int chunkSteps, int keepLastCheckpoints) {}
+
+    /**
+     * The body of {@code POST /runs} as documented: a run spec (its fields free-form here; docs/spec.md and the spec
+     * codec's 400s say what they may be) and, beside them, the run's {@code options}.
+     */
+    @Serdeable
+    @Schema(description = "a run spec (docs/spec.md) with, optionally, the run options beside its fields",
+            additionalProperties = Schema.AdditionalPropertiesValue.TRUE)
+    public record SubmitRequest(@Nullable SubmitOptions options) {}
+
+    /** The options a submit may choose; {@link ChosenOptions} reads and checks them. */
+    @Serdeable
+    @Schema(description = "how the run is driven; each left out takes the service's default")
+    public record SubmitOptions(
+            @Nullable @Schema(minimum = "1", maximum = "64", description = "data-parallel ranks (GPU workers) "
+                    + "training each chunk together; must divide training.gradAccum (default 1)") Integer ranks,
+            @Nullable @Schema(minimum = "1", maximum = "1000000", description = "optimizer steps per training "
+                    + "chunk at most, each chunk ending on a committed checkpoint (default 500)") Integer chunkSteps,
+            @Nullable @Schema(minimum = "1", maximum = "1000", description = "committed checkpoints kept besides "
+                    + "the best and the pinned ones (default 2)") Integer keepLastCheckpoints) {}
+
+    /** The body of {@code POST /runs/{id}/ranks}. */
+    @Serdeable
+    public record RanksRequest(@Schema(minimum = "1", maximum = "64", requiredMode = Schema.RequiredMode.REQUIRED,
+            description = "data-parallel ranks for the chunks that start from now on; must divide "
+                    + "training.gradAccum") int ranks) {}
 
     /** A stage of the timeline: {@code pending}, {@code running}, {@code paused}, {@code done} or {@code failed}. */
     @Serdeable

@@ -18,6 +18,8 @@ import io.micronaut.scheduling.annotation.ExecuteOn;
 import io.slope.api.auth.Caller;
 import io.slope.api.runs.RunViews.Artifacts;
 import io.slope.api.runs.RunViews.Metrics;
+import io.slope.api.runs.RunViews.RanksRequest;
+import io.slope.api.runs.RunViews.SubmitRequest;
 import io.slope.api.runs.RunViews.RunDetail;
 import io.slope.api.runs.RunViews.RunPage;
 import io.slope.api.problem.Problem;
@@ -51,13 +53,16 @@ public class RunsController {
     }
 
     @Operation(summary = "Submit a run",
-            description = "Validates the run spec with the spec codec (errors name each field), stores the run "
-                    + "QUEUED and starts its workflow run-<id> on the slope-pipeline task queue.")
-    @RequestBody(required = true, description = "a run spec (docs/spec.md)",
+            description = "Validates the run spec with the spec codec (errors name each field) and the run options "
+                    + "against it, stores the run QUEUED with its options and starts its workflow run-<id> on the "
+                    + "slope-pipeline task queue.")
+    @RequestBody(required = true, description = "a run spec (docs/spec.md), and optionally beside its fields "
+            + "\"options\": how the run is driven, e.g. {\"ranks\": 2}; any left out take the service's default",
             content = @Content(mediaType = MediaType.APPLICATION_JSON,
-                    schema = @Schema(type = "object", additionalProperties = Schema.AdditionalPropertiesValue.TRUE)))
+                    schema = @Schema(implementation = SubmitRequest.class)))
     @ApiResponse(responseCode = "201", description = "stored and started")
-    @ApiResponse(responseCode = "400", description = "the spec is invalid; errors[] names each field",
+    @ApiResponse(responseCode = "400", description = "the spec or the options are invalid; errors[] names each "
+            + "field (options.ranks, ...)",
             content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
     @Post(consumes = MediaType.APPLICATION_JSON)
     public HttpResponse<RunDetail> submit(@Parameter(hidden = true) @RequestAttribute(Caller.ATTRIBUTE) Caller caller,
@@ -142,6 +147,29 @@ public class RunsController {
     public RunDetail resume(@Parameter(hidden = true) @RequestAttribute(Caller.ATTRIBUTE) Caller caller,
             @PathVariable UUID id) throws SQLException {
         return runs.resume(caller, id);
+    }
+
+    @Operation(summary = "Change the data-parallel ranks of a run",
+            description = "Sent to the run's workflow (the setRanks Update) and stored once the workflow has "
+                    + "accepted it: the chunks that start from now on, and any restart of the run (reconciler, "
+                    + "retry), train on this many ranks; the running chunk keeps its own.")
+    @RequestBody(required = true, content = @Content(mediaType = MediaType.APPLICATION_JSON,
+            schema = @Schema(implementation = RanksRequest.class)))
+    @ApiResponse(responseCode = "202", description = "the workflow accepted the new ranks")
+    @ApiResponse(responseCode = "400", description = "ranks missing, out of 1..64, or not dividing the run's "
+            + "training.gradAccum",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @ApiResponse(responseCode = "404", description = "no such run, or another user's",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @ApiResponse(responseCode = "409", description = "finished, or no open workflow",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @ApiResponse(responseCode = "503", description = "the workflow did not answer in time",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @Post(value = "/{id}/ranks", consumes = MediaType.APPLICATION_JSON)
+    @Status(HttpStatus.ACCEPTED)
+    public RunDetail setRanks(@Parameter(hidden = true) @RequestAttribute(Caller.ATTRIBUTE) Caller caller,
+            @PathVariable UUID id, @Body @Nullable String body) throws SQLException {
+        return runs.setRanks(caller, id, body);
     }
 
     @Operation(summary = "Retry a finished run from a stage",

@@ -33,6 +33,10 @@ public final class StatusCommand implements Callable<Integer> {
                 run.get("stepsDone").asInt(), run.get("totalSteps").asInt(),
                 run.hasNonNull("tokensPerSecond") ? String.format("%,.0f", run.get("tokensPerSecond").asDouble()) : "-",
                 run.hasNonNull("etaSeconds") ? run.get("etaSeconds").asLong() + " s" : "-");
+        if (run.hasNonNull("options")) {
+            System.out.printf("ranks %d  chunk steps %d  keep last %d checkpoints%n", run.at("/options/ranks").asInt(),
+                    run.at("/options/chunkSteps").asInt(), run.at("/options/keepLastCheckpoints").asInt());
+        }
         if (run.hasNonNull("lastCheckpoint")) {
             System.out.println("last checkpoint: step " + run.at("/lastCheckpoint/step").asLong() + " at "
                     + run.at("/lastCheckpoint/key").asText());

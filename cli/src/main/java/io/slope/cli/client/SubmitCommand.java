@@ -18,7 +18,9 @@ import picocli.CommandLine.Parameters;
 /**
  * {@code slope submit FILE}: sends a run spec to the API. Local corpus files and folders named in {@code data.corpus}
  * (relative to the spec's folder, as for {@code slope train}) are uploaded first and replaced by the uris the API
- * returns; {@code s3://} entries go as they are. Prints the run's id (and follows it with {@code --follow}).
+ * returns; {@code s3://} entries go as they are. {@code --ranks}, {@code --chunk-steps} and
+ * {@code --keep-last-checkpoints} go as the run's {@code options}. Prints the run's id (and follows it with
+ * {@code --follow}).
  */
 @Command(name = "submit", mixinStandardHelpOptions = true, description = "Submit a run spec to the slope API.")
 public final class SubmitCommand implements Callable<Integer> {
@@ -32,6 +34,18 @@ public final class SubmitCommand implements Callable<Integer> {
 
     @Option(names = "--follow", description = "then follow the run to its end, like `slope follow`")
     boolean follow;
+
+    @Option(names = "--ranks", paramLabel = "N", description = "data-parallel ranks (GPU workers) training each "
+            + "chunk together, 1 to 64, dividing training.gradAccum (default: the service's, 1)")
+    Integer ranks;
+
+    @Option(names = "--chunk-steps", paramLabel = "N", description = "optimizer steps per training chunk at most, "
+            + "each ending on a committed checkpoint (default: the service's)")
+    Integer chunkSteps;
+
+    @Option(names = "--keep-last-checkpoints", paramLabel = "N", description = "committed checkpoints kept besides "
+            + "the best and pinned ones (default: the service's)")
+    Integer keepLastCheckpoints;
 
     @Override
     public Integer call() throws IOException {
@@ -54,12 +68,27 @@ public final class SubmitCommand implements Callable<Integer> {
             }
             ((ObjectNode) spec.get("data")).set("corpus", uploaded);
         }
+        if (tree instanceof ObjectNode spec && (ranks != null || chunkSteps != null || keepLastCheckpoints != null)) {
+            // The run options go beside the spec's fields (the API checks them against the spec); the flags win
+            // over any the file has.
+            ObjectNode runOptions = spec.path("options") instanceof ObjectNode given ? given
+                    : spec.putObject("options");
+            putIfSet(runOptions, "ranks", ranks);
+            putIfSet(runOptions, "chunkSteps", chunkSteps);
+            putIfSet(runOptions, "keepLastCheckpoints", keepLastCheckpoints);
+        }
         JsonNode run = api.post("/api/v1/runs", JSON.writeValueAsString(tree));
         String id = run.get("id").asText();
         System.err.println("submitted run " + run.get("name").asText() + ": " + api.base() + run.at("/links/page")
                 .asText());
         System.out.println(id);
         return follow ? FollowCommand.follow(api, id) : 0;
+    }
+
+    private static void putIfSet(ObjectNode node, String field, Integer value) {
+        if (value != null) {
+            node.put(field, value);
+        }
     }
 
     /**

@@ -10,6 +10,8 @@ package io.slope.workflows.run;
 public record RunOptions(int chunkSteps, int chunkMinutes, int keepLastCheckpoints, int continueAsNewAfterChunks,
         int ranks) {
     public static final RunOptions DEFAULT = new RunOptions(500, 20, 2, 0);
+    /** The most data-parallel ranks a run may ask for (the catalogue's {@code runs.ranks} holds the same bound). */
+    public static final int MAX_RANKS = 64;
 
     /** One rank. */
     public RunOptions(int chunkSteps, int chunkMinutes, int keepLastCheckpoints, int continueAsNewAfterChunks) {
@@ -39,16 +41,39 @@ public record RunOptions(int chunkSteps, int chunkMinutes, int keepLastCheckpoin
     }
 
     /**
+     * These options with the ones a run chose (stored with it, or sent on submit) in place of them; null keeps
+     * this one's value.
+     */
+    public RunOptions overriddenBy(Integer newChunkSteps, Integer newKeepLastCheckpoints, Integer newRanks) {
+        return new RunOptions(newChunkSteps == null ? chunkSteps : newChunkSteps, chunkMinutes,
+                newKeepLastCheckpoints == null ? keepLastCheckpoints : newKeepLastCheckpoints,
+                continueAsNewAfterChunks, newRanks == null ? ranks : newRanks);
+    }
+
+    /**
      * Why {@code ranks} cannot train {@code gradAccum} micro-batches per step (each rank takes every ranks-th one),
      * or null when it can.
      */
     public static String ranksError(int ranks, int gradAccum) {
-        if (ranks < 1) {
-            return "ranks must be at least 1 (got " + ranks + ")";
+        String problem = ranksProblem(ranks, gradAccum);
+        return problem == null ? null : "ranks: " + problem;
+    }
+
+    /** {@link #ranksError} without the field's name: what is wrong with {@code ranks} and how to fix it. */
+    public static String ranksProblem(int ranks, int gradAccum) {
+        if (ranks < 1 || ranks > MAX_RANKS) {
+            return "must be 1 to " + MAX_RANKS + " (got " + ranks + ")";
         }
         if (gradAccum % ranks != 0) {
-            return "ranks: " + ranks + " ranks cannot share training.gradAccum = " + gradAccum
-                    + " micro-batches per step; training.gradAccum must be a multiple of ranks";
+            StringBuilder divisors = new StringBuilder();
+            for (int d = 1; d <= Math.min(gradAccum, MAX_RANKS); d++) {
+                if (gradAccum % d == 0) {
+                    divisors.append(divisors.isEmpty() ? "" : ", ").append(d);
+                }
+            }
+            return ranks + " ranks cannot share training.gradAccum = " + gradAccum + " micro-batches per step; "
+                    + "training.gradAccum must be a multiple of ranks: use ranks " + divisors + ", or set "
+                    + "training.gradAccum to a multiple of " + ranks;
         }
         return null;
     }

@@ -233,7 +233,8 @@ class SlopeRunWorkflowTest {
         assertRefused(() -> workflow.collectiveReady(new CollectiveRendezvous(7, "127.0.0.1:9:ab")),
                 "no rendezvous is awaited for chunk attempt 7");
         assertRefused(() -> workflow.setRanks(4), "training.gradAccum must be a multiple of ranks");
-        assertRefused(() -> workflow.setRanks(0), "ranks must be at least 1");
+        assertRefused(() -> workflow.setRanks(0), "ranks: must be 1 to 64 (got 0)");
+        assertRefused(() -> workflow.setRanks(65), "ranks: must be 1 to 64 (got 65)");
         fakes.holdRendezvous = false; // rank 0 reports; then a second report for the same attempt is refused
         waitFor(() -> fakes.calls.stream().anyMatch(c -> c.startsWith("rank1 joins g1")));
         assertRefused(() -> workflow.collectiveReady(new CollectiveRendezvous(1, "127.0.0.1:9:ab")),
