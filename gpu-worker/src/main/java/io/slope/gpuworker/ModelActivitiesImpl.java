@@ -274,7 +274,11 @@ public final class ModelActivitiesImpl implements ModelActivities {
             Map<String, Double> values = evaluations(r.finalEvaluation);
             UUID id = UUID.fromString(request.runId());
             for (Map.Entry<String, Double> e : values.entrySet()) {
-                catalogue.recordEval(id, r.session.totalSteps(), e.getKey(), e.getValue());
+                // val_loss_sparse is recorded at the step it was measured (the sparse phase's end), where training
+                // already recorded it: one row, not a second at the last step.
+                int step = e.getKey().equals("val_loss_sparse") ? r.session.adapterStartStep()
+                        : r.session.totalSteps();
+                catalogue.recordEval(id, step, e.getKey(), e.getValue());
             }
             return StageResult.output(Stage.EVAL, null, values);
         });

@@ -1,6 +1,7 @@
 package io.slope.gpuworker;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.slope.activities.catalogue.RunCatalogue;
@@ -71,12 +72,11 @@ class PipelineEndToEndTest {
         Map<String, Double> evals = new HashMap<>();
         harness.database().transaction(c -> {
             try (PreparedStatement ps = c.prepareStatement("SELECT name, value FROM eval_results WHERE run_id = ? "
-                    + "AND step = ?")) {
+                    + "AND name LIKE 'val_loss_%'")) {
                 ps.setObject(1, id);
-                ps.setInt(2, STEPS);
                 try (ResultSet rs = ps.executeQuery()) {
                     while (rs.next()) {
-                        evals.put(rs.getString(1), rs.getDouble(2));
+                        assertNull(evals.put(rs.getString(1), rs.getDouble(2)), rs.getString(1) + " stored twice");
                     }
                 }
             }
