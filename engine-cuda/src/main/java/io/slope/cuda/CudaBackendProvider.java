@@ -2,6 +2,7 @@ package io.slope.cuda;
 
 import io.slope.engine.backend.Backend;
 import io.slope.engine.backend.BackendProvider;
+import io.slope.engine.parallel.CollectiveProvider;
 import io.slope.spec.RunSpec;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -70,5 +71,11 @@ public final class CudaBackendProvider implements BackendProvider {
             default -> throw new IllegalArgumentException("SLOPE_CUDA_GEMM=" + gemm + ": use bf16 or fp32");
         };
         return new CudaBackend(0, precision);
+    }
+
+    /** NCCL on device 0, the GPU {@link #open} opens (a per-rank launcher gives each process one visible GPU). */
+    @Override
+    public CollectiveProvider collectives() {
+        return NcclCollective.provider(0);
     }
 }
