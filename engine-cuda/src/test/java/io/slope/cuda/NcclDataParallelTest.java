@@ -140,7 +140,7 @@ class NcclDataParallelTest {
         return RunSpecCodec.parseResolved("""
                 {"name": "nccl-dp", "model": {"layers": 2, "heads": 2, "dModel": 128, "seqLen": 64},
                  "sparsity": {"mode": "slope"}, "adapters": {"start": %s, "rank": 16},
-                 "optimizer": {"lr": 0.01, "warmupSteps": 2},
+                 "optimizer": {"lr": 0.006, "warmupSteps": 2},
                  "training": {"steps": %d, "batchSize": 4, "gradAccum": 4, "seed": %d},
                  "data": {"corpus": ["unused.txt"]}, "eval": {"every": 0, "maxWindows": 4},
                  "backend": "cuda", "precision": "fp32"}
