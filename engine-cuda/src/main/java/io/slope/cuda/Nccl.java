@@ -102,8 +102,9 @@ final class Nccl {
     static final List<String> LIBRARY = List.of("libnccl.so.2", "libnccl.so");
 
     private Nccl() {
-        SymbolLookup lib = NativeLibraries.load("NCCL", LIBRARY, arena);
         Linker linker = Linker.nativeLinker();
+        disableNvls(linker);
+        SymbolLookup lib = NativeLibraries.load("NCCL", LIBRARY, arena);
         getVersion = bind(linker, lib, "ncclGetVersion", ADDRESS);
         getUniqueId = bind(linker, lib, "ncclGetUniqueId", ADDRESS);
         commInitRankConfig = bind(linker, lib, "ncclCommInitRankConfig", ADDRESS, JAVA_INT, UNIQUE_ID, JAVA_INT,
@@ -123,6 +124,25 @@ final class Nccl {
         SymbolLookup driver = SymbolLookup.libraryLookup("libcuda.so.1", arena);
         streamQuery = linker.downcallHandle(driver.find("cuStreamQuery").orElseThrow(() -> new IllegalStateException(
                 "libcuda.so.1 has no symbol cuStreamQuery")), FunctionDescriptor.of(JAVA_INT, ADDRESS));
+    }
+
+    /**
+     * Sets {@code NCCL_NVLS_ENABLE=0} in this process's environment before NCCL first reads it, whatever the launcher
+     * set: NVLink multicast on a shared host can take its GPUs out of service (ADR 041). A data-parallel gradient
+     * reduce of this size gains little from it.
+     */
+    private void disableNvls(Linker linker) {
+        MethodHandle setenv = linker.downcallHandle(linker.defaultLookup().find("setenv").orElseThrow(
+                () -> new IllegalStateException("libc has no setenv")), FunctionDescriptor.of(JAVA_INT, ADDRESS,
+                        ADDRESS, JAVA_INT));
+        try {
+            int rc = (int) setenv.invokeExact(arena.allocateFrom("NCCL_NVLS_ENABLE"), arena.allocateFrom("0"), 1);
+            if (rc != 0) {
+                throw new IllegalStateException("setenv(NCCL_NVLS_ENABLE=0) failed");
+            }
+        } catch (Throwable t) {
+            throw new IllegalStateException("cannot disable NVLink multicast before loading NCCL: " + t, t);
+        }
     }
 
     /** The library's NCCL_VERSION_CODE, e.g. 22703 for 2.27.3. */
