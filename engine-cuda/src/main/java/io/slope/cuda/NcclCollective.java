@@ -66,36 +66,51 @@ final class NcclCollective implements Collective {
     private DevicePointer staging;
     private long stagingBytes;
     private boolean closed;
+    /** Set once every rank has joined. */
+    private volatile boolean ready;
 
     /**
      * Creates rank {@code rank}'s communicator on CUDA device {@code ordinal} and waits (polling, at most
      * {@code timeout}) until every rank has joined.
      */
     static NcclCollective open(int ordinal, byte[] uniqueId, int rank, int worldSize, Duration timeout) {
+        NcclCollective c = create(ordinal, rank, worldSize, timeout);
+        c.init(uniqueId);
+        return c;
+    }
+
+    /** The CUDA side of a rank, before its communicator exists ({@link #init}). */
+    private static NcclCollective create(int ordinal, int rank, int worldSize, Duration timeout) {
         if (rank < 0 || rank >= worldSize) {
             throw new IllegalArgumentException("rank " + rank + " is outside a group of " + worldSize);
         }
-        NcclCollective c = new NcclCollective(Nccl.get(), ordinal, rank, worldSize, timeout);
+        return new NcclCollective(Nccl.get(), ordinal, rank, worldSize, timeout);
+    }
+
+    /** Creates the communicator and waits for every rank; {@link #abort} during the wait ends it. */
+    private void init(byte[] uniqueId) {
         try {
-            c.lock.lock();
+            lock.lock();
             try {
-                c.comm = c.nccl.commInitRank(worldSize, uniqueId, rank);
-                c.await("ncclCommInitRankConfig (rank " + rank + " of " + worldSize + " on GPU " + ordinal + ")", 0);
+                failIfAborted("ncclCommInitRankConfig");
+                cuCtxSetCurrent(context);
+                comm = nccl.commInitRank(worldSize, uniqueId, rank);
+                await("ncclCommInitRankConfig (rank " + rank + " of " + worldSize + " on GPU " + ordinal + ")", 0);
+                ready = true;
             } finally {
-                c.lock.unlock();
+                lock.unlock();
             }
         } catch (RuntimeException e) {
-            c.lock.lock();
+            lock.lock();
             try {
-                c.abortNow();
+                abortNow();
             } finally {
-                c.lock.unlock();
+                lock.unlock();
             }
-            c.release();
+            release();
             throw e instanceof CollectiveException ? e : new CollectiveException("NCCL rendezvous failed: "
                     + e.getMessage(), e);
         }
-        return c;
     }
 
     private NcclCollective(Nccl nccl, int ordinal, int rank, int worldSize, Duration timeout) {
@@ -120,6 +135,9 @@ final class NcclCollective implements Collective {
                 byte[] id = Nccl.get().uniqueId();
                 String text = ID_PREFIX + Base64.getEncoder().encodeToString(id);
                 return new CollectiveProvider.Rendezvous() {
+                    private volatile NcclCollective opening;
+                    private volatile boolean closed;
+
                     @Override
                     public String uniqueId() {
                         return text;
@@ -127,12 +145,23 @@ final class NcclCollective implements Collective {
 
                     @Override
                     public Collective awaitPeers() {
-                        return open(ordinal, id, 0, worldSize, timeout);
+                        NcclCollective c = create(ordinal, 0, worldSize, timeout);
+                        opening = c;
+                        if (closed) {
+                            c.abort("the rendezvous was closed");
+                        }
+                        c.init(id);
+                        return c;
                     }
 
+                    /** Ends a wait for the peers (cancellation); a communicator that is up belongs to its owner. */
                     @Override
                     public void close() {
-                        // nothing to release: the id is bytes; the communicator belongs to the collective
+                        closed = true;
+                        NcclCollective c = opening;
+                        if (c != null && !c.ready) {
+                            c.abort("the rendezvous was closed before every rank joined");
+                        }
                     }
                 };
             }
@@ -170,10 +199,6 @@ final class NcclCollective implements Collective {
     @Override
     public int worldSize() {
         return worldSize;
-    }
-
-    int deviceOrdinal() {
-        return ordinal;
     }
 
     // ---- host arrays ------------------------------------------------------------------------------------------------
