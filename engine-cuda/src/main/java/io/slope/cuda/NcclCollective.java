@@ -273,7 +273,7 @@ final class NcclCollective implements Collective {
             return;
         }
         long s = streamOf(cuda);
-        List<CudaTensor> ts = tensors.stream().map(CudaBackend::cuda).toList();
+        List<CudaTensor> ts = tensors.stream().map(CudaBackend::cuda).filter(t -> t.count > 0).toList();
         op("allReduceSum of " + ts.size() + " tensors", () -> {
             grouped("ncclAllReduce", () -> {
                 for (CudaTensor t : ts) {
@@ -301,6 +301,9 @@ final class NcclCollective implements Collective {
         }
         long s = streamOf(cuda);
         List<CudaTensor> ts = tensors.stream().map(CudaBackend::cuda).toList();
+        if (ts.stream().anyMatch(t -> t.count == 0)) {
+            throw new IllegalArgumentException("an empty tensor in a broadcast");
+        }
         op("broadcast of " + ts.size() + " tensors", () -> {
             grouped("ncclBroadcast", () -> {
                 for (int i = 0; i < ts.size(); i++) {
