@@ -24,13 +24,11 @@ class NcclCollectiveTest {
     private static final Duration TIMEOUT = Duration.ofSeconds(60);
 
     @Test
-    void theLibraryIsRecentEnoughAndTheConfigLayoutIsTheHeaders() {
+    void theLibraryIsRecentEnough() {
         GpuBackends.withNccl();
         int version = Nccl.get().version();
         System.out.println("NCCL version code " + version);
         assertTrue(version >= 22100, "NCCL 2.21 or later is needed, found version code " + version);
-        assertEquals(120, Nccl.CONFIG.byteSize(), "sizeof(ncclConfig_t) in nccl.h 2.32.3 on x86-64");
-        assertEquals(128, Nccl.UNIQUE_ID.byteSize());
     }
 
     @Test
@@ -83,7 +81,6 @@ class NcclCollectiveTest {
             String id = r.uniqueId();
             assertTrue(id.startsWith("nccl:"), id);
             assertEquals(128, NcclCollective.parseId(id).length);
-            assertThrows(IllegalArgumentException.class, () -> NcclCollective.parseId("127.0.0.1:1:ab"));
         }
     }
 
