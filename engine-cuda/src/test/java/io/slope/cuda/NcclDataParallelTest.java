@@ -27,8 +27,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  * half of every step's micro-batches, against one rank running them all, in the bf16 mode.
  *
  * <ul>
- *   <li>The two ranks' parameters are bit-identical after every step: each value comes from its ZeRO-1 owner's
- *       broadcast. A missing or misrouted broadcast leaves a rank with a stale value.
+ *   <li>The two ranks' parameters are bit-identical after the 20 steps, and so are the losses they report: each value
+ *       comes from its ZeRO-1 owner's broadcast. A missing or misrouted broadcast leaves a rank with a stale value.
  *   <li>Step 0's reduced gradients (same initial weights, same micro-batches) agree with the one-rank gradients within
  *       3e-2 normwise, the bound ModelStepParityTest holds bf16 gradients to. The two runs differ only in summation
  *       order (fp32 accumulation across micro-batches: r0+r2 and r1+r3, then the NCCL sum, against r0+r1+r2+r3) and in
