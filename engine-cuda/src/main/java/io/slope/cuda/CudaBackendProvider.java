@@ -17,7 +17,7 @@ import jcuda.driver.JCudaDriver;
  * {@code SLOPE_CUDA_GEMM=fp32} selects the fp32 debug GEMMs (masked dense, no TF32) instead of bf16.
  */
 public final class CudaBackendProvider implements BackendProvider {
-    private static final List<String> DRIVER_DIRS = List.of("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib",
+    static final List<String> DRIVER_DIRS = List.of("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib",
             "/usr/local/nvidia/lib64", "/usr/local/nvidia/lib", "/usr/lib/wsl/lib");
 
     @Override

@@ -121,7 +121,7 @@ final class Nccl {
         groupEnd = bind(linker, lib, "ncclGroupEnd");
         getErrorString = linker.downcallHandle(symbol(lib, "ncclGetErrorString"), FunctionDescriptor.of(ADDRESS,
                 JAVA_INT));
-        SymbolLookup driver = SymbolLookup.libraryLookup("libcuda.so.1", arena);
+        SymbolLookup driver = driver(arena);
         streamQuery = linker.downcallHandle(driver.find("cuStreamQuery").orElseThrow(() -> new IllegalStateException(
                 "libcuda.so.1 has no symbol cuStreamQuery")), FunctionDescriptor.of(JAVA_INT, ADDRESS));
     }
@@ -142,6 +142,22 @@ final class Nccl {
             }
         } catch (Throwable t) {
             throw new IllegalStateException("cannot disable NVLink multicast before loading NCCL: " + t, t);
+        }
+    }
+
+    /** libcuda.so.1 as the dynamic linker finds it (JCuda already linked it), else from the usual driver folders. */
+    private static SymbolLookup driver(Arena arena) {
+        try {
+            return SymbolLookup.libraryLookup("libcuda.so.1", arena);
+        } catch (IllegalArgumentException notOnTheLinkerPath) {
+            for (String dir : CudaBackendProvider.DRIVER_DIRS) {
+                java.nio.file.Path p = java.nio.file.Path.of(dir, "libcuda.so.1");
+                if (java.nio.file.Files.isRegularFile(p)) {
+                    return SymbolLookup.libraryLookup(p, arena);
+                }
+            }
+            throw new IllegalStateException("libcuda.so.1 not found on the linker path nor in "
+                    + CudaBackendProvider.DRIVER_DIRS, notOnTheLinkerPath);
         }
     }
 
