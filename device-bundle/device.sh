@@ -35,7 +35,8 @@ for phase in "${phases[@]}"; do
     case "$phase" in
         parity)
             timeout 400 "$java" "${jvm[@]}" -jar "$launcher" execute --class-path "$cp" --select-package io.slope.cuda \
-                --exclude-classname '^io\.slope\.cuda\.Nccl.*' --reports-dir "$out/junit" --details=tree --disable-banner --disable-ansi-colors >"$out/parity.log" 2>&1
+                --exclude-classname '^io\.slope\.cuda\.Nccl.*' --reports-dir "$out/junit" --details=tree \
+                --disable-banner --disable-ansi-colors >"$out/parity.log" 2>&1
             rc=$?
             rm -f "$out/junit/TEST-junit-vintage.xml" "$out/junit/TEST-junit-platform-suite.xml"
             grep -h '^parity \|^masks \|^in-place\|^cuSPARSELt opaque\|^attention T=\|^model step' "$out/parity.log" \
