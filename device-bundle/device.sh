@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine (no Java there): unpacks the device bundle and runs one phase, writing logs, JUnit XML and a
-# summary JSON under $OUT. Phases: parity (the GPU tests against the CPU reference), train200 (200 char-level steps on
-# the CPU and the GPU, compared), bench (per-GEMM and whole-step timings). Usage: device.sh PHASE...
+# summary JSON under $OUT. Phases: parity (the GPU tests against the CPU reference), nccl (the NCCL collective and
+# 2-rank data-parallel tests; their two-GPU cases need two GPUs), train200 (200 char-level steps on the CPU and the GPU,
+# compared), bench (per-GEMM and whole-step timings). Usage: device.sh PHASE...
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 phases=("${@:-parity}")
@@ -15,7 +16,12 @@ root="$work/slope-device"
 java="$root/runtime/bin/java"
 cp="$(ls "$root"/lib/*.jar | grep -v junit-platform-console-standalone | paste -sd:)"
 launcher="$(ls "$root"/lib/junit-platform-console-standalone-*.jar)"
-export SLOPE_CUDA_LIBS="${SLOPE_CUDA_LIBS:-/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cusparselt/lib:/usr/local/cuda/lib64}"
+nvidia=/opt/torch/.venv/lib/python3.12/site-packages/nvidia
+export SLOPE_CUDA_LIBS="${SLOPE_CUDA_LIBS:-$nvidia/cusparselt/lib:$nvidia/nccl/lib:/usr/local/cuda/lib64}"
+# NVLink multicast (NVLS) off, whatever the caller's environment says: on shared hosts it can take the GPUs out of
+# service (ADR 041); the engine never calls the multicast APIs either.
+export NCCL_NVLS_ENABLE=0
+export NCCL_DEBUG="${NCCL_DEBUG:-WARN}"
 jvm=(--enable-native-access=ALL-UNNAMED -Xmx16g)
 
 # Facts for the summary live in $work; what comes back ($OUT, at most 8 files) is logs, JUnit XML and summary.json.
@@ -29,7 +35,8 @@ for phase in "${phases[@]}"; do
     case "$phase" in
         parity)
             timeout 400 "$java" "${jvm[@]}" -jar "$launcher" execute --class-path "$cp" --select-package io.slope.cuda \
-                --reports-dir "$out/junit" --details=tree --disable-banner --disable-ansi-colors >"$out/parity.log" 2>&1
+                --exclude-classname '^io\.slope\.cuda\.Nccl.*' --reports-dir "$out/junit" --details=tree \
+                --disable-banner --disable-ansi-colors >"$out/parity.log" 2>&1
             rc=$?
             rm -f "$out/junit/TEST-junit-vintage.xml" "$out/junit/TEST-junit-platform-suite.xml"
             grep -h '^parity \|^masks \|^in-place\|^cuSPARSELt opaque\|^attention T=\|^model step' "$out/parity.log" \
@@ -38,6 +45,21 @@ for phase in "${phases[@]}"; do
             grep -n -A12 '✘' "$out/parity.log" | grep -v '^[0-9]*-\s*at org.junit\|java.base/' | head -80
             tail -n 14 "$out/parity.log"
             echo "parity exit code $rc"
+            ((rc == 0)) || status=1
+            ;;
+        nccl)
+            # NcclCollectiveTest (one rank on GPU 0; two ranks as threads on GPUs 0 and 1) and NcclDataParallelTest
+            # (2 ranks vs 1, bf16, 20 steps). Two-GPU cases are skipped, and say so, on a one-GPU machine.
+            timeout 400 "$java" "${jvm[@]}" -jar "$launcher" execute --class-path "$cp" \
+                --select-class io.slope.cuda.NcclCollectiveTest --select-class io.slope.cuda.NcclDataParallelTest \
+                --reports-dir "$out/junit-nccl" --details=tree --disable-banner --disable-ansi-colors \
+                >"$out/nccl.log" 2>&1
+            rc=$?
+            rm -f "$out/junit-nccl/TEST-junit-vintage.xml" "$out/junit-nccl/TEST-junit-platform-suite.xml"
+            grep -h '^NCCL \|^rank 0' "$out/nccl.log"
+            grep -n -A12 '✘' "$out/nccl.log" | grep -v '^[0-9]*-\s*at org.junit\|java.base/' | head -80
+            tail -n 14 "$out/nccl.log"
+            echo "nccl exit code $rc"
             ((rc == 0)) || status=1
             ;;
         train200)
@@ -96,7 +118,7 @@ for phase in "${phases[@]}"; do
             cat "$out/benchxl.log"
             ;;
         *)
-            echo "unknown phase $phase (parity, train200, bench, benchsmall, benchxl)" >&2
+            echo "unknown phase $phase (parity, nccl, train200, bench, benchsmall, benchxl)" >&2
             status=2
             ;;
     esac

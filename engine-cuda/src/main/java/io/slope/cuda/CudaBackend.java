@@ -5,6 +5,7 @@ import io.slope.engine.backend.Backend;
 import io.slope.engine.backend.DType;
 import io.slope.engine.backend.SparseLinear;
 import io.slope.engine.backend.Tensor;
+import io.slope.engine.parallel.CollectiveProvider;
 import io.slope.engine.sparse.NmMasks;
 import io.slope.engine.sparse.NmPattern;
 import java.util.ArrayList;
@@ -44,6 +45,7 @@ public final class CudaBackend implements Backend {
     private static final int SLOTS = 6;
 
     private final CudaDevice device;
+    private final int deviceOrdinal;
     private final Precision precision;
     private final CublasLt cublas;
     private final CusparseLt cusparse;
@@ -54,8 +56,13 @@ public final class CudaBackend implements Backend {
     private final List<DevicePointer> allocations = new ArrayList<>();
     private final List<CudaSparseLinear> sparseLayers = new ArrayList<>();
 
+    /**
+     * Opens CUDA device {@code deviceOrdinal} (as the driver numbers them after {@code CUDA_VISIBLE_DEVICES}: a launcher
+     * that gives each rank process one GPU leaves every rank on device 0; in-process multi-GPU tests pass 0, 1, …).
+     */
     public CudaBackend(int deviceOrdinal, Precision precision) {
         this.device = new CudaDevice(deviceOrdinal);
+        this.deviceOrdinal = deviceOrdinal;
         this.precision = precision;
         this.cublasWorkspace = device.allocate(CUBLAS_WORKSPACE);
         this.cublas = new CublasLt(device, cublasWorkspace.address(), CUBLAS_WORKSPACE);
@@ -99,6 +106,16 @@ public final class CudaBackend implements Backend {
 
     CudaDevice device() {
         return device;
+    }
+
+    public int deviceOrdinal() {
+        return deviceOrdinal;
+    }
+
+    /** NCCL on this backend's GPU (ADR 041): gradients and weights are reduced and broadcast on the device. */
+    @Override
+    public CollectiveProvider collectives() {
+        return NcclCollective.provider(deviceOrdinal);
     }
 
     CusparseLt cusparse() {
@@ -963,7 +980,7 @@ public final class CudaBackend implements Backend {
         return Math.toIntExact((n + d - 1) / d);
     }
 
-    private static CudaTensor cuda(Tensor t) {
+    static CudaTensor cuda(Tensor t) {
         if (t instanceof CudaTensor c) {
             return c;
         }

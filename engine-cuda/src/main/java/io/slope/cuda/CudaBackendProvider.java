@@ -2,6 +2,7 @@ package io.slope.cuda;
 
 import io.slope.engine.backend.Backend;
 import io.slope.engine.backend.BackendProvider;
+import io.slope.engine.parallel.CollectiveProvider;
 import io.slope.spec.RunSpec;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -16,7 +17,7 @@ import jcuda.driver.JCudaDriver;
  * {@code SLOPE_CUDA_GEMM=fp32} selects the fp32 debug GEMMs (masked dense, no TF32) instead of bf16.
  */
 public final class CudaBackendProvider implements BackendProvider {
-    private static final List<String> DRIVER_DIRS = List.of("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib",
+    static final List<String> DRIVER_DIRS = List.of("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib",
             "/usr/local/nvidia/lib64", "/usr/local/nvidia/lib", "/usr/lib/wsl/lib");
 
     @Override
@@ -70,5 +71,11 @@ public final class CudaBackendProvider implements BackendProvider {
             default -> throw new IllegalArgumentException("SLOPE_CUDA_GEMM=" + gemm + ": use bf16 or fp32");
         };
         return new CudaBackend(0, precision);
+    }
+
+    /** NCCL on device 0, the GPU {@link #open} opens (a per-rank launcher gives each process one visible GPU). */
+    @Override
+    public CollectiveProvider collectives() {
+        return NcclCollective.provider(0);
     }
 }

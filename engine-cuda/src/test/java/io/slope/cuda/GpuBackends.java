@@ -26,4 +26,20 @@ final class GpuBackends {
         Assumptions.assumeTrue(unavailable == null, () -> "no usable GPU here, GPU test skipped: " + unavailable);
         return OPEN.computeIfAbsent(precision, p -> new CudaBackend(0, p));
     }
+
+    /** Skips the test unless a GPU and libnccl.so.2 are here; returns how many GPUs the driver reports. */
+    static int withNccl() {
+        get(CudaBackend.Precision.FP32_DEBUG);
+        Assumptions.assumeTrue(NativeLibraries.find(Nccl.LIBRARY).isPresent(), () -> "NCCL test skipped: "
+                + NativeLibraries.missing("NCCL", Nccl.LIBRARY));
+        int[] count = new int[1];
+        jcuda.driver.JCudaDriver.cuDeviceGetCount(count);
+        return count[0];
+    }
+
+    /** Skips the test unless at least two GPUs and NCCL are here. */
+    static void withTwoGpus() {
+        int gpus = withNccl();
+        Assumptions.assumeTrue(gpus >= 2, () -> "two-GPU NCCL test skipped: " + gpus + " GPU(s) here");
+    }
 }

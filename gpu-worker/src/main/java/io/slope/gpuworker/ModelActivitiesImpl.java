@@ -8,6 +8,7 @@ import io.slope.activities.data.DatasetStore;
 import io.slope.activities.pipeline.ExportManifest;
 import io.slope.activities.pipeline.PipelineActivitiesImpl;
 import io.slope.activities.storage.ObjectStore;
+import io.slope.engine.backend.Backends;
 import io.slope.engine.checkpoint.DurableFiles;
 import io.slope.engine.checkpoint.NamedTensor;
 import io.slope.engine.checkpoint.Safetensors;
@@ -18,7 +19,7 @@ import io.slope.engine.export.SlopeExport;
 import io.slope.engine.merge.Merge;
 import io.slope.engine.model.GptModel;
 import io.slope.engine.parallel.Collective;
-import io.slope.engine.parallel.TcpCollective;
+import io.slope.engine.parallel.CollectiveProvider;
 import io.slope.engine.run.TrainingSession;
 import io.slope.engine.train.Trainer;
 import io.slope.spec.InvalidSpecException;
@@ -186,16 +187,18 @@ public final class ModelActivitiesImpl implements ModelActivities {
 
     /**
      * Rank 0 listens and reports the collective's id to its workflow (which then starts the other ranks with it), then
-     * waits for them; the other ranks join with the id.
+     * waits for them; the other ranks join with the id. The spec's backend names the rendezvous: loopback TCP on the
+     * CPU, NCCL on CUDA (on this process's GPU 0, the one the session then opens; ADR 041).
      */
     private static Collective rendezvous(RankedChunk request, ActivityExecutionContext context, GroupMember member)
             throws IOException {
+        CollectiveProvider provider = Backends.collectives(request.chunk().spec());
         if (request.rank() != 0) {
-            member.collective = TcpCollective.join(request.collectiveId(), request.rank(), request.ranks(),
+            member.collective = provider.join(request.collectiveId(), request.rank(), request.ranks(),
                     COLLECTIVE_TIMEOUT);
             return member.collective;
         }
-        member.host = TcpCollective.listen(request.ranks(), COLLECTIVE_TIMEOUT);
+        member.host = provider.listen(request.ranks(), COLLECTIVE_TIMEOUT);
         context.getWorkflowClient().newWorkflowStub(SlopeRunWorkflow.class, context.getInfo().getWorkflowId())
                 .collectiveReady(new CollectiveRendezvous(request.group(), member.host.uniqueId()));
         member.collective = member.host.awaitPeers();
@@ -204,7 +207,7 @@ public final class ModelActivitiesImpl implements ModelActivities {
 
     /** What one rank holds while its group trains; aborted from the heartbeat thread when the activity is cancelled. */
     private static final class GroupMember implements AutoCloseable {
-        volatile TcpCollective.Host host;
+        volatile CollectiveProvider.Rendezvous host;
         volatile Collective collective;
         volatile Resident resident;
 
@@ -223,7 +226,7 @@ public final class ModelActivitiesImpl implements ModelActivities {
         }
 
         private void closeHost() {
-            TcpCollective.Host h = host;
+            CollectiveProvider.Rendezvous h = host;
             if (h != null) {
                 try {
                     h.close();

@@ -1,5 +1,7 @@
 package io.slope.engine.backend;
 
+import io.slope.engine.parallel.CollectiveProvider;
+import io.slope.engine.parallel.TcpCollective;
 import io.slope.spec.RunSpec;
 import java.util.Optional;
 
@@ -15,4 +17,12 @@ public interface BackendProvider {
     Optional<String> unavailableReason();
 
     Backend open(RunSpec resolved);
+
+    /**
+     * How the ranks of a run on this backend find each other, known before the backend is opened (a rank joins its
+     * group first, then opens the session): what {@link Backend#collectives()} of the opened backend returns.
+     */
+    default CollectiveProvider collectives() {
+        return TcpCollective.PROVIDER;
+    }
 }

@@ -1,6 +1,8 @@
 package io.slope.engine.backend;
 
 import io.slope.engine.cpu.CpuBackend;
+import io.slope.engine.parallel.CollectiveProvider;
+import io.slope.engine.parallel.TcpCollective;
 import io.slope.spec.RunSpec;
 import java.util.ArrayList;
 import java.util.List;
@@ -12,19 +14,15 @@ public final class Backends {
     private Backends() {}
 
     public static Backend open(RunSpec resolved) {
-        String wanted = resolved.backend();
-        if (wanted.equals("cpu")) {
-            return new CpuBackend(resolved.threads());
-        }
-        List<String> unavailable = new ArrayList<>();
-        BackendProvider provider = available(wanted, unavailable);
-        if (provider != null) {
-            return provider.open(resolved);
-        }
-        if (wanted.equals("auto")) {
-            return new CpuBackend(resolved.threads());
-        }
-        throw new IllegalArgumentException(unavailableMessage(wanted, unavailable));
+        return provider(resolved).map(p -> p.open(resolved)).orElseGet(() -> new CpuBackend(resolved.threads()));
+    }
+
+    /**
+     * The rendezvous of the backend {@link #open} would open, without opening it: loopback TCP on the CPU, NCCL on
+     * CUDA. A data-parallel rank joins its group with it before its session opens the backend.
+     */
+    public static CollectiveProvider collectives(RunSpec resolved) {
+        return provider(resolved).map(BackendProvider::collectives).orElse(TcpCollective.PROVIDER);
     }
 
     /**
@@ -38,6 +36,20 @@ public final class Backends {
             return Optional.empty();
         }
         return Optional.of(unavailableMessage(wanted, unavailable));
+    }
+
+    /** The provided backend the spec selects; empty for the CPU (asked for, or what auto falls back to). */
+    private static Optional<BackendProvider> provider(RunSpec resolved) {
+        String wanted = resolved.backend();
+        if (wanted.equals("cpu")) {
+            return Optional.empty();
+        }
+        List<String> unavailable = new ArrayList<>();
+        BackendProvider provider = available(wanted, unavailable);
+        if (provider != null || wanted.equals("auto")) {
+            return Optional.ofNullable(provider);
+        }
+        throw new IllegalArgumentException(unavailableMessage(wanted, unavailable));
     }
 
     /**

@@ -1,14 +1,19 @@
 package io.slope.engine.train;
 
 import io.slope.engine.backend.Backend;
+import io.slope.engine.backend.Tensor;
 import io.slope.engine.data.BatchSource;
 import io.slope.engine.model.GptModel;
 import io.slope.engine.model.Parameter;
 import io.slope.engine.parallel.Collective;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecs;
-import java.util.Arrays;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * One optimizer step: micro-batches with gradients averaged over every token of the step, global-norm clipping, AdamW,
@@ -17,9 +22,12 @@ import java.util.List;
  *
  * <p>Data parallel over the ranks of a {@link Collective}: rank r runs the micro-batches r, r + N, … of every step (the
  * loader is indexed by global position, so the global batch does not depend on N), the gradients are summed across
- * ranks in one bucket, each rank updates its ZeRO-1 shard and the owners broadcast the new values.
+ * ranks in buckets (one per transformer block, one for the rest), each rank updates its ZeRO-1 shard and the owners
+ * broadcast the new values. On CUDA both go through NCCL on the device (ADR 041); elsewhere through the host.
  */
 public final class Trainer {
+    private static final Pattern BLOCK = Pattern.compile("h\\.\\d+\\.");
+
     /** What one step did; {@code loss} is the mean training loss over the step's tokens, before the update. */
     public record StepStats(int step, double loss, double lr, double gradNorm, long tokens, double seconds) {}
 
@@ -82,28 +90,46 @@ public final class Trainer {
         return true;
     }
 
-    /** Sums every gradient and the step's loss over the ranks, as one bucket; returns the summed loss. */
+    /**
+     * Sums every gradient over the ranks, one bucket per transformer block and one for the rest (the embeddings and
+     * the final LayerNorm), in place on the backend (NCCL: on the device, no host copy); then the step's loss, a host
+     * scalar. Returns the summed loss.
+     */
     private double allReduceGradients(double localLoss) {
-        long total = 1;
-        for (Parameter p : parameters) {
-            total += p.grad().size();
+        for (List<Tensor> bucket : gradientBuckets(parameters)) {
+            collective.allReduceSum(backend(), bucket);
         }
-        double[] bucket = new double[Math.toIntExact(total)];
-        int offset = 0;
+        return collective.allReduceSum(new double[] {localLoss})[0];
+    }
+
+    /** The gradients grouped by block ({@code h.<l>.…}, adapters included), in declared order; the rest last. */
+    static List<List<Tensor>> gradientBuckets(List<Parameter> parameters) {
+        Map<String, List<Tensor>> buckets = new LinkedHashMap<>();
+        List<Tensor> rest = new ArrayList<>();
         for (Parameter p : parameters) {
-            double[] g = backend().download(p.grad());
-            System.arraycopy(g, 0, bucket, offset, g.length);
-            offset += g.length;
+            Matcher m = BLOCK.matcher(p.name());
+            if (m.lookingAt()) {
+                buckets.computeIfAbsent(m.group(), k -> new ArrayList<>()).add(p.grad());
+            } else {
+                rest.add(p.grad());
+            }
         }
-        bucket[offset] = localLoss;
-        double[] sum = collective.allReduceSum(bucket);
-        offset = 0;
-        for (Parameter p : parameters) {
-            int n = (int) p.grad().size();
-            backend().upload(p.grad(), Arrays.copyOfRange(sum, offset, offset + n));
-            offset += n;
+        List<List<Tensor>> out = new ArrayList<>(buckets.values());
+        if (!rest.isEmpty()) {
+            out.add(rest);
         }
-        return sum[offset];
+        return out;
+    }
+
+    /** Every rank takes each parameter's new value from its ZeRO-1 owner, in one grouped broadcast. */
+    private void broadcastUpdatedValues() {
+        List<Tensor> values = new ArrayList<>(parameters.size());
+        int[] owners = new int[parameters.size()];
+        for (int i = 0; i < parameters.size(); i++) {
+            values.add(parameters.get(i).value());
+            owners[i] = optimizer.owner(parameters.get(i));
+        }
+        collective.broadcast(backend(), values, owners);
     }
 
     private Backend backend() {
@@ -135,14 +161,7 @@ public final class Trainer {
         double lr = schedule.at(step);
         optimizer.step(parameters, lr);
         if (collective.worldSize() > 1) {
-            for (Parameter p : parameters) {
-                int owner = optimizer.owner(p);
-                double[] value = collective.broadcast(owner == collective.rank() ? backend().download(p.value())
-                        : null, owner);
-                if (owner != collective.rank()) {
-                    backend().upload(p.value(), value);
-                }
-            }
+            broadcastUpdatedValues();
         }
         // The column mask used by step k's backward is refreshed from W^R at the start of step k when k % refresh = 0.
         boolean refresh = (step + 1) % columnMaskRefresh == 0;

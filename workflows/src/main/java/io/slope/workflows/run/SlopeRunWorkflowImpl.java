@@ -458,7 +458,7 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
     @Override
     public void validateCollectiveReady(CollectiveRendezvous rendezvous) {
         if (rendezvous == null || !CollectiveRendezvous.wellFormed(rendezvous.collectiveId())) {
-            throw new IllegalArgumentException("collectiveId must be host:port:nonce (got "
+            throw new IllegalArgumentException("collectiveId must be host:port:nonce or nccl:<base64> (got "
                     + (rendezvous == null ? null : rendezvous.collectiveId()) + ")");
         }
         if (!awaitingRendezvous || rendezvous.group() != group) {
