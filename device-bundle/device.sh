@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine (no Java there): unpacks the device bundle and runs one phase, writing logs, JUnit XML and a
 # summary JSON under $OUT. Phases: parity (the GPU tests against the CPU reference), nccl (the NCCL collective and
-# 2-rank data-parallel tests; their two-GPU cases need two GPUs), train200 (200 char-level steps on the CPU and the GPU,
+# 2-rank data-parallel tests; their two-GPU cases need two GPUs), ranks (slope train --ranks 2 vs 1 with a rank killed
+# and the run resumed on one rank, and slope bench scaling; two GPUs), train200 (200 char-level steps on the CPU and the GPU,
 # compared), bench (per-GEMM and whole-step timings). Usage: device.sh PHASE...
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -62,6 +63,42 @@ for phase in "${phases[@]}"; do
             echo "nccl exit code $rc"
             ((rc == 0)) || status=1
             ;;
+        ranks)
+            # Issue 8: slope train --ranks 2 on two GPUs (NCCL) against --ranks 1 with the same global batch; rank 1
+            # SIGKILLed after the step-100 checkpoint, the launcher stopping rank 0, the run resumed on one rank.
+            # Then data-parallel weak scaling of GPT-2 medium and XL (slope bench scaling).
+            runs="$work/ranks" && mkdir -p "$runs" && cp "$here/tinyshakespeare.txt" "$here/ranks.json" "$runs/"
+            rjvm=(--enable-native-access=ALL-UNNAMED -Xmx32g)
+            (cd "$runs" && timeout 300 "$java" "${rjvm[@]}" -cp "$cp" io.slope.cli.SlopeCli train --spec ranks.json \
+                --out "$runs/one" --ranks 1 >"$out/ranks-one.log" 2>&1) &
+            onePid=$!
+            (cd "$runs" && timeout 300 "$java" "${rjvm[@]}" -cp "$cp" io.slope.cli.SlopeCli train --spec ranks.json \
+                --out "$runs/two" --ranks 2 >"$out/ranks-two.log" 2>&1) &
+            twoPid=$!
+            for _ in $(seq 1 240); do
+                [[ -f "$runs/two/metrics.jsonl" ]] && (($(wc -l <"$runs/two/metrics.jsonl") >= 150)) && break
+                sleep 0.5
+            done
+            echo "ranks: killing rank 1 (pid $(cat "$runs/two/rank-1.pid")) after $(wc -l <"$runs/two/metrics.jsonl") steps"
+            kill -9 "$(cat "$runs/two/rank-1.pid")"
+            wait $twoPid
+            echo "ranks: the 2-rank launcher exited $? (non-zero expected)"
+            (cd "$runs" && timeout 300 "$java" "${rjvm[@]}" -cp "$cp" io.slope.cli.SlopeCli train \
+                --resume "$runs/two" --ranks 1 >"$out/ranks-resume.log" 2>&1)
+            echo "ranks: the resume on one rank exited $?"
+            wait $onePid
+            tail -n 2 "$out/ranks-one.log" "$out/ranks-two.log" "$out/ranks-resume.log"
+            cp "$runs/two/rank-1.log" "$out/ranks-two-rank1.log" 2>/dev/null
+            python3 "$here/compare_ranks.py" "$runs/one" "$out/ranks-one.log" "$runs/two" "$out/ranks-resume.log" \
+                | tee "$work/ranks.json" || status=1
+            {
+                timeout 240 "$java" "${rjvm[@]}" -cp "$cp" io.slope.cli.SlopeCli bench scaling --preset gpt2-medium \
+                    --mode slope --ranks 1,2 --steps 5 --out "$out"
+                timeout 300 "$java" --enable-native-access=ALL-UNNAMED -Xmx100g -cp "$cp" io.slope.cli.SlopeCli bench \
+                    scaling --preset gpt2-xl --mode slope --ranks 1,2 --steps 5 --out "$out"
+            } >"$out/scaling.log" 2>&1 || status=1
+            cat "$out/scaling.log"
+            ;;
         train200)
             # The same 200-step char-level run on the CPU reference (14 threads) and on the GPU, side by side.
             runs="$work/runs" && mkdir -p "$runs" && cp "$here/tinyshakespeare.txt" "$here/char200.json" "$runs/"
@@ -118,7 +155,7 @@ for phase in "${phases[@]}"; do
             cat "$out/benchxl.log"
             ;;
         *)
-            echo "unknown phase $phase (parity, nccl, train200, bench, benchsmall, benchxl)" >&2
+            echo "unknown phase $phase (parity, nccl, ranks, train200, bench, benchsmall, benchxl)" >&2
             status=2
             ;;
     esac

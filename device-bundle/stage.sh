@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Assembles .device/ (git-ignored through .git/info/exclude) for one device call: the bundle built by
+# `mvn -pl device-bundle -am verify -DskipTests`, device.sh and its helpers, the specs, the corpus and the commit.
+# Then: run(command=".device/device.sh PHASE...", carry=[".device"]); PHASE as in device.sh's header.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+dest="$root/.device"
+bundle="$root/device-bundle/target/slope-device.tar.xz"
+[[ -f "$bundle" ]] || { echo "stage: $bundle is missing; build it: mvn -pl device-bundle -am verify -DskipTests" >&2; exit 1; }
+grep -qx '/.device/' "$root/.git/info/exclude" 2>/dev/null || echo '/.device/' >>"$root/.git/info/exclude"
+rm -rf "$dest" && mkdir -p "$dest"
+cp "$bundle" "$root"/device-bundle/{device.sh,summarize.py,compare_runs.py,compare_ranks.py,char200.json,ranks.json} \
+    "$root/bench/pytorch/train_gpt2.py" "$dest/"
+cp "$root/../shared/data/tinyshakespeare.txt" "$dest/"
+git -C "$root" rev-parse HEAD >"$dest/COMMIT"
+echo "stage: $(du -sh "$dest" | cut -f1) in $dest for commit $(cut -c1-10 "$dest/COMMIT")"
