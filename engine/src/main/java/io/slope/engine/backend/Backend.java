@@ -139,6 +139,40 @@ public interface Backend extends AutoCloseable {
      */
     void crossEntropyForwardBackward(Tensor losses, Tensor dlogits, Tensor logits, Tensor targets, double gradScale);
 
+    // ---- incremental decoding (KV cache) ---------------------------------------------------------------------------
+
+    /**
+     * Whether this backend implements the three decoding operations below ({@link #embeddingForwardAt},
+     * {@link #kvCacheStore}, {@link #attentionDecode}). Without them, sampling recomputes its whole window per token.
+     */
+    default boolean supportsKvCache() {
+        return false;
+    }
+
+    /** One token per sequence at one position: out[b,:] = wte[tokens[b],:] + wpe[position,:] (out is B × C). */
+    default void embeddingForwardAt(Tensor out, Tensor tokens, Tensor wte, Tensor wpe, int B, int position) {
+        throw new UnsupportedOperationException(name() + " does not implement KV-cache decoding");
+    }
+
+    /**
+     * Copies the keys and values of {@code qkv} ({@code B·n × 3C}, n rows per sequence) into the caches
+     * ({@code B × maxT × C} each): row (b, j)'s k and v go to cache position {@code position + j} of sequence b.
+     */
+    default void kvCacheStore(Tensor keys, Tensor values, Tensor qkv, int B, int position) {
+        throw new UnsupportedOperationException(name() + " does not implement KV-cache decoding");
+    }
+
+    /**
+     * The decoding step of {@link #attentionForward}: the query of one new token per sequence ({@code qkv} is
+     * {@code B × 3C}; only q is read) at {@code position}, against the cached keys and values of positions
+     * 0..position (its own stored first by {@link #kvCacheStore}); out is B × C. The same arithmetic as row
+     * {@code position} of attentionForward.
+     */
+    default void attentionDecode(Tensor out, Tensor qkv, Tensor keys, Tensor values, int B, int position,
+            int heads) {
+        throw new UnsupportedOperationException(name() + " does not implement KV-cache decoding");
+    }
+
     // ---- optimizer ------------------------------------------------------------------------------------------------
 
     /** acc[0] += Σ t² (a one-element F64 tensor), summed in a fixed order. */

@@ -8,6 +8,8 @@ import io.slope.engine.backend.Tensor;
 import io.slope.engine.sparse.NmMasks;
 import io.slope.engine.sparse.NmPattern;
 import java.util.Arrays;
+import java.util.concurrent.atomic.LongAdder;
+import java.util.function.IntUnaryOperator;
 
 /**
  * The reference backend: every operation of {@link Backend} in plain Java, double arithmetic, outputs rounded to each
@@ -21,6 +23,7 @@ public final class CpuBackend implements Backend {
     private static final int SUM_BLOCK = 8192;
 
     private final Parallel parallel;
+    private final LongAdder attentionScores = new LongAdder();
 
     /** @param threads worker threads; 0 = all available processors */
     public CpuBackend(int threads) {
@@ -165,20 +168,26 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void embeddingForward(Tensor out, Tensor tokens, Tensor wte, Tensor wpe, int B, int T) {
-        CpuTensor o = cpu(out);
-        CpuTensor tok = cpu(tokens);
-        CpuTensor te = cpu(wte);
-        CpuTensor pe = cpu(wpe);
+        embed(cpu(out), cpu(tokens), cpu(wte), cpu(wpe), B * T, r -> r % T);
+    }
+
+    @Override
+    public void embeddingForwardAt(Tensor out, Tensor tokens, Tensor wte, Tensor wpe, int B, int position) {
+        embed(cpu(out), cpu(tokens), cpu(wte), cpu(wpe), B, r -> position);
+    }
+
+    /** out[r,:] = wte[tokens[r],:] + wpe[positionOf(r),:] for rows r. */
+    private void embed(CpuTensor o, CpuTensor tok, CpuTensor te, CpuTensor pe, int rows, IntUnaryOperator positionOf) {
         int C = te.shape[1];
         int V = te.shape[0];
-        parallel.forRange(B * T, C, (from, to) -> {
+        parallel.forRange(rows, C, (from, to) -> {
             double[] row = new double[C];
             for (int r = from; r < to; r++) {
                 int id = tok.ints[r];
                 if (id < 0 || id >= V) {
                     throw new IllegalArgumentException("token id " + id + " outside the vocabulary [0, " + V + ")");
                 }
-                int t = r % T;
+                int t = positionOf.applyAsInt(r);
                 for (int c = 0; c < C; c++) {
                     row[c] = te.data[id * C + c] + pe.data[t * C + c];
                 }
@@ -535,42 +544,115 @@ public final class CpuBackend implements Backend {
             for (int bh = from; bh < to; bh++) {
                 int b = bh / heads;
                 int h = bh % heads;
+                int kBase = b * T * C3 + C + h * hs;
                 for (int t = 0; t < T; t++) {
-                    int qOff = (b * T + t) * C3 + h * hs;
                     int aOff = (bh * T + t) * T;
-                    double max = Double.NEGATIVE_INFINITY;
-                    for (int t2 = 0; t2 <= t; t2++) {
-                        int kOff = (b * T + t2) * C3 + C + h * hs;
-                        double s = 0;
-                        for (int i = 0; i < hs; i++) {
-                            s += x.data[qOff + i] * x.data[kOff + i];
-                        }
-                        s *= scale;
-                        att.data[aOff + t2] = s;
-                        max = Math.max(max, s);
-                    }
-                    double sum = 0;
-                    for (int t2 = 0; t2 <= t; t2++) {
-                        double e = StrictMath.exp(att.data[aOff + t2] - max);
-                        att.data[aOff + t2] = e;
-                        sum += e;
-                    }
-                    double inv = 1.0 / sum;
-                    for (int t2 = 0; t2 < T; t2++) {
-                        att.data[aOff + t2] = t2 <= t ? att.data[aOff + t2] * inv : 0.0;
-                    }
-                    Arrays.fill(row, 0.0);
-                    for (int t2 = 0; t2 <= t; t2++) {
-                        int vOff = (b * T + t2) * C3 + 2 * C + h * hs;
-                        double a = att.data[aOff + t2];
-                        for (int i = 0; i < hs; i++) {
-                            row[i] += a * x.data[vOff + i];
-                        }
-                    }
+                    attendRow(x.data, (b * T + t) * C3 + h * hs, x.data, kBase, x.data, kBase + C, C3, t, hs, scale,
+                            att.data, aOff, row);
+                    Arrays.fill(att.data, aOff + t + 1, aOff + T, 0.0);
                     o.store(row, 0, (b * T + t) * C + h * hs, hs);
                 }
+                attentionScores.add((long) T * (T + 1) / 2);
             }
         });
+    }
+
+    @Override
+    public boolean supportsKvCache() {
+        return true;
+    }
+
+    @Override
+    public void kvCacheStore(Tensor keys, Tensor values, Tensor qkv, int B, int position) {
+        CpuTensor k = cpu(keys);
+        CpuTensor v = cpu(values);
+        CpuTensor x = cpu(qkv);
+        int C = k.shape[2];
+        int maxT = k.shape[1];
+        int n = x.length() / (3 * C) / B;
+        if (position < 0 || position + n > maxT) {
+            throw new IllegalArgumentException("kvCacheStore of " + n + " positions at " + position + " into a cache of "
+                    + maxT);
+        }
+        for (int b = 0; b < B; b++) {
+            for (int j = 0; j < n; j++) {
+                int src = (b * n + j) * 3 * C;
+                int dst = (b * maxT + position + j) * C;
+                k.store(x.data, src + C, dst, C);
+                v.store(x.data, src + 2 * C, dst, C);
+            }
+        }
+    }
+
+    @Override
+    public void attentionDecode(Tensor out, Tensor qkv, Tensor keys, Tensor values, int B, int position,
+            int heads) {
+        CpuTensor o = cpu(out);
+        CpuTensor x = cpu(qkv);
+        CpuTensor k = cpu(keys);
+        CpuTensor v = cpu(values);
+        int C = k.shape[2];
+        int maxT = k.shape[1];
+        int hs = C / heads;
+        double scale = 1.0 / StrictMath.sqrt(hs);
+        parallel.forRange(B * heads, 2L * (position + 1) * hs, (from, to) -> {
+            double[] row = new double[hs];
+            double[] probs = new double[position + 1];
+            for (int bh = from; bh < to; bh++) {
+                int b = bh / heads;
+                int h = bh % heads;
+                int base = b * maxT * C + h * hs;
+                attendRow(x.data, b * 3 * C + h * hs, k.data, base, v.data, base, C, position, hs, scale, probs, 0,
+                        row);
+                o.store(row, 0, b * C + h * hs, hs);
+                attentionScores.add(position + 1);
+            }
+        });
+    }
+
+    /**
+     * One query of causal attention over keys and values 0..last (key t2 at {@code k[kBase + t2·stride]}, value t2 at
+     * {@code v[vBase + t2·stride]}): probs[pOff + t2] = softmax over t2 of q·k_t2·scale, row = Σ probs·v_t2.
+     */
+    private static void attendRow(double[] q, int qOff, double[] k, int kBase, double[] v, int vBase, int stride,
+            int last, int hs, double scale, double[] probs, int pOff, double[] row) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (int t2 = 0; t2 <= last; t2++) {
+            int kOff = kBase + t2 * stride;
+            double s = 0;
+            for (int i = 0; i < hs; i++) {
+                s += q[qOff + i] * k[kOff + i];
+            }
+            s *= scale;
+            probs[pOff + t2] = s;
+            max = Math.max(max, s);
+        }
+        double sum = 0;
+        for (int t2 = 0; t2 <= last; t2++) {
+            double e = StrictMath.exp(probs[pOff + t2] - max);
+            probs[pOff + t2] = e;
+            sum += e;
+        }
+        double inv = 1.0 / sum;
+        for (int t2 = 0; t2 <= last; t2++) {
+            probs[pOff + t2] *= inv;
+        }
+        Arrays.fill(row, 0.0);
+        for (int t2 = 0; t2 <= last; t2++) {
+            int vOff = vBase + t2 * stride;
+            double a = probs[pOff + t2];
+            for (int i = 0; i < hs; i++) {
+                row[i] += a * v[vOff + i];
+            }
+        }
+    }
+
+    /**
+     * Attention scores (query·key products) computed so far by attentionForward and attentionDecode, summed over
+     * sequences and heads: what a test reads to tell a T×T recompute from one decoding step over position + 1 keys.
+     */
+    public long attentionScores() {
+        return attentionScores.sum();
     }
 
     @Override

@@ -477,21 +477,103 @@ public final class GptModel implements AutoCloseable {
             Block blk = blocks[l];
             backend.layerNormForward(a.ln1[l], a.ln1Mean[l], a.ln1Rstd[l], residual, blk.ln1Weight().value(),
                     blk.ln1Bias().value());
-            linearForward(a, a.qkv[l], a.ln1[l], blk.qkv());
+            linearForward(a.xa, a.qkv[l], a.ln1[l], blk.qkv());
             backend.attentionForward(a.atty[l], a.attState[l], a.qkv[l], B, T, config.heads());
-            linearForward(a, a.attProj[l], a.atty[l], blk.attnProj());
+            linearForward(a.xa, a.attProj[l], a.atty[l], blk.attnProj());
             backend.residualForward(a.residual2[l], residual, a.attProj[l]);
             backend.layerNormForward(a.ln2[l], a.ln2Mean[l], a.ln2Rstd[l], a.residual2[l], blk.ln2Weight().value(),
                     blk.ln2Bias().value());
-            linearForward(a, a.fch[l], a.ln2[l], blk.fc());
+            linearForward(a.xa, a.fch[l], a.ln2[l], blk.fc());
             backend.geluForward(a.fchGelu[l], a.fch[l]);
-            linearForward(a, a.fcProj[l], a.fchGelu[l], blk.fcProj());
+            linearForward(a.xa, a.fcProj[l], a.fchGelu[l], blk.fcProj());
             backend.residualForward(a.residual3[l], a.residual2[l], a.fcProj[l]);
             residual = a.residual3[l];
         }
         backend.layerNormForward(a.lnf, a.lnfMean, a.lnfRstd, residual, lnfWeight.value(), lnfBias.value());
         backend.matmulForward(a.logits, a.lnf, wte.value(), null);
         return a;
+    }
+
+    // ---- incremental decoding (KV cache) ---------------------------------------------------------------------------
+
+    /**
+     * An empty key/value cache for B sequences, for {@link #prefill} and {@link #decode}; it needs a backend that
+     * {@linkplain Backend#supportsKvCache supports} them.
+     */
+    public KvCache kvCache(int B) {
+        if (!backend.supportsKvCache()) {
+            throw new UnsupportedOperationException(backend.name() + " does not implement KV-cache decoding");
+        }
+        return new KvCache(this, B, adapters.keySet());
+    }
+
+    /**
+     * The batched forward over B sequences of T = seqLen ids (as {@link #forward}, without the losses), whose first
+     * {@code length} positions per sequence then fill {@code cache}: every layer's keys and values are copied from its
+     * qkv. {@link #logits} reads the logits. Positions from {@code length} on (padding) are copied too but never
+     * attended: {@link #decode} overwrites position p before attending over 0..p.
+     */
+    public void prefill(KvCache cache, int[] inputs, int length) {
+        checkCache(cache);
+        if (length < 1 || length > config.seqLen()) {
+            throw new IllegalArgumentException("prefill of " + length + " positions; the context holds 1.."
+                    + config.seqLen());
+        }
+        Activations a = forwardToLogits(inputs, cache.B);
+        for (int l = 0; l < config.layers(); l++) {
+            backend.kvCacheStore(cache.keys[l], cache.values[l], a.qkv[l], cache.B, 0);
+        }
+        cache.length = length;
+    }
+
+    /**
+     * One token per sequence at position p = {@code cache.length()}: the forward of that position alone, its keys and
+     * values appended to the cache, attention over positions 0..p. Returns its logits, {@code B × vocab} (a
+     * synchronising read): the same arithmetic, in the same order, as the batched forward's row p.
+     */
+    public double[] decode(KvCache cache, int[] tokens) {
+        checkCache(cache);
+        int B = cache.B;
+        int p = cache.length;
+        if (cache.full()) {
+            throw new IllegalStateException("the cache holds all " + config.seqLen() + " positions of the context");
+        }
+        if (tokens.length != B) {
+            throw new IllegalArgumentException("decode: expected " + B + " tokens, one per sequence, got "
+                    + tokens.length);
+        }
+        backend.uploadInts(cache.tokens, tokens);
+        backend.embeddingForwardAt(cache.residual, cache.tokens, wte.value(), wpe.value(), B, p);
+        for (int l = 0; l < config.layers(); l++) {
+            Block blk = blocks[l];
+            backend.layerNormForward(cache.ln, cache.lnMean, cache.lnRstd, cache.residual, blk.ln1Weight().value(),
+                    blk.ln1Bias().value());
+            linearForward(cache.xa, cache.qkv, cache.ln, blk.qkv());
+            backend.kvCacheStore(cache.keys[l], cache.values[l], cache.qkv, B, p);
+            backend.attentionDecode(cache.atty, cache.qkv, cache.keys[l], cache.values[l], B, p, config.heads());
+            linearForward(cache.xa, cache.branch, cache.atty, blk.attnProj());
+            backend.residualForward(cache.residual2, cache.residual, cache.branch);
+            backend.layerNormForward(cache.ln, cache.lnMean, cache.lnRstd, cache.residual2, blk.ln2Weight().value(),
+                    blk.ln2Bias().value());
+            linearForward(cache.xa, cache.fch, cache.ln, blk.fc());
+            backend.geluForward(cache.fchGelu, cache.fch);
+            linearForward(cache.xa, cache.branch, cache.fchGelu, blk.fcProj());
+            backend.residualForward(cache.residual, cache.residual2, cache.branch);
+        }
+        backend.layerNormForward(cache.ln, cache.lnMean, cache.lnRstd, cache.residual, lnfWeight.value(),
+                lnfBias.value());
+        backend.matmulForward(cache.logits, cache.ln, wte.value(), null);
+        cache.length = p + 1;
+        return backend.download(cache.logits);
+    }
+
+    private void checkCache(KvCache cache) {
+        if (cache.model != this) {
+            throw new IllegalArgumentException("a KV cache made by another model");
+        }
+        if (!cache.xa.keySet().equals(adapters.keySet())) {
+            throw new IllegalStateException("the KV cache was made before the model's adapters were attached");
+        }
     }
 
     private void backward(Activations a) {
@@ -529,7 +611,7 @@ public final class GptModel implements AutoCloseable {
         backend.embeddingBackward(wte.grad(), wpe.grad(), a.dResidual, a.tokens, a.B, T);
     }
 
-    private void linearForward(Activations act, Tensor out, Tensor inp, Linear layer) {
+    private void linearForward(Map<String, Tensor> xa, Tensor out, Tensor inp, Linear layer) {
         Parameter w = layer.weight();
         if (w.isSparse()) {
             backend.sparseMatmulForward(out, inp, w.sparse(), layer.bias().value());
@@ -538,7 +620,7 @@ public final class GptModel implements AutoCloseable {
         }
         Adapter adapter = adapters.get(layer.name());
         if (adapter != null) {
-            backend.adapterForward(out, act.xa.get(layer.name()), inp, adapter.a().value(), adapter.b().value(),
+            backend.adapterForward(out, xa.get(layer.name()), inp, adapter.a().value(), adapter.b().value(),
                     adapterScale);
         }
     }

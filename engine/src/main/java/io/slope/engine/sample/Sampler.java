@@ -1,6 +1,7 @@
 package io.slope.engine.sample;
 
 import io.slope.engine.model.GptModel;
+import io.slope.engine.model.KvCache;
 import io.slope.engine.rng.Philox;
 import java.util.Arrays;
 import java.util.Comparator;
@@ -14,6 +15,13 @@ import java.util.stream.IntStream;
  *
  * <p>The model's forward works on a fixed length T = seqLen: the context (its last T tokens) is padded to T and the
  * logits are read at its last real position; causal attention keeps the padding out of them.
+ *
+ * <p>{@link Decoding#KV_CACHE} (the default where the backend supports it) runs that forward once over the prompt,
+ * keeping every layer's keys and values, then one position per new token ({@link GptModel#decode}): O(layers·d² +
+ * p·d) per token instead of a whole window. Once the context is full, the window slides: the model's positions are
+ * learned and absolute, so every cached key and value changes, and each further token recomputes the window of the
+ * last T tokens (refilling the cache) exactly as {@link Decoding#RECOMPUTE} does. Both give the same logits, bit for
+ * bit on the CPU backend, hence the same tokens.
  */
 public final class Sampler {
     /** The Philox stream of the top-k draws: draw i (the i-th generated token) is uniform(seed, STREAM, i). */
@@ -22,6 +30,15 @@ public final class Sampler {
     private static final int PADDING = 0;
 
     private final GptModel model;
+    private final Decoding decoding;
+
+    /** How the logits of each new token are computed. */
+    public enum Decoding {
+        /** Keys and values of the positions seen are cached: one position per token until the context is full. */
+        KV_CACHE,
+        /** The whole context (its last seqLen tokens) is recomputed for every token. */
+        RECOMPUTE
+    }
 
     /** How to choose each token. {@code topK} 1 is greedy (temperature and seed then play no part). */
     public record Settings(int maxTokens, int topK, double temperature, long seed) {
@@ -42,12 +59,33 @@ public final class Sampler {
         }
     }
 
+    /** Decodes with the KV cache where the model's backend supports it, else by recomputing. */
     public Sampler(GptModel model) {
+        this(model, model.backend().supportsKvCache() ? Decoding.KV_CACHE : Decoding.RECOMPUTE);
+    }
+
+    public Sampler(GptModel model, Decoding decoding) {
+        if (decoding == Decoding.KV_CACHE && !model.backend().supportsKvCache()) {
+            throw new IllegalArgumentException(model.backend().name() + " does not implement KV-cache decoding");
+        }
         this.model = model;
+        this.decoding = decoding;
+    }
+
+    public Decoding decoding() {
+        return decoding;
     }
 
     /** The logits of the token that follows {@code context} (its last seqLen tokens are used), one per vocabulary id. */
     public double[] nextTokenLogits(int[] context) {
+        return windowLogits(context, null);
+    }
+
+    /**
+     * The batched forward over the last seqLen tokens of {@code context}, padded to seqLen, and the logits at its last
+     * real position; with a cache, the forward also fills it ({@link GptModel#prefill}).
+     */
+    private double[] windowLogits(int[] context, KvCache cache) {
         if (context.length == 0) {
             throw new IllegalArgumentException("the context must hold at least one token");
         }
@@ -56,7 +94,11 @@ public final class Sampler {
         int[] inputs = new int[T];
         Arrays.fill(inputs, PADDING);
         System.arraycopy(context, context.length - used, inputs, 0, used);
-        model.forward(inputs, new int[T], 1); // targets unused: only the logits are read
+        if (cache == null) {
+            model.forward(inputs, new int[T], 1); // targets unused: only the logits are read
+        } else {
+            model.prefill(cache, inputs, used);
+        }
         int V = model.config().vocab();
         return Arrays.copyOfRange(model.logits(1), (used - 1) * V, used * V);
     }
@@ -67,8 +109,15 @@ public final class Sampler {
      */
     public int[] generate(int[] prompt, Settings settings, IntConsumer onToken) {
         int[] sequence = Arrays.copyOf(prompt, prompt.length + settings.maxTokens());
+        KvCache cache = decoding == Decoding.KV_CACHE ? model.kvCache(1) : null;
+        double[] logits = windowLogits(prompt, cache);
         for (int i = 0; i < settings.maxTokens(); i++) {
-            double[] logits = nextTokenLogits(Arrays.copyOf(sequence, prompt.length + i));
+            if (i > 0) {
+                int length = prompt.length + i;
+                logits = cache == null || cache.full()
+                        ? windowLogits(Arrays.copyOf(sequence, length), cache)
+                        : model.decode(cache, new int[] {sequence[length - 1]});
+            }
             int next = choose(logits, settings.topK(), settings.temperature(), settings.seed(), i);
             sequence[prompt.length + i] = next;
             onToken.accept(next);

@@ -38,4 +38,16 @@ public final class TinyModels {
         });
         return weights;
     }
+
+    /** Adapters for every sparse layer of {@code config} with every value N(0, std²): B nonzero, unlike fresh ones. */
+    public static Map<String, double[]> randomAdapters(GptConfig config, int rank, long seed, double std) {
+        Map<String, double[]> weights = GptModel.initialAdapterWeights(config, rank, seed);
+        weights.forEach((name, w) -> {
+            long stream = Philox.stream("test/adapter/" + name);
+            for (int i = 0; i < w.length; i++) {
+                w[i] = std * Philox.normal(seed, stream, i);
+            }
+        });
+        return weights;
+    }
 }

@@ -99,6 +99,56 @@ class SamplerTest {
         }
     }
 
+    /**
+     * The same tokens with the KV cache as with the whole window recomputed, greedy and seeded top-k, on a model with
+     * nonzero adapters: 12 tokens after a 3-token prompt run 7 positions past the 8-token context, and a 10-token
+     * prompt starts past it.
+     */
+    @Test
+    void theKvCacheChoosesTheSameTokensAsRecomputingTheWindowPastTheContextToo() {
+        int rank = 4;
+        model.attachAdapters(TinyModels.randomAdapters(CONFIG, rank, 22, 0.3), rank, 1.0 / rank);
+        Sampler cached = new Sampler(model);
+        Sampler recomputing = new Sampler(model, Sampler.Decoding.RECOMPUTE);
+        assertEquals(Sampler.Decoding.KV_CACHE, cached.decoding(), "the CPU backend decodes with the cache");
+        int[] longPrompt = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3};
+        for (int[] prompt : List.of(PROMPT, longPrompt)) {
+            for (Sampler.Settings settings : List.of(Sampler.Settings.greedy(TOKENS),
+                    new Sampler.Settings(TOKENS, 3, 1.0, 5), new Sampler.Settings(TOKENS, 4, 0.7, 6))) {
+                List<Integer> streamed = new ArrayList<>();
+                int[] withCache = cached.generate(prompt, settings, streamed::add);
+                assertArrayEquals(recomputing.generate(prompt, settings, t -> { }), withCache,
+                        Arrays.toString(prompt) + ", " + settings);
+                assertEquals(Arrays.stream(withCache).boxed().toList(), streamed);
+            }
+        }
+    }
+
+    /**
+     * Sampling inside the context: the cache computes one batched window for the prompt, then position + 1 attention
+     * scores per layer, head and token; recomputing computes the whole causal window (T(T+1)/2 per layer and head)
+     * for every token.
+     */
+    @Test
+    void withTheKvCacheEachTokenAttendsOverItsPositionsOnly() {
+        int T = CONFIG.seqLen();
+        long heads = (long) CONFIG.layers() * CONFIG.heads(); // per layer
+        int tokens = T - PROMPT.length + 1; // the last one is chosen from the logits of a full context
+        long window = heads * T * (T + 1) / 2;
+
+        long before = backend.attentionScores();
+        new Sampler(model, Sampler.Decoding.RECOMPUTE).generate(PROMPT, Sampler.Settings.greedy(tokens), t -> { });
+        assertEquals(tokens * window, backend.attentionScores() - before);
+
+        before = backend.attentionScores();
+        new Sampler(model, Sampler.Decoding.KV_CACHE).generate(PROMPT, Sampler.Settings.greedy(tokens), t -> { });
+        long decoded = 0;
+        for (int p = PROMPT.length; p < T; p++) {
+            decoded += heads * (p + 1);
+        }
+        assertEquals(window + decoded, backend.attentionScores() - before);
+    }
+
     @Test
     void topKDrawsFollowTheTemperedSoftmaxOfTheKLargestLogits() {
         double[] logits = {0.5, 2.0, -1.0, 1.0, 2.0, -3.0};
