@@ -311,7 +311,36 @@ public final class CpuBackend implements Backend {
         CpuTensor w = cpu(weight);
         int dOut = w.shape[0];
         int dIn = w.shape[1];
+        if (cpu(inp).length() / dIn < ROW_BLOCK) {
+            fewRowsLinearForward(cpu(out), cpu(inp), w, bias == null ? null : cpu(bias), dIn, dOut);
+            return;
+        }
         linearForward(cpu(out), cpu(inp), transpose(w.data, dOut, dIn), bias == null ? null : cpu(bias), dIn, dOut);
+    }
+
+    /**
+     * {@link #linearForward} for fewer rows than a row block (a decoding step): the weight is read row by row where it
+     * lies instead of transposed per call (for the tied head, a copy of the whole vocabulary per token), parallel over
+     * outputs. Each sum is the same as linearForward's: bias first, then i in increasing order.
+     */
+    private void fewRowsLinearForward(CpuTensor out, CpuTensor inp, CpuTensor w, CpuTensor bias, int dIn, int dOut) {
+        int rows = inp.length() / dIn;
+        requireLength(out, (long) rows * dOut, "linear output");
+        parallel.forRange(dOut, (long) rows * dIn, (from, to) -> {
+            double[] acc = new double[to - from];
+            for (int r = 0; r < rows; r++) {
+                for (int o = from; o < to; o++) {
+                    double s = bias != null ? bias.data[o] : 0.0;
+                    int wOff = o * dIn;
+                    int xOff = r * dIn;
+                    for (int i = 0; i < dIn; i++) {
+                        s += inp.data[xOff + i] * w.data[wOff + i];
+                    }
+                    acc[o - from] = s;
+                }
+                out.store(acc, 0, r * dOut + from, to - from);
+            }
+        });
     }
 
     @Override
