@@ -54,6 +54,11 @@ final class SampleCommand implements Callable<Integer> {
             description = "Seed of the top-k draws (default: ${DEFAULT-VALUE}); the same seed gives the same text.")
     long seed;
 
+    @Option(names = "--no-kv-cache",
+            description = "Recompute the whole context for every token instead of caching each layer's keys and "
+                    + "values (same tokens, much slower; for comparison).")
+    boolean noKvCache;
+
     @Option(names = "--threads", paramLabel = "N", defaultValue = "0",
             description = "CPU threads (default: ${DEFAULT-VALUE} = all cores).")
     int threads;
@@ -80,7 +85,9 @@ final class SampleCommand implements Callable<Integer> {
                 out.print(prompt);
                 out.flush();
                 StreamingDecoder decoder = new StreamingDecoder(trained.tokenizer(), out);
-                new Sampler(trained.model()).generate(promptIds, settings, decoder::accept);
+                Sampler sampler = noKvCache ? new Sampler(trained.model(), Sampler.Decoding.RECOMPUTE)
+                        : new Sampler(trained.model());
+                sampler.generate(promptIds, settings, decoder::accept);
                 decoder.finish();
             }
             return 0;

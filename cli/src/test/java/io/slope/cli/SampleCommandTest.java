@@ -57,6 +57,9 @@ class SampleCommandTest {
         }
         assertEquals(expected, result.out());
         assertTrue(result.err().contains("(step 20), greedy"), result.err());
+        Result recomputed = sample("--checkpoint", run.toString(), "--prompt", PROMPT, "--max-tokens", "" + TOKENS,
+                "--no-kv-cache");
+        assertEquals(expected, recomputed.out(), "recomputing every window chooses what the KV cache does");
     }
 
     @Test
