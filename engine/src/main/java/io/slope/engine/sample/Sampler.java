@@ -17,8 +17,8 @@ import java.util.stream.IntStream;
  * logits are read at its last real position; causal attention keeps the padding out of them.
  *
  * <p>{@link Decoding#KV_CACHE} (the default where the backend supports it) runs that forward once over the prompt,
- * keeping every layer's keys and values, then one position per new token ({@link GptModel#decode}): O(layers·d² +
- * p·d) per token instead of a whole window. Once the context is full, the window slides: the model's positions are
+ * keeping every layer's keys and values, then one position per new token ({@link GptModel#decode}): O(layers·(d² +
+ * p·d) + vocab·d) per token at position p instead of a whole window's O(T·(layers·(d² + T·d) + vocab·d)). Once the context is full, the window slides: the model's positions are
  * learned and absolute, so every cached key and value changes, and each further token recomputes the window of the
  * last T tokens (refilling the cache) exactly as {@link Decoding#RECOMPUTE} does. Both give the same logits, bit for
  * bit on the CPU backend, hence the same tokens.
