@@ -68,9 +68,13 @@ final class SlopeProcesses {
         return new Slope(p, out, err);
     }
 
-    /** Sends {@code signal} ("INT", "TERM") to {@code process}, as `kill -SIGNAL` does. */
-    static void kill(String signal, ProcessHandle process) throws Exception {
-        Process kill = new ProcessBuilder("kill", "-" + signal, "" + process.pid()).inheritIO().start();
+    /** Sends {@code signal} ("INT", "TERM") to {@code processes} in one `kill -SIGNAL`, as a terminal's Ctrl-C would. */
+    static void kill(String signal, ProcessHandle... processes) throws Exception {
+        List<String> command = new ArrayList<>(List.of("kill", "-" + signal));
+        for (ProcessHandle p : processes) {
+            command.add("" + p.pid());
+        }
+        Process kill = new ProcessBuilder(command).inheritIO().start();
         assertTrue(kill.waitFor(10, TimeUnit.SECONDS) && kill.exitValue() == 0, "kill -" + signal + " failed");
     }
 

@@ -2,6 +2,7 @@ package io.slope.cli;
 
 import static io.slope.cli.SlopeProcesses.checkpoint;
 import static io.slope.cli.SlopeProcesses.committed;
+import static io.slope.cli.SlopeProcesses.kill;
 import static io.slope.cli.SlopeProcesses.losses;
 import static io.slope.cli.SlopeProcesses.summary;
 import static io.slope.engine.Norms.relativeError;
@@ -24,6 +25,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.BeforeAll;
@@ -46,7 +48,7 @@ class TrainRanksTest {
     private static final int LONG_STEPS = 200;
     private static final Duration KILL_BOUND = Duration.ofSeconds(30);
     /** The run the SIGTERM test stops: no periodic checkpoint but step 0 (checkpointEvery above its steps). */
-    private static final int STOP_STEPS = 200;
+    private static final int STOP_STEPS = 1000;
 
     @TempDir
     static Path dir;
@@ -159,35 +161,9 @@ class TrainRanksTest {
         assertEquals(0, reference.exitCode(), reference.err());
 
         Path stopped = dir.resolve("stopped");
-        Slope slope = start("train", "--spec", dir.resolve("stop.json").toString(), "--out", stopped.toString(),
-                "--ranks", "2");
-        Process launcher = slope.process();
-        List<ProcessHandle> ranks = ranksOnceTraining(launcher, stopped);
-        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-        while (losses(stopped).length < 5) {
-            assertTrue(launcher.isAlive() && System.nanoTime() < deadline, "no 5 steps within 60 s: "
-                    + slope.errSoFar());
-            Thread.sleep(5);
-        }
-        long signalled = System.nanoTime();
-        launcher.destroy(); // SIGTERM to the launcher alone, as `kill` sends; it forwards the request to the ranks
-        assertTrue(launcher.waitFor(KILL_BOUND.toSeconds(), TimeUnit.SECONDS), "the launcher outlived SIGTERM");
-        Result result = slope.result();
-        System.out.printf("launcher exited %.2f s after SIGTERM%n%s", (System.nanoTime() - signalled) / 1e9,
-                result.err());
-        assertEquals(128 + 15, result.exitCode(), result.err());
-        assertTrue(result.err().contains("slope train: SIGTERM: stopping all 2 ranks after this step"), result.err());
-        long step = committed(stopped);
-        assertTrue(step > 0 && step < STOP_STEPS, "stopped mid-run, at step " + step);
-        assertTrue(result.err().contains("slope train: stopped all 2 ranks after step " + step + " of " + STOP_STEPS
-                + " (checkpoint committed); resume with: slope train --resume " + stopped.toAbsolutePath()
-                + " --ranks 2"), result.err());
-        assertEquals(step, losses(stopped).length, "rank 0 trained up to the checkpoint");
-        assertTrue(Files.readString(stopped.resolve("rank-1.log")).contains("rank 1: stopped after step " + step
-                + " of " + STOP_STEPS), "rank 1 stopped after the same step");
-        for (ProcessHandle rank : ranks) {
-            rank.onExit().get(5, TimeUnit.SECONDS);
-        }
+        Slope slope = twoRanksSomeStepsIn(stopped);
+        slope.process().destroy(); // SIGTERM to the launcher alone, as `kill` sends; it forwards the request
+        long step = assertStoppedAtOneStep(slope, stopped, "SIGTERM", 128 + 15);
 
         Result resumed = slope("train", "--resume", stopped.toString(), "--ranks", "1");
         assertEquals(0, resumed.exitCode(), resumed.err());
@@ -195,6 +171,60 @@ class TrainRanksTest {
         double err = relativeError(losses(stopped), losses(dir.resolve("unstopped")));
         assertTrue(err < FP64_ORDER_TOLERANCE, "loss curves differ normwise by " + err);
         assertSameModel(finalCheckpoint("unstopped", STOP_STEPS), finalCheckpoint("stopped", STOP_STEPS));
+    }
+
+    @Test
+    void aCtrlCThatReachesTheLauncherAndEveryRankIsOneStopRequest() throws Exception {
+        Path stopped = dir.resolve("ctrl-c");
+        Slope slope = twoRanksSomeStepsIn(stopped);
+        List<ProcessHandle> all = new ArrayList<>(slope.process().toHandle().descendants().toList());
+        all.add(slope.process().toHandle());
+        kill("INT", all.toArray(ProcessHandle[]::new)); // the terminal's foreground process group
+        assertStoppedAtOneStep(slope, stopped, "SIGINT", 130);
+    }
+
+    /** `slope train --ranks 2` of the stop spec, once its ranks have trained 5 steps. */
+    private static Slope twoRanksSomeStepsIn(Path runDir) throws Exception {
+        Slope slope = start("train", "--spec", dir.resolve("stop.json").toString(), "--out", runDir.toString(),
+                "--ranks", "2");
+        ranksOnceTraining(slope.process(), runDir);
+        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+        while (losses(runDir).length < 5) {
+            assertTrue(slope.process().isAlive() && System.nanoTime() < deadline, "no 5 steps within 60 s: "
+                    + slope.errSoFar());
+            Thread.sleep(5);
+        }
+        return slope;
+    }
+
+    /**
+     * The signalled launcher exits {@code exitCode} once both ranks stopped after the same step, the checkpoint
+     * there committed; returns that step.
+     */
+    private static long assertStoppedAtOneStep(Slope slope, Path runDir, String signal, int exitCode)
+            throws Exception {
+        Process launcher = slope.process();
+        List<ProcessHandle> ranks = launcher.toHandle().descendants().toList();
+        long signalled = System.nanoTime();
+        assertTrue(launcher.waitFor(KILL_BOUND.toSeconds(), TimeUnit.SECONDS), "the launcher outlived " + signal);
+        Result result = slope.result();
+        System.out.printf("launcher exited %.2f s after %s%n%s", (System.nanoTime() - signalled) / 1e9, signal,
+                result.err());
+        assertEquals(exitCode, result.exitCode(), result.err());
+        assertTrue(result.err().contains("slope train: " + signal + ": stopping all 2 ranks after this step"),
+                result.err());
+        long step = committed(runDir);
+        assertTrue(step > 0 && step < STOP_STEPS, "stopped mid-run, at step " + step);
+        assertTrue(result.err().contains("slope train: stopped all 2 ranks after step " + step + " of " + STOP_STEPS
+                + " (checkpoint committed); resume with: slope train --resume " + runDir.toAbsolutePath()
+                + " --ranks 2"), result.err());
+        assertEquals(step, losses(runDir).length, "rank 0 trained up to the checkpoint");
+        assertTrue(Files.readString(runDir.resolve("rank-1.log")).contains("rank 1: stopped after step " + step
+                + " of " + STOP_STEPS), "rank 1 stopped after the same step");
+        for (ProcessHandle rank : ranks) {
+            rank.onExit().get(5, TimeUnit.SECONDS);
+        }
+        return step;
     }
 
     @Test

@@ -35,9 +35,10 @@ public final class LocalTrainingRun {
     /**
      * The outcome. {@code tokensPerSecond} counts training tokens over training time (evaluation excluded); the four
      * validation losses are those of {@link TrainingSession.FinalEvaluation}, and the export folders; null when the
-     * run stopped early. {@code ranks}: how many data-parallel ranks trained this last stretch.
+     * run stopped early. {@code ranks}: how many data-parallel ranks trained this last stretch; {@code trainLoss} is
+     * its last step's loss, null when it trained none (a resume after the last step only evaluates and exports).
      */
-    public record Summary(String name, String mode, int steps, long trainTokens, double trainLoss,
+    public record Summary(String name, String mode, int steps, long trainTokens, Double trainLoss,
             double tokensPerSecond, double seconds, String backend, int ranks, String runDir, Double valLossSparse,
             Double valLossAdapters, Double valLossMerged, Double valLossInferenceForm, String hfExport,
             String slopeExport) {
@@ -262,7 +263,7 @@ public final class LocalTrainingRun {
             double seconds = (System.nanoTime() - start) / 1e9;
             GptModel model = session.model();
             return new Summary(spec.name(), model.config().mode().wireName(), session.totalSteps(),
-                    chunk.trainTokens(), chunk.lastLoss(), tokensPerSecond, seconds, model.backend().name(),
+                    chunk.trainTokens(), Double.isNaN(chunk.lastLoss()) ? null : chunk.lastLoss(), tokensPerSecond, seconds, model.backend().name(),
                     collective.worldSize(), runDir.toString(), result == null ? null : result.valLossSparse(),
                     result == null ? null : result.valLossAdapters(), result == null ? null : result.valLossMerged(),
                     result == null ? null : result.valLossInferenceForm(), result == null ? null : hf.toString(),
