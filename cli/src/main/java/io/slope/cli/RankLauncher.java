@@ -169,6 +169,7 @@ final class RankLauncher {
                     }
                 }
             }
+            stop.trainingEnded(0, 0); // every rank has exited: a signal from here on quits at once
             for (Thread pump : pumps) {
                 pump.join();
             }

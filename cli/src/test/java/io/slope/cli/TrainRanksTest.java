@@ -59,6 +59,10 @@ class TrainRanksTest {
         Files.writeString(dir.resolve("short.json"), spec("short", STEPS, 2));
         Files.writeString(dir.resolve("long.json"), spec("long", LONG_STEPS, 25));
         Files.writeString(dir.resolve("stop.json"), spec("stop", STOP_STEPS, 1000));
+        // Steps of a few hundred ms: a second signal comes before the ranks reach the first one's stop.
+        Files.writeString(dir.resolve("slow.json"), spec("slow", STOP_STEPS, 1000)
+                .replace("\"dModel\": 16, \"seqLen\": 8", "\"dModel\": 128, \"seqLen\": 64")
+                .replace("\"batchSize\": 2", "\"batchSize\": 8"));
     }
 
     private static String spec(String name, int steps, int checkpointEvery) {
@@ -161,7 +165,7 @@ class TrainRanksTest {
         assertEquals(0, reference.exitCode(), reference.err());
 
         Path stopped = dir.resolve("stopped");
-        Slope slope = twoRanksSomeStepsIn(stopped);
+        Slope slope = twoRanksSomeStepsIn(stopped, "stop.json", 5);
         slope.process().destroy(); // SIGTERM to the launcher alone, as `kill` sends; it forwards the request
         long step = assertStoppedAtOneStep(slope, stopped, "SIGTERM", 128 + 15);
 
@@ -176,22 +180,47 @@ class TrainRanksTest {
     @Test
     void aCtrlCThatReachesTheLauncherAndEveryRankIsOneStopRequest() throws Exception {
         Path stopped = dir.resolve("ctrl-c");
-        Slope slope = twoRanksSomeStepsIn(stopped);
+        Slope slope = twoRanksSomeStepsIn(stopped, "stop.json", 5);
         List<ProcessHandle> all = new ArrayList<>(slope.process().toHandle().descendants().toList());
         all.add(slope.process().toHandle());
         kill("INT", all.toArray(ProcessHandle[]::new)); // the terminal's foreground process group
         assertStoppedAtOneStep(slope, stopped, "SIGINT", 130);
     }
 
-    /** `slope train --ranks 2` of the stop spec, once its ranks have trained 5 steps. */
-    private static Slope twoRanksSomeStepsIn(Path runDir) throws Exception {
-        Slope slope = start("train", "--spec", dir.resolve("stop.json").toString(), "--out", runDir.toString(),
+    @Test
+    void aSecondSigtermOnTheLauncherKillsEveryRankAtOnce() throws Exception {
+        Path killed = dir.resolve("second-signal");
+        Slope slope = twoRanksSomeStepsIn(killed, "slow.json", 1);
+        Process launcher = slope.process();
+        List<ProcessHandle> ranks = launcher.toHandle().descendants().toList();
+        launcher.destroy();
+        long deadline = System.nanoTime() + KILL_BOUND.toNanos();
+        while (!slope.errSoFar().contains("stopping all 2 ranks after this step")) {
+            assertTrue(launcher.isAlive() && System.nanoTime() < deadline, "no reply to SIGTERM: " + slope.errSoFar());
+            Thread.sleep(1);
+        }
+        launcher.destroy();
+        assertTrue(launcher.waitFor(KILL_BOUND.toSeconds(), TimeUnit.SECONDS), "the launcher outlived two SIGTERMs");
+        Result result = slope.result();
+        System.out.print(result.err());
+        assertEquals(128 + 15, result.exitCode(), result.err());
+        assertTrue(result.err().contains("slope train: SIGTERM: quitting now. Killed all 2 ranks. Resume from the last "
+                + "committed checkpoint (step 0)"), result.err());
+        for (ProcessHandle rank : ranks) {
+            assertFalse(rank.isAlive(), "rank process " + rank.pid() + " outlived its launcher's quit");
+        }
+        assertEquals(0, committed(killed), "no checkpoint at the stop");
+    }
+
+    /** `slope train --ranks 2` of {@code spec}, once its ranks have trained {@code steps} steps. */
+    private static Slope twoRanksSomeStepsIn(Path runDir, String spec, int steps) throws Exception {
+        Slope slope = start("train", "--spec", dir.resolve(spec).toString(), "--out", runDir.toString(),
                 "--ranks", "2");
         ranksOnceTraining(slope.process(), runDir);
         long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-        while (losses(runDir).length < 5) {
-            assertTrue(slope.process().isAlive() && System.nanoTime() < deadline, "no 5 steps within 60 s: "
-                    + slope.errSoFar());
+        while (losses(runDir).length < steps) {
+            assertTrue(slope.process().isAlive() && System.nanoTime() < deadline, "no " + steps + " steps within "
+                    + "60 s: " + slope.errSoFar());
             Thread.sleep(5);
         }
         return slope;
