@@ -30,6 +30,15 @@ final class SlopeProcesses {
             return new Result(process.exitValue(), Files.readString(out), Files.readString(err));
         }
 
+        /** Its result once it has exited, within {@code bound} of {@code what} (a signal); its stderr is printed. */
+        Result exitAfter(String what, java.time.Duration bound) throws Exception {
+            long start = System.nanoTime();
+            assertTrue(process.waitFor(bound.toSeconds(), TimeUnit.SECONDS), "slope outlived " + what);
+            Result result = result();
+            System.out.printf("exited %.2f s after %s:%n%s", (System.nanoTime() - start) / 1e9, what, result.err());
+            return result;
+        }
+
         /** What it has written to stderr so far. */
         String errSoFar() throws IOException {
             return Files.readString(err);

@@ -200,9 +200,7 @@ class TrainRanksTest {
             Thread.sleep(1);
         }
         launcher.destroy();
-        assertTrue(launcher.waitFor(KILL_BOUND.toSeconds(), TimeUnit.SECONDS), "the launcher outlived two SIGTERMs");
-        Result result = slope.result();
-        System.out.print(result.err());
+        Result result = slope.exitAfter("a second SIGTERM", KILL_BOUND);
         assertEquals(128 + 15, result.exitCode(), result.err());
         assertTrue(result.err().contains("slope train: SIGTERM: quitting now. Killed all 2 ranks. Resume from the last "
                 + "committed checkpoint (step 0)"), result.err());
@@ -232,13 +230,7 @@ class TrainRanksTest {
      */
     private static long assertStoppedAtOneStep(Slope slope, Path runDir, String signal, int exitCode)
             throws Exception {
-        Process launcher = slope.process();
-        List<ProcessHandle> ranks = launcher.toHandle().descendants().toList();
-        long signalled = System.nanoTime();
-        assertTrue(launcher.waitFor(KILL_BOUND.toSeconds(), TimeUnit.SECONDS), "the launcher outlived " + signal);
-        Result result = slope.result();
-        System.out.printf("launcher exited %.2f s after %s%n%s", (System.nanoTime() - signalled) / 1e9, signal,
-                result.err());
+        Result result = slope.exitAfter(signal, KILL_BOUND); // after every rank's exit: the launcher waits for each
         assertEquals(exitCode, result.exitCode(), result.err());
         assertTrue(result.err().contains("slope train: " + signal + ": stopping all 2 ranks after this step"),
                 result.err());
@@ -250,9 +242,6 @@ class TrainRanksTest {
         assertEquals(step, losses(runDir).length, "rank 0 trained up to the checkpoint");
         assertTrue(Files.readString(runDir.resolve("rank-1.log")).contains("rank 1: stopped after step " + step
                 + " of " + STOP_STEPS), "rank 1 stopped after the same step");
-        for (ProcessHandle rank : ranks) {
-            rank.onExit().get(5, TimeUnit.SECONDS);
-        }
         return step;
     }
 

@@ -19,7 +19,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.BeforeAll;
@@ -68,11 +67,8 @@ class TrainStopTest {
         Path runDir = dir.resolve("stopped").toAbsolutePath();
         Slope slope = SlopeProcesses.start(dir, "train", "--spec", "tiny.json", "--out", runDir.toString());
         awaitSteps(slope, runDir, 5);
-        long signalled = System.nanoTime();
         kill("INT", slope.process().toHandle());
-        assertTrue(slope.process().waitFor(BOUND.toSeconds(), TimeUnit.SECONDS), "slope train outlived SIGINT");
-        Result stopped = slope.result();
-        System.out.printf("stopped %.2f s after SIGINT:%n%s", (System.nanoTime() - signalled) / 1e9, stopped.err());
+        Result stopped = slope.exitAfter("SIGINT", BOUND);
         assertEquals(130, stopped.exitCode(), stopped.err());
         assertTrue(stopped.err().contains("slope train: SIGINT: stopping after this step (a checkpoint is written "
                 + "there); press Ctrl-C again to quit now"), stopped.err());
@@ -110,9 +106,7 @@ class TrainStopTest {
             Thread.sleep(1);
         }
         kill("INT", slope.process().toHandle());
-        assertTrue(slope.process().waitFor(BOUND.toSeconds(), TimeUnit.SECONDS), "slope train outlived two SIGINTs");
-        Result quit = slope.result();
-        System.out.print(quit.err());
+        Result quit = slope.exitAfter("a second SIGINT", BOUND);
         assertEquals(130, quit.exitCode(), quit.err());
         assertTrue(quit.err().contains("slope train: SIGINT: quitting now. Resume from the last committed checkpoint "
                 + "(step 0):\n  slope train --resume " + runDir), quit.err());
@@ -135,9 +129,7 @@ class TrainStopTest {
         }
         assertTrue(committed(runDir) < 0, "signalled before the first checkpoint");
         kill("INT", slope.process().toHandle());
-        assertTrue(slope.process().waitFor(BOUND.toSeconds(), TimeUnit.SECONDS), "slope train outlived SIGINT");
-        Result quit = slope.result();
-        System.out.print(quit.err());
+        Result quit = slope.exitAfter("SIGINT", BOUND);
         assertEquals(130, quit.exitCode(), quit.err());
         assertTrue(quit.err().contains("slope train: SIGINT: quitting now. No checkpoint was committed (the run "
                 + "folder is removed)"), quit.err());
