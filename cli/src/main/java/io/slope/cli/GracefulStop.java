@@ -1,7 +1,9 @@
 package io.slope.cli;
 
 import io.slope.engine.run.LocalTrainingRun;
+import java.io.IOException;
 import java.io.PrintStream;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -12,9 +14,12 @@ import sun.misc.Signal;
  * the first signal asks the run to stop after the current step, with a checkpoint there; a second quits at once (the
  * steps since the last checkpoint are lost). Outside it (data preparation and the first checkpoint, the final
  * evaluation and exports) there is no step to wait for, so the first signal quits at once: before the first checkpoint
- * nothing is trained, and after the last one a resume only evaluates and exports.
+ * nothing is trained, and after the last one a resume only evaluates and exports. Once the loop has stopped early
+ * (its checkpoint committed), a request changes nothing: the process is about to exit anyway.
  *
- * <p>Quitting exits with 128 + the signal's number (130 for SIGINT, 143 for SIGTERM), after {@link Actions#quit}. SIGINT
+ * <p>Quitting halts the JVM with 128 + the signal's number (130 for SIGINT, 143 for SIGTERM), after {@link Actions#quit}
+ * and {@link Actions#cleanUp}; it halts rather than exits so that the thread still preparing data cannot write the
+ * folder it removed again while shutdown hooks run. SIGINT
  * and SIGTERM are handled alike and counted together. {@code sun.misc.Signal} (module jdk.unsupported, in the device
  * bundle's runtime too) rather than a shutdown hook: a hook cannot keep the JVM from exiting, and it would have to block
  * exit for a whole step and a checkpoint. A JVM run with {@code -Xrs} keeps the default handlers: a signal ends it.
@@ -31,10 +36,16 @@ final class GracefulStop implements LocalTrainingRun.Stop {
         default void requested() {}
 
         /**
-         * Quitting now, about to exit with {@code exitCode}: stop what must stop and clean up; returns what is left
-         * (said after "quitting now.").
+         * Quitting now, about to exit with {@code exitCode}: stop what must stop; returns what is left (said after
+         * "quitting now.").
          */
         String quit(int exitCode);
+
+        /**
+         * The last thing before the JVM halts (no shutdown hooks run): remove what must not stay. Other threads still
+         * run until the halt, so whatever they might write again is removed here, right before it.
+         */
+        default void cleanUp() {}
     }
 
     private final PrintStream messages;
@@ -101,6 +112,9 @@ final class GracefulStop implements LocalTrainingRun.Stop {
             if (!isSignal && (requested || signals > 0)) {
                 return; // the same request as a signal's
             }
+            if (stepsDone >= 0 && stepsDone < totalSteps) {
+                return; // the training loop stopped early, its checkpoint committed: this process ends now anyway
+            }
             if (isSignal) {
                 signals++;
             }
@@ -116,7 +130,10 @@ final class GracefulStop implements LocalTrainingRun.Stop {
         if (quit) {
             int code = 128 + number;
             say(why + ": quitting now. " + actions.quit(code));
-            System.exit(code);
+            actions.cleanUp();
+            System.out.flush();
+            System.err.flush();
+            Runtime.getRuntime().halt(code);
         }
     }
 
@@ -144,6 +161,33 @@ final class GracefulStop implements LocalTrainingRun.Stop {
         inLoop = false;
         this.stepsDone = stepsDone;
         this.totalSteps = totalSteps;
+    }
+
+    /**
+     * Blocks the calling thread for good once this stop is quitting (the handler that quits halts the JVM with its own
+     * status), so that the caller does not exit first with another.
+     */
+    static void awaitHalt() throws InterruptedException {
+        while (true) {
+            Thread.sleep(Duration.ofHours(1));
+        }
+    }
+
+    /**
+     * Removes a new run's folder when it holds no committed checkpoint ({@link LocalTrainingRun#deleteIfUnstarted}),
+     * trying again while a thread still preparing it adds files; returns why it could not, or null.
+     */
+    static String deleteIfUnstarted(Path runDir, boolean created) {
+        for (int attempt = 1; ; attempt++) {
+            try {
+                LocalTrainingRun.deleteIfUnstarted(runDir, created);
+                return null;
+            } catch (IOException | UncheckedIOException e) {
+                if (attempt == 5) {
+                    return "could not remove " + runDir + ": " + e;
+                }
+            }
+        }
     }
 
     /** The exit status of a run that stopped early: 128 + the first request's signal (SIGINT for a stop file). */

@@ -83,12 +83,22 @@ final class RankCommand implements Callable<Integer> {
         // A launcher that is killed outright cannot stop its ranks: a rank whose launcher is gone stops itself.
         ProcessHandle.current().parent().ifPresent(p -> p.onExit().thenRun(() -> Runtime.getRuntime().halt(3)));
         Path pidFile = pidFile(runDir, rank);
-        Files.writeString(pidFile, ProcessHandle.current().pid() + "\n");
-        pidFile.toFile().deleteOnExit();
         // Rank 0's output is the launcher's, which says what a stop does; the other ranks say it in their logs.
         GracefulStop stop = GracefulStop.install(rank == 0 ? null : System.err, "rank " + rank, "",
-                exitCode -> "");
+                new GracefulStop.Actions() {
+                    @Override
+                    public String quit(int exitCode) {
+                        return "";
+                    }
+
+                    @Override
+                    public void cleanUp() {
+                        pidFile.toFile().delete(); // the halt runs no deleteOnExit
+                    }
+                });
         stop.watch(stopFile);
+        Files.writeString(pidFile, ProcessHandle.current().pid() + "\n");
+        pidFile.toFile().deleteOnExit();
         RunSpec spec = LocalTrainingRun.spec(runDir);
         TrainingSession.Listener listener = rank == 0
                 ? new MetricsLog(runDir, new ProgressPrinter(System.out, terminal, logEvery))

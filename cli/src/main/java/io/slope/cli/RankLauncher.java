@@ -10,7 +10,6 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -122,7 +121,16 @@ final class RankLauncher {
             public String quit(int exitCode) {
                 quitting = true;
                 killAll();
-                return (processes[0] != null ? "Killed all " + ranks + " ranks. " : "") + removeIfUnstarted();
+                return (processes[0] != null ? "Killed all " + ranks + " ranks. " : "")
+                        + TrainCommand.resumeHint(runDir, created, ranks);
+            }
+
+            @Override
+            public void cleanUp() {
+                String failure = GracefulStop.deleteIfUnstarted(runDir, created);
+                if (failure != null) {
+                    err.println("slope train: " + failure);
+                }
             }
         });
         return stop;
@@ -174,7 +182,7 @@ final class RankLauncher {
                 pump.join();
             }
             if (quitting) {
-                return 128 + GracefulStop.SIGINT; // the handler that quits says why and sets the exit status
+                GracefulStop.awaitHalt(); // the handler that quits says why and halts with its own status
             }
             if (stop.requested() || (rankStopped && failedOnTheirOwn.isEmpty())) {
                 return stopped();
@@ -216,13 +224,9 @@ final class RankLauncher {
 
     /** The resume hint; a new run's folder is removed when no checkpoint was committed in it. */
     private String removeIfUnstarted() {
-        try {
-            String hint = TrainCommand.resumeHint(runDir, created, ranks);
-            LocalTrainingRun.deleteIfUnstarted(runDir, created);
-            return hint;
-        } catch (IOException | UncheckedIOException e) {
-            return "Could not clean up " + runDir + ": " + e.getMessage();
-        }
+        String hint = TrainCommand.resumeHint(runDir, created, ranks);
+        String failure = GracefulStop.deleteIfUnstarted(runDir, created);
+        return failure == null ? hint : hint + " (" + failure + ")";
     }
 
     private Process start(int rank) throws IOException {

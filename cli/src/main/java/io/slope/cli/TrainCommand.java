@@ -187,13 +187,18 @@ final class TrainCommand implements Callable<Integer> {
      * @param created whether the run folder is new: a signal before its first checkpoint removes it
      */
     private static int trainHere(Path runDir, boolean created, RunAction action) throws Exception {
-        GracefulStop stop = GracefulStop.install(System.err, "slope train", "", exitCode -> {
-            try {
-                String hint = resumeHint(runDir, created, 1);
-                LocalTrainingRun.deleteIfUnstarted(runDir, created);
-                return hint;
-            } catch (IOException | java.io.UncheckedIOException e) {
-                return "Could not clean up " + runDir + ": " + e.getMessage();
+        GracefulStop stop = GracefulStop.install(System.err, "slope train", "", new GracefulStop.Actions() {
+            @Override
+            public String quit(int exitCode) {
+                return resumeHint(runDir, created, 1);
+            }
+
+            @Override
+            public void cleanUp() {
+                String failure = GracefulStop.deleteIfUnstarted(runDir, created);
+                if (failure != null) {
+                    System.err.println("slope train: " + failure);
+                }
             }
         });
         LocalTrainingRun.Summary summary = action.run(stop);
@@ -216,8 +221,14 @@ final class TrainCommand implements Callable<Integer> {
      * How to go on after a run ended early: from its last committed checkpoint, or, with none, from the start ({@code
      * created}: the new run folder is removed, by the caller).
      */
-    static String resumeHint(Path runDir, boolean created, int ranks) throws IOException {
-        List<Long> committed = new LocalCheckpointStore(runDir).committedSteps();
+    static String resumeHint(Path runDir, boolean created, int ranks) {
+        List<Long> committed;
+        try {
+            committed = new LocalCheckpointStore(runDir).committedSteps();
+        } catch (IOException e) {
+            return "Could not list the checkpoints in " + runDir + " (" + e.getMessage() + "); resume with: slope train "
+                    + "--resume " + runDir;
+        }
         if (committed.isEmpty()) {
             return "No checkpoint was committed" + (created ? " (the run folder is removed)" : "")
                     + "; start the run again with the same command.";
