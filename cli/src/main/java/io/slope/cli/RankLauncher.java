@@ -103,9 +103,10 @@ final class RankLauncher {
                     return;
                 }
                 Thread.ofPlatform().daemon().name("slope-stop-grace").start(() -> {
+                    long deadline = System.nanoTime() + stopGrace.toNanos();
                     try {
                         for (Process p : processes) {
-                            if (p != null && !p.waitFor(stopGrace.toNanos(), TimeUnit.NANOSECONDS)) {
+                            if (p != null && !p.waitFor(deadline - System.nanoTime(), TimeUnit.NANOSECONDS)) {
                                 stop.say("the ranks did not stop within " + stopGrace.toSeconds() + " s; killing them");
                                 killAll();
                                 return;

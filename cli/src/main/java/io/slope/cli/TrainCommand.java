@@ -76,6 +76,10 @@ final class TrainCommand implements Callable<Integer> {
             System.err.println("--ranks: must be at least 1 (got " + ranks + ")");
             return 2;
         }
+        if (stopGraceSeconds < 0) {
+            System.err.println("--stop-grace: must be at least 0 seconds (got " + stopGraceSeconds + ")");
+            return 2;
+        }
         if (resume != null) {
             if (ranks > 1) {
                 return launch(resume, false, resume.toString());
