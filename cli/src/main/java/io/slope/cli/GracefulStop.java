@@ -17,12 +17,12 @@ import sun.misc.Signal;
  * nothing is trained, and after the last one a resume only evaluates and exports. Once the loop has stopped early
  * (its checkpoint committed), a request changes nothing: the process is about to exit anyway.
  *
- * <p>Quitting halts the JVM with 128 + the signal's number (130 for SIGINT, 143 for SIGTERM), after {@link Actions#quit}
- * and {@link Actions#cleanUp}; it halts rather than exits so that the thread still preparing data cannot write the
- * folder it removed again while shutdown hooks run. SIGINT
- * and SIGTERM are handled alike and counted together. {@code sun.misc.Signal} (module jdk.unsupported, in the device
- * bundle's runtime too) rather than a shutdown hook: a hook cannot keep the JVM from exiting, and it would have to block
- * exit for a whole step and a checkpoint. A JVM run with {@code -Xrs} keeps the default handlers: a signal ends it.
+ * <p>Quitting halts the JVM with 128 + the signal's number (130 for SIGINT, 143 for SIGTERM), after
+ * {@link Actions#quit} and {@link Actions#cleanUp}; it halts rather than exits so that the thread still preparing data
+ * cannot write the folder it removed again while shutdown hooks run. SIGINT and SIGTERM are handled alike and counted
+ * together. {@code sun.misc.Signal} (module jdk.unsupported, in the device bundle's runtime too) rather than a shutdown
+ * hook: a hook cannot keep the JVM from exiting, and it would have to block exit for a whole step and a checkpoint. A
+ * JVM run with {@code -Xrs} keeps the default handlers: a signal ends it.
  */
 final class GracefulStop implements LocalTrainingRun.Stop {
     static final int SIGINT = 2;

@@ -28,14 +28,12 @@ import java.util.concurrent.TimeUnit;
 /**
  * {@code slope train --ranks N} with N > 1, torchrun-style: starts N rank processes ({@link RankCommand}) of this Java
  * with this class path and JVM flags (the heap split among them), waits for them, and stops them all when one fails
- * or when it is stopped itself (Ctrl-C, SIGTERM: gracefully, {@link #installStop}). Rank 0's output passes through (and into {@code rank-0.log}); the
- * others write {@code <run dir>/rank-<r>.log}.
+ * or when it is stopped itself (Ctrl-C, SIGTERM: after an agreed step, {@link #installStop}). Rank 0's output passes
+ * through (and into {@code rank-0.log}); the others write {@code <run dir>/rank-<r>.log}.
  */
 final class RankLauncher {
     /** How long a rank has to exit after SIGTERM, once another failed, before it is killed. */
     static final Duration GRACE = Duration.ofSeconds(10);
-    /** How long the ranks have to stop at an agreed step and checkpoint, after a signal, before they are killed. */
-    static final Duration STOP_GRACE = Duration.ofSeconds(120);
     private static final String MAIN = "io.slope.cli.SlopeCli";
     /** JVM options whose value is the next argument. */
     private static final Set<String> TAKES_VALUE = Set.of("-p", "--module-path", "--upgrade-module-path",

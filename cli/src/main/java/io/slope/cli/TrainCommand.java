@@ -230,8 +230,8 @@ final class TrainCommand implements Callable<Integer> {
         try {
             committed = new LocalCheckpointStore(runDir).committedSteps();
         } catch (IOException e) {
-            return "Could not list the checkpoints in " + runDir + " (" + e.getMessage() + "); resume with: slope train "
-                    + "--resume " + runDir;
+            return "Could not list the checkpoints in " + runDir + " (" + e.getMessage() + "); resume with: slope "
+                    + "train --resume " + runDir;
         }
         if (committed.isEmpty()) {
             return "No checkpoint was committed" + (created ? " (the run folder is removed)" : "")

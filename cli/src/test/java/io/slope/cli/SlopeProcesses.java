@@ -77,7 +77,7 @@ final class SlopeProcesses {
         return new Slope(p, out, err);
     }
 
-    /** Sends {@code signal} ("INT", "TERM") to {@code processes} in one `kill -SIGNAL`, as a terminal's Ctrl-C would. */
+    /** Sends {@code signal} ("INT", "TERM") to {@code processes} in one `kill -SIGNAL` (a terminal's Ctrl-C: all). */
     static void kill(String signal, ProcessHandle... processes) throws Exception {
         List<String> command = new ArrayList<>(List.of("kill", "-" + signal));
         for (ProcessHandle p : processes) {

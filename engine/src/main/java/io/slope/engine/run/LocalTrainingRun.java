@@ -49,8 +49,8 @@ public final class LocalTrainingRun {
     }
 
     /**
-     * How a caller asks a run to stop early (Ctrl-C): {@link #requested} is asked after every step, and every rank stops
-     * after the first step at which any rank's says so, with a checkpoint there. The run says when its training loop
+     * How a caller asks a run to stop early (Ctrl-C): {@link #requested} is asked after every step, and every rank
+     * stops after the first step at which any rank's says so, with a checkpoint there. The run says when its training loop
      * begins (its session is open, a checkpoint committed) and ends, because a request outside the loop cannot wait for
      * a step: the caller decides what it means there. A request seen when the loop ends skips the final evaluation and
      * the exports (a resume does them).
@@ -63,7 +63,7 @@ public final class LocalTrainingRun {
         /** The training loop begins: the session is open, its newest checkpoint committed. */
         default void trainingBegins() {}
 
-        /** The training loop has ended, after {@code stepsDone} of {@code totalSteps}, its last checkpoint committed. */
+        /** The training loop has ended after {@code stepsDone} of {@code totalSteps}, its last checkpoint committed. */
         default void trainingEnded(int stepsDone, int totalSteps) {}
     }
 
@@ -262,8 +262,9 @@ public final class LocalTrainingRun {
             }
             double seconds = (System.nanoTime() - start) / 1e9;
             GptModel model = session.model();
+            Double trainLoss = Double.isNaN(chunk.lastLoss()) ? null : chunk.lastLoss(); // no step in this stretch
             return new Summary(spec.name(), model.config().mode().wireName(), session.totalSteps(),
-                    chunk.trainTokens(), Double.isNaN(chunk.lastLoss()) ? null : chunk.lastLoss(), tokensPerSecond, seconds, model.backend().name(),
+                    chunk.trainTokens(), trainLoss, tokensPerSecond, seconds, model.backend().name(),
                     collective.worldSize(), runDir.toString(), result == null ? null : result.valLossSparse(),
                     result == null ? null : result.valLossAdapters(), result == null ? null : result.valLossMerged(),
                     result == null ? null : result.valLossInferenceForm(), result == null ? null : hf.toString(),
