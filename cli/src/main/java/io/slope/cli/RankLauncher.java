@@ -214,9 +214,9 @@ final class RankLauncher {
         }
         List<Long> committed = new LocalCheckpointStore(runDir).committedSteps();
         if (clean && !committed.isEmpty()) {
-            err.println(TrainCommand.stoppedMessage(committed.getLast(), spec.training().steps(), runDir, ranks));
+            stop.say(TrainCommand.stoppedMessage(committed.getLast(), spec.training().steps(), runDir, ranks));
         } else {
-            err.println("slope train: stopped all " + ranks + " ranks. " + removeIfUnstarted());
+            stop.say("stopped all " + ranks + " ranks. " + removeIfUnstarted());
         }
         return stop.requested() ? stop.exitCode() : 128 + GracefulStop.SIGINT;
     }

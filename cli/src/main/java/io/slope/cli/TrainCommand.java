@@ -207,16 +207,16 @@ final class TrainCommand implements Callable<Integer> {
         });
         LocalTrainingRun.Summary summary = action.run(stop);
         if (!summary.finished()) {
-            System.err.println(stoppedMessage(stop.stepsDone(), stop.totalSteps(), runDir, 1));
+            stop.say(stoppedMessage(stop.stepsDone(), stop.totalSteps(), runDir, 1)); // below a progress bar too
             return stop.exitCode();
         }
         printSummary(summary);
         return 0;
     }
 
-    /** What a run that stopped at a request says: where, and the command that continues it. */
+    /** What a run that stopped at a request says (after "slope train: "): where, and the command that continues it. */
     static String stoppedMessage(long step, int steps, Path runDir, int ranks) {
-        return "slope train: stopped" + (ranks > 1 ? " all " + ranks + " ranks" : "") + " after step " + step + " of "
+        return "stopped" + (ranks > 1 ? " all " + ranks + " ranks" : "") + " after step " + step + " of "
                 + steps + " (checkpoint committed); resume with: slope train --resume " + runDir
                 + (ranks > 1 ? " --ranks " + ranks : "");
     }
