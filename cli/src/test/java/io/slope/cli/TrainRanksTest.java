@@ -61,7 +61,7 @@ class TrainRanksTest {
         Files.writeString(dir.resolve("stop.json"), spec("stop", STOP_STEPS, 1000));
         // Steps of a few hundred ms: a second signal comes before the ranks reach the first one's stop.
         Files.writeString(dir.resolve("slow.json"), spec("slow", STOP_STEPS, 1000)
-                .replace("\"dModel\": 16, \"seqLen\": 8", "\"dModel\": 128, \"seqLen\": 64")
+                .replace("\"dModel\": 16, \"seqLen\": 8", "\"dModel\": 128, \"seqLen\": 128")
                 .replace("\"batchSize\": 2", "\"batchSize\": 8"));
     }
 

@@ -44,8 +44,8 @@ class TrainStopTest {
     static void corpusAndSpecs() throws IOException {
         SlopeProcesses.writeCorpus(dir, "test/train-stop-corpus");
         Files.writeString(dir.resolve("tiny.json"), spec("tiny", 16, 8, 4));
-        // Steps long enough (tens of ms) that a second signal comes before the first one's step ends.
-        Files.writeString(dir.resolve("slow.json"), spec("slow", 64, 64, 8));
+        // Steps long enough (a few hundred ms) that a second signal comes before the first one's step ends.
+        Files.writeString(dir.resolve("slow.json"), spec("slow", 128, 128, 8));
     }
 
     private static String spec(String name, int dModel, int seqLen, int batchSize) {
