@@ -30,9 +30,9 @@ final class GracefulStop implements LocalTrainingRun.Stop {
     /** How often a rank looks for its launcher's stop file. */
     private static final Duration POLL = Duration.ofMillis(100);
 
-    /** What a stop does beyond the flag; each runs on the thread that delivered the request. */
+    /** What a stop does beyond the flag, on the thread that delivered the request. */
     interface Actions {
-        /** The first request inside the training loop (after {@code message} is printed). */
+        /** The first request inside the training loop, once it is said (on the thread that delivered it). */
         default void requested() {}
 
         /**
