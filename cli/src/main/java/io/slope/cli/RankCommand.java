@@ -32,6 +32,11 @@ final class RankCommand implements Callable<Integer> {
      * connection closes, and the launcher sees its exit); this only bounds a hung one.
      */
     static final Duration TIMEOUT = Duration.ofMinutes(30);
+    /**
+     * The exit status of a rank that stopped at the step the ranks agreed on, on a request (a signal, its launcher's
+     * stop file, or a peer's request), after the checkpoint there; EX_TEMPFAIL: the run resumes.
+     */
+    static final int STOPPED = 75;
 
     @Option(names = "--run", required = true)
     Path runDir;
@@ -44,6 +49,10 @@ final class RankCommand implements Callable<Integer> {
 
     @Option(names = "--rendezvous", required = true, description = "The file rank 0 publishes the group's id in.")
     Path rendezvousFile;
+
+    @Option(names = "--stop-file", required = true,
+            description = "The file whose appearance asks the ranks to stop (the launcher's forwarded signal).")
+    Path stopFile;
 
     @Option(names = "--log-every")
     Integer logEvery;
@@ -74,6 +83,20 @@ final class RankCommand implements Callable<Integer> {
         // A launcher that is killed outright cannot stop its ranks: a rank whose launcher is gone stops itself.
         ProcessHandle.current().parent().ifPresent(p -> p.onExit().thenRun(() -> Runtime.getRuntime().halt(3)));
         Path pidFile = pidFile(runDir, rank);
+        // Rank 0's output is the launcher's, which says what a stop does; the other ranks say it in their logs.
+        GracefulStop stop = GracefulStop.install(rank == 0 ? null : System.err, "rank " + rank, "",
+                new GracefulStop.Actions() {
+                    @Override
+                    public String quit(int exitCode) {
+                        return "";
+                    }
+
+                    @Override
+                    public void cleanUp() {
+                        pidFile.toFile().delete(); // the halt runs no deleteOnExit
+                    }
+                });
+        stop.watch(stopFile);
         Files.writeString(pidFile, ProcessHandle.current().pid() + "\n");
         pidFile.toFile().deleteOnExit();
         RunSpec spec = LocalTrainingRun.spec(runDir);
@@ -89,7 +112,13 @@ final class RankCommand implements Callable<Integer> {
             throw e;
         }
         try (collective) {
-            LocalTrainingRun.Summary summary = LocalTrainingRun.trainRank(spec, runDir, backend, collective, listener);
+            LocalTrainingRun.Summary summary = LocalTrainingRun.trainRank(spec, runDir, backend, collective, listener,
+                    stop);
+            if (stop.stepsDone() < stop.totalSteps() || (summary != null && !summary.finished())) {
+                stop.say("stopped after step " + stop.stepsDone() + " of " + stop.totalSteps()
+                        + (rank == 0 ? " (checkpoint committed)" : " (rank 0 commits the checkpoint)"));
+                return STOPPED;
+            }
             if (summary != null) {
                 TrainCommand.printSummary(summary);
             }

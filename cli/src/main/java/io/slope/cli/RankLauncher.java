@@ -1,5 +1,6 @@
 package io.slope.cli;
 
+import io.slope.engine.checkpoint.DurableFiles;
 import io.slope.engine.checkpoint.LocalCheckpointStore;
 import io.slope.engine.data.Dataset;
 import io.slope.engine.run.LocalTrainingRun;
@@ -9,7 +10,6 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -28,11 +28,11 @@ import java.util.concurrent.TimeUnit;
 /**
  * {@code slope train --ranks N} with N > 1, torchrun-style: starts N rank processes ({@link RankCommand}) of this Java
  * with this class path and JVM flags (the heap split among them), waits for them, and stops them all when one fails
- * or when it is stopped itself (Ctrl-C, SIGTERM). Rank 0's output passes through (and into {@code rank-0.log}); the
- * others write {@code <run dir>/rank-<r>.log}.
+ * or when it is stopped itself (Ctrl-C, SIGTERM: after an agreed step, {@link #installStop}). Rank 0's output passes
+ * through (and into {@code rank-0.log}); the others write {@code <run dir>/rank-<r>.log}.
  */
 final class RankLauncher {
-    /** How long a rank has to exit after SIGTERM before it is killed. */
+    /** How long a rank has to exit after SIGTERM, once another failed, before it is killed. */
     static final Duration GRACE = Duration.ofSeconds(10);
     private static final String MAIN = "io.slope.cli.SlopeCli";
     /** JVM options whose value is the next argument. */
@@ -53,14 +53,20 @@ final class RankLauncher {
     /** Ranks this launcher stopped (their exit status is its doing, not theirs). */
     private final boolean[] stoppedHere;
     private final List<Thread> pumps = new ArrayList<>();
-    private volatile boolean stopping;
+    private final Duration stopGrace;
+    private final Path rendezvous;
+    /** Its appearance asks the ranks to stop after the current step (each rank looks for it). */
+    private final Path stopFile;
+    private GracefulStop stop;
+    /** Set when {@link GracefulStop} quits: it has killed the ranks. */
+    private volatile boolean quitting;
 
     /**
      * @param created whether this launch made {@code runDir} (a new run): a run that fails before its first checkpoint
      *     then leaves no folder, as with one rank
      */
-    RankLauncher(Path runDir, int ranks, RunSpec spec, Integer logEvery, boolean created, PrintStream out,
-            PrintStream err) {
+    RankLauncher(Path runDir, int ranks, RunSpec spec, Integer logEvery, boolean created, Duration stopGrace,
+            PrintStream out, PrintStream err) {
         this.runDir = runDir;
         this.ranks = ranks;
         this.spec = spec;
@@ -70,13 +76,71 @@ final class RankLauncher {
         this.err = err;
         this.processes = new Process[ranks];
         this.stoppedHere = new boolean[ranks];
+        this.stopGrace = stopGrace;
+        String launch = HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextLong());
+        this.rendezvous = runDir.resolve(".rendezvous-" + launch);
+        this.stopFile = runDir.resolve(".stop-" + launch);
+    }
+
+    /**
+     * Handles Ctrl-C and SIGTERM from here on (call it before the run folder is prepared): before the ranks start, a
+     * signal quits at once and removes a new run's folder; once they run, the first asks every rank to stop after the
+     * same step (rank 0 commits a checkpoint there) through a stop file they look for, then waits up to
+     * {@code stopGrace} for them and kills them after it; a second kills them at once.
+     */
+    GracefulStop installStop() {
+        stop = GracefulStop.install(err, "slope train", " all " + ranks + " ranks", new GracefulStop.Actions() {
+            @Override
+            public void requested() {
+                try {
+                    DurableFiles.writeAtomically(stopFile, new byte[0]);
+                } catch (IOException e) {
+                    err.println("slope train: could not write " + stopFile + " (" + e.getMessage() + "); stopping "
+                            + "the ranks at once");
+                    killAll();
+                    return;
+                }
+                Thread.ofPlatform().daemon().name("slope-stop-grace").start(() -> {
+                    long deadline = System.nanoTime() + stopGrace.toNanos();
+                    try {
+                        for (Process p : processes) {
+                            if (p != null && !p.waitFor(deadline - System.nanoTime(), TimeUnit.NANOSECONDS)) {
+                                stop.say("the ranks did not stop within " + stopGrace.toSeconds() + " s; killing them");
+                                killAll();
+                                return;
+                            }
+                        }
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                });
+            }
+
+            @Override
+            public String quit(int exitCode) {
+                quitting = true;
+                killAll();
+                return (processes[0] != null ? "Killed all " + ranks + " ranks. " : "")
+                        + TrainCommand.resumeHint(runDir, created, ranks);
+            }
+
+            @Override
+            public void cleanUp() {
+                String failure = GracefulStop.deleteIfUnstarted(runDir, created);
+                if (failure != null) {
+                    err.println("slope train: " + failure);
+                }
+            }
+        });
+        return stop;
     }
 
     /** Runs the ranks to the end; 0 when every rank succeeded (rank 0 printed the summary). */
     int run() throws IOException, InterruptedException {
-        Path rendezvous = runDir.resolve(".rendezvous-" + HexFormat.of().toHexDigits(
-                ThreadLocalRandom.current().nextLong()));
-        Thread hook = new Thread(this::stopOnSignal, "slope-train-stop-ranks");
+        if (stop == null) {
+            installStop();
+        }
+        Thread hook = new Thread(this::stopOnExit, "slope-train-stop-ranks");
         Runtime.getRuntime().addShutdownHook(hook);
         try {
             String others = ranks == 2 ? "rank 1 logs to " + log(1)
@@ -84,33 +148,43 @@ final class RankLauncher {
             out.println("launching " + ranks + " ranks (" + spec.backend() + " backend); " + others);
             LinkedBlockingQueue<Integer> exits = new LinkedBlockingQueue<>();
             try {
-                for (int r = 0; r < ranks; r++) {
-                    processes[r] = start(r, rendezvous);
-                    int rank = r;
-                    processes[r].onExit().thenRun(() -> exits.add(rank));
+                synchronized (this) {
+                    for (int r = 0; r < ranks; r++) {
+                        processes[r] = start(r);
+                        int rank = r;
+                        processes[r].onExit().thenRun(() -> exits.add(rank));
+                    }
                 }
             } catch (IOException | RuntimeException e) {
                 stopAll();
                 throw e;
             }
+            stop.trainingBegins(); // from here a first signal is forwarded to the ranks; a stop file they find at start
             List<Integer> failedOnTheirOwn = new ArrayList<>();
+            boolean rankStopped = false;
             for (int left = ranks; left > 0; left--) {
                 int r = exits.take();
-                if (processes[r].exitValue() == 128 + 2 && !stopping) {
-                    Thread.sleep(500); // Ctrl-C reaches the ranks too: let this JVM's own shutdown begin
+                int status = processes[r].exitValue();
+                if (status == 128 + GracefulStop.SIGINT && !stop.requested()) {
+                    Thread.sleep(500); // a rank quit on a Ctrl-C that reaches this launcher too: let it be handled
                 }
-                if (processes[r].exitValue() != 0 && !stopping && !stoppedHere[r]) {
+                rankStopped |= status == RankCommand.STOPPED;
+                if (status != 0 && status != RankCommand.STOPPED && !stop.requested() && !stoppedHere[r]) {
                     failedOnTheirOwn.add(r);
                     if (failedOnTheirOwn.size() == 1) {
                         stopAll();
                     }
                 }
             }
+            stop.trainingEnded(0, 0); // every rank has exited: a signal from here on quits at once
             for (Thread pump : pumps) {
                 pump.join();
             }
-            if (stopping) {
-                return 130;
+            if (quitting) {
+                GracefulStop.awaitHalt(); // the handler that quits says why and halts with its own status
+            }
+            if (stop.requested() || (rankStopped && failedOnTheirOwn.isEmpty())) {
+                return stopped();
             }
             if (failedOnTheirOwn.isEmpty()) {
                 return 0;
@@ -119,6 +193,7 @@ final class RankLauncher {
             return 1;
         } finally {
             Files.deleteIfExists(rendezvous);
+            Files.deleteIfExists(stopFile);
             try {
                 Runtime.getRuntime().removeShutdownHook(hook);
             } catch (IllegalStateException shuttingDown) {
@@ -127,10 +202,36 @@ final class RankLauncher {
         }
     }
 
-    private Process start(int rank, Path rendezvous) throws IOException {
+    /**
+     * The ranks stopped on a request (this launcher's signal, or one a rank got itself): where, and how to go on.
+     * Every rank that stopped at the agreed step exits {@link RankCommand#STOPPED}; one that quit before training (or
+     * was killed after the grace period) did not, and the run goes on from its last committed checkpoint.
+     */
+    private int stopped() throws IOException {
+        boolean clean = true;
+        for (int r = 0; r < ranks; r++) {
+            clean &= !stoppedHere[r] && processes[r].exitValue() == RankCommand.STOPPED;
+        }
+        List<Long> committed = new LocalCheckpointStore(runDir).committedSteps();
+        if (clean && !committed.isEmpty()) {
+            stop.say(TrainCommand.stoppedMessage(committed.getLast(), spec.training().steps(), runDir, ranks));
+        } else {
+            stop.say("stopped all " + ranks + " ranks. " + removeIfUnstarted());
+        }
+        return stop.requested() ? stop.exitCode() : 128 + GracefulStop.SIGINT;
+    }
+
+    /** The resume hint; a new run's folder is removed when no checkpoint was committed in it. */
+    private String removeIfUnstarted() {
+        String hint = TrainCommand.resumeHint(runDir, created, ranks);
+        String failure = GracefulStop.deleteIfUnstarted(runDir, created);
+        return failure == null ? hint : hint + " (" + failure + ")";
+    }
+
+    private Process start(int rank) throws IOException {
         List<String> command = new ArrayList<>(javaCommand(ranks));
         command.addAll(List.of(MAIN, "train-rank", "--run", runDir.toString(), "--rank", "" + rank, "--ranks",
-                "" + ranks, "--rendezvous", rendezvous.toString()));
+                "" + ranks, "--rendezvous", rendezvous.toString(), "--stop-file", stopFile.toString()));
         if (logEvery != null) {
             command.addAll(List.of("--log-every", "" + logEvery));
         }
@@ -294,16 +395,31 @@ final class RankLauncher {
         }
     }
 
-    /** The launcher was stopped (Ctrl-C, SIGTERM): the ranks stop at once, as one rank does, and the run can resume. */
-    private void stopOnSignal() {
-        stopping = true;
-        stopAll();
-        err.println("slope train: stopped all " + ranks + " ranks. " + resumeHint());
-        try {
-            LocalTrainingRun.deleteIfUnstarted(runDir, created);
-        } catch (IOException e) {
-            err.println("slope train: could not remove " + runDir + ": " + e.getMessage());
+    /** SIGKILL to every rank still running, at once; returns when all have exited. */
+    private synchronized void killAll() {
+        for (int r = 0; r < ranks; r++) {
+            if (processes[r] != null && processes[r].isAlive()) {
+                stoppedHere[r] = true;
+                processes[r].destroyForcibly();
+            }
         }
+        for (Process p : processes) {
+            if (p != null) {
+                p.onExit().join();
+            }
+        }
+    }
+
+    /**
+     * This JVM exits while the ranks run, other than by {@link GracefulStop} (which kills them itself): on SIGHUP, say.
+     * The ranks stop at once, and the run resumes from its last committed checkpoint.
+     */
+    private void stopOnExit() {
+        if (quitting) {
+            return;
+        }
+        stopAll();
+        err.println("slope train: stopped all " + ranks + " ranks. " + removeIfUnstarted());
     }
 
     private void reportFailure(List<Integer> failed) throws IOException {
@@ -320,7 +436,7 @@ final class RankLauncher {
         for (String line : tail(log(culprit))) {
             b.append("  ").append(line).append('\n');
         }
-        b.append(resumeHint());
+        b.append(TrainCommand.resumeHint(runDir, created, ranks));
         err.println(b);
         LocalTrainingRun.deleteIfUnstarted(runDir, created);
     }
@@ -341,21 +457,5 @@ final class RankLauncher {
         List<String> lines = new String(Files.readAllBytes(log), StandardCharsets.UTF_8).lines()
                 .map(l -> l.substring(l.lastIndexOf('\r') + 1)).toList();
         return lines.subList(Math.max(0, lines.size() - LOG_TAIL_LINES), lines.size());
-    }
-
-    private String resumeHint() {
-        List<Long> committed;
-        try {
-            committed = new LocalCheckpointStore(runDir).committedSteps();
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
-        if (committed.isEmpty()) {
-            return "No checkpoint was committed" + (created ? " (the run folder is removed)" : "")
-                    + "; start the run again with the same command.";
-        }
-        return "Resume from the last committed checkpoint (step " + committed.getLast() + "), on this or any rank "
-                + "count that divides training.gradAccum (the checkpoint re-shards):\n  slope train --resume "
-                + runDir + " --ranks " + ranks;
     }
 }

@@ -8,8 +8,12 @@ import io.slope.spec.InvalidSpecException;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecCodec;
 import io.slope.spec.RunSpecs;
+import io.slope.engine.checkpoint.LocalCheckpointStore;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -18,10 +22,15 @@ import picocli.CommandLine.Option;
 @Command(name = "train", mixinStandardHelpOptions = true,
         description = {"Train a model from a run spec on this machine (no services). Prints per-step loss and tokens/s;"
                 + " the last line is a JSON summary. Per-step metrics go to <run dir>/metrics.jsonl.",
+            "Ctrl-C (or SIGTERM) stops the run after the current step with a checkpoint there, prints the step and"
+                + " the --resume command and exits 130 (143 for SIGTERM); a second Ctrl-C quits at once, losing the"
+                + " steps since the last checkpoint. Before the first checkpoint and during the final evaluation and"
+                + " exports the first Ctrl-C quits at once (a new run's folder is removed; a resume redoes the"
+                + " evaluation and exports).",
             "With --ranks N > 1 it starts N rank processes (data parallel, one GPU each on cuda) and waits for them;"
-                + " when one fails it stops the others and prints how to resume. Ctrl-C stops every rank at once, as"
-                + " it stops a one-rank run: the steps since the last periodic checkpoint (checkpointEvery) are lost,"
-                + " and --resume continues from that checkpoint on any rank count."})
+                + " when one fails it stops the others and prints how to resume. Ctrl-C stops every rank after the"
+                + " same step (rank 0 writes the checkpoint), waiting up to --stop-grace seconds before it kills them;"
+                + " --resume continues on any rank count."})
 final class TrainCommand implements Callable<Integer> {
     @Option(names = "--spec", paramLabel = "FILE", description = "Run spec JSON (docs/spec.md).")
     Path specFile;
@@ -52,6 +61,11 @@ final class TrainCommand implements Callable<Integer> {
                     + "training.gradAccum. A run resumes on any rank count.")
     int ranks;
 
+    @Option(names = "--stop-grace", paramLabel = "SECONDS", defaultValue = "120",
+            description = "With --ranks N > 1: how long the ranks have to reach their agreed stop and checkpoint after "
+                    + "Ctrl-C or SIGTERM before they are killed (default: ${DEFAULT-VALUE}).")
+    long stopGraceSeconds;
+
     @Override
     public Integer call() throws Exception {
         if ((specFile == null) == (resume == null)) {
@@ -62,15 +76,19 @@ final class TrainCommand implements Callable<Integer> {
             System.err.println("--ranks: must be at least 1 (got " + ranks + ")");
             return 2;
         }
+        if (stopGraceSeconds < 0) {
+            System.err.println("--stop-grace: must be at least 0 seconds (got " + stopGraceSeconds + ")");
+            return 2;
+        }
         if (resume != null) {
             if (ranks > 1) {
                 return launch(resume, false, resume.toString());
             }
-            return report(() -> {
+            return refusingBadInput(() -> trainHere(resume, false, stop -> {
                 try (MetricsLog listener = new MetricsLog(resume, ProgressPrinter.forStdout(logEvery))) {
-                    return LocalTrainingRun.resume(resume, listener);
+                    return LocalTrainingRun.resume(resume, listener, stop);
                 }
-            }, resume.toString());
+            }), resume.toString());
         }
         if (!Files.isRegularFile(specFile)) {
             System.err.println("--spec: " + specFile + " is not a file");
@@ -79,12 +97,14 @@ final class TrainCommand implements Callable<Integer> {
         if (ranks > 1) {
             return launch(null, true, specFile.toString());
         }
-        return report(() -> {
+        return refusingBadInput(() -> {
             RunSpec spec = RunSpecs.resolveAndValidate(withOverrides(RunSpecCodec.parse(Files.readString(specFile))));
             Path runDir = out != null ? out : freshRunDir(spec.name());
-            try (MetricsLog listener = new MetricsLog(runDir, ProgressPrinter.forStdout(logEvery))) {
-                return LocalTrainingRun.start(spec, specFile.toAbsolutePath().getParent(), runDir, listener);
-            }
+            return trainHere(runDir, Files.notExists(runDir), stop -> {
+                try (MetricsLog listener = new MetricsLog(runDir, ProgressPrinter.forStdout(logEvery))) {
+                    return LocalTrainingRun.start(spec, specFile.toAbsolutePath().getParent(), runDir, listener, stop);
+                }
+            });
         }, specFile.toString());
     }
 
@@ -110,6 +130,9 @@ final class TrainCommand implements Callable<Integer> {
                 RankLauncher.device(System.getenv("CUDA_VISIBLE_DEVICES"), ranks - 1, ranks); // enough GPUs named
             }
             boolean created = newRun && Files.notExists(runDir);
+            RankLauncher launcher = new RankLauncher(runDir.toAbsolutePath(), ranks, spec, logEvery, created,
+                    Duration.ofSeconds(stopGraceSeconds), System.out, System.err);
+            launcher.installStop(); // a signal while the dataset is prepared quits and removes the new folder
             if (newRun) {
                 LocalTrainingRun.prepare(spec, specFile.toAbsolutePath().getParent(), runDir,
                         ProgressPrinter.forStdout(logEvery));
@@ -120,8 +143,7 @@ final class TrainCommand implements Callable<Integer> {
                 System.err.println(heapError);
                 return 2;
             }
-            return new RankLauncher(runDir.toAbsolutePath(), ranks, spec, logEvery, created, System.out, System.err)
-                    .run();
+            return launcher.run();
         }, source);
     }
 
@@ -159,15 +181,69 @@ final class TrainCommand implements Callable<Integer> {
     }
 
     private interface RunAction {
-        LocalTrainingRun.Summary run() throws Exception;
+        LocalTrainingRun.Summary run(GracefulStop stop) throws Exception;
     }
 
-    /** Runs, prints the JSON summary as the last line; bad input becomes exit code 2 with the message. */
-    private static int report(RunAction action, String source) throws Exception {
-        return refusingBadInput(() -> {
-            printSummary(action.run());
-            return 0;
-        }, source);
+    /**
+     * Runs one rank in this process, Ctrl-C and SIGTERM stopping it gracefully ({@link GracefulStop}), and prints the
+     * JSON summary as the last line; a run that stopped early prints where instead and exits 128 + the signal.
+     *
+     * @param created whether the run folder is new: a signal before its first checkpoint removes it
+     */
+    private static int trainHere(Path runDir, boolean created, RunAction action) throws Exception {
+        GracefulStop stop = GracefulStop.install(System.err, "slope train", "", new GracefulStop.Actions() {
+            @Override
+            public String quit(int exitCode) {
+                return resumeHint(runDir, created, 1);
+            }
+
+            @Override
+            public void cleanUp() {
+                String failure = GracefulStop.deleteIfUnstarted(runDir, created);
+                if (failure != null) {
+                    System.err.println("slope train: " + failure);
+                }
+            }
+        });
+        LocalTrainingRun.Summary summary = action.run(stop);
+        if (!summary.finished()) {
+            stop.say(stoppedMessage(stop.stepsDone(), stop.totalSteps(), runDir, 1)); // below a progress bar too
+            return stop.exitCode();
+        }
+        printSummary(summary);
+        return 0;
+    }
+
+    /** What a run that stopped at a request says (after "slope train: "): where, and the command that continues it. */
+    static String stoppedMessage(long step, int steps, Path runDir, int ranks) {
+        return "stopped" + (ranks > 1 ? " all " + ranks + " ranks" : "") + " after step " + step + " of "
+                + steps + " (checkpoint committed); resume with: slope train --resume " + runDir
+                + (ranks > 1 ? " --ranks " + ranks : "");
+    }
+
+    /**
+     * How to go on after a run ended early: from its last committed checkpoint, or, with none, from the start ({@code
+     * created}: the new run folder is removed, by the caller).
+     */
+    static String resumeHint(Path runDir, boolean created, int ranks) {
+        List<Long> committed;
+        try {
+            committed = new LocalCheckpointStore(runDir).committedSteps();
+        } catch (IOException e) {
+            return "Could not list the checkpoints in " + runDir + " (" + e.getMessage() + "); resume with: slope "
+                    + "train --resume " + runDir;
+        }
+        if (committed.isEmpty()) {
+            return "No checkpoint was committed" + (created ? " (the run folder is removed)" : "")
+                    + "; start the run again with the same command.";
+        }
+        if (ranks == 1) {
+            return "Resume from the last committed checkpoint (step " + committed.getLast() + "):\n  slope train "
+                    + "--resume " + runDir;
+        }
+        return "Resume from the last committed checkpoint (step " + committed.getLast() + "), on this or any rank "
+                + "count that divides training.gradAccum (the checkpoint re-shards):\n  slope train --resume "
+                + runDir + " --ranks " + ranks;
     }
 
     /** The exit code of {@code action}; bad input (a spec, a flag, a folder) becomes 2 with the message. */

@@ -1,5 +1,10 @@
 package io.slope.cli;
 
+import static io.slope.cli.SlopeProcesses.checkpoint;
+import static io.slope.cli.SlopeProcesses.committed;
+import static io.slope.cli.SlopeProcesses.kill;
+import static io.slope.cli.SlopeProcesses.losses;
+import static io.slope.cli.SlopeProcesses.summary;
 import static io.slope.engine.Norms.relativeError;
 import static io.slope.engine.parallel.SameModel.FP64_ORDER_TOLERANCE;
 import static io.slope.engine.parallel.SameModel.assertSameModel;
@@ -10,11 +15,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
+import io.slope.cli.SlopeProcesses.Result;
+import io.slope.cli.SlopeProcesses.Slope;
 import io.slope.engine.backend.Backends;
 import io.slope.engine.checkpoint.Checkpoint;
-import io.slope.engine.checkpoint.LocalCheckpointStore;
-import io.slope.engine.rng.Philox;
 import io.slope.spec.RunSpecCodec;
 import io.slope.spec.RunSpecs;
 import java.io.IOException;
@@ -43,23 +47,22 @@ class TrainRanksTest {
     /** The run the kill test interrupts: long enough to be caught between checkpoints. */
     private static final int LONG_STEPS = 200;
     private static final Duration KILL_BOUND = Duration.ofSeconds(30);
+    /** The run the SIGTERM test stops: no periodic checkpoint but step 0 (checkpointEvery above its steps). */
+    private static final int STOP_STEPS = 1000;
 
     @TempDir
     static Path dir;
 
-    /** What one `slope` process printed and returned. */
-    private record Result(int exitCode, String out, String err) {}
-
     @BeforeAll
     static void corpusAndSpecs() throws IOException {
-        StringBuilder text = new StringBuilder();
-        long stream = Philox.stream("test/train-ranks-corpus");
-        for (int i = 0; i < 20_000; i++) {
-            text.append("abcdefgh \n".charAt((int) Philox.uniformLong(5, stream, i, 10)));
-        }
-        Files.writeString(dir.resolve("corpus.txt"), text);
+        SlopeProcesses.writeCorpus(dir, "test/train-ranks-corpus");
         Files.writeString(dir.resolve("short.json"), spec("short", STEPS, 2));
         Files.writeString(dir.resolve("long.json"), spec("long", LONG_STEPS, 25));
+        Files.writeString(dir.resolve("stop.json"), spec("stop", STOP_STEPS, 1000));
+        // Steps of a few hundred ms: a second signal comes before the ranks reach the first one's stop.
+        Files.writeString(dir.resolve("slow.json"), spec("slow", STOP_STEPS, 1000)
+                .replace("\"dModel\": 16, \"seqLen\": 8", "\"dModel\": 128, \"seqLen\": 128")
+                .replace("\"batchSize\": 2", "\"batchSize\": 8"));
     }
 
     private static String spec(String name, int steps, int checkpointEvery) {
@@ -157,23 +160,89 @@ class TrainRanksTest {
     }
 
     @Test
-    void sigtermOnTheLauncherStopsEveryRankAndTheRunResumes() throws Exception {
+    void sigtermOnTheLauncherStopsEveryRankAfterTheSameStepWithACheckpointAndTheRunResumesOnOneRank() throws Exception {
+        Result reference = slope("train", "--spec", dir.resolve("stop.json").toString(), "--out", run("unstopped"));
+        assertEquals(0, reference.exitCode(), reference.err());
+
         Path stopped = dir.resolve("stopped");
-        Slope slope = startLongRunOnTwoRanks(stopped);
-        Process launcher = slope.process();
-        List<ProcessHandle> ranks = ranksOnceTraining(launcher, stopped);
-        launcher.destroy(); // SIGTERM, as `kill` sends; Ctrl-C's SIGINT takes the same path
-        assertTrue(launcher.waitFor(KILL_BOUND.toSeconds(), TimeUnit.SECONDS), "the launcher outlived SIGTERM");
-        Result result = slope.result();
-        assertNotEquals(0, result.exitCode());
-        assertTrue(result.err().contains("slope train: stopped all 2 ranks. Resume from the last committed checkpoint"),
-                result.err());
-        for (ProcessHandle rank : ranks) {
-            rank.onExit().get(5, TimeUnit.SECONDS);
-        }
-        Result resumed = slope("train", "--resume", stopped.toString(), "--ranks", "2");
+        Slope slope = twoRanksSomeStepsIn(stopped, "stop.json", 5);
+        slope.process().destroy(); // SIGTERM to the launcher alone, as `kill` sends; it forwards the request
+        long step = assertStoppedAtOneStep(slope, stopped, "SIGTERM", 128 + 15);
+
+        Result resumed = slope("train", "--resume", stopped.toString(), "--ranks", "1");
         assertEquals(0, resumed.exitCode(), resumed.err());
-        assertEquals(2, summary(resumed).get("ranks").asInt());
+        assertTrue(resumed.out().contains("resumed after step " + step), resumed.out());
+        double err = relativeError(losses(stopped), losses(dir.resolve("unstopped")));
+        assertTrue(err < FP64_ORDER_TOLERANCE, "loss curves differ normwise by " + err);
+        assertSameModel(finalCheckpoint("unstopped", STOP_STEPS), finalCheckpoint("stopped", STOP_STEPS));
+    }
+
+    @Test
+    void aCtrlCThatReachesTheLauncherAndEveryRankIsOneStopRequest() throws Exception {
+        Path stopped = dir.resolve("ctrl-c");
+        Slope slope = twoRanksSomeStepsIn(stopped, "stop.json", 5);
+        List<ProcessHandle> all = new ArrayList<>(slope.process().toHandle().descendants().toList());
+        all.add(slope.process().toHandle());
+        kill("INT", all.toArray(ProcessHandle[]::new)); // the terminal's foreground process group
+        assertStoppedAtOneStep(slope, stopped, "SIGINT", 130);
+    }
+
+    @Test
+    void aSecondSigtermOnTheLauncherKillsEveryRankAtOnce() throws Exception {
+        Path killed = dir.resolve("second-signal");
+        Slope slope = twoRanksSomeStepsIn(killed, "slow.json", 1);
+        Process launcher = slope.process();
+        List<ProcessHandle> ranks = launcher.toHandle().descendants().toList();
+        launcher.destroy();
+        long deadline = System.nanoTime() + KILL_BOUND.toNanos();
+        while (!slope.errSoFar().contains("stopping all 2 ranks after this step")) {
+            assertTrue(launcher.isAlive() && System.nanoTime() < deadline, "no reply to SIGTERM: " + slope.errSoFar());
+            Thread.sleep(1);
+        }
+        launcher.destroy();
+        Result result = slope.exitAfter("a second SIGTERM", KILL_BOUND);
+        assertEquals(128 + 15, result.exitCode(), result.err());
+        assertTrue(result.err().contains("slope train: SIGTERM: quitting now. Killed all 2 ranks. Resume from the last "
+                + "committed checkpoint (step 0)"), result.err());
+        for (ProcessHandle rank : ranks) {
+            assertFalse(rank.isAlive(), "rank process " + rank.pid() + " outlived its launcher's quit");
+        }
+        assertEquals(0, committed(killed), "no checkpoint at the stop");
+    }
+
+    /** `slope train --ranks 2` of {@code spec}, once its ranks have trained {@code steps} steps. */
+    private static Slope twoRanksSomeStepsIn(Path runDir, String spec, int steps) throws Exception {
+        Slope slope = start("train", "--spec", dir.resolve(spec).toString(), "--out", runDir.toString(),
+                "--ranks", "2");
+        ranksOnceTraining(slope.process(), runDir);
+        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+        while (losses(runDir).length < steps) {
+            assertTrue(slope.process().isAlive() && System.nanoTime() < deadline, "no " + steps + " steps within "
+                    + "60 s: " + slope.errSoFar());
+            Thread.sleep(5);
+        }
+        return slope;
+    }
+
+    /**
+     * The signalled launcher exits {@code exitCode} once both ranks stopped after the same step, the checkpoint
+     * there committed; returns that step.
+     */
+    private static long assertStoppedAtOneStep(Slope slope, Path runDir, String signal, int exitCode)
+            throws Exception {
+        Result result = slope.exitAfter(signal, KILL_BOUND); // after every rank's exit: the launcher waits for each
+        assertEquals(exitCode, result.exitCode(), result.err());
+        assertTrue(result.err().contains("slope train: " + signal + ": stopping all 2 ranks after this step"),
+                result.err());
+        long step = committed(runDir);
+        assertTrue(step > 0 && step < STOP_STEPS, "stopped mid-run, at step " + step);
+        assertTrue(result.err().contains("slope train: stopped all 2 ranks after step " + step + " of " + STOP_STEPS
+                + " (checkpoint committed); resume with: slope train --resume " + runDir.toAbsolutePath()
+                + " --ranks 2"), result.err());
+        assertEquals(step, losses(runDir).length, "rank 0 trained up to the checkpoint");
+        assertTrue(Files.readString(runDir.resolve("rank-1.log")).contains("rank 1: stopped after step " + step
+                + " of " + STOP_STEPS), "rank 1 stopped after the same step");
+        return step;
     }
 
     @Test
@@ -257,68 +326,15 @@ class TrainRanksTest {
         return dir.resolve(name).toString();
     }
 
-    /** The newest committed checkpoint's step; -1 when none. */
-    private static long committed(Path runDir) throws IOException {
-        List<Long> steps = new LocalCheckpointStore(runDir).committedSteps();
-        return steps.isEmpty() ? -1 : steps.getLast();
-    }
-
     private static Checkpoint finalCheckpoint(String name, int step) throws IOException {
-        return new LocalCheckpointStore(dir.resolve(name)).load(step).checkpoint();
-    }
-
-    /** The loss of every step from metrics.jsonl, the last line of a step counting (a resumed run repeats steps). */
-    private static double[] losses(Path runDir) throws IOException {
-        Path file = runDir.resolve(MetricsLog.FILE);
-        if (!Files.exists(file)) {
-            return new double[0];
-        }
-        List<Double> byStep = new ArrayList<>();
-        ObjectMapper json = new ObjectMapper();
-        for (String line : Files.readAllLines(file)) {
-            if (!line.endsWith("}")) {
-                continue; // a line still being written
-            }
-            JsonNode n = json.readTree(line);
-            int step = n.get("step").asInt();
-            while (byStep.size() <= step) {
-                byStep.add(Double.NaN);
-            }
-            byStep.set(step, n.get("loss").asDouble());
-        }
-        return byStep.stream().mapToDouble(Double::doubleValue).toArray();
-    }
-
-    private static JsonNode summary(Result r) throws IOException {
-        String[] lines = r.out().strip().split("\n");
-        return new ObjectMapper().readTree(lines[lines.length - 1]);
+        return checkpoint(dir.resolve(name), step);
     }
 
     private static Result slope(String... args) throws Exception {
-        Slope slope = start(args);
-        assertTrue(slope.process().waitFor(120, TimeUnit.SECONDS), "slope " + String.join(" ", args)
-                + " took over 120 s");
-        return slope.result();
+        return SlopeProcesses.slope(dir, args);
     }
 
-    /** A `slope` process and the files its stdout and stderr go to. */
-    private record Slope(Process process, Path out, Path err) {
-        Result result() throws IOException {
-            return new Result(process.exitValue(), Files.readString(out), Files.readString(err));
-        }
-    }
-
-    /** `slope ARGS` as ./slope runs it: this Java, this class path, its own 1 GiB heap; output to files. */
     private static Slope start(String... args) throws IOException {
-        List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java")
-                .toString(), "-Xmx1g", "--enable-native-access=ALL-UNNAMED", "-cp",
-                System.getProperty("java.class.path"), SlopeCli.class.getName()));
-        command.addAll(List.of(args));
-        Path logs = Files.createTempDirectory(dir, "slope-");
-        Path out = logs.resolve("out");
-        Path err = logs.resolve("err");
-        Process p = new ProcessBuilder(command).directory(dir.toFile()).redirectOutput(out.toFile())
-                .redirectError(err.toFile()).start();
-        return new Slope(p, out, err);
+        return SlopeProcesses.start(dir, args);
     }
 }

@@ -35,12 +35,37 @@ public final class LocalTrainingRun {
     /**
      * The outcome. {@code tokensPerSecond} counts training tokens over training time (evaluation excluded); the four
      * validation losses are those of {@link TrainingSession.FinalEvaluation}, and the export folders; null when the
-     * run stopped early. {@code ranks}: how many data-parallel ranks trained this last stretch.
+     * run stopped early. {@code ranks}: how many data-parallel ranks trained this last stretch; {@code trainLoss} is
+     * its last step's loss, null when it trained none (a resume after the last step only evaluates and exports).
      */
-    public record Summary(String name, String mode, int steps, long trainTokens, double trainLoss,
+    public record Summary(String name, String mode, int steps, long trainTokens, Double trainLoss,
             double tokensPerSecond, double seconds, String backend, int ranks, String runDir, Double valLossSparse,
             Double valLossAdapters, Double valLossMerged, Double valLossInferenceForm, String hfExport,
-            String slopeExport) {}
+            String slopeExport) {
+        /** Whether the run trained all its steps and wrote its exports; false when it stopped early. */
+        public boolean finished() {
+            return hfExport != null;
+        }
+    }
+
+    /**
+     * How a caller asks a run to stop early (Ctrl-C): {@link #requested} is asked after every step, and every rank
+     * stops after the first step at which any rank's says so, with a checkpoint there. The run says when its training loop
+     * begins (its session is open, a checkpoint committed) and ends, because a request outside the loop cannot wait for
+     * a step: the caller decides what it means there. A request seen when the loop ends skips the final evaluation and
+     * the exports (a resume does them).
+     */
+    public interface Stop {
+        Stop NEVER = () -> false;
+
+        boolean requested();
+
+        /** The training loop begins: the session is open, its newest checkpoint committed. */
+        default void trainingBegins() {}
+
+        /** The training loop has ended after {@code stepsDone} of {@code totalSteps}, its last checkpoint committed. */
+        default void trainingEnded(int stepsDone, int totalSteps) {}
+    }
 
     private LocalTrainingRun() {}
 
@@ -51,17 +76,28 @@ public final class LocalTrainingRun {
      */
     public static Summary start(RunSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener)
             throws IOException {
-        return start(spec, baseDir, runDir, listener, Integer.MAX_VALUE);
+        return start(spec, baseDir, runDir, listener, Integer.MAX_VALUE, Stop.NEVER);
+    }
+
+    /** As {@link #start(RunSpec, Path, Path, TrainingSession.Listener)}, stopping early when {@code stop} asks. */
+    public static Summary start(RunSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener, Stop stop)
+            throws IOException {
+        return start(spec, baseDir, runDir, listener, Integer.MAX_VALUE, stop);
     }
 
     /** As {@link #start}, but pauses after {@code stopAfter} steps with a checkpoint there, to be resumed later. */
     public static Summary start(RunSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener,
             int stopAfter) throws IOException {
+        return start(spec, baseDir, runDir, listener, stopAfter, Stop.NEVER);
+    }
+
+    private static Summary start(RunSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener,
+            int stopAfter, Stop stop) throws IOException {
         Corpus corpus = readCorpus(spec, baseDir, runDir, listener);
         boolean created = Files.notExists(runDir);
         LocalCheckpointStore store = new LocalCheckpointStore(runDir);
         try (Dataset dataset = prepareDataset(spec, corpus, runDir)) {
-            return train(spec, dataset, runDir, store, listener, stopAfter, null, Collective.single());
+            return train(spec, dataset, runDir, store, listener, stopAfter, stop, null, Collective.single());
         } catch (IOException | RuntimeException e) {
             deleteIfUnstarted(runDir, created);
             throw e;
@@ -121,10 +157,15 @@ public final class LocalTrainingRun {
 
     /** Continues the run in {@code runDir} from its newest checkpoint that verifies. */
     public static Summary resume(Path runDir, TrainingSession.Listener listener) throws IOException {
+        return resume(runDir, listener, Stop.NEVER);
+    }
+
+    /** As {@link #resume(Path, TrainingSession.Listener)}, stopping early when {@code stop} asks. */
+    public static Summary resume(Path runDir, TrainingSession.Listener listener, Stop stop) throws IOException {
         RunSpec spec = resumableSpec(runDir);
         try (Dataset dataset = Dataset.open(runDir.resolve(DATASET_DIR))) {
-            return train(spec, dataset, runDir, new LocalCheckpointStore(runDir), listener, Integer.MAX_VALUE, null,
-                    Collective.single());
+            return train(spec, dataset, runDir, new LocalCheckpointStore(runDir), listener, Integer.MAX_VALUE, stop,
+                    null, Collective.single());
         }
     }
 
@@ -159,9 +200,10 @@ public final class LocalTrainingRun {
      *
      * @param backend opened for {@code spec}, the one whose {@link Backend#collectives()} made
      *     {@code collective}; the session owns and closes it
+     * @param stop this rank's stop request; the ranks agree on the step to stop after
      */
     public static Summary trainRank(RunSpec spec, Path runDir, Backend backend,
-            Collective collective, TrainingSession.Listener listener) throws IOException {
+            Collective collective, TrainingSession.Listener listener, Stop stop) throws IOException {
         Dataset dataset;
         try {
             dataset = Dataset.open(runDir.resolve(DATASET_DIR));
@@ -171,7 +213,7 @@ public final class LocalTrainingRun {
         }
         try (dataset) {
             return train(spec, dataset, runDir, new LocalCheckpointStore(runDir), listener, Integer.MAX_VALUE,
-                    backend, collective);
+                    stop, backend, collective);
         }
     }
 
@@ -185,7 +227,7 @@ public final class LocalTrainingRun {
     }
 
     private static Summary train(RunSpec spec, Dataset dataset, Path runDir, CheckpointStore store,
-            TrainingSession.Listener listener, int stopAfter, Backend backend,
+            TrainingSession.Listener listener, int stopAfter, Stop stop, Backend backend,
             Collective collective) throws IOException {
         long start = System.nanoTime();
         String writer = "slope-train/" + ProcessHandle.current().pid();
@@ -197,13 +239,20 @@ public final class LocalTrainingRun {
                 throw alreadyFinished(runDir, session.totalSteps());
             }
             // A run stopped after its last step but before its exports resumes straight into them.
-            TrainingSession.ChunkResult chunk = session.trainUntil(stopAfter, () -> false);
+            TrainingSession.ChunkResult chunk;
+            stop.trainingBegins();
+            try {
+                chunk = session.trainUntil(stopAfter, stop::requested);
+            } finally {
+                stop.trainingEnded(session.stepsDone(), session.totalSteps());
+            }
             if (collective.rank() != 0) {
                 return null;
             }
             double tokensPerSecond = chunk.trainSeconds() > 0 ? chunk.trainTokens() / chunk.trainSeconds() : 0;
             TrainingSession.FinalEvaluation result = null;
-            if (chunk.finished()) {
+            // A stop asked for during the last step leaves the final evaluation and the exports to a resume.
+            if (chunk.finished() && !stop.requested()) {
                 result = session.finish();
                 listener.onInfo(String.format("val_loss: sparse %.4f, with adapters %.4f, dense export %.4f, "
                         + "inference form %.4f", result.valLossSparse(), result.valLossAdapters(),
@@ -213,8 +262,9 @@ public final class LocalTrainingRun {
             }
             double seconds = (System.nanoTime() - start) / 1e9;
             GptModel model = session.model();
+            Double trainLoss = Double.isNaN(chunk.lastLoss()) ? null : chunk.lastLoss(); // no step in this stretch
             return new Summary(spec.name(), model.config().mode().wireName(), session.totalSteps(),
-                    chunk.trainTokens(), chunk.lastLoss(), tokensPerSecond, seconds, model.backend().name(),
+                    chunk.trainTokens(), trainLoss, tokensPerSecond, seconds, model.backend().name(),
                     collective.worldSize(), runDir.toString(), result == null ? null : result.valLossSparse(),
                     result == null ? null : result.valLossAdapters(), result == null ? null : result.valLossMerged(),
                     result == null ? null : result.valLossInferenceForm(), result == null ? null : hf.toString(),

@@ -3,6 +3,7 @@ package io.slope.engine.run;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -13,6 +14,7 @@ import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecCodec;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -47,10 +49,39 @@ class LocalTrainingRunTest {
         DurableFiles.deleteRecursively(Path.of(first.hfExport()));
         LocalTrainingRun.Summary resumed = LocalTrainingRun.resume(runDir, ResumeProbe.QUIET);
         assertEquals(first.valLossMerged(), resumed.valLossMerged());
+        assertEquals(0, resumed.trainTokens(), "no step left to train");
+        assertNull(resumed.trainLoss(), "no step, no loss");
         assertTrue(Files.isRegularFile(Path.of(resumed.hfExport(), "model.safetensors")));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> LocalTrainingRun.resume(runDir, ResumeProbe.QUIET));
         assertTrue(e.getMessage().contains("already finished"), e.getMessage());
+    }
+
+    @Test
+    void aStopRequestStopsAfterThatStepWithACheckpointAndLeavesTheExportsToAResume() throws Exception {
+        AtomicInteger asked = new AtomicInteger();
+        int[] ended = {-1};
+        LocalTrainingRun.Stop stop = new LocalTrainingRun.Stop() {
+            @Override
+            public boolean requested() {
+                return asked.incrementAndGet() >= 5; // asked after each step: the 5th says stop
+            }
+
+            @Override
+            public void trainingEnded(int stepsDone, int totalSteps) {
+                ended[0] = stepsDone;
+            }
+        };
+        Path runDir = dir.resolve("stopped");
+        LocalTrainingRun.Summary stopped = LocalTrainingRun.start(spec("slope", 0.75), dir, runDir, ResumeProbe.QUIET,
+                stop);
+        assertFalse(stopped.finished());
+        assertEquals(5, ended[0]);
+        assertEquals(5L, new LocalCheckpointStore(runDir).committedSteps().getLast(), "a checkpoint where it stopped");
+        assertFalse(Files.exists(runDir.resolve(LocalTrainingRun.HF_EXPORT_DIR)));
+        LocalTrainingRun.Summary resumed = LocalTrainingRun.resume(runDir, ResumeProbe.QUIET);
+        assertTrue(resumed.finished());
+        assertEquals(run("slope", 0.75).valLossAdapters(), resumed.valLossAdapters(), "exact resume");
     }
 
     @Test
@@ -76,9 +107,13 @@ class LocalTrainingRunTest {
     }
 
     private LocalTrainingRun.Summary run(String mode, double adapterStart) throws Exception {
+        return LocalTrainingRun.start(spec(mode, adapterStart), dir, dir.resolve(mode), ResumeProbe.QUIET);
+    }
+
+    private RunSpec spec(String mode, double adapterStart) throws Exception {
         Path corpus = dir.resolve("corpus.txt");
         Files.writeString(corpus, "To be, or not to be, that is the question. ".repeat(400));
-        RunSpec spec = RunSpecCodec.parseResolved("""
+        return RunSpecCodec.parseResolved("""
                 {"name": "stages", "model": {"layers": 2, "heads": 2, "dModel": 32, "seqLen": 16},
                  "sparsity": {"mode": "%s"}, "adapters": {"start": %s, "rank": 4},
                  "optimizer": {"lr": 0.01, "warmupSteps": 2},
@@ -86,6 +121,5 @@ class LocalTrainingRunTest {
                  "data": {"corpus": ["corpus.txt"]}, "eval": {"every": 0, "maxWindows": 8},
                  "checkpointEvery": 0, "backend": "cpu", "threads": 2}
                 """.formatted(mode, adapterStart, STEPS));
-        return LocalTrainingRun.start(spec, dir, dir.resolve(mode), ResumeProbe.QUIET);
     }
 }
