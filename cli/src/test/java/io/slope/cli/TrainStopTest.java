@@ -44,8 +44,9 @@ class TrainStopTest {
     static void corpusAndSpecs() throws IOException {
         SlopeProcesses.writeCorpus(dir, "test/train-stop-corpus");
         Files.writeString(dir.resolve("tiny.json"), spec("tiny", 16, 8, 4));
-        // Steps long enough (a few hundred ms) that a second signal comes before the first one's step ends.
-        Files.writeString(dir.resolve("slow.json"), spec("slow", 128, 128, 8));
+        // Steps long enough (about a second) that a second signal comes before the first one's step ends, also on
+        // a loaded machine.
+        Files.writeString(dir.resolve("slow.json"), spec("slow", 256, 128, 8));
     }
 
     private static String spec(String name, int dModel, int seqLen, int batchSize) {
