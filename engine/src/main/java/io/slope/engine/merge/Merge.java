@@ -23,24 +23,17 @@ public final class Merge {
 
     /** Dense weights in the model's declared order and PyTorch layout, adapters folded in. */
     public static Map<String, double[]> denseExport(GptConfig config, ModelSnapshot model) {
-        Map<String, double[]> dense = new LinkedHashMap<>();
-        Map<String, int[]> shapes = GptModel.parameterShapes(config);
-        for (Map.Entry<String, double[]> e : model.values().entrySet()) {
-            String name = e.getKey();
-            int[] rowKept = model.rowKept().get(name);
-            if (rowKept == null) {
-                dense.put(name, e.getValue().clone());
-                continue;
+        Map<String, double[]> dense = model.denseValues(config);
+        if (model.adapterRank() > 0) {
+            Map<String, int[]> shapes = GptModel.parameterShapes(config);
+            for (String name : model.rowKept().keySet()) {
+                String layer = name.substring(0, name.length() - ".weight".length());
+                int dOut = shapes.get(name)[0];
+                int dIn = shapes.get(name)[1];
+                addLowRank(dense.get(name), model.adapters().get(layer + ".lora_A"),
+                        model.adapters().get(layer + ".lora_B"), dIn, model.adapterRank(), dOut,
+                        model.adapterScale());
             }
-            String layer = name.substring(0, name.length() - ".weight".length());
-            int dOut = shapes.get(name)[0];
-            int dIn = shapes.get(name)[1];
-            double[] w = NmMasks.scatterKept(e.getValue(), rowKept, dOut, dIn);
-            if (model.adapterRank() > 0) {
-                addLowRank(w, model.adapters().get(layer + ".lora_A"), model.adapters().get(layer + ".lora_B"),
-                        dIn, model.adapterRank(), dOut, model.adapterScale());
-            }
-            dense.put(name, w);
         }
         return dense;
     }

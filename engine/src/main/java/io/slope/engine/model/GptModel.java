@@ -6,7 +6,6 @@ import io.slope.engine.backend.SparseLinear;
 import io.slope.engine.backend.Tensor;
 import io.slope.engine.model.GptConfig.LinearKind;
 import io.slope.engine.rng.Philox;
-import io.slope.engine.sparse.NmMasks;
 import io.slope.spec.Mode;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -644,16 +643,9 @@ public final class GptModel implements AutoCloseable {
      * attached, as they are).
      */
     public Map<String, double[]> denseWeights() {
-        Map<String, double[]> out = new LinkedHashMap<>();
-        for (Parameter p : parameters) {
-            double[] values = backend.download(p.value());
-            if (p.isSparse()) {
-                SparseLinear s = p.sparse();
-                out.put(p.name(), NmMasks.scatterKept(values, backend.rowKeptIndices(s), s.dOut(), s.dIn()));
-            } else {
-                out.put(p.name(), values);
-            }
-        }
+        ModelSnapshot snapshot = snapshot();
+        Map<String, double[]> out = snapshot.denseValues(config);
+        out.putAll(snapshot.adapters());
         return out;
     }
 

@@ -14,6 +14,8 @@ import io.slope.engine.train.Windows;
 import io.slope.spec.Mode;
 import io.slope.spec.RunSpec;
 import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 /** Lazy low-rank adapters (SLOPE.md §6): insertion is invisible, and their path adds exactly (X·A)·B/r. */
@@ -33,6 +35,36 @@ class AdapterTest {
             model.attachAdapters(GptModel.initialAdapterWeights(config, RANK, 3), RANK, 1.0 / RANK);
             model.forward(Windows.inputs(windows, config.seqLen()), Windows.targets(windows, config.seqLen()), B);
             assertArrayEquals(before, model.logits(B));
+        }
+    }
+
+    @Test
+    void denseWeightsListEveryParameterInOrderWithSparseLayersAsWRAndTheAdaptersAsTheyAre() {
+        GptConfig config = TinyModels.config(Mode.SLOPE);
+        try (CpuBackend backend = new CpuBackend(1)) {
+            Map<String, double[]> initial = GptModel.initialWeights(config, 3);
+            GptModel model = GptModel.fromDenseWeights(backend, config, DType.F64, initial);
+            Map<String, double[]> adapters = TinyModels.randomAdapters(config, RANK, 7, 0.3);
+            model.attachAdapters(adapters, RANK, 1.0 / RANK);
+            Map<String, double[]> dense = model.denseWeights();
+            assertEquals(model.parameters().stream().map(Parameter::name).toList(), List.copyOf(dense.keySet()));
+            for (Parameter p : model.parameters()) {
+                double[] expected = p.group() == Parameter.Group.ADAPTERS ? adapters.get(p.name())
+                        : initial.get(p.name());
+                if (p.isSparse()) {
+                    // W^R: the initial weights at the row mask's kept positions, zeros elsewhere.
+                    int dIn = p.sparse().dIn();
+                    int[] kept = backend.rowKeptIndices(p.sparse());
+                    int perRow = kept.length / p.sparse().dOut();
+                    double[] wr = new double[expected.length];
+                    for (int i = 0; i < kept.length; i++) {
+                        int at = i / perRow * dIn + kept[i];
+                        wr[at] = expected[at];
+                    }
+                    expected = wr;
+                }
+                assertArrayEquals(expected, dense.get(p.name()), p.name());
+            }
         }
     }
 
