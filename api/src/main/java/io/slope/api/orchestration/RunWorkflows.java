@@ -5,6 +5,7 @@ import io.slope.api.problem.ProblemException;
 import io.slope.spec.RunSpec;
 import io.slope.spec.pipeline.Stage;
 import io.slope.spec.pipeline.StageResult;
+import io.slope.workflows.run.Failures;
 import io.slope.workflows.run.RunInput;
 import io.slope.workflows.run.RunOptions;
 import io.slope.workflows.run.RunProgress;
@@ -23,8 +24,6 @@ import io.temporal.client.WorkflowUpdateException;
 import io.temporal.client.WorkflowUpdateHandle;
 import io.temporal.client.WorkflowUpdateStage;
 import io.temporal.common.SearchAttributes.Builder;
-import io.temporal.failure.ApplicationFailure;
-import io.temporal.failure.TemporalFailure;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import jakarta.inject.Singleton;
@@ -138,26 +137,12 @@ public class RunWorkflows {
         }
         if (cause instanceof WorkflowUpdateException update) {
             // The validator's refusal, e.g. "the run is already paused; resume it first".
-            return ProblemException.conflict("illegal-state", innermost(update));
+            return ProblemException.conflict("illegal-state", Failures.message(update));
         }
         if (cause instanceof RuntimeException runtime) {
             return runtime;
         }
         return new IllegalStateException(cause);
-    }
-
-    private static String innermost(Throwable e) {
-        Throwable t = e;
-        while (t.getCause() != null) {
-            t = t.getCause();
-        }
-        if (t instanceof ApplicationFailure app) {
-            return app.getOriginalMessage();
-        }
-        if (t instanceof TemporalFailure temporal) {
-            return temporal.getOriginalMessage();
-        }
-        return t.getMessage();
     }
 
     /** The Temporal UI's page of a run's workflow, or null when no UI address is configured. */

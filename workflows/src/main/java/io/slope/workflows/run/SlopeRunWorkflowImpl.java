@@ -140,7 +140,7 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
                 }).run();
                 throw e;
             }
-            String message = describe(e);
+            String message = Failures.message(e);
             setStatus("FAILED");
             bookkeeping.finishRun(in.runId(), "FAILED", message);
             throw ApplicationFailure.newNonRetryableFailure(message, "RunFailed");
@@ -263,7 +263,7 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
                 }
                 // Cancel every rank: each aborts its collective, so none waits on the one that failed; wait for all
                 // of them (WAIT_CANCELLATION_COMPLETED) before the next attempt takes their slots.
-                scope.cancel("a rank of chunk attempt " + attempt + " failed: " + describe(failure));
+                scope.cancel("a rank of chunk attempt " + attempt + " failed: " + Failures.message(failure));
                 Workflow.await(() -> members.stream().allMatch(Promise::isCompleted));
                 if (CancellationScope.current().isCancelRequested()) {
                     throw failure;
@@ -281,7 +281,7 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
                     throw failure;
                 }
                 log.info("run {}: chunk attempt {} on {} ranks failed ({}); restarting from the last committed "
-                        + "checkpoint", input.runId(), attempt, size, describe(failure));
+                        + "checkpoint", input.runId(), attempt, size, Failures.message(failure));
                 Workflow.sleep(Duration.ofSeconds(Math.min(10, failures)));
             } finally {
                 chunkScope = null;
@@ -490,21 +490,6 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
 
     private static boolean isNonRetryable(ActivityFailure e) {
         return e.getCause() instanceof ApplicationFailure app && app.isNonRetryable();
-    }
-
-    /** The innermost failure's message: what went wrong, without Temporal's wrapping. */
-    static String describe(Throwable e) {
-        Throwable t = e;
-        while (t.getCause() != null && t instanceof TemporalFailure && !(t instanceof ApplicationFailure)) {
-            t = t.getCause();
-        }
-        if (t instanceof ApplicationFailure app) {
-            return app.getOriginalMessage();
-        }
-        if (t instanceof TemporalFailure temporal) {
-            return temporal.getOriginalMessage();
-        }
-        return t.getMessage();
     }
 
     private static String modelName(RunSpec spec) {
