@@ -4,6 +4,7 @@ import io.slope.spec.pipeline.CheckpointRef;
 import io.temporal.activity.ActivityExecutionContext;
 import io.temporal.client.ActivityCompletionException;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Consumer;
 import java.util.function.Supplier;
 
 /**
@@ -21,19 +22,24 @@ final class Heartbeater implements AutoCloseable {
     private volatile boolean closed;
 
     Heartbeater(ActivityExecutionContext context, Supplier<Details> details) {
-        this(context, details, () -> {});
+        this(context, details, stop -> {});
     }
 
-    /** {@code onStop} runs (on the heartbeat thread) once a heartbeat reports cancellation, timeout or shutdown. */
-    Heartbeater(ActivityExecutionContext context, Supplier<Details> details, Runnable onStop) {
+    /**
+     * {@code onStop} runs (on the heartbeat thread) once a heartbeat reports cancellation, timeout or shutdown. The
+     * heartbeats go on after it, so that a graceful stop (a last step and its checkpoint) is not taken for a dead
+     * worker.
+     */
+    Heartbeater(ActivityExecutionContext context, Supplier<Details> details,
+            Consumer<ActivityCompletionException> onStop) {
         thread = Thread.ofPlatform().daemon().name("heartbeat-" + context.getInfo().getActivityId()).start(() -> {
             while (!closed) {
                 try {
                     context.heartbeat(details.get());
                 } catch (ActivityCompletionException e) {
-                    stop.compareAndSet(null, e);
-                    onStop.run();
-                    return;
+                    if (stop.compareAndSet(null, e)) {
+                        onStop.accept(e);
+                    }
                 } catch (RuntimeException e) {
                     // a transient failure to reach the server; the next beat tries again
                 }

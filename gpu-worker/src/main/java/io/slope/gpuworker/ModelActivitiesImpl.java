@@ -36,6 +36,8 @@ import io.slope.workflows.run.ModelActivities;
 import io.slope.workflows.run.ModelRequest;
 import io.temporal.activity.Activity;
 import io.temporal.activity.ActivityExecutionContext;
+import io.temporal.client.ActivityCanceledException;
+import io.temporal.client.ActivityCompletionException;
 import io.temporal.failure.ApplicationFailure;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -50,6 +52,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.Semaphore;
+import java.util.function.BooleanSupplier;
 
 /**
  * The model stages on one worker. The model stays resident between activities of the same run (the next chunk comes
@@ -63,6 +66,11 @@ public final class ModelActivitiesImpl implements ModelActivities {
      * waits while rank 0 alone evaluates and checkpoints). Cancellation aborts sooner.
      */
     static final Duration COLLECTIVE_TIMEOUT = Duration.ofMinutes(2);
+    /**
+     * How long rank 0, cancelled for a pause, leaves its group to stop after an agreed step (with a checkpoint) before
+     * it aborts its collective all the same: a peer may be dead.
+     */
+    static final Duration PAUSE_GRACE = Duration.ofSeconds(60);
 
     private final ObjectStore objects;
     private final DatasetStore datasets;
@@ -159,8 +167,8 @@ public final class ModelActivitiesImpl implements ModelActivities {
         ChunkRequest chunk = request.chunk();
         return withSlot(context, chunk.runId(), () -> {
             dropResident(); // the group restores the committed checkpoint; this worker's memory goes to this rank
-            GroupMember member = new GroupMember();
-            try (Heartbeater heartbeat = new Heartbeater(context, member::details, member::abort)) {
+            GroupMember member = new GroupMember(request.rank(), () -> pauseRequested(context));
+            try (Heartbeater heartbeat = new Heartbeater(context, member::details, member::stopped)) {
                 try {
                     Collective collective = rendezvous(request, context, member);
                     Resident r = open(chunk.runId(), chunk.spec(), chunk.datasetId(), context, collective);
@@ -168,6 +176,7 @@ public final class ModelActivitiesImpl implements ModelActivities {
                     long deadline = System.nanoTime() + chunk.maxMinutes() * 60_000_000_000L;
                     TrainingSession.ChunkResult result = r.session.trainUntil(chunk.stopStep(),
                             () -> stopping || heartbeat.stopRequested() || System.nanoTime() > deadline);
+                    member.trained();
                     r.uploads.flush(); // the chunk ends on a committed checkpoint (rank 0 writes it)
                     r.progress.flush();
                     heartbeat.rethrowIfCancelled();
@@ -205,15 +214,76 @@ public final class ModelActivitiesImpl implements ModelActivities {
         return member.collective;
     }
 
-    /** What one rank holds while its group trains; aborted from the heartbeat thread when the activity is cancelled. */
+    /**
+     * Whether the run's workflow is pausing: rank 0 is cancelled alone for a pause (the group then stops gracefully),
+     * with every other rank when a rank failed or the run is cancelled (each aborts at once). Unknown counts as no.
+     */
+    private static boolean pauseRequested(ActivityExecutionContext context) {
+        try {
+            return context.getWorkflowClient().newWorkflowStub(SlopeRunWorkflow.class,
+                    context.getInfo().getWorkflowId()).progress().paused();
+        } catch (RuntimeException e) {
+            LOG.log(System.Logger.Level.WARNING, "could not ask workflow " + context.getInfo().getWorkflowId()
+                    + " whether it is pausing (" + e.getMessage() + "); aborting the collective");
+            return false;
+        }
+    }
+
+    /**
+     * What one rank holds while its group trains; on cancellation (from the heartbeat thread) it aborts its collective,
+     * except rank 0 cancelled for a pause, which stops gracefully and aborts only after {@link #PAUSE_GRACE}.
+     */
     private static final class GroupMember implements AutoCloseable {
+        final int rank;
+        final BooleanSupplier pausing;
         volatile CollectiveProvider.Rendezvous host;
         volatile Collective collective;
         volatile Resident resident;
+        private boolean ended;
+
+        GroupMember(int rank, BooleanSupplier pausing) {
+            this.rank = rank;
+            this.pausing = pausing;
+        }
 
         Heartbeater.Details details() {
             Resident r = resident;
             return r == null ? null : ModelActivitiesImpl.details(r);
+        }
+
+        /**
+         * A heartbeat reported cancellation, timeout or shutdown. Rank 0 cancelled for a pause, its peers joined, lets
+         * the training loop stop: its stop flag reaches every rank through the loop's agreed stop, so all stop after
+         * the same step and rank 0 commits the checkpoint there. Any other stop aborts at once (before the peers have
+         * joined nothing has been trained, and they may never come); a failing group cancels every rank, so rank 0's
+         * next collective fails promptly too, whatever it decided.
+         */
+        void stopped(ActivityCompletionException e) {
+            if (rank == 0 && e instanceof ActivityCanceledException && collective != null && pausing.getAsBoolean()) {
+                LOG.log(System.Logger.Level.INFO, "rank 0 cancelled for a pause: the group stops after the next step "
+                        + "with a checkpoint (aborting in " + PAUSE_GRACE.toSeconds() + " s otherwise)");
+                Thread.ofVirtual().name("pause-grace").start(() -> {
+                    try {
+                        Thread.sleep(PAUSE_GRACE);
+                    } catch (InterruptedException interrupted) {
+                        return;
+                    }
+                    synchronized (this) {
+                        if (!ended) {
+                            LOG.log(System.Logger.Level.WARNING, "rank 0's group did not stop within "
+                                    + PAUSE_GRACE.toSeconds() + " s of the pause; aborting its collective");
+                            abort();
+                        }
+                    }
+                });
+                return;
+            }
+            abort();
+        }
+
+        /** The training loop has ended: a pause's grace has nothing left to abort. */
+        synchronized void trained() {
+            ended = true;
         }
 
         /** No rank may stay blocked on a peer once the workflow has given the group up. */
@@ -238,6 +308,7 @@ public final class ModelActivitiesImpl implements ModelActivities {
 
         @Override
         public void close() {
+            trained();
             try {
                 if (resident != null) {
                     resident.close();

@@ -84,6 +84,78 @@ class DataParallelEndToEndTest {
         assertEquals(2, ranks.stream().filter(r -> r.contains("\"rank\":1")).count(), ranks.toString());
     }
 
+    /**
+     * A pause mid-chunk of a two-rank run whose only periodic checkpoints are at its first and last step: the workflow
+     * cancels rank 0 alone, whose stop reaches rank 1 through the loop's agreed stop, so both stop after the same step
+     * and rank 0 commits a checkpoint there (rank 1 ends its chunk normally). The run resumes from that checkpoint and
+     * ends with the weights of an uninterrupted run.
+     */
+    @Test
+    void a1_aPausedGroupStopsAfterAnAgreedStepWithACheckpointAndResumesFromIt() throws Exception {
+        int steps = 80;
+        int sparseEnd = 60; // adapters start at 0.75 · 80: the first chunk ends there
+        // Steps long enough (dModel 128, seqLen 64) that the pause lands well inside the first chunk.
+        RunSpec spec = RunSpecCodec.parseResolved(RunSpecCodec.toJson(spec(steps))
+                .replaceAll("\"checkpointEvery\"\\s*:\\s*\\d+", "\"checkpointEvery\": " + steps)
+                .replaceAll("\"dModel\"\\s*:\\s*64\\b", "\"dModel\": 128")
+                .replaceAll("\"seqLen\"\\s*:\\s*32\\b", "\"seqLen\": 64"));
+        assertEquals(steps, spec.checkpointEvery());
+        assertEquals(128, spec.model().dModel());
+        UUID id = harness.submit(spec, new RunOptions(steps, 5, 2, 0, 2));
+        SlopeRunWorkflow workflow = harness.client.newWorkflowStub(SlopeRunWorkflow.class,
+                SlopeRunWorkflow.workflowId(id.toString()));
+        PipelineHarness.await("two ranks training", Duration.ofMinutes(4),
+                () -> stepsDone(id) >= 2 && rankActivities(id).size() == 2);
+        assertEquals(0, harness.latestStep(id), "no periodic checkpoint before the pause");
+        assertTrue(workflow.pause().paused());
+
+        long pausedAt = harness.latestStep(id);
+        assertTrue(pausedAt >= 2 && pausedAt < sparseEnd, "the pause's checkpoint is at step " + pausedAt
+                + ", mid-chunk (the last periodic one is at step 0)");
+        assertEquals(pausedAt, harness.finalCheckpoint(id, (int) pausedAt).checkpoint().step());
+        // Rank 0 reported the pause's cancellation; rank 1 completed its chunk after the same step.
+        List<String> events = activityEvents(id);
+        assertEquals(List.of("TrainChunkAsRank", "TrainChunkAsRank",
+                "TrainChunkAsRank ended (EVENT_TYPE_ACTIVITY_TASK_CANCELED)"), events.stream().filter(e -> e
+                .startsWith("TrainChunkAsRank")).toList(), events.toString());
+        assertEquals(List.of((int) pausedAt), completedRankSteps(id), "every rank stopped after the same step");
+
+        workflow.resume();
+        RunOutcome outcome = harness.result(id, RunOutcome.class, Duration.ofMinutes(8));
+        assertEquals("SUCCEEDED", outcome.status());
+        Checkpoint reference = harness.uninterrupted(spec, outcome.results().get(Stage.PREPARE_DATA).datasetId())
+                .checkpoint();
+        assertSameModel(reference, harness.finalCheckpoint(id, steps).checkpoint());
+    }
+
+    private static int stepsDone(UUID id) {
+        try {
+            return harness.catalogue.run(id).orElseThrow().stepsDone();
+        } catch (Exception e) {
+            return -1;
+        }
+    }
+
+    /** The steps done that the run's completed TrainChunkAsRank activities reported, in order. */
+    private static List<Integer> completedRankSteps(UUID id) {
+        java.util.Map<Long, String> types = new java.util.HashMap<>();
+        List<Integer> steps = new java.util.ArrayList<>();
+        for (HistoryEvent e : history(id)) {
+            if (e.getEventType() == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) {
+                types.put(e.getEventId(), e.getActivityTaskScheduledEventAttributes().getActivityType().getName());
+            } else if (e.getEventType() == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED) {
+                var done = e.getActivityTaskCompletedEventAttributes();
+                if ("TrainChunkAsRank".equals(types.get(done.getScheduledEventId()))) {
+                    String json = done.getResult().getPayloads(0).getData().toStringUtf8();
+                    var m = java.util.regex.Pattern.compile("\"stepsDone\"\\s*:\\s*(\\d+)").matcher(json);
+                    assertTrue(m.find(), json);
+                    steps.add(Integer.parseInt(m.group(1)));
+                }
+            }
+        }
+        return steps;
+    }
+
     @Test
     void a_twoRanksTrainToTheSameWeightsAsOne() throws Exception {
         RunSpec spec = spec(STEPS);

@@ -38,7 +38,10 @@ import org.slf4j.Logger;
  * restored from the last committed checkpoint: rank 0 starts first and reports its collective's id by the
  * {@code collectiveReady} Update, then ranks 1…N−1 start with it. When any rank fails or stops heartbeating, every
  * rank is cancelled (which aborts the collective) and the chunk starts again from the last committed checkpoint with
- * the rank count current then ({@code setRanks}). One rank takes exactly the path it always did.
+ * the rank count current then ({@code setRanks}). A pause cancels rank 0 alone (its own scope within the group's),
+ * whose stop reaches every rank at the next step: all stop after that step, rank 0 with a committed checkpoint
+ * ({@value #GRACEFUL_GROUP_PAUSE}, version 1; before, a pause cancelled the whole group like a failure). One rank takes
+ * exactly the path it always did.
  */
 public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
     private static final Logger log = Workflow.getLogger(SlopeRunWorkflowImpl.class);
@@ -76,6 +79,12 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
     private int group;
     private boolean awaitingRendezvous;
     private String collectiveId;
+    /**
+     * Rank 0's own scope within the current group chunk once every rank is scheduled (graceful group pause only), and
+     * whether a pause cancelled it: rank 0 then stops after a step that every rank agrees on, with a checkpoint.
+     */
+    private CancellationScope rankZeroScope;
+    private boolean stoppingForPause;
     private final Map<Stage, StageResult> results = new EnumMap<>(Stage.class);
 
     @Override
@@ -231,16 +240,19 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
             if (ranks == 1) {
                 return runChunk(request);
             }
+            boolean gracefulPause = Workflow.getVersion(GRACEFUL_GROUP_PAUSE, Workflow.DEFAULT_VERSION, 1) >= 1;
             int size = ranks;
             int attempt = ++group;
             collectiveId = null;
             awaitingRendezvous = true;
+            stoppingForPause = false;
             ModelActivities stub = groupStub();
             List<Promise<ChunkResult>> members = new ArrayList<>();
             CancellationScope scope = Workflow.newCancellationScope(() -> {
-                Promise<ChunkResult> rankZero = Async.function(stub::trainChunkAsRank,
-                        new RankedChunk(request, 0, size, attempt, null));
-                members.add(rankZero);
+                CancellationScope zero = Workflow.newCancellationScope(() -> members.add(Async.function(
+                        stub::trainChunkAsRank, new RankedChunk(request, 0, size, attempt, null))));
+                zero.run();
+                Promise<ChunkResult> rankZero = members.getFirst();
                 Async.procedure(() -> {
                     Workflow.await(() -> collectiveId != null || rankZero.isCompleted());
                     awaitingRendezvous = false;
@@ -249,17 +261,23 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
                             members.add(Async.function(stub::trainChunkAsRank,
                                     new RankedChunk(request, rank, size, attempt, collectiveId)));
                         }
+                        if (gracefulPause) {
+                            rankZeroScope = zero;
+                        }
                     }
                 });
             });
             chunkScope = scope;
             try {
                 scope.run();
-                Workflow.await(() -> firstFailure(members) != null
+                Workflow.await(() -> groupFailure(members) != null
                         || (members.getFirst().isCompleted() && members.stream().allMatch(Promise::isCompleted)));
-                RuntimeException failure = firstFailure(members);
+                RuntimeException failure = groupFailure(members);
                 if (failure == null) {
-                    return members.getFirst().get();
+                    // Every rank ended; rank 0 either finished the chunk or stopped for a pause after the agreed step,
+                    // its checkpoint committed (the next chunk restores it).
+                    Promise<ChunkResult> zero = members.getFirst();
+                    return zero.getFailure() == null ? zero.get() : null;
                 }
                 // Cancel every rank: each aborts its collective, so none waits on the one that failed; wait for all
                 // of them (WAIT_CANCELLATION_COMPLETED) before the next attempt takes their slots.
@@ -268,7 +286,7 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
                 if (CancellationScope.current().isCancelRequested()) {
                     throw failure;
                 }
-                if (paused) {
+                if (paused || stoppingForPause) {
                     // Stopped for a pause. A rank may report its aborted collective rather than the cancellation
                     // (its peer aborted first); either way the chunk resumes from the last committed checkpoint.
                     return null;
@@ -285,22 +303,38 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
                 Workflow.sleep(Duration.ofSeconds(Math.min(10, failures)));
             } finally {
                 chunkScope = null;
+                rankZeroScope = null;
+                stoppingForPause = false;
                 awaitingRendezvous = false;
             }
         }
     }
 
-    private static final int MAX_GROUP_ATTEMPTS = 20;
+    /**
+     * Before version 1 a pause cancelled every rank of a group chunk, which aborted the collective at once and lost the
+     * steps since the last checkpoint; since, it cancels rank 0 alone, whose stop reaches every rank at the next step.
+     */
+    static final String GRACEFUL_GROUP_PAUSE = "graceful-group-pause";
 
-    /** The failure of the first rank (in rank order) that failed, or null. */
-    private static RuntimeException firstFailure(List<Promise<ChunkResult>> members) {
-        for (Promise<ChunkResult> member : members) {
+    /**
+     * The failure of the first rank (in rank order) that failed, or null; rank 0 cancelled for a pause has not failed
+     * the group (its stop reaches the other ranks, which end their chunk normally).
+     */
+    private RuntimeException groupFailure(List<Promise<ChunkResult>> members) {
+        for (int rank = 0; rank < members.size(); rank++) {
+            Promise<ChunkResult> member = members.get(rank);
             if (member.isCompleted() && member.getFailure() != null) {
+                if (rank == 0 && stoppingForPause && member.getFailure() instanceof ActivityFailure a
+                        && a.getCause() instanceof CanceledFailure) {
+                    continue;
+                }
                 return member.getFailure();
             }
         }
         return null;
     }
+
+    private static final int MAX_GROUP_ATTEMPTS = 20;
 
     /** A group's ranks: one attempt each (the workflow restarts the whole group), on any GPU worker. */
     private ModelActivities groupStub() {
@@ -417,7 +451,12 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
     @Override
     public RunProgress pause() {
         paused = true;
-        if (chunkScope != null) {
+        if (rankZeroScope != null) {
+            // A group chunk with every rank started: rank 0 alone is cancelled; it asks every rank to stop after the
+            // same step and commits the checkpoint there, the others end their chunk normally.
+            stoppingForPause = true;
+            rankZeroScope.cancel("pause requested");
+        } else if (chunkScope != null) {
             chunkScope.cancel("pause requested");
         }
         Workflow.await(() -> pauseInEffect || finished || !paused);

@@ -34,6 +34,11 @@ final class FakeActivities implements PipelineActivities, ModelActivities {
     final Map<String, AtomicIntegerArray> groups = new ConcurrentHashMap<>();
     /** Fake collectives aborted by a cancelled rank: their other ranks fail as a real collective's would. */
     final java.util.Set<String> aborted = ConcurrentHashMap.newKeySet();
+    /**
+     * The step after which a fake collective's ranks agreed to stop: set by rank 0 cancelled for a pause (as the real
+     * loop's agreed stop), read by every rank at its next step boundary.
+     */
+    final Map<String, Integer> agreedStops = new ConcurrentHashMap<>();
 
     @Override
     public StageResult prepareData(String runId, RunSpec spec) {
@@ -139,7 +144,12 @@ final class FakeActivities implements PipelineActivities, ModelActivities {
             collectiveIdOfThisRank.set(id);
             AtomicIntegerArray group = groups.get(id);
             int start = steps.getOrDefault(runId, 0);
+            ActivityCompletionException pausedBy = null;
+            steps:
             for (int step = start; step < request.chunk().stopStep(); step++) {
+                if (stopAgreedBefore(id, step)) {
+                    break;
+                }
                 if (rank == failingRank && failNow) {
                     failingRank = -1;
                     calls.add("rank" + rank + " fails at " + step);
@@ -151,20 +161,39 @@ final class FakeActivities implements PipelineActivities, ModelActivities {
                         calls.add("aborted:" + rank);
                         throw ApplicationFailure.newFailure("collective aborted by a peer", "CollectiveAborted");
                     }
-                    pause(context);
+                    if (stopAgreedBefore(id, step)) {
+                        break steps;
+                    }
+                    pausedBy = beat(context, rank, id, runId, pausedBy);
+                    if (pausedBy != null) {
+                        break steps;
+                    }
                 }
-                pause(context);
+                pausedBy = beat(context, rank, id, runId, pausedBy);
+                if (pausedBy != null) {
+                    break;
+                }
                 if (rank == 0) {
                     steps.put(runId, step + 1);
                 }
             }
-            int done = steps.getOrDefault(runId, 0);
+            // Stopped by an agreement: every rank has done the steps rank 0 had done when it asked (rank 0 records no
+            // step after that).
+            int done = agreedStops.getOrDefault(id, steps.getOrDefault(runId, 0));
+            if (pausedBy != null) {
+                calls.add("paused:0 after " + done);
+                throw pausedBy; // rank 0 reports the pause's cancellation once the group has stopped
+            }
+            if (agreedStops.containsKey(id)) {
+                calls.add("stopped:" + rank + " after " + done);
+            }
             return new ChunkResult(done, new CheckpointRef(done, "runs/" + runId + "/checkpoints/" + done + "/",
                     "0".repeat(64)), null);
         } catch (ActivityCompletionException e) {
             calls.add("cancelled:" + rank);
-            if (collectiveIdOfThisRank.get() != null) {
-                aborted.add(collectiveIdOfThisRank.get()); // as the real worker aborts its collective
+            String id = collectiveIdOfThisRank.get();
+            if (id != null && !(rank == 0 && agreedStops.containsKey(id))) {
+                aborted.add(id); // as the real worker aborts its collective (not rank 0 stopping for a pause)
             }
             throw e;
         } finally {
@@ -173,6 +202,33 @@ final class FakeActivities implements PipelineActivities, ModelActivities {
     }
 
     private final ThreadLocal<String> collectiveIdOfThisRank = new ThreadLocal<>();
+
+    private boolean stopAgreedBefore(String id, int step) {
+        Integer agreed = agreedStops.get(id);
+        return agreed != null && agreed <= step;
+    }
+
+    /**
+     * A heartbeat between steps. Rank 0 cancelled while its workflow is pausing does not abort: it has the group agree
+     * to stop after the steps done so far and reports the cancellation when it has stopped (as the real worker does).
+     */
+    private ActivityCompletionException beat(io.temporal.activity.ActivityExecutionContext context, int rank,
+            String id, String runId, ActivityCompletionException pausedBy) {
+        try {
+            pause(context);
+            return pausedBy;
+        } catch (ActivityCompletionException e) {
+            if (pausedBy != null) {
+                return pausedBy;
+            }
+            if (rank == 0 && context.getWorkflowClient().newWorkflowStub(SlopeRunWorkflow.class,
+                    context.getInfo().getWorkflowId()).progress().paused()) {
+                agreedStops.putIfAbsent(id, steps.getOrDefault(runId, 0));
+                return e;
+            }
+            throw e;
+        }
+    }
 
     private static boolean allReached(AtomicIntegerArray group, int steps) {
         for (int r = 0; r < group.length(); r++) {

@@ -297,19 +297,45 @@ class SlopeRunWorkflowTest {
     }
 
     @Test
-    void pauseStopsEveryRankAndResumeStartsANewGroup() throws Exception {
+    void pauseStopsEveryRankAfterTheSameStepAndResumeStartsANewGroup() throws Exception {
         String id = UUID.randomUUID().toString();
         SlopeRunWorkflow workflow = startTwoRanksAndWaitForTraining(id);
         assertTrue(workflow.pause().paused());
-        // Each rank either saw the cancellation or its collective aborted by the other: both ended.
-        for (int rank = 0; rank < 2; rank++) {
-            assertTrue(fakes.calls.contains("cancelled:" + rank) || fakes.calls.contains("aborted:" + rank),
-                    fakes.calls.toString());
-        }
+        // Rank 0 alone was cancelled: it had the group stop after the step it had done, and reported the cancellation
+        // then; rank 1 ended its chunk normally after the same step. No collective was aborted.
+        var calls = fakes.calls;
+        String paused = calls.stream().filter(c -> c.startsWith("paused:0 after ")).findFirst().orElseThrow(
+                () -> new AssertionError("rank 0 did not stop for the pause: " + calls));
+        String step = paused.substring("paused:0 after ".length());
+        assertTrue(Integer.parseInt(step) > 0, calls.toString());
+        assertTrue(calls.contains("stopped:1 after " + step), calls.toString());
+        assertTrue(calls.stream().noneMatch(c -> c.startsWith("aborted:") || c.equals("cancelled:1")),
+                calls.toString());
+        assertEquals(Integer.parseInt(step), fakes.steps.get(id));
         workflow.resume();
         fakes.stepMillis = 5;
         assertEquals("SUCCEEDED", WorkflowStub.fromTyped(workflow).getResult(RunOutcome.class).status());
         assertTrue(fakes.calls.contains("rank1 joins g2 on 127.0.0.1:1:102"), fakes.calls.toString());
+    }
+
+    @Test
+    void pauseBeforeTheOtherRanksStartCancelsTheWholeGroup() throws Exception {
+        fakes.holdRendezvous = true;
+        fakes.stepMillis = 50;
+        String id = UUID.randomUUID().toString();
+        SlopeRunWorkflow workflow = stub(id);
+        WorkflowClient.start(workflow::run, RunInput.start(id, groupSpec(40, 2), new RunOptions(40, 5, 2, 0, 2)));
+        waitFor(() -> fakes.calls.stream().anyMatch(c -> c.startsWith("rank0 listens g1")));
+        assertTrue(workflow.pause().paused());
+        var calls = fakes.calls;
+        assertTrue(calls.contains("cancelled:0"), calls.toString());
+        assertTrue(calls.stream().noneMatch(c -> c.startsWith("paused:0") || c.startsWith("rank1 joins g1")),
+                calls.toString());
+        fakes.holdRendezvous = false;
+        workflow.resume();
+        fakes.stepMillis = 5;
+        assertEquals("SUCCEEDED", WorkflowStub.fromTyped(workflow).getResult(RunOutcome.class).status());
+        assertEquals(40, fakes.steps.get(id));
     }
 
     static void waitFor(java.util.function.BooleanSupplier condition) throws InterruptedException {
@@ -322,7 +348,10 @@ class SlopeRunWorkflowTest {
         }
     }
 
-    /** Histories for the replay test; refreshed only by `mvn -pl workflows test -Dslope.refreshHistories=true`. */
+    /**
+     * Histories for the replay test; refreshed only by `mvn -pl workflows test -Dslope.refreshHistories=true` (which
+     * leaves older histories, such as run-two-ranks-paused-v0.json, as they are).
+     */
     @Test
     void recordHistoriesWhenAskedTo() throws Exception {
         if (!Boolean.getBoolean("slope.refreshHistories")) {
@@ -334,5 +363,16 @@ class SlopeRunWorkflowTest {
         Path file = Path.of("src/test/resources/histories/run-all-stages.json");
         Files.createDirectories(file.getParent());
         Files.writeString(file, json);
+
+        // Two ranks, paused mid-chunk and resumed (run-two-ranks-paused-v0.json is the same, recorded before the
+        // graceful group pause: its pause cancelled both ranks).
+        String paused = "00000000-0000-0000-0000-000000000002";
+        SlopeRunWorkflow workflow = startTwoRanksAndWaitForTraining(paused);
+        assertTrue(workflow.pause().paused());
+        workflow.resume();
+        fakes.stepMillis = 5;
+        assertEquals("SUCCEEDED", WorkflowStub.fromTyped(workflow).getResult(RunOutcome.class).status());
+        Files.writeString(file.resolveSibling("run-two-ranks-paused.json"),
+                client.fetchHistory(SlopeRunWorkflow.workflowId(paused)).toJson(true));
     }
 }
