@@ -43,6 +43,8 @@ public final class Trainer {
     private final int adapterRank;
     private final long seed;
     private List<Parameter> parameters;
+    /** {@link #gradientBuckets} of {@link #parameters}, made when they change (construction, adapters attached). */
+    private List<List<Tensor>> buckets;
 
     public Trainer(GptModel model, RunSpec resolved, BatchSource batches) {
         this(model, resolved, batches, Collective.single());
@@ -58,12 +60,11 @@ public final class Trainer {
         this.collective = collective;
         this.batches = batches;
         this.optimizer = new AdamW(model.backend(), resolved.optimizer(), collective.rank(), ranks);
-        this.optimizer.assignOwners(model.parameters());
+        useModelParameters();
         this.schedule = LrSchedule.of(resolved);
         this.batchSize = resolved.training().batchSize();
         this.gradAccum = resolved.training().gradAccum();
         this.columnMaskRefresh = resolved.sparsity().columnMaskRefresh();
-        this.parameters = model.parameters();
         this.adapterStartStep = model.config().mode().sparse() ? RunSpecs.adapterStartStep(resolved)
                 : Integer.MAX_VALUE;
         this.adapterRank = resolved.adapters().rank();
@@ -85,9 +86,15 @@ public final class Trainer {
         }
         model.attachAdapters(GptModel.initialAdapterWeights(model.config(), adapterRank, seed), adapterRank,
                 1.0 / adapterRank);
+        useModelParameters();
+        return true;
+    }
+
+    /** Takes the model's current parameters: their ZeRO-1 owners and gradient buckets. */
+    private void useModelParameters() {
         parameters = model.parameters();
         optimizer.assignOwners(parameters);
-        return true;
+        buckets = gradientBuckets(parameters);
     }
 
     /**
@@ -96,7 +103,7 @@ public final class Trainer {
      * scalar. Returns the summed loss.
      */
     private double allReduceGradients(double localLoss) {
-        for (List<Tensor> bucket : gradientBuckets(parameters)) {
+        for (List<Tensor> bucket : buckets) {
             collective.allReduceSum(backend(), bucket);
         }
         return collective.allReduceSum(new double[] {localLoss})[0];
