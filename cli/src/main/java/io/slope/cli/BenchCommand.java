@@ -18,8 +18,10 @@ import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
 
 /**
  * {@code slope bench}: the GPU benchmarks of bench/NOTES.md. Each prints one JSON line per measurement and writes the
@@ -35,7 +37,9 @@ public final class BenchCommand {
                 defaultValue = "bench/results")
         Path out;
 
-        abstract String name();
+        /** This subcommand: its name names the results file. */
+        @Spec
+        CommandSpec spec;
 
         abstract void run() throws Exception;
 
@@ -46,7 +50,7 @@ public final class BenchCommand {
                 throw new IllegalArgumentException("the cuda backend is not available here: " + unavailable.get());
             }
             Files.createDirectories(out);
-            Path results = out.resolve(name() + "-"
+            Path results = out.resolve(spec.name() + "-"
                     + LocalDateTime.now(ZoneOffset.UTC).format(DateTimeFormatter.ofPattern("yyyy-MM-dd-HHmmss"))
                     + ".jsonl");
             PrintStream console = System.out;
@@ -71,11 +75,6 @@ public final class BenchCommand {
         @Parameters(paramLabel = "DOUTxDIN", arity = "1..*",
                 description = "Weight shapes, e.g. 2304x768 3072x768 768x3072 (GPT-2 small's).")
         List<String> shapes;
-
-        @Override
-        String name() {
-            return "gemm";
-        }
 
         @Override
         void run() {
@@ -122,11 +121,6 @@ public final class BenchCommand {
         List<String> modes;
 
         @Override
-        String name() {
-            return "step";
-        }
-
-        @Override
         void run() {
             List<String> args = new ArrayList<>(List.of(layers, heads, dModel, seqLen, vocab, batch, accum, steps)
                     .stream().map(String::valueOf).toList());
@@ -152,11 +146,6 @@ public final class BenchCommand {
 
         @Option(names = "--ranks", split = ",", defaultValue = "1,2", description = "Rank counts, e.g. 1,2,4.")
         List<Integer> ranks;
-
-        @Override
-        String name() {
-            return "scaling";
-        }
 
         @Override
         void run() throws Exception {
