@@ -31,37 +31,37 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,temperature.gp
 "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.DeviceReport "$commit" >"$work/device.json" || exit 1
 cat "$work/device.json"
 
+# The GPU tests SELECTORS… run by JUnit's console launcher into REPORTS, logged to $out/NAME.log; prints the failures
+# and the end of the log; returns the launcher's exit code. Usage: gpu_tests NAME REPORTS SELECTORS...
+gpu_tests() {
+    local name="$1" reports="$2"
+    shift 2
+    timeout 400 "$java" "${jvm[@]}" -jar "$launcher" execute --class-path "$cp" "$@" --reports-dir "$reports" \
+        --details=tree --disable-banner --disable-ansi-colors >"$out/$name.log" 2>&1
+    local rc=$?
+    rm -f "$reports/TEST-junit-vintage.xml" "$reports/TEST-junit-platform-suite.xml"
+    grep -n -A12 '✘' "$out/$name.log" | grep -v '^[0-9]*-\s*at org.junit\|java.base/' | head -80
+    tail -n 14 "$out/$name.log"
+    echo "$name exit code $rc"
+    return $rc
+}
+
 status=0
 for phase in "${phases[@]}"; do
     case "$phase" in
         parity)
-            timeout 400 "$java" "${jvm[@]}" -jar "$launcher" execute --class-path "$cp" --select-package io.slope.cuda \
-                --exclude-classname '^io\.slope\.cuda\.Nccl.*' --reports-dir "$out/junit" --details=tree \
-                --disable-banner --disable-ansi-colors >"$out/parity.log" 2>&1
-            rc=$?
-            rm -f "$out/junit/TEST-junit-vintage.xml" "$out/junit/TEST-junit-platform-suite.xml"
+            gpu_tests parity "$out/junit" --select-package io.slope.cuda --exclude-classname '^io\.slope\.cuda\.Nccl.*' \
+                || status=1
             grep -h '^parity \|^masks \|^in-place\|^cuSPARSELt opaque\|^attention T=\|^model step' "$out/parity.log" \
                 >"$out/parity-summary.txt"
             grep -v '^parity ' "$out/parity-summary.txt"
-            grep -n -A12 '✘' "$out/parity.log" | grep -v '^[0-9]*-\s*at org.junit\|java.base/' | head -80
-            tail -n 14 "$out/parity.log"
-            echo "parity exit code $rc"
-            ((rc == 0)) || status=1
             ;;
         nccl)
             # NcclCollectiveTest (one rank on GPU 0; two ranks as threads on GPUs 0 and 1) and NcclDataParallelTest
             # (2 ranks vs 1, bf16, 20 steps). Two-GPU cases are skipped, and say so, on a one-GPU machine.
-            timeout 400 "$java" "${jvm[@]}" -jar "$launcher" execute --class-path "$cp" \
-                --select-class io.slope.cuda.NcclCollectiveTest --select-class io.slope.cuda.NcclDataParallelTest \
-                --reports-dir "$out/junit-nccl" --details=tree --disable-banner --disable-ansi-colors \
-                >"$out/nccl.log" 2>&1
-            rc=$?
-            rm -f "$out/junit-nccl/TEST-junit-vintage.xml" "$out/junit-nccl/TEST-junit-platform-suite.xml"
+            gpu_tests nccl "$out/junit-nccl" --select-class io.slope.cuda.NcclCollectiveTest \
+                --select-class io.slope.cuda.NcclDataParallelTest || status=1
             grep -h '^NCCL \|^rank 0' "$out/nccl.log"
-            grep -n -A12 '✘' "$out/nccl.log" | grep -v '^[0-9]*-\s*at org.junit\|java.base/' | head -80
-            tail -n 14 "$out/nccl.log"
-            echo "nccl exit code $rc"
-            ((rc == 0)) || status=1
             ;;
         ranks)
             # Issue 8: slope train --ranks 2 on two GPUs (NCCL) against --ranks 1 with the same global batch; rank 1
