@@ -3,7 +3,8 @@
 # summary JSON under $OUT. Phases: parity (the GPU tests against the CPU reference), nccl (the NCCL collective and
 # 2-rank data-parallel tests; their two-GPU cases need two GPUs), ranks (slope train --ranks 2 vs 1 with a rank killed
 # and the run resumed on one rank, and slope bench scaling; two GPUs), train200 (200 char-level steps on the CPU and the GPU,
-# compared), bench (per-GEMM and whole-step timings). Usage: device.sh PHASE...
+# compared), bench (per-GEMM and whole-step timings), attention (cuDNN's attention vs ours, alone and in GPT-2-small
+# steps). Usage: device.sh PHASE...
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 phases=("${@:-parity}")
@@ -154,8 +155,24 @@ for phase in "${phases[@]}"; do
             } >"$out/benchxl.log" 2>&1 || status=1
             cat "$out/benchxl.log"
             ;;
+        attention)
+            # Issue 13: cuDNN's fused attention against the project's kernels, alone (GPT-2 small, XL and d = 2560 head
+            # layouts) and inside whole GPT-2-small steps (protocol b), one profiled; PyTorch's step beside them.
+            python3 -c "import torch; print('torch', torch.__version__, 'cudnn', torch.backends.cudnn.version())"
+            {
+                "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.AttentionBench 790 8x1024x12x64 8x1024x25x64 8x1024x40x64
+                SLOPE_CUDA_ATTENTION=own "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 12 12 768 1024 50304 8 1 \
+                    5 DENSE
+                "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 12 12 768 1024 50304 8 1 5 DENSE SLOPE:100
+                SLOPE_CUDA_PROFILE=1 "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 12 12 768 1024 50304 8 1 3 \
+                    DENSE
+            } >"$out/attention.log" 2>&1 || status=1
+            [[ -f "$here/train_gpt2.py" ]] && timeout 240 python3 "$here/train_gpt2.py" 12 12 768 1024 8 1 10 \
+                >>"$out/attention.log" 2>&1
+            cat "$out/attention.log"
+            ;;
         *)
-            echo "unknown phase $phase (parity, nccl, ranks, train200, bench, benchsmall, benchxl)" >&2
+            echo "unknown phase $phase (parity, nccl, ranks, train200, bench, benchsmall, benchxl, attention)" >&2
             status=2
             ;;
     esac

@@ -13,7 +13,7 @@ final class AttentionState implements Tensor {
     final int heads;
     /** [2][B][heads][T] fp32: log-sum-exp, then D. */
     final CudaTensor stats;
-    /** [B·T][C] fp32, allocated at the first forward (C comes with qkv). */
+    /** [B·T][C] fp32, allocated at the first forward of the project's kernels (cuDNN reads the output itself). */
     CudaTensor outputCopy;
 
     AttentionState(int B, int T, int heads, CudaTensor stats) {

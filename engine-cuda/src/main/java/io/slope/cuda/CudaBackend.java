@@ -28,6 +28,26 @@ public final class CudaBackend implements Backend {
         FP32_DEBUG
     }
 
+    /**
+     * Which attention the bf16 mode runs ({@code SLOPE_CUDA_ATTENTION}): cuDNN's fused SDPA when it can be had
+     * ({@code auto}, the default: otherwise the project's kernels, saying why once), cuDNN or an error
+     * ({@code cudnn}), or the project's kernels ({@code own}). The fp32 debug mode always runs the project's kernels.
+     */
+    public enum Attention {
+        AUTO,
+        CUDNN,
+        OWN;
+
+        static Attention fromEnvironment() {
+            String v = System.getenv().getOrDefault("SLOPE_CUDA_ATTENTION", "auto");
+            try {
+                return valueOf(v.toUpperCase(java.util.Locale.ROOT));
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("SLOPE_CUDA_ATTENTION=" + v + ": use auto, cudnn or own");
+            }
+        }
+    }
+
     private static final int THREADS = 256;
     private static final int SUM_BLOCKS = 1024;
     private static final int REDUCE_CHUNK_ROWS = 32;
@@ -55,12 +75,19 @@ public final class CudaBackend implements Backend {
     private final long[] scratchBytes = new long[SLOTS];
     private final List<DevicePointer> allocations = new ArrayList<>();
     private final List<CudaSparseLinear> sparseLayers = new ArrayList<>();
+    /** cuDNN's fused attention in the bf16 mode when it can be had (ADR 008); null: the project's kernels. */
+    private final CudnnAttention cudnn;
+    private final String attention;
 
     /**
      * Opens CUDA device {@code deviceOrdinal} (as the driver numbers them after {@code CUDA_VISIBLE_DEVICES}: a launcher
      * that gives each rank process one GPU leaves every rank on device 0; in-process multi-GPU tests pass 0, 1, …).
      */
     public CudaBackend(int deviceOrdinal, Precision precision) {
+        this(deviceOrdinal, precision, Attention.fromEnvironment());
+    }
+
+    public CudaBackend(int deviceOrdinal, Precision precision, Attention attentionChoice) {
         this.device = new CudaDevice(deviceOrdinal);
         this.deviceOrdinal = deviceOrdinal;
         this.precision = precision;
@@ -69,6 +96,29 @@ public final class CudaBackend implements Backend {
         this.cusparse = new CusparseLt(device);
         this.errorWord = device.allocate(4);
         device.memsetZero(errorWord, 4);
+        this.cudnn = precision == Precision.BF16 ? openCudnn(attentionChoice) : null;
+        this.attention = cudnn != null ? "cuDNN " + cudnn.version() + " fused SDPA" : "slope kernels";
+    }
+
+    private CudnnAttention openCudnn(Attention choice) {
+        if (choice == Attention.OWN) {
+            return null;
+        }
+        try {
+            return CudnnAttention.open(device);
+        } catch (RuntimeException e) {
+            if (choice == Attention.CUDNN) {
+                throw new IllegalStateException("cuDNN attention was asked for, but " + e.getMessage(), e);
+            }
+            System.err.println("slope: cuDNN attention unavailable, using the project's attention kernels: "
+                    + e.getMessage());
+            return null;
+        }
+    }
+
+    /** Which attention runs: cuDNN's fused SDPA (with its version) or the project's kernels. */
+    public String attentionImplementation() {
+        return cudnn == null ? attention : attention + (cudnn.deterministic() ? ", deterministic" : "");
     }
 
     @Override
@@ -680,10 +730,15 @@ public final class CudaBackend implements Backend {
         AttentionState s = attention(state, B, T, heads);
         int C = x.shape[x.shape.length - 1] / 3;
         int hs = headSize(C, heads);
+        float scale = (float) (1.0 / StrictMath.sqrt(hs));
+        if (cudnnAttention(o, x)) {
+            device.timed("cudnn attention forward", () -> cudnn.forward(o.address, s.stats.address, x.address, B, T,
+                    heads, hs, scale));
+            return;
+        }
         if (s.outputCopy == null) {
             s.outputCopy = (CudaTensor) zeros(DType.F32, B * T, C);
         }
-        float scale = (float) (1.0 / StrictMath.sqrt(hs));
         if (tensorCoreAttention(hs)) {
             launchGrid("attention_forward_tc", ceil(T, 64), B * heads, 128, 0, o.address, o.code(), s.stats.address,
                     s.outputCopy.address, x.address, x.code(), B, T, heads, scale);
@@ -694,22 +749,36 @@ public final class CudaBackend implements Backend {
                 o.code(), s.stats.address, s.outputCopy.address, x.address, x.code(), B, T, heads, scale);
     }
 
+    /** cuDNN's SDPA reads and writes bf16 rows; the bf16 mode stores activations so. */
+    private boolean cudnnAttention(CudaTensor... rows) {
+        return cudnn != null && Arrays.stream(rows).allMatch(t -> t.dtype == DType.BF16);
+    }
+
     /** bf16 tensor-core tiles for head size 64 in the bf16 mode; the fp32 kernels otherwise (and in fp32 debug). */
     private boolean tensorCoreAttention(int hs) {
         return precision == Precision.BF16 && hs == 64 && device.computeCapability() >= 80;
     }
 
     @Override
-    public void attentionBackward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor state, int B, int T, int heads) {
+    public void attentionBackward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Tensor state, int B, int T,
+            int heads) {
         CudaTensor dx = cuda(dqkv);
         CudaTensor dy = cuda(dout);
         CudaTensor x = cuda(qkv);
+        CudaTensor o = cuda(out);
         AttentionState s = attention(state, B, T, heads);
         int C = x.shape[x.shape.length - 1] / 3;
         int hs = headSize(C, heads);
         float scale = (float) (1.0 / StrictMath.sqrt(hs));
-        int warps = THREADS / 32;
         long lse = s.stats.address;
+        if (cudnnAttention(dx, dy, x, o)) {
+            device.timed("cudnn attention backward", () -> cudnn.backward(dx.address, dy.address, x.address,
+                    o.address, lse, B, T, heads, hs, scale));
+            return;
+        }
+        // The project's kernels add into dqkv; the operation overwrites it.
+        zero(dx);
+        int warps = THREADS / 32;
         long dsum = s.stats.address + 4L * B * heads * T;
         if (tensorCoreAttention(hs)) {
             launchGrid("attention_backward_dsum", ceil((long) B * heads * T, warps), 1, THREADS, 0, dsum, dy.address,
@@ -865,6 +934,9 @@ public final class CudaBackend implements Backend {
             }
         }
         allocations.clear();
+        if (cudnn != null) {
+            cudnn.close();
+        }
         cusparse.close();
         cublas.close();
         device.free(cublasWorkspace);

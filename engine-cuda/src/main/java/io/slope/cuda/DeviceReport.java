@@ -13,9 +13,10 @@ public final class DeviceReport {
             long[] mem = b.memoryInfo();
             System.out.printf("{\"commit\": \"%s\", \"device\": \"%s\", \"computeCapability\": %d, "
                     + "\"driverVersion\": %d, \"cublasLtVersion\": %d, \"cusparseLtVersion\": %d, "
-                    + "\"memoryTotalBytes\": %d, \"java\": \"%s\"}%n", commit, b.deviceName(),
-                    b.device().computeCapability(), b.device().driverVersion(), b.cublasVersion(),
-                    b.cusparse().version(), mem[1], System.getProperty("java.runtime.version"));
+                    + "\"memoryTotalBytes\": %d, \"attention\": \"%s\", \"java\": \"%s\"}%n", commit,
+                    b.deviceName(), b.device().computeCapability(), b.device().driverVersion(), b.cublasVersion(),
+                    b.cusparse().version(), mem[1], b.attentionImplementation(),
+                    System.getProperty("java.runtime.version"));
         }
     }
 }

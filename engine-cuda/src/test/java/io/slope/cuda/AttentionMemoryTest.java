@@ -27,7 +27,7 @@ class AttentionMemoryTest {
         long freeBefore = t.gpu.memoryInfo()[0];
         Tensor state = t.gpu.attentionState(1, T, heads);
         t.gpu.attentionForward(out, state, qkv, 1, T, heads);
-        t.gpu.attentionBackward(dqkv, dout, qkv, state, 1, T, heads);
+        t.gpu.attentionBackward(dqkv, dout, qkv, out, state, 1, T, heads);
         t.gpu.download(dqkv);
         long used = freeBefore - t.gpu.memoryInfo()[0];
         long linear = 2L * heads * T * 4 + (long) T * C * 4;

@@ -6,8 +6,10 @@ import io.slope.cuda.GpuParity.Pair;
 import io.slope.engine.backend.AdamWStep;
 import io.slope.engine.backend.DType;
 import io.slope.engine.backend.SparseLinear;
+import io.slope.engine.backend.Tensor;
 import io.slope.engine.sparse.NmPattern;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.EnumSource;
 
 /**
@@ -163,28 +165,55 @@ class CudaParityTest {
         }
     }
 
+    /** Each attention implementation: the fp32 kernels, the bf16 tensor-core kernels, cuDNN's fused SDPA. */
     @ParameterizedTest
-    @EnumSource(CudaBackend.Precision.class)
-    void attention(CudaBackend.Precision precision) {
+    @CsvSource({"FP32_DEBUG, OWN", "BF16, OWN", "BF16, CUDNN"})
+    void attention(CudaBackend.Precision precision, CudaBackend.Attention attention) {
         // Head size 64 (tensor-core tiles in bf16) and 32; T not a multiple of the 64-row tiles.
         for (int[] headsAndT : new int[][] {{2, 96}, {4, 96}, {2, 200}}) {
             int heads = headsAndT[0];
             int aT = headsAndT[1];
-            GpuParity t = new GpuParity(precision);
+            GpuParity t = new GpuParity(precision, attention);
             int aC = 128;
             int rows = B * aT;
             Pair qkv = t.input(t.activation(), 1, rows, 3 * aC);
             Pair out = t.output(t.activation(), rows, aC);
             var state = t.two(s -> s.backend().attentionState(B, aT, heads));
             t.both(s -> s.backend().attentionForward(s.of(out), s.of(state), s.of(qkv), B, aT, heads));
-            String hs = " (head size " + aC / heads + ", T " + aT + ")";
+            String hs = " (head size " + aC / heads + ", T " + aT + ", " + attention + ")";
             t.check("attentionForward out" + hs, out);
 
             Pair dout = t.input(t.activation(), 1, rows, aC);
-            Pair dqkv = t.input(t.activation(), 1, rows, 3 * aC);
-            t.both(s -> s.backend().attentionBackward(s.of(dqkv), s.of(dout), s.of(qkv), s.of(state), B, aT, heads));
+            Pair dqkv = t.output(t.activation(), rows, 3 * aC);
+            t.both(s -> s.backend().attentionBackward(s.of(dqkv), s.of(dout), s.of(qkv), s.of(out),
+                    s.of(state), B, aT, heads));
             t.check("attentionBackward dqkv" + hs, dqkv);
         }
+    }
+
+    /** Two backward passes over the same inputs give the same bits (training runs repeat bit for bit). */
+    @ParameterizedTest
+    @CsvSource({"BF16, OWN", "BF16, CUDNN"})
+    void attentionBackwardIsDeterministic(CudaBackend.Precision precision, CudaBackend.Attention attention) {
+        GpuParity t = new GpuParity(precision, attention);
+        int heads = 12;
+        int aT = 1024;
+        int aC = 64 * heads;
+        int b = 2;
+        CudaBackend gpu = t.gpu;
+        Tensor qkv = gpu.zeros(DType.BF16, b * aT, 3 * aC);
+        gpu.upload(qkv, t.randomValues(b * aT * 3 * aC, 1));
+        Tensor out = gpu.zeros(DType.BF16, b * aT, aC);
+        Tensor dout = gpu.zeros(DType.BF16, b * aT, aC);
+        gpu.upload(dout, t.randomValues(b * aT * aC, 1));
+        Tensor state = gpu.attentionState(b, aT, heads);
+        Tensor dqkv = gpu.zeros(DType.BF16, b * aT, 3 * aC);
+        gpu.attentionForward(out, state, qkv, b, aT, heads);
+        gpu.attentionBackward(dqkv, dout, qkv, out, state, b, aT, heads);
+        double[] first = gpu.download(dqkv);
+        gpu.attentionBackward(dqkv, dout, qkv, out, state, b, aT, heads);
+        assertArrayEquals(first, gpu.download(dqkv), gpu.attentionImplementation() + ": dqkv differs between runs");
+        System.out.println("attention determinism: " + gpu.attentionImplementation() + " bit-identical");
     }
 
     @ParameterizedTest

@@ -1,6 +1,6 @@
 package io.slope.cuda;
 
-import java.util.EnumMap;
+import java.util.HashMap;
 import java.util.Map;
 import org.junit.jupiter.api.Assumptions;
 
@@ -9,13 +9,18 @@ import org.junit.jupiter.api.Assumptions;
  * usable GPU every GPU test is skipped with the provider's reason, so CPU-only machines and CI stay green.
  */
 final class GpuBackends {
-    private static final Map<CudaBackend.Precision, CudaBackend> OPEN = new EnumMap<>(CudaBackend.Precision.class);
+    private static final Map<String, CudaBackend> OPEN = new HashMap<>();
     private static String unavailable;
     private static boolean probed;
 
     private GpuBackends() {}
 
     static synchronized CudaBackend get(CudaBackend.Precision precision) {
+        return get(precision, CudaBackend.Attention.AUTO);
+    }
+
+    /** The backend of a precision with one attention implementation; cuDNN's skips the test where it is missing. */
+    static synchronized CudaBackend get(CudaBackend.Precision precision, CudaBackend.Attention attention) {
         if (!probed) {
             probed = true;
             unavailable = new CudaBackendProvider().unavailableReason().orElse(null);
@@ -24,7 +29,19 @@ final class GpuBackends {
             }
         }
         Assumptions.assumeTrue(unavailable == null, () -> "no usable GPU here, GPU test skipped: " + unavailable);
-        return OPEN.computeIfAbsent(precision, p -> new CudaBackend(0, p));
+        if (attention == CudaBackend.Attention.CUDNN) {
+            String missing = cudnnProblem();
+            Assumptions.assumeTrue(missing == null, () -> "cuDNN attention test skipped: " + missing);
+        }
+        return OPEN.computeIfAbsent(precision + "/" + attention, k -> new CudaBackend(0, precision, attention));
+    }
+
+    private static String cudnnProblem() {
+        if (CudnnAttention.class.getResource(CudnnAttention.SHIM_RESOURCE) == null) {
+            return "this jar has no cuDNN shim";
+        }
+        return NativeLibraries.find(CudnnAttention.CUDNN_FILES).isPresent() ? null
+                : NativeLibraries.missing("cuDNN 9", CudnnAttention.CUDNN_FILES);
     }
 
     /** Skips the test unless a GPU and libnccl.so.2 are here; returns how many GPUs the driver reports. */

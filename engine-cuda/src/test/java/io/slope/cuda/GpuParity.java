@@ -64,6 +64,11 @@ final class GpuParity {
         this.gpu = GpuBackends.get(precision);
     }
 
+    /** The same, with one attention implementation of the GPU backend. */
+    GpuParity(CudaBackend.Precision precision, CudaBackend.Attention attention) {
+        this.gpu = GpuBackends.get(precision, attention);
+    }
+
     /** Activations: bf16 in the bf16 mode, fp32 in the fp32 debug mode. */
     DType activation() {
         return gpu.precision() == CudaBackend.Precision.BF16 ? DType.BF16 : DType.F32;

@@ -121,7 +121,12 @@ public interface Backend extends AutoCloseable {
     /** Causal multi-head attention over qkv = [q | k | v] ({@code rows × 3C}), scale 1/√(C/NH); out is rows × C. */
     void attentionForward(Tensor out, Tensor state, Tensor qkv, int B, int T, int heads);
 
-    void attentionBackward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor state, int B, int T, int heads);
+    /**
+     * dqkv = the gradient of attentionForward's out with respect to qkv, given that out's gradient dout; {@code out}
+     * and {@code state} are what that forward wrote. The one backward that <em>overwrites</em> its output: nothing
+     * else contributes to qkv's gradient, and a fused attention kernel writes it whole (ADR 008).
+     */
+    void attentionBackward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Tensor state, int B, int T, int heads);
 
     /** GELU, tanh approximation (HF gelu_new). */
     void geluForward(Tensor out, Tensor inp);

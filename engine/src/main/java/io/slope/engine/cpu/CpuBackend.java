@@ -685,7 +685,8 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void attentionBackward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor state, int B, int T, int heads) {
+    public void attentionBackward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Tensor state, int B, int T,
+            int heads) {
         CpuTensor dx = cpu(dqkv);
         CpuTensor dy = cpu(dout);
         CpuTensor x = cpu(qkv);
@@ -738,7 +739,7 @@ public final class CpuBackend implements Backend {
                         int col = part * C + h * hs;
                         int off = (b * T + t) * C3 + col;
                         for (int i = 0; i < hs; i++) {
-                            dx.data[off + i] = dx.round(dx.data[off + i] + g[t * C3 + col + i]);
+                            dx.data[off + i] = dx.round(g[t * C3 + col + i]);
                         }
                     }
                 }

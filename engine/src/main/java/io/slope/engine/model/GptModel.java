@@ -600,8 +600,7 @@ public final class GptModel implements AutoCloseable {
             // dResidual now holds d(residual2); the same split for the attention branch.
             backend.zero(a.dAtty);
             linearBackward(a, a.dAtty, a.dResidual, a.atty[l], blk.attnProj());
-            backend.zero(a.dQkv);
-            backend.attentionBackward(a.dQkv, a.dAtty, a.qkv[l], a.attState[l], a.B, T, config.heads());
+            backend.attentionBackward(a.dQkv, a.dAtty, a.qkv[l], a.atty[l], a.attState[l], a.B, T, config.heads());
             backend.zero(a.dLn);
             linearBackward(a, a.dLn, a.dQkv, a.ln1[l], blk.qkv());
             backend.layerNormBackward(a.dResidual, blk.ln1Weight().grad(), blk.ln1Bias().grad(), a.dLn, residual,

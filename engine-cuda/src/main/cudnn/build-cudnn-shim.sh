@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Compiles the cuDNN attention shim (slope_cudnn.cpp, ADR 008) into a shared library the jar carries, against
+# cudnn-frontend's, cuDNN's and NVRTC's headers in .tools/cudnn (fetched from PyPI by `./slope tools`) and the CUDA
+# headers beside nvcc. cuDNN itself is loaded at run time, so nothing is linked. Without the headers or g++ the jar
+# carries no shim and the CUDA backend runs its own attention kernels, saying why; SLOPE_REQUIRE_NVCC=1 (CI) turns a
+# missing header set into a failure.
+set -euo pipefail
+src="$1"
+out="$2"
+root="$(cd "$(dirname "$0")/../../../.." && pwd)"
+headers="$root/.tools/cudnn"
+
+cuda_include() {
+    local c
+    for c in "${NVCC:-}" "$(command -v nvcc 2>/dev/null || true)" /usr/local/cuda/bin/nvcc \
+            "$root/.tools/cuda/nvidia/cu13/bin/nvcc"; do
+        if [[ -n "$c" && -x "$c" && -f "$(dirname "$c")/../include/cuda_runtime_api.h" ]]; then
+            (cd "$(dirname "$c")/../include" && pwd)
+            return 0
+        fi
+    done
+    return 1
+}
+
+missing=""
+command -v g++ >/dev/null 2>&1 || missing="g++"
+cuda="$(cuda_include)" || missing="${missing:+$missing, }the CUDA headers (nvcc's include folder)"
+for h in frontend/include/cudnn_frontend.h cudnn/include/cudnn_graph.h nvrtc/include/nvrtc.h; do
+    [[ -f "$headers/$h" ]] || missing="${missing:+$missing, }$headers/$h"
+done
+if [[ -n "$missing" ]]; then
+    rm -f "$out"
+    if [[ "${SLOPE_REQUIRE_NVCC:-0}" == 1 ]]; then
+        echo "engine-cuda: cannot build the cuDNN shim, missing: $missing (./slope tools installs the headers)" >&2
+        exit 1
+    fi
+    echo "engine-cuda: no cuDNN shim (missing: $missing); the CUDA backend will use its own attention kernels." \
+        "Install the headers with ./slope tools and rebuild." >&2
+    exit 0
+fi
+if [[ -f "$out" && "$out" -nt "$src" && "$out" -nt "$0" ]]; then
+    exit 0
+fi
+mkdir -p "$(dirname "$out")"
+# libstdc++ linked statically: the library loads on hosts with an older C++ runtime than this one.
+g++ -std=c++17 -O2 -fPIC -shared -s -DNV_CUDNN_FRONTEND_USE_DYNAMIC_LOADING \
+    -I"$headers/frontend/include" -I"$headers/cudnn/include" -I"$headers/nvrtc/include" -I"$cuda" \
+    -static-libstdc++ -static-libgcc -Wl,--no-undefined \
+    -o "$out.tmp" "$src" -ldl
+mv "$out.tmp" "$out"
+echo "engine-cuda: cuDNN shim built → $(basename "$out") ($(stat -c %s "$out") bytes)" >&2
