@@ -20,6 +20,8 @@ cp="$(ls "$root"/lib/*.jar | grep -v junit-platform-console-standalone | paste -
 launcher="$(ls "$root"/lib/junit-platform-console-standalone-*.jar)"
 nvidia=/opt/torch/.venv/lib/python3.12/site-packages/nvidia
 export SLOPE_CUDA_LIBS="${SLOPE_CUDA_LIBS:-$nvidia/cusparselt/lib:$nvidia/nccl/lib:/usr/local/cuda/lib64}"
+# cuDNN opens its engine libraries and NVRTC (its attention kernels are compiled at run time) by name.
+export LD_LIBRARY_PATH="$nvidia/cudnn/lib:$nvidia/cu13/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 # NVLink multicast (NVLS) off, whatever the caller's environment says: on shared hosts it can take the GPUs out of
 # service (ADR 041); the engine never calls the multicast APIs either.
 export NCCL_NVLS_ENABLE=0
