@@ -4,7 +4,7 @@
 # 2-rank data-parallel tests; their two-GPU cases need two GPUs), ranks (slope train --ranks 2 vs 1 with a rank killed
 # and the run resumed on one rank, and slope bench scaling; two GPUs), train200 (200 char-level steps on the CPU and the GPU,
 # compared), bench (per-GEMM and whole-step timings), attention (cuDNN's attention vs ours, alone and in GPT-2-small
-# steps). Usage: device.sh PHASE...
+# steps), kernels (Nsight Compute's per-kernel times of one step). Usage: device.sh PHASE...
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 phases=("${@:-parity}")
@@ -173,8 +173,25 @@ for phase in "${phases[@]}"; do
                 >>"$out/attention.log" 2>&1
             cat "$out/attention.log"
             ;;
+        kernels)
+            # Issue 13: every kernel of one step timed by Nsight Compute (kernels serialised, caches and clocks left
+            # alone), grouped by name; the summed GPU time against the step's wall time shows what the host costs.
+            ncu="$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)"
+            i=0
+            for cfg in "12 12 768 DENSE" "12 12 768 SLOPE:100" "48 25 1600 DENSE"; do
+                i=$((i + 1))
+                read -r layers heads dmodel mode <<<"$cfg"
+                echo "== ncu: $cfg" | tee -a "$out/kernels.txt"
+                SLOPE_CUDA_NCU_STEP=1 timeout 240 "$ncu" --profile-from-start off --clock-control none \
+                    --cache-control none --metrics gpu__time_duration.sum --csv --log-file "$work/ncu-$i.csv" \
+                    "$java" --enable-native-access=ALL-UNNAMED -Xmx80g -cp "$cp" io.slope.cuda.StepBench "$layers" \
+                    "$heads" "$dmodel" 1024 50304 8 1 1 "$mode" >>"$out/kernels.txt" 2>&1 || status=1
+                python3 "$here/kernel_table.py" "$work/ncu-$i.csv" 30 >>"$out/kernels.txt" 2>&1 || status=1
+            done
+            cat "$out/kernels.txt"
+            ;;
         *)
-            echo "unknown phase $phase (parity, nccl, ranks, train200, bench, benchsmall, benchxl, attention)" >&2
+            echo "unknown phase $phase (parity, nccl, ranks, train200, bench, benchsmall, benchxl, attention, kernels)" >&2
             status=2
             ;;
     esac

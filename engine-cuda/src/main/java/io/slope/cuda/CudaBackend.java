@@ -150,6 +150,11 @@ public final class CudaBackend implements Backend {
     }
 
     /** Free and total device memory in bytes. */
+    /** Starts or stops the range an external profiler (ncu --profile-from-start off) records; benchmarks only. */
+    public void profilerRange(boolean start) {
+        device.profilerRange(start);
+    }
+
     public long[] memoryInfo() {
         return device.memoryInfo();
     }

@@ -197,6 +197,16 @@ final class CudaDevice implements AutoCloseable {
         acc[1] += System.nanoTime() - start;
     }
 
+    /** Brackets the work Nsight Compute profiles when started with {@code --profile-from-start off}. */
+    void profilerRange(boolean start) {
+        synchronize();
+        if (start) {
+            jcuda.driver.JCudaDriver.cuProfilerStart();
+        } else {
+            jcuda.driver.JCudaDriver.cuProfilerStop();
+        }
+    }
+
     boolean profiling() {
         return profiling;
     }

@@ -24,6 +24,8 @@ import java.util.Map;
  * <p>{@code StepBench layers heads dModel seqLen vocab batch accum steps mode[:refresh] ...}
  */
 public final class StepBench {
+    /** SLOPE_CUDA_NCU_STEP=1: the last timed step is the range Nsight Compute records (device.sh phase kernels). */
+    private static final boolean NCU_STEP = "1".equals(System.getenv("SLOPE_CUDA_NCU_STEP"));
     private static final RunSpec.Optimizer ADAMW = new RunSpec.Optimizer(3e-4, 0.9, 0.95, 1e-8, 0.1, 1.0, 0, 0.0);
 
     private StepBench() {}
@@ -81,6 +83,10 @@ public final class StepBench {
                 if (s == warmup) {
                     backend.profile().clear();
                 }
+                boolean profiledByNcu = NCU_STEP && s == warmup + steps - 1;
+                if (profiledByNcu) {
+                    backend.profilerRange(true);
+                }
                 long start = System.nanoTime();
                 for (Parameter p : params) {
                     backend.zero(p.grad());
@@ -96,6 +102,9 @@ public final class StepBench {
                     }
                 }
                 loss = model.meanLoss(B);
+                if (profiledByNcu) {
+                    backend.profilerRange(false);
+                }
                 if (s >= warmup) {
                     seconds.add((System.nanoTime() - start) / 1e9);
                 }
