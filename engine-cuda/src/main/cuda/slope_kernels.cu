@@ -554,15 +554,71 @@ ATTENTION_KERNELS(64)
 ATTENTION_KERNELS(96)
 ATTENTION_KERNELS(128)
 
-// ---- optimizer ---------------------------------------------------------------------------------------------------
+// ---- optimizer (one launch for all parameters) ---------------------------------------------------------------------
 
-// Partial Σ x² per block (fp64), grid-stride over a fixed grid: the same partition on every run.
-extern "C" __global__ void sum_squares_partial(double* partial, const void* x, int dtX, size_t n) {
+// acc[0] += Σ partial: one warp, each lane a fixed strided subset in order, then a fixed butterfly.
+extern "C" __global__ void sum_squares_finish(double* acc, const double* partial, int count) {
+    int lane = threadIdx.x;
+    double t = 0.0;
+    for (int i = lane; i < count; i += 32) t += partial[i];
+    t = warpSumD(t);
+    if (lane == 0) acc[0] += t;
+}
+
+// The tensors of one call are cut into chunks of MT_CHUNK elements, numbered across tensors in list order
+// (chunkStart[t] is tensor t's first chunk); block b takes chunks b, b + gridDim.x, ... The grid is fixed per list, so
+// the sums below add the same values in the same order every step.
+
+#define MT_CHUNK 4096
+
+struct MtTensor {  // sum of squares: one tensor read
+    const void* x;
+    long long n;
+    int dt;
+    int pad;
+};
+
+struct MtAdamW {  // AdamW: one parameter, its gradient, moments and (when it has one) its bf16 GEMM copy
+    void* param;
+    const void* grad;
+    void* m;
+    void* v;
+    __nv_bfloat16* copy;
+    long long n;
+    int dtParam;
+    int dtGrad;
+    int dtM;
+    int dtV;
+    double weightDecay;
+    int slot;  // which bias correction (bc1/bc2 pair) the parameter's group uses
+    int pad;
+};
+
+// The tensor holding global chunk c: the last t with chunkStart[t] <= c.
+__device__ __forceinline__ int mtTensorOf(const long long* chunkStart, int count, long long c) {
+    int lo = 0, hi = count - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) >> 1;
+        if (chunkStart[mid] <= c) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
+
+// partial[blockIdx.x] = Σ x² over the block's chunks; sum_squares_finish adds the partials in order.
+extern "C" __global__ void sum_squares_multi(double* partial, const MtTensor* tensors, const long long* chunkStart,
+                                             int count, long long chunks) {
     __shared__ double shared[32];
     double s = 0.0;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        double v = ldd(x, i, dtX);
-        s += v * v;
+    for (long long c = blockIdx.x; c < chunks; c += gridDim.x) {
+        int t = mtTensorOf(chunkStart, count, c);
+        MtTensor d = tensors[t];
+        long long begin = (c - chunkStart[t]) * MT_CHUNK;
+        long long end = begin + MT_CHUNK < d.n ? begin + MT_CHUNK : d.n;
+        for (long long i = begin + threadIdx.x; i < end; i += blockDim.x) {
+            double v = ldd(d.x, i, d.dt);
+            s += v * v;
+        }
     }
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     s = warpSumD(s);
@@ -575,35 +631,34 @@ extern "C" __global__ void sum_squares_partial(double* partial, const void* x, i
     }
 }
 
-// acc[0] += Σ partial: one warp, each lane a fixed strided subset in order, then a fixed butterfly.
-extern "C" __global__ void sum_squares_finish(double* acc, const double* partial, int count) {
-    int lane = threadIdx.x;
-    double t = 0.0;
-    for (int i = lane; i < count; i += 32) t += partial[i];
-    t = warpSumD(t);
-    if (lane == 0) acc[0] += t;
-}
-
-// torch.optim.AdamW, in fp64 arithmetic on stored moments; the clip coefficient comes from the device-side squared
-// norm so the host never waits for it.
-extern "C" __global__ void adamw(void* param, int dtParam, const void* grad, int dtGrad, void* m, int dtM, void* v,
-                                 int dtV, const double* gradNormSquared, size_t n, double lr, double beta1,
-                                 double beta2, double eps, double weightDecay, double bc1, double bc2, double clip) {
+// The adamw kernel's arithmetic on every listed parameter; the bf16 copy (the GEMM operand) is written from the
+// stored fp32 value, so it equals what a cast of the new weight would give.
+extern "C" __global__ void adamw_multi(const MtAdamW* tensors, const long long* chunkStart, int count,
+                                       long long chunks, const double* gradNormSquared, double lr, double beta1,
+                                       double beta2, double eps, double clip, double bc1Slot0, double bc2Slot0,
+                                       double bc1Slot1, double bc2Slot1) {
     double coef = 1.0;
     if (clip > 0.0) {
         double norm = sqrt(gradNormSquared[0]);
         coef = fmin(1.0, clip / (norm + 1e-6));
     }
-    double decay = 1.0 - lr * weightDecay;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        double g = ldd(grad, i, dtGrad) * coef;
-        std_(m, i, beta1 * ldd(m, i, dtM) + (1.0 - beta1) * g, dtM);
-        std_(v, i, beta2 * ldd(v, i, dtV) + (1.0 - beta2) * g * g, dtV);
-        double mi = ldd(m, i, dtM);
-        double vi = ldd(v, i, dtV);
-        double mHat = mi / bc1;
-        double vHat = vi / bc2;
-        std_(param, i, ldd(param, i, dtParam) * decay - lr * mHat / (sqrt(vHat) + eps), dtParam);
+    for (long long c = blockIdx.x; c < chunks; c += gridDim.x) {
+        int t = mtTensorOf(chunkStart, count, c);
+        MtAdamW d = tensors[t];
+        double bc1 = d.slot == 0 ? bc1Slot0 : bc1Slot1;
+        double bc2 = d.slot == 0 ? bc2Slot0 : bc2Slot1;
+        double decay = 1.0 - lr * d.weightDecay;
+        long long begin = (c - chunkStart[t]) * MT_CHUNK;
+        long long end = begin + MT_CHUNK < d.n ? begin + MT_CHUNK : d.n;
+        for (long long i = begin + threadIdx.x; i < end; i += blockDim.x) {
+            double g = ldd(d.grad, i, d.dtGrad) * coef;
+            std_(d.m, i, beta1 * ldd(d.m, i, d.dtM) + (1.0 - beta1) * g, d.dtM);
+            std_(d.v, i, beta2 * ldd(d.v, i, d.dtV) + (1.0 - beta2) * g * g, d.dtV);
+            double mHat = ldd(d.m, i, d.dtM) / bc1;
+            double vHat = ldd(d.v, i, d.dtV) / bc2;
+            std_(d.param, i, ldd(d.param, i, d.dtParam) * decay - lr * mHat / (sqrt(vHat) + eps), d.dtParam);
+            if (d.copy != nullptr) d.copy[i] = __float2bfloat16_rn(ld(d.param, i, d.dtParam));
+        }
     }
 }
 

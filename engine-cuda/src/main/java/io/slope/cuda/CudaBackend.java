@@ -1,6 +1,7 @@
 package io.slope.cuda;
 
 import io.slope.engine.backend.AdamWStep;
+import io.slope.engine.backend.AdamWUpdate;
 import io.slope.engine.backend.Backend;
 import io.slope.engine.backend.DType;
 import io.slope.engine.backend.SparseLinear;
@@ -8,6 +9,7 @@ import io.slope.engine.backend.Tensor;
 import io.slope.engine.parallel.CollectiveProvider;
 import io.slope.engine.sparse.NmMasks;
 import io.slope.engine.sparse.NmPattern;
+import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -49,7 +51,6 @@ public final class CudaBackend implements Backend {
     }
 
     private static final int THREADS = 256;
-    private static final int SUM_BLOCKS = 1024;
     private static final int REDUCE_CHUNK_ROWS = 32;
     private static final long CUBLAS_WORKSPACE = 32L << 20;
     private static final int ERR_TOKEN = 1;
@@ -73,6 +74,8 @@ public final class CudaBackend implements Backend {
     private final DevicePointer errorWord;
     private final DevicePointer[] scratch = new DevicePointer[SLOTS];
     private final long[] scratchBytes = new long[SLOTS];
+    private MultiTensorTable sumTable;
+    private MultiTensorTable adamwTable;
     private final List<DevicePointer> allocations = new ArrayList<>();
     private final List<CudaSparseLinear> sparseLayers = new ArrayList<>();
     /** cuDNN's fused attention in the bf16 mode when it can be had (ADR 008); null: the project's kernels. */
@@ -222,6 +225,7 @@ public final class CudaBackend implements Backend {
             case I32 -> throw new IllegalArgumentException("upload of floating values into an I32 tensor");
         };
         device.copyToDevice(t.pointer, host, t.bytes());
+        t.written();
     }
 
     @Override
@@ -332,6 +336,7 @@ public final class CudaBackend implements Backend {
     public void zero(Tensor t) {
         CudaTensor c = cuda(t);
         device.memsetZero(c.pointer, c.bytes());
+        c.written();
     }
 
     // ---- N:M sparse weights ---------------------------------------------------------------------------------------
@@ -892,31 +897,92 @@ public final class CudaBackend implements Backend {
     // ---- optimizer ------------------------------------------------------------------------------------------------
 
     @Override
-    public void sumOfSquares(Tensor acc, Tensor t) {
+    public void sumOfSquares(Tensor acc, List<Tensor> tensors) {
         CudaTensor a = cuda(acc);
         if (a.dtype != DType.F64 || a.count != 1) {
             throw new IllegalArgumentException("sumOfSquares accumulates into a one-element F64 tensor, got " + a);
         }
-        CudaTensor x = cuda(t);
-        // A fixed grid per tensor size (at most 1024 blocks of 4 elements per thread): the same partition every run.
-        int grid = (int) Math.min(SUM_BLOCKS, Math.max(1, (x.count + 4L * THREADS - 1) / (4L * THREADS)));
-        long partial = scratch(SLOT_PARTIAL, 8L * SUM_BLOCKS);
-        launchGrid("sum_squares_partial", grid, 1, THREADS, 0, partial, x.address, x.code(), x.count);
+        if (tensors.isEmpty()) {
+            return;
+        }
+        // struct MtTensor: x, n, dt, pad.
+        ByteBuffer records = MultiTensorTable.records(tensors.size(), 24);
+        long[] counts = new long[tensors.size()];
+        for (int i = 0; i < counts.length; i++) {
+            CudaTensor x = cuda(tensors.get(i));
+            records.putLong(x.address).putLong(x.count).putInt(x.code()).putInt(0);
+            counts[i] = x.count;
+        }
+        sumTable = MultiTensorTable.of(device, sumTable, records, counts);
+        int grid = sumTable.grid();
+        long partial = scratch(SLOT_PARTIAL, 8L * grid);
+        launchGrid("sum_squares_multi", grid, 1, THREADS, 0, partial, sumTable.recordsAddress(),
+                sumTable.chunkStartAddress(), sumTable.count, sumTable.chunks);
         launchGrid("sum_squares_finish", 1, 1, 32, 0, a.address, partial, grid);
     }
 
+    /**
+     * All parameters in one launch. They share lr, betas, eps and clip (one optimizer); weight decay is per parameter
+     * and the bias correction per group, of which a call may hold two (the model's and the adapters').
+     */
     @Override
-    public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, Tensor gradNormSquared, AdamWStep s) {
-        CudaTensor p = cuda(param);
-        CudaTensor g = cuda(grad);
-        CudaTensor mt = cuda(m);
-        CudaTensor vt = cuda(v);
-        CudaTensor norm = cuda(gradNormSquared);
-        double bc1 = 1.0 - StrictMath.pow(s.beta1(), s.step());
-        double bc2 = 1.0 - StrictMath.pow(s.beta2(), s.step());
-        launch1d("adamw", blocks(p.count), p.address, p.code(), g.address, g.code(), mt.address, mt.code(), vt.address,
-                vt.code(), norm.address, p.count, s.lr(), s.beta1(), s.beta2(), s.eps(), s.weightDecay(), bc1, bc2,
-                s.clip());
+    public void adamw(List<AdamWUpdate> updates, Tensor gradNormSquared) {
+        if (updates.isEmpty()) {
+            return;
+        }
+        AdamWStep first = updates.getFirst().step();
+        long[] slotSteps = new long[2];
+        int slots = 0;
+        // struct MtAdamW: param, grad, m, v, copy, n, dtParam, dtGrad, dtM, dtV, weightDecay, slot, pad.
+        ByteBuffer records = MultiTensorTable.records(updates.size(), 80);
+        long[] counts = new long[updates.size()];
+        for (int i = 0; i < counts.length; i++) {
+            AdamWUpdate u = updates.get(i);
+            AdamWStep s = u.step();
+            if (s.lr() != first.lr() || s.beta1() != first.beta1() || s.beta2() != first.beta2()
+                    || s.eps() != first.eps() || s.clip() != first.clip()) {
+                throw new IllegalArgumentException("one adamw call takes one lr, beta1, beta2, eps and clip for all"
+                        + " its parameters; got " + first + " and " + s);
+            }
+            int slot = 0;
+            while (slot < slots && slotSteps[slot] != s.step()) {
+                slot++;
+            }
+            if (slot == slots) {
+                if (slots == slotSteps.length) {
+                    throw new IllegalArgumentException("one adamw call takes at most two step counts (the model's and"
+                            + " the adapters'), got a third: " + s.step());
+                }
+                slotSteps[slots++] = s.step();
+            }
+            CudaTensor p = cuda(u.param());
+            CudaTensor g = cuda(u.grad());
+            CudaTensor m = cuda(u.m());
+            CudaTensor v = cuda(u.v());
+            requireCount(g, p.count, "adamw gradient");
+            requireCount(m, p.count, "adamw first moment");
+            requireCount(v, p.count, "adamw second moment");
+            p.updatedByOptimizer = p.dtype == DType.F32 && precision == Precision.BF16;
+            records.putLong(p.address).putLong(g.address).putLong(m.address).putLong(v.address)
+                    .putLong(p.bf16Copy == null ? 0L : p.bf16Copy.address()).putLong(p.count).putInt(p.code())
+                    .putInt(g.code()).putInt(m.code()).putInt(v.code()).putDouble(s.weightDecay()).putInt(slot)
+                    .putInt(0);
+            counts[i] = p.count;
+        }
+        adamwTable = MultiTensorTable.of(device, adamwTable, records, counts);
+        double[] bc = new double[4];
+        for (int slot = 0; slot < 2; slot++) {
+            long step = slot < slots ? slotSteps[slot] : 1;
+            bc[2 * slot] = 1.0 - StrictMath.pow(first.beta1(), step);
+            bc[2 * slot + 1] = 1.0 - StrictMath.pow(first.beta2(), step);
+        }
+        launchGrid("adamw_multi", adamwTable.grid(), 1, THREADS, 0, adamwTable.recordsAddress(),
+                adamwTable.chunkStartAddress(), adamwTable.count, adamwTable.chunks, cuda(gradNormSquared).address,
+                first.lr(), first.beta1(), first.beta2(), first.eps(), first.clip(), bc[0], bc[1], bc[2], bc[3]);
+        for (AdamWUpdate u : updates) {
+            CudaTensor p = cuda(u.param());
+            p.bf16CopyCurrent = p.bf16Copy != null;
+        }
     }
 
     @Override
@@ -939,6 +1005,11 @@ public final class CudaBackend implements Backend {
             }
         }
         allocations.clear();
+        for (MultiTensorTable table : new MultiTensorTable[] {sumTable, adamwTable}) {
+            if (table != null) {
+                table.free(device);
+            }
+        }
         if (cudnn != null) {
             cudnn.close();
         }
@@ -999,10 +1070,24 @@ public final class CudaBackend implements Backend {
         gemmInto(d, dType, a, transA, operand(b, SLOT_B, gemmType()), transB, M, N, K, alpha, beta);
     }
 
-    /** The tensor's address if it is stored in {@code type}, else a converted copy in a scratch slot. */
+    /**
+     * The tensor's address if it is stored in {@code type}; a master weight's bf16 copy (converted only when stale);
+     * else a converted copy in a scratch slot.
+     */
     private long operand(CudaTensor t, int slot, DType type) {
         if (t.dtype == type) {
             return t.address;
+        }
+        if (t.updatedByOptimizer && type == DType.BF16) {
+            if (t.bf16Copy == null) {
+                t.bf16Copy = allocate(2L * t.count);
+            }
+            if (!t.bf16CopyCurrent) {
+                launch1d("convert", blocks(t.count), t.bf16Copy.address(), CudaTensor.code(DType.BF16), t.address,
+                        t.code(), t.count);
+                t.bf16CopyCurrent = true;
+            }
+            return t.bf16Copy.address();
         }
         long dst = scratch(slot, t.count * CudaTensor.elementBytes(type));
         launch1d("convert", blocks(t.count), dst, CudaTensor.code(type), t.address, t.code(), t.count);

@@ -17,6 +17,15 @@ final class CudaTensor implements Tensor {
      */
     TokenBuckets buckets;
 
+    /**
+     * An fp32 tensor the optimizer updates (a master weight) keeps a bf16 copy for the GEMMs: allocated at its first
+     * use as a GEMM operand, rewritten by the optimizer in the same pass as the weight, and marked stale by every other
+     * write ({@link #written}), after which the next GEMM converts it again.
+     */
+    boolean updatedByOptimizer;
+    DevicePointer bf16Copy;
+    boolean bf16CopyCurrent;
+
     record TokenBuckets(int distinct, CudaTensor tokens, CudaTensor starts, CudaTensor rows) {}
 
     CudaTensor(DType dtype, int[] shape, DevicePointer pointer) {
@@ -25,6 +34,11 @@ final class CudaTensor implements Tensor {
         this.count = count(shape);
         this.pointer = pointer;
         this.address = pointer.address();
+    }
+
+    /** Called by every write that is not the optimizer's (uploads, zeroing, collectives): the bf16 copy is stale. */
+    void written() {
+        bf16CopyCurrent = false;
     }
 
     static long count(int[] shape) {

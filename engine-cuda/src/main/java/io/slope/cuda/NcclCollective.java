@@ -274,6 +274,7 @@ final class NcclCollective implements Collective {
         }
         long s = streamOf(cuda);
         List<CudaTensor> ts = tensors.stream().map(CudaBackend::cuda).filter(t -> t.count > 0).toList();
+        ts.forEach(CudaTensor::written);
         op("allReduceSum of " + ts.size() + " tensors", () -> {
             grouped("ncclAllReduce", () -> {
                 for (CudaTensor t : ts) {
@@ -304,6 +305,7 @@ final class NcclCollective implements Collective {
         if (ts.stream().anyMatch(t -> t.count == 0)) {
             throw new IllegalArgumentException("an empty tensor in a broadcast");
         }
+        ts.forEach(CudaTensor::written);
         op("broadcast of " + ts.size() + " tensors", () -> {
             grouped("ncclBroadcast", () -> {
                 for (int i = 0; i < ts.size(); i++) {

@@ -3,6 +3,7 @@ package io.slope.engine.backend;
 import io.slope.engine.parallel.CollectiveProvider;
 import io.slope.engine.parallel.TcpCollective;
 import io.slope.engine.sparse.NmPattern;
+import java.util.List;
 
 /**
  * The operations a GPT-2 training step is made of, at the granularity of fused layer steps (llm.c style), on tensors
@@ -180,14 +181,18 @@ public interface Backend extends AutoCloseable {
 
     // ---- optimizer ------------------------------------------------------------------------------------------------
 
-    /** acc[0] += Σ t² (a one-element F64 tensor), summed in a fixed order. */
-    void sumOfSquares(Tensor acc, Tensor t);
+    /**
+     * acc[0] += Σ t² over all {@code tensors} (acc a one-element F64 tensor), summed in a fixed order for a given list.
+     * One call for all gradients, so a GPU reads them in one launch.
+     */
+    void sumOfSquares(Tensor acc, List<Tensor> tensors);
 
     /**
-     * One AdamW step on {@code param} with moments m, v (same shape), the gradient scaled by the clip coefficient derived
-     * from {@code gradNormSquared} (see {@link AdamWStep}).
+     * One AdamW step on each listed parameter, its gradient scaled by the clip coefficient derived from
+     * {@code gradNormSquared} (see {@link AdamWStep}). One call for all parameters, so a GPU updates them in one launch
+     * (and refreshes any low-precision copies of the weights it keeps for its GEMMs in the same pass).
      */
-    void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, Tensor gradNormSquared, AdamWStep step);
+    void adamw(List<AdamWUpdate> updates, Tensor gradNormSquared);
 
     @Override
     void close();

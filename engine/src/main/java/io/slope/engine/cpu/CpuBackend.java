@@ -1,6 +1,7 @@
 package io.slope.engine.cpu;
 
 import io.slope.engine.backend.AdamWStep;
+import io.slope.engine.backend.AdamWUpdate;
 import io.slope.engine.backend.Backend;
 import io.slope.engine.backend.DType;
 import io.slope.engine.backend.SparseLinear;
@@ -8,6 +9,7 @@ import io.slope.engine.backend.Tensor;
 import io.slope.engine.sparse.NmMasks;
 import io.slope.engine.sparse.NmPattern;
 import java.util.Arrays;
+import java.util.List;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.function.IntUnaryOperator;
 
@@ -833,9 +835,13 @@ public final class CpuBackend implements Backend {
     // ---- optimizer ------------------------------------------------------------------------------------------------
 
     @Override
-    public void sumOfSquares(Tensor acc, Tensor t) {
-        CpuTensor a = cpu(acc);
-        CpuTensor x = cpu(t);
+    public void sumOfSquares(Tensor acc, List<Tensor> tensors) {
+        for (Tensor t : tensors) {
+            sumOfSquares(cpu(acc), cpu(t));
+        }
+    }
+
+    private void sumOfSquares(CpuTensor a, CpuTensor x) {
         int n = x.length();
         int nBlocks = (n + SUM_BLOCK - 1) / SUM_BLOCK;
         double[] partial = new double[nBlocks];
@@ -857,7 +863,13 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, Tensor gradNormSquared, AdamWStep s) {
+    public void adamw(List<AdamWUpdate> updates, Tensor gradNormSquared) {
+        for (AdamWUpdate u : updates) {
+            adamw(u.param(), u.grad(), u.m(), u.v(), gradNormSquared, u.step());
+        }
+    }
+
+    private void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, Tensor gradNormSquared, AdamWStep s) {
         CpuTensor p = cpu(param);
         CpuTensor g = cpu(grad);
         CpuTensor mt = cpu(m);

@@ -1,11 +1,13 @@
 package io.slope.engine.train;
 
 import io.slope.engine.backend.AdamWStep;
+import io.slope.engine.backend.AdamWUpdate;
 import io.slope.engine.backend.Backend;
 import io.slope.engine.backend.DType;
 import io.slope.engine.backend.Tensor;
 import io.slope.engine.model.Parameter;
 import io.slope.spec.RunSpec;
+import java.util.ArrayList;
 import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -108,10 +110,9 @@ public final class AdamW {
     public void step(List<Parameter> parameters, double lr) {
         assignOwners(parameters);
         backend.zero(gradNormSquared);
-        for (Parameter p : parameters) {
-            backend.sumOfSquares(gradNormSquared, p.grad());
-        }
+        backend.sumOfSquares(gradNormSquared, parameters.stream().map(Parameter::grad).toList());
         parameters.stream().map(Parameter::group).distinct().forEach(g -> steps.merge(g, 1L, Long::sum));
+        List<AdamWUpdate> updates = new ArrayList<>();
         for (Parameter p : parameters) {
             if (!owns(p)) {
                 continue;
@@ -119,8 +120,9 @@ public final class AdamW {
             Moments mv = moments(p);
             AdamWStep s = new AdamWStep(lr, hyper.beta1(), hyper.beta2(), hyper.eps(),
                     p.decay() ? hyper.weightDecay() : 0.0, steps.get(p.group()), hyper.gradClip());
-            backend.adamw(p.value(), p.grad(), mv.m(), mv.v(), gradNormSquared, s);
+            updates.add(new AdamWUpdate(p.value(), p.grad(), mv.m(), mv.v(), s));
         }
+        backend.adamw(updates, gradNormSquared);
     }
 
     /** The global gradient norm of the last step, before clipping (a synchronising read). */
