@@ -186,7 +186,7 @@ for phase in "${phases[@]}"; do
                 for mode in dense slope:1 slope:100; do
                     timeout 100 "${step_xl[@]}" --results "$results" --model gpt2-1558M "$mode" || status=1
                 done
-                timeout 150 python3 "$here/train_gpt2.py" --model gpt2-1558M --results "$results" || status=1
+                timeout 200 python3 "$here/train_gpt2.py" --model gpt2-1558M --results "$results" || status=1
             } >"$out/steps.log" 2>&1
             grep -v '^{' "$out/steps.log" | tail -n 40
             python3 "$here/step_table.py" "$results" | tee "$out/steps.md" || status=1
