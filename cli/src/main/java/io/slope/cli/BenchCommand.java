@@ -140,7 +140,8 @@ public final class BenchCommand {
         @Option(names = "--warmup", defaultValue = "2", description = "Untimed steps first (default ${DEFAULT-VALUE}).")
         int warmup;
 
-        @Option(names = "--steps", defaultValue = "5", description = "Timed steps; their median is reported (default ${DEFAULT-VALUE}).")
+        @Option(names = "--steps", defaultValue = "5",
+                description = "Timed steps; their median is reported (default ${DEFAULT-VALUE}).")
         int steps;
 
         @Option(names = "--backend", defaultValue = "cuda", description = "cuda or cpu (default ${DEFAULT-VALUE}).")
