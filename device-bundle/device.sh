@@ -192,7 +192,8 @@ for phase in "${phases[@]}"; do
             python3 "$here/step_table.py" "$results" | tee "$out/steps.md" || status=1
             ;;
         *)
-            echo "unknown phase $phase (parity, nccl, ranks, train200, bench, benchsmall, benchxl, attention, steps)" >&2
+            echo "unknown phase $phase (parity, nccl, ranks, train200, bench, benchsmall, benchxl, attention," \
+                "steps)" >&2
             status=2
             ;;
     esac

@@ -108,7 +108,8 @@ public final class BenchCommand {
     }
 
     @Command(name = "step", mixinStandardHelpOptions = true,
-            description = "Whole optimizer steps of the production Trainer on synthetic data (bench/NOTES.md protocols).")
+            description = "Whole optimizer steps of the production Trainer on synthetic data "
+                    + "(bench/NOTES.md protocols).")
     static final class Step extends GpuBench {
         @Option(names = "--model", defaultValue = "gpt2-124M",
                 description = "gpt2-124M, gpt2-350M, gpt2-774M, gpt2-1558M, d2560, or custom (with --layers, --heads, "
@@ -134,7 +135,8 @@ public final class BenchCommand {
                 description = "a: 64 micro-batches per optimizer step, b: one (default ${DEFAULT-VALUE}).")
         String protocol;
 
-        @Option(names = "--batch", defaultValue = "8", description = "Sequences per micro-batch (default ${DEFAULT-VALUE}).")
+        @Option(names = "--batch", defaultValue = "8",
+                description = "Sequences per micro-batch (default ${DEFAULT-VALUE}).")
         int batch;
 
         @Option(names = "--warmup", defaultValue = "2", description = "Untimed steps first (default ${DEFAULT-VALUE}).")

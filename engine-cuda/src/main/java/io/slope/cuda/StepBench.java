@@ -69,7 +69,7 @@ public final class StepBench {
     public record Setup(Shape shape, int batch, Protocol protocol, int warmup, int steps, String backend, int threads,
             String commit) {}
 
-    /** One JSON line of {@code step-<UTC>.jsonl}; bench/step_table.py and PyTorch's baseline read and write the same. */
+    /** One JSON line of {@code step-<UTC>.jsonl}, the schema bench/step_table.py reads and PyTorch's baseline writes. */
     public record Measurement(String system, String model, String mode, Integer refresh, String protocol,
             long tokensPerS, double mfu, Double peakGb, Double deviceUsedGb, String peakSource, double stepMsMedian,
             String device, String commit, String utc, int layers, int heads, int dModel, int seqLen, int vocab,
