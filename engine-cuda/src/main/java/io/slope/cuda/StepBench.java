@@ -69,7 +69,7 @@ public final class StepBench {
     public record Setup(Shape shape, int batch, Protocol protocol, int warmup, int steps, String backend, int threads,
             String commit) {}
 
-    /** One JSON line of {@code step-<UTC>.jsonl}, the schema bench/step_table.py reads and PyTorch's baseline writes. */
+    /** One line of {@code step-<UTC>.jsonl}: the schema bench/step_table.py reads and PyTorch's baseline writes. */
     public record Measurement(String system, String model, String mode, Integer refresh, String protocol,
             long tokensPerS, double mfu, Double peakGb, Double deviceUsedGb, String peakSource, double stepMsMedian,
             String device, String commit, String utc, int layers, int heads, int dModel, int seqLen, int vocab,
@@ -95,8 +95,8 @@ public final class StepBench {
     }
 
     /**
-     * Trains {@code setup.warmup() + setup.steps()} steps of one mode ({@code dense}, {@code slope:100}, …) on a backend
-     * of its own, opened as {@code slope train} opens it, and times the last {@code steps}.
+     * Trains {@code setup.warmup() + setup.steps()} steps of one mode ({@code dense}, {@code slope:100}, …) on a
+     * backend of its own, opened as {@code slope train} opens it, and times the last {@code steps}.
      */
     public static Measurement measure(Setup setup, String modeAndRefresh) {
         String[] parts = modeAndRefresh.split(":");
