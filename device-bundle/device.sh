@@ -4,7 +4,8 @@
 # 2-rank data-parallel tests; their two-GPU cases need two GPUs), ranks (slope train --ranks 2 vs 1 with a rank killed
 # and the run resumed on one rank, and slope bench scaling; two GPUs), train200 (200 char-level steps on the CPU and the GPU,
 # compared), bench (per-GEMM and whole-step timings), attention (cuDNN's attention vs ours, alone and in GPT-2-small
-# steps), kernels (Nsight Compute's per-kernel times of one step). Usage: device.sh PHASE...
+# steps), steps (whole optimizer steps of ours and PyTorch's at 124M, 350M and 1558M into one step-<UTC>.jsonl, and
+# its table), kernels (Nsight Compute's per-kernel times of one step). Usage: device.sh PHASE...
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 phases=("${@:-parity}")
@@ -27,6 +28,11 @@ export LD_LIBRARY_PATH="$nvidia/cudnn/lib:$nvidia/cu13/lib${LD_LIBRARY_PATH:+:$L
 export NCCL_NVLS_ENABLE=0
 export NCCL_DEBUG="${NCCL_DEBUG:-WARN}"
 jvm=(--enable-native-access=ALL-UNNAMED -Xmx16g)
+# slope bench step (GPT-2 124M, protocol b, 5 timed steps unless told), tagged with the bundle's commit; the 1558M
+# weights are drawn on the host in fp64 (12.5 GB), hence its larger heap.
+export SLOPE_COMMIT="$commit"
+step=("$java" "${jvm[@]}" -cp "$cp" io.slope.cli.SlopeCli bench step)
+step_xl=("$java" --enable-native-access=ALL-UNNAMED -Xmx80g -cp "$cp" io.slope.cli.SlopeCli bench step)
 
 # Facts for the summary live in $work; what comes back ($OUT, at most 8 files) is logs, JUnit XML and summary.json.
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,temperature.gpu --format=csv,noheader \
@@ -122,38 +128,31 @@ for phase in "${phases[@]}"; do
             {
                 "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.GemmBench 8192 2304x768 768x768 3072x768 768x3072 \
                     4096x1024 1024x4096 4800x1600 1600x1600 6400x1600 1600x6400 2560x2560 10240x2560 2560x10240
-                SLOPE_CUDA_PROFILE=1 "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 12 12 768 1024 50304 8 1 3 \
-                    DENSE SLOPE:1
-                "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 12 12 768 1024 50304 8 1 5 DENSE SLOPE:1 \
-                    SLOPE:100
-                "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 12 12 768 1024 50304 8 64 2 DENSE SLOPE:1 \
-                    SLOPE:100
-                for mode in DENSE SLOPE:1 SLOPE:100; do
-                    "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 24 16 1024 1024 50304 8 1 5 "$mode"
+                SLOPE_CUDA_PROFILE=1 "${step[@]}" --results "$out/bench.jsonl" --steps 3 dense slope:1
+                "${step[@]}" --results "$out/bench.jsonl" dense slope:1 slope:100
+                "${step[@]}" --results "$out/bench.jsonl" --protocol a --steps 2 dense slope:1 slope:100
+                for mode in dense slope:1 slope:100; do
+                    "${step[@]}" --results "$out/bench.jsonl" --model gpt2-350M "$mode"
                 done
             } >"$out/bench.log" 2>&1 || status=1
-            [[ -f "$here/train_gpt2.py" ]] && timeout 240 python3 "$here/train_gpt2.py" 12 12 768 1024 8 1 10 \
-                >>"$out/bench.log" 2>&1
+            timeout 240 python3 "$here/train_gpt2.py" --results "$out/bench.jsonl" >>"$out/bench.log" 2>&1
             cat "$out/bench.log"
             ;;
         benchsmall)
             # GPT-2 small whole steps only, protocols (b) and (a).
             {
-                "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 12 12 768 1024 50304 8 1 5 DENSE SLOPE:1 \
-                    SLOPE:100
-                "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 12 12 768 1024 50304 8 64 2 DENSE SLOPE:1 \
-                    SLOPE:100
+                "${step[@]}" --results "$out/benchsmall.jsonl" dense slope:1 slope:100
+                "${step[@]}" --results "$out/benchsmall.jsonl" --protocol a --steps 2 dense slope:1 slope:100
             } >"$out/benchsmall.log" 2>&1 || status=1
             cat "$out/benchsmall.log"
             ;;
         benchxl)
             # GPT-2 XL (1558M): ours in each mode, then PyTorch, protocol (b).
             {
-                for mode in DENSE SLOPE:1 SLOPE:100; do
-                    "$java" --enable-native-access=ALL-UNNAMED -Xmx80g -cp "$cp" io.slope.cuda.StepBench 48 25 1600 \
-                        1024 50304 8 1 4 "$mode"
+                for mode in dense slope:1 slope:100; do
+                    "${step_xl[@]}" --results "$out/benchxl.jsonl" --model gpt2-1558M --steps 4 "$mode"
                 done
-                timeout 300 python3 "$here/train_gpt2.py" 48 25 1600 1024 8 1 8
+                timeout 300 python3 "$here/train_gpt2.py" --model gpt2-1558M --steps 8 --results "$out/benchxl.jsonl"
             } >"$out/benchxl.log" 2>&1 || status=1
             cat "$out/benchxl.log"
             ;;
@@ -163,35 +162,55 @@ for phase in "${phases[@]}"; do
             python3 -c "import torch; print('torch', torch.__version__, 'cudnn', torch.backends.cudnn.version())"
             {
                 "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.AttentionBench 790 8x1024x12x64 8x1024x25x64 8x1024x40x64
-                SLOPE_CUDA_ATTENTION=own "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 12 12 768 1024 50304 8 1 \
-                    5 DENSE
-                "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 12 12 768 1024 50304 8 1 5 DENSE SLOPE:100
-                SLOPE_CUDA_PROFILE=1 "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.StepBench 12 12 768 1024 50304 8 1 3 \
-                    DENSE
+                SLOPE_CUDA_ATTENTION=own "${step[@]}" --results "$out/attention.jsonl" dense
+                "${step[@]}" --results "$out/attention.jsonl" dense slope:100
+                SLOPE_CUDA_PROFILE=1 "${step[@]}" --results "$out/attention.jsonl" --steps 3 dense
             } >"$out/attention.log" 2>&1 || status=1
-            [[ -f "$here/train_gpt2.py" ]] && timeout 240 python3 "$here/train_gpt2.py" 12 12 768 1024 8 1 10 \
-                >>"$out/attention.log" 2>&1
+            timeout 240 python3 "$here/train_gpt2.py" --results "$out/attention.jsonl" >>"$out/attention.log" 2>&1
             cat "$out/attention.log"
+            ;;
+        steps)
+            # Issue 13: whole optimizer steps of the production Trainer (slope bench step) and of PyTorch for the same
+            # sizes, all into one step-<UTC>.jsonl, then its table (steps.md): 124M in protocols (b) and (a), 350M and
+            # 1558M in (b); ours in dense, slope:1 and slope:100, 1558M one JVM per mode so each starts on an empty
+            # card. Few timed steps (5 in b, 2 in a) so that all of it fits one device command (600 s).
+            results="$out/step-$(date -u +%Y-%m-%d-%H%M%S).jsonl"
+            {
+                timeout 100 "${step[@]}" --results "$results" dense slope:1 slope:100 || status=1
+                timeout 150 python3 "$here/train_gpt2.py" --protocol b a --warmup 2 --steps 5 --results "$results" \
+                    || status=1
+                timeout 100 "${step[@]}" --results "$results" --protocol a --warmup 1 --steps 2 dense slope:1 \
+                    slope:100 || status=1
+                timeout 100 "${step[@]}" --results "$results" --model gpt2-350M dense slope:1 slope:100 || status=1
+                timeout 120 python3 "$here/train_gpt2.py" --model gpt2-350M --results "$results" || status=1
+                for mode in dense slope:1 slope:100; do
+                    timeout 100 "${step_xl[@]}" --results "$results" --model gpt2-1558M "$mode" || status=1
+                done
+                timeout 200 python3 "$here/train_gpt2.py" --model gpt2-1558M --results "$results" || status=1
+            } >"$out/steps.log" 2>&1
+            grep -v '^{' "$out/steps.log" | tail -n 40
+            python3 "$here/step_table.py" "$results" | tee "$out/steps.md" || status=1
             ;;
         kernels)
             # Issue 13: every kernel of one step timed by Nsight Compute (kernels serialised, caches and clocks left
             # alone), grouped by name; the summed GPU time against the step's wall time shows what the host costs.
             ncu="$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)"
             i=0
-            for cfg in "12 12 768 DENSE" "12 12 768 SLOPE:100" "48 25 1600 DENSE"; do
+            for cfg in "gpt2-124M dense" "gpt2-124M slope:100" "gpt2-1558M dense"; do
                 i=$((i + 1))
-                read -r layers heads dmodel mode <<<"$cfg"
+                read -r model mode <<<"$cfg"
                 echo "== ncu: $cfg" | tee -a "$out/kernels.txt"
                 SLOPE_CUDA_NCU_STEP=1 timeout 240 "$ncu" --profile-from-start off --clock-control none \
                     --cache-control none --metrics gpu__time_duration.sum --csv --log-file "$work/ncu-$i.csv" \
-                    "$java" --enable-native-access=ALL-UNNAMED -Xmx80g -cp "$cp" io.slope.cuda.StepBench "$layers" \
-                    "$heads" "$dmodel" 1024 50304 8 1 1 "$mode" >>"$out/kernels.txt" 2>&1 || status=1
+                    "${step_xl[@]}" --results "$work/kernels.jsonl" --model "$model" --steps 1 "$mode" \
+                    >>"$out/kernels.txt" 2>&1 || status=1
                 python3 "$here/kernel_table.py" "$work/ncu-$i.csv" 30 >>"$out/kernels.txt" 2>&1 || status=1
             done
             cat "$out/kernels.txt"
             ;;
         *)
-            echo "unknown phase $phase (parity, nccl, ranks, train200, bench, benchsmall, benchxl, attention, kernels)" >&2
+            echo "unknown phase $phase (parity, nccl, ranks, train200, bench, benchsmall, benchxl, attention," \
+                "steps, kernels)" >&2
             status=2
             ;;
     esac

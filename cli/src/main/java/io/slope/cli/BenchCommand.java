@@ -4,12 +4,14 @@ import io.slope.cuda.CudaBackendProvider;
 import io.slope.cuda.GemmBench;
 import io.slope.cuda.ScalingBench;
 import io.slope.cuda.StepBench;
+import io.slope.spec.Mode;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.time.LocalDateTime;
 import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
@@ -28,7 +30,8 @@ import picocli.CommandLine.Spec;
  * same lines to {@code <out>/<bench>-<UTC time>.jsonl}; numbers come from benchmarks, never from timed tests.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = "GPU benchmarks (CUDA backend): per-GEMM dense vs 2:4, whole training steps, data-parallel scaling.",
+        description = "GPU benchmarks (CUDA backend; step also on the CPU): per-GEMM dense vs 2:4, whole training "
+                + "steps, data-parallel scaling.",
         subcommands = {BenchCommand.Gemm.class, BenchCommand.Step.class, BenchCommand.Scaling.class})
 public final class BenchCommand {
 
@@ -37,24 +40,39 @@ public final class BenchCommand {
                 defaultValue = "bench/results")
         Path out;
 
+        @Option(names = "--results", description = "Append to this file instead of <out>/<bench>-<UTC time>.jsonl "
+                + "(several runs, PyTorch's too, into one file).")
+        Path results;
+
         /** This subcommand: its name names the results file. */
         @Spec
         CommandSpec spec;
 
         abstract void run() throws Exception;
 
+        /** Whether this run needs the CUDA backend (checked before anything is written). */
+        boolean needsCuda() {
+            return true;
+        }
+
+        /** Checks the options that picocli cannot, before anything is written. */
+        void validate() {}
+
         @Override
         public Integer call() throws Exception {
-            Optional<String> unavailable = new CudaBackendProvider().unavailableReason();
+            validate();
+            Optional<String> unavailable = needsCuda() ? new CudaBackendProvider().unavailableReason()
+                    : Optional.empty();
             if (unavailable.isPresent()) {
                 throw new IllegalArgumentException("the cuda backend is not available here: " + unavailable.get());
             }
-            Files.createDirectories(out);
-            Path results = out.resolve(spec.name() + "-"
+            Path results = this.results != null ? this.results : out.resolve(spec.name() + "-"
                     + LocalDateTime.now(ZoneOffset.UTC).format(DateTimeFormatter.ofPattern("yyyy-MM-dd-HHmmss"))
                     + ".jsonl");
+            Files.createDirectories(results.toAbsolutePath().getParent());
             PrintStream console = System.out;
-            try (OutputStream file = Files.newOutputStream(results)) {
+            try (OutputStream file = Files.newOutputStream(results, StandardOpenOption.CREATE,
+                    StandardOpenOption.APPEND)) {
                 System.setOut(new PrintStream(new JsonLinesTee(console, file), true, StandardCharsets.UTF_8));
                 run();
             } finally {
@@ -90,42 +108,115 @@ public final class BenchCommand {
     }
 
     @Command(name = "step", mixinStandardHelpOptions = true,
-            description = "Whole training steps of a GPT-2 shape (bench/NOTES.md protocols: --accum 1 is (b), 64 is (a)).")
+            description = "Whole optimizer steps of the production Trainer on synthetic data "
+                    + "(bench/NOTES.md protocols).")
     static final class Step extends GpuBench {
-        @Option(names = "--layers", required = true)
-        int layers;
+        @Option(names = "--model", defaultValue = "gpt2-124M",
+                description = "gpt2-124M, gpt2-350M, gpt2-774M, gpt2-1558M, d2560, or custom (with --layers, --heads, "
+                        + "--d-model); default ${DEFAULT-VALUE}.")
+        String model;
 
-        @Option(names = "--heads", required = true)
-        int heads;
+        @Option(names = "--layers", description = "Custom model only.")
+        Integer layers;
 
-        @Option(names = "--d-model", required = true)
-        int dModel;
+        @Option(names = "--heads", description = "Custom model only.")
+        Integer heads;
 
-        @Option(names = "--seq-len", defaultValue = "1024")
-        int seqLen;
+        @Option(names = "--d-model", description = "Custom model only.")
+        Integer dModel;
 
-        @Option(names = "--vocab", defaultValue = "50304")
-        int vocab;
+        @Option(names = "--seq-len", description = "Custom model only (default 1024).")
+        Integer seqLen;
 
-        @Option(names = "--batch", defaultValue = "8")
+        @Option(names = "--vocab", description = "Custom model only (default 50304).")
+        Integer vocab;
+
+        @Option(names = "--protocol", defaultValue = "b",
+                description = "a: 64 micro-batches per optimizer step, b: one (default ${DEFAULT-VALUE}).")
+        String protocol;
+
+        @Option(names = "--batch", defaultValue = "8",
+                description = "Sequences per micro-batch (default ${DEFAULT-VALUE}).")
         int batch;
 
-        @Option(names = "--accum", defaultValue = "1")
-        int accum;
+        @Option(names = "--warmup", defaultValue = "2", description = "Untimed steps first (default ${DEFAULT-VALUE}).")
+        int warmup;
 
-        @Option(names = "--steps", defaultValue = "5", description = "Timed steps after two warm-up steps.")
+        @Option(names = "--steps", defaultValue = "5",
+                description = "Timed steps; their median is reported (default ${DEFAULT-VALUE}).")
         int steps;
 
+        @Option(names = "--backend", defaultValue = "cuda", description = "cuda or cpu (default ${DEFAULT-VALUE}).")
+        String backend;
+
+        @Option(names = "--threads", defaultValue = "0", description = "CPU backend threads (0: every core).")
+        int threads;
+
+        @Option(names = "--commit", defaultValue = "${env:SLOPE_COMMIT:-unknown}",
+                description = "The commit measured, for the results (default: $SLOPE_COMMIT).")
+        String commit;
+
         @Parameters(paramLabel = "MODE", arity = "1..*",
-                description = "DENSE, SPARSE_NO_DOUBLE_PRUNE or SLOPE, optionally :REFRESH (column-mask refresh).")
+                description = "dense, sparse-no-double-prune or slope, optionally :REFRESH (column-mask refresh).")
         List<String> modes;
 
         @Override
+        boolean needsCuda() {
+            return backend.equals("cuda");
+        }
+
+        private StepBench.Setup setup;
+
+        @Override
+        void validate() {
+            setup = new StepBench.Setup(shape(), batch, protocol(), warmup, steps, backend, threads, commit);
+            modes.forEach(mode -> Mode.fromWire(mode.split(":")[0]));
+        }
+
+        @Override
         void run() {
-            List<String> args = new ArrayList<>(List.of(layers, heads, dModel, seqLen, vocab, batch, accum, steps)
-                    .stream().map(String::valueOf).toList());
-            args.addAll(modes);
-            StepBench.main(args.toArray(String[]::new));
+            for (String mode : modes) {
+                System.out.println(StepBench.measure(setup, mode).toJson());
+            }
+        }
+
+        private StepBench.Protocol protocol() {
+            return switch (protocol) {
+                case "a" -> StepBench.Protocol.A;
+                case "b" -> StepBench.Protocol.B;
+                default -> throw new IllegalArgumentException("--protocol: '" + protocol + "' is not a or b");
+            };
+        }
+
+        private StepBench.Shape shape() {
+            boolean shapeGiven = layers != null || heads != null || dModel != null || seqLen != null || vocab != null;
+            if (!model.equals("custom")) {
+                StepBench.Shape preset = StepBench.PRESETS.get(model);
+                if (preset == null) {
+                    throw new IllegalArgumentException("--model: unknown '" + model + "'; allowed: "
+                            + String.join(", ", StepBench.PRESETS.keySet()) + ", custom");
+                }
+                if (shapeGiven) {
+                    throw new IllegalArgumentException("--layers, --heads, --d-model, --seq-len and --vocab are for "
+                            + "--model custom; " + model + " has its own shape");
+                }
+                return preset;
+            }
+            List<String> missing = new ArrayList<>();
+            if (layers == null) {
+                missing.add("--layers");
+            }
+            if (heads == null) {
+                missing.add("--heads");
+            }
+            if (dModel == null) {
+                missing.add("--d-model");
+            }
+            if (!missing.isEmpty()) {
+                throw new IllegalArgumentException("--model custom needs " + String.join(", ", missing));
+            }
+            return new StepBench.Shape("custom", layers, heads, dModel, seqLen == null ? 1024 : seqLen,
+                    vocab == null ? 50304 : vocab);
         }
     }
 

@@ -6,15 +6,20 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.slope.cuda.CudaBackendProvider;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
 
 class BenchCommandTest {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
     @TempDir
     Path out;
 
@@ -39,9 +44,46 @@ class BenchCommandTest {
     }
 
     @Test
-    void aStepBenchWithoutItsShapeNamesTheMissingOptions() {
-        Result r = run("bench", "step", "SLOPE");
+    void aCustomStepBenchWithoutItsShapeNamesTheMissingOptions() {
+        Result r = run("bench", "step", "--model", "custom", "--heads", "2", "slope");
         assertEquals(2, r.code());
         assertTrue(r.err().contains("--layers") && r.err().contains("--d-model"), r.err());
+    }
+
+    @Test
+    void aCpuStepBenchAppendsOneJsonLinePerModeOfTheProductionStep() throws Exception {
+        Path results = out.resolve("step-test.jsonl");
+        Files.writeString(results, "{\"system\": \"pytorch\"}\n");
+        Result r = run("bench", "step", "--backend", "cpu", "--threads", "1", "--model", "custom", "--layers", "2",
+                "--heads", "2", "--d-model", "32", "--seq-len", "16", "--vocab", "64", "--batch", "2", "--warmup", "1",
+                "--steps", "1", "--commit", "abc123", "--results", results.toString(), "dense", "slope:100");
+        assertEquals(0, r.code(), r.err());
+        List<String> lines = Files.readAllLines(results);
+        assertEquals(3, lines.size(), String.join("\n", lines));
+        assertEquals("pytorch", JSON.readTree(lines.get(0)).get("system").asText(), "an earlier line is kept");
+        JsonNode dense = JSON.readTree(lines.get(1));
+        JsonNode slope = JSON.readTree(lines.get(2));
+        for (JsonNode line : List.of(dense, slope)) {
+            assertEquals("slope", line.get("system").asText());
+            assertEquals("custom", line.get("model").asText());
+            assertEquals("b", line.get("protocol").asText());
+            assertEquals("abc123", line.get("commit").asText());
+            assertTrue(line.get("device").asText().startsWith("cpu("), line.toString());
+            assertTrue(line.get("utc").asText().endsWith("Z"), line.toString());
+            assertTrue(line.has("peak_gb"), line.toString());
+            assertEquals(1, line.get("accum").asInt());
+            double stepMs = line.get("step_ms_median").asDouble();
+            assertTrue(stepMs > 0 && Double.isFinite(line.get("loss").asDouble()), line.toString());
+            double tokensPerS = 2 * 16 / (stepMs / 1e3); // one micro-batch of 2 × 16 per step
+            assertEquals(tokensPerS, line.get("tokens_per_s").asDouble(), 0.5 + tokensPerS * 1e-3, line.toString());
+            double flopPerToken = 6.0 * line.get("params").asLong() + 12.0 * 2 * 16 * 32;
+            assertEquals(tokensPerS * flopPerToken / 989e12, line.get("mfu").asDouble(),
+                    tokensPerS * flopPerToken / 989e12 * 1e-3, "dense-equivalent MFU");
+        }
+        assertEquals("dense", dense.get("mode").asText());
+        assertTrue(dense.get("refresh").isNull(), "dense has no column mask");
+        assertEquals("slope", slope.get("mode").asText());
+        assertEquals(100, slope.get("refresh").asInt());
+        assertEquals(dense.get("params").asLong(), slope.get("params").asLong(), "N is the dense count in every mode");
     }
 }

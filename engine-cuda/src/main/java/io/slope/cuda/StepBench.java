@@ -1,135 +1,257 @@
 package io.slope.cuda;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.PropertyNamingStrategies;
+import io.slope.engine.backend.Backend;
+import io.slope.engine.backend.Backends;
 import io.slope.engine.backend.DType;
+import io.slope.engine.backend.Tensor;
+import io.slope.engine.data.BatchSource;
 import io.slope.engine.model.GptConfig;
 import io.slope.engine.model.GptModel;
-import io.slope.engine.model.Parameter;
 import io.slope.engine.rng.Philox;
-import io.slope.engine.sparse.NmPattern;
-import io.slope.engine.train.AdamW;
-import io.slope.engine.train.Windows;
+import io.slope.engine.train.Trainer;
 import io.slope.spec.Mode;
 import io.slope.spec.RunSpec;
+import io.slope.spec.RunSpecs;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.stream.IntStream;
 
 /**
- * Times whole training steps of a GPT-2-shaped model on the CUDA backend (bench/NOTES.md: {@code accum} micro-batches
- * of {@code batch} sequences per optimizer step, 1 for protocol (b), 64 for (a)) and prints one JSON line per
- * configuration; with SLOPE_CUDA_PROFILE=1 also the time per operation (each synchronised, so the total is slower than
- * the unprofiled step). Initial weights are N(0, 0.02) from Philox, drawn in parallel (the values do not matter for
- * timing, only that they are random and nonzero).
- *
- * <p>{@code StepBench layers heads dModel seqLen vocab batch accum steps mode[:refresh] ...}
+ * Times whole optimizer steps of the production {@link Trainer} (the step {@code slope train} and the GPU worker run)
+ * on synthetic data: random token windows, N(0, 0.02) weights drawn in parallel (their values do not matter for timing,
+ * only that they are random and nonzero). One {@link Measurement} per mode, the protocols of bench/NOTES.md. With
+ * SLOPE_CUDA_PROFILE=1 the CUDA backend also prints the time per operation (each synchronised, so slower than a step).
  */
 public final class StepBench {
+    /** Dense-equivalent MFU is counted against the H100's dense bf16 peak, for every backend and mode. */
+    private static final double PEAK_FLOPS = 989e12;
     /** SLOPE_CUDA_NCU_STEP=1: the last timed step is the range Nsight Compute records (device.sh phase kernels). */
     private static final boolean NCU_STEP = "1".equals(System.getenv("SLOPE_CUDA_NCU_STEP"));
-    private static final RunSpec.Optimizer ADAMW = new RunSpec.Optimizer(3e-4, 0.9, 0.95, 1e-8, 0.1, 1.0, 0, 0.0);
+    private static final ObjectMapper JSON = new ObjectMapper()
+            .setPropertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE);
 
-    private StepBench() {}
+    /** A model shape by its bench name. */
+    public record Shape(String name, int layers, int heads, int dModel, int seqLen, int vocab) {}
 
-    public static void main(String[] args) {
-        int layers = Integer.parseInt(args[0]);
-        int heads = Integer.parseInt(args[1]);
-        int dModel = Integer.parseInt(args[2]);
-        int seqLen = Integer.parseInt(args[3]);
-        int vocab = Integer.parseInt(args[4]);
-        int batch = Integer.parseInt(args[5]);
-        int accum = Integer.parseInt(args[6]);
-        int steps = Integer.parseInt(args[7]);
-        try (CudaBackend backend = new CudaBackend(0, CudaBackend.Precision.BF16)) {
-            for (int i = 8; i < args.length; i++) {
-                String[] modeRefresh = args[i].split(":");
-                Mode mode = Mode.valueOf(modeRefresh[0]);
-                int refresh = modeRefresh.length > 1 ? Integer.parseInt(modeRefresh[1]) : 1;
-                GptConfig config = new GptConfig(layers, heads, dModel, seqLen, vocab, mode, NmPattern.twoFour(),
-                        true);
-                run(backend, config, batch, accum, steps, refresh);
+    /**
+     * GPT-2's four sizes, and d = 2560: GPT-3 2.7B's depth and width with 64-wide heads (AttentionBench's 40 × 64), the
+     * width where 2:4 gains most per GEMM (GPU_LIMITS.md §1).
+     */
+    public static final Map<String, Shape> PRESETS = presets(
+            new Shape("gpt2-124M", 12, 12, 768, 1024, 50304),
+            new Shape("gpt2-350M", 24, 16, 1024, 1024, 50304),
+            new Shape("gpt2-774M", 36, 20, 1280, 1024, 50304),
+            new Shape("gpt2-1558M", 48, 25, 1600, 1024, 50304),
+            new Shape("d2560", 32, 40, 2560, 1024, 50304));
+
+    /** bench/NOTES.md's protocols: micro-batches per optimizer step. */
+    public enum Protocol {
+        A(64), B(1);
+
+        private final int microBatches;
+
+        Protocol(int microBatches) {
+            this.microBatches = microBatches;
+        }
+
+        public String wireName() {
+            return name().toLowerCase();
+        }
+    }
+
+    /** What to run: {@code batch} sequences per micro-batch; {@code threads} only for the CPU backend. */
+    public record Setup(Shape shape, int batch, Protocol protocol, int warmup, int steps, String backend, int threads,
+            String commit) {}
+
+    /** One line of {@code step-<UTC>.jsonl}: the schema bench/step_table.py reads and PyTorch's baseline writes. */
+    public record Measurement(String system, String model, String mode, Integer refresh, String protocol,
+            long tokensPerS, double mfu, Double peakGb, Double deviceUsedGb, String peakSource, double stepMsMedian,
+            String device, String commit, String utc, int layers, int heads, int dModel, int seqLen, int vocab,
+            int batch, int accum, int steps, long params, double loss, String backend, boolean profiled) {
+
+        public String toJson() {
+            try {
+                return JSON.writeValueAsString(this);
+            } catch (JsonProcessingException e) {
+                throw new IllegalStateException(e);
             }
         }
     }
 
+    private StepBench() {}
+
+    private static Map<String, Shape> presets(Shape... shapes) {
+        Map<String, Shape> byName = new LinkedHashMap<>();
+        for (Shape s : shapes) {
+            byName.put(s.name(), s);
+        }
+        return java.util.Collections.unmodifiableMap(byName);
+    }
+
+    /**
+     * Trains {@code setup.warmup() + setup.steps()} steps of one mode ({@code dense}, {@code slope:100}, …) on a
+     * backend of its own, opened as {@code slope train} opens it, and times the last {@code steps}.
+     */
+    public static Measurement measure(Setup setup, String modeAndRefresh) {
+        String[] parts = modeAndRefresh.split(":");
+        Mode mode = Mode.fromWire(parts[0]);
+        int refresh = parts.length > 1 ? Integer.parseInt(parts[1]) : 1;
+        RunSpec spec = spec(setup, mode, refresh);
+        GptConfig config = GptConfig.of(spec, setup.shape().vocab());
+        try (Backend backend = Backends.open(spec)) {
+            DeviceMemory memory = new DeviceMemory(backend);
+            try (GptModel model = GptModel.fromDenseWeights(backend, config, DType.F32, randomWeights(config))) {
+                return timeSteps(setup, spec, config, backend, memory, model, mode.sparse() ? refresh : null);
+            }
+        }
+    }
+
+    private static Measurement timeSteps(Setup setup, RunSpec spec, GptConfig config, Backend backend,
+            DeviceMemory memory, GptModel model, Integer refresh) {
+        int accum = setup.protocol().microBatches;
+        Trainer trainer = new Trainer(model, spec, syntheticBatches(setup.batch(), config.seqLen(), config.vocab(),
+                accum));
+        // Any download waits for all queued work, so the step's tail (optimizer, operand upkeep) is in its time.
+        Tensor last = model.parameters().getLast().value();
+        CudaBackend cuda = backend instanceof CudaBackend c ? c : null;
+        List<Double> millis = new ArrayList<>();
+        double loss = Double.NaN;
+        for (int s = 0; s < setup.warmup() + setup.steps(); s++) {
+            if (s == setup.warmup() && cuda != null) {
+                cuda.profile().clear();
+            }
+            boolean profiledByNcu = NCU_STEP && cuda != null && s == setup.warmup() + setup.steps() - 1;
+            if (profiledByNcu) {
+                cuda.profilerRange(true);
+            }
+            long start = System.nanoTime();
+            loss = trainer.step(s).loss();
+            backend.download(last);
+            if (profiledByNcu) {
+                cuda.profilerRange(false);
+            }
+            if (s >= setup.warmup()) {
+                millis.add((System.nanoTime() - start) / 1e6);
+            }
+            memory.sample();
+        }
+        millis.sort(null);
+        double median = millis.get(millis.size() / 2);
+        long tokens = (long) setup.batch() * config.seqLen() * accum;
+        double tokensPerS = tokens / (median / 1e3);
+        long params = denseParameterCount(config);
+        double flopPerToken = 6.0 * params + 12.0 * config.layers() * config.seqLen() * config.dModel();
+        boolean profiled = cuda != null && !cuda.profile().isEmpty();
+        if (profiled) {
+            printProfile(cuda, setup.steps());
+        }
+        return new Measurement("slope", setup.shape().name(), config.mode().wireName(), refresh,
+                setup.protocol().wireName(), Math.round(tokensPerS), tokensPerS * flopPerToken / PEAK_FLOPS,
+                memory.peakGb(), memory.deviceUsedGb(), memory.source(), round(median, 3),
+                cuda != null ? cuda.deviceName() : backend.name(), setup.commit(),
+                Instant.now().truncatedTo(ChronoUnit.SECONDS).toString(), config.layers(), config.heads(),
+                config.dModel(), config.seqLen(), config.vocab(), setup.batch(), accum, setup.steps(), params,
+                round(loss, 4), backend.name(), profiled);
+    }
+
+    /**
+     * The run as {@code slope train} would resolve it: adapters never start inside the timed steps, and the learning
+     * rate is constant after a one-step warm-up.
+     */
+    private static RunSpec spec(Setup setup, Mode mode, int refresh) {
+        Shape s = setup.shape();
+        return RunSpecs.resolveAndValidate(new RunSpec("step-bench", new RunSpec.Model(null, s.layers(), s.heads(),
+                s.dModel(), s.seqLen()), new RunSpec.Sparsity(mode.wireName(), 2, 4, refresh, true),
+                new RunSpec.Adapters(1.0, null), new RunSpec.Optimizer(3e-4, 0.9, 0.95, 1e-8, 0.1, 1.0, 1, 1.0),
+                new RunSpec.Training(1000 + setup.warmup() + setup.steps(), setup.batch(),
+                        setup.protocol().microBatches, 1L), new RunSpec.Data(List.of("synthetic"), "gpt2", 0.1),
+                null, null, setup.backend(), null, setup.threads()));
+    }
+
+    /** Random windows, one fixed set per micro-batch index, drawn before timing so no step pays for them. */
+    private static BatchSource syntheticBatches(int B, int T, int vocab, int microBatches) {
+        int[][] windows = new int[microBatches][];
+        for (int micro = 0; micro < microBatches; micro++) {
+            int m = micro;
+            windows[micro] = IntStream.range(0, B * (T + 1)).map(i -> (int) Philox.uniformLong(7, m, i, vocab))
+                    .toArray();
+        }
+        return (step, micro) -> windows[micro];
+    }
+
     static Map<String, double[]> randomWeights(GptConfig config) {
-        Map<String, double[]> weights = new java.util.LinkedHashMap<>();
+        Map<String, double[]> weights = new LinkedHashMap<>();
         GptModel.parameterShapes(config).forEach((name, shape) -> {
             long stream = Philox.stream("bench/" + name);
-            int n = java.util.Arrays.stream(shape).reduce(1, (a, b) -> a * b);
-            weights.put(name, java.util.stream.IntStream.range(0, n).parallel()
+            int n = Arrays.stream(shape).reduce(1, (a, b) -> a * b);
+            weights.put(name, IntStream.range(0, n).parallel()
                     .mapToDouble(i -> name.contains("ln_") && name.endsWith(".weight") ? 1.0
                             : 0.02 * Philox.normal(1, stream, i)).toArray());
         });
         return weights;
     }
 
-    private static void run(CudaBackend backend, GptConfig config, int B, int accum, int steps, int refresh) {
-        long[] memBefore = backend.memoryInfo();
-        Map<String, double[]> init = randomWeights(config);
-        try (GptModel model = GptModel.fromDenseWeights(backend, config, DType.F32, init)) {
-            AdamW adamw = new AdamW(backend, ADAMW);
-            List<Parameter> params = model.parameters();
-            int T = config.seqLen();
-            int[] windows = new int[B * (T + 1)];
-            for (int i = 0; i < windows.length; i++) {
-                windows[i] = (int) Philox.uniformLong(7, 3, i, config.vocab());
+    /** N of the MFU: every dense weight once (the tied head is wte), positions included, as PyTorch counts it. */
+    private static long denseParameterCount(GptConfig config) {
+        return GptModel.parameterShapes(config).values().stream()
+                .mapToLong(sh -> Arrays.stream(sh).asLongStream().reduce(1, (a, b) -> a * b)).sum();
+    }
+
+    private static double round(double x, int digits) {
+        double scale = Math.pow(10, digits);
+        return Math.round(x * scale) / scale;
+    }
+
+    /**
+     * Device memory in use, read with cuMemGetInfo after each step: the backend has no high-water mark, so memory freed
+     * within a step (a plan search's scratch in the first step) is missed. Null on the CPU.
+     */
+    private static final class DeviceMemory {
+        private final CudaBackend cuda;
+        private final long before;
+        private long most;
+
+        DeviceMemory(Backend backend) {
+            this.cuda = backend instanceof CudaBackend c ? c : null;
+            this.before = cuda == null ? 0 : inUse();
+        }
+
+        private long inUse() {
+            long[] freeTotal = cuda.memoryInfo();
+            return freeTotal[1] - freeTotal[0];
+        }
+
+        void sample() {
+            if (cuda != null) {
+                most = Math.max(most, inUse());
             }
-            int[] in = Windows.inputs(windows, T);
-            int[] out = Windows.targets(windows, T);
-            int warmup = 2;
-            List<Double> seconds = new ArrayList<>();
-            double loss = 0;
-            for (int s = 0; s < warmup + steps; s++) {
-                if (s == warmup) {
-                    backend.profile().clear();
-                }
-                boolean profiledByNcu = NCU_STEP && s == warmup + steps - 1;
-                if (profiledByNcu) {
-                    backend.profilerRange(true);
-                }
-                long start = System.nanoTime();
-                for (Parameter p : params) {
-                    backend.zero(p.grad());
-                }
-                for (int micro = 0; micro < accum; micro++) {
-                    model.forwardBackward(in, out, B, 1.0 / ((double) B * T * accum));
-                }
-                adamw.step(params, 3e-4);
-                boolean refreshNow = (s + 1) % refresh == 0;
-                for (Parameter p : params) {
-                    if (p.isSparse()) {
-                        backend.updateSparseOperands(p.sparse(), refreshNow);
-                    }
-                }
-                loss = model.meanLoss(B);
-                if (profiledByNcu) {
-                    backend.profilerRange(false);
-                }
-                if (s >= warmup) {
-                    seconds.add((System.nanoTime() - start) / 1e9);
-                }
-            }
-            seconds.sort(null);
-            double median = seconds.get(seconds.size() / 2);
-            long used = memBefore[0] - backend.memoryInfo()[0];
-            long denseParams = GptModel.parameterShapes(config).values().stream()
-                    .mapToLong(sh -> java.util.Arrays.stream(sh).asLongStream().reduce(1, (a, b) -> a * b)).sum();
-            double tokensPerSecond = (double) B * T * accum / median;
-            double flopPerToken = 6.0 * denseParams + 12.0 * config.layers() * T * config.dModel();
-            System.out.printf("{\"layers\": %d, \"dModel\": %d, \"seqLen\": %d, \"batch\": %d, \"gradAccum\": %d, "
-                    + "\"mode\": \"%s\", \"columnMaskRefresh\": %d, \"stepSecondsMedian\": %.4f, "
-                    + "\"tokensPerSecond\": %.0f, \"mfu\": %.4f, \"deviceBytesUsed\": %d, \"loss\": %.4f, "
-                    + "\"profiled\": %b}%n", config.layers(), config.dModel(), T, B, accum, config.mode(), refresh,
-                    median, tokensPerSecond, tokensPerSecond * flopPerToken / 989e12, used, loss,
-                    !backend.profile().isEmpty());
-            printProfile(backend, steps);
+        }
+
+        /** What the run added to the card (model, optimizer, activations, scratch), like PyTorch's allocated peak. */
+        Double peakGb() {
+            return cuda == null ? null : round((most - before) / 1e9, 3);
+        }
+
+        /** The whole card's use, CUDA context and libraries included. */
+        Double deviceUsedGb() {
+            return cuda == null ? null : round(most / 1e9, 3);
+        }
+
+        String source() {
+            return cuda == null ? "not measured on the CPU"
+                    : "cuMemGetInfo after each step, minus before the model was built";
         }
     }
 
     private static void printProfile(CudaBackend backend, int steps) {
-        if (backend.profile().isEmpty()) {
-            return;
-        }
         double total = backend.profile().values().stream().mapToLong(v -> v[1]).sum() / 1e6 / steps;
         System.out.printf("  profile per step (ms, synchronised), total %.2f:%n", total);
         backend.profile().entrySet().stream()

@@ -1,0 +1,57 @@
+"""The whole-step table of bench/NOTES.md and the README from one step-<UTC>.jsonl (`slope bench step` and
+bench/pytorch/train_gpt2.py lines of one lease): per model and protocol, tokens/s and dense-equivalent MFU of our dense,
+SLoPe at each column-mask refresh found, and PyTorch; peak device memory; and the ratios. A configuration measured more
+than once takes its last line. Usage: step_table.py step-<UTC>.jsonl
+"""
+import json
+import sys
+
+MODELS = ["gpt2-124M", "gpt2-350M", "gpt2-774M", "gpt2-1558M", "d2560"]
+
+
+def tokens(x):
+    return f"{x / 1e3:.1f}K"
+
+
+def ratio(a, b):
+    return f"{a['tokens_per_s'] / b['tokens_per_s']:.2f}" if a and b else "–"
+
+
+def with_mfu(line):
+    return f"{tokens(line['tokens_per_s'])} ({100 * line['mfu']:.1f}%)" if line else "–"
+
+
+def gb(line):
+    return f"{line['peak_gb']:.1f}" if line and line.get("peak_gb") is not None else "–"
+
+
+def main(path):
+    lines = [json.loads(text) for text in open(path) if text.strip()]
+    runs = {}
+    for line in lines:
+        runs[(line["model"], line["protocol"], line["system"], line["mode"], line.get("refresh"))] = line
+    refreshes = sorted({key[4] for key in runs if key[2] == "slope" and key[3] == "slope"})
+    slope_cols = [f"SLoPe r={r}" for r in refreshes]
+    print(f"Devices: {', '.join(sorted({l['device'] for l in lines}))}; commits: "
+          f"{', '.join(sorted({l['commit'] for l in lines}))}; {lines[0]['utc']} to {lines[-1]['utc']}. "
+          "Tokens/s are medians of whole optimizer steps, MFU dense-equivalent ((6N + 12·L·T·d) per token over "
+          "989 TF/s); peak GB: ours from cuMemGetInfo (what the run added), PyTorch's max_memory_allocated.")
+    print()
+    print("| model | protocol | ours dense | " + " | ".join(slope_cols) + " | PyTorch | peak GB dense / "
+          + " / ".join(slope_cols) + " / PyTorch | dense/PyTorch | " + " | ".join(f"{c}/dense" for c in slope_cols)
+          + " | " + " | ".join(f"{c}/PyTorch" for c in slope_cols) + " |")
+    print("|" + "---|" * (6 + 3 * len(slope_cols)))
+    models = sorted({key[0] for key in runs}, key=lambda m: (MODELS.index(m) if m in MODELS else len(MODELS), m))
+    for model in models:
+        for protocol in sorted({key[1] for key in runs if key[0] == model}, reverse=True):
+            dense = runs.get((model, protocol, "slope", "dense", None))
+            slopes = [runs.get((model, protocol, "slope", "slope", r)) for r in refreshes]
+            torch = runs.get((model, protocol, "pytorch", "dense", None))
+            cells = [model, f"({protocol})", with_mfu(dense), *map(with_mfu, slopes), with_mfu(torch),
+                     " / ".join(gb(x) for x in [dense, *slopes, torch]), ratio(dense, torch),
+                     *(ratio(s, dense) for s in slopes), *(ratio(s, torch) for s in slopes)]
+            print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
