@@ -3,6 +3,7 @@ package io.slope.gpuworker;
 import io.slope.activities.data.DatasetStore;
 import io.slope.activities.storage.ObjectStore;
 import io.slope.activities.worker.WorkerEnvironment;
+import io.slope.engine.backend.Backends;
 import io.slope.engine.data.Dataset;
 import io.slope.workflows.run.TaskQueues;
 import io.temporal.worker.Worker;
@@ -61,6 +62,9 @@ public final class GpuWorker {
         }, "gpu-worker-shutdown"));
         System.out.println("slope gpu worker " + workerId + ": polling " + TaskQueues.GPU + " and "
                 + running.queue());
+        for (String backend : Backends.availability()) {
+            System.out.println("slope gpu worker " + workerId + ": backend " + backend);
+        }
         Thread.currentThread().join();
     }
 }

@@ -38,6 +38,20 @@ public final class Backends {
         return Optional.of(unavailableMessage(wanted, unavailable));
     }
 
+    /**
+     * One line per backend this class path offers, the provided ones first: whether it can run on this machine and, if
+     * not, why. A worker prints them at start, so an operator sees which backend its runs will get.
+     */
+    public static List<String> availability() {
+        List<String> lines = new ArrayList<>();
+        for (BackendProvider provider : ServiceLoader.load(BackendProvider.class)) {
+            lines.add(provider.name() + ": " + provider.unavailableReason().map(r -> "unavailable (" + r + ")")
+                    .orElse("available"));
+        }
+        lines.add("cpu: available");
+        return lines;
+    }
+
     /** The provided backend the spec selects; empty for the CPU (asked for, or what auto falls back to). */
     private static Optional<BackendProvider> provider(RunSpec resolved) {
         String wanted = resolved.backend();
