@@ -9,7 +9,6 @@ import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRelease;
 import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRetain;
 import static jcuda.driver.JCudaDriver.cuDriverGetVersion;
 import static jcuda.driver.JCudaDriver.cuInit;
-import static jcuda.driver.JCudaDriver.cuLaunchKernel;
 import static jcuda.driver.JCudaDriver.cuMemAlloc;
 import static jcuda.driver.JCudaDriver.cuMemFree;
 import static jcuda.driver.JCudaDriver.cuMemGetInfo;
@@ -23,11 +22,22 @@ import static jcuda.driver.JCudaDriver.cuStreamCreate;
 import static jcuda.driver.JCudaDriver.cuStreamDestroy;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
 import java.io.IOException;
 import java.io.InputStream;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.invoke.MethodHandle;
 import java.util.HashMap;
 import java.util.Map;
-import jcuda.NativePointerObject;
 import jcuda.Pointer;
 import jcuda.driver.CUcontext;
 import jcuda.driver.CUdevice;
@@ -55,7 +65,8 @@ final class CudaDevice implements AutoCloseable {
     private final CUcontext context = new CUcontext();
     private final Stream stream = new Stream();
     private final CUmodule module = new CUmodule();
-    private final Map<String, CUfunction> functions = new HashMap<>();
+    private final Map<String, Function> functions = new HashMap<>();
+    private final KernelLauncher launcher;
     /** SLOPE_CUDA_PROFILE=1: every launch and library call synchronised and timed by name (benchmarks only). */
     private final boolean profiling = "1".equals(System.getenv("SLOPE_CUDA_PROFILE"));
     private final Map<String, long[]> profile = new java.util.TreeMap<>();
@@ -79,6 +90,7 @@ final class CudaDevice implements AutoCloseable {
         // Flags 0: a blocking stream, so the synchronous copies of download() order after its work.
         cuStreamCreate(stream, 0);
         cuModuleLoadData(module, image);
+        launcher = new KernelLauncher();
         byte[] nameBytes = new byte[256];
         cuDeviceGetName(nameBytes, nameBytes.length, device);
         this.name = new String(nameBytes).trim().replace("\0", "");
@@ -238,23 +250,73 @@ final class CudaDevice implements AutoCloseable {
 
     /** Launches a kernel of the project's module on the stream; arguments: Long (addresses), Integer, Float, Double. */
     void launch(String kernel, int gridX, int gridY, int blockX, int sharedBytes, Object... args) {
-        CUfunction f = functions.computeIfAbsent(kernel, k -> {
-            CUfunction fn = new CUfunction();
+        Function f = functions.computeIfAbsent(kernel, k -> {
+            Function fn = new Function();
             cuModuleGetFunction(fn, module, k);
             return fn;
         });
-        NativePointerObject[] params = new NativePointerObject[args.length];
-        for (int i = 0; i < args.length; i++) {
-            params[i] = switch (args[i]) {
-                case Long l -> Pointer.to(new long[] {l});
-                case Integer n -> Pointer.to(new int[] {n});
-                case Float x -> Pointer.to(new float[] {x});
-                case Double d -> Pointer.to(new double[] {d});
-                default -> throw new IllegalArgumentException("kernel argument of type " + args[i].getClass());
-            };
+        timed(kernel, () -> launcher.launch(kernel, f.handle(), gridX, gridY, blockX, sharedBytes, stream.handle(),
+                args));
+    }
+
+    /** A kernel whose native handle can be passed to cuLaunchKernel through java.lang.foreign. */
+    private static final class Function extends CUfunction {
+        long handle() {
+            return getNativePointer();
         }
-        timed(kernel, () -> cuLaunchKernel(f, gridX, gridY, 1, blockX, 1, 1, sharedBytes, stream, Pointer.to(params),
-                null));
+    }
+
+    /**
+     * cuLaunchKernel called through java.lang.foreign: the arguments are written into one reused native buffer (the
+     * driver copies them at the call), so a launch costs a downcall and no JNI array pinning — a training step makes
+     * a few thousand of them.
+     */
+    private static final class KernelLauncher {
+        private static final int MAX_ARGS = 32;
+        private final MethodHandle cuLaunchKernel;
+        private final MemorySegment values;
+        private final MemorySegment pointers;
+
+        KernelLauncher() {
+            Arena arena = Arena.ofAuto();
+            SymbolLookup cuda = SymbolLookup.libraryLookup("libcuda.so.1", arena);
+            cuLaunchKernel = Linker.nativeLinker().downcallHandle(cuda.find("cuLaunchKernel").orElseThrow(),
+                    FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
+                            JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
+            values = arena.allocate(8L * MAX_ARGS, 8);
+            pointers = arena.allocate(ADDRESS, MAX_ARGS);
+            for (int i = 0; i < MAX_ARGS; i++) {
+                pointers.setAtIndex(ADDRESS, i, values.asSlice(8L * i));
+            }
+        }
+
+        void launch(String kernel, long function, int gridX, int gridY, int blockX, int sharedBytes, long stream,
+                Object[] args) {
+            if (args.length > MAX_ARGS) {
+                throw new IllegalArgumentException(kernel + ": " + args.length + " arguments, at most " + MAX_ARGS);
+            }
+            for (int i = 0; i < args.length; i++) {
+                long at = 8L * i;
+                switch (args[i]) {
+                    case Long l -> values.set(JAVA_LONG, at, l);
+                    case Integer n -> values.set(JAVA_INT, at, n);
+                    case Float x -> values.set(JAVA_FLOAT, at, x);
+                    case Double d -> values.set(JAVA_DOUBLE, at, d);
+                    default -> throw new IllegalArgumentException("kernel argument of type " + args[i].getClass());
+                }
+            }
+            int status;
+            try {
+                status = (int) cuLaunchKernel.invokeExact(MemorySegment.ofAddress(function), gridX, gridY, 1, blockX,
+                        1, 1, sharedBytes, MemorySegment.ofAddress(stream), pointers, MemorySegment.NULL);
+            } catch (Throwable t) {
+                throw new IllegalStateException("cuLaunchKernel(" + kernel + ") failed: " + t, t);
+            }
+            if (status != 0) {
+                throw new IllegalStateException("cuLaunchKernel(" + kernel + ", grid " + gridX + "x" + gridY
+                        + ", block " + blockX + ", shared " + sharedBytes + ") returned CUresult " + status);
+            }
+        }
     }
 
     @Override
