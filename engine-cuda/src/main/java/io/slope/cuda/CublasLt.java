@@ -114,9 +114,16 @@ final class CublasLt implements AutoCloseable {
         beta.set(JAVA_FLOAT, 0, betaValue);
         MemorySegment dPtr = MemorySegment.ofAddress(d);
         // Column-major operands: first = op(B)ᵀ (N×K), second = op(A)ᵀ (K×M).
-        check("cublasLtMatmul", call(matmul, handle, plan.desc, alpha, MemorySegment.ofAddress(b), plan.layoutB,
-                MemorySegment.ofAddress(a), plan.layoutA, beta, dPtr, plan.layoutD, dPtr, plan.layoutD, plan.algo,
-                MemorySegment.ofAddress(workspace), workspaceBytes, MemorySegment.ofAddress(stream)));
+        int status;
+        try {
+            // invokeExact: the hot path of every dense GEMM, without invokeWithArguments' boxing and array.
+            status = (int) matmul.invokeExact(handle, plan.desc, alpha, MemorySegment.ofAddress(b), plan.layoutB,
+                    MemorySegment.ofAddress(a), plan.layoutA, beta, dPtr, plan.layoutD, dPtr, plan.layoutD, plan.algo,
+                    MemorySegment.ofAddress(workspace), workspaceBytes, MemorySegment.ofAddress(stream));
+        } catch (Throwable t) {
+            throw new IllegalStateException("cuBLASLt call failed: " + t, t);
+        }
+        check("cublasLtMatmul", status);
     }
 
     /** The shape's plan: every heuristic candidate timed on scratch operands (never live data: beta may be 1). */
