@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Packs the device bundle: a jlink runtime (the GPU machines have no Java), the jars and the GPU test runner, as one
-# tar.xz that the device tool can carry (java.xml and jdk.zipfs serve the JUnit console launcher: XML reports, scanning the test jar). Fails if the bundle reaches 48 MiB (the device tool moves at most 64 MiB and
+# tar.xz that the device tool can carry. Fails if the bundle reaches 48 MiB (the device tool moves at most 64 MiB and
 # the data for a run travels with it) or if the engine-cuda jar carries no kernels.
 set -euo pipefail
 jars="$1"
@@ -16,8 +16,16 @@ if ! unzip -l "$jars"/slope-engine-cuda-*[0-9T].jar 'io/slope/cuda/slope_kernels
     echo "device bundle: the engine-cuda jar has no kernels (built without nvcc); install nvcc (./slope tools) and rebuild" >&2
     exit 1
 fi
-"$jlink" --add-modules java.base,java.logging,jdk.unsupported,java.xml,jdk.zipfs --compress=zip-9 --strip-debug --no-header-files \
-    --no-man-pages --output "$work/runtime"
+# The runtime's modules: what the jars use, as jdeps reads it off their classes (picocli loads every subcommand, so a
+# module that any command names, java.sql for one, must be there), plus jdk.zipfs, which the JUnit launcher reaches as
+# a file-system provider (scanning the test jars), not by a class reference that jdeps could see. Less java.desktop:
+# only jackson-databind names it, as optional (`requires static`, for java.beans annotations), and it is 15 MB of
+# runtime against the 48 MiB limit.
+jdeps="$(dirname "$jlink")/jdeps"
+modules="$("$jdeps" --multi-release 25 --ignore-missing-deps --print-module-deps "$jars"/*.jar | sed 's/,java\.desktop//')"
+modules="$modules,jdk.zipfs"
+echo "device bundle: runtime modules $modules" >&2
+"$jlink" --add-modules "$modules" --compress=zip-9 --strip-debug --no-header-files --no-man-pages --output "$work/runtime"
 for j in "$jars"/*.jar; do
     case "$(basename "$j")" in
         jcuda-natives-*)
