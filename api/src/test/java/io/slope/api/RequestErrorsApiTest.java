@@ -45,6 +45,13 @@ class RequestErrorsApiTest {
         assertFieldError(api.get("/api/v1/runs?limit=0", api.aliceToken), "limit", "");
         assertFieldError(api.get("/api/v1/runs?limit=101", api.aliceToken), "limit", "");
         assertFieldError(api.get("/api/v1/runs?cursor=garbage", api.aliceToken), "cursor", "nextCursor");
+        // Well-formed but forged: an instant Java cannot make, one Postgres cannot store, nanoseconds out of range.
+        for (String forged : new String[] {Long.MAX_VALUE + ":999999999:" + UUID.randomUUID(),
+                "99999999999999:0:" + UUID.randomUUID(), "1:-5:" + UUID.randomUUID()}) {
+            String cursor = java.util.Base64.getUrlEncoder().withoutPadding()
+                    .encodeToString(forged.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            assertFieldError(api.get("/api/v1/runs?cursor=" + cursor, api.aliceToken), "cursor", "nextCursor");
+        }
         assertProblem(api.get("/api/v1/runs?status=SLEEPING", api.aliceToken), 400);
         assertProblem(api.get("/api/v1/runs?limit=many", api.aliceToken), 400);
         assertProblem(api.get("/api/v1/runs/not-a-uuid", api.aliceToken), 400);

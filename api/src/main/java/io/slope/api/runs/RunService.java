@@ -341,14 +341,21 @@ public class RunService {
         return Base64.getUrlEncoder().withoutPadding().encodeToString(raw.getBytes(StandardCharsets.UTF_8));
     }
 
+    /** The latest instant a cursor may name: Postgres's timestamptz stops in year 294276, Java's Instant later. */
+    private static final long CURSOR_MAX_EPOCH_SECOND = Instant.parse("9999-12-31T23:59:59Z").getEpochSecond();
+
     private static PageStart decodeCursor(String cursor) {
         try {
             String[] parts = new String(Base64.getUrlDecoder().decode(cursor), StandardCharsets.UTF_8).split(":");
             if (parts.length != 3) {
                 throw new IllegalArgumentException("three parts expected");
             }
-            return new PageStart(Instant.ofEpochSecond(Long.parseLong(parts[0]), Long.parseLong(parts[1])),
-                    UUID.fromString(parts[2]));
+            long seconds = Long.parseLong(parts[0]);
+            long nanos = Long.parseLong(parts[1]);
+            if (seconds < 0 || seconds > CURSOR_MAX_EPOCH_SECOND || nanos < 0 || nanos > 999_999_999) {
+                throw new IllegalArgumentException("instant out of range");
+            }
+            return new PageStart(Instant.ofEpochSecond(seconds, nanos), UUID.fromString(parts[2]));
         } catch (IllegalArgumentException e) {
             throw ProblemException.badField("cursor", "not a cursor this API returned; pass the nextCursor of the "
                     + "previous page, or leave it out for the first page");
