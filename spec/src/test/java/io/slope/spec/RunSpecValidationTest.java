@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.List;
+import java.util.stream.IntStream;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -66,7 +67,18 @@ class RunSpecValidationTest {
                 bad("\"backend\": \"tpu\"", "backend", "allowed: [auto, cpu, cuda]"),
                 bad("\"precision\": \"bf16\"", "precision", "allowed: [fp32, fp64]"),
                 bad("\"precision\": \"fp64\", \"backend\": \"cuda\"", "precision", "use backend \"cpu\""),
-                bad("\"threads\": -1", "threads", ">= 0"));
+                bad("\"threads\": -1", "threads", ">= 0"),
+                // Upper bounds: what one run may ask of a shared service (docs/spec.md names each).
+                bad("\"model\": {\"layers\": 257}", "model.layers", "at most 256 (got 257)"),
+                bad("\"model\": {\"dModel\": 65536, \"heads\": 4}", "model.dModel", "at most 16384 (got 65536)"),
+                bad("\"model\": {\"seqLen\": 16385}", "model.seqLen", "at most 16384 (got 16385)"),
+                bad("\"training\": {\"steps\": 10000001}, \"checkpointEvery\": 0", "training.steps",
+                        "at most 10000000 (got 10000001)"),
+                bad("\"training\": {\"batchSize\": 4097}", "training.batchSize", "at most 4096 (got 4097)"),
+                bad("\"training\": {\"gradAccum\": 4097}", "training.gradAccum", "at most 4096 (got 4097)"),
+                bad("\"threads\": 1025", "threads", "at most 1024 (got 1025)"),
+                bad("\"training\": {\"steps\": 100000}, \"checkpointEvery\": 99", "checkpointEvery",
+                        "at most 1000 periodic checkpoints: 0 or at least 100 for training.steps=100000 (got 99)"));
     }
 
     private static Arguments bad(String members, String field, String fix) {
@@ -98,7 +110,11 @@ class RunSpecValidationTest {
                 bad("{\"corpus\": [\"a.txt\", \" \"]}", "data.corpus", "at least one text file or folder"),
                 bad("{\"corpus\": [\"a.txt\"], \"tokenizer\": \"bpe\"}", "data.tokenizer", "allowed: [char, gpt2]"),
                 bad("{\"corpus\": [\"a.txt\"], \"valFraction\": 0}", "data.valFraction", "(0, 0.5]"),
-                bad("{\"corpus\": [\"a.txt\"], \"valFraction\": 0.6}", "data.valFraction", "(0, 0.5]"));
+                bad("{\"corpus\": [\"a.txt\"], \"valFraction\": 0.6}", "data.valFraction", "(0, 0.5]"),
+                bad("{\"corpus\": " + IntStream.range(0, 65).mapToObj(i -> "\"f" + i + ".txt\"").toList() + "}",
+                        "data.corpus", "at most 64 entries (got 65)"),
+                bad("{\"corpus\": [\"a.txt\", \"b.txt\", \"a.txt\"]}", "data.corpus[2]",
+                        "the same as data.corpus[0]; list each corpus once"));
     }
 
     @Test
