@@ -14,7 +14,10 @@
     const node = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs)) {
       if (v === undefined || v === null) continue;
-      if (k.startsWith('on')) node.addEventListener(k.slice(2), v); else node.setAttribute(k, v);
+      // style through the CSSOM: the page's Content-Security-Policy refuses style attributes.
+      if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+      else if (k === 'style') node.style.cssText = v;
+      else node.setAttribute(k, v);
     }
     for (const c of children.flat()) {
       if (c !== undefined && c !== null) node.append(c instanceof Node ? c : document.createTextNode(String(c)));

@@ -48,7 +48,8 @@ public final class ApiLoad {
                 null);
         // The API's own timer of Temporal's workflow starts, for how much of a submit is Temporal's.
         String prometheus = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(api.base
-                + "/prometheus")).build(), HttpResponse.BodyHandlers.ofString()).body();
+                + "/prometheus")).header("Authorization", "Bearer " + api.aliceToken).build(),
+                HttpResponse.BodyHandlers.ofString()).body();
         String startLine = "Temporal's share of a submit, from the API's `slope_workflow_start_seconds` timer (warm-up "
                 + "included): mean " + String.format("%.1f", 1000 * metric(prometheus, "slope_workflow_start_seconds_sum")
                 / metric(prometheus, "slope_workflow_start_seconds_count")) + " ms over "

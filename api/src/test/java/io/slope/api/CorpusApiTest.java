@@ -44,9 +44,17 @@ class CorpusApiTest {
         assertEquals("mine.txt", corpus.get("filename").asText());
         assertEquals(text, new String(objects.getBytes("corpora/" + sha).orElseThrow(), StandardCharsets.UTF_8));
 
-        ApiHarness.Reply second = api.post("/api/v1/datasets", api.bobToken, "application/octet-stream", text);
+        ApiHarness.Reply second = api.post("/api/v1/datasets?filename=bobs.txt", api.bobToken,
+                "application/octet-stream", text);
         assertEquals(200, second.status(), "the same content is stored once");
         assertEquals(sha, second.json().get("id").asText());
+        // Bob learns nothing of Alice's upload: the name he gave, not hers, and not when she uploaded it.
+        assertEquals("bobs.txt", second.json().get("filename").asText());
+        assertTrue(second.json().get("createdAt").asText().compareTo(corpus.get("createdAt").asText()) > 0,
+                second::body);
+        ApiHarness.Reply unnamed = api.post("/api/v1/datasets", api.bobToken, "application/octet-stream", text);
+        assertTrue(unnamed.json().path("filename").isMissingNode() || unnamed.json().get("filename").isNull(),
+                unnamed::body);
         assertTrue(objects.list("uploads/").isEmpty(), "no temporary upload is left behind");
     }
 

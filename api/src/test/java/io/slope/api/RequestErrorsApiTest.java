@@ -3,6 +3,7 @@ package io.slope.api;
 import static io.slope.api.ProblemAssertions.assertFieldError;
 import static io.slope.api.ProblemAssertions.assertProblem;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -12,8 +13,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Every documented error is problem+json naming the field: spec errors from the spec codec, parameter errors, the
- * framework's own (unknown route, wrong method, wrong media type); and the unauthenticated surfaces (health,
- * Prometheus, OpenAPI, Swagger UI, the run page and their assets).
+ * framework's own (unknown route, wrong method, wrong media type); and the surfaces without a token (health's status,
+ * OpenAPI, Swagger UI, the run page and their assets) and what they do not show.
  */
 class RequestErrorsApiTest {
     private static ApiHarness api;
@@ -45,6 +46,13 @@ class RequestErrorsApiTest {
         assertFieldError(api.get("/api/v1/runs?limit=0", api.aliceToken), "limit", "");
         assertFieldError(api.get("/api/v1/runs?limit=101", api.aliceToken), "limit", "");
         assertFieldError(api.get("/api/v1/runs?cursor=garbage", api.aliceToken), "cursor", "nextCursor");
+        // Well-formed but forged: an instant Java cannot make, one Postgres cannot store, nanoseconds out of range.
+        for (String forged : new String[] {Long.MAX_VALUE + ":999999999:" + UUID.randomUUID(),
+                "99999999999999:0:" + UUID.randomUUID(), "1:-5:" + UUID.randomUUID()}) {
+            String cursor = java.util.Base64.getUrlEncoder().withoutPadding()
+                    .encodeToString(forged.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            assertFieldError(api.get("/api/v1/runs?cursor=" + cursor, api.aliceToken), "cursor", "nextCursor");
+        }
         assertProblem(api.get("/api/v1/runs?status=SLEEPING", api.aliceToken), 400);
         assertProblem(api.get("/api/v1/runs?limit=many", api.aliceToken), 400);
         assertProblem(api.get("/api/v1/runs/not-a-uuid", api.aliceToken), 400);
@@ -63,15 +71,39 @@ class RequestErrorsApiTest {
     }
 
     @Test
-    void healthMetricsOpenApiAndPagesNeedNoToken() throws Exception {
-        ApiHarness.Reply health = api.get("/health", null);
-        assertEquals(200, health.status(), health.body());
-        assertEquals("UP", health.json().get("status").asText());
+    void anonymousHealthIsTheStatusOnlyAndPrometheusNeedsAToken() throws Exception {
+        // The details name the datasource URL, which in compose carries the database password.
+        ApiHarness.Reply anonymous = api.get("/health", null);
+        assertEquals(200, anonymous.status(), anonymous.body());
+        assertEquals("UP", anonymous.json().get("status").asText());
+        assertFalse(anonymous.json().has("details"), anonymous::body);
+        ApiHarness.Reply health = api.get("/health", api.aliceToken);
         assertEquals("UP", health.json().at("/details/temporal/status").asText(), health::body);
         assertEquals("UP", health.json().at("/details/jdbc/status").asText(), health::body);
-        ApiHarness.Reply prometheus = api.get("/prometheus", null);
+        assertFalse(api.get("/health", "not-a-token").json().has("details"));
+
+        assertProblem(api.get("/prometheus", null), 401);
+        assertProblem(api.get("/prometheus", "not-a-token"), 401);
+        ApiHarness.Reply prometheus = api.get("/prometheus", api.aliceToken);
         assertEquals(200, prometheus.status());
         assertTrue(prometheus.body().contains("http_server_requests_seconds"), "request metrics are exported");
+    }
+
+    @Test
+    void theRunPageForbidsFramingInlineScriptAndReferrers() throws Exception {
+        for (String page : new String[] {"/", "/runs/" + UUID.randomUUID()}) {
+            ApiHarness.Reply reply = api.get(page, null);
+            String policy = reply.header("Content-Security-Policy");
+            assertTrue(policy != null && policy.contains("default-src 'self'") && policy.contains("frame-ancestors "
+                    + "'none'") && !policy.contains("unsafe-inline"), page + ": " + policy);
+            assertEquals("DENY", reply.header("X-Frame-Options"), page);
+            assertEquals("no-referrer", reply.header("Referrer-Policy"), page);
+            assertEquals("nosniff", reply.header("X-Content-Type-Options"), page);
+        }
+    }
+
+    @Test
+    void openApiAndPagesNeedNoToken() throws Exception {
         ApiHarness.Reply openapi = api.get("/openapi/slope-1.yml", null);
         assertEquals(200, openapi.status());
         assertTrue(openapi.body().contains("/api/v1/runs/{id}/retry"), "the generated document lists the API");

@@ -14,6 +14,18 @@ public final class RunSpecs {
     public static final List<String> PRECISIONS = List.of("fp32", "fp64");
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,63}");
 
+    // Upper bounds (docs/spec.md): what one run may ask of a shared service, far above any preset. dModel keeps the
+    // largest weight (4C x C) within one array; the checkpoint bound caps a run's checkpoint traffic.
+    public static final int MAX_LAYERS = 256;
+    public static final int MAX_D_MODEL = 16384;
+    public static final int MAX_SEQ_LEN = 16384;
+    public static final int MAX_STEPS = 10_000_000;
+    public static final int MAX_BATCH_SIZE = 4096;
+    public static final int MAX_GRAD_ACCUM = 4096;
+    public static final int MAX_THREADS = 1024;
+    public static final int MAX_CHECKPOINTS = 1000;
+    public static final int MAX_CORPUS_ENTRIES = 64;
+
     private RunSpecs() {}
 
     /** Fills every null field with its default (docs/spec.md), then validates; throws with every problem found. */
@@ -78,13 +90,16 @@ public final class RunSpecs {
         // Shape fields are null only under an unknown preset (reported above); 0 below means "unknown or invalid",
         // so the cross-field checks skip them instead of piling up follow-on errors.
         positive(errors, "model.layers", m.layers());
+        atMost(errors, "model.layers", m.layers(), MAX_LAYERS);
         positive(errors, "model.heads", m.heads());
         positive(errors, "model.dModel", m.dModel());
+        atMost(errors, "model.dModel", m.dModel(), MAX_D_MODEL);
         if (m.seqLen() != null && m.seqLen() < 2) {
             errors.add(new SpecError("model.seqLen", "must be at least 2 (got " + m.seqLen() + ")"));
         }
+        atMost(errors, "model.seqLen", m.seqLen(), MAX_SEQ_LEN);
         int heads = m.heads() == null ? 0 : Math.max(0, m.heads());
-        int dModel = m.dModel() == null ? 0 : Math.max(0, m.dModel());
+        int dModel = m.dModel() == null || m.dModel() > MAX_D_MODEL ? 0 : Math.max(0, m.dModel());
         if (heads > 0 && dModel > 0 && dModel % heads != 0) {
             errors.add(new SpecError("model.dModel", "must be divisible by model.heads=" + heads + " (got "
                     + dModel + "); e.g. " + roundUp(dModel, heads)));
@@ -148,8 +163,11 @@ public final class RunSpecs {
 
         RunSpec.Training t = s.training();
         positive(errors, "training.steps", t.steps());
+        atMost(errors, "training.steps", t.steps(), MAX_STEPS);
         positive(errors, "training.batchSize", t.batchSize());
+        atMost(errors, "training.batchSize", t.batchSize(), MAX_BATCH_SIZE);
         positive(errors, "training.gradAccum", t.gradAccum());
+        atMost(errors, "training.gradAccum", t.gradAccum(), MAX_GRAD_ACCUM);
         if (o.warmupSteps() < 0 || (t.steps() > 0 && o.warmupSteps() >= t.steps())) {
             errors.add(new SpecError("optimizer.warmupSteps", "must be in [0, training.steps) = [0, " + t.steps()
                     + ") (got " + o.warmupSteps() + ")"));
@@ -159,6 +177,18 @@ public final class RunSpecs {
         if (d.corpus() == null || d.corpus().isEmpty() || d.corpus().stream().anyMatch(p -> p == null || p.isBlank())) {
             errors.add(new SpecError("data.corpus", "must list at least one text file or folder, e.g. "
                     + "[\"../shared/data/tinyshakespeare.txt\"]"));
+        }
+        if (d.corpus() != null && d.corpus().size() > MAX_CORPUS_ENTRIES) {
+            errors.add(new SpecError("data.corpus", "must list at most " + MAX_CORPUS_ENTRIES + " entries (got "
+                    + d.corpus().size() + "); a folder entry reads every file in it"));
+        } else if (d.corpus() != null) {
+            for (int i = 0; i < d.corpus().size(); i++) {
+                int first = d.corpus().indexOf(d.corpus().get(i));
+                if (first < i && d.corpus().get(i) != null) {
+                    errors.add(new SpecError("data.corpus[" + i + "]", "is the same as data.corpus[" + first
+                            + "]; list each corpus once"));
+                }
+            }
         }
         if (!TOKENIZERS.contains(d.tokenizer())) {
             errors.add(new SpecError("data.tokenizer", "unknown tokenizer '" + d.tokenizer() + "'; allowed: "
@@ -172,6 +202,12 @@ public final class RunSpecs {
         nonNegative(errors, "eval.every", e.every());
         nonNegative(errors, "eval.maxWindows", e.maxWindows());
         nonNegative(errors, "checkpointEvery", s.checkpointEvery());
+        if (s.checkpointEvery() > 0 && t.steps() > 0
+                && (t.steps() + (long) s.checkpointEvery() - 1) / s.checkpointEvery() > MAX_CHECKPOINTS) {
+            errors.add(new SpecError("checkpointEvery", "at most " + MAX_CHECKPOINTS + " periodic checkpoints: 0 or "
+                    + "at least " + ((t.steps() + MAX_CHECKPOINTS - 1) / MAX_CHECKPOINTS) + " for training.steps="
+                    + t.steps() + " (got " + s.checkpointEvery() + ")"));
+        }
         if (!BACKENDS.contains(s.backend())) {
             errors.add(new SpecError("backend", "unknown backend '" + s.backend() + "'; allowed: " + BACKENDS));
         }
@@ -183,6 +219,7 @@ public final class RunSpecs {
                     + "precision \"fp32\" (the GPU trains in bf16 with fp32 master weights)"));
         }
         nonNegative(errors, "threads", s.threads());
+        atMost(errors, "threads", s.threads(), MAX_THREADS);
         return errors;
     }
 
@@ -264,6 +301,12 @@ public final class RunSpecs {
     private static void positive(List<SpecError> errors, String field, Integer value) {
         if (value != null && value < 1) {
             errors.add(new SpecError(field, "must be at least 1 (got " + value + ")"));
+        }
+    }
+
+    private static void atMost(List<SpecError> errors, String field, Integer value, int max) {
+        if (value != null && value > max) {
+            errors.add(new SpecError(field, "must be at most " + max + " (got " + value + ")"));
         }
     }
 

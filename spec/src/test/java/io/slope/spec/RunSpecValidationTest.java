@@ -5,10 +5,12 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.List;
+import java.util.stream.IntStream;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.MethodSource;
 
 class RunSpecValidationTest {
@@ -66,7 +68,32 @@ class RunSpecValidationTest {
                 bad("\"backend\": \"tpu\"", "backend", "allowed: [auto, cpu, cuda]"),
                 bad("\"precision\": \"bf16\"", "precision", "allowed: [fp32, fp64]"),
                 bad("\"precision\": \"fp64\", \"backend\": \"cuda\"", "precision", "use backend \"cpu\""),
-                bad("\"threads\": -1", "threads", ">= 0"));
+                bad("\"threads\": -1", "threads", ">= 0"),
+                bad("\"training\": {\"steps\": 100000}, \"checkpointEvery\": 99", "checkpointEvery",
+                        "at most 1000 periodic checkpoints: 0 or at least 100 for training.steps=100000 (got 99)"));
+    }
+
+    /** The upper bounds docs/spec.md gives: what one run may ask of a shared service. */
+    @ParameterizedTest(name = "{0} <= {1}")
+    @CsvSource(delimiter = '|', value = {
+        "model.layers | 256 |",
+        "model.dModel | 16384 |",
+        "model.seqLen | 16384 |",
+        "training.steps | 10000000 | \"checkpointEvery\": 0",
+        "training.batchSize | 4096 |",
+        "training.gradAccum | 4096 |",
+        "threads | 1024 |"})
+    void aValuePastItsUpperBoundIsRejectedNamingTheBound(String field, int bound, String alongside) {
+        String[] path = field.split("\\.");
+        String past = Integer.toString(bound + 1);
+        String member = path.length == 1 ? "\"" + field + "\": " + past
+                : "\"" + path[0] + "\": {\"" + path[1] + "\": " + past + "}";
+        List<SpecError> errors = Specs.errorsOf(Specs.withCorpus(alongside == null ? member
+                : member + ", " + alongside));
+
+        assertEquals(List.of(field), errors.stream().map(SpecError::field).toList(), errors.toString());
+        assertTrue(errors.getFirst().message().contains("at most " + bound + " (got " + past + ")"),
+                errors.getFirst().message());
     }
 
     private static Arguments bad(String members, String field, String fix) {
@@ -98,7 +125,11 @@ class RunSpecValidationTest {
                 bad("{\"corpus\": [\"a.txt\", \" \"]}", "data.corpus", "at least one text file or folder"),
                 bad("{\"corpus\": [\"a.txt\"], \"tokenizer\": \"bpe\"}", "data.tokenizer", "allowed: [char, gpt2]"),
                 bad("{\"corpus\": [\"a.txt\"], \"valFraction\": 0}", "data.valFraction", "(0, 0.5]"),
-                bad("{\"corpus\": [\"a.txt\"], \"valFraction\": 0.6}", "data.valFraction", "(0, 0.5]"));
+                bad("{\"corpus\": [\"a.txt\"], \"valFraction\": 0.6}", "data.valFraction", "(0, 0.5]"),
+                bad("{\"corpus\": " + IntStream.range(0, 65).mapToObj(i -> "\"f" + i + ".txt\"").toList() + "}",
+                        "data.corpus", "at most 64 entries (got 65)"),
+                bad("{\"corpus\": [\"a.txt\", \"b.txt\", \"a.txt\"]}", "data.corpus[2]",
+                        "the same as data.corpus[0]; list each corpus once"));
     }
 
     @Test

@@ -35,11 +35,11 @@ public final class BearerAuthFilter {
             return unauthorized(request, "this endpoint needs a bearer token: send 'Authorization: Bearer <token>' "
                     + "(an operator creates one with `slope token create --user NAME`)");
         }
-        String value = header.get().strip();
-        if (!value.regionMatches(true, 0, "Bearer ", 0, 7)) {
+        String token = bearerToken(header.get());
+        if (token == null) {
             return unauthorized(request, "the Authorization header must be 'Bearer <token>'");
         }
-        Optional<Caller> caller = tokens.authenticate(value.substring(7).strip());
+        Optional<Caller> caller = tokens.authenticate(token);
         if (caller.isEmpty()) {
             return unauthorized(request, "the bearer token is unknown or revoked");
         }
@@ -47,7 +47,13 @@ public final class BearerAuthFilter {
         return null;
     }
 
-    private static HttpResponse<?> unauthorized(HttpRequest<?> request, String detail) {
+    /** The token of an {@code Authorization: Bearer <token>} header's value, or null when it is not one. */
+    static String bearerToken(String header) {
+        String value = header.strip();
+        return value.regionMatches(true, 0, "Bearer ", 0, 7) ? value.substring(7).strip() : null;
+    }
+
+    static HttpResponse<?> unauthorized(HttpRequest<?> request, String detail) {
         return Problems.response(HttpStatus.UNAUTHORIZED, "unauthorized", detail, List.of(), request)
                 .header(HttpHeaders.WWW_AUTHENTICATE, "Bearer realm=\"slope\"");
     }

@@ -7,6 +7,10 @@ import io.slope.api.problem.ProblemException;
 import io.slope.api.storage.Storage;
 import io.micronaut.http.HttpStatus;
 import jakarta.inject.Singleton;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
+import java.nio.file.Path;
 import java.sql.SQLException;
 import java.util.ArrayList;
 import java.util.List;
@@ -15,7 +19,8 @@ import java.util.List;
  * Checks a submitted spec's {@code data.corpus} entries before anything is stored, so a run never starts on a corpus
  * the workers cannot read. An entry is {@code s3://<bucket>/corpora/<sha256>} (an upload; the content hash is its
  * id, so whoever has the content may use it), any other key of the service's bucket (admins only), or, when the
- * one-machine stack allows it ({@code slope.corpus.allow-local-paths}), an absolute path the pipeline worker reads.
+ * one-machine stack allows it ({@code slope.corpus.allow-local-paths}), an absolute path the pipeline worker reads, of a
+ * file under one of {@code slope.corpus.local-roots}.
  */
 @Singleton
 public class CorpusReferences {
@@ -69,9 +74,32 @@ public class CorpusReferences {
                     + "POST /api/v1/datasets and use the uri it returns";
         }
         if (settings.allowLocalPaths() && entry.startsWith("/")) {
-            return null;
+            return localProblem(entry);
         }
         return "a local path (" + entry + ") cannot be read by the service's workers; upload the file with "
                 + "POST /api/v1/datasets (`slope submit` does this for local files) and use the uri it returns";
+    }
+
+    /** A local path is a file under an allowed root once its links and {@code ..} are resolved. */
+    private String localProblem(String entry) {
+        Path file;
+        try {
+            file = Path.of(entry).toRealPath();
+        } catch (IOException | InvalidPathException e) {
+            return "the local path " + entry + " cannot be read (" + e.getMessage() + ")";
+        }
+        List<Path> roots = new ArrayList<>();
+        for (String root : settings.localRoots()) {
+            try {
+                roots.add(Path.of(root).toRealPath());
+            } catch (IOException e) {
+                // a root that does not exist holds no corpus
+            }
+        }
+        if (roots.stream().noneMatch(file::startsWith)) {
+            return "the local path " + entry + " is outside the directories corpora are read from (" + roots
+                    + ", SLOPE_CORPUS_LOCAL_ROOTS): move the file there, or upload it with POST /api/v1/datasets";
+        }
+        return Files.isRegularFile(file) ? null : "the local path " + entry + " is not a file";
     }
 }

@@ -14,6 +14,7 @@ import java.io.InputStream;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.sql.SQLException;
+import java.time.Instant;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.UUID;
@@ -80,6 +81,10 @@ public class CorpusUploads {
         }
         objects.delete(temporary);
         CorpusRow row = corpora.insertIfAbsent(sha256, caller.user(), key, in.count, filename);
+        if (!row.owner().equals(caller.user())) {
+            // Someone else's upload of the same bytes: their file name and time are theirs, not the caller's.
+            row = new CorpusRow(row.id(), caller.user(), row.objectKey(), row.bytes(), filename, Instant.now());
+        }
         return new Uploaded(row, references.uri(sha256), created);
     }
 

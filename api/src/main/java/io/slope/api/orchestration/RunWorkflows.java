@@ -30,6 +30,7 @@ import jakarta.inject.Singleton;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.FutureTask;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
@@ -108,9 +109,12 @@ public class RunWorkflows {
      */
     private void update(String runId, String name, Object... args) {
         WorkflowStub stub = client.newUntypedWorkflowStub(SlopeRunWorkflow.workflowId(runId));
-        CompletableFuture<WorkflowUpdateHandle<RunProgress>> accepted = CompletableFuture.supplyAsync(() ->
-                stub.startUpdate(UpdateOptions.newBuilder(RunProgress.class).setUpdateName(name)
+        // A thread of its own, interrupted on timeout: startUpdate waits for acceptance as long as it takes, and a
+        // shared pool's thread stuck there (cancel does not interrupt a CompletableFuture's) would starve the rest.
+        FutureTask<WorkflowUpdateHandle<RunProgress>> accepted = new FutureTask<>(() -> stub.startUpdate(
+                UpdateOptions.newBuilder(RunProgress.class).setUpdateName(name)
                         .setWaitForStage(WorkflowUpdateStage.ACCEPTED).build(), args));
+        Thread.ofPlatform().daemon().name("workflow-update-" + name + "-" + runId).start(accepted);
         try {
             WorkflowUpdateHandle<RunProgress> handle = accepted.get(settings.updateTimeout().toMillis(),
                     TimeUnit.MILLISECONDS);
@@ -124,6 +128,7 @@ public class RunWorkflows {
             throw ProblemException.unavailable("the run's workflow did not take the " + name + " request within "
                     + settings.updateTimeout().toSeconds() + " s (is a pipeline worker running?); try again");
         } catch (InterruptedException e) {
+            accepted.cancel(true);
             Thread.currentThread().interrupt();
             throw ProblemException.unavailable(name + " interrupted");
         } catch (ExecutionException e) {

@@ -5,6 +5,7 @@ import io.slope.api.runs.RunViews.EvalResult;
 import io.slope.api.runs.RunViews.EventView;
 import io.slope.api.runs.RunViews.Sample;
 import jakarta.inject.Singleton;
+import java.io.IOException;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
@@ -60,7 +61,7 @@ public class RunRepository {
         return updateWithEvent(runId, "UPDATE runs SET ranks = ?, updated_at = now() WHERE id = ?", ps -> {
             ps.setInt(1, ranks);
             ps.setObject(2, runId);
-        }, null, "ranks set to " + ranks + " for the chunks that start from now on");
+        }, "INFO", null, "ranks set to " + ranks + " for the chunks that start from now on");
     }
 
     public Optional<RunRow> find(UUID id) throws SQLException {
@@ -244,7 +245,7 @@ public class RunRepository {
     public boolean requeue(UUID runId, String fromStage) throws SQLException {
         return updateWithEvent(runId, "UPDATE runs SET status = 'QUEUED', error = NULL, finished_at = NULL, "
                 + "updated_at = now() WHERE id = ? AND finished_at IS NOT NULL", ps -> ps.setObject(1, runId),
-                fromStage, "retry from stage " + fromStage + " requested");
+                "INFO", fromStage, "retry from stage " + fromStage + " requested");
     }
 
     private interface Parameters {
@@ -253,23 +254,24 @@ public class RunRepository {
 
     /**
      * One transaction: {@code update} of the run's row (its parameters set by {@code parameters}) and, when it changed
-     * that row, an INFO event; false, and nothing written, when it changed none.
+     * that row, an event at {@code level}; false, and nothing written, when it changed none.
      */
-    private boolean updateWithEvent(UUID runId, String update, Parameters parameters, String stage, String message)
-            throws SQLException {
+    private boolean updateWithEvent(UUID runId, String update, Parameters parameters, String level, String stage,
+            String message) throws SQLException {
         try (Connection c = dataSource.getConnection()) {
             c.setAutoCommit(false);
             try (PreparedStatement ps = c.prepareStatement(update);
                     PreparedStatement event = c.prepareStatement("INSERT INTO run_events (run_id, level, stage, "
-                            + "message) VALUES (?, 'INFO', ?, ?)")) {
+                            + "message) VALUES (?, ?, ?, ?)")) {
                 parameters.set(ps);
                 if (ps.executeUpdate() != 1) {
                     c.rollback();
                     return false;
                 }
                 event.setObject(1, runId);
-                event.setString(2, stage);
-                event.setString(3, message);
+                event.setString(2, level);
+                event.setString(3, stage);
+                event.setString(4, message);
                 event.executeUpdate();
                 c.commit();
                 return true;
@@ -280,13 +282,55 @@ public class RunRepository {
         }
     }
 
-    /** Deletes a finished run's rows (its samples, checkpoints, artifacts, events go with it: ON DELETE CASCADE). */
-    public boolean deleteFinished(UUID runId) throws SQLException {
-        try (Connection c = dataSource.getConnection();
-                PreparedStatement ps = c.prepareStatement("DELETE FROM runs WHERE id = ? AND finished_at IS NOT NULL")) {
-            ps.setObject(1, runId);
-            return ps.executeUpdate() == 1;
+    /** What deleting a run does outside Postgres (its objects), while the run's row is locked. */
+    public interface Cleanup {
+        void run() throws IOException;
+    }
+
+    /**
+     * Deletes a finished run: locks its row, runs {@code cleanup}, then deletes the row (its samples, checkpoints,
+     * artifacts, events go with it: ON DELETE CASCADE), in one transaction. The lock holds a concurrent retry's
+     * {@link #requeue} until the row is gone, so no run is started again whose objects were removed.
+     *
+     * @return false, with nothing cleaned up, when the run is gone or no longer finished (a retry won)
+     */
+    public boolean deleteFinished(UUID runId, Cleanup cleanup) throws SQLException, IOException {
+        try (Connection c = dataSource.getConnection()) {
+            c.setAutoCommit(false);
+            try (PreparedStatement lock = c.prepareStatement("SELECT 1 FROM runs WHERE id = ? AND finished_at IS "
+                    + "NOT NULL FOR UPDATE");
+                    PreparedStatement delete = c.prepareStatement("DELETE FROM runs WHERE id = ?")) {
+                lock.setObject(1, runId);
+                try (ResultSet rs = lock.executeQuery()) {
+                    if (!rs.next()) {
+                        c.rollback();
+                        return false;
+                    }
+                }
+                cleanup.run();
+                delete.setObject(1, runId);
+                delete.executeUpdate();
+                c.commit();
+                return true;
+            } catch (SQLException | IOException | RuntimeException e) {
+                c.rollback();
+                throw e;
+            }
         }
+    }
+
+    /**
+     * Puts a run that a retry requeued back as it was ({@code before}), when its workflow could not be started; with
+     * a WARN event. False when the run has moved on meanwhile (its workflow did start after all).
+     */
+    public boolean restoreFinished(RunRow before, String why) throws SQLException {
+        return updateWithEvent(before.id(), "UPDATE runs SET status = ?, error = ?, finished_at = ?, updated_at = "
+                + "now() WHERE id = ? AND status = 'QUEUED' AND finished_at IS NULL", ps -> {
+                    ps.setString(1, before.status().name());
+                    ps.setString(2, before.error());
+                    ps.setTimestamp(3, Timestamp.from(before.finishedAt()));
+                    ps.setObject(4, before.id());
+                }, "WARN", before.stage(), why);
     }
 
     private static RunRow row(ResultSet rs) throws SQLException {

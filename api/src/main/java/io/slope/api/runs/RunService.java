@@ -214,27 +214,49 @@ public class RunService {
             earlier.put(s, parseStageResult(result));
         }
         if (!runs.requeue(id, from.wireName())) {
+            visible(caller, id); // a 404 when a delete won
             throw ProblemException.conflict("illegal-state", "run " + id + " was started again meanwhile");
         }
         RunSpec spec = RunSpecCodec.parse(run.specJson());
-        workflows.start(id.toString(), spec, run.options().resolve(), from, earlier);
+        try {
+            workflows.start(id.toString(), spec, run.options().resolve(), from, earlier);
+        } catch (RuntimeException e) {
+            // Unlike a new run's, a retry's start is not the reconciler's to redo (it would start from the first
+            // stage without a result, not from fromStage): the run goes back to how it was, and the caller retries.
+            LOG.warn("retry of run {} from {}: its workflow could not be started ({})", id, from.wireName(),
+                    e.toString());
+            runs.restoreFinished(run, "retry from stage " + from.wireName() + " not started: Temporal did not "
+                    + "take the workflow (" + e.getMessage() + ")");
+            throw ProblemException.unavailable("the retry of run " + id + " could not start its workflow "
+                    + "(Temporal unreachable?); the run is left " + run.status() + " as it was: try again");
+        }
         return detail(caller, id);
     }
 
-    /** Deletes a finished run: its objects first (checkpoints, exports), then its rows, so nothing is orphaned. */
+    /**
+     * Deletes a finished run: its objects (checkpoints, exports), then its rows, so nothing is orphaned; the run's
+     * row stays locked meanwhile, so a racing retry cannot start it again (it gets a 404).
+     */
     public void delete(Caller caller, UUID id) throws SQLException, IOException {
         RunRow run = visible(caller, id);
         if (!run.status().finished()) {
             throw ProblemException.conflict("illegal-state", "run " + id + " is " + run.status() + "; cancel it "
                     + "first, then delete it");
         }
-        for (ArtifactRow artifact : runs.artifacts(id)) {
-            storage.objects().delete(artifact.objectKey());
+        List<ArtifactRow> artifacts = runs.artifacts(id);
+        boolean deleted = runs.deleteFinished(id, () -> {
+            for (ArtifactRow artifact : artifacts) {
+                storage.objects().delete(artifact.objectKey());
+            }
+            for (String key : storage.objects().list("runs/" + id + "/")) {
+                storage.objects().delete(key);
+            }
+        });
+        if (!deleted) {
+            visible(caller, id); // a 404 when another delete won
+            throw ProblemException.conflict("illegal-state", "run " + id + " was started again meanwhile (a retry); "
+                    + "cancel it first, then delete it");
         }
-        for (String key : storage.objects().list("runs/" + id + "/")) {
-            storage.objects().delete(key);
-        }
-        runs.deleteFinished(id);
     }
 
     public Artifacts artifacts(Caller caller, UUID id) throws SQLException, IOException {
@@ -341,14 +363,21 @@ public class RunService {
         return Base64.getUrlEncoder().withoutPadding().encodeToString(raw.getBytes(StandardCharsets.UTF_8));
     }
 
+    /** The latest instant a cursor may name: Postgres's timestamptz stops in year 294276, Java's Instant later. */
+    private static final long CURSOR_MAX_EPOCH_SECOND = Instant.parse("9999-12-31T23:59:59Z").getEpochSecond();
+
     private static PageStart decodeCursor(String cursor) {
         try {
             String[] parts = new String(Base64.getUrlDecoder().decode(cursor), StandardCharsets.UTF_8).split(":");
             if (parts.length != 3) {
                 throw new IllegalArgumentException("three parts expected");
             }
-            return new PageStart(Instant.ofEpochSecond(Long.parseLong(parts[0]), Long.parseLong(parts[1])),
-                    UUID.fromString(parts[2]));
+            long seconds = Long.parseLong(parts[0]);
+            long nanos = Long.parseLong(parts[1]);
+            if (seconds < 0 || seconds > CURSOR_MAX_EPOCH_SECOND || nanos < 0 || nanos > 999_999_999) {
+                throw new IllegalArgumentException("instant out of range");
+            }
+            return new PageStart(Instant.ofEpochSecond(seconds, nanos), UUID.fromString(parts[2]));
         } catch (IllegalArgumentException e) {
             throw ProblemException.badField("cursor", "not a cursor this API returned; pass the nextCursor of the "
                     + "previous page, or leave it out for the first page");

@@ -1,6 +1,7 @@
 package io.slope.api.web;
 
 import io.micronaut.core.io.ResourceResolver;
+import io.micronaut.http.HttpResponse;
 import io.micronaut.http.MediaType;
 import io.micronaut.http.annotation.Controller;
 import io.micronaut.http.annotation.Get;
@@ -29,16 +30,30 @@ public class PageController {
                 .replace("SWAGGER_UI_VERSION", webjarVersion(resources, "swagger-ui"));
     }
 
+    /**
+     * The run page holds a token in the browser, so it runs only its own scripts and styles (no inline ones), may not
+     * be framed (clickjacking), and sends no referrer (its path names a run) to the artifact links it opens.
+     */
+    static final String RUN_PAGE_POLICY = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' "
+            + "data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+            + "frame-ancestors 'none'";
+
     @Get
     @Produces(MediaType.TEXT_HTML)
-    public String runs() {
-        return runPage;
+    public HttpResponse<String> runs() {
+        return runPage();
     }
 
     @Get("/runs/{id}")
     @Produces(MediaType.TEXT_HTML)
-    public String run(String id) {
-        return runPage;
+    public HttpResponse<String> run(String id) {
+        return runPage();
+    }
+
+    private HttpResponse<String> runPage() {
+        return HttpResponse.ok(runPage).header("Content-Security-Policy", RUN_PAGE_POLICY)
+                .header("X-Frame-Options", "DENY").header("Referrer-Policy", "no-referrer")
+                .header("X-Content-Type-Options", "nosniff");
     }
 
     @Get("/swagger-ui")

@@ -21,8 +21,8 @@ import java.util.stream.Stream;
 
 /**
  * The REST API of the one-machine stack, as its own JVM (its Micronaut class path stays off the CLI's): started from
- * the api module's build output with the stack's environment, local corpus paths allowed (the workers share this
- * machine). The first start makes an admin token for this machine's user and writes the address and token to
+ * the api module's build output with the stack's environment, local corpus paths allowed under the working directory
+ * (the workers share this machine). The first start makes an admin token for this machine's user and writes the address and token to
  * {@code <home>/config}, where the CLI client looks, so {@code slope submit} works right away.
  */
 public final class ApiProcess implements AutoCloseable {
@@ -42,6 +42,8 @@ public final class ApiProcess implements AutoCloseable {
         env.put("SLOPE_API_PORT", Integer.toString(port));
         env.put("SLOPE_TEMPORAL_UI_URL", "http://127.0.0.1:" + temporalUiPort);
         env.put("SLOPE_CORPUS_ALLOW_LOCAL_PATHS", "true");
+        // Only files under the directory `slope up` was started in: not /proc, not other users' files.
+        env.put("SLOPE_CORPUS_LOCAL_ROOTS", System.getProperty("user.dir"));
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         List<String> command = new ArrayList<>(List.of(java, "-Xmx1g", "-cp", classpath(apiBuild),
                 "io.slope.api.Application"));

@@ -131,10 +131,7 @@ public final class GptModel implements AutoCloseable {
         double residualStd = INIT_STD / Math.sqrt(2.0 * config.layers());
         for (Map.Entry<String, int[]> e : parameterShapes(config).entrySet()) {
             String name = e.getKey();
-            int n = 1;
-            for (int d : e.getValue()) {
-                n *= d;
-            }
+            int n = elements(name, e.getValue());
             double[] w = new double[n];
             if (name.endsWith("ln_1.weight") || name.endsWith("ln_2.weight") || name.equals("ln_f.weight")) {
                 Arrays.fill(w, 1.0);
@@ -223,6 +220,26 @@ public final class GptModel implements AutoCloseable {
         return p;
     }
 
+    /** The largest array the JVM allocates. */
+    private static final long MAX_ELEMENTS = Integer.MAX_VALUE - 8;
+
+    /**
+     * A parameter's element count, counted in long so that a shape such as 3C x C at C = 65536 (3 * 2^32) is refused
+     * instead of wrapping to a small int (0 there).
+     */
+    static int elements(String name, int... shape) {
+        long n = 1;
+        for (int d : shape) {
+            n = Math.multiplyExact(n, (long) d);
+        }
+        if (n > MAX_ELEMENTS) {
+            throw new IllegalArgumentException("parameter " + name + " of shape " + Arrays.toString(shape) + " has "
+                    + n + " elements, more than one array holds (" + MAX_ELEMENTS + "); lower model.dModel (docs/"
+                    + "spec.md gives its limit)");
+        }
+        return (int) n;
+    }
+
     private static double[] required(Map<String, double[]> dense, String name, int... shape) {
         double[] w = dense.get(name);
         long n = 1;
@@ -259,7 +276,7 @@ public final class GptModel implements AutoCloseable {
     public static Map<String, double[]> initialAdapterWeights(GptConfig config, int rank, long seed) {
         Map<String, double[]> weights = new LinkedHashMap<>();
         for (Map.Entry<String, int[]> e : adapterShapes(config, rank).entrySet()) {
-            double[] w = new double[e.getValue()[0] * e.getValue()[1]];
+            double[] w = new double[elements(e.getKey(), e.getValue())];
             if (e.getKey().endsWith(".lora_A")) {
                 long stream = Philox.stream("adapter/" + e.getKey());
                 for (int i = 0; i < w.length; i++) {

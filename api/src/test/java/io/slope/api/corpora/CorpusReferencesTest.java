@@ -1,0 +1,65 @@
+package io.slope.api.corpora;
+
+import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.micronaut.context.ApplicationContext;
+import io.slope.api.ApiHarness;
+import io.slope.api.auth.Caller;
+import io.slope.api.config.CorpusSettings;
+import io.slope.api.problem.ProblemException;
+import io.slope.api.storage.Storage;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Local corpus paths, where the one-machine stack allows them: files under the allowed roots only. */
+class CorpusReferencesTest {
+    private static final Caller ALICE = new Caller("alice", false);
+    private static ApplicationContext context;
+
+    @TempDir
+    Path root;
+
+    @BeforeAll
+    static void start() throws Exception {
+        context = ApiHarness.get().server.getApplicationContext();
+    }
+
+    private CorpusReferences allowing(Path... roots) {
+        return new CorpusReferences(context.getBean(CorpusRepository.class), context.getBean(Storage.class),
+                new CorpusSettings(1024, true, List.of(roots).stream().map(Path::toString).toList()));
+    }
+
+    @Test
+    void aLocalCorpusIsAFileUnderAnAllowedRoot() throws Exception {
+        Path corpus = Files.writeString(root.resolve("corpus.txt"), "some text\n");
+        Files.createSymbolicLink(root.resolve("secrets.txt"), Path.of("/etc/passwd"));
+        CorpusReferences references = allowing(root);
+
+        assertDoesNotThrow(() -> references.check(ALICE, List.of(corpus.toString())));
+        for (String outside : List.of("/proc/self/environ", root + "/../../../../../../../../../etc/passwd", root + "/secrets.txt")) {
+            ProblemException refused = assertThrows(ProblemException.class,
+                    () -> references.check(ALICE, List.of(corpus.toString(), outside)), outside);
+            assertEquals("data.corpus[1]", refused.errors().getFirst().field(), outside);
+            String message = refused.errors().getFirst().message();
+            assertTrue(message.contains(root.toRealPath().toString()) && message.contains("SLOPE_CORPUS_LOCAL_ROOTS"),
+                    message);
+        }
+        ProblemException directory = assertThrows(ProblemException.class,
+                () -> references.check(ALICE, List.of(root.toString())));
+        assertTrue(directory.errors().getFirst().message().contains("not a file"), directory::getMessage);
+    }
+
+    @Test
+    void theFileSystemRootCannotBeAllowed() {
+        IllegalArgumentException refused = assertThrows(IllegalArgumentException.class,
+                () -> new CorpusSettings(1024, true, List.of("/")));
+        assertTrue(refused.getMessage().contains("slope.corpus.local-roots"), refused::getMessage);
+    }
+}
