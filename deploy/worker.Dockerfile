@@ -1,4 +1,4 @@
-# Worker images. gpu-worker: the jlink runtime (ARCHITECTURE.md §4: the device has no Java) on a CUDA runtime base;
+# Worker images. gpu-worker: the jlink runtime (docs/architecture.md §4: the device has no Java) on a CUDA runtime base;
 # pipeline-worker: the same jars on a plain JRE. Built and tested outside this repository's CI; see compose.yaml.
 FROM maven:3.9-eclipse-temurin-25 AS build
 WORKDIR /src

@@ -245,7 +245,7 @@ public final class RunSpecs {
                 s.checkpointEvery(), s.backend(), s.precision(), s.threads());
     }
 
-    /** round(1.56% of dModel) to a multiple of 4, at least 4 (SLOPE.md §0). */
+    /** round(1.56% of dModel) to a multiple of 4, at least 4 (docs/method.md, "Lazy adapters"). */
     public static int defaultAdapterRank(int dModel) {
         int rank = 4 * (int) Math.round(0.015625 * dModel / 4.0);
         return Math.max(4, rank);

@@ -77,7 +77,7 @@ public final class Trainer {
     }
 
     /**
-     * Attaches fresh adapters (SLOPE.md §6) when {@code step} is the adapter phase's and the model has none yet;
+     * Attaches fresh adapters (docs/method.md) when {@code step} is the adapter phase's and the model has none yet;
      * returns whether it did. A model restored from a checkpoint of the adapter phase already has them.
      */
     public boolean attachAdaptersIfDue(int step) {
