@@ -213,7 +213,7 @@ public final class TrainingSession implements AutoCloseable {
 
     /** The first step of the adapter phase; {@link #totalSteps} when the run adds no adapters. */
     public int adapterStartStep() {
-        return Math.min(trainer.adapterStartStep(), totalSteps());
+        return trainer.adapterStartStep();
     }
 
     public GptModel model() {

@@ -65,13 +65,12 @@ public final class Trainer {
         this.batchSize = resolved.training().batchSize();
         this.gradAccum = resolved.training().gradAccum();
         this.columnMaskRefresh = resolved.sparsity().columnMaskRefresh();
-        this.adapterStartStep = model.config().mode().sparse() ? RunSpecs.adapterStartStep(resolved)
-                : Integer.MAX_VALUE;
+        this.adapterStartStep = RunSpecs.adapterPhaseStart(resolved);
         this.adapterRank = resolved.adapters().rank();
         this.seed = resolved.training().seed();
     }
 
-    /** The first step trained with adapters ({@code Integer.MAX_VALUE} for a dense model, which has none). */
+    /** The first step of the adapter phase ({@link RunSpecs#adapterPhaseStart}): the run's steps when it adds none. */
     public int adapterStartStep() {
         return adapterStartStep;
     }
