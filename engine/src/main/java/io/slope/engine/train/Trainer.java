@@ -6,6 +6,7 @@ import io.slope.engine.data.BatchSource;
 import io.slope.engine.model.GptModel;
 import io.slope.engine.model.Parameter;
 import io.slope.engine.parallel.Collective;
+import io.slope.spec.DataParallel;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecs;
 import java.util.ArrayList;
@@ -52,9 +53,8 @@ public final class Trainer {
 
     public Trainer(GptModel model, RunSpec resolved, BatchSource batches, Collective collective) {
         int ranks = collective.worldSize();
-        if (resolved.training().gradAccum() % ranks != 0) {
-            throw new IllegalArgumentException("training.gradAccum: " + resolved.training().gradAccum()
-                    + " micro-batches cannot be split evenly over " + ranks + " ranks; use a multiple of " + ranks);
+        if (!DataParallel.fits(ranks, resolved.training().gradAccum())) {
+            throw new IllegalArgumentException(DataParallel.whyNot(ranks, resolved.training().gradAccum()));
         }
         this.model = model;
         this.collective = collective;
