@@ -1,4 +1,4 @@
-package io.slope.cli;
+package io.slope.cli.train;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.PropertyNamingStrategies;
@@ -32,7 +32,7 @@ import picocli.CommandLine.Option;
                 + " when one fails it stops the others and prints how to resume. Ctrl-C stops every rank after the"
                 + " same step (rank 0 writes the checkpoint), waiting up to --stop-grace seconds before it kills them;"
                 + " --resume continues on any rank count."})
-final class TrainCommand implements Callable<Integer> {
+public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--spec", paramLabel = "FILE", description = "Run spec JSON (docs/spec.md).")
     Path specFile;
 
