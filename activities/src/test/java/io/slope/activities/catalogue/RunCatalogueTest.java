@@ -1,6 +1,7 @@
 package io.slope.activities.catalogue;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.slope.activities.Fixtures;
@@ -47,7 +48,7 @@ class RunCatalogueTest {
         assertEquals("boom", failed.error());
         assertEquals("sparsePhase", failed.stage());
         assertEquals(List.of("INFO stage sparsePhase: RUNNING", "ERROR run FAILED: boom"), catalogue.events(id));
-        assertTrue(!unfinished(id));
+        assertFalse(unfinished(id));
 
         catalogue.requeue(id, Stage.MERGE);
         RunCatalogue.RunRow requeued = catalogue.run(id).orElseThrow();
