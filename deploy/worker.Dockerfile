@@ -1,4 +1,4 @@
-# Worker images. gpu-worker: the jlink runtime (docs/architecture.md: the device has no Java) on a CUDA runtime base,
+# Worker images. gpu-worker: the jlink runtime (docs/architecture.md §4: the device has no Java) on a CUDA runtime base,
 # with the CUDA backend (engine-cuda: its kernels and cuDNN shim built here) and the NVIDIA libraries it binds at run
 # time, versions pinned; pipeline-worker: the same jars on a plain JRE. Built outside this repository's CI; see
 # compose.yaml.

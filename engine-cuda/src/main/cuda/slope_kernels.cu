@@ -723,7 +723,7 @@ extern "C" __global__ void gather_kept(void* values, int dtValues, const void* d
     std_(values, i, ldd(dense, r * cols + kept[i], dtDense), dtValues);
 }
 
-// dvalues[r, j] += dense[r, kept[r, j]]: the row mask's gather of a dense weight gradient (SLOPE.md §3 BWD-1).
+// dvalues[r, j] += dense[r, kept[r, j]]: the row mask's gather of a dense weight gradient (docs/method.md: ∇W).
 extern "C" __global__ void gather_kept_add(void* dvalues, int dtValues, const void* dense, int dtDense,
                                            const int* kept, int rows, int cols, int k) {
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;

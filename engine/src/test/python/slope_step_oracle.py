@@ -2,7 +2,7 @@
 """Independent float64 numpy oracle: K SLoPe optimizer steps of a GPT-2 model.
 
 Used in CI to check the Java engine. It is written from the method description
-(design/SLOPE.md sections 0, 1, 3, 5.1), not from any Java code, and uses only
+(docs/method.md), not from any Java code, and uses only
 numpy, in float64 throughout.
 
 Usage:
@@ -24,7 +24,7 @@ OUT_DIR:
     losses.json        {"losses": [mean training loss of each step, before its update]}
     debug.json         {"lrs": [...], "gradNorms": [global norm before clipping, per step]}
 
-Semantics in brief (SLOPE.md section 0 is the authority):
+Semantics in brief (docs/method.md is the authority):
   * GPT-2, pre-LayerNorm (eps 1e-5, biased variance), learned positions, causal attention,
     GELU tanh approximation, tied lm_head, mean cross-entropy over all tokens of the step.
   * Sparse layers (mode != dense): c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj of every block,
@@ -128,7 +128,7 @@ def decays(shape):
 def nm_keep_last_axis(a, n, m):
     """Boolean keep-mask: in each group of m consecutive entries along the LAST axis keep
     the n entries of largest |a|. A stable sort of -|a| puts equal magnitudes in index
-    order, so ties keep the lower index (SLOPE.md section 0)."""
+    order, so ties keep the lower index (docs/method.md, Masks)."""
     L = a.shape[-1]
     assert L % m == 0, (a.shape, m)
     g = np.abs(a).reshape(a.shape[:-1] + (L // m, m))

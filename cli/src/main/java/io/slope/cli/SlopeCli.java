@@ -8,6 +8,8 @@ import io.slope.cli.client.FollowCommand;
 import io.slope.cli.client.RunsCommand;
 import io.slope.cli.client.StatusCommand;
 import io.slope.cli.client.SubmitCommand;
+import io.slope.cli.train.RankCommand;
+import io.slope.cli.train.TrainCommand;
 import java.io.UncheckedIOException;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;

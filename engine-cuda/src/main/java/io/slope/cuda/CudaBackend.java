@@ -18,7 +18,7 @@ import jcuda.Pointer;
 /**
  * The CUDA backend: every {@link Backend} operation queued on one stream of one GPU, synchronising only in
  * {@code download*}. Project kernels (slope_kernels.cu) for the memory-bound layers, cuBLASLt for dense GEMMs,
- * cuSPARSELt for the 2:4 GEMMs of the sparse layers (SLOPE.md §2–§3).
+ * cuSPARSELt for the 2:4 GEMMs of the sparse layers (docs/method.md, ADR 004).
  *
  * <p>{@link Precision#BF16}: GEMM operands in bf16 with fp32 accumulation (fp32 tensors such as the master weights are
  * cast on the way in), outputs at each tensor's own precision. {@link Precision#FP32_DEBUG}: every GEMM in fp32 (no
@@ -414,7 +414,7 @@ public final class CudaBackend implements Backend {
         rebuildOperands(sparse(weight), refreshColumnMask);
     }
 
-    /** SLOPE.md §5.1 "opt": the forward operand from the new values; the column mask refreshed or kept; then Wᵀ. */
+    /** After the update (docs/method.md): forward operand from the new values; column mask refreshed or kept; Wᵀ. */
     private void rebuildOperands(CudaSparseLinear w, boolean refreshColumnMask) {
         int dOut = w.dOut();
         int dIn = w.dIn();
@@ -708,7 +708,7 @@ public final class CudaBackend implements Backend {
         } else {
             gemmRaw(dx, dy, false, w.denseBackward.address(), false, rows, dIn, dOut, 1f, 1f);
         }
-        // Dense dYᵀ·X into fp32 scratch, then only the row mask's kept positions are added (SLOPE.md §3 BWD-1).
+        // Dense dYᵀ·X into fp32 scratch, then only the row mask's kept positions are added (docs/method.md: ∇W).
         CudaTensor dv = cuda(dvalues);
         long dense = scratch(SLOT_DENSE, 4L * dOut * dIn);
         gemmInto(dense, DType.F32, dy, true, x, false, dOut, dIn, rows, 1f, 0f);
@@ -861,7 +861,7 @@ public final class CudaBackend implements Backend {
                 V, (float) gradScale, errorWord.address());
     }
 
-    // ---- adapters (SLOPE.md §6): A is dIn×r, B is r×dOut, both row-major --------------------------------------------
+    // ---- adapters (docs/method.md): A is dIn×r, B is r×dOut, both row-major -----------------------------------------
 
     /** xa = inp·A (overwritten); out += scale·xa·B. */
     @Override

@@ -7,9 +7,9 @@ import java.util.HashMap;
 import java.util.Map;
 
 /**
- * The GPU's sparse layer (SLOPE.md §5.1): kept values (the fp32 master parameter), the static row mask as kept column
- * indices, the column mask (one byte per weight), and the operands the GEMMs use: cuSPARSELt-compressed W^R and
- * (W^{R,C})ᵀ when the pattern runs on the 2:4 tensor cores, masked dense copies otherwise.
+ * The GPU's sparse layer (docs/method.md, ADR 004): kept values (the fp32 master parameter), the static row mask as
+ * kept column indices, the column mask (one byte per weight), and the operands the GEMMs use: cuSPARSELt-compressed
+ * W^R and (W^{R,C})ᵀ when the pattern runs on the 2:4 tensor cores, masked dense copies otherwise.
  */
 final class CudaSparseLinear implements SparseLinear {
     private final int dOut;
@@ -46,7 +46,7 @@ final class CudaSparseLinear implements SparseLinear {
         this.sparseKernels = sparseKernels;
     }
 
-    /** Every aligned group of 4 along the pattern's axis keeps at most 2: the 2:4 tensor cores apply (SLOPE.md §0). */
+    /** Every aligned group of 4 along the pattern's axis keeps at most 2: the 2:4 tensor cores apply (ADR 004). */
     static boolean fitsTwoFour(NmPattern p) {
         return (p.m() % 4 == 0 && p.n() <= 2) || (p.m() == 2 && p.n() == 1);
     }

@@ -15,7 +15,7 @@ import java.lang.invoke.MethodHandle;
 import java.util.List;
 
 /**
- * cuSPARSELt through java.lang.foreign (SLOPE.md §8 lifecycle): one handle per process; per 2:4 operand a structured
+ * cuSPARSELt through java.lang.foreign (ADR 004): one handle per process; per 2:4 operand a structured
  * descriptor and its compressed buffer (compression with the plan-free {@code Compress2}); per operand and batch
  * width a plan whose algorithm is searched once, on scratch buffers, never on a live output. Every status is checked.
  *

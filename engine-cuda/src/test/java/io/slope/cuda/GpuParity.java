@@ -16,7 +16,7 @@ import java.util.function.Function;
  * Runs one operation on the GPU and on the CPU reference and compares them: fresh random nonzero inputs (the seed is
  * printed with any failure), GPU outputs poisoned with NaN before the call, the CPU given exactly the values the GPU
  * holds (bf16-rounded where the GPU rounds, including operands it casts to bf16 for a GEMM), fp64 on the CPU side.
- * Bounds are normwise: 4e-3 for bf16 outputs, 1e-5 for fp32 outputs (SLOPE.md §0, issue 5).
+ * Bounds are normwise: 4e-3 for bf16 outputs, 1e-5 for fp32 outputs (docs/architecture.md §4, issue 5).
  */
 final class GpuParity {
     static final double BF16_BOUND = 4e-3;

@@ -11,7 +11,7 @@ import java.util.Map;
  * SQLite persistence in a file so that a restart keeps every workflow, and slope's search attributes registered.
  */
 public final class TemporalDevServer {
-    /** slope's search attributes, all keywords (ARCHITECTURE.md §2). */
+    /** slope's search attributes, all keywords (docs/architecture.md §2). */
     public static final List<String> SEARCH_ATTRIBUTES = List.of("SlopeRunId", "SlopeStage", "SlopeModel",
             "SlopeStatus");
 

@@ -100,8 +100,7 @@ public record MemoryEstimate(
      * dense run has no sparse layers and so no adapters.
      */
     private static double adapterParameters(RunSpec resolved) {
-        boolean attached = RunSpecs.adapterStartStep(resolved) < resolved.training().steps();
-        if (!attached || !Mode.fromWire(resolved.sparsity().mode()).sparse()) {
+        if (RunSpecs.adapterPhaseStart(resolved) == resolved.training().steps()) {
             return 0;
         }
         double c = resolved.model().dModel();

@@ -3,7 +3,7 @@ package io.slope.spec;
 import java.util.Arrays;
 import java.util.List;
 
-/** The three ways a linear layer can train (SLOPE.md §0 "baseline modes"). */
+/** The three ways a linear layer can train (docs/method.md, "One training step of a sparse layer"). */
 public enum Mode {
     /** No masks at all. */
     DENSE("dense"),

@@ -26,7 +26,7 @@ public record RunSpec(
     @JsonInclude(JsonInclude.Include.NON_NULL)
     public record Model(String preset, Integer layers, Integer heads, Integer dModel, Integer seqLen) {}
 
-    /** Which layers are N:M sparse and how their backward pass is pruned (SLOPE.md §0). */
+    /** Which layers are N:M sparse and how their backward pass is pruned (docs/method.md). */
     @JsonInclude(JsonInclude.Include.NON_NULL)
     public record Sparsity(String mode, Integer n, Integer m, Integer columnMaskRefresh, Boolean denseFirstQkv) {}
 

@@ -282,15 +282,27 @@ public final class RunSpecs {
                 s.checkpointEvery(), s.backend(), s.precision(), s.threads());
     }
 
-    /** round(1.56% of dModel) to a multiple of 4, at least 4 (SLOPE.md §0). */
+    /** round(1.56% of dModel) to a multiple of 4, at least 4 (docs/method.md, "Lazy adapters"). */
     public static int defaultAdapterRank(int dModel) {
         int rank = 4 * (int) Math.round(0.015625 * dModel / 4.0);
         return Math.max(4, rank);
     }
 
     /**
-     * The optimizer step at which adapters join: floor(start · steps); equal to steps when they never do. The product
-     * is taken on the decimal the spec wrote, because in binary 0.29 · 100 = 28.999999999999996, whose floor is 28.
+     * The first step of the adapter phase, where the sparse phase ends: the engine attaches the adapters here and the
+     * workflow ends its sparse-phase chunks here. floor(start · steps) capped at the steps; the steps when the mode has
+     * no sparse layers (dense), so no adapters.
+     */
+    public static int adapterPhaseStart(RunSpec resolved) {
+        int steps = resolved.training().steps();
+        boolean sparse = Mode.fromWire(resolved.sparsity().mode()).sparse();
+        return sparse ? Math.min(adapterStartStep(resolved), steps) : steps;
+    }
+
+    /**
+     * floor(start · steps), taken on the decimal the spec wrote, because in binary 0.29 · 100 = 28.999999999999996,
+     * whose floor is 28. The phase boundary is {@link #adapterPhaseStart}; workflows replaying older histories need
+     * this alone.
      */
     public static int adapterStartStep(RunSpec spec) {
         return BigDecimal.valueOf(spec.adapters().start()).multiply(BigDecimal.valueOf(spec.training().steps()))

@@ -28,4 +28,14 @@ class AdapterScheduleTest {
 
         assertEquals(expectedStep, RunSpecs.adapterStartStep(spec));
     }
+
+    @ParameterizedTest(name = "{0}, start {1} of 100 steps -> adapter phase from step {2}")
+    @CsvSource({"slope, 0.99, 99", "sparse-no-double-prune, 0.5, 50", "slope, 1, 100", "dense, 0.99, 100",
+        "dense, 0.5, 100"})
+    void theAdapterPhaseStartsAtTheAdapterStepExceptInADenseRunWhichHasNone(String mode, double start, int step) {
+        RunSpec spec = Specs.resolved("\"sparsity\": {\"mode\": \"" + mode + "\"}, \"adapters\": {\"start\": " + start
+                + "}, \"training\": {\"steps\": 100}");
+
+        assertEquals(step, RunSpecs.adapterPhaseStart(spec));
+    }
 }

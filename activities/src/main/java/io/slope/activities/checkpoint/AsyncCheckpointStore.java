@@ -13,7 +13,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 
 /**
- * Asynchronous checkpoints (ARCHITECTURE.md §2): {@link #write} returns as soon as the checkpoint is handed to a
+ * Asynchronous checkpoints (docs/architecture.md §3): {@link #write} returns as soon as the checkpoint is handed to a
  * background thread, which hashes, uploads and commits it through the wrapped store, so the step loop waits only for
  * the device→host snapshot it already took. At most one checkpoint is in flight: a second write first waits for the
  * first. A failed background write is thrown by the next call. Callers that need the checkpoint committed (a chunk's

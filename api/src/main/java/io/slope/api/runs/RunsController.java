@@ -38,7 +38,10 @@ import java.net.URI;
 import java.sql.SQLException;
 import java.util.UUID;
 
-/** The runs of ARCHITECTURE.md §6. Thin: parsing and status codes here, everything else in {@link RunService}. */
+/**
+ * The runs endpoints of {@code /api/v1} (README, "The REST API"). Thin: parsing and status codes here, everything else
+ * in {@link RunService}.
+ */
 @Controller("/api/v1/runs")
 @ExecuteOn(TaskExecutors.BLOCKING)
 @Tag(name = "runs")

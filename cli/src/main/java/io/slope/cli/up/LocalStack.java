@@ -25,7 +25,7 @@ import java.util.UUID;
 import java.util.function.Consumer;
 
 /**
- * The one-machine stack of ARCHITECTURE.md §5, state under one folder: the Temporal dev server when the {@code temporal}
+ * The one-machine stack (README, "slope up"), state under one folder: the Temporal dev server when the {@code temporal}
  * CLI is installed (else Temporal's in-process test server with time skipping off, said loudly), Postgres as an
  * unprivileged user unless SLOPE_DB_URL is set, S3Proxy unless SLOPE_S3_ENDPOINT is set, then the pipeline worker and
  * a GPU worker in this process, and the reconciler once everything is up.

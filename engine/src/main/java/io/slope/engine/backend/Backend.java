@@ -23,7 +23,7 @@ public interface Backend extends AutoCloseable {
 
     /**
      * The storage type of activations (and their gradients) in a model whose parameters are {@code parameterType}: the
-     * parameter type on the CPU; bf16 on a GPU in its bf16 mode (fp32 master weights, bf16 activations, SLOPE.md §0).
+     * parameter type on the CPU; bf16 on a GPU in its bf16 mode (fp32 master weights, bf16 activations, docs/method.md).
      */
     default DType activationType(DType parameterType) {
         return parameterType;
@@ -107,7 +107,7 @@ public interface Backend extends AutoCloseable {
             SparseLinear weight);
 
     /**
-     * Low-rank adapter on a linear layer's output (SLOPE.md §6), A {@code dIn × r} and B {@code r × dOut} row-major:
+     * Low-rank adapter on a linear layer's output (docs/method.md), A {@code dIn × r} and B {@code r × dOut} row-major:
      * xa = inp·A (overwritten, kept for backward); out += scale·xa·B.
      */
     void adapterForward(Tensor out, Tensor xa, Tensor inp, Tensor a, Tensor b, double scale);

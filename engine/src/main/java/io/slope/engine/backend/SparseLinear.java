@@ -3,7 +3,7 @@ package io.slope.engine.backend;
 import io.slope.engine.sparse.NmPattern;
 
 /**
- * A linear layer's N:M-sparse weight as a backend holds it (SLOPE.md §5.1): the kept values of W^R in row-major order
+ * A linear layer's N:M-sparse weight as a backend holds it (docs/method.md): the kept values of W^R in row-major order
  * ({@code dOut × dIn·N/M}, the master weights the optimizer updates), the static row mask, the current column mask
  * of the double-pruned backward operand, and whatever derived operands the backend multiplies with (dense copies on
  * the CPU, cuSPARSELt compressed buffers on the GPU). The derived operands are rebuilt only by

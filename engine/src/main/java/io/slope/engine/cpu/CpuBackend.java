@@ -385,7 +385,7 @@ public final class CpuBackend implements Backend {
         double[] doutT = transpose(dy.data, rows, dOut);
         inputGradient(cpu(dinp), dy, w.backward, rows, dIn, dOut);
         CpuTensor dv = cpu(dvalues);
-        // Dense dYᵀ·X, then only the row mask's kept positions are kept (SLOPE.md §3 BWD-1).
+        // Dense dYᵀ·X, then only the row mask's kept positions are kept (docs/method.md: ∇W).
         weightGradient(doutT, cpu(inp), rows, dIn, dOut, (o, g) -> {
             double[] kept = new double[k];
             for (int j = 0; j < k; j++) {

@@ -14,7 +14,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The {@code hf/} export (ARCHITECTURE.md §6): a dense model that Hugging Face's {@code GPT2LMHeadModel} and {@code
+ * The {@code hf/} export (docs/formats.md): a dense model that Hugging Face's {@code GPT2LMHeadModel} and {@code
  * AutoTokenizer} load with {@code from_pretrained}. Layout in docs/formats.md.
  *
  * <p>Weights are written in fp32 under GPT-2's names; linear weights are transposed from our PyTorch Linear layout

@@ -35,7 +35,7 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * The {@code slope/} export (ARCHITECTURE.md §6): the model in its sparse form, for tools that know N:M sparsity. Per
+ * The {@code slope/} export: the model in its sparse form, for tools that know N:M sparsity. Per
  * sparse layer the kept values, the static row mask and the current column mask (bit-packed, {@link MaskBits}); the
  * low-rank adapters as trained with their rank and scale; the dense parameters as they are; a manifest with the
  * config, pattern, tokenizer and every file's SHA-256. Layout in docs/formats.md.

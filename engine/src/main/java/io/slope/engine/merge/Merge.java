@@ -9,7 +9,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * The two forms of a trained sparse + low-rank model (SLOPE.md §0 "merge", §7):
+ * The two forms of a trained sparse + low-rank model (docs/method.md, "Merge and the inference form"):
  * <ul>
  *   <li>the <em>dense export</em> W = W^R + (A·B·scale)ᵀ, for tools that know nothing of sparsity; it computes the same
  *       function as the trained model;

@@ -25,7 +25,7 @@ public record GptConfig(int layers, int heads, int dModel, int seqLen, int vocab
                 new NmPattern(s.n(), s.m()), s.denseFirstQkv());
     }
 
-    /** Whether the named linear layer of block {@code layer} is N:M sparse (SLOPE.md §0 "which layers are sparse"). */
+    /** Whether the named linear layer of block {@code layer} is N:M sparse (docs/method.md, "Which layers"). */
     public boolean sparse(int layer, LinearKind kind) {
         return mode.sparse() && !(denseFirstQkv && layer == 0 && kind == LinearKind.QKV);
     }

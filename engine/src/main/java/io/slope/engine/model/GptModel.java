@@ -15,7 +15,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * GPT-2 (SLOPE.md §0 "model details"): learned positions, pre-LayerNorm blocks, tanh GELU, tied embedding and head.
+ * GPT-2: learned positions, pre-LayerNorm blocks, tanh GELU, tied embedding and head.
  * Forward and backward are written out once, llm.c style, as calls on a {@link Backend}; every linear layer is either
  * dense or an N:M {@link SparseLinear}.
  */
@@ -35,7 +35,7 @@ public final class GptModel implements AutoCloseable {
 
     private record Linear(String name, Parameter weight, Parameter bias) {}
 
-    /** A low-rank adapter on a sparse layer: {@code Y += (X·A)·B·scale} (SLOPE.md §6). */
+    /** A low-rank adapter on a sparse layer: {@code Y += (X·A)·B·scale} (docs/method.md). */
     private record Adapter(Parameter a, Parameter b) {}
 
     private record Block(Parameter ln1Weight, Parameter ln1Bias, Linear qkv, Linear attnProj, Parameter ln2Weight,
@@ -84,7 +84,7 @@ public final class GptModel implements AutoCloseable {
 
     /**
      * A model from dense initial weights in the declared order of {@link #parameterShapes}: sparse layers take their
-     * static row mask from these weights (SLOPE.md §4).
+     * static row mask from these weights (docs/method.md, "Masks").
      */
     public static GptModel fromDenseWeights(Backend backend, GptConfig config, DType dtype,
             Map<String, double[]> dense) {
@@ -255,7 +255,7 @@ public final class GptModel implements AutoCloseable {
         return w;
     }
 
-    // ---- lazy low-rank adapters (SLOPE.md §6) ------------------------------------------------------------------
+    // ---- lazy low-rank adapters (docs/method.md) ------------------------------------------------------------------
 
     /** Adapter parameter names and shapes for every sparse layer: {@code <layer>.lora_A} dIn×r, {@code .lora_B} r×dOut. */
     public static Map<String, int[]> adapterShapes(GptConfig config, int rank) {

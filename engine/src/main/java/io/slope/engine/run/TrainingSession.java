@@ -31,7 +31,7 @@ import java.util.function.BooleanSupplier;
  * A model resident in memory while it trains, in chunks: the unit both `slope train` and the service's GPU worker run.
  * Opening restores the newest checkpoint that verifies (or initialises and commits step 0); {@link #trainUntil}
  * trains, evaluates and checkpoints, attaching the lazy adapters when the adapter phase begins; {@link #finish} merges
- * and evaluates the final model in its four forms (SLOPE.md §0 "merge", "evaluation").
+ * and evaluates the final model in its four forms (docs/method.md, "Merge and the inference form").
  *
  * <p>Data parallel: every rank opens a session on the same store with its {@link Collective}; all ranks restore the same
  * checkpoint (whole, so any rank count resumes it), train their slice of each step, and take part in each checkpoint's
@@ -213,7 +213,7 @@ public final class TrainingSession implements AutoCloseable {
 
     /** The first step of the adapter phase; {@link #totalSteps} when the run adds no adapters. */
     public int adapterStartStep() {
-        return Math.min(trainer.adapterStartStep(), totalSteps());
+        return trainer.adapterStartStep();
     }
 
     public GptModel model() {

@@ -2,7 +2,7 @@ package io.slope.engine.sparse;
 
 /**
  * N:M magnitude masks on the host: the reference every device mask kernel is checked against, bit for bit.
- * Within a group the N entries of largest |w| are kept; equal magnitudes keep the lower index (SLOPE.md §0).
+ * Within a group the N entries of largest |w| are kept; equal magnitudes keep the lower index (docs/method.md, "Masks").
  */
 public final class NmMasks {
     private NmMasks() {}

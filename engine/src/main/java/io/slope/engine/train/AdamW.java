@@ -14,7 +14,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * AdamW exactly as torch.optim.AdamW, with global-norm clipping over all gradients (SLOPE.md §0). Weight decay applies
+ * AdamW exactly as torch.optim.AdamW, with global-norm clipping over all gradients (docs/method.md). Weight decay applies
  * to parameters flagged {@code decay} (matrices); sparse layers carry moments for kept weights only, so pruned weights
  * never move off zero. Each parameter group counts its own steps, so adapters joining late start at t = 1.
  *

@@ -3,7 +3,7 @@ package io.slope.engine.train;
 import io.slope.engine.data.ValidationWindows;
 import io.slope.engine.model.GptModel;
 
-/** Validation loss over the fixed windows of SLOPE.md §0: the mean loss over every target position of every window. */
+/** Validation loss over the fixed windows of docs/spec.md: the mean loss over every target position of every window. */
 public final class Evaluator {
     private Evaluator() {}
 

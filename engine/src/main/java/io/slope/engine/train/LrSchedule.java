@@ -3,7 +3,7 @@ package io.slope.engine.train;
 import io.slope.spec.RunSpec;
 
 /**
- * Linear warmup, then linear decay to {@code minLrRatio}·peak (SLOPE.md §0). For 0-based optimizer step t:
+ * Linear warmup, then linear decay to {@code minLrRatio}·peak (docs/method.md). For 0-based optimizer step t:
  * peak·(t+1)/warmup while t &lt; warmup, then peak·(min + (1 − min)·(steps − t)/(steps − warmup)). The first step
  * already has a nonzero rate, and the rate reaches min·peak one step after the last.
  */

@@ -6,6 +6,7 @@ import io.slope.engine.data.BatchSource;
 import io.slope.engine.model.GptModel;
 import io.slope.engine.model.Parameter;
 import io.slope.engine.parallel.Collective;
+import io.slope.spec.DataParallel;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecs;
 import java.util.ArrayList;
@@ -52,9 +53,8 @@ public final class Trainer {
 
     public Trainer(GptModel model, RunSpec resolved, BatchSource batches, Collective collective) {
         int ranks = collective.worldSize();
-        if (resolved.training().gradAccum() % ranks != 0) {
-            throw new IllegalArgumentException("training.gradAccum: " + resolved.training().gradAccum()
-                    + " micro-batches cannot be split evenly over " + ranks + " ranks; use a multiple of " + ranks);
+        if (!DataParallel.fits(ranks, resolved.training().gradAccum())) {
+            throw new IllegalArgumentException(DataParallel.whyNot(ranks, resolved.training().gradAccum()));
         }
         this.model = model;
         this.collective = collective;
@@ -65,19 +65,18 @@ public final class Trainer {
         this.batchSize = resolved.training().batchSize();
         this.gradAccum = resolved.training().gradAccum();
         this.columnMaskRefresh = resolved.sparsity().columnMaskRefresh();
-        this.adapterStartStep = model.config().mode().sparse() ? RunSpecs.adapterStartStep(resolved)
-                : Integer.MAX_VALUE;
+        this.adapterStartStep = RunSpecs.adapterPhaseStart(resolved);
         this.adapterRank = resolved.adapters().rank();
         this.seed = resolved.training().seed();
     }
 
-    /** The first step trained with adapters ({@code Integer.MAX_VALUE} for a dense model, which has none). */
+    /** The first step of the adapter phase ({@link RunSpecs#adapterPhaseStart}): the run's steps when it adds none. */
     public int adapterStartStep() {
         return adapterStartStep;
     }
 
     /**
-     * Attaches fresh adapters (SLOPE.md §6) when {@code step} is the adapter phase's and the model has none yet;
+     * Attaches fresh adapters (docs/method.md) when {@code step} is the adapter phase's and the model has none yet;
      * returns whether it did. A model restored from a checkpoint of the adapter phase already has them.
      */
     public boolean attachAdaptersIfDue(int step) {

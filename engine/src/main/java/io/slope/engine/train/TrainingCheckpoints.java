@@ -22,9 +22,9 @@ import java.util.Map;
 /**
  * Everything needed to resume training exactly, as a {@link Checkpoint}: per parameter its values, AdamW moments and,
  * for sparse layers, the static row mask and the current column mask; in the state, the spec, the optimizer step
- * count per parameter group, the adapters' rank and scale once attached, the data loader's next step and the step of
- * the last column-mask refresh. The data loader and every random
- * draw are pure functions of (seed, position), so positions are the whole RNG state.
+ * count per parameter group, the adapters' rank and scale once attached and the data loader's next step. The data
+ * loader and every random draw are pure functions of (seed, position), so positions are the whole RNG state. The
+ * column mask needs no step of its own: it is stored, and when it is next refreshed follows from the step.
  */
 public final class TrainingCheckpoints {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -82,8 +82,6 @@ public final class TrainingCheckpoints {
         state.put("adapterRank", model.adapterRank());
         state.put("adapterScale", model.adapterScale());
         state.put("loaderNextStep", stepsDone);
-        int refresh = spec.sparsity().columnMaskRefresh();
-        state.put("lastColumnMaskRefreshStep", stepsDone / refresh * refresh);
         state.put("precision", model.dtype().name());
         extraState.forEach(state::put);
         try {

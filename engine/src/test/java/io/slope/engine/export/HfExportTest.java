@@ -40,7 +40,7 @@ class HfExportTest {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final int WINDOWS = 8;
     private static final int ADAPTER_RANK = 4;
-    /** SLOPE.md issue 4: the export reproduces our validation loss within 1e-4 (relative). */
+    /** docs/method.md, merge: the export reproduces our validation loss within 1e-4 (relative). */
     private static final double LOSS_TOLERANCE = 1e-4;
 
     /** Characters that stress the tokenizer pipeline: whitespace of every kind, regex and JSON specials, non-BMP. */

@@ -18,7 +18,7 @@ import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
-/** Lazy low-rank adapters (SLOPE.md §6): insertion is invisible, and their path adds exactly (X·A)·B/r. */
+/** Lazy low-rank adapters (docs/method.md): insertion is invisible, and their path adds exactly (X·A)·B/r. */
 class AdapterTest {
     private static final int B = 2;
     private static final int RANK = 4;

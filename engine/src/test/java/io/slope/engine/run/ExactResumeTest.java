@@ -19,7 +19,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 /**
- * Interrupted and resumed in a fresh JVM equals uninterrupted, bit for bit (ARCHITECTURE.md §3): every tensor of the
+ * Interrupted and resumed in a fresh JVM equals uninterrupted, bit for bit (docs/architecture.md §3): every tensor of the
  * final checkpoint (weights, moments, row and column masks) and the state. The pause lands between periodic
  * checkpoints (every 3 steps) and before a column-mask refresh (every 2 steps), in the sparse phase (step 5) or in the
  * adapter phase (step 8; adapters join at step 7); "lost" deletes the pause checkpoint, as a crash would, so the run

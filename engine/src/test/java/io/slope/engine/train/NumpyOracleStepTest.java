@@ -30,7 +30,7 @@ import org.junit.jupiter.params.provider.EnumSource;
 
 /**
  * The Java engine's optimizer steps (fp32) against engine/src/test/python/slope_step_oracle.py, an independent
- * float64 numpy implementation of SLOPE.md §5.1, from the same initial weights and batches.
+ * float64 numpy implementation of docs/method.md's step, from the same initial weights and batches.
  */
 class NumpyOracleStepTest {
     private static final int LAYERS = 2;

@@ -5,7 +5,7 @@ import com.fasterxml.jackson.annotation.JsonValue;
 import java.util.Arrays;
 import java.util.List;
 
-/** The stages of a run, in order (ARCHITECTURE.md §2). The wire name is what the API, Postgres and Temporal show. */
+/** The stages of a run, in order (docs/architecture.md §2). The API, Postgres and Temporal show the wire name. */
 public enum Stage {
     PREPARE_DATA("prepareData"),
     SPARSE_PHASE("sparsePhase"),

@@ -18,7 +18,7 @@ public interface ModelActivities {
      */
     ChunkResult trainChunkAsRank(RankedChunk request);
 
-    /** The inference form and the dense export of the final model (SLOPE.md §0). */
+    /** The inference form and the dense export of the final model (docs/method.md, "Merge and the inference form"). */
     StageResult merge(ModelRequest request);
 
     /** fp32 validation losses of the sparse model, sparse+adapters, dense export and inference form, to Postgres. */

@@ -1,5 +1,7 @@
 package io.slope.workflows.run;
 
+import io.slope.spec.DataParallel;
+
 /**
  * How a run is driven (not what it computes): chunks of at most {@code chunkSteps} optimizer steps or
  * {@code chunkMinutes} minutes, each ending on a committed checkpoint; checkpoint retention;
@@ -64,16 +66,10 @@ public record RunOptions(int chunkSteps, int chunkMinutes, int keepLastCheckpoin
         if (ranks < 1 || ranks > MAX_RANKS) {
             return "must be 1 to " + MAX_RANKS + " (got " + ranks + ")";
         }
-        if (gradAccum % ranks != 0) {
-            StringBuilder divisors = new StringBuilder();
-            for (int d = 1; d <= Math.min(gradAccum, MAX_RANKS); d++) {
-                if (gradAccum % d == 0) {
-                    divisors.append(divisors.isEmpty() ? "" : ", ").append(d);
-                }
-            }
-            return ranks + " ranks cannot share training.gradAccum = " + gradAccum + " micro-batches per step; "
-                    + "training.gradAccum must be a multiple of ranks: use ranks " + divisors + ", or set "
-                    + "training.gradAccum to a multiple of " + ranks;
+        if (!DataParallel.fits(ranks, gradAccum)) {
+            return DataParallel.whyNot(ranks, gradAccum) + "; training.gradAccum must be a multiple of ranks: use "
+                    + "ranks " + DataParallel.fittingRanks(gradAccum, MAX_RANKS) + ", or set training.gradAccum to a "
+                    + "multiple of " + ranks;
         }
         return null;
     }

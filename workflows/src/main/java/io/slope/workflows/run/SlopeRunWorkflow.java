@@ -6,7 +6,7 @@ import io.temporal.workflow.UpdateValidatorMethod;
 import io.temporal.workflow.WorkflowInterface;
 import io.temporal.workflow.WorkflowMethod;
 
-/** One training run through its stages (ARCHITECTURE.md §2). Workflow id: {@code run-<runId>}. */
+/** One training run through its stages (docs/architecture.md §2). Workflow id: {@code run-<runId>}. */
 @WorkflowInterface
 public interface SlopeRunWorkflow {
     static String workflowId(String runId) {

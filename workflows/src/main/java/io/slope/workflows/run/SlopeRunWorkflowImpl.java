@@ -161,7 +161,7 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
         enterStage(s);
         StageResult result = switch (s) {
             case PREPARE_DATA -> pipeline.prepareData(input.runId(), spec);
-            case SPARSE_PHASE -> trainPhase(s, Math.min(RunSpecs.adapterStartStep(spec), totalSteps()));
+            case SPARSE_PHASE -> trainPhase(s, sparsePhaseEnd());
             case ADAPTER_PHASE -> trainPhase(s, totalSteps());
             case MERGE -> onModelWorker(a -> a.merge(modelRequest()));
             case EVAL -> onModelWorker(a -> a.evaluate(modelRequest()));
@@ -316,6 +316,9 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
      */
     static final String GRACEFUL_GROUP_PAUSE = "graceful-group-pause";
 
+    /** The sparse phase ends where the engine's adapter phase starts, for dense runs too ({@link #sparsePhaseEnd}). */
+    static final String ONE_ADAPTER_RULE = "one-adapter-rule";
+
     /**
      * The failure of the first rank (in rank order) that failed, or null; rank 0 cancelled for a pause has not failed
      * the group (its stop reaches the other ranks, which end their chunk normally).
@@ -435,6 +438,18 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
     private void setStatus(String newStatus) {
         status = newStatus;
         Workflow.upsertTypedSearchAttributes(SearchAttributes.STATUS.valueSet(newStatus));
+    }
+
+    /**
+     * Where the sparse phase ends: {@link RunSpecs#adapterPhaseStart}, the step where the engine attaches the adapters.
+     * Before {@value #ONE_ADAPTER_RULE} version 1 a dense run's sparse phase ended at floor(start · steps) too, its
+     * last steps trained as an adapter phase without adapters; histories from then replay that way.
+     */
+    private int sparsePhaseEnd() {
+        if (Workflow.getVersion(ONE_ADAPTER_RULE, Workflow.DEFAULT_VERSION, 1) == Workflow.DEFAULT_VERSION) {
+            return Math.min(RunSpecs.adapterStartStep(spec), totalSteps());
+        }
+        return RunSpecs.adapterPhaseStart(spec);
     }
 
     private int totalSteps() {

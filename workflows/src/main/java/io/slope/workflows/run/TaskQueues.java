@@ -1,6 +1,6 @@
 package io.slope.workflows.run;
 
-/** The task queues: workflows and CPU activities on one, model stages on the other (ARCHITECTURE.md §2). */
+/** The task queues: workflows and CPU activities on one, model stages on the other (docs/architecture.md §2). */
 public final class TaskQueues {
     /** Workflows, data preparation, bookkeeping, GC, finalize. */
     public static final String PIPELINE = "slope-pipeline";

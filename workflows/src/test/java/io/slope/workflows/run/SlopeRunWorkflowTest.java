@@ -88,6 +88,18 @@ class SlopeRunWorkflowTest {
     }
 
     @Test
+    void aDenseRunTrainsEveryStepInTheSparsePhaseBecauseItHasNoAdapters() {
+        String id = UUID.randomUUID().toString();
+        RunSpec dense = RunSpecCodec.parseResolved("""
+                {"name": "wf", "sparsity": {"mode": "dense"}, "training": {"steps": 20}, "adapters": {"start": 0.5},
+                 "data": {"corpus": ["/corpus.txt"]}}""");
+        RunOutcome outcome = stub(id).run(RunInput.start(id, dense, new RunOptions(10, 5, 2, 0)));
+        assertEquals("SUCCEEDED", outcome.status());
+        assertEquals(java.util.List.of("chunk:10", "chunk:20", "save:sparsePhase", "gc", "save:adapterPhase", "gc"),
+                fakes.calls.subList(2, 8));
+    }
+
+    @Test
     void continueAsNewKeepsTheRunGoing() {
         String id = UUID.randomUUID().toString();
         RunOutcome outcome = stub(id).run(RunInput.start(id, spec(20), new RunOptions(3, 5, 2, 1)));

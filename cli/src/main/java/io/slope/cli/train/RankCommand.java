@@ -1,4 +1,4 @@
-package io.slope.cli;
+package io.slope.cli.train;
 
 import io.slope.engine.backend.Backend;
 import io.slope.engine.backend.Backends;
@@ -25,7 +25,7 @@ import picocli.CommandLine.Option;
  * and join. Then it trains its share of every step; rank 0 prints progress and the JSON summary.
  */
 @Command(name = "train-rank", hidden = true, description = "One rank of `slope train --ranks N` (started by it).")
-final class RankCommand implements Callable<Integer> {
+public final class RankCommand implements Callable<Integer> {
     /**
      * How long a rank waits for rank 0's id, and a peer for its next message: long enough for rank 0 to write a large
      * model's checkpoint or evaluate while the others wait at the next step. A peer that dies is noticed at once (its

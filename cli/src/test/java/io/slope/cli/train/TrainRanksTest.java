@@ -1,10 +1,10 @@
-package io.slope.cli;
+package io.slope.cli.train;
 
-import static io.slope.cli.SlopeProcesses.checkpoint;
-import static io.slope.cli.SlopeProcesses.committed;
-import static io.slope.cli.SlopeProcesses.kill;
-import static io.slope.cli.SlopeProcesses.losses;
-import static io.slope.cli.SlopeProcesses.summary;
+import static io.slope.cli.train.SlopeProcesses.checkpoint;
+import static io.slope.cli.train.SlopeProcesses.committed;
+import static io.slope.cli.train.SlopeProcesses.kill;
+import static io.slope.cli.train.SlopeProcesses.losses;
+import static io.slope.cli.train.SlopeProcesses.summary;
 import static io.slope.engine.Norms.relativeError;
 import static io.slope.engine.parallel.SameModel.FP64_ORDER_TOLERANCE;
 import static io.slope.engine.parallel.SameModel.assertSameModel;
@@ -15,8 +15,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.slope.cli.SlopeProcesses.Result;
-import io.slope.cli.SlopeProcesses.Slope;
+import io.slope.cli.train.SlopeProcesses.Result;
+import io.slope.cli.train.SlopeProcesses.Slope;
 import io.slope.engine.backend.Backends;
 import io.slope.engine.checkpoint.Checkpoint;
 import io.slope.spec.RunSpecCodec;

@@ -1,9 +1,10 @@
-package io.slope.cli;
+package io.slope.cli.train;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import io.slope.engine.backend.Backends;
 import io.slope.engine.run.LocalTrainingRun;
+import io.slope.spec.DataParallel;
 import io.slope.spec.InvalidSpecException;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecCodec;
@@ -31,7 +32,7 @@ import picocli.CommandLine.Option;
                 + " when one fails it stops the others and prints how to resume. Ctrl-C stops every rank after the"
                 + " same step (rank 0 writes the checkpoint), waiting up to --stop-grace seconds before it kills them;"
                 + " --resume continues on any rank count."})
-final class TrainCommand implements Callable<Integer> {
+public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--spec", paramLabel = "FILE", description = "Run spec JSON (docs/spec.md).")
     Path specFile;
 
@@ -147,28 +148,18 @@ final class TrainCommand implements Callable<Integer> {
         }, source);
     }
 
-    /**
-     * Why {@code ranks} ranks cannot train {@code spec}, naming the flag and the fix; null when they can. Each rank
-     * takes every ranks-th micro-batch of a step (io.slope.engine.train.Trainer), so ranks must divide
-     * training.gradAccum.
-     */
+    /** Why {@code ranks} ranks cannot train {@code spec}, naming the flag and the fix; or null. */
     static String ranksError(int ranks, RunSpec spec) {
         int gradAccum = spec.training().gradAccum();
-        if (gradAccum % ranks == 0) {
+        if (DataParallel.fits(ranks, gradAccum)) {
             return null;
-        }
-        StringBuilder fitting = new StringBuilder();
-        for (int d = 1; d <= gradAccum; d++) {
-            if (gradAccum % d == 0) {
-                fitting.append(fitting.isEmpty() ? "" : ", ").append(d);
-            }
         }
         int batch = spec.training().batchSize();
         String sameTokens = batch % ranks == 0 ? " (batchSize " + batch / ranks + " with gradAccum " + gradAccum * ranks
                 + " keeps the tokens per step)" : "";
-        return "--ranks: " + ranks + " ranks cannot share training.gradAccum = " + gradAccum
-                + " micro-batches per step (rank r takes micro-batches r, r + " + ranks + ", …); use --ranks " + fitting
-                + ", or set training.gradAccum in the spec to a multiple of " + ranks + sameTokens;
+        return "--ranks: " + DataParallel.whyNot(ranks, gradAccum) + "; use --ranks "
+                + DataParallel.fittingRanks(gradAccum, gradAccum) + ", or set training.gradAccum in the spec to a "
+                + "multiple of " + ranks + sameTokens;
     }
 
     /** runs/NAME, or runs/NAME-2, -3, … when earlier runs of the same spec are there (an explicit --out is strict). */

@@ -1,4 +1,4 @@
-package io.slope.cli;
+package io.slope.cli.train;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;

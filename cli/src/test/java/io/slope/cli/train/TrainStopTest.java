@@ -1,18 +1,18 @@
-package io.slope.cli;
+package io.slope.cli.train;
 
-import static io.slope.cli.SlopeProcesses.checkpoint;
-import static io.slope.cli.SlopeProcesses.committed;
-import static io.slope.cli.SlopeProcesses.kill;
-import static io.slope.cli.SlopeProcesses.losses;
-import static io.slope.cli.SlopeProcesses.slope;
-import static io.slope.cli.SlopeProcesses.summary;
+import static io.slope.cli.train.SlopeProcesses.checkpoint;
+import static io.slope.cli.train.SlopeProcesses.committed;
+import static io.slope.cli.train.SlopeProcesses.kill;
+import static io.slope.cli.train.SlopeProcesses.losses;
+import static io.slope.cli.train.SlopeProcesses.slope;
+import static io.slope.cli.train.SlopeProcesses.summary;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.slope.cli.SlopeProcesses.Result;
-import io.slope.cli.SlopeProcesses.Slope;
+import io.slope.cli.train.SlopeProcesses.Result;
+import io.slope.cli.train.SlopeProcesses.Slope;
 import io.slope.engine.checkpoint.Checkpoint;
 import io.slope.engine.checkpoint.NamedTensor;
 import java.io.IOException;

@@ -1,9 +1,10 @@
-package io.slope.cli;
+package io.slope.cli.train;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.slope.cli.SlopeCli;
 import io.slope.engine.checkpoint.Checkpoint;
 import io.slope.engine.checkpoint.LocalCheckpointStore;
 import io.slope.engine.rng.Philox;

@@ -1,4 +1,4 @@
-package io.slope.cli;
+package io.slope.cli.train;
 
 import io.slope.engine.run.LocalTrainingRun;
 import java.io.IOException;

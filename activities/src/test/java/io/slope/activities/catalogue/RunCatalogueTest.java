@@ -1,0 +1,85 @@
+package io.slope.activities.catalogue;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.slope.activities.Fixtures;
+import io.slope.spec.RunSpec;
+import io.slope.spec.pipeline.Stage;
+import io.slope.spec.pipeline.StageResult;
+import io.slope.workflows.run.RunOptions;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** The run catalogue on a real, migrated Postgres: a run's states, its events and its stage results. */
+class RunCatalogueTest {
+    private static RunCatalogue catalogue;
+    private static RunSpec spec;
+
+    @BeforeAll
+    static void database() {
+        catalogue = Fixtures.catalogue("catalogue_test");
+        spec = Fixtures.tinySpec("/corpus.txt");
+    }
+
+    @Test
+    void aRunGoesFromQueuedThroughItsStagesToFinishedAndStaysFinished() throws Exception {
+        UUID id = Fixtures.newRun(catalogue, spec);
+        catalogue.createRun(id, "someone else", spec, "run-" + id); // idempotent on the id
+        RunCatalogue.RunRow queued = catalogue.run(id).orElseThrow();
+        assertEquals("QUEUED", queued.status());
+        assertEquals("tester", queued.owner());
+
+        catalogue.markStage(id, Stage.SPARSE_PHASE, "RUNNING");
+        catalogue.markStage(id, Stage.SPARSE_PHASE, "RUNNING"); // no second event for the same state
+        assertEquals("RUNNING", catalogue.run(id).orElseThrow().status());
+        assertEquals("sparsePhase", catalogue.run(id).orElseThrow().stage());
+        assertTrue(unfinished(id), "a RUNNING run is one the reconciler looks at");
+
+        catalogue.finish(id, "FAILED", "boom");
+        catalogue.finish(id, "SUCCEEDED", null);
+        catalogue.markStage(id, Stage.MERGE, "RUNNING");
+        RunCatalogue.RunRow failed = catalogue.run(id).orElseThrow();
+        assertEquals("FAILED", failed.status(), "a finished run stays as it finished");
+        assertEquals("boom", failed.error());
+        assertEquals("sparsePhase", failed.stage());
+        assertEquals(List.of("INFO stage sparsePhase: RUNNING", "ERROR run FAILED: boom"), catalogue.events(id));
+        assertFalse(unfinished(id));
+
+        catalogue.requeue(id, Stage.MERGE);
+        RunCatalogue.RunRow requeued = catalogue.run(id).orElseThrow();
+        assertEquals("QUEUED", requeued.status());
+        assertEquals(null, requeued.error());
+        assertEquals("INFO retry from stage merge", catalogue.events(id).getLast());
+        assertTrue(unfinished(id));
+    }
+
+    @Test
+    void stageResultsComeBackAsStoredTheLastOfAStageWinning() throws Exception {
+        UUID id = Fixtures.newRun(catalogue, spec);
+        catalogue.saveStageResult(id, StageResult.output(Stage.MERGE, "runs/" + id + "/merge/", Map.of("x", 1.0)));
+        StageResult again = StageResult.output(Stage.MERGE, "runs/" + id + "/merge/", Map.of("x", 2.0));
+        catalogue.saveStageResult(id, again);
+        StageResult eval = StageResult.output(Stage.EVAL, "runs/" + id + "/eval/", Map.of("val_loss", 3.5));
+        catalogue.saveStageResult(id, eval);
+
+        assertEquals(Map.of(Stage.MERGE, again, Stage.EVAL, eval), catalogue.stageResults(id));
+    }
+
+    @Test
+    void anUnfinishedRunWithoutStoredOptionsTakesTheDefaults() throws Exception {
+        UUID id = Fixtures.newRun(catalogue, spec);
+        RunCatalogue.UnfinishedRun run = catalogue.unfinishedRuns().stream().filter(r -> r.id().equals(id))
+                .findFirst().orElseThrow();
+        assertEquals("run-" + id, run.workflowId());
+        assertEquals(RunOptions.DEFAULT, run.options(RunOptions.DEFAULT));
+    }
+
+    private static boolean unfinished(UUID id) throws Exception {
+        return catalogue.unfinishedRuns().stream().anyMatch(r -> r.id().equals(id));
+    }
+}
