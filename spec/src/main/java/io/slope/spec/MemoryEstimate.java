@@ -86,7 +86,7 @@ public record MemoryEstimate(
 
     /** Weights of the N:M layers: all four linears of every block, less block 0's qkv under denseFirstQkv. */
     private static double sparseWeights(RunSpec resolved) {
-        if (!Mode.fromWire(resolved.sparsity().mode()).sparse()) {
+        if (!resolved.sparsityMode().sparse()) {
             return 0;
         }
         double c = resolved.model().dModel();

@@ -22,6 +22,44 @@ public record RunSpec(
         String precision,
         Integer threads) {
 
+    // Typed readings of a resolved spec's string fields, and copies with one part replaced. Neither is a JSON
+    // property: Jackson serialises a record's components only, and these names are no bean getters.
+
+    /** How the linear layers train; for a resolved spec. */
+    public Mode sparsityMode() {
+        return Mode.fromWire(sparsity.mode());
+    }
+
+    /** The backend asked for; for a resolved spec. */
+    public BackendChoice backendChoice() {
+        return WireName.parse(BackendChoice.class, backend, "backend");
+    }
+
+    /** The CPU storage precision; for a resolved spec. */
+    public Precision precisionChoice() {
+        return WireName.parse(Precision.class, precision, "precision");
+    }
+
+    public RunSpec withModel(Model newModel) {
+        return new RunSpec(name, newModel, sparsity, adapters, optimizer, training, data, eval, checkpointEvery,
+                backend, precision, threads);
+    }
+
+    public RunSpec withAdapters(Adapters newAdapters) {
+        return new RunSpec(name, model, sparsity, newAdapters, optimizer, training, data, eval, checkpointEvery,
+                backend, precision, threads);
+    }
+
+    public RunSpec withTraining(Training newTraining) {
+        return new RunSpec(name, model, sparsity, adapters, optimizer, newTraining, data, eval, checkpointEvery,
+                backend, precision, threads);
+    }
+
+    public RunSpec withThreads(Integer newThreads) {
+        return new RunSpec(name, model, sparsity, adapters, optimizer, training, data, eval, checkpointEvery, backend,
+                precision, newThreads);
+    }
+
     /** GPT-2 shape. {@code preset} supplies every field that is left null. */
     @JsonInclude(JsonInclude.Include.NON_NULL)
     public record Model(String preset, Integer layers, Integer heads, Integer dModel, Integer seqLen) {}

@@ -10,8 +10,8 @@ import java.util.regex.Pattern;
 /** Defaults, validation and the derived quantities of a spec (adapter rank and start step, warmup). */
 public final class RunSpecs {
     public static final List<String> TOKENIZERS = List.of("char", "gpt2");
-    public static final List<String> BACKENDS = List.of("auto", "cpu", "cuda");
-    public static final List<String> PRECISIONS = List.of("fp32", "fp64");
+    public static final List<String> BACKENDS = WireName.names(BackendChoice.class);
+    public static final List<String> PRECISIONS = WireName.names(Precision.class);
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,63}");
 
     // Upper bounds (docs/spec.md): what one run may ask of a shared service, far above any preset. dModel keeps the
@@ -214,7 +214,8 @@ public final class RunSpecs {
         if (!PRECISIONS.contains(s.precision())) {
             errors.add(new SpecError("precision", "unknown precision '" + s.precision() + "'; allowed: "
                     + PRECISIONS));
-        } else if (s.precision().equals("fp64") && s.backend().equals("cuda")) {
+        } else if (s.precisionChoice() == Precision.FP64 && BACKENDS.contains(s.backend())
+                && s.backendChoice() == BackendChoice.CUDA) {
             errors.add(new SpecError("precision", "fp64 is a CPU reference precision; use backend \"cpu\" or "
                     + "precision \"fp32\" (the GPU trains in bf16 with fp32 master weights)"));
         }
@@ -245,9 +246,8 @@ public final class RunSpecs {
         List<String> fittingPresets = new ArrayList<>();
         for (Preset preset : Preset.values()) {
             RunSpec.Model model = preset.model();
-            RunSpec candidate = with(resolved, model,
-                    new RunSpec.Adapters(resolved.adapters().start(), defaultAdapterRank(model.dModel())),
-                    resolved.training());
+            RunSpec candidate = resolved.withModel(model).withAdapters(
+                    new RunSpec.Adapters(resolved.adapters().start(), defaultAdapterRank(model.dModel())));
             if (MemoryEstimate.cpuTraining(candidate, vocabSize).totalBytes() <= availableBytes) {
                 fittingPresets.add(preset.wireName());
             }
@@ -266,8 +266,7 @@ public final class RunSpecs {
         while (tooBig - fits > 1) {
             int mid = fits + (tooBig - fits) / 2;
             RunSpec.Training t = resolved.training();
-            RunSpec candidate = with(resolved, resolved.model(), resolved.adapters(),
-                    new RunSpec.Training(t.steps(), mid, t.gradAccum(), t.seed()));
+            RunSpec candidate = resolved.withTraining(new RunSpec.Training(t.steps(), mid, t.gradAccum(), t.seed()));
             if (MemoryEstimate.cpuTraining(candidate, vocabSize).totalBytes() <= availableBytes) {
                 fits = mid;
             } else {
@@ -275,11 +274,6 @@ public final class RunSpecs {
             }
         }
         return fits;
-    }
-
-    private static RunSpec with(RunSpec s, RunSpec.Model model, RunSpec.Adapters adapters, RunSpec.Training training) {
-        return new RunSpec(s.name(), model, s.sparsity(), adapters, s.optimizer(), training, s.data(), s.eval(),
-                s.checkpointEvery(), s.backend(), s.precision(), s.threads());
     }
 
     /** round(1.56% of dModel) to a multiple of 4, at least 4 (docs/method.md, "Lazy adapters"). */
@@ -295,8 +289,7 @@ public final class RunSpecs {
      */
     public static int adapterPhaseStart(RunSpec resolved) {
         int steps = resolved.training().steps();
-        boolean sparse = Mode.fromWire(resolved.sparsity().mode()).sparse();
-        return sparse ? Math.min(adapterStartStep(resolved), steps) : steps;
+        return resolved.sparsityMode().sparse() ? Math.min(adapterStartStep(resolved), steps) : steps;
     }
 
     /**

@@ -103,7 +103,8 @@ public final class RankCommand implements Callable<Integer> {
         TrainingSession.Listener listener = rank == 0
                 ? new MetricsLog(runDir, new ProgressPrinter(System.out, terminal, logEvery))
                 : new ProgressPrinter(System.out, false, logEvery);
-        Backend backend = Backends.open(withThreads(spec, threadsPerRank(spec.threads(), ranks)));
+        // The CPU backend's results do not depend on its thread count (ADR 002), so only the backend sees the change.
+        Backend backend = Backends.open(spec.withThreads(threadsPerRank(spec.threads(), ranks)));
         Collective collective;
         try {
             collective = rendezvous(backend.collectives());
@@ -152,11 +153,5 @@ public final class RankCommand implements Callable<Integer> {
     /** "All cores" ({@code threads} 0) is shared among the ranks of this machine; an explicit count is kept per rank. */
     static int threadsPerRank(int threads, int ranks) {
         return threads > 0 ? threads : Math.max(1, Runtime.getRuntime().availableProcessors() / ranks);
-    }
-
-    /** The CPU backend's results do not depend on its thread count (ADR 002), so only the backend sees the change. */
-    private static RunSpec withThreads(RunSpec s, int threads) {
-        return new RunSpec(s.name(), s.model(), s.sparsity(), s.adapters(), s.optimizer(), s.training(), s.data(),
-                s.eval(), s.checkpointEvery(), s.backend(), s.precision(), threads);
     }
 }

@@ -4,6 +4,7 @@ import io.slope.engine.checkpoint.DurableFiles;
 import io.slope.engine.checkpoint.LocalCheckpointStore;
 import io.slope.engine.data.Dataset;
 import io.slope.engine.run.LocalTrainingRun;
+import io.slope.spec.BackendChoice;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecs;
 import java.io.IOException;
@@ -242,7 +243,7 @@ final class RankLauncher {
         ProcessBuilder builder = new ProcessBuilder(command);
         Map<String, String> env = builder.environment();
         env.put("NCCL_NVLS_ENABLE", "0"); // NVLink multicast stays off (device notes)
-        if (spec.backend().equals("cuda") || spec.backend().equals("auto")) {
+        if (spec.backendChoice().mayUseGpu()) {
             env.put("CUDA_VISIBLE_DEVICES", device(System.getenv("CUDA_VISIBLE_DEVICES"), rank, ranks));
         }
         Path log = log(rank);
@@ -284,7 +285,7 @@ final class RankLauncher {
      * (naming the field, as one rank would, and the flag); null when they can or the backend is not the CPU's.
      */
     static String cpuHeapError(RunSpec spec, Path runDir, int ranks) throws IOException {
-        if (!spec.backend().equals("cpu")) {
+        if (spec.backendChoice() != BackendChoice.CPU) {
             return null;
         }
         int vocab;

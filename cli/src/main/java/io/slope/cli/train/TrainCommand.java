@@ -127,7 +127,7 @@ public final class TrainCommand implements Callable<Integer> {
             Backends.unavailableReason(spec).ifPresent(reason -> {
                 throw new IllegalArgumentException(reason);
             });
-            if (spec.backend().equals("cuda") || spec.backend().equals("auto")) {
+            if (spec.backendChoice().mayUseGpu()) {
                 RankLauncher.device(System.getenv("CUDA_VISIBLE_DEVICES"), ranks - 1, ranks); // enough GPUs named
             }
             boolean created = newRun && Files.notExists(runDir);
@@ -262,7 +262,6 @@ public final class TrainCommand implements Callable<Integer> {
         RunSpec.Training training = steps == null && seed == null ? s.training()
                 : new RunSpec.Training(steps != null ? steps : t.steps(), t.batchSize(), t.gradAccum(),
                         seed != null ? seed : t.seed());
-        return new RunSpec(s.name(), s.model(), s.sparsity(), s.adapters(), s.optimizer(), training, s.data(),
-                s.eval(), s.checkpointEvery(), s.backend(), s.precision(), threads != null ? threads : s.threads());
+        return s.withTraining(training).withThreads(threads != null ? threads : s.threads());
     }
 }

@@ -3,6 +3,7 @@ package io.slope.engine.backend;
 import io.slope.engine.cpu.CpuBackend;
 import io.slope.engine.parallel.CollectiveProvider;
 import io.slope.engine.parallel.TcpCollective;
+import io.slope.spec.BackendChoice;
 import io.slope.spec.RunSpec;
 import java.util.ArrayList;
 import java.util.List;
@@ -30,9 +31,9 @@ public final class Backends {
      * so a launcher can check before it starts the processes that open it.
      */
     public static Optional<String> unavailableReason(RunSpec resolved) {
-        String wanted = resolved.backend();
+        BackendChoice wanted = resolved.backendChoice();
         List<String> unavailable = new ArrayList<>();
-        if (wanted.equals("cpu") || wanted.equals("auto") || available(wanted, unavailable) != null) {
+        if (wanted == BackendChoice.CPU || wanted == BackendChoice.AUTO || available(wanted, unavailable) != null) {
             return Optional.empty();
         }
         return Optional.of(unavailableMessage(wanted, unavailable));
@@ -54,13 +55,13 @@ public final class Backends {
 
     /** The provided backend the spec selects; empty for the CPU (asked for, or what auto falls back to). */
     private static Optional<BackendProvider> provider(RunSpec resolved) {
-        String wanted = resolved.backend();
-        if (wanted.equals("cpu")) {
+        BackendChoice wanted = resolved.backendChoice();
+        if (wanted == BackendChoice.CPU) {
             return Optional.empty();
         }
         List<String> unavailable = new ArrayList<>();
         BackendProvider provider = available(wanted, unavailable);
-        if (provider != null || wanted.equals("auto")) {
+        if (provider != null || wanted == BackendChoice.AUTO) {
             return Optional.ofNullable(provider);
         }
         throw new IllegalArgumentException(unavailableMessage(wanted, unavailable));
@@ -70,9 +71,9 @@ public final class Backends {
      * The first provider that is {@code wanted} (any, for auto) and can run here, or null; why the others cannot is
      * added to {@code unavailable}.
      */
-    private static BackendProvider available(String wanted, List<String> unavailable) {
+    private static BackendProvider available(BackendChoice wanted, List<String> unavailable) {
         for (BackendProvider provider : ServiceLoader.load(BackendProvider.class)) {
-            if (!wanted.equals("auto") && !wanted.equals(provider.name())) {
+            if (wanted != BackendChoice.AUTO && !wanted.wireName().equals(provider.name())) {
                 continue;
             }
             var reason = provider.unavailableReason();
@@ -84,8 +85,8 @@ public final class Backends {
         return null;
     }
 
-    private static String unavailableMessage(String wanted, List<String> unavailable) {
-        return "backend: \"" + wanted + "\" is not available"
+    private static String unavailableMessage(BackendChoice wanted, List<String> unavailable) {
+        return "backend: \"" + wanted.wireName() + "\" is not available"
                 + (unavailable.isEmpty() ? " in this build (its module is not on the class path)"
                         : " (" + String.join("; ", unavailable) + ")")
                 + "; use \"cpu\", or \"auto\" to take the best one available";

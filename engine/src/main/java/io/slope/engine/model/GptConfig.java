@@ -21,7 +21,7 @@ public record GptConfig(int layers, int heads, int dModel, int seqLen, int vocab
     public static GptConfig of(RunSpec resolved, int vocab) {
         RunSpec.Model m = resolved.model();
         RunSpec.Sparsity s = resolved.sparsity();
-        return new GptConfig(m.layers(), m.heads(), m.dModel(), m.seqLen(), vocab, Mode.fromWire(s.mode()),
+        return new GptConfig(m.layers(), m.heads(), m.dModel(), m.seqLen(), vocab, resolved.sparsityMode(),
                 new NmPattern(s.n(), s.m()), s.denseFirstQkv());
     }
 

@@ -19,6 +19,7 @@ import io.slope.engine.train.Evaluator;
 import io.slope.engine.train.Trainer;
 import io.slope.engine.train.TrainingCheckpoints;
 import io.slope.spec.InvalidSpecException;
+import io.slope.spec.Precision;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecs;
 import java.io.IOException;
@@ -173,7 +174,7 @@ public final class TrainingSession implements AutoCloseable {
                     valLossSparse = resumed.state().get(VAL_LOSS_SPARSE).asDouble();
                 }
             } else {
-                DType dtype = spec.precision().equals("fp64") ? DType.F64 : DType.F32;
+                DType dtype = spec.precisionChoice() == Precision.FP64 ? DType.F64 : DType.F32;
                 model = GptModel.fromDenseWeights(backend, config, dtype,
                         GptModel.initialWeights(config, spec.training().seed()));
             }

@@ -20,7 +20,7 @@ import org.junit.jupiter.api.Test;
 
 class TrainingCheckpointsTest {
 
-    /** Checkpoints written before the unused {@code lastColumnMaskRefreshStep} was dropped from the state still load. */
+    /** Checkpoints written before the unused {@code lastColumnMaskRefreshStep} left the state still load. */
     @Test
     void aCheckpointWithTheRetiredRefreshStepRestoresTheSameModel() {
         GptConfig config = TinyModels.config(Mode.SLOPE);
