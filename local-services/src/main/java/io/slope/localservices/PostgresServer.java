@@ -45,6 +45,33 @@ public final class PostgresServer {
         return server;
     }
 
+    /**
+     * Where to keep a cluster meant for {@code preferred}: there, unless the server runs as {@code nobody} (this JVM is
+     * root) and nobody cannot pass through one of its parents, as under root's home (mode 700): then
+     * /var/lib/slope/postgres-HASH, one per preferred folder.
+     */
+    public static Path clusterFolder(Path preferred) {
+        Path folder = preferred.toAbsolutePath().normalize();
+        if (!isRoot() || reachableByNobody(folder)) {
+            return folder;
+        }
+        return Path.of("/var/lib/slope", "postgres-" + Integer.toHexString(folder.toString().hashCode()));
+    }
+
+    private static boolean reachableByNobody(Path folder) {
+        Path existing = folder;
+        while (!Files.exists(existing)) {
+            existing = existing.getParent();
+        }
+        try {
+            ManagedProcess.run("test -x", List.of("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                    "--", "test", "-x", existing.toString()), Map.of());
+            return true;
+        } catch (IllegalStateException e) {
+            return false;
+        }
+    }
+
     /** The folder with {@code postgres}, {@code initdb} and {@code pg_ctl}: $SLOPE_PG_BIN, else the newest Debian one. */
     public static Path binaries() {
         String configured = System.getenv("SLOPE_PG_BIN");

@@ -84,10 +84,11 @@ public final class LocalStack implements AutoCloseable {
 
         String db = configured.get("SLOPE_DB_URL");
         if (db == null || db.isBlank()) {
-            PostgresServer postgres = PostgresServer.start(home.resolve("postgres"), ports.postgres());
+            Path folder = PostgresServer.clusterFolder(home.resolve("postgres"));
+            PostgresServer postgres = PostgresServer.start(folder, ports.postgres());
             stops.add(postgres::stop);
             db = postgres.ensureDatabase("slope");
-            say.accept("postgres   " + db + " (state in " + home.resolve("postgres") + ")");
+            say.accept("postgres   " + db + " (state in " + folder + ")");
         } else {
             say.accept("postgres   " + db + " (configured)");
         }
