@@ -52,6 +52,8 @@ public final class CudaBackend implements Backend {
 
     private static final int THREADS = 256;
     private static final int REDUCE_CHUNK_ROWS = 32;
+    /** cross_entropy_forward_backward_bf16 keeps a row in registers: 1024 threads × CE_VECS × 8 values. */
+    private static final int CE_MAX_REGISTER_VOCAB = 1024 * 7 * 8;
     private static final long CUBLAS_WORKSPACE = 32L << 20;
     private static final int ERR_TOKEN = 1;
     private static final int ERR_TARGET = 2;
@@ -856,6 +858,13 @@ public final class CudaBackend implements Backend {
         CudaTensor dz = dlogits == null ? null : cuda(dlogits);
         int V = z.shape[z.shape.length - 1];
         int rows = Math.toIntExact(z.count / V);
+        if (z.dtype == DType.BF16 && (dz == null || dz.dtype == DType.BF16) && V % 8 == 0
+                && V <= CE_MAX_REGISTER_VOCAB) {
+            launchGrid("cross_entropy_forward_backward_bf16", rows, 1, 1024, 0, loss.address, loss.code(),
+                    dz == null ? 0L : dz.address, z.address, cuda(targets).address, V, (float) gradScale,
+                    errorWord.address());
+            return;
+        }
         launchGrid("cross_entropy_forward_backward", rows, 1, 512, 0, loss.address, loss.code(),
                 dz == null ? 0L : dz.address, dz == null ? 0 : dz.code(), z.address, z.code(), cuda(targets).address,
                 V, (float) gradScale, errorWord.address());
