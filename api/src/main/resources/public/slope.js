@@ -127,12 +127,15 @@
   let pollTimer = null;
 
   async function runPage(id) {
-    const state = {samples: [], lastStep: 0};
+    const state = {samples: [], evals: new Map(), lastStep: 0};
     main.replaceChildren(h('p', {class: 'muted'}, 'loading…'));
     const refresh = async () => {
       const [run, metrics] = await Promise.all([api(`/api/v1/runs/${id}`),
         api(`/api/v1/runs/${id}/metrics?afterStep=${state.lastStep}`)]);
       state.samples.push(...metrics.samples);
+      // Evaluations come a page at a time from lastStep on (so those of lastStep can come again): keyed, in order.
+      for (const e of metrics.evals) state.evals.set(`${String(e.step).padStart(10, '0')} ${e.name}`, e);
+      metrics.evals = [...state.evals.keys()].sort().map(k => state.evals.get(k));
       if (metrics.samples.length) state.lastStep = metrics.samples[metrics.samples.length - 1].step;
       render(run, metrics, state);
       if (!FINISHED.includes(run.status)) pollTimer = setTimeout(() => refresh().catch(showError), 1000);

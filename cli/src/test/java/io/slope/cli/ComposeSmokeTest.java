@@ -27,6 +27,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -58,17 +60,26 @@ class ComposeSmokeTest {
         Path root = Path.of("..").toAbsolutePath().normalize();
         Map<String, Object> compose = new Yaml().load(Files.readString(root.resolve("compose.yaml")));
         Map<String, Object> definitions = (Map<String, Object>) compose.get("services");
+        // The operator's .env, as .env.example has it; compose interpolates ${NAME...} from it.
+        Map<String, String> dotenv = new LinkedHashMap<>();
+        for (String line : Files.readAllLines(root.resolve(".env.example"))) {
+            Matcher assignment = Pattern.compile("^([A-Z0-9_]+)=(.*)$").matcher(line);
+            if (assignment.matches()) {
+                dotenv.put(assignment.group(1), assignment.group(2));
+            }
+        }
 
         String jdbc = services.postgres().createDatabase("compose_smoke");
         String s3 = services.s3().endpoint();
         // What Docker's network and the compose file's other services provide, by the values compose.yaml uses.
         Map<String, String> provided = new LinkedHashMap<>();
-        provided.put("jdbc:postgresql://postgres:5432/slope?user=slope&password=slope", jdbc);
+        provided.put("jdbc:postgresql://postgres:5432/slope?user=slope&password=" + dotenv.get("POSTGRES_PASSWORD"),
+                jdbc);
         provided.put("temporal:7233", services.temporal().target());
         provided.put("http://minio:9000", s3);
         provided.put("http://localhost:9000", s3);
         provided.put("http://localhost:8233", "http://127.0.0.1:" + services.temporal().uiPort());
-        provided.put("slope-minio-secret", S3Server.SECRET_KEY);
+        provided.put(dotenv.get("SLOPE_S3_SECRET_KEY"), S3Server.SECRET_KEY);
         provided.put("/var/lib/slope", work.toString());
 
         String hostClasspath = System.getProperty("java.class.path");
@@ -78,8 +89,8 @@ class ComposeSmokeTest {
             Map<String, Object> service = (Map<String, Object>) definitions.get(name);
             Map<String, String> env = new LinkedHashMap<>();
             ((Map<String, Object>) service.get("environment")).forEach((k, v) -> env.put(k, substitute(
-                    String.valueOf(v), provided)));
-            if (env.get("SLOPE_S3_ACCESS_KEY").equals("slope")) {
+                    interpolate(String.valueOf(v), dotenv), provided)));
+            if (env.get("SLOPE_S3_ACCESS_KEY").equals(dotenv.get("SLOPE_S3_ACCESS_KEY"))) {
                 env.put("SLOPE_S3_ACCESS_KEY", S3Server.ACCESS_KEY);
             }
             List<String> command = new ArrayList<>();
@@ -164,7 +175,8 @@ class ComposeSmokeTest {
         }
 
         // Cancel a longer run from the CLI; following it then ends CANCELLED with exit code 1.
-        Files.writeString(spec, Files.readString(spec).replace("\"steps\": 20", "\"steps\": 100000"));
+        Files.writeString(spec, Files.readString(spec).replace("\"steps\": 20", "\"steps\": 100000")
+                .replace("\"checkpointEvery\": 10", "\"checkpointEvery\": 1000"));
         String longRun = cli("submit", spec.toString(), "--api", api, "--token", token).out().strip();
         long deadline = System.nanoTime() + Duration.ofMinutes(2).toNanos();
         while (get("/api/v1/runs/" + longRun).get("stepsDone").asInt() < 5 && System.nanoTime() < deadline) {
@@ -236,6 +248,20 @@ class ComposeSmokeTest {
             Thread.sleep(250);
         }
         throw new AssertionError("the api did not become healthy: " + processes.getFirst().logTail());
+    }
+
+    /** Compose's interpolation: ${NAME}, ${NAME:?error} (required) and ${NAME:-default}, from the .env. */
+    private static String interpolate(String value, Map<String, String> dotenv) {
+        Matcher variable = Pattern.compile("\\$\\{([A-Z0-9_]+)(?::([?-])([^}]*))?}").matcher(value);
+        StringBuilder result = new StringBuilder();
+        while (variable.find()) {
+            String set = dotenv.get(variable.group(1));
+            if (set == null && !"-".equals(variable.group(2))) {
+                throw new AssertionError(".env.example lacks " + variable.group(1) + ", which compose.yaml requires");
+            }
+            variable.appendReplacement(result, Matcher.quoteReplacement(set != null ? set : variable.group(3)));
+        }
+        return variable.appendTail(result).toString();
     }
 
     private static String substitute(String value, Map<String, String> provided) {

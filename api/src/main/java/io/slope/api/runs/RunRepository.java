@@ -149,11 +149,23 @@ public class RunRepository {
         }
     }
 
-    public List<EvalResult> evals(UUID runId) throws SQLException {
-        try (Connection c = dataSource.getConnection();
-                PreparedStatement ps = c.prepareStatement("SELECT step, name, value FROM eval_results "
-                        + "WHERE run_id = ? ORDER BY step, name")) {
+    /** Evaluations from {@code fromStep} on, in step and name order, at most {@code limit}. */
+    public List<EvalResult> evals(UUID runId, int fromStep, int limit) throws SQLException {
+        return evals("SELECT step, name, value FROM eval_results WHERE run_id = ? AND step >= ? ORDER BY step, name "
+                + "LIMIT ?", runId, fromStep, limit);
+    }
+
+    /** The newest {@code limit} evaluations, oldest first. */
+    public List<EvalResult> newestEvals(UUID runId, int limit) throws SQLException {
+        return evals("SELECT step, name, value FROM (SELECT * FROM eval_results WHERE run_id = ? AND step >= ? "
+                + "ORDER BY step DESC, name DESC LIMIT ?) newest ORDER BY step, name", runId, 0, limit);
+    }
+
+    private List<EvalResult> evals(String query, UUID runId, int fromStep, int limit) throws SQLException {
+        try (Connection c = dataSource.getConnection(); PreparedStatement ps = c.prepareStatement(query)) {
             ps.setObject(1, runId);
+            ps.setInt(2, fromStep);
+            ps.setInt(3, limit);
             List<EvalResult> evals = new ArrayList<>();
             try (ResultSet rs = ps.executeQuery()) {
                 while (rs.next()) {

@@ -57,6 +57,8 @@ public class RunService {
     private static final ObjectMapper STRICT_JSON = new ObjectMapper()
             .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
     private static final int EVENTS_SHOWN = 50;
+    /** A detail's evaluations: the newest; all of them page through /metrics. */
+    private static final int EVALS_SHOWN = 100;
 
     private final RunRepository runs;
     private final RunWorkflows workflows;
@@ -126,7 +128,7 @@ public class RunService {
                     .orElse(new CheckpointView(run.latestStep(), run.latestCheckpointKey(), null, 0, false, null));
         }
         return new RunDetail(id.toString(), run.name(), run.owner(), run.status(), run.stage(), run.stepsDone(),
-                run.totalSteps(), tokensPerSecond, eta, last, runs.evals(id), run.error(),
+                run.totalSteps(), tokensPerSecond, eta, last, runs.newestEvals(id, EVALS_SHOWN), run.error(),
                 timeline(run, runs.stageResults(id)), checkpoints, runs.events(id, EVENTS_SHOWN),
                 specAsMap(run.specJson()), run.workflowId(), workflows.uiUrl(id.toString()), run.createdAt(),
                 run.startedAt(), run.finishedAt(), optionsView(run.options()), links(id.toString()));
@@ -134,8 +136,9 @@ public class RunService {
 
     public Metrics metrics(Caller caller, UUID id, int afterStep, int limit) throws SQLException {
         RunRow run = visible(caller, id);
+        // Evaluations from afterStep itself: one of the last step a client saw may be recorded after its sample.
         return new Metrics(id.toString(), run.status(), run.totalSteps(), runs.samples(id, afterStep, limit),
-                runs.evals(id));
+                runs.evals(id, afterStep, limit));
     }
 
     public RunDetail cancel(Caller caller, UUID id) throws SQLException {

@@ -107,8 +107,9 @@ public final class RunViews {
     public record Sample(int step, double loss, double lr, long tokens, double tokensPerSecond, Instant recordedAt) {}
 
     /**
-     * The loss and learning-rate curves (steps after {@code afterStep}, at most {@code limit}) and the evaluations;
-     * poll with {@code afterStep} = the last step seen to get only what is new.
+     * The loss and learning-rate curves (steps after {@code afterStep}, at most {@code limit}) and the evaluations
+     * (from step {@code afterStep} on, at most {@code limit}); poll with {@code afterStep} = the last step seen to get
+     * only what is new (an evaluation at that step may come again).
      */
     @Serdeable
     public record Metrics(String runId, RunStatus status, int totalSteps, List<Sample> samples,

@@ -95,7 +95,8 @@ public class RunsController {
     }
 
     @Operation(summary = "Loss and learning-rate curves",
-            description = "One sample per optimizer step after afterStep (at most limit), and the evaluations.")
+            description = "One sample per optimizer step after afterStep (at most limit), and the evaluations from "
+                    + "step afterStep on (at most limit).")
     @ApiResponse(responseCode = "404", description = "no such run, or another user's",
             content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
     @Get("/{id}/metrics")
@@ -103,7 +104,7 @@ public class RunsController {
             @PathVariable UUID id,
             @Parameter(description = "only steps after this one (default 0)") @Nullable @QueryValue @Min(0)
                     Integer afterStep,
-            @Parameter(description = "samples at most, 1 to 10000 (default 10000)") @Nullable @QueryValue @Min(1)
+            @Parameter(description = "samples, and evaluations, at most: 1 to 10000 (default 10000)") @Nullable @QueryValue @Min(1)
                     @Max(10000) Integer limit) throws SQLException {
         return runs.metrics(caller, id, afterStep == null ? 0 : afterStep, limit == null ? 10_000 : limit);
     }

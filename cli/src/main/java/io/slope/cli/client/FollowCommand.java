@@ -2,7 +2,9 @@ package io.slope.cli.client;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.io.PrintStream;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -34,7 +36,8 @@ public final class FollowCommand implements Callable<Integer> {
         boolean terminal = console != null && console.isTerminal();
         String stage = null;
         String status = null;
-        int evalsShown = 0;
+        // The detail holds the newest evaluations only, so those shown are remembered by step and name.
+        Set<String> evalsShown = new HashSet<>();
         int lastStep = 0;
         double loss = Double.NaN;
         long lastLine = 0;
@@ -56,16 +59,16 @@ public final class FollowCommand implements Callable<Integer> {
                 stage = newStage;
                 status = newStatus;
             }
-            JsonNode evals = run.get("evals");
-            for (int i = evalsShown; i < evals.size(); i++) {
-                JsonNode e = evals.get(i);
+            for (JsonNode e : run.get("evals")) {
+                if (!evalsShown.add(e.get("step").asInt() + " " + e.get("name").asText())) {
+                    continue;
+                }
                 if (terminal) {
                     out.println();
                 }
                 out.printf("eval step %d  %s %.4f%n", e.get("step").asInt(), e.get("name").asText(),
                         e.get("value").asDouble());
             }
-            evalsShown = evals.size();
             int done = run.get("stepsDone").asInt();
             int total = run.get("totalSteps").asInt();
             String line = bar(done, total, newStage, loss, run.path("tokensPerSecond").asDouble(0),

@@ -10,6 +10,8 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -96,10 +98,16 @@ public final class ApiProcess implements AutoCloseable {
                 .replaceAll("[^A-Za-z0-9._@-]", "_"), true, "slope up");
         properties.setProperty("api", address);
         properties.setProperty("token", token);
-        Files.createDirectories(config.getParent());
-        try (var out = Files.newBufferedWriter(config)) {
+        // An admin token: the owner's eyes only. Written to a file made 0600 and moved over the old one, so no
+        // moment has it readable by others, whatever the umask or the old file's mode.
+        Files.createDirectories(config.getParent(), PosixFilePermissions.asFileAttribute(
+                PosixFilePermissions.fromString("rwx------")));
+        Path written = Files.createTempFile(config.getParent(), "config", ".tmp", PosixFilePermissions
+                .asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+        try (var out = Files.newBufferedWriter(written)) {
             properties.store(out, "slope CLI: the API's address and a token (written by slope up)");
         }
+        Files.move(written, config, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
         return token;
     }
 

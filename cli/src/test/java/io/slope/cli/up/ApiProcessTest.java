@@ -1,9 +1,12 @@
 package io.slope.cli.up;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.slope.api.auth.JdbcUrlDataSource;
+import io.slope.api.storage.Migrations;
 import io.slope.localservices.Ports;
 import io.slope.localservices.S3Server;
 import io.slope.testinfra.TestServices;
@@ -13,6 +16,7 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -48,5 +52,22 @@ class ApiProcessTest {
             assertNull(ApiProcess.ensureToken(home.resolve("config"), api.address(), stack.get("SLOPE_DB_URL")),
                     "a working token is kept");
         }
+    }
+
+    @Test
+    void theConfigHoldingTheAdminTokenIsReadableByItsOwnerOnly() throws Exception {
+        Files.createDirectories(Path.of(System.getProperty("java.io.tmpdir")));
+        TestServices services = TestServices.get();
+        Path home = services.scratch("api-config");
+        String db = services.postgres().createDatabase("api_config");
+        new Migrations(new JdbcUrlDataSource(db));
+        Path config = home.resolve("config");
+        // One left by an earlier slope up, world-readable, its API gone: the new token must not inherit the mode.
+        Files.writeString(config, "api=http://127.0.0.1:2\ntoken=slope_old\n");
+        Files.setPosixFilePermissions(config, PosixFilePermissions.fromString("rw-r--r--"));
+
+        assertNotNull(ApiProcess.ensureToken(config, "http://127.0.0.1:1", db));
+        assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(config)));
+        assertTrue(Files.readString(config).contains("token=slope_"));
     }
 }
