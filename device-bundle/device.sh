@@ -191,6 +191,19 @@ for phase in "${phases[@]}"; do
             grep -v '^{' "$out/steps.log" | tail -n 40
             python3 "$here/step_table.py" "$results" | tee "$out/steps.md" || status=1
             ;;
+        steps124)
+            # The short form of steps when little device time is left: GPT-2 124M protocol (b), ours dense and
+            # slope:100 and PyTorch, into one step-<UTC>.jsonl; cuDNN's attention against ours alone first.
+            results="$out/step-$(date -u +%Y-%m-%d-%H%M%S).jsonl"
+            {
+                timeout 60 "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.AttentionBench 790 8x1024x12x64 8x1024x25x64
+                timeout 150 "${step[@]}" --results "$results" dense slope:100 || status=1
+                timeout 200 python3 "$here/train_gpt2.py" --protocol b --warmup 2 --steps 5 --results "$results" \
+                    || status=1
+            } >"$out/steps124.log" 2>&1
+            grep -v '^{' "$out/steps124.log" | tail -n 30
+            python3 "$here/step_table.py" "$results" | tee "$out/steps.md" || status=1
+            ;;
         kernels)
             # Issue 13: every kernel of one step timed by Nsight Compute (kernels serialised, caches and clocks left
             # alone), grouped by name; the summed GPU time against the step's wall time shows what the host costs.
@@ -210,7 +223,7 @@ for phase in "${phases[@]}"; do
             ;;
         *)
             echo "unknown phase $phase (parity, nccl, ranks, train200, bench, benchsmall, benchxl, attention," \
-                "steps, kernels)" >&2
+                "steps, steps124, kernels)" >&2
             status=2
             ;;
     esac
