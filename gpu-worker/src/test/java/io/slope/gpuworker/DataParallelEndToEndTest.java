@@ -206,7 +206,7 @@ class DataParallelEndToEndTest {
     /**
      * A worker frozen mid-chunk (SIGSTOP: its sockets stay open, it stops heartbeating) is timed out by the workflow,
      * which cancels the other rank; the cancellation aborts that rank's collective, so its worker is free for the
-     * one-rank restart well before the collective's own timeout ({@link ModelActivitiesImpl#COLLECTIVE_TIMEOUT})
+     * one-rank restart well before the collective's own timeout ({@link GroupMember#COLLECTIVE_TIMEOUT})
      * would have freed it (without the abort the run finishes only after that timeout).
      */
     @Test
@@ -232,7 +232,7 @@ class DataParallelEndToEndTest {
             signal("CONT", frozen.pid());
             frozen.kill();
         }
-        assertTrue(seconds < ModelActivitiesImpl.COLLECTIVE_TIMEOUT.toSeconds() - 30, "the run ended " + seconds
+        assertTrue(seconds < GroupMember.COLLECTIVE_TIMEOUT.toSeconds() - 30, "the run ended " + seconds
                 + " s after the freeze: the surviving rank's worker was held until the collective's timeout");
         List<String> events = activityEvents(id);
         assertTrue(events.stream().anyMatch(e -> e.startsWith("TrainChunkAsRank ended (EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT")),

@@ -1,5 +1,6 @@
 package io.slope.workflows.run;
 
+import io.temporal.failure.ActivityFailure;
 import io.temporal.failure.ApplicationFailure;
 import io.temporal.failure.TemporalException;
 import io.temporal.failure.TemporalFailure;
@@ -21,5 +22,10 @@ public final class Failures {
             t = t.getCause();
         }
         return t instanceof TemporalFailure failure ? failure.getOriginalMessage() : t.getMessage();
+    }
+
+    /** Whether an activity failed for good: retrying it elsewhere would fail the same way. */
+    public static boolean isNonRetryable(ActivityFailure e) {
+        return e.getCause() instanceof ApplicationFailure app && app.isNonRetryable();
     }
 }

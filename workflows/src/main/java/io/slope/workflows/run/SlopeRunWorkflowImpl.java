@@ -21,9 +21,7 @@ import io.temporal.workflow.Functions;
 import io.temporal.workflow.Promise;
 import io.temporal.workflow.Workflow;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.EnumMap;
-import java.util.List;
 import java.util.Map;
 import org.slf4j.Logger;
 
@@ -34,14 +32,8 @@ import org.slf4j.Logger;
  * restores the newest committed checkpoint. Pause cancels the running chunk, which checkpoints and stops; cancel does
  * the same and ends the run CANCELLED. Deterministic code only: everything else happens in activities.
  *
- * <p>With {@code ranks} > 1 each chunk is trained by a group of ranks on {@link TaskQueues#GPU} (one slot each),
- * restored from the last committed checkpoint: rank 0 starts first and reports its collective's id by the
- * {@code collectiveReady} Update, then ranks 1…N−1 start with it. When any rank fails or stops heartbeating, every
- * rank is cancelled (which aborts the collective) and the chunk starts again from the last committed checkpoint with
- * the rank count current then ({@code setRanks}). A pause cancels rank 0 alone (its own scope within the group's),
- * whose stop reaches every rank at the next step: all stop after that step, rank 0 with a committed checkpoint
- * ({@value #GRACEFUL_GROUP_PAUSE}, version 1; before, a pause cancelled the whole group like a failure). One rank takes
- * exactly the path it always did.
+ * <p>With {@code ranks} > 1 each chunk is trained by a group of ranks, by the protocol in {@link DataParallelChunk}.
+ * One rank takes exactly the path it always did.
  */
 public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
     private static final Logger log = Workflow.getLogger(SlopeRunWorkflowImpl.class);
@@ -75,16 +67,8 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
     private CancellationScope chunkScope;
     private int chunksThisRun;
     private int ranks = 1;
-    /** The number of the current data-parallel chunk attempt, and the collective id its rank 0 reported (or null). */
-    private int group;
-    private boolean awaitingRendezvous;
-    private String collectiveId;
-    /**
-     * Rank 0's own scope within the current group chunk once every rank is scheduled (graceful group pause only), and
-     * whether a pause cancelled it: rank 0 then stops after a step that every rank agrees on, with a checkpoint.
-     */
-    private CancellationScope rankZeroScope;
-    private boolean stoppingForPause;
+    /** Chunks on more than one rank; it reads the rank count and the pause at each attempt. */
+    private final DataParallelChunk dataParallel = new DataParallelChunk(() -> ranks, () -> paused, this::runChunk);
     private final Map<Stage, StageResult> results = new EnumMap<>(Stage.class);
 
     @Override
@@ -181,7 +165,7 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
             int stop = Math.min(end, stepsDone + input.options().chunkSteps());
             ChunkRequest request = new ChunkRequest(input.runId(), spec, datasetId(), phase, stop,
                     input.options().chunkMinutes());
-            ChunkResult chunk = ranks > 1 ? runGroupChunk(request) : runChunk(request);
+            ChunkResult chunk = ranks > 1 ? dataParallel.train(request) : runChunk(request);
             if (chunk != null) {
                 stepsDone = chunk.stepsDone();
                 lastCheckpoint = chunk.checkpoint();
@@ -230,125 +214,8 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
         }
     }
 
-    /**
-     * One chunk trained by {@code ranks} ranks; null when it was stopped for a pause. A failed attempt (any rank failed,
-     * timed out or could not rendezvous) cancels the whole group and starts again from the last committed checkpoint,
-     * with the rank count current then; one rank goes the ordinary way.
-     */
-    private ChunkResult runGroupChunk(ChunkRequest request) {
-        for (int failures = 0; ; ) {
-            if (ranks == 1) {
-                return runChunk(request);
-            }
-            boolean gracefulPause = Workflow.getVersion(GRACEFUL_GROUP_PAUSE, Workflow.DEFAULT_VERSION, 1) >= 1;
-            int size = ranks;
-            int attempt = ++group;
-            collectiveId = null;
-            awaitingRendezvous = true;
-            stoppingForPause = false;
-            ModelActivities stub = groupStub();
-            List<Promise<ChunkResult>> members = new ArrayList<>();
-            CancellationScope scope = Workflow.newCancellationScope(() -> {
-                CancellationScope zero = Workflow.newCancellationScope(() -> members.add(Async.function(
-                        stub::trainChunkAsRank, new RankedChunk(request, 0, size, attempt, null))));
-                zero.run();
-                Promise<ChunkResult> rankZero = members.getFirst();
-                Async.procedure(() -> {
-                    Workflow.await(() -> collectiveId != null || rankZero.isCompleted());
-                    awaitingRendezvous = false;
-                    if (collectiveId != null && !rankZero.isCompleted()) {
-                        for (int rank = 1; rank < size; rank++) {
-                            members.add(Async.function(stub::trainChunkAsRank,
-                                    new RankedChunk(request, rank, size, attempt, collectiveId)));
-                        }
-                        if (gracefulPause) {
-                            rankZeroScope = zero;
-                        }
-                    }
-                });
-            });
-            chunkScope = scope;
-            try {
-                scope.run();
-                Workflow.await(() -> groupFailure(members) != null
-                        || (members.getFirst().isCompleted() && members.stream().allMatch(Promise::isCompleted)));
-                RuntimeException failure = groupFailure(members);
-                if (failure == null) {
-                    // Every rank ended; rank 0 either finished the chunk or stopped for a pause after the agreed step,
-                    // its checkpoint committed (the next chunk restores it).
-                    Promise<ChunkResult> zero = members.getFirst();
-                    return zero.getFailure() == null ? zero.get() : null;
-                }
-                // Cancel every rank: each aborts its collective, so none waits on the one that failed; wait for all
-                // of them (WAIT_CANCELLATION_COMPLETED) before the next attempt takes their slots.
-                scope.cancel("a rank of chunk attempt " + attempt + " failed: " + Failures.message(failure));
-                Workflow.await(() -> members.stream().allMatch(Promise::isCompleted));
-                if (CancellationScope.current().isCancelRequested()) {
-                    throw failure;
-                }
-                if (paused || stoppingForPause) {
-                    // Stopped for a pause. A rank may report its aborted collective rather than the cancellation
-                    // (its peer aborted first); either way the chunk resumes from the last committed checkpoint.
-                    return null;
-                }
-                if (failure instanceof ActivityFailure a && isNonRetryable(a)) {
-                    throw failure;
-                }
-                failures++;
-                if (failures >= MAX_GROUP_ATTEMPTS) {
-                    throw failure;
-                }
-                log.info("run {}: chunk attempt {} on {} ranks failed ({}); restarting from the last committed "
-                        + "checkpoint", input.runId(), attempt, size, Failures.message(failure));
-                Workflow.sleep(Duration.ofSeconds(Math.min(10, failures)));
-            } finally {
-                chunkScope = null;
-                rankZeroScope = null;
-                stoppingForPause = false;
-                awaitingRendezvous = false;
-            }
-        }
-    }
-
-    /**
-     * Before version 1 a pause cancelled every rank of a group chunk, which aborted the collective at once and lost the
-     * steps since the last checkpoint; since, it cancels rank 0 alone, whose stop reaches every rank at the next step.
-     */
-    static final String GRACEFUL_GROUP_PAUSE = "graceful-group-pause";
-
     /** The sparse phase ends where the engine's adapter phase starts, for dense runs too ({@link #sparsePhaseEnd}). */
     static final String ONE_ADAPTER_RULE = "one-adapter-rule";
-
-    /**
-     * The failure of the first rank (in rank order) that failed, or null; rank 0 cancelled for a pause has not failed
-     * the group (its stop reaches the other ranks, which end their chunk normally).
-     */
-    private RuntimeException groupFailure(List<Promise<ChunkResult>> members) {
-        for (int rank = 0; rank < members.size(); rank++) {
-            Promise<ChunkResult> member = members.get(rank);
-            if (member.isCompleted() && member.getFailure() != null) {
-                if (rank == 0 && stoppingForPause && member.getFailure() instanceof ActivityFailure a
-                        && a.getCause() instanceof CanceledFailure) {
-                    continue;
-                }
-                return member.getFailure();
-            }
-        }
-        return null;
-    }
-
-    private static final int MAX_GROUP_ATTEMPTS = 20;
-
-    /** A group's ranks: one attempt each (the workflow restarts the whole group), on any GPU worker. */
-    private ModelActivities groupStub() {
-        return Workflow.newActivityStub(ModelActivities.class, ActivityOptions.newBuilder()
-                .setTaskQueue(TaskQueues.GPU)
-                .setStartToCloseTimeout(Duration.ofMinutes(input.options().chunkMinutes() + 30L))
-                .setHeartbeatTimeout(Duration.ofSeconds(15))
-                .setCancellationType(ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)
-                .setRetryOptions(RetryOptions.newBuilder().setMaximumAttempts(1).build())
-                .build());
-    }
 
     /**
      * Runs a model activity on the worker holding the model when one is known, within a cancellable scope; if that
@@ -359,7 +226,7 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
             try {
                 return inChunkScope(modelStub(workerQueue), call);
             } catch (ActivityFailure e) {
-                if (e.getCause() instanceof CanceledFailure || isNonRetryable(e)) {
+                if (e.getCause() instanceof CanceledFailure || Failures.isNonRetryable(e)) {
                     throw e;
                 }
                 boolean notPickedUp = e.getCause() instanceof TimeoutFailure t
@@ -466,12 +333,7 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
     @Override
     public RunProgress pause() {
         paused = true;
-        if (rankZeroScope != null) {
-            // A group chunk with every rank started: rank 0 alone is cancelled; it asks every rank to stop after the
-            // same step and commits the checkpoint there, the others end their chunk normally.
-            stoppingForPause = true;
-            rankZeroScope.cancel("pause requested");
-        } else if (chunkScope != null) {
+        if (!dataParallel.cancelForPause() && chunkScope != null) {
             chunkScope.cancel("pause requested");
         }
         Workflow.await(() -> pauseInEffect || finished || !paused);
@@ -506,22 +368,12 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
 
     @Override
     public void collectiveReady(CollectiveRendezvous rendezvous) {
-        collectiveId = rendezvous.collectiveId();
+        dataParallel.collectiveReady(rendezvous);
     }
 
     @Override
     public void validateCollectiveReady(CollectiveRendezvous rendezvous) {
-        if (rendezvous == null || !CollectiveRendezvous.wellFormed(rendezvous.collectiveId())) {
-            throw new IllegalArgumentException("collectiveId must be host:port:nonce or nccl:<base64> (got "
-                    + (rendezvous == null ? null : rendezvous.collectiveId()) + ")");
-        }
-        if (!awaitingRendezvous || rendezvous.group() != group) {
-            throw new IllegalStateException("no rendezvous is awaited for chunk attempt " + rendezvous.group()
-                    + (awaitingRendezvous ? " (the current attempt is " + group + ")" : ""));
-        }
-        if (collectiveId != null) {
-            throw new IllegalStateException("chunk attempt " + group + " has its collective already");
-        }
+        dataParallel.validateCollectiveReady(rendezvous);
     }
 
     @Override
@@ -540,10 +392,6 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
         if (error != null) {
             throw new IllegalArgumentException(error);
         }
-    }
-
-    private static boolean isNonRetryable(ActivityFailure e) {
-        return e.getCause() instanceof ApplicationFailure app && app.isNonRetryable();
     }
 
     private static String modelName(RunSpec spec) {
