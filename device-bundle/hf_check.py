@@ -12,8 +12,6 @@ import os
 import struct
 
 import numpy as np
-import torch
-from transformers import AutoTokenizer, GPT2LMHeadModel
 
 
 def read_shard(path):
@@ -31,6 +29,24 @@ def read_shard(path):
     return tokens.astype(np.int64), vocab
 
 
+def val_windows(run):
+    """The run's validation windows as [count, seqLen + 1] int64 (ValidationWindows), and seqLen."""
+    with open(os.path.join(run, "spec.json")) as f:
+        spec = json.load(f)
+    with open(os.path.join(run, "dataset", "dataset.json")) as f:
+        manifest = json.load(f)
+    seq_len, max_windows = spec["model"]["seqLen"], spec["eval"]["maxWindows"]
+    val = np.concatenate([read_shard(os.path.join(run, "dataset", s["file"]))[0]
+                          for s in manifest["validationShards"]])
+    if len(val) != manifest["validationTokens"]:
+        raise ValueError(f"{run}: {len(val)} validation tokens, the manifest says {manifest['validationTokens']}")
+    row = seq_len + 1
+    count = len(val) // row
+    if max_windows > 0:
+        count = min(count, max_windows)
+    return val[: count * row].reshape(count, row).copy(), seq_len
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("run")
@@ -38,27 +54,20 @@ def main():
     p.add_argument("--tolerance", type=float, default=1e-3)
     p.add_argument("--batch", type=int, default=16)
     args = p.parse_args()
+    import torch  # the device's venv has them; read_shard and val_windows need only numpy
+    from transformers import AutoTokenizer, GPT2LMHeadModel
 
-    with open(os.path.join(args.run, "spec.json")) as f:
-        spec = json.load(f)
-    with open(os.path.join(args.run, "dataset", "dataset.json")) as f:
-        manifest = json.load(f)
     with open(args.log) as f:
         summary = json.loads([line for line in f if line.startswith("{")][-1])
-    seq_len, max_windows = spec["model"]["seqLen"], spec["eval"]["maxWindows"]
-    shards = [read_shard(os.path.join(args.run, "dataset", s["file"])) for s in manifest["validationShards"]]
-    val = np.concatenate([t for t, _ in shards])
-    row = seq_len + 1
-    count = len(val) // row
-    if max_windows > 0:
-        count = min(count, max_windows)
-    windows = torch.from_numpy(val[: count * row].reshape(count, row).copy())
+    val, seq_len = val_windows(args.run)
+    count = len(val)
+    windows = torch.from_numpy(val)
 
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     device = "cuda" if torch.cuda.is_available() else "cpu"
     hf = os.path.join(args.run, "hf")
-    model = GPT2LMHeadModel.from_pretrained(hf, torch_dtype=torch.float32, attn_implementation="eager").to(device)
+    model = GPT2LMHeadModel.from_pretrained(hf, attn_implementation="eager").float().to(device)
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(hf)
     total = 0.0
@@ -73,7 +82,7 @@ def main():
     ours = summary["val_loss_merged"]
     diff = abs(ours - hf_loss)
     ok = math.isfinite(hf_loss) and diff <= args.tolerance and len(tokenizer) == model.config.vocab_size
-    print(json.dumps({"windows": count, "seq_len": seq_len, "val_tokens": int(len(val)),
+    print(json.dumps({"windows": count, "seq_len": seq_len,
                       "vocab": model.config.vocab_size, "tokenizer_vocab": len(tokenizer), "device": device,
                       "torch": torch.__version__, "val_loss_merged_ours": ours, "val_loss_hf": hf_loss,
                       "abs_diff": diff, "tolerance": args.tolerance,
