@@ -64,7 +64,7 @@ tail -n 1 "$out/gpurun-a.log" "$out/gpurun-b.log" "$out/gpurun-c.log"
 python3 "$here/compare_resume.py" "$work/a" "$out/gpurun-a.log" "$work/b" "$out/gpurun-b.log" "$work/c" \
     "$out/gpurun-c.log" >"$out/gpurun-compare.json" || status=1
 cat "$out/gpurun-compare.json"
-timeout 180 python3 "$here/hf_check.py" "$work/a" "$out/gpurun-a.log" >"$out/gpurun-hf.json" || status=1
+timeout 120 python3 "$here/hf_check.py" "$work/a" "$out/gpurun-a.log" >"$out/gpurun-hf.json" || status=1
 cat "$out/gpurun-hf.json"
 echo "gpurun: status $status"
 exit $status
