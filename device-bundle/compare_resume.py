@@ -3,8 +3,9 @@ uninterrupted (a), measured against a second uninterrupted run (b), the backend'
 training losses come from each run's metrics.jsonl (a resumed run appends: a step's last line counts), the final
 validation losses from each log's last JSON line (the summary). Pass: c finished with its exports, all three runs
 logged every step, and either a and b agree bit for bit (a deterministic step) and so does c, or the largest
-|loss_c - loss_a| over the steps is at most twice the largest |loss_b - loss_a| (the spread of a maximum of noise).
-Usage: compare_resume.py A_DIR A_LOG B_DIR B_LOG C_DIR C_LOG. Prints one JSON object."""
+|loss_c - loss_a| over the steps is at most twice the largest |loss_b - loss_a| (the spread of a maximum of noise);
+and c was killed (KILLED_LINES: how many steps its metrics.jsonl held then) and its resume trained steps after it.
+Usage: compare_resume.py A_DIR A_LOG B_DIR B_LOG C_DIR C_LOG KILLED_LINES. Prints one JSON object."""
 import json
 import os
 import sys
@@ -12,19 +13,20 @@ import sys
 FINAL = ("val_loss_sparse", "val_loss_adapters", "val_loss_merged", "val_loss_inference_form")
 
 
-def metrics(run):
-    """{step: loss} with a step's last line counting, and the step after which the run restarted (None if never)."""
-    by_step, restarted_at, last = {}, None, -1
-    if not os.path.exists(f"{run}/metrics.jsonl"):
-        return by_step, restarted_at
-    with open(f"{run}/metrics.jsonl") as f:
-        for line in f:
-            m = json.loads(line)
-            if m["step"] <= last and restarted_at is None:
-                restarted_at = m["step"]
-            last = m["step"]
-            by_step[m["step"]] = m["loss"]
-    return by_step, restarted_at
+def metrics(run, killed_lines=None):
+    """{step: loss} with a step's last line counting; with killed_lines (the lines logged when the run was killed),
+    also the last step trained before the kill and the first step the resume trained (None when it trained none)."""
+    by_step, lines = {}, []
+    if os.path.exists(f"{run}/metrics.jsonl"):
+        with open(f"{run}/metrics.jsonl") as f:
+            lines = [json.loads(line) for line in f]
+    for m in lines:
+        by_step[m["step"]] = m["loss"]
+    if killed_lines is None:
+        return by_step, None, None
+    killed_at = lines[killed_lines - 1]["step"] if 0 < killed_lines <= len(lines) else None
+    resumed_from = lines[killed_lines]["step"] if killed_lines < len(lines) else None
+    return by_step, killed_at, resumed_from
 
 
 def summary(log):
@@ -39,7 +41,9 @@ def max_diff(x, y, steps):
     return max((abs(x[s] - y[s]) for s in steps), default=None)
 
 
-(a, _), (b, _), (c, resumed_from) = (metrics(sys.argv[i]) for i in (1, 3, 5))
+killed_lines = int(sys.argv[7]) if len(sys.argv) > 7 and sys.argv[7] else None
+(a, _, _), (b, _, _) = metrics(sys.argv[1]), metrics(sys.argv[3])
+c, killed_after, resumed_from = metrics(sys.argv[5], killed_lines)
 sa, sb, sc = (summary(sys.argv[i]) for i in (2, 4, 6))
 steps = sorted(set(a) & set(b) & set(c))
 complete = len(steps) == len(a) == len(b) == len(c) and len(steps) == sa.get("steps")
@@ -51,9 +55,10 @@ if deterministic:
     ok, rule = bit_for_bit, "a and b agree bit for bit, so c must too"
 else:
     ok, rule = ac is not None and ab is not None and ac <= 2 * ab, "max |c - a| <= 2 * max |b - a| over the steps"
-ok = ok and complete and finished and resumed_from is not None
+ok = ok and complete and finished and killed_after is not None and resumed_from is not None
 print(json.dumps({
-    "steps": len(steps), "c_resumed_from_step": resumed_from, "c_finished": finished,
+    "steps": len(steps), "c_killed_after_step": killed_after, "c_resumed_from_step": resumed_from,
+    "c_finished": finished,
     "deterministic_a_vs_b": deterministic, "c_bit_for_bit_with_a": bit_for_bit,
     "max_abs_loss_diff_b_vs_a": ab, "max_abs_loss_diff_c_vs_a": ac,
     "final": {k: {"a": sa.get(k), "b": sb.get(k), "c": sc.get(k)} for k in FINAL},
