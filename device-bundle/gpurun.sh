@@ -39,6 +39,7 @@ for _ in $(seq 1 $((limit * 10))); do
     fi
     sleep 0.1
 done
+[[ -z "$killed" ]] && kill -9 "$cPid" 2>/dev/null # out of time without getting there: not left running
 wait "$cPid"
 rc=$?
 killedLines=$(cat "$work/c/metrics.jsonl" 2>/dev/null | wc -l)
