@@ -5,7 +5,9 @@
 # and the run resumed on one rank, and slope bench scaling; two GPUs), train200 (200 char-level steps on the CPU and the GPU,
 # compared), bench (per-GEMM and whole-step timings), attention (cuDNN's attention vs ours, alone and in GPT-2-small
 # steps), steps (whole optimizer steps of ours and PyTorch's at 124M, 350M and 1558M into one step-<UTC>.jsonl, and
-# its table), kernels (Nsight Compute's per-kernel times of one step). Usage: device.sh PHASE...
+# its table; steps124 its short form at 124M), kernels (Nsight Compute's per-kernel times of one step), gpurun (issue 14's
+# GPT-2-tokenized cuda run through every stage, killed and resumed, its hf/ export checked by transformers).
+# Usage: device.sh PHASE...
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 phases=("${@:-parity}")
@@ -122,6 +124,19 @@ for phase in "${phases[@]}"; do
             python3 "$here/compare_runs.py" "$out/train200-cpu.log" "$out/train200-cuda.log" \
                 | tee "$work/train200.json" || status=1
             ;;
+        gpurun)
+            # Issue 14, a real run end to end on the GPU: gpurun.json (GPT-2 tokenizer on tinyshakespeare, 6 layers,
+            # d 384, T 256, 400 slope steps, adapters for the last 1%) trained by `slope train --backend cuda` three
+            # times at once: a and b uninterrupted, c SIGKILLed after step 150 (past the step-100 checkpoint) and
+            # resumed. Then c's losses against a's, next to a vs b (the GPU's run-to-run difference), and transformers
+            # recomputing a's val_loss_merged from its hf/ export (gpurun.sh, compare_resume.py, hf_check.py).
+            runs="$work/gpurun" && mkdir -p "$runs" && cp "$here/tinyshakespeare.txt" "$here/gpurun.json" "$runs/"
+            GPURUN_TIMEOUT=200 bash "$here/gpurun.sh" "$runs/gpurun.json" "$runs" "$out" 150 -- "$java" "${jvm[@]}" \
+                -cp "$cp" io.slope.cli.SlopeCli >"$work/gpurun.txt" 2>&1 || status=1
+            cat "$work/gpurun.txt"
+            cp "$out/gpurun-compare.json" "$work/" 2>/dev/null
+            cp "$out/gpurun-hf.json" "$work/" 2>/dev/null
+            ;;
         bench)
             # Per-GEMM timings, a profiled GPT-2-small step, then whole steps: protocol (b) for small and medium, (a)
             # for small (64 micro-batches of 8×1024). One JVM per large model so each starts on an empty card.
@@ -223,7 +238,7 @@ for phase in "${phases[@]}"; do
             ;;
         *)
             echo "unknown phase $phase (parity, nccl, ranks, train200, bench, benchsmall, benchxl, attention," \
-                "steps, steps124, kernels)" >&2
+                "steps, steps124, kernels, gpurun)" >&2
             status=2
             ;;
     esac

@@ -9,7 +9,7 @@ bundle="$root/device-bundle/target/slope-device.tar.xz"
 [[ -f "$bundle" ]] || { echo "stage: $bundle is missing; build it: mvn -pl device-bundle -am verify -DskipTests" >&2; exit 1; }
 grep -qx '/.device/' "$root/.git/info/exclude" 2>/dev/null || echo '/.device/' >>"$root/.git/info/exclude"
 rm -rf "$dest" && mkdir -p "$dest"
-cp "$bundle" "$root"/device-bundle/{device.sh,summarize.py,compare_runs.py,compare_ranks.py,kernel_table.py,char200.json,ranks.json} \
+cp "$bundle" "$root"/device-bundle/{device.sh,summarize.py,compare_runs.py,compare_ranks.py,kernel_table.py,char200.json,ranks.json,gpurun.sh,gpurun.json,compare_resume.py,hf_check.py} \
     "$root/bench/pytorch/train_gpt2.py" "$root/bench/step_table.py" "$dest/"
 cp "$root/../shared/data/tinyshakespeare.txt" "$dest/"
 git -C "$root" rev-parse HEAD >"$dest/COMMIT"

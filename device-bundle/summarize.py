@@ -1,5 +1,6 @@
 """Summary JSON of one device run (issue 5): commit, device, driver and library versions from device.json, the JUnit
-counts and failures from the XML report, and the 200-step comparison when it ran. Usage: summarize.py OUT_DIR"""
+counts and failures from the XML report, and the JSON results of the train200 and gpurun phases when they ran.
+Usage: summarize.py OUT_DIR"""
 import json
 import os
 import sys
@@ -28,7 +29,11 @@ if xml:
                     failed.append(case.get("classname") + "#" + case.get("name"))
     summary["junit"] = counts
     summary["failed"] = failed
-train = os.path.join(out, "train200.json")
-if os.path.exists(train):
-    summary["train200"] = json.load(open(train))
+for name in ("train200", "gpurun-compare", "gpurun-hf"):
+    path = os.path.join(out, name + ".json")
+    if os.path.exists(path):
+        try:
+            summary[name] = json.load(open(path))
+        except ValueError as e:  # a check that died before printing its JSON: its log says why
+            summary[name] = {"unreadable": str(e)}
 print(json.dumps(summary, indent=2))

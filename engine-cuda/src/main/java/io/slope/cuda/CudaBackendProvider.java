@@ -64,13 +64,26 @@ public final class CudaBackendProvider implements BackendProvider {
 
     @Override
     public Backend open(RunSpec resolved) {
+        return new CudaBackend(0, precision());
+    }
+
+    /**
+     * The stage evaluations of a bf16 run in fp32: a second backend on the same GPU in the fp32 GEMM mode (masked dense
+     * fp32 GEMMs without TF32, the project's attention kernels), which the model is copied into for each of them.
+     */
+    @Override
+    public Optional<Backend> openFp32Evaluation(RunSpec resolved) {
+        return precision() == CudaBackend.Precision.BF16
+                ? Optional.of(new CudaBackend(0, CudaBackend.Precision.FP32_DEBUG)) : Optional.empty();
+    }
+
+    private static CudaBackend.Precision precision() {
         String gemm = System.getenv().getOrDefault("SLOPE_CUDA_GEMM", "bf16");
-        CudaBackend.Precision precision = switch (gemm) {
+        return switch (gemm) {
             case "bf16" -> CudaBackend.Precision.BF16;
             case "fp32" -> CudaBackend.Precision.FP32_DEBUG;
             default -> throw new IllegalArgumentException("SLOPE_CUDA_GEMM=" + gemm + ": use bf16 or fp32");
         };
-        return new CudaBackend(0, precision);
     }
 
     /** NCCL on device 0, the GPU {@link #open} opens (a per-rank launcher gives each process one visible GPU). */

@@ -19,6 +19,15 @@ public interface BackendProvider {
     Backend open(RunSpec resolved);
 
     /**
+     * A second backend on the same device that computes in fp32, for the stage evaluations (docs/spec.md: validation
+     * loss is computed in fp32), when the one {@link #open} opens trains in a lower precision (the GPU's bf16 GEMMs);
+     * empty when that one computes in fp32 itself. The caller closes it.
+     */
+    default Optional<Backend> openFp32Evaluation(RunSpec resolved) {
+        return Optional.empty();
+    }
+
+    /**
      * How the ranks of a run on this backend find each other, known before the backend is opened (a rank joins its
      * group first, then opens the session): what {@link Backend#collectives()} of the opened backend returns.
      */

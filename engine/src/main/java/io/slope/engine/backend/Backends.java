@@ -19,6 +19,14 @@ public final class Backends {
     }
 
     /**
+     * The fp32 evaluation backend of {@link BackendProvider#openFp32Evaluation} for the backend {@link #open} opens;
+     * empty on the CPU, which computes in fp32 already.
+     */
+    public static Optional<Backend> openFp32Evaluation(RunSpec resolved) {
+        return provider(resolved).flatMap(p -> p.openFp32Evaluation(resolved));
+    }
+
+    /**
      * The rendezvous of the backend {@link #open} would open, without opening it: loopback TCP on the CPU, NCCL on
      * CUDA. A data-parallel rank joins its group with it before its session opens the backend.
      */

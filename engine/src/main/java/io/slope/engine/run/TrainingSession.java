@@ -57,9 +57,9 @@ public final class TrainingSession implements AutoCloseable {
             long lastCheckpointStep) {}
 
     /**
-     * The final model's validation losses (fp32 on the CPU backend): at the end of the sparse phase, the final model
-     * with dense adapters, its dense export, and its inference form (A pruned); without adapters all four are the final
-     * model's.
+     * The final model's validation losses, in fp32 (on a GPU that trains in bf16, on an fp32 copy of the model: {@link
+     * Backends#openFp32Evaluation}): at the end of the sparse phase, the final model with dense adapters, its dense
+     * export, and its inference form (A pruned); without adapters all four are the final model's.
      */
     public record FinalEvaluation(double valLossSparse, double valLossAdapters, double valLossMerged,
             double valLossInferenceForm, ModelSnapshot model, Map<String, double[]> denseExport) {}
@@ -257,7 +257,7 @@ public final class TrainingSession implements AutoCloseable {
             listener.onStep(s, steps);
             if (collective.rank() == 0) {
                 if (stepsDone == adapterStartStep() && stepsDone < steps) {
-                    valLossSparse = validationLoss();
+                    valLossSparse = fp32ValidationLoss();
                     listener.onEval(stepsDone, "sparse", valLossSparse);
                 } else if (stepsDone == steps || (evalEvery > 0 && stepsDone % evalEvery == 0)) {
                     listener.onEval(stepsDone, "current", validationLoss());
@@ -297,24 +297,48 @@ public final class TrainingSession implements AutoCloseable {
         if (stepsDone < totalSteps()) {
             throw new IllegalStateException("the run has trained " + stepsDone + " of " + totalSteps() + " steps");
         }
-        double finalLoss = validationLoss();
         ModelSnapshot snapshot = model.snapshot();
         GptConfig config = model.config();
         Map<String, double[]> dense = Merge.denseExport(config, snapshot);
+        double finalLoss;
         double merged;
-        try (GptModel denseModel = GptModel.fromDenseWeights(backend, Merge.denseConfig(config), model.dtype(),
-                dense)) {
-            merged = Evaluator.validationLoss(denseModel, heldOut, spec.training().batchSize());
-        }
-        double inferenceForm = finalLoss;
-        if (model.hasAdapters()) {
-            try (GptModel inference = GptModel.restore(backend, config, model.dtype(),
-                    Merge.inferenceForm(config, snapshot))) {
-                inferenceForm = Evaluator.validationLoss(inference, heldOut, spec.training().batchSize());
+        double inferenceForm;
+        Optional<Backend> fp32 = Backends.openFp32Evaluation(spec);
+        try {
+            Backend evaluation = fp32.orElse(backend);
+            finalLoss = fp32.isPresent() ? validationLoss(evaluation, config, snapshot) : validationLoss();
+            try (GptModel denseModel = GptModel.fromDenseWeights(evaluation, Merge.denseConfig(config), model.dtype(),
+                    dense)) {
+                merged = Evaluator.validationLoss(denseModel, heldOut, spec.training().batchSize());
             }
+            inferenceForm = model.hasAdapters()
+                    ? validationLoss(evaluation, config, Merge.inferenceForm(config, snapshot)) : finalLoss;
+        } finally {
+            fp32.ifPresent(Backend::close);
         }
         double sparse = valLossSparse != null ? valLossSparse : finalLoss;
         return new FinalEvaluation(sparse, finalLoss, merged, inferenceForm, snapshot, dense);
+    }
+
+    /**
+     * The current model's validation loss in fp32: on this backend, or, when it trains in a lower precision (the GPU's
+     * bf16), on a copy of the model in the fp32 evaluation backend beside it ({@link Backends#openFp32Evaluation}).
+     */
+    private double fp32ValidationLoss() {
+        Optional<Backend> fp32 = Backends.openFp32Evaluation(spec);
+        if (fp32.isEmpty()) {
+            return validationLoss();
+        }
+        try (Backend evaluation = fp32.get()) {
+            return validationLoss(evaluation, model.config(), model.snapshot());
+        }
+    }
+
+    /** The validation loss of {@code snapshot} restored on {@code evaluation}, released afterwards. */
+    private double validationLoss(Backend evaluation, GptConfig config, ModelSnapshot snapshot) {
+        try (GptModel copy = GptModel.restore(evaluation, config, model.dtype(), snapshot)) {
+            return Evaluator.validationLoss(copy, heldOut, spec.training().batchSize());
+        }
     }
 
     private void checkpoint() throws IOException {
