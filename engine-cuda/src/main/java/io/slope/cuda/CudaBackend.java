@@ -57,6 +57,7 @@ public final class CudaBackend implements Backend {
     private static final long CUBLAS_WORKSPACE = 32L << 20;
     private static final int ERR_TOKEN = 1;
     private static final int ERR_TARGET = 2;
+    private static final int ERR_COLUMN_MASK = 3;
 
     // Scratch slots: each op uses distinct slots; ops run in stream order, so slots are reused across ops.
     private static final int SLOT_A = 0;
@@ -329,6 +330,8 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException(switch (err[0]) {
                 case ERR_TOKEN -> "a token id outside the vocabulary reached embeddingForward";
                 case ERR_TARGET -> "a target id outside the vocabulary reached crossEntropyForwardBackward";
+                case ERR_COLUMN_MASK -> "a column mask that does not keep exactly 2 of every 4 along d_out reached"
+                        + " the in-place backward operand of a sparse layer";
                 default -> "kernel error code " + err[0];
             });
         }
@@ -453,8 +456,23 @@ public final class CudaBackend implements Backend {
                 if (w.backward == null) {
                     w.backward = cusparse.operand(dIn, dOut);
                 }
-                long denseBackward = scatterDense(w, DType.BF16, w.columnMask, true);
-                device.timed("compress dX operand", () -> w.backward.compress(denseBackward));
+                if (CudaSparseLinear.exactlyTwoOfFour(p)) {
+                    // The column mask keeps exactly 2 of every 4 along d_out: its support is compressed once per
+                    // mask, and between refreshes the values are written in place like the forward's.
+                    if (refreshColumnMask || !w.backwardSupportCompressed) {
+                        long support = scratch(SLOT_DENSE, 2 * n);
+                        launch1d("column_mask_support_transposed", blocks(n / 4), support, w.columnMask.address(),
+                                dOut, dIn, errorWord.address());
+                        device.timed("compress dX support", () -> w.backward.compress(support));
+                        w.backwardSupportCompressed = true;
+                    }
+                    launch1d("write_compressed_transposed_values", blocks(n / 4), w.backward.compressed.address(),
+                            w.values.address, w.values.code(), w.rowKept.address, w.columnMask.address(), dOut, dIn,
+                            k, p.n(), p.m());
+                } else {
+                    long denseBackward = scatterDense(w, DType.BF16, w.columnMask, true);
+                    device.timed("compress dX operand", () -> w.backward.compress(denseBackward));
+                }
             }
         }
         DType gemmType = gemmType();

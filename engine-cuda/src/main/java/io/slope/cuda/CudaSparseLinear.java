@@ -28,6 +28,8 @@ final class CudaSparseLinear implements SparseLinear {
     CusparseLt.Operand backward;
     /** Whether {@link #forward} holds the row mask's support (values then written in place). */
     boolean forwardSupportCompressed;
+    /** Whether {@link #backward} holds the current column mask's support (values then written in place). */
+    boolean backwardSupportCompressed;
     /** Masked dense operands (dOut × dIn) in the GEMM precision when not on cuSPARSELt. */
     DevicePointer denseForward;
     DevicePointer denseBackward;

@@ -125,7 +125,10 @@ class CudaParityTest {
         sparseMatmul(precision, new NmPattern(3, 4), true);
     }
 
-    /** Forward, backward, then an optimizer-like value change and both again (in-place values, new column mask). */
+    /**
+     * Forward, backward, then an optimizer-like value change and both again: first with the column mask kept (values
+     * written in place into both compressed operands), then with a refresh (a new column mask).
+     */
     private static void sparseMatmul(CudaBackend.Precision precision, NmPattern pattern, boolean doublePrune) {
         GpuParity t = new GpuParity(precision);
         int dOut = 4 * C;
@@ -136,8 +139,13 @@ class CudaParityTest {
                 s.isGpu() ? DType.F32 : DType.F64));
         int kept = w.gpu().keptPerRow();
         String name = "sparse " + pattern + (doublePrune ? " double-pruned" : " masked-gradient");
-        for (int round = 0; round < 2; round++) {
-            String when = round == 0 ? " (initial)" : " (after update)";
+        for (int round = 0; round < 3; round++) {
+            String when = switch (round) {
+                case 0 -> " (initial)";
+                case 1 -> " (after an update, same column mask)";
+                default -> " (after an update and a refresh)";
+            };
+            boolean refreshNext = round == 1;
             Pair inp = t.gemmOperand(t.activation(), 1, ROWS, dIn);
             Pair bias = t.input(DType.F32, 0.1, dOut);
             Pair out = t.output(t.activation(), ROWS, dOut);
@@ -154,13 +162,13 @@ class CudaParityTest {
             t.check(name + " backward dvalues" + when, dvalues);
             t.check(name + " backward dbias" + when, db);
 
-            // New kept values (as an optimizer step would leave them), then operands rebuilt with a mask refresh.
+            // New kept values (as an optimizer step would leave them), then the operands rebuilt.
             double[] values = t.randomValues(dOut * kept, 0.1);
             roundToGemmPrecision(t, values);
             t.both(s -> s.backend().upload(s.of(w).values(), values));
-            t.both(s -> s.backend().updateSparseOperands(s.of(w), true));
-            assertArrayEquals(t.cpu.columnMask(w.cpu()), t.gpu.columnMask(w.gpu()), name
-                    + ": column mask after refresh");
+            t.both(s -> s.backend().updateSparseOperands(s.of(w), refreshNext));
+            assertArrayEquals(t.cpu.columnMask(w.cpu()), t.gpu.columnMask(w.gpu()), name + ": column mask"
+                    + (refreshNext ? " after refresh" : " kept"));
         }
     }
 
