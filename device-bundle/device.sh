@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine (no Java there): unpacks the device bundle and runs one phase, writing logs, JUnit XML and a
-# summary JSON under $OUT. Phases: parity (the GPU tests against the CPU reference), nccl (the NCCL collective and
+# summary JSON under $OUT. Phases: parity (the GPU tests against the CPU reference; kernelparity: the per-kernel ones), nccl (the NCCL collective and
 # 2-rank data-parallel tests; their two-GPU cases need two GPUs), ranks (slope train --ranks 2 vs 1 with a rank killed
 # and the run resumed on one rank, and slope bench scaling; two GPUs), train200 (200 char-level steps on the CPU and the GPU,
 # compared), bench (per-GEMM and whole-step timings), attention (cuDNN's attention vs ours, alone and in GPT-2-small
@@ -66,6 +66,12 @@ for phase in "${phases[@]}"; do
             grep -h '^parity \|^masks \|^in-place\|^cuSPARSELt opaque\|^attention T=\|^model step' "$out/parity.log" \
                 >"$out/parity-summary.txt"
             grep -v '^parity ' "$out/parity-summary.txt"
+            ;;
+        kernelparity)
+            # The per-kernel parity tests alone (CudaParityTest, CompressedLayoutTest): the short form of parity.
+            gpu_tests kernelparity "$out/junit" --select-class io.slope.cuda.CudaParityTest \
+                --select-class io.slope.cuda.CompressedLayoutTest || status=1
+            grep -h '^parity ' "$out/kernelparity.log" >"$out/parity-summary.txt"
             ;;
         nccl)
             # NcclCollectiveTest (one rank on GPU 0; two ranks as threads on GPUs 0 and 1) and NcclDataParallelTest
@@ -238,7 +244,7 @@ for phase in "${phases[@]}"; do
             ;;
         *)
             echo "unknown phase $phase (parity, nccl, ranks, train200, bench, benchsmall, benchxl, attention," \
-                "steps, steps124, kernels, gpurun)" >&2
+                "steps, steps124, kernels, gpurun, kernelparity)" >&2
             status=2
             ;;
     esac
