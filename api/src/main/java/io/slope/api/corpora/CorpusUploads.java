@@ -5,6 +5,8 @@ import io.slope.api.auth.Caller;
 import io.slope.api.config.CorpusSettings;
 import io.slope.api.corpora.CorpusRepository.CorpusRow;
 import io.slope.api.problem.ProblemException;
+import io.slope.api.quota.Quotas;
+import io.slope.api.quota.Quotas.Demand;
 import io.slope.api.storage.Storage;
 import io.slope.activities.storage.ObjectStore;
 import jakarta.inject.Singleton;
@@ -22,7 +24,8 @@ import java.util.UUID;
 /**
  * Corpus uploads: the request body goes to the object store as it arrives (a multipart upload to a temporary key,
  * hashed on the way), then is copied to its content address {@code corpora/<sha256>}; the same content uploaded twice
- * is stored once. Past the size limit the upload stops with a 413 and the temporary object is removed.
+ * is stored once. Past the size limit the upload stops with a 413, over the uploader's storage quota it is a 429, and
+ * either way the temporary object is removed.
  */
 @Singleton
 public class CorpusUploads {
@@ -33,13 +36,15 @@ public class CorpusUploads {
     private final CorpusRepository corpora;
     private final CorpusReferences references;
     private final CorpusSettings settings;
+    private final Quotas quotas;
 
     public CorpusUploads(Storage storage, CorpusRepository corpora, CorpusReferences references,
-            CorpusSettings settings) {
+            CorpusSettings settings, Quotas quotas) {
         this.storage = storage;
         this.corpora = corpora;
         this.references = references;
         this.settings = settings;
+        this.quotas = quotas;
     }
 
     public record Uploaded(CorpusRow corpus, String uri, boolean created) {}
@@ -75,17 +80,22 @@ public class CorpusUploads {
         }
         String sha256 = HexFormat.of().formatHex(in.digest.digest());
         String key = CorpusReferences.PREFIX + sha256;
-        boolean created = corpora.find(sha256).isEmpty();
-        if (created) {
-            objects.copy(temporary, key);
+        CorpusRepository.Stored stored;
+        try {
+            stored = corpora.insertIfAbsent(sha256, caller.user(), key, in.count, filename, c -> {
+                // Content someone already stored costs nothing; new content counts against the uploader's storage.
+                quotas.admit(c, caller.user(), Demand.bytes(in.count));
+                objects.copy(temporary, key);
+            });
+        } finally {
+            objects.delete(temporary);
         }
-        objects.delete(temporary);
-        CorpusRow row = corpora.insertIfAbsent(sha256, caller.user(), key, in.count, filename);
+        CorpusRow row = stored.row();
         if (!row.owner().equals(caller.user())) {
             // Someone else's upload of the same bytes: their file name and time are theirs, not the caller's.
             row = new CorpusRow(row.id(), caller.user(), row.objectKey(), row.bytes(), filename, Instant.now());
         }
-        return new Uploaded(row, references.uri(sha256), created);
+        return new Uploaded(row, references.uri(sha256), stored.created());
     }
 
     /**

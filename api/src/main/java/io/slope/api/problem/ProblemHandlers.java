@@ -35,7 +35,7 @@ public final class ProblemHandlers {
         @Override
         public HttpResponse<Problem> handle(HttpRequest request, ProblemException e) {
             MutableHttpResponse<Problem> response = Problems.response(e.status(), e.slug(), e.getMessage(),
-                    e.errors(), request);
+                    e.errors(), e.limit(), request);
             if (e.status() == HttpStatus.REQUEST_ENTITY_TOO_LARGE) {
                 // The body was refused unread: the connection cannot carry another request.
                 response.header(io.micronaut.http.HttpHeaders.CONNECTION, "close");
@@ -118,7 +118,8 @@ public final class ProblemHandlers {
             } else {
                 detail = messages.isEmpty() ? status.getReason() : String.join("; ", messages);
             }
-            Problem problem = Problems.of(status, Problems.slugOf(status), detail, errors, context.getRequest());
+            Problem problem = Problems.of(status, Problems.slugOf(status), detail, errors, null,
+                    context.getRequest());
             return base.contentType(Problem.MEDIA_TYPE).body(problem);
         }
     }
