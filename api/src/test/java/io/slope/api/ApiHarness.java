@@ -32,6 +32,8 @@ import javax.sql.DataSource;
 public final class ApiHarness {
     /** Corpus uploads above this are refused in the tests (so the 413 is cheap to provoke). */
     public static final long MAX_CORPUS_BYTES = 256 * 1024;
+    /** JSON bodies above this are refused in the tests: below the upload limit, so that only uploads stream. */
+    public static final long MAX_JSON_BYTES = 64 * 1024;
 
     private static ApiHarness instance;
 
@@ -76,6 +78,7 @@ public final class ApiHarness {
                 Map.entry("slope.s3.access-key", S3Server.ACCESS_KEY),
                 Map.entry("slope.s3.secret-key", S3Server.SECRET_KEY),
                 Map.entry("slope.corpus.max-bytes", MAX_CORPUS_BYTES),
+                Map.entry("slope.api.max-json-bytes", MAX_JSON_BYTES),
                 // Quotas are RunQuotasTest's; here they stay out of the way of the other tests and the load bench.
                 Map.entry("slope.quota.max-active-runs", 100_000),
                 Map.entry("slope.quota.max-active-ranks", 100_000)));

@@ -4,6 +4,7 @@ import io.micronaut.http.HttpStatus;
 import io.slope.api.auth.Caller;
 import io.slope.api.config.CorpusSettings;
 import io.slope.api.corpora.CorpusRepository.CorpusRow;
+import io.slope.api.problem.Problem;
 import io.slope.api.problem.ProblemException;
 import io.slope.api.quota.Quotas;
 import io.slope.api.quota.Quotas.Demand;
@@ -20,6 +21,7 @@ import java.time.Instant;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Corpus uploads: the request body goes to the object store as it arrives (a multipart upload to a temporary key,
@@ -49,7 +51,31 @@ public class CorpusUploads {
 
     public record Uploaded(CorpusRow corpus, String uri, boolean created) {}
 
+    /** Each user's uploads in flight; a user's entry goes when their last one ends. */
+    private final ConcurrentHashMap<String, Integer> inFlight = new ConcurrentHashMap<>();
+
+    /** Stores the body as a corpus; a 429 when the caller has {@code maxConcurrentUploads} in flight already. */
     public Uploaded upload(Caller caller, InputStream body, Long declaredLength, String filename)
+            throws IOException, SQLException {
+        int[] before = new int[1];
+        inFlight.compute(caller.user(), (user, n) -> {
+            before[0] = n == null ? 0 : n;
+            return before[0] < settings.maxConcurrentUploads() ? before[0] + 1 : n;
+        });
+        if (before[0] >= settings.maxConcurrentUploads()) {
+            throw ProblemException.overLimit(new Problem.Limit("SLOPE_CORPUS_MAX_CONCURRENT_UPLOADS",
+                    settings.maxConcurrentUploads(), (long) before[0]), caller.user() + " has " + before[0] + " uploads in "
+                    + "flight; the limit is " + settings.maxConcurrentUploads() + " at a time "
+                    + "(SLOPE_CORPUS_MAX_CONCURRENT_UPLOADS): send this one when one of them has finished");
+        }
+        try {
+            return store(caller, body, declaredLength, filename);
+        } finally {
+            inFlight.computeIfPresent(caller.user(), (user, n) -> n > 1 ? n - 1 : null);
+        }
+    }
+
+    private Uploaded store(Caller caller, InputStream body, Long declaredLength, String filename)
             throws IOException, SQLException {
         if (declaredLength != null && declaredLength > settings.maxBytes()) {
             throw tooLarge(declaredLength);

@@ -11,6 +11,7 @@ import io.micronaut.http.server.exceptions.ExceptionHandler;
 import io.micronaut.http.server.exceptions.response.ErrorContext;
 import io.micronaut.http.server.exceptions.response.ErrorResponseProcessor;
 import io.micronaut.validation.exceptions.ConstraintExceptionHandler;
+import io.slope.api.config.ServerLimits;
 import io.slope.spec.InvalidSpecException;
 import jakarta.inject.Singleton;
 import jakarta.validation.ConstraintViolation;
@@ -98,9 +99,19 @@ public final class ProblemHandlers {
     @Singleton
     @Replaces(ErrorResponseProcessor.class)
     public static final class Framework implements ErrorResponseProcessor<Problem> {
+        private final ServerLimits limits;
+
+        public Framework(ServerLimits limits) {
+            this.limits = limits;
+        }
+
         @Override
         public MutableHttpResponse<Problem> processResponse(ErrorContext context, MutableHttpResponse<?> base) {
             HttpStatus status = base.getStatus();
+            if (status == HttpStatus.REQUEST_ENTITY_TOO_LARGE) {
+                return base.contentType(Problem.MEDIA_TYPE).body(limits.tooLarge(context.getRequest(),
+                        context.getRootCause().orElse(null)));
+            }
             List<Problem.FieldProblem> errors = new ArrayList<>();
             List<String> messages = new ArrayList<>();
             for (var error : context.getErrors()) {
