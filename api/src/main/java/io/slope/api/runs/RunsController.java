@@ -70,6 +70,8 @@ public class RunsController {
     @ApiResponse(responseCode = "429", description = "over one of the caller's quotas; limit names it, its value and "
             + "the usage",
             content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @ApiResponse(responseCode = "413", description = "a body over SLOPE_API_MAX_JSON_BYTES; limit names it",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
     @Post(consumes = MediaType.APPLICATION_JSON)
     public HttpResponse<RunDetail> submit(@Parameter(hidden = true) @RequestAttribute(Caller.ATTRIBUTE) Caller caller,
             @Body @Nullable String spec) throws SQLException {
@@ -174,6 +176,8 @@ public class RunsController {
             content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
     @ApiResponse(responseCode = "429", description = "over one of the caller's quotas; limit names it, its value and "
             + "the usage",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @ApiResponse(responseCode = "413", description = "a body over SLOPE_API_MAX_JSON_BYTES; limit names it",
             content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
     @Post(value = "/{id}/ranks", consumes = MediaType.APPLICATION_JSON)
     @Status(HttpStatus.ACCEPTED)
