@@ -5,7 +5,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.micronaut.http.server.HttpServerConfiguration;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
@@ -44,6 +48,23 @@ class RequestLimitsApiTest {
         String corpus = UUID.randomUUID() + "\n" + "y".repeat(3 * (int) ApiHarness.MAX_JSON_BYTES);
         ApiHarness.Reply uploaded = api.post("/api/v1/datasets", api.aliceToken, "text/plain", corpus);
         assertEquals(201, uploaded.status(), uploaded.body());
+    }
+
+    @Test
+    void anUploadOverItsLimitIs413NamingItAndNoRequestMaySendMuchMore() throws Exception {
+        Path file = Files.createTempFile("too-big", ".txt");
+        Files.write(file, new byte[(int) ApiHarness.MAX_CORPUS_BYTES + (2 << 20)]);
+        // curl, because it reads an answer that comes before the whole body has been sent.
+        Process curl = new ProcessBuilder("curl", "-s", "--max-time", "60", "-H", "Authorization: Bearer "
+                + api.aliceToken, "-H", "Content-Type: text/plain", "--data-binary", "@" + file, "-w",
+                "\n%{http_code}", api.base + "/api/v1/datasets").redirectErrorStream(true).start();
+        String[] lines = new String(curl.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip().split("\n");
+        assertEquals(0, curl.waitFor());
+        assertEquals("413", lines[lines.length - 1], String.join("\n", lines));
+        JsonNode problem = new ObjectMapper().readTree(lines[0]);
+        assertLimit(problem, "SLOPE_CORPUS_MAX_BYTES", ApiHarness.MAX_CORPUS_BYTES);
+        assertEquals(ApiHarness.MAX_CORPUS_BYTES + (1 << 20), api.server.getApplicationContext()
+                .getBean(HttpServerConfiguration.class).getMaxRequestSize(), "the server's limit follows the upload's");
     }
 
     @Test

@@ -145,7 +145,8 @@ public class CorpusUploads {
         return new ProblemException(HttpStatus.REQUEST_ENTITY_TOO_LARGE, "corpus-too-large", "the corpus "
                 + (declared == null ? "is larger than " : "is " + declared + " bytes; the limit is ")
                 + settings.maxBytes() + " bytes (SLOPE_CORPUS_MAX_BYTES); split it into several uploads and list "
-                + "each uri in data.corpus", List.of());
+                + "each uri in data.corpus", List.of(),
+                new Problem.Limit("SLOPE_CORPUS_MAX_BYTES", settings.maxBytes(), declared));
     }
 
     /** Counts and hashes what passes through; fails once more than {@code limit} bytes have come. */
