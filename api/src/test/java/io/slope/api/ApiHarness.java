@@ -32,6 +32,8 @@ import javax.sql.DataSource;
 public final class ApiHarness {
     /** Corpus uploads above this are refused in the tests (so the 413 is cheap to provoke). */
     public static final long MAX_CORPUS_BYTES = 256 * 1024;
+    /** JSON bodies above this are refused in the tests: below the upload limit, so that only uploads stream. */
+    public static final long MAX_JSON_BYTES = 64 * 1024;
 
     private static ApiHarness instance;
 
@@ -65,17 +67,21 @@ public final class ApiHarness {
         env.put("SLOPE_S3_SECRET_KEY", S3Server.SECRET_KEY);
         env.put("SLOPE_S3_BUCKET", "slope");
         env.put("SLOPE_HOME", home.toString());
-        server = ApplicationContext.run(EmbeddedServer.class, Map.of(
-                "micronaut.server.port", -1,
-                "micronaut.server.host", "127.0.0.1",
-                "datasources.default.url", env.get("SLOPE_DB_URL"),
-                "slope.temporal.target", temporalTarget,
-                "slope.temporal.ui-url", "http://127.0.0.1:" + temporalUiPort,
-                "slope.temporal.update-timeout", "5s",
-                "slope.s3.endpoint", env.get("SLOPE_S3_ENDPOINT"),
-                "slope.s3.access-key", S3Server.ACCESS_KEY,
-                "slope.s3.secret-key", S3Server.SECRET_KEY,
-                "slope.corpus.max-bytes", MAX_CORPUS_BYTES));
+        server = ApplicationContext.run(EmbeddedServer.class, Map.ofEntries(
+                Map.entry("micronaut.server.port", -1),
+                Map.entry("micronaut.server.host", "127.0.0.1"),
+                Map.entry("datasources.default.url", env.get("SLOPE_DB_URL")),
+                Map.entry("slope.temporal.target", temporalTarget),
+                Map.entry("slope.temporal.ui-url", "http://127.0.0.1:" + temporalUiPort),
+                Map.entry("slope.temporal.update-timeout", "5s"),
+                Map.entry("slope.s3.endpoint", env.get("SLOPE_S3_ENDPOINT")),
+                Map.entry("slope.s3.access-key", S3Server.ACCESS_KEY),
+                Map.entry("slope.s3.secret-key", S3Server.SECRET_KEY),
+                Map.entry("slope.corpus.max-bytes", MAX_CORPUS_BYTES),
+                Map.entry("slope.api.max-json-bytes", MAX_JSON_BYTES),
+                // Quotas are RunQuotasTest's; here they stay out of the way of the other tests and the load bench.
+                Map.entry("slope.quota.max-active-runs", 100_000),
+                Map.entry("slope.quota.max-active-ranks", 100_000)));
         base = "http://127.0.0.1:" + server.getPort();
         ApiTokens tokens = new ApiTokens(server.getApplicationContext().getBean(DataSource.class));
         aliceToken = tokens.create("alice", false, "tests");

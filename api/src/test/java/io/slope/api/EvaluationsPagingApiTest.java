@@ -23,7 +23,7 @@ class EvaluationsPagingApiTest {
         UUID id = UUID.randomUUID();
         String spec = RunSpecCodec.toJson(RunSpecCodec.parseResolved(ApiHarness.tinySpec("evals", "/c.txt", 500)));
         context.getBean(RunRepository.class).insert(id, "alice", "evals", spec, "run-" + id, 500,
-                new ChosenOptions(null, null, null));
+                ChosenOptions.NONE, c -> { });
         // 250 evaluations: two names at each of steps 0 to 124.
         try (Connection c = context.getBean(DataSource.class).getConnection();
                 PreparedStatement ps = c.prepareStatement("INSERT INTO eval_results (run_id, step, name, value) "

@@ -12,17 +12,23 @@ import java.util.List;
  * name an absolute path as its corpus, which only makes sense when the workers share the API's machine ({@code slope
  * up}); off in compose. Such a path must be a file under one of {@code localRoots} ({@code SLOPE_CORPUS_LOCAL_ROOTS},
  * comma-separated; default the API's working directory), so a spec cannot have the workers read {@code /proc} or
- * another user's files.
+ * another user's files. {@code maxConcurrentUploads} ({@code SLOPE_CORPUS_MAX_CONCURRENT_UPLOADS}, default 2): the
+ * uploads one user may have in flight at once, each holding a request thread and an 8 MiB part buffer.
  */
 @ConfigurationProperties("slope.corpus")
 public record CorpusSettings(@Bindable(defaultValue = "1073741824") long maxBytes,
-        @Bindable(defaultValue = "false") boolean allowLocalPaths, @Nullable List<String> localRoots) {
+        @Bindable(defaultValue = "false") boolean allowLocalPaths, @Nullable List<String> localRoots,
+        @Bindable(defaultValue = "2") int maxConcurrentUploads) {
     public static final long S3_SINGLE_COPY_LIMIT = 5L << 30;
 
     public CorpusSettings {
         if (maxBytes < 1 || maxBytes > S3_SINGLE_COPY_LIMIT) {
             throw new IllegalArgumentException("slope.corpus.max-bytes (SLOPE_CORPUS_MAX_BYTES) must be between 1 "
                     + "and " + S3_SINGLE_COPY_LIMIT + " (5 GiB), got " + maxBytes);
+        }
+        if (maxConcurrentUploads < 1) {
+            throw new IllegalArgumentException("slope.corpus.max-concurrent-uploads "
+                    + "(SLOPE_CORPUS_MAX_CONCURRENT_UPLOADS) must be at least 1, got " + maxConcurrentUploads);
         }
         localRoots = localRoots == null || localRoots.isEmpty() ? List.of(System.getProperty("user.dir"))
                 : List.copyOf(localRoots);

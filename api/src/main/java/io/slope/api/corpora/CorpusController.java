@@ -48,6 +48,9 @@ public class CorpusController {
             content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
     @ApiResponse(responseCode = "413", description = "larger than the configured limit",
             content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @ApiResponse(responseCode = "429", description = "over the caller's storage quota; limit names it, its value and "
+            + "the usage",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
     @Post(consumes = {MediaType.APPLICATION_OCTET_STREAM, MediaType.TEXT_PLAIN})
     public HttpResponse<CorpusView> upload(@Parameter(hidden = true) @RequestAttribute(Caller.ATTRIBUTE) Caller caller,
             @Body InputStream body,

@@ -4,7 +4,10 @@ import io.micronaut.http.HttpStatus;
 import io.slope.api.auth.Caller;
 import io.slope.api.config.CorpusSettings;
 import io.slope.api.corpora.CorpusRepository.CorpusRow;
+import io.slope.api.problem.Problem;
 import io.slope.api.problem.ProblemException;
+import io.slope.api.quota.Quotas;
+import io.slope.api.quota.Quotas.Demand;
 import io.slope.api.storage.Storage;
 import io.slope.activities.storage.ObjectStore;
 import jakarta.inject.Singleton;
@@ -18,11 +21,13 @@ import java.time.Instant;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Corpus uploads: the request body goes to the object store as it arrives (a multipart upload to a temporary key,
  * hashed on the way), then is copied to its content address {@code corpora/<sha256>}; the same content uploaded twice
- * is stored once. Past the size limit the upload stops with a 413 and the temporary object is removed.
+ * is stored once. Past the size limit the upload stops with a 413, over the uploader's storage quota it is a 429, and
+ * either way the temporary object is removed.
  */
 @Singleton
 public class CorpusUploads {
@@ -33,18 +38,44 @@ public class CorpusUploads {
     private final CorpusRepository corpora;
     private final CorpusReferences references;
     private final CorpusSettings settings;
+    private final Quotas quotas;
 
     public CorpusUploads(Storage storage, CorpusRepository corpora, CorpusReferences references,
-            CorpusSettings settings) {
+            CorpusSettings settings, Quotas quotas) {
         this.storage = storage;
         this.corpora = corpora;
         this.references = references;
         this.settings = settings;
+        this.quotas = quotas;
     }
 
     public record Uploaded(CorpusRow corpus, String uri, boolean created) {}
 
+    /** Each user's uploads in flight; a user's entry goes when their last one ends. */
+    private final ConcurrentHashMap<String, Integer> inFlight = new ConcurrentHashMap<>();
+
+    /** Stores the body as a corpus; a 429 when the caller has {@code maxConcurrentUploads} in flight already. */
     public Uploaded upload(Caller caller, InputStream body, Long declaredLength, String filename)
+            throws IOException, SQLException {
+        int[] before = new int[1];
+        inFlight.compute(caller.user(), (user, n) -> {
+            before[0] = n == null ? 0 : n;
+            return before[0] < settings.maxConcurrentUploads() ? before[0] + 1 : n;
+        });
+        if (before[0] >= settings.maxConcurrentUploads()) {
+            throw ProblemException.overLimit(new Problem.Limit("SLOPE_CORPUS_MAX_CONCURRENT_UPLOADS",
+                    settings.maxConcurrentUploads(), (long) before[0]), caller.user() + " has " + before[0] + " uploads in "
+                    + "flight; the limit is " + settings.maxConcurrentUploads() + " at a time "
+                    + "(SLOPE_CORPUS_MAX_CONCURRENT_UPLOADS): send this one when one of them has finished");
+        }
+        try {
+            return store(caller, body, declaredLength, filename);
+        } finally {
+            inFlight.computeIfPresent(caller.user(), (user, n) -> n > 1 ? n - 1 : null);
+        }
+    }
+
+    private Uploaded store(Caller caller, InputStream body, Long declaredLength, String filename)
             throws IOException, SQLException {
         if (declaredLength != null && declaredLength > settings.maxBytes()) {
             throw tooLarge(declaredLength);
@@ -75,17 +106,22 @@ public class CorpusUploads {
         }
         String sha256 = HexFormat.of().formatHex(in.digest.digest());
         String key = CorpusReferences.PREFIX + sha256;
-        boolean created = corpora.find(sha256).isEmpty();
-        if (created) {
-            objects.copy(temporary, key);
+        CorpusRepository.Stored stored;
+        try {
+            stored = corpora.insertIfAbsent(sha256, caller.user(), key, in.count, filename, c -> {
+                // Content someone already stored costs nothing; new content counts against the uploader's storage.
+                quotas.admit(c, caller.user(), Demand.bytes(in.count));
+                objects.copy(temporary, key);
+            });
+        } finally {
+            objects.delete(temporary);
         }
-        objects.delete(temporary);
-        CorpusRow row = corpora.insertIfAbsent(sha256, caller.user(), key, in.count, filename);
+        CorpusRow row = stored.row();
         if (!row.owner().equals(caller.user())) {
             // Someone else's upload of the same bytes: their file name and time are theirs, not the caller's.
             row = new CorpusRow(row.id(), caller.user(), row.objectKey(), row.bytes(), filename, Instant.now());
         }
-        return new Uploaded(row, references.uri(sha256), created);
+        return new Uploaded(row, references.uri(sha256), stored.created());
     }
 
     /**
@@ -109,7 +145,8 @@ public class CorpusUploads {
         return new ProblemException(HttpStatus.REQUEST_ENTITY_TOO_LARGE, "corpus-too-large", "the corpus "
                 + (declared == null ? "is larger than " : "is " + declared + " bytes; the limit is ")
                 + settings.maxBytes() + " bytes (SLOPE_CORPUS_MAX_BYTES); split it into several uploads and list "
-                + "each uri in data.corpus", List.of());
+                + "each uri in data.corpus", List.of(),
+                new Problem.Limit("SLOPE_CORPUS_MAX_BYTES", settings.maxBytes(), declared));
     }
 
     /** Counts and hashes what passes through; fails once more than {@code limit} bytes have come. */

@@ -8,12 +8,24 @@ public final class ProblemException extends RuntimeException {
     private final HttpStatus status;
     private final String slug;
     private final transient List<Problem.FieldProblem> errors;
+    private final transient Problem.Limit limit;
 
     public ProblemException(HttpStatus status, String slug, String detail, List<Problem.FieldProblem> errors) {
+        this(status, slug, detail, errors, null);
+    }
+
+    public ProblemException(HttpStatus status, String slug, String detail, List<Problem.FieldProblem> errors,
+            Problem.Limit limit) {
         super(detail);
         this.status = status;
         this.slug = slug;
         this.errors = List.copyOf(errors);
+        this.limit = limit;
+    }
+
+    /** A 429: the caller holds {@code usage} of {@code limit}'s configured value already; {@code detail} says more. */
+    public static ProblemException overLimit(Problem.Limit limit, String detail) {
+        return new ProblemException(HttpStatus.TOO_MANY_REQUESTS, "limit-exceeded", detail, List.of(), limit);
     }
 
     public static ProblemException badField(String field, String message) {
@@ -43,5 +55,9 @@ public final class ProblemException extends RuntimeException {
 
     public List<Problem.FieldProblem> errors() {
         return errors;
+    }
+
+    public Problem.Limit limit() {
+        return limit;
     }
 }

@@ -11,6 +11,7 @@ import io.micronaut.http.server.exceptions.ExceptionHandler;
 import io.micronaut.http.server.exceptions.response.ErrorContext;
 import io.micronaut.http.server.exceptions.response.ErrorResponseProcessor;
 import io.micronaut.validation.exceptions.ConstraintExceptionHandler;
+import io.slope.api.config.ServerLimits;
 import io.slope.spec.InvalidSpecException;
 import jakarta.inject.Singleton;
 import jakarta.validation.ConstraintViolation;
@@ -35,7 +36,7 @@ public final class ProblemHandlers {
         @Override
         public HttpResponse<Problem> handle(HttpRequest request, ProblemException e) {
             MutableHttpResponse<Problem> response = Problems.response(e.status(), e.slug(), e.getMessage(),
-                    e.errors(), request);
+                    e.errors(), e.limit(), request);
             if (e.status() == HttpStatus.REQUEST_ENTITY_TOO_LARGE) {
                 // The body was refused unread: the connection cannot carry another request.
                 response.header(io.micronaut.http.HttpHeaders.CONNECTION, "close");
@@ -98,9 +99,19 @@ public final class ProblemHandlers {
     @Singleton
     @Replaces(ErrorResponseProcessor.class)
     public static final class Framework implements ErrorResponseProcessor<Problem> {
+        private final ServerLimits limits;
+
+        public Framework(ServerLimits limits) {
+            this.limits = limits;
+        }
+
         @Override
         public MutableHttpResponse<Problem> processResponse(ErrorContext context, MutableHttpResponse<?> base) {
             HttpStatus status = base.getStatus();
+            if (status == HttpStatus.REQUEST_ENTITY_TOO_LARGE) {
+                return base.contentType(Problem.MEDIA_TYPE).body(limits.tooLarge(context.getRequest(),
+                        context.getRootCause().orElse(null)));
+            }
             List<Problem.FieldProblem> errors = new ArrayList<>();
             List<String> messages = new ArrayList<>();
             for (var error : context.getErrors()) {
@@ -118,7 +129,8 @@ public final class ProblemHandlers {
             } else {
                 detail = messages.isEmpty() ? status.getReason() : String.join("; ", messages);
             }
-            Problem problem = Problems.of(status, Problems.slugOf(status), detail, errors, context.getRequest());
+            Problem problem = Problems.of(status, Problems.slugOf(status), detail, errors, null,
+                    context.getRequest());
             return base.contentType(Problem.MEDIA_TYPE).body(problem);
         }
     }

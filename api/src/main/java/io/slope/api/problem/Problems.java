@@ -13,15 +13,20 @@ public final class Problems {
     private Problems() {}
 
     public static Problem of(HttpStatus status, String slug, String detail, List<Problem.FieldProblem> errors,
-            HttpRequest<?> request) {
+            Problem.Limit limit, HttpRequest<?> request) {
         return new Problem(TYPE_PREFIX + slug, status.getReason(), status.getCode(), detail,
-                request == null ? null : request.getPath(), errors);
+                request == null ? null : request.getPath(), errors, limit);
     }
 
     public static MutableHttpResponse<Problem> response(HttpStatus status, String slug, String detail,
             List<Problem.FieldProblem> errors, HttpRequest<?> request) {
+        return response(status, slug, detail, errors, null, request);
+    }
+
+    public static MutableHttpResponse<Problem> response(HttpStatus status, String slug, String detail,
+            List<Problem.FieldProblem> errors, Problem.Limit limit, HttpRequest<?> request) {
         return HttpResponse.<Problem>status(status).contentType(Problem.MEDIA_TYPE)
-                .body(of(status, slug, detail, errors, request));
+                .body(of(status, slug, detail, errors, limit, request));
     }
 
     /** A slug for a status the API did not refuse itself (the framework's 404, 405, 415, ...). */

@@ -37,22 +37,34 @@ public class RunRepository {
     /** Where a page of runs starts: after the run created at {@code createdAt} with id {@code id}. */
     public record PageStart(Instant createdAt, UUID id) {}
 
+    /** A check in the transaction that stores a run or requeues it (the quotas): it refuses by throwing. */
+    public interface Admission {
+        void admit(Connection c) throws SQLException;
+    }
+
     public void insert(UUID id, String owner, String name, String specJson, String workflowId, int totalSteps,
-            ChosenOptions options) throws SQLException {
-        try (Connection c = dataSource.getConnection();
-                PreparedStatement ps = c.prepareStatement("INSERT INTO runs (id, owner, name, spec, workflow_id, "
-                        + "total_steps, ranks, chunk_steps, keep_last_checkpoints) "
-                        + "VALUES (?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?)")) {
-            ps.setObject(1, id);
-            ps.setString(2, owner);
-            ps.setString(3, name);
-            ps.setString(4, specJson);
-            ps.setString(5, workflowId);
-            ps.setInt(6, totalSteps);
-            ps.setObject(7, options.ranks(), Types.INTEGER);
-            ps.setObject(8, options.chunkSteps(), Types.INTEGER);
-            ps.setObject(9, options.keepLastCheckpoints(), Types.INTEGER);
-            ps.executeUpdate();
+            ChosenOptions options, Admission admission) throws SQLException {
+        try (Connection c = dataSource.getConnection()) {
+            c.setAutoCommit(false);
+            try (PreparedStatement ps = c.prepareStatement("INSERT INTO runs (id, owner, name, spec, workflow_id, "
+                    + "total_steps, ranks, chunk_steps, keep_last_checkpoints) "
+                    + "VALUES (?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?)")) {
+                admission.admit(c);
+                ps.setObject(1, id);
+                ps.setString(2, owner);
+                ps.setString(3, name);
+                ps.setString(4, specJson);
+                ps.setString(5, workflowId);
+                ps.setInt(6, totalSteps);
+                ps.setObject(7, options.ranks(), Types.INTEGER);
+                ps.setObject(8, options.chunkSteps(), Types.INTEGER);
+                ps.setObject(9, options.keepLastCheckpoints(), Types.INTEGER);
+                ps.executeUpdate();
+                c.commit();
+            } catch (SQLException | RuntimeException e) {
+                c.rollback();
+                throw e;
+            }
         }
     }
 
@@ -254,8 +266,8 @@ public class RunRepository {
      *
      * @return false when the run was not finished (a concurrent retry won)
      */
-    public boolean requeue(UUID runId, String fromStage) throws SQLException {
-        return updateWithEvent(runId, "UPDATE runs SET status = 'QUEUED', error = NULL, finished_at = NULL, "
+    public boolean requeue(UUID runId, String fromStage, Admission admission) throws SQLException {
+        return updateWithEvent(runId, admission, "UPDATE runs SET status = 'QUEUED', error = NULL, finished_at = NULL, "
                 + "updated_at = now() WHERE id = ? AND finished_at IS NOT NULL", ps -> ps.setObject(1, runId),
                 "INFO", fromStage, "retry from stage " + fromStage + " requested");
     }
@@ -270,11 +282,18 @@ public class RunRepository {
      */
     private boolean updateWithEvent(UUID runId, String update, Parameters parameters, String level, String stage,
             String message) throws SQLException {
+        return updateWithEvent(runId, c -> { }, update, parameters, level, stage, message);
+    }
+
+    /** The same, with {@code admission} first in the transaction. */
+    private boolean updateWithEvent(UUID runId, Admission admission, String update, Parameters parameters,
+            String level, String stage, String message) throws SQLException {
         try (Connection c = dataSource.getConnection()) {
             c.setAutoCommit(false);
             try (PreparedStatement ps = c.prepareStatement(update);
                     PreparedStatement event = c.prepareStatement("INSERT INTO run_events (run_id, level, stage, "
                             + "message) VALUES (?, ?, ?, ?)")) {
+                admission.admit(c);
                 parameters.set(ps);
                 if (ps.executeUpdate() != 1) {
                     c.rollback();
@@ -287,7 +306,7 @@ public class RunRepository {
                 event.executeUpdate();
                 c.commit();
                 return true;
-            } catch (SQLException e) {
+            } catch (SQLException | RuntimeException e) {
                 c.rollback();
                 throw e;
             }

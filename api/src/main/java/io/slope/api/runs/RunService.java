@@ -12,6 +12,8 @@ import io.slope.api.corpora.CorpusReferences;
 import io.slope.api.orchestration.RunWorkflows;
 import io.slope.api.problem.Problem;
 import io.slope.api.problem.ProblemException;
+import io.slope.api.quota.Quotas;
+import io.slope.api.quota.Quotas.Demand;
 import io.slope.api.runs.RunRepository.ArtifactRow;
 import io.slope.api.runs.RunRepository.PageStart;
 import io.slope.api.runs.RunRepository.StoredStageResult;
@@ -64,17 +66,21 @@ public class RunService {
     private final RunWorkflows workflows;
     private final CorpusReferences corpora;
     private final Storage storage;
+    private final Quotas quotas;
 
-    public RunService(RunRepository runs, RunWorkflows workflows, CorpusReferences corpora, Storage storage) {
+    public RunService(RunRepository runs, RunWorkflows workflows, CorpusReferences corpora, Storage storage,
+            Quotas quotas) {
         this.runs = runs;
         this.workflows = workflows;
         this.corpora = corpora;
         this.storage = storage;
+        this.quotas = quotas;
     }
 
     /**
      * Validates the spec with the spec codec and the run options ({@code "options"} beside the spec's fields, see
-     * {@link ChosenOptions}) against it, stores the run QUEUED with its options, then starts its workflow. When
+     * {@link ChosenOptions}) against it, stores the run QUEUED with its options within the caller's quotas (a 429
+     * and nothing stored over one), then starts its workflow. When
      * Temporal cannot be reached the run stays QUEUED, stored, and the reconciler starts it once Temporal is back.
      */
     public RunDetail submit(Caller caller, String body) throws SQLException {
@@ -94,7 +100,8 @@ public class RunService {
         UUID id = UUID.randomUUID();
         String runId = id.toString();
         runs.insert(id, caller.user(), spec.name(), RunSpecCodec.toJson(spec), SlopeRunWorkflow.workflowId(runId),
-                spec.training().steps(), chosen);
+                spec.training().steps(), chosen, c -> quotas.admit(c, caller.user(),
+                        Demand.run(chosen.resolve().ranks())));
         try {
             workflows.start(runId, spec, chosen.resolve(), null, Map.of());
         } catch (RuntimeException e) {
@@ -182,6 +189,8 @@ public class RunService {
             throw ProblemException.badField("ranks", problem);
         }
         requireUnfinished(run, "set ranks of");
+        // Checked before the workflow is told: its accepting is what makes the change.
+        quotas.check(run.owner(), Demand.ranks(ranks.intValue() - run.options().resolve().ranks()));
         workflows.setRanks(id.toString(), ranks.intValue());
         if (!runs.updateRanks(id, ranks.intValue())) {
             throw ProblemException.notFound("run " + id);
@@ -216,7 +225,8 @@ public class RunService {
             }
             earlier.put(s, parseStageResult(result));
         }
-        if (!runs.requeue(id, from.wireName())) {
+        if (!runs.requeue(id, from.wireName(), c -> quotas.admit(c, run.owner(),
+                Demand.run(run.options().resolve().ranks())))) {
             visible(caller, id); // a 404 when a delete won
             throw ProblemException.conflict("illegal-state", "run " + id + " was started again meanwhile");
         }

@@ -67,6 +67,11 @@ public class RunsController {
     @ApiResponse(responseCode = "400", description = "the spec or the options are invalid; errors[] names each "
             + "field (options.ranks, ...)",
             content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @ApiResponse(responseCode = "429", description = "over one of the caller's quotas; limit names it, its value and "
+            + "the usage",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @ApiResponse(responseCode = "413", description = "a body over SLOPE_API_MAX_JSON_BYTES; limit names it",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
     @Post(consumes = MediaType.APPLICATION_JSON)
     public HttpResponse<RunDetail> submit(@Parameter(hidden = true) @RequestAttribute(Caller.ATTRIBUTE) Caller caller,
             @Body @Nullable String spec) throws SQLException {
@@ -169,6 +174,11 @@ public class RunsController {
             content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
     @ApiResponse(responseCode = "503", description = "the workflow did not answer in time",
             content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @ApiResponse(responseCode = "429", description = "over one of the caller's quotas; limit names it, its value and "
+            + "the usage",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @ApiResponse(responseCode = "413", description = "a body over SLOPE_API_MAX_JSON_BYTES; limit names it",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
     @Post(value = "/{id}/ranks", consumes = MediaType.APPLICATION_JSON)
     @Status(HttpStatus.ACCEPTED)
     public RunDetail setRanks(@Parameter(hidden = true) @RequestAttribute(Caller.ATTRIBUTE) Caller caller,
@@ -184,6 +194,9 @@ public class RunsController {
     @ApiResponse(responseCode = "404", description = "no such run, or another user's",
             content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
     @ApiResponse(responseCode = "409", description = "not finished, or an earlier stage has no stored result",
+            content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @ApiResponse(responseCode = "429", description = "over one of the caller's quotas; limit names it, its value and "
+            + "the usage",
             content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
     @Post("/{id}/retry")
     @Status(HttpStatus.ACCEPTED)

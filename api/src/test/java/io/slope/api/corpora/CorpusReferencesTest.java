@@ -33,7 +33,7 @@ class CorpusReferencesTest {
 
     private CorpusReferences allowing(Path... roots) {
         return new CorpusReferences(context.getBean(CorpusRepository.class), context.getBean(Storage.class),
-                new CorpusSettings(1024, true, List.of(roots).stream().map(Path::toString).toList()));
+                new CorpusSettings(1024, true, List.of(roots).stream().map(Path::toString).toList(), 2));
     }
 
     @Test
@@ -59,7 +59,7 @@ class CorpusReferencesTest {
     @Test
     void theFileSystemRootCannotBeAllowed() {
         IllegalArgumentException refused = assertThrows(IllegalArgumentException.class,
-                () -> new CorpusSettings(1024, true, List.of("/")));
+                () -> new CorpusSettings(1024, true, List.of("/"), 2));
         assertTrue(refused.getMessage().contains("slope.corpus.local-roots"), refused::getMessage);
     }
 }

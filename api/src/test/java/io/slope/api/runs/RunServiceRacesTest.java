@@ -5,31 +5,24 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.micronaut.context.ApplicationContext;
 import io.micronaut.http.HttpStatus;
 import io.slope.activities.storage.ObjectStore;
 import io.slope.api.ApiHarness;
 import io.slope.api.auth.Caller;
 import io.slope.api.config.StorageSettings;
-import io.slope.api.config.TemporalSettings;
 import io.slope.api.corpora.CorpusReferences;
 import io.slope.api.orchestration.RunWorkflows;
 import io.slope.api.problem.ProblemException;
+import io.slope.api.quota.Quotas;
 import io.slope.api.storage.Storage;
-import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecCodec;
 import io.slope.spec.pipeline.Stage;
-import io.slope.spec.pipeline.StageResult;
-import io.slope.workflows.run.RunOptions;
-import io.temporal.client.WorkflowClient;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.util.List;
-import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -53,36 +46,16 @@ class RunServiceRacesTest {
         runs = context.getBean(RunRepository.class);
     }
 
-    /** Records the workflows it is asked to start; throws {@code failure} instead when it has one. */
-    private static final class Starts extends RunWorkflows {
-        final List<String> started = new CopyOnWriteArrayList<>();
-        private final RuntimeException failure;
-
-        Starts(RuntimeException failure) {
-            super(context.getBean(WorkflowClient.class), context.getBean(TemporalSettings.class),
-                    new SimpleMeterRegistry());
-            this.failure = failure;
-        }
-
-        @Override
-        public void start(String runId, RunSpec spec, RunOptions runOptions, Stage fromStage,
-                Map<Stage, StageResult> earlierResults) {
-            if (failure != null) {
-                throw failure;
-            }
-            started.add(runId);
-        }
-    }
-
     private static RunService service(RunWorkflows workflows, Storage storage) {
-        return new RunService(runs, workflows, context.getBean(CorpusReferences.class), storage);
+        return new RunService(runs, workflows, context.getBean(CorpusReferences.class), storage,
+                context.getBean(Quotas.class));
     }
 
     /** A FAILED run of alice's, stored as a finished run is. */
     private static UUID failedRun() throws Exception {
         UUID id = UUID.randomUUID();
         String spec = RunSpecCodec.toJson(RunSpecCodec.parseResolved(ApiHarness.tinySpec("race", "/corpus.txt", 10)));
-        runs.insert(id, "alice", "race", spec, "run-" + id, 10, new ChosenOptions(null, null, null));
+        runs.insert(id, "alice", "race", spec, "run-" + id, 10, ChosenOptions.NONE, c -> { });
         try (Connection c = context.getBean(DataSource.class).getConnection();
                 PreparedStatement ps = c.prepareStatement("UPDATE runs SET status = 'FAILED', error = 'boom', "
                         + "finished_at = now() WHERE id = ?")) {
@@ -95,7 +68,7 @@ class RunServiceRacesTest {
     @Test
     void aRetryRacingADeleteDoesNotRestartTheDeletedRun() throws Exception {
         UUID id = failedRun();
-        Starts workflows = new Starts(null);
+        RecordedStarts workflows = new RecordedStarts(context, null);
         CompletableFuture<RunService> self = new CompletableFuture<>();
         CompletableFuture<Object> retry = new CompletableFuture<>();
         // The retry comes while the delete removes the run's objects.
@@ -136,7 +109,7 @@ class RunServiceRacesTest {
     void aRetryWhoseWorkflowCannotStartLeavesTheRunAsItWas() throws Exception {
         UUID id = failedRun();
         RunRow before = runs.find(id).orElseThrow();
-        RunService service = service(new Starts(new IllegalStateException("UNAVAILABLE: io exception")),
+        RunService service = service(new RecordedStarts(context, new IllegalStateException("UNAVAILABLE: io exception")),
                 context.getBean(Storage.class));
 
         ProblemException problem = assertThrows(ProblemException.class,

@@ -128,12 +128,14 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
                 // The chunk has flushed its checkpoint (WAIT_CANCELLATION_COMPLETED); record the end outside the
                 // cancelled scope, which would cancel these activities too.
                 Workflow.newDetachedCancellationScope(() -> {
+                    retainAtEnd();
                     setStatus("CANCELLED");
                     bookkeeping.finishRun(in.runId(), "CANCELLED", null);
                 }).run();
                 throw e;
             }
             String message = Failures.message(e);
+            retainAtEnd();
             setStatus("FAILED");
             bookkeeping.finishRun(in.runId(), "FAILED", message);
             throw ApplicationFailure.newNonRetryableFailure(message, "RunFailed");
@@ -172,6 +174,10 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
                 workerQueue = chunk.workerQueue();
                 chunksThisRun++;
             }
+            // A long phase keeps only what retention keeps as it goes, not every checkpoint until its end.
+            if (stepsDone < end && retentionBeyondPhaseEnds()) {
+                bookkeeping.collectGarbage(input.runId(), input.options().keepLastCheckpoints());
+            }
             if (stepsDone < end && continueAsNewDue()) {
                 Workflow.await(Workflow::isEveryHandlerFinished);
                 RunOptions options = ranks == input.options().ranks() ? input.options()
@@ -194,6 +200,23 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
         }
         lastCheckpoint = ref;
         return StageResult.phase(phase, ref);
+    }
+
+    /**
+     * Before {@value #RETENTION_BEYOND_PHASE_ENDS} version 1 retention ran only where a phase ended, so a cancelled or
+     * failed run, or a long phase, kept every checkpoint; histories from then replay without the new activities.
+     */
+    static final String RETENTION_BEYOND_PHASE_ENDS = "retention-beyond-phase-ends";
+
+    private static boolean retentionBeyondPhaseEnds() {
+        return Workflow.getVersion(RETENTION_BEYOND_PHASE_ENDS, Workflow.DEFAULT_VERSION, 1) >= 1;
+    }
+
+    /** A cancelled or failed run that trained keeps what retention keeps (the latest and best among them), no more. */
+    private void retainAtEnd() {
+        if (stage.ordinal() >= Stage.SPARSE_PHASE.ordinal() && retentionBeyondPhaseEnds()) {
+            bookkeeping.collectGarbage(input.runId(), input.options().keepLastCheckpoints());
+        }
     }
 
     private boolean continueAsNewDue() {

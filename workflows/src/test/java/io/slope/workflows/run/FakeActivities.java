@@ -25,6 +25,8 @@ final class FakeActivities implements PipelineActivities, ModelActivities {
     final List<String> statuses = new CopyOnWriteArrayList<>();
     volatile long stepMillis = 20;
     volatile String corpusError;
+    /** A non-retryable failure of every chunk that would stop at this step (as a worker's bad shape would be). */
+    volatile int failingChunkStop = -1;
     /** A rank that throws (a retryable failure, once) as soon as it has joined and {@link #failNow} is set. */
     volatile int failingRank = -1;
     volatile boolean failNow;
@@ -78,6 +80,9 @@ final class FakeActivities implements PipelineActivities, ModelActivities {
     @Override
     public ChunkResult trainChunk(ChunkRequest request) {
         calls.add("chunk:" + request.stopStep());
+        if (request.stopStep() == failingChunkStop) {
+            throw ApplicationFailure.newNonRetryableFailure("chunk to " + failingChunkStop + " failed", "Boom");
+        }
         var context = Activity.getExecutionContext();
         int step = steps.getOrDefault(request.runId(), 0);
         while (step < request.stopStep()) {

@@ -81,8 +81,9 @@ class SlopeRunWorkflowTest {
         String id = UUID.randomUUID().toString();
         RunOutcome outcome = stub(id).run(RunInput.start(id, spec(20), new RunOptions(6, 5, 2, 0)));
         assertEquals("SUCCEEDED", outcome.status());
-        assertEquals(java.util.List.of("prepareData", "save:prepareData", "chunk:6", "chunk:10", "save:sparsePhase",
-                "gc", "chunk:16", "chunk:20", "save:adapterPhase", "gc", "merge@20", "save:merge", "eval", "save:eval",
+        // Retention after every chunk that leaves steps in its phase, and where each phase ends.
+        assertEquals(java.util.List.of("prepareData", "save:prepareData", "chunk:6", "gc", "chunk:10",
+                "save:sparsePhase", "gc", "chunk:16", "gc", "chunk:20", "save:adapterPhase", "gc", "merge@20", "save:merge", "eval", "save:eval",
                 "export", "save:export", "finalize", "save:finalize"), fakes.calls);
         assertEquals("SUCCEEDED", fakes.finished.get(id));
     }
@@ -95,8 +96,8 @@ class SlopeRunWorkflowTest {
                  "data": {"corpus": ["/corpus.txt"]}}""");
         RunOutcome outcome = stub(id).run(RunInput.start(id, dense, new RunOptions(10, 5, 2, 0)));
         assertEquals("SUCCEEDED", outcome.status());
-        assertEquals(java.util.List.of("chunk:10", "chunk:20", "save:sparsePhase", "gc", "save:adapterPhase", "gc"),
-                fakes.calls.subList(2, 8));
+        assertEquals(java.util.List.of("chunk:10", "gc", "chunk:20", "save:sparsePhase", "gc", "save:adapterPhase",
+                "gc"), fakes.calls.subList(2, 9));
     }
 
     @Test
@@ -193,6 +194,17 @@ class SlopeRunWorkflowTest {
         assertEquals("CANCELLED", fakes.finished.get(id));
         assertTrue(fakes.calls.stream().anyMatch(c -> c.startsWith("stopped:")), "the chunk saw the cancel and "
                 + "stopped (the real one commits a checkpoint there): " + fakes.calls);
+        assertEquals("gc", fakes.calls.getLast(), "retention runs for a cancelled run too: " + fakes.calls);
+    }
+
+    @Test
+    void aFailedRunGetsRetentionBeforeItIsRecordedFailed() {
+        fakes.failingChunkStop = 10;
+        String id = UUID.randomUUID().toString();
+        assertThrows(WorkflowFailedException.class,
+                () -> stub(id).run(RunInput.start(id, spec(20), new RunOptions(6, 5, 2, 0))));
+        assertEquals("FAILED: chunk to 10 failed", fakes.finished.get(id));
+        assertEquals(java.util.List.of("chunk:6", "gc", "chunk:10", "gc"), fakes.calls.subList(2, 6));
     }
 
     // --- data-parallel chunks (issue 8): the rendezvous, failure and re-shard logic, with a fake collective
