@@ -38,7 +38,7 @@ class DatasetStoreTest {
         CorpusSource source = new CorpusSource(objects, dir);
         DatasetStore store = new DatasetStore(objects, 1000);
         Corpus corpus = source.read(List.of("s3://datasets/corpora/shakespeare/"), dir.resolve("c1"));
-        assertEquals(2, corpus.documents().size());
+        assertEquals(2, corpus.documentCount());
         DatasetStore.Prepared first = store.prepare(corpus, "char", 0.1, dir.resolve("w1"));
         assertTrue(first.created());
         assertTrue(first.manifest().trainShards().size() > 1, "several shards at 1000 tokens each");
