@@ -64,6 +64,25 @@ class CorpusTest {
     }
 
     @Test
+    void jsonLinesFileThatIsNotTextIsSkippedEvenWithABadLineBeforeItsNulByte() throws IOException {
+        write("corpus/a.txt", "kept");
+        Files.write(dir.resolve("corpus/b.jsonl"),
+                "not json\n{\"text\": \"x\u0000\"}\n".getBytes(StandardCharsets.UTF_8));
+        Corpus corpus = Corpus.read(List.of(dir.resolve("corpus")));
+        assertEquals(List.of("kept"), texts(corpus));
+        assertEquals("contains a NUL byte at offset 20", corpus.skippedFiles().getFirst().reason());
+    }
+
+    @Test
+    void aFileChangedBetweenReadingAndStreamingFailsTheStream() throws IOException {
+        write("a.txt", "the text as read");
+        Corpus corpus = Corpus.read(List.of(dir.resolve("a.txt")));
+        write("a.txt", "the text as rewritten");
+        var e = assertThrows(IOException.class, () -> texts(corpus));
+        assertTrue(e.getMessage().contains("changed while it was read"), e.getMessage());
+    }
+
+    @Test
     void missingPathIsAnErrorNamingIt() {
         Path missing = dir.resolve("nope.txt");
         var e = assertThrows(InvalidCorpusException.class, () -> Corpus.read(List.of(missing)));
