@@ -14,9 +14,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.MessageDigest;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Optional;
 
@@ -48,13 +46,7 @@ public final class DatasetStore {
 
     /** The dataset's id: depends on the corpus text and the preparation settings only. */
     public String idOf(Corpus corpus, String tokenizer, double valFraction) {
-        MessageDigest text = DurableFiles.newSha256();
-        for (Corpus.Document document : corpus.documents()) {
-            text.update(document.text().getBytes(StandardCharsets.UTF_8));
-            text.update((byte) 0);
-        }
-        String corpusSha256 = HexFormat.of().formatHex(text.digest());
-        String key = "slope-dataset\nformat " + DatasetManifest.FORMAT_VERSION + "\ncorpus " + corpusSha256
+        String key = "slope-dataset\nformat " + DatasetManifest.FORMAT_VERSION + "\ncorpus " + corpus.sha256()
                 + "\ntokenizer " + tokenizer + "\nvalFraction " + valFraction + "\ntokensPerShard " + tokensPerShard;
         return DurableFiles.sha256Hex(key.getBytes(StandardCharsets.UTF_8));
     }

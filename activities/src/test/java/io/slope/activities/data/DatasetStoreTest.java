@@ -38,9 +38,12 @@ class DatasetStoreTest {
         CorpusSource source = new CorpusSource(objects, dir);
         DatasetStore store = new DatasetStore(objects, 1000);
         Corpus corpus = source.read(List.of("s3://datasets/corpora/shakespeare/"), dir.resolve("c1"));
-        assertEquals(2, corpus.documents().size());
+        assertEquals(2, corpus.documentCount());
         DatasetStore.Prepared first = store.prepare(corpus, "char", 0.1, dir.resolve("w1"));
         assertTrue(first.created());
+        // The content address of this text, as the whole-text reading defined it (SHA-256 of each document's bytes and
+        // a NUL, under the settings): streaming the corpus must never move a dataset to another id.
+        assertEquals("e830b018a5adf95396523e3e577077e3c54b90248f0cacf0c11935a606832039", first.id());
         assertTrue(first.manifest().trainShards().size() > 1, "several shards at 1000 tokens each");
         List<String> keys = objects.list(DatasetStore.prefix(first.id()));
         // The same text from a local copy is the same dataset: nothing is uploaded again.

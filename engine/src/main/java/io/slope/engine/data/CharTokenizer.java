@@ -61,6 +61,12 @@ public final class CharTokenizer implements Tokenizer {
         }).toArray();
     }
 
+    /** Anywhere but inside a surrogate pair: each code point is one token. */
+    @Override
+    public boolean canSplitBetween(char before, char after) {
+        return !(Character.isHighSurrogate(before) && Character.isLowSurrogate(after));
+    }
+
     @Override
     public String decode(int[] ids) {
         StringBuilder sb = new StringBuilder(ids.length);

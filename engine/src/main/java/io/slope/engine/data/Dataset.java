@@ -10,13 +10,10 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.IntBuffer;
 import java.nio.channels.FileChannel;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.security.MessageDigest;
-import java.util.HexFormat;
 import java.util.List;
 
 /**
@@ -82,7 +79,7 @@ public final class Dataset implements AutoCloseable {
 
             DatasetManifest manifest = new DatasetManifest(DatasetManifest.FORMAT_VERSION, tokenizer.kind(),
                     tokenizer.vocabSize(), valFraction, trainTokens, validationTokens, trainShards, validationShards,
-                    new DatasetManifest.Source(corpus.description(), corpus.documents().size(),
+                    new DatasetManifest.Source(corpus.description(), corpus.documentCount(),
                             corpus.files().stream().map(Path::toString).toList(),
                             corpus.skippedFiles().stream().map(s -> s.path() + ": " + s.reason()).toList(),
                             corpusSha256));
@@ -234,21 +231,13 @@ public final class Dataset implements AutoCloseable {
         return file;
     }
 
-    /** Encodes document by document into the spill; returns the corpus hash described in {@link DatasetManifest}. */
+    /**
+     * Streams the corpus document by document into the spill ({@link TextEncoder}); returns the corpus hash described
+     * in {@link DatasetManifest}.
+     */
     private static String encode(Corpus corpus, Tokenizer tokenizer, TokenSpill tokens) throws IOException {
-        MessageDigest sha256 = DurableFiles.newSha256();
-        int[] separator = tokenizer.documentSeparator();
-        boolean first = true;
-        for (Corpus.Document document : corpus.documents()) {
-            if (!first) {
-                tokens.append(separator);
-            }
-            first = false;
-            tokens.append(tokenizer.encode(document.text()));
-            sha256.update(document.text().getBytes(StandardCharsets.UTF_8));
-            sha256.update((byte) 0);
-        }
-        return HexFormat.of().formatHex(sha256.digest());
+        corpus.stream(new TextEncoder(tokenizer, TextEncoder.DEFAULT_WINDOW, tokens::append));
+        return corpus.sha256();
     }
 
     private static List<ShardInfo> copyToShards(Path spill, long from, long count, Path directory, String prefix,

@@ -44,6 +44,48 @@ public final class Gpt2BpeTokenizer implements Tokenizer {
         return encoding.encodeOrdinary(text).toArray();
     }
 
+    /**
+     * Where GPT-2's pre-tokenizer certainly starts a new piece whatever surrounds the two characters. It cuts text with
+     * {@code 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+} (Unicode white space)
+     * and encodes each match on its own. The pattern has no look-behind, so the matches from a position on depend only
+     * on the text from there. When {@code before} is not white space and a match ends after it, that match took no
+     * part of {@code \s+(?!\S)}, the only construct that could behave differently at the end of a piece of text than
+     * before the next character; so the text up to there encodes on its own as in the whole. A match ends after a
+     * non-space {@code before} when {@code after} is white space (only the leading ' ' of a match is optional, and it
+     * starts one), or when the two are of different classes among letter, number and other, apostrophes aside (a
+     * contraction joins an apostrophe to letters). Surrogates, and characters that are white space by any of Java's
+     * definitions, are never split next to, so that nothing hangs on a detail of the regex flags.
+     */
+    @Override
+    public boolean canSplitBetween(char before, char after) {
+        if (Character.isSurrogate(before) || Character.isSurrogate(after) || anyWhiteSpace(before)) {
+            return false;
+        }
+        if (after == ' ' || after == '\n') {
+            return true;
+        }
+        if (anyWhiteSpace(after) || before == '\'' || after == '\'') {
+            return false;
+        }
+        return pieceClass(before) != pieceClass(after);
+    }
+
+    private static boolean anyWhiteSpace(char c) {
+        return Character.isWhitespace(c) || Character.isSpaceChar(c) || c == '\u0085' || c == '\u180E'
+                || c == '\u200B' || c == '\uFEFF';
+    }
+
+    /** 0 letter ({@code \p{L}}), 1 number ({@code \p{N}}), 2 anything else. */
+    private static int pieceClass(char c) {
+        if (Character.isLetter(c)) {
+            return 0;
+        }
+        return switch (Character.getType(c)) {
+            case Character.DECIMAL_DIGIT_NUMBER, Character.LETTER_NUMBER, Character.OTHER_NUMBER -> 1;
+            default -> 2;
+        };
+    }
+
     /** Byte sequences that are not valid UTF-8 (a cut through a multi-byte character) decode to U+FFFD. */
     @Override
     public String decode(int[] ids) {

@@ -15,11 +15,12 @@ public final class Tokenizers {
     public static Tokenizer forCorpus(String kind, Corpus corpus) {
         return switch (kind) {
             case "char" -> {
-                StringBuilder vocabularyText = new StringBuilder(CharTokenizer.DOCUMENT_SEPARATOR);
-                for (Corpus.Document document : corpus.documents()) {
-                    vocabularyText.append(document.text());
+                java.util.BitSet vocabulary = new java.util.BitSet();
+                CharTokenizer.DOCUMENT_SEPARATOR.codePoints().forEach(vocabulary::set);
+                for (int codePoint : corpus.codePoints()) {
+                    vocabulary.set(codePoint);
                 }
-                yield CharTokenizer.fromText(vocabularyText.toString());
+                yield new CharTokenizer(vocabulary.stream().toArray());
             }
             case Gpt2BpeTokenizer.KIND -> Gpt2BpeTokenizer.instance();
             default -> throw new IllegalArgumentException("unknown tokenizer kind \"" + kind + "\"; known: " + KINDS);

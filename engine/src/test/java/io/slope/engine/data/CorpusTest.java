@@ -28,7 +28,7 @@ class CorpusTest {
 
         Corpus corpus = Corpus.read(List.of(dir.resolve("corpus")));
 
-        assertEquals(List.of("why", "zed", "bee"), corpus.documents().stream().map(Corpus.Document::text).toList());
+        assertEquals(List.of("why", "zed", "bee"), texts(corpus));
         assertEquals(2, corpus.skippedFiles().size());
         assertEquals(dir.resolve("corpus/a/image.png"), corpus.skippedFiles().get(0).path());
         assertEquals("contains a NUL byte at offset 4", corpus.skippedFiles().get(0).reason());
@@ -45,15 +45,14 @@ class CorpusTest {
                 """);
         Corpus corpus = Corpus.read(List.of(dir.resolve("docs.jsonl")));
         assertEquals(List.of("first\nwith a newline", "second"),
-                corpus.documents().stream().map(Corpus.Document::text).toList());
-        assertEquals(dir.resolve("docs.jsonl") + ":3", corpus.documents().get(1).source());
+                texts(corpus));
     }
 
     @Test
     void jsonLineWithoutTextIsAnErrorNamingFileAndLine() throws IOException {
-        write("docs.jsonl", "{\"text\": \"ok\"}\n{\"body\": \"no text field\"}\n");
+        write("docs.jsonl", "{\"text\": \"ok\"}\n\n{\"body\": \"no text field\"}\n");
         var e = assertThrows(InvalidCorpusException.class, () -> Corpus.read(List.of(dir.resolve("docs.jsonl"))));
-        assertEquals(dir.resolve("docs.jsonl") + ":2: expected a JSON object with a string field \"text\"",
+        assertEquals(dir.resolve("docs.jsonl") + ":3: expected a JSON object with a string field \"text\"",
                 e.getMessage());
     }
 
@@ -62,6 +61,25 @@ class CorpusTest {
         write("docs.jsonl", "{\"text\": \"unterminated}\n");
         var e = assertThrows(InvalidCorpusException.class, () -> Corpus.read(List.of(dir.resolve("docs.jsonl"))));
         assertTrue(e.getMessage().startsWith(dir.resolve("docs.jsonl") + ":1: not valid JSON"), e.getMessage());
+    }
+
+    @Test
+    void jsonLinesFileThatIsNotTextIsSkippedEvenWithABadLineBeforeItsNulByte() throws IOException {
+        write("corpus/a.txt", "kept");
+        Files.write(dir.resolve("corpus/b.jsonl"),
+                "not json\n{\"text\": \"x\u0000\"}\n".getBytes(StandardCharsets.UTF_8));
+        Corpus corpus = Corpus.read(List.of(dir.resolve("corpus")));
+        assertEquals(List.of("kept"), texts(corpus));
+        assertEquals("contains a NUL byte at offset 20", corpus.skippedFiles().getFirst().reason());
+    }
+
+    @Test
+    void aFileChangedBetweenReadingAndStreamingFailsTheStream() throws IOException {
+        write("a.txt", "the text as read");
+        Corpus corpus = Corpus.read(List.of(dir.resolve("a.txt")));
+        write("a.txt", "the text as rewritten");
+        var e = assertThrows(IOException.class, () -> texts(corpus));
+        assertTrue(e.getMessage().contains("changed while it was read"), e.getMessage());
     }
 
     @Test
@@ -84,7 +102,7 @@ class CorpusTest {
         write("bom.txt", "\uFEFFtext");
         write("empty.txt", "");
         Corpus corpus = Corpus.read(List.of(dir.resolve("bom.txt"), dir.resolve("empty.txt")));
-        assertEquals(List.of("text"), corpus.documents().stream().map(Corpus.Document::text).toList());
+        assertEquals(List.of("text"), texts(corpus));
     }
 
     @Test
@@ -98,5 +116,28 @@ class CorpusTest {
         Path file = dir.resolve(relative);
         Files.createDirectories(file.getParent());
         Files.writeString(file, content);
+    }
+
+    /** The documents' texts, streamed back. */
+    static List<String> texts(Corpus corpus) throws IOException {
+        List<String> texts = new java.util.ArrayList<>();
+        StringBuilder current = new StringBuilder();
+        corpus.stream(new Corpus.DocumentSink() {
+            @Override
+            public void startDocument() {
+                current.setLength(0);
+            }
+
+            @Override
+            public void text(CharSequence piece) {
+                current.append(piece);
+            }
+
+            @Override
+            public void endDocument() {
+                texts.add(current.toString());
+            }
+        });
+        return texts;
     }
 }

@@ -149,7 +149,7 @@ class DatasetTest {
     static Corpus corpus(String... texts) {
         List<Corpus.Document> documents = new ArrayList<>();
         IntStream.range(0, texts.length).forEach(i -> documents.add(new Corpus.Document("doc" + i, texts[i])));
-        return new Corpus(documents, List.of(), List.of());
+        return Corpus.of(documents);
     }
 
     private static int[] concat(int[]... parts) {

@@ -75,8 +75,7 @@ class TokenizerTest {
 
     @Test
     void charVocabularyComesFromTheCorpusAndSurvivesWithoutIt() {
-        Corpus corpus = new Corpus(List.of(new Corpus.Document("a", "abba"), new Corpus.Document("b", "cab")),
-                List.of(), List.of());
+        Corpus corpus = Corpus.of(List.of(new Corpus.Document("a", "abba"), new Corpus.Document("b", "cab")));
         Tokenizer tokenizer = Tokenizers.forCorpus("char", corpus);
         assertEquals(4, tokenizer.vocabSize(), "a, b, c and the separator's newline");
         assertEquals("\n\n", tokenizer.decode(tokenizer.documentSeparator()));
@@ -89,7 +88,7 @@ class TokenizerTest {
 
     @Test
     void unknownTokenizerKindIsRefusedNamingTheKnownOnes() {
-        Corpus corpus = new Corpus(List.of(new Corpus.Document("a", "x")), List.of(), List.of());
+        Corpus corpus = Corpus.of(List.of(new Corpus.Document("a", "x")));
         var e = assertThrows(IllegalArgumentException.class, () -> Tokenizers.forCorpus("sentencepiece", corpus));
         assertEquals("unknown tokenizer kind \"sentencepiece\"; known: [char, gpt2]", e.getMessage());
     }
