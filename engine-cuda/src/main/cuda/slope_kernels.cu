@@ -13,7 +13,7 @@
 // Error codes a kernel can leave in the backend's error word (read on every download).
 #define ERR_TOKEN_OUT_OF_RANGE 1
 #define ERR_TARGET_OUT_OF_RANGE 2
-#define ERR_COLUMN_MASK_NOT_TWO_OF_FOUR 3
+#define ERR_COLUMN_MASK_OVER_TWO_OF_FOUR 3
 
 __device__ __forceinline__ float ld(const void* p, size_t i, int dt) {
     if (dt == DT_BF16) return __bfloat162float(((const __nv_bfloat16*)p)[i]);
@@ -830,31 +830,42 @@ extern "C" __global__ void write_compressed_values(__nv_bfloat16* compressed, co
     }
 }
 
-// The backward operand (W^{R,C})ᵀ, dIn × dOut, for a column mask that keeps exactly 2 of every aligned 4 along dOut
-// (2:4 and 1:2 patterns; ADR 004). The support: ones at the mask's positions, transposed, so that compressing it fixes
-// the metadata until the next refresh. One thread per (column c of W, group g of 4 rows); c varies fastest so the mask
-// reads coalesce. A group that does not keep exactly 2 is reported, never compressed wrongly in silence.
+// The backward operand (W^{R,C})ᵀ, dIn × dOut, in place between column-mask refreshes (ADR 004). The mask keeps at most
+// 2 of every aligned 4 along dOut (2:4 and 1:2 patterns; fewer where W^R was zero at the refresh). Each group's slots:
+// the mask's positions, padded with its lowest other positions to exactly 2 (their values stay 0), so that compressing
+// the support (ones at the slots) fixes the metadata until the next refresh. One thread per (column c of W, group g of
+// 4 rows); c varies fastest so the mask reads coalesce. A group keeping more than 2 is reported, never compressed wrong.
+__device__ __forceinline__ int transposedSlots(const uint8_t* columnMask, int dIn, int c, int g, bool slot[4],
+                                               bool masked[4]) {
+    int kept = 0;
+    for (int j = 0; j < 4; j++) {
+        masked[j] = columnMask[(size_t)(4 * g + j) * dIn + c] != 0;
+        kept += masked[j];
+    }
+    int pad = 2 - kept;
+    for (int j = 0; j < 4; j++) {
+        slot[j] = masked[j] || (pad > 0 && pad-- > 0);
+    }
+    return kept;
+}
+
 extern "C" __global__ void column_mask_support_transposed(__nv_bfloat16* support, const uint8_t* columnMask, int dOut,
                                                           int dIn, int* err) {
     size_t groups = (size_t)(dOut / 4) * dIn;
     for (size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x; t < groups; t += (size_t)gridDim.x * blockDim.x) {
         int c = (int)(t % dIn);
         int g = (int)(t / dIn);
-        int kept = 0;
+        bool slot[4], masked[4];
+        if (transposedSlots(columnMask, dIn, c, g, slot, masked) > 2) report(err, ERR_COLUMN_MASK_OVER_TWO_OF_FOUR);
         for (int j = 0; j < 4; j++) {
-            int r = 4 * g + j;
-            bool on = columnMask[(size_t)r * dIn + c] != 0;
-            kept += on;
-            support[(size_t)c * dOut + r] = __float2bfloat16_rn(on ? 1.0f : 0.0f);
+            support[(size_t)c * dOut + 4 * g + j] = __float2bfloat16_rn(slot[j] ? 1.0f : 0.0f);
         }
-        if (kept != 2) report(err, ERR_COLUMN_MASK_NOT_TWO_OF_FOUR);
     }
 }
 
-// The values of (W^{R,C})ᵀ straight into its compressed value region (row c holds its dOut / 2 kept entries in
-// increasing r), once the support above is compressed: W^R[r][c] where the column mask keeps (r, c), 0 where the row
-// mask pruned it. The row mask keeps exactly N of every M along dIn, so W^R[r][c] sits at one of the N entries of
-// rowKept[r] for c's group: (c / M)·N + j.
+// The values of (W^{R,C})ᵀ straight into its compressed value region (row c holds its dOut / 2 slots in increasing r),
+// once the support above is compressed: W^R[r][c] at the mask's positions, 0 at the padding. The row mask keeps exactly
+// N of every M along dIn, so W^R[r][c] sits at one of the N entries of rowKept[r] for c's group: (c / M)·N + j.
 extern "C" __global__ void write_compressed_transposed_values(__nv_bfloat16* compressed, const void* values,
                                                               int dtValues, const int* rowKept,
                                                               const uint8_t* columnMask, int dOut, int dIn, int k,
@@ -863,16 +874,20 @@ extern "C" __global__ void write_compressed_transposed_values(__nv_bfloat16* com
     for (size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x; t < groups; t += (size_t)gridDim.x * blockDim.x) {
         int c = (int)(t % dIn);
         int g = (int)(t / dIn);
-        size_t slot = (size_t)c * (dOut / 2) + 2 * g;
+        bool slot[4], masked[4];
+        transposedSlots(columnMask, dIn, c, g, slot, masked);
+        size_t out = (size_t)c * (dOut / 2) + 2 * g;
         for (int j = 0; j < 4; j++) {
+            if (!slot[j]) continue;
             int r = 4 * g + j;
-            if (columnMask[(size_t)r * dIn + c] == 0) continue;
             float v = 0.0f;
-            size_t base = (size_t)r * k + (size_t)(c / M) * N;
-            for (int e = 0; e < N; e++) {
-                if (rowKept[base + e] == c) v = ld(values, base + e, dtValues);
+            if (masked[j]) {
+                size_t base = (size_t)r * k + (size_t)(c / M) * N;
+                for (int e = 0; e < N; e++) {
+                    if (rowKept[base + e] == c) v = ld(values, base + e, dtValues);
+                }
             }
-            compressed[slot++] = __float2bfloat16_rn(v);
+            compressed[out++] = __float2bfloat16_rn(v);
         }
     }
 }

@@ -42,10 +42,13 @@ if [[ -f "$out" && "$out" -nt "$src" && "$out" -nt "$0" ]]; then
     exit 0
 fi
 mkdir -p "$(dirname "$out")"
-# libstdc++ linked statically: the library loads on hosts with an older C++ runtime than this one.
+# libstdc++ linked statically: the library loads on hosts with an older C++ runtime than this one. Its symbols stay
+# private (--exclude-libs, -Bsymbolic, only slope_cudnn_* exported): cuDNN brings the host's libstdc++.so.6 into the process, and a call of ours
+# bound to that copy frees what our copy allocated ("free(): invalid pointer" in std::locale, seen on an H200).
 g++ -std=c++17 -O2 -fPIC -shared -s -DNV_CUDNN_FRONTEND_USE_DYNAMIC_LOADING \
     -I"$headers/frontend/include" -I"$headers/cudnn/include" -I"$headers/nvrtc/include" -I"$cuda" \
-    -static-libstdc++ -static-libgcc -Wl,--no-undefined \
+    -static-libstdc++ -static-libgcc -Wl,--exclude-libs,ALL -Wl,-Bsymbolic -Wl,--no-undefined \
+    -Wl,--version-script=<(printf '{ global: slope_cudnn_*; local: *; };\n') \
     -o "$out.tmp" "$src" -ldl
 mv "$out.tmp" "$out"
 echo "engine-cuda: cuDNN shim built → $(basename "$out") ($(stat -c %s "$out") bytes)" >&2

@@ -330,8 +330,8 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException(switch (err[0]) {
                 case ERR_TOKEN -> "a token id outside the vocabulary reached embeddingForward";
                 case ERR_TARGET -> "a target id outside the vocabulary reached crossEntropyForwardBackward";
-                case ERR_COLUMN_MASK -> "a column mask that does not keep exactly 2 of every 4 along d_out reached"
-                        + " the in-place backward operand of a sparse layer";
+                case ERR_COLUMN_MASK -> "a column mask that keeps more than 2 of some 4 along d_out reached the"
+                        + " in-place backward operand of a sparse layer";
                 default -> "kernel error code " + err[0];
             });
         }
@@ -457,8 +457,8 @@ public final class CudaBackend implements Backend {
                     w.backward = cusparse.operand(dIn, dOut);
                 }
                 if (CudaSparseLinear.exactlyTwoOfFour(p)) {
-                    // The column mask keeps exactly 2 of every 4 along d_out: its support is compressed once per
-                    // mask, and between refreshes the values are written in place like the forward's.
+                    // The column mask keeps at most 2 of every 4 along d_out: its support, padded to exactly 2, is
+                    // compressed once per mask, and between refreshes the values are written in place.
                     if (refreshColumnMask || !w.backwardSupportCompressed) {
                         long support = scratch(SLOT_DENSE, 2 * n);
                         launch1d("column_mask_support_transposed", blocks(n / 4), support, w.columnMask.address(),
