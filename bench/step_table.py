@@ -37,10 +37,11 @@ def main(path):
           "Tokens/s are medians of whole optimizer steps, MFU dense-equivalent ((6N + 12·L·T·d) per token over "
           "989 TF/s); peak GB: ours from cuMemGetInfo (what the run added), PyTorch's max_memory_allocated.")
     print()
-    print("| model | protocol | ours dense | " + " | ".join(slope_cols) + " | PyTorch | peak GB dense / "
-          + " / ".join(slope_cols) + " / PyTorch | dense/PyTorch | " + " | ".join(f"{c}/dense" for c in slope_cols)
-          + " | " + " | ".join(f"{c}/PyTorch" for c in slope_cols) + " |")
-    print("|" + "---|" * (6 + 3 * len(slope_cols)))
+    header = ["model", "protocol", "ours dense", *slope_cols, "PyTorch",
+              "peak GB " + " / ".join(["dense", *slope_cols, "PyTorch"]), "dense/PyTorch",
+              *(f"{c}/dense" for c in slope_cols), *(f"{c}/PyTorch" for c in slope_cols)]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
     models = sorted({key[0] for key in runs}, key=lambda m: (MODELS.index(m) if m in MODELS else len(MODELS), m))
     for model in models:
         for protocol in sorted({key[1] for key in runs if key[0] == model}, reverse=True):
