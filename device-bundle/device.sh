@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine (no Java there): unpacks the device bundle and runs one phase, writing logs, JUnit XML and a
-# summary JSON under $OUT. Phases: parity (the GPU tests against the CPU reference; kernelparity: the per-kernel ones), nccl (the NCCL collective and
-# 2-rank data-parallel tests; their two-GPU cases need two GPUs), ranks (slope train --ranks 2 vs 1 with a rank killed
-# and the run resumed on one rank, and slope bench scaling; two GPUs), train200 (200 char-level steps on the CPU and the GPU,
-# compared), bench (per-GEMM and whole-step timings), attention (cuDNN's attention vs ours, alone and in GPT-2-small
-# steps), steps (whole optimizer steps of ours and PyTorch's at 124M, 350M and 1558M into one step-<UTC>.jsonl, and
-# its table; steps124 its short form at 124M), kernels (Nsight Compute's per-kernel times of one step), gpurun (issue 14's
-# GPT-2-tokenized cuda run through every stage, killed and resumed, its hf/ export checked by transformers).
+# summary JSON under $OUT. Phases: parity (the GPU tests against the CPU reference; kernelparity: the per-kernel ones),
+# nccl (the NCCL collective and 2-rank data-parallel tests; their two-GPU cases need two GPUs), ranks (slope train
+# --ranks 2 vs 1 with a rank killed and the run resumed on one rank, and slope bench scaling; two GPUs), train200 (200
+# char-level steps on the CPU and the GPU, compared), bench (per-GEMM and whole-step timings), attention (cuDNN's
+# attention vs ours, alone and in GPT-2-small steps), steps (whole optimizer steps of ours and PyTorch's at 124M, 350M
+# and 1558M into one step-<UTC>.jsonl, and its table; steps124 its short form at 124M), kernels (Nsight Compute's
+# per-kernel times of one step), gpurun (issue 14's GPT-2-tokenized cuda run through every stage, killed and resumed,
+# its hf/ export checked by transformers).
 # Usage: device.sh PHASE...
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
