@@ -155,12 +155,12 @@ public final class CudaBackend implements Backend {
         return device.profile();
     }
 
-    /** Free and total device memory in bytes. */
     /** Starts or stops the range an external profiler (ncu --profile-from-start off) records; benchmarks only. */
     public void profilerRange(boolean start) {
         device.profilerRange(start);
     }
 
+    /** Free and total device memory in bytes. */
     public long[] memoryInfo() {
         return device.memoryInfo();
     }
@@ -1105,18 +1105,19 @@ public final class CudaBackend implements Backend {
         if (t.dtype == type) {
             return t.address;
         }
+        long dst;
         if (t.updatedByOptimizer && type == DType.BF16) {
             if (t.bf16Copy == null) {
                 t.bf16Copy = allocate(2L * t.count);
             }
-            if (!t.bf16CopyCurrent) {
-                launch1d("convert", blocks(t.count), t.bf16Copy.address(), CudaTensor.code(DType.BF16), t.address,
-                        t.code(), t.count);
-                t.bf16CopyCurrent = true;
+            dst = t.bf16Copy.address();
+            if (t.bf16CopyCurrent) {
+                return dst;
             }
-            return t.bf16Copy.address();
+            t.bf16CopyCurrent = true;
+        } else {
+            dst = scratch(slot, t.count * CudaTensor.elementBytes(type));
         }
-        long dst = scratch(slot, t.count * CudaTensor.elementBytes(type));
         launch1d("convert", blocks(t.count), dst, CudaTensor.code(type), t.address, t.code(), t.count);
         return dst;
     }
