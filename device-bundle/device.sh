@@ -69,11 +69,12 @@ for phase in "${phases[@]}"; do
             grep -v '^parity ' "$out/parity-summary.txt"
             ;;
         kernelparity)
-            # The per-kernel parity tests alone (CudaParityTest, CompressedLayoutTest): the short form of parity. The
-            # attention tests run last in a JVM of their own, so that a library dying there (cuDNN once did, taking
-            # the process with it) leaves the other results.
+            # The per-kernel parity tests alone (CudaParityTest, CompressedLayoutTest, GpuDecodingTest): the short form
+            # of parity. The attention tests run last in a JVM of their own, so that a library dying there (cuDNN once
+            # did, taking the process with it) leaves the other results.
             gpu_tests kernelparity "$out/junit" --select-class io.slope.cuda.CudaParityTest \
-                --select-class io.slope.cuda.CompressedLayoutTest --exclude-methodname '.*[aA]ttention.*' || status=1
+                --select-class io.slope.cuda.CompressedLayoutTest --select-class io.slope.cuda.GpuDecodingTest \
+                --exclude-methodname '.*[aA]ttention.*' || status=1
             gpu_tests kernelparity-attention "$out/junit-attention" --select-class io.slope.cuda.CudaParityTest \
                 --include-methodname '.*[aA]ttention.*' || status=1
             grep -h '^parity ' "$out/kernelparity.log" "$out/kernelparity-attention.log" >"$out/parity-summary.txt"

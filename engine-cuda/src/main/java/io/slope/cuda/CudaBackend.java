@@ -51,6 +51,11 @@ public final class CudaBackend implements Backend {
     }
 
     private static final int THREADS = 256;
+    /** cuSPARSELt's batch (rows) multiple for the 2:4 kernels ({@link CusparseLt#fits}). */
+    private static final int SPARSE_ROW_MULTIPLE = 16;
+    /** attention_decode's warps per (sequence, head) and its largest head size (DECODE_WARPS, DECODE_MAX_HS). */
+    private static final int DECODE_WARPS = 8;
+    private static final int DECODE_MAX_HEAD_SIZE = 128;
     private static final int REDUCE_CHUNK_ROWS = 32;
     /** cross_entropy_forward_backward_bf16 keeps a row in registers: 1024 threads × CE_VECS × 8 values. */
     private static final int CE_MAX_REGISTER_VOCAB = 1024 * 7 * 8;
@@ -567,13 +572,23 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void embeddingForward(Tensor out, Tensor tokens, Tensor wte, Tensor wpe, int B, int T) {
+        embed(out, tokens, wte, wpe, B, T, -1);
+    }
+
+    @Override
+    public void embeddingForwardAt(Tensor out, Tensor tokens, Tensor wte, Tensor wpe, int B, int position) {
+        embed(out, tokens, wte, wpe, B, 1, position);
+    }
+
+    /** B·T rows at positions r mod T, or all at {@code position} when it is not negative. */
+    private void embed(Tensor out, Tensor tokens, Tensor wte, Tensor wpe, int B, int T, int position) {
         CudaTensor o = cuda(out);
         CudaTensor te = cuda(wte);
         CudaTensor pe = cuda(wpe);
         int C = te.shape[1];
         int V = te.shape[0];
         launch1d("embedding_forward", blocks((long) B * T * C), o.address, o.code(), cuda(tokens).address, te.address,
-                te.code(), pe.address, pe.code(), B, T, C, V, errorWord.address());
+                te.code(), pe.address, pe.code(), B, T, C, V, position, errorWord.address());
     }
 
     @Override
@@ -674,18 +689,21 @@ public final class CudaBackend implements Backend {
         requireCount(o, (long) rows * w.dOut(), "sparseMatmulForward output");
         CudaTensor b = bias == null ? null : cuda(bias);
         if (w.sparseKernels) {
-            requireSparseBatch(w, rows);
-            CusparseLt.Plan plan = w.forwardPlans.computeIfAbsent(rows, r -> cusparse.plan(w.forward, r));
-            long in = operand(x, SLOT_A, DType.BF16);
-            String what = "spmm fwd " + w.dOut() + "x" + w.dIn() + " n=" + rows;
-            if (o.dtype == DType.BF16) {
+            // A decoding step's few rows are padded to the 2:4 kernels' multiple of 16: it is bound by reading the
+            // weight, so the padding costs next to nothing, and its output rows are dropped.
+            int n = CusparseLt.fits(w.dOut(), w.dIn(), rows) ? rows : ceil(rows, SPARSE_ROW_MULTIPLE)
+                    * SPARSE_ROW_MULTIPLE;
+            CusparseLt.Plan plan = w.forwardPlans.computeIfAbsent(n, r -> cusparse.plan(w.forward, r));
+            long in = n == rows ? operand(x, SLOT_A, DType.BF16) : paddedOperand(x, rows, n, w.dIn());
+            String what = "spmm fwd " + w.dOut() + "x" + w.dIn() + " n=" + n;
+            if (n == rows && o.dtype == DType.BF16) {
                 // Straight into the bf16 output, then the bias in place: the passes of a dense layer.
                 device.timed(what, () -> plan.multiply(w.forward, in, o.address));
                 if (b != null) {
                     addBias(o, b, rows, w.dOut());
                 }
             } else {
-                long d = scratch(SLOT_D, 2L * rows * w.dOut());
+                long d = scratch(SLOT_D, 2L * n * w.dOut());
                 device.timed(what, () -> plan.multiply(w.forward, in, d));
                 launch1d("linear_epilogue", blocks((long) rows * w.dOut()), o.address, o.code(), d,
                         CudaTensor.code(DType.BF16), b == null ? 0L : b.address, b == null ? 0 : b.code(),
@@ -744,6 +762,56 @@ public final class CudaBackend implements Backend {
         if (!CusparseLt.fits(w.dOut(), w.dIn(), rows)) {
             throw new IllegalArgumentException("cuSPARSELt needs rows (batch×seq) divisible by 16 for a "
                     + w.dOut() + "×" + w.dIn() + " sparse layer, got " + rows);
+        }
+    }
+
+    // ---- incremental decoding (KV cache) -----------------------------------------------------------------------------
+
+    @Override
+    public boolean supportsKvCache() {
+        return true;
+    }
+
+    @Override
+    public void kvCacheStore(Tensor keys, Tensor values, Tensor qkv, int B, int position) {
+        CudaTensor k = cuda(keys);
+        CudaTensor v = cuda(values);
+        CudaTensor x = cuda(qkv);
+        requireCache(k, v);
+        int C = k.shape[2];
+        int maxT = k.shape[1];
+        int n = Math.toIntExact(x.count / (3L * C) / B);
+        if (position < 0 || position + n > maxT) {
+            throw new IllegalArgumentException("kvCacheStore of " + n + " positions at " + position
+                    + " into a cache of " + maxT);
+        }
+        launch1d("kv_cache_store", blocks((long) B * n * C), k.address, v.address, k.code(), x.address, x.code(), B, n,
+                C, maxT, position);
+    }
+
+    @Override
+    public void attentionDecode(Tensor out, Tensor qkv, Tensor keys, Tensor values, int B, int position, int heads) {
+        CudaTensor k = cuda(keys);
+        CudaTensor v = cuda(values);
+        CudaTensor o = cuda(out);
+        requireCache(k, v);
+        int C = k.shape[2];
+        int maxT = k.shape[1];
+        int hs = C / heads;
+        if (hs > DECODE_MAX_HEAD_SIZE || position < 0 || position >= maxT) {
+            throw new IllegalArgumentException("attentionDecode at position " + position + " of a cache of " + maxT
+                    + " with head size " + hs + " (at most " + DECODE_MAX_HEAD_SIZE + ")");
+        }
+        launchGrid("attention_decode", B * heads, 1, 32 * DECODE_WARPS, 0, o.address, o.code(), cuda(qkv).address,
+                cuda(qkv).code(), k.address, v.address, k.code(), heads, hs, maxT, position,
+                (float) (1.0 / Math.sqrt(hs)));
+    }
+
+    private static void requireCache(CudaTensor keys, CudaTensor values) {
+        if (keys.shape.length != 3 || !Arrays.equals(keys.shape, values.shape) || keys.dtype != values.dtype) {
+            throw new IllegalArgumentException("KV caches must be two B × maxT × C tensors of one type, got "
+                    + Arrays.toString(keys.shape) + " " + keys.dtype + " and " + Arrays.toString(values.shape) + " "
+                    + values.dtype);
         }
     }
 
@@ -1119,6 +1187,15 @@ public final class CudaBackend implements Backend {
             dst = scratch(slot, t.count * CudaTensor.elementBytes(type));
         }
         launch1d("convert", blocks(t.count), dst, CudaTensor.code(type), t.address, t.code(), t.count);
+        return dst;
+    }
+
+    /** The bf16 copy of x (rows × cols) in SLOT_A, zero-padded to n rows. */
+    private long paddedOperand(CudaTensor x, int rows, int n, int cols) {
+        long dst = scratch(SLOT_A, 2L * n * cols);
+        launch1d("convert", blocks((long) rows * cols), dst, CudaTensor.code(DType.BF16), x.address, x.code(),
+                (long) rows * cols);
+        device.memsetZero(scratch[SLOT_A].withByteOffset(2L * rows * cols), 2L * (n - rows) * cols);
         return dst;
     }
 

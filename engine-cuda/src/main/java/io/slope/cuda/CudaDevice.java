@@ -42,6 +42,7 @@ import jcuda.Pointer;
 import jcuda.driver.CUcontext;
 import jcuda.driver.CUdevice;
 import jcuda.driver.CUdevice_attribute;
+import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUfunction;
 import jcuda.driver.CUmodule;
 import jcuda.driver.CUstream;
@@ -166,7 +167,7 @@ final class CudaDevice implements AutoCloseable {
         cuMemFree(p);
     }
 
-    void memsetZero(DevicePointer p, long bytes) {
+    void memsetZero(CUdeviceptr p, long bytes) {
         cuMemsetD8Async(p, (byte) 0, bytes, stream);
     }
 

@@ -172,6 +172,61 @@ class CudaParityTest {
         }
     }
 
+    /** A decoding step's 1 and 3 rows: the 2:4 kernels run them padded to 16 rows, the padding's output dropped. */
+    @ParameterizedTest
+    @EnumSource(CudaBackend.Precision.class)
+    void sparseMatmulForwardOfFewRows(CudaBackend.Precision precision) {
+        GpuParity t = new GpuParity(precision);
+        int dOut = 4 * C;
+        int dIn = C;
+        double[] dense = t.randomValues(dOut * dIn, 0.1);
+        roundToGemmPrecision(t, dense);
+        GpuParity.Two<SparseLinear> w = t.two(s -> s.backend().sparseLinear(dense, dOut, dIn, NmPattern.twoFour(),
+                true, s.isGpu() ? DType.F32 : DType.F64));
+        for (int rows : new int[] {1, 3}) {
+            Pair inp = t.gemmOperand(t.activation(), 1, rows, dIn);
+            Pair bias = t.input(DType.F32, 0.1, dOut);
+            Pair out = t.output(t.activation(), rows, dOut);
+            t.both(s -> s.backend().sparseMatmulForward(s.of(out), s.of(inp), s.of(w), s.of(bias)));
+            t.check("sparse 2:4 forward of " + rows + " rows", out);
+        }
+    }
+
+    /**
+     * The three KV-cache decoding operations: the embedding at one position, keys and values stored into the caches,
+     * one query attending over cached positions 0..p (head sizes 64, 32 and 16; p below and above the kernel's warps).
+     */
+    @ParameterizedTest
+    @EnumSource(CudaBackend.Precision.class)
+    void kvCacheDecoding(CudaBackend.Precision precision) {
+        GpuParity t = new GpuParity(precision);
+        int maxT = 96;
+        int V = 97;
+        Pair tokens = t.ints(V, B);
+        Pair wte = t.input(DType.F32, 1, V, C);
+        Pair wpe = t.input(DType.F32, 1, maxT, C);
+        Pair embedded = t.output(t.activation(), B, C);
+        t.both(s -> s.backend().embeddingForwardAt(s.of(embedded), s.of(tokens), s.of(wte), s.of(wpe), B, 37));
+        t.check("embeddingForwardAt out", embedded);
+
+        Pair keys = t.input(t.activation(), 1, B, maxT, C);
+        Pair values = t.input(t.activation(), 1, B, maxT, C);
+        Pair prompt = t.input(t.activation(), 1, B * 3, 3 * C);
+        t.both(s -> s.backend().kvCacheStore(s.of(keys), s.of(values), s.of(prompt), B, 5));
+        t.check("kvCacheStore keys", keys);
+        t.check("kvCacheStore values", values);
+
+        for (int heads : new int[] {2, 4, 8}) {
+            for (int position : new int[] {0, 3, 70}) {
+                Pair qkv = t.input(t.activation(), 1, B, 3 * C);
+                Pair out = t.output(t.activation(), B, C);
+                t.both(s -> s.backend().attentionDecode(s.of(out), s.of(qkv), s.of(keys), s.of(values), B, position,
+                        heads));
+                t.check("attentionDecode out (head size " + C / heads + ", p " + position + ")", out);
+            }
+        }
+    }
+
     private static void roundToGemmPrecision(GpuParity t, double[] v) {
         for (int i = 0; i < v.length; i++) {
             v[i] = t.gpu.precision() == CudaBackend.Precision.BF16 ? Bf16.value(Bf16.bits(v[i])) : (float) v[i];
