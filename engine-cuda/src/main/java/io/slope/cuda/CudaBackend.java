@@ -343,6 +343,12 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public void declareWeight(Tensor weight) {
+        CudaTensor w = cuda(weight);
+        w.keepsBf16Copy = w.dtype == DType.F32 && precision == Precision.BF16;
+    }
+
+    @Override
     public void zero(Tensor t) {
         CudaTensor c = cuda(t);
         device.memsetZero(c.pointer, c.bytes());
@@ -1057,7 +1063,7 @@ public final class CudaBackend implements Backend {
             requireCount(g, p.count, "adamw gradient");
             requireCount(m, p.count, "adamw first moment");
             requireCount(v, p.count, "adamw second moment");
-            p.updatedByOptimizer = p.dtype == DType.F32 && precision == Precision.BF16;
+            p.keepsBf16Copy = p.dtype == DType.F32 && precision == Precision.BF16;
             records.putLong(p.address).putLong(g.address).putLong(m.address).putLong(v.address)
                     .putLong(p.bf16Copy == null ? 0L : p.bf16Copy.address()).putLong(p.count).putInt(p.code())
                     .putInt(g.code()).putInt(m.code()).putInt(v.code()).putDouble(s.weightDecay()).putInt(slot)
@@ -1174,7 +1180,7 @@ public final class CudaBackend implements Backend {
             return t.address;
         }
         long dst;
-        if (t.updatedByOptimizer && type == DType.BF16) {
+        if (t.keepsBf16Copy && type == DType.BF16) {
             if (t.bf16Copy == null) {
                 t.bf16Copy = allocate(2L * t.count);
             }

@@ -18,11 +18,11 @@ final class CudaTensor implements Tensor {
     TokenBuckets buckets;
 
     /**
-     * An fp32 tensor the optimizer updates (a master weight) keeps a bf16 copy for the GEMMs: allocated at its first
-     * use as a GEMM operand, rewritten by the optimizer in the same pass as the weight, and marked stale by every other
-     * write ({@link #written}), after which the next GEMM converts it again.
+     * An fp32 weight (declared by the model, or updated by the optimizer) keeps a bf16 copy for the GEMMs: allocated at
+     * its first use as a GEMM operand, rewritten by the optimizer in the same pass as the weight, and marked stale by
+     * every other write ({@link #written}), after which the next GEMM converts it again.
      */
-    boolean updatedByOptimizer;
+    boolean keepsBf16Copy;
     DevicePointer bf16Copy;
     boolean bf16CopyCurrent;
 

@@ -46,6 +46,13 @@ public interface Backend extends AutoCloseable {
 
     int[] downloadInts(Tensor src);
 
+    /**
+     * Declares a model weight: a tensor that only {@code upload}, {@code zero}, collectives and {@code adamw} write, so
+     * that a GPU may keep a low-precision copy of it for its GEMMs, refreshed by those writes (training and inference
+     * alike read the weight once per step, not once per GEMM).
+     */
+    default void declareWeight(Tensor weight) {}
+
     void zero(Tensor t);
 
     // ---- N:M sparse weights ---------------------------------------------------------------------------------------

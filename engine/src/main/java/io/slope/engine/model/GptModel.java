@@ -180,6 +180,7 @@ public final class GptModel implements AutoCloseable {
     private Parameter denseParameter(String name, double[] w, boolean decay, Parameter.Group group, int... shape) {
         Tensor value = backend.zeros(dtype, shape);
         backend.upload(value, w);
+        backend.declareWeight(value);
         return new Parameter(name, value, backend.zeros(dtype, shape), decay, null, group);
     }
 
