@@ -6,8 +6,8 @@
 # char-level steps on the CPU and the GPU, compared), bench (per-GEMM and whole-step timings), attention (cuDNN's
 # attention vs ours, alone and in GPT-2-small steps), steps (whole optimizer steps of ours and PyTorch's at 124M, 350M
 # and 1558M into one step-<UTC>.jsonl, and its table; steps124 its short form at 124M), kernels (Nsight Compute's
-# per-kernel times of one step), gpurun (issue 14's GPT-2-tokenized cuda run through every stage, killed and resumed,
-# its hf/ export checked by transformers).
+# per-kernel times of one step), infer (slope bench infer: prefill and decoding, dense vs SLoPe), gpurun (issue 14's
+# GPT-2-tokenized cuda run through every stage, killed and resumed, its hf/ export checked by transformers).
 # Usage: device.sh PHASE...
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -36,6 +36,7 @@ jvm=(--enable-native-access=ALL-UNNAMED -Xmx16g)
 export SLOPE_COMMIT="$commit"
 step=("$java" "${jvm[@]}" -cp "$cp" io.slope.cli.SlopeCli bench step)
 step_xl=("$java" --enable-native-access=ALL-UNNAMED -Xmx80g -cp "$cp" io.slope.cli.SlopeCli bench step)
+infer_xl=("$java" --enable-native-access=ALL-UNNAMED -Xmx80g -cp "$cp" io.slope.cli.SlopeCli bench infer)
 
 # Facts for the summary live in $work; what comes back ($OUT, at most 8 files) is logs, JUnit XML and summary.json.
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,temperature.gpu --format=csv,noheader \
@@ -231,6 +232,19 @@ for phase in "${phases[@]}"; do
             grep -v '^{' "$out/steps124.log" | tail -n 30
             python3 "$here/step_table.py" "$results" | tee "$out/steps.md" || status=1
             ;;
+        infer)
+            # Issue 14: inference through the production model, dense vs SLoPe's inference form (2:4 + adapters):
+            # prefill of 8 × 1024 and KV-cache decoding at batch 1, 8, 16; one JVM per model and mode.
+            results="$out/infer-$(date -u +%Y-%m-%d-%H%M%S).jsonl"
+            for model in gpt2-774M gpt2-1558M d2560; do
+                for mode in dense slope; do
+                    timeout 150 "${infer_xl[@]}" --results "$results" --model "$model" "$mode" \
+                        >>"$out/infer.log" 2>&1 || status=1
+                done
+            done
+            grep -v '^{' "$out/infer.log" | tail -n 20
+            python3 "$here/infer_table.py" "$results" | tee "$out/infer.md" || status=1
+            ;;
         kernels)
             # Issue 13: every kernel of one step timed by Nsight Compute (kernels serialised, caches and clocks left
             # alone), grouped by name; the summed GPU time against the step's wall time shows what the host costs.
@@ -250,7 +264,7 @@ for phase in "${phases[@]}"; do
             ;;
         *)
             echo "unknown phase $phase (parity, nccl, ranks, train200, bench, benchsmall, benchxl, attention," \
-                "steps, steps124, kernels, gpurun, kernelparity)" >&2
+                "steps, steps124, kernels, infer, gpurun, kernelparity)" >&2
             status=2
             ;;
     esac

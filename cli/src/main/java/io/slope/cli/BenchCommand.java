@@ -2,6 +2,7 @@ package io.slope.cli;
 
 import io.slope.cuda.CudaBackendProvider;
 import io.slope.cuda.GemmBench;
+import io.slope.cuda.InferBench;
 import io.slope.cuda.ScalingBench;
 import io.slope.cuda.StepBench;
 import io.slope.spec.Mode;
@@ -30,9 +31,10 @@ import picocli.CommandLine.Spec;
  * same lines to {@code <out>/<bench>-<UTC time>.jsonl}; numbers come from benchmarks, never from timed tests.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = "GPU benchmarks (CUDA backend; step also on the CPU): per-GEMM dense vs 2:4, whole training "
-                + "steps, data-parallel scaling.",
-        subcommands = {BenchCommand.Gemm.class, BenchCommand.Step.class, BenchCommand.Scaling.class})
+        description = "GPU benchmarks (CUDA backend; step and infer also on the CPU): per-GEMM dense vs 2:4, whole "
+                + "training steps, inference (prefill and KV-cache decoding), data-parallel scaling.",
+        subcommands = {BenchCommand.Gemm.class, BenchCommand.Step.class, BenchCommand.Infer.class,
+                BenchCommand.Scaling.class})
 public final class BenchCommand {
 
     abstract static class GpuBench implements Callable<Integer> {
@@ -107,10 +109,8 @@ public final class BenchCommand {
         }
     }
 
-    @Command(name = "step", mixinStandardHelpOptions = true,
-            description = "Whole optimizer steps of the production Trainer on synthetic data "
-                    + "(bench/NOTES.md protocols).")
-    static final class Step extends GpuBench {
+    /** A benchmark of whole-model work: a preset or custom shape, a backend and the commit measured. */
+    abstract static class ModelBench extends GpuBench {
         @Option(names = "--model", defaultValue = "gpt2-124M",
                 description = "gpt2-124M, gpt2-350M, gpt2-774M, gpt2-1558M, d2560, or custom (with --layers, --heads, "
                         + "--d-model); default ${DEFAULT-VALUE}.")
@@ -131,21 +131,6 @@ public final class BenchCommand {
         @Option(names = "--vocab", description = "Custom model only (default 50304).")
         Integer vocab;
 
-        @Option(names = "--protocol", defaultValue = "b",
-                description = "a: 64 micro-batches per optimizer step, b: one (default ${DEFAULT-VALUE}).")
-        String protocol;
-
-        @Option(names = "--batch", defaultValue = "8",
-                description = "Sequences per micro-batch (default ${DEFAULT-VALUE}).")
-        int batch;
-
-        @Option(names = "--warmup", defaultValue = "2", description = "Untimed steps first (default ${DEFAULT-VALUE}).")
-        int warmup;
-
-        @Option(names = "--steps", defaultValue = "5",
-                description = "Timed steps; their median is reported (default ${DEFAULT-VALUE}).")
-        int steps;
-
         @Option(names = "--backend", defaultValue = "cuda", description = "cuda or cpu (default ${DEFAULT-VALUE}).")
         String backend;
 
@@ -156,39 +141,12 @@ public final class BenchCommand {
                 description = "The commit measured, for the results (default: $SLOPE_COMMIT).")
         String commit;
 
-        @Parameters(paramLabel = "MODE", arity = "1..*",
-                description = "dense, sparse-no-double-prune or slope, optionally :REFRESH (column-mask refresh).")
-        List<String> modes;
-
         @Override
         boolean needsCuda() {
             return backend.equals("cuda");
         }
 
-        private StepBench.Setup setup;
-
-        @Override
-        void validate() {
-            setup = new StepBench.Setup(shape(), batch, protocol(), warmup, steps, backend, threads, commit);
-            modes.forEach(mode -> Mode.fromWire(mode.split(":")[0]));
-        }
-
-        @Override
-        void run() {
-            for (String mode : modes) {
-                System.out.println(StepBench.measure(setup, mode).toJson());
-            }
-        }
-
-        private StepBench.Protocol protocol() {
-            return switch (protocol) {
-                case "a" -> StepBench.Protocol.A;
-                case "b" -> StepBench.Protocol.B;
-                default -> throw new IllegalArgumentException("--protocol: '" + protocol + "' is not a or b");
-            };
-        }
-
-        private StepBench.Shape shape() {
+        StepBench.Shape shape() {
             boolean shapeGiven = layers != null || heads != null || dModel != null || seqLen != null || vocab != null;
             if (!model.equals("custom")) {
                 StepBench.Shape preset = StepBench.PRESETS.get(model);
@@ -217,6 +175,102 @@ public final class BenchCommand {
             }
             return new StepBench.Shape("custom", layers, heads, dModel, seqLen == null ? 1024 : seqLen,
                     vocab == null ? 50304 : vocab);
+        }
+    }
+
+    @Command(name = "step", mixinStandardHelpOptions = true,
+            description = "Whole optimizer steps of the production Trainer on synthetic data "
+                    + "(bench/NOTES.md protocols).")
+    static final class Step extends ModelBench {
+        @Option(names = "--protocol", defaultValue = "b",
+                description = "a: 64 micro-batches per optimizer step, b: one (default ${DEFAULT-VALUE}).")
+        String protocol;
+
+        @Option(names = "--batch", defaultValue = "8",
+                description = "Sequences per micro-batch (default ${DEFAULT-VALUE}).")
+        int batch;
+
+        @Option(names = "--warmup", defaultValue = "2", description = "Untimed steps first (default ${DEFAULT-VALUE}).")
+        int warmup;
+
+        @Option(names = "--steps", defaultValue = "5",
+                description = "Timed steps; their median is reported (default ${DEFAULT-VALUE}).")
+        int steps;
+
+        @Parameters(paramLabel = "MODE", arity = "1..*",
+                description = "dense, sparse-no-double-prune or slope, optionally :REFRESH (column-mask refresh).")
+        List<String> modes;
+
+        private StepBench.Setup setup;
+
+        @Override
+        void validate() {
+            setup = new StepBench.Setup(shape(), batch, protocol(), warmup, steps, backend, threads, commit);
+            modes.forEach(mode -> Mode.fromWire(mode.split(":")[0]));
+        }
+
+        @Override
+        void run() {
+            for (String mode : modes) {
+                System.out.println(StepBench.measure(setup, mode).toJson());
+            }
+        }
+
+        private StepBench.Protocol protocol() {
+            return switch (protocol) {
+                case "a" -> StepBench.Protocol.A;
+                case "b" -> StepBench.Protocol.B;
+                default -> throw new IllegalArgumentException("--protocol: '" + protocol + "' is not a or b");
+            };
+        }
+    }
+
+    @Command(name = "infer", mixinStandardHelpOptions = true,
+            description = "Inference through the production model: prefill of full contexts and KV-cache decoding "
+                    + "(one token per sequence, logits downloaded as slope sample does), dense vs the SLoPe model's "
+                    + "inference form.")
+    static final class Infer extends ModelBench {
+        @Option(names = "--prefill-batch", defaultValue = "8",
+                description = "Full contexts per prefill (default ${DEFAULT-VALUE}).")
+        int prefillBatch;
+
+        @Option(names = "--decode-batch", split = ",", defaultValue = "1,8,16",
+                description = "Sequences decoded at once, each timed (default ${DEFAULT-VALUE}).")
+        List<Integer> decodeBatches;
+
+        @Option(names = "--prompt", defaultValue = "128",
+                description = "Prompt tokens before decoding (default ${DEFAULT-VALUE}).")
+        int prompt;
+
+        @Option(names = "--tokens", defaultValue = "64",
+                description = "Timed decoding steps; their median is reported (default ${DEFAULT-VALUE}).")
+        int tokens;
+
+        @Option(names = "--warmup", defaultValue = "3",
+                description = "Untimed prefills and decoding steps first (default ${DEFAULT-VALUE}).")
+        int warmup;
+
+        @Option(names = "--repeats", defaultValue = "5",
+                description = "Timed prefills; their median is reported (default ${DEFAULT-VALUE}).")
+        int repeats;
+
+        @Parameters(paramLabel = "MODE", arity = "1..*", description = "dense or slope.")
+        List<String> modes;
+
+        private InferBench.Setup setup;
+
+        @Override
+        void validate() {
+            setup = new InferBench.Setup(shape(), prefillBatch, decodeBatches, prompt, tokens, warmup, repeats,
+                    backend, threads, commit);
+            modes.forEach(InferBench::mode);
+        }
+
+        @Override
+        void run() {
+            for (String mode : modes) {
+                InferBench.measure(setup, mode).forEach(m -> System.out.println(m.toJson()));
+            }
         }
     }
 

@@ -86,4 +86,43 @@ class BenchCommandTest {
         assertEquals(100, slope.get("refresh").asInt());
         assertEquals(dense.get("params").asLong(), slope.get("params").asLong(), "N is the dense count in every mode");
     }
+
+    @Test
+    void aCpuInferBenchWritesPrefillAndDecodeLinesPerModeOfTheProductionModel() throws Exception {
+        Path results = out.resolve("infer-test.jsonl");
+        Result r = run("bench", "infer", "--backend", "cpu", "--threads", "1", "--model", "custom", "--layers", "2",
+                "--heads", "2", "--d-model", "32", "--seq-len", "16", "--vocab", "64", "--prefill-batch", "2",
+                "--decode-batch", "1,3", "--prompt", "4", "--tokens", "5", "--warmup", "1", "--repeats", "2",
+                "--commit", "abc123", "--results", results.toString(), "dense", "slope");
+        assertEquals(0, r.code(), r.err());
+        List<JsonNode> lines = Files.readAllLines(results).stream().map(BenchCommandTest::json).toList();
+        assertEquals(6, lines.size(), lines.toString());
+        for (int i = 0; i < 6; i++) {
+            JsonNode line = lines.get(i);
+            assertEquals(i < 3 ? "dense" : "slope", line.get("mode").asText(), line.toString());
+            assertEquals(List.of("prefill", "decode", "decode").get(i % 3), line.get("phase").asText());
+            assertEquals(List.of(2, 1, 3).get(i % 3), line.get("batch").asInt(), line.toString());
+            assertEquals(i < 3 ? 0 : 4, line.get("adapter_rank").asInt(), "the default rank at d 32: at least 4");
+            double ms = line.get("ms_median").asDouble();
+            int tokens = line.get("phase").asText().equals("prefill") ? 2 * 16 : line.get("batch").asInt();
+            assertEquals(tokens / (ms / 1e3), line.get("tokens_per_s").asDouble(), 0.5 + tokens / ms, line.toString());
+            assertEquals("abc123", line.get("commit").asText());
+        }
+    }
+
+    @Test
+    void anInferBenchRefusesAPromptAndTokensBeyondTheContextNamingTheOptions() {
+        Result r = run("bench", "infer", "--backend", "cpu", "--model", "custom", "--layers", "1", "--heads", "1",
+                "--d-model", "32", "--seq-len", "16", "--prompt", "10", "--tokens", "8", "dense");
+        assertEquals(2, r.code());
+        assertTrue(r.err().contains("--prompt 10") && r.err().contains("--tokens 8"), r.err());
+    }
+
+    private static JsonNode json(String line) {
+        try {
+            return JSON.readTree(line);
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
 }

@@ -104,7 +104,8 @@ public final class StepBench {
         String[] parts = modeAndRefresh.split(":");
         Mode mode = Mode.fromWire(parts[0]);
         int refresh = parts.length > 1 ? Integer.parseInt(parts[1]) : 1;
-        RunSpec spec = spec(setup, mode, refresh);
+        RunSpec spec = spec(setup.shape(), mode, refresh, setup.batch(), setup.protocol().microBatches,
+                setup.warmup() + setup.steps(), setup.backend(), setup.threads());
         GptConfig config = GptConfig.of(spec, setup.shape().vocab());
         try (Backend backend = Backends.open(spec)) {
             DeviceMemory memory = new DeviceMemory(backend);
@@ -163,17 +164,16 @@ public final class StepBench {
     }
 
     /**
-     * The run as {@code slope train} would resolve it: adapters never start inside the timed steps, and the learning
-     * rate is constant after a one-step warm-up.
+     * A benchmark's run as {@code slope train} would resolve it (the backend, its precision, the default adapter rank):
+     * adapters never start inside the timed steps, and the learning rate is constant after a one-step warm-up.
      */
-    private static RunSpec spec(Setup setup, Mode mode, int refresh) {
-        Shape s = setup.shape();
-        return RunSpecs.resolveAndValidate(new RunSpec("step-bench", new RunSpec.Model(null, s.layers(), s.heads(),
+    static RunSpec spec(Shape s, Mode mode, int refresh, int batch, int microBatches, int steps, String backend,
+            int threads) {
+        return RunSpecs.resolveAndValidate(new RunSpec("bench", new RunSpec.Model(null, s.layers(), s.heads(),
                 s.dModel(), s.seqLen()), new RunSpec.Sparsity(mode.wireName(), 2, 4, refresh, true),
                 new RunSpec.Adapters(1.0, null), new RunSpec.Optimizer(3e-4, 0.9, 0.95, 1e-8, 0.1, 1.0, 1, 1.0),
-                new RunSpec.Training(1000 + setup.warmup() + setup.steps(), setup.batch(),
-                        setup.protocol().microBatches, 1L), new RunSpec.Data(List.of("synthetic"), "gpt2", 0.1),
-                null, null, setup.backend(), null, setup.threads()));
+                new RunSpec.Training(1000 + steps, batch, microBatches, 1L),
+                new RunSpec.Data(List.of("synthetic"), "gpt2", 0.1), null, null, backend, null, threads));
     }
 
     /** Random windows, one fixed set per micro-batch index, drawn before timing so no step pays for them. */

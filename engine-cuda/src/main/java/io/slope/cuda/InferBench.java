@@ -1,0 +1,157 @@
+package io.slope.cuda;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.PropertyNamingStrategies;
+import io.slope.engine.backend.Backend;
+import io.slope.engine.backend.Backends;
+import io.slope.engine.backend.DType;
+import io.slope.engine.backend.Tensor;
+import io.slope.engine.model.GptConfig;
+import io.slope.engine.model.GptModel;
+import io.slope.engine.model.KvCache;
+import io.slope.engine.rng.Philox;
+import io.slope.spec.Mode;
+import io.slope.spec.RunSpec;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.IntStream;
+
+/**
+ * Times inference through the production model (the path {@code slope sample} takes): prefill, a batch of full
+ * contexts through {@link GptModel#prefill}, and KV-cache decoding, one token per sequence through
+ * {@link GptModel#decode} with its logits downloaded as a sampler needs them. {@code dense} is the dense model;
+ * {@code slope} is a trained SLoPe model in its inference form: 2:4 layers (block 0's qkv dense) with adapters of the
+ * default rank and scale 1 (docs/method.md). Weights are random: their values do not change the time.
+ */
+public final class InferBench {
+    private static final ObjectMapper JSON = new ObjectMapper()
+            .setPropertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE);
+
+    /**
+     * What to run: prefill of {@code prefillBatch} full contexts; decoding of {@code decodeTokens} tokens after a
+     * {@code promptLength}-token prompt at each of {@code decodeBatches}; {@code warmup} untimed repeats (prefill) or
+     * tokens (decode) first, then {@code repeats} timed prefills.
+     */
+    public record Setup(StepBench.Shape shape, int prefillBatch, List<Integer> decodeBatches, int promptLength,
+            int decodeTokens, int warmup, int repeats, String backend, int threads, String commit) {
+        public Setup {
+            if (promptLength < 1 || promptLength + warmup + decodeTokens > shape.seqLen()) {
+                throw new IllegalArgumentException("--prompt " + promptLength + " + --warmup " + warmup
+                        + " + --tokens " + decodeTokens + " must fit the context of " + shape.seqLen()
+                        + " positions (prompt at least 1)");
+            }
+            if (prefillBatch < 1 || decodeTokens < 1 || repeats < 1 || warmup < 0
+                    || decodeBatches.stream().anyMatch(b -> b < 1)) {
+                throw new IllegalArgumentException("batches, --tokens and --repeats must be at least 1, --warmup at"
+                        + " least 0");
+            }
+        }
+    }
+
+    /** One line of {@code infer-<UTC>.jsonl}: tokens/s of one phase at one batch. */
+    public record Measurement(String system, String model, String mode, String phase, int batch, long tokensPerS,
+            double msMedian, int adapterRank, String device, String commit, String utc, int layers, int heads,
+            int dModel, int seqLen, int vocab, int promptLength, String backend) {
+
+        public String toJson() {
+            try {
+                return JSON.writeValueAsString(this);
+            } catch (JsonProcessingException e) {
+                throw new IllegalStateException(e);
+            }
+        }
+    }
+
+    private InferBench() {}
+
+    /** Prefill, then decoding at each batch, of one mode ({@code dense} or {@code slope}) on a backend of its own. */
+    public static List<Measurement> measure(Setup setup, String modeName) {
+        Mode mode = mode(modeName);
+        RunSpec spec = StepBench.spec(setup.shape(), mode, 1, setup.prefillBatch(), 1, 1, setup.backend(),
+                setup.threads());
+        StepBench.Shape s = setup.shape();
+        GptConfig config = GptConfig.of(spec, s.vocab());
+        int rank = mode.sparse() ? spec.adapters().rank() : 0;
+        List<Measurement> out = new ArrayList<>();
+        try (Backend backend = Backends.open(spec);
+                GptModel model = GptModel.fromDenseWeights(backend, config, DType.F32,
+                        StepBench.randomWeights(config))) {
+            if (mode.sparse()) {
+                model.attachAdapters(randomAdapters(config, rank), rank, 1.0);
+            }
+            String device = backend instanceof CudaBackend c ? c.deviceName() : backend.name();
+            Tensor sync = model.parameters().getLast().value();
+            KvCache prefillCache = model.kvCache(setup.prefillBatch());
+            int[] contexts = tokens(setup.prefillBatch() * s.seqLen(), s.vocab(), 1);
+            List<Double> millis = new ArrayList<>();
+            for (int i = 0; i < setup.warmup() + setup.repeats(); i++) {
+                long start = System.nanoTime();
+                model.prefill(prefillCache, contexts, s.seqLen());
+                backend.download(sync);
+                if (i >= setup.warmup()) {
+                    millis.add((System.nanoTime() - start) / 1e6);
+                }
+            }
+            out.add(measurement(setup, config, modeName, "prefill", setup.prefillBatch(), s.seqLen(), millis, rank,
+                    device, backend.name()));
+            for (int batch : setup.decodeBatches()) {
+                KvCache cache = model.kvCache(batch);
+                int[] prompt = tokens(batch * s.seqLen(), s.vocab(), 2);
+                model.prefill(cache, prompt, setup.promptLength());
+                int[] next = tokens(batch, s.vocab(), 3);
+                millis.clear();
+                for (int i = 0; i < setup.warmup() + setup.decodeTokens(); i++) {
+                    long start = System.nanoTime();
+                    model.decode(cache, next);
+                    if (i >= setup.warmup()) {
+                        millis.add((System.nanoTime() - start) / 1e6);
+                    }
+                }
+                out.add(measurement(setup, config, modeName, "decode", batch, 1, millis, rank, device,
+                        backend.name()));
+            }
+        }
+        return out;
+    }
+
+    /** dense or slope: the two sparse modes serve the same 2:4 model. */
+    public static Mode mode(String name) {
+        Mode mode = Mode.fromWire(name);
+        if (mode == Mode.SPARSE_NO_DOUBLE_PRUNE) {
+            throw new IllegalArgumentException("mode '" + name + "': inference compares dense and slope (the two"
+                    + " sparse modes serve the same 2:4 model)");
+        }
+        return mode;
+    }
+
+    private static Measurement measurement(Setup setup, GptConfig config, String mode, String phase, int batch,
+            int tokensPerSequence, List<Double> millis, int rank, String device, String backend) {
+        List<Double> sorted = millis.stream().sorted().toList();
+        double median = sorted.get(sorted.size() / 2);
+        long tokensPerS = Math.round(batch * (double) tokensPerSequence / (median / 1e3));
+        return new Measurement("slope", setup.shape().name(), mode, phase, batch, tokensPerS,
+                Math.round(median * 1e6) / 1e6, rank, device, setup.commit(),
+                Instant.now().truncatedTo(ChronoUnit.SECONDS).toString(), config.layers(), config.heads(),
+                config.dModel(), config.seqLen(), config.vocab(), setup.promptLength(), backend);
+    }
+
+    private static int[] tokens(int n, int vocab, long stream) {
+        return IntStream.range(0, n).map(i -> (int) Philox.uniformLong(11, stream, i, vocab)).toArray();
+    }
+
+    /** N(0, 0.02) adapters of the inference form's shapes (A pruned or not, its GEMM is the same). */
+    private static Map<String, double[]> randomAdapters(GptConfig config, int rank) {
+        Map<String, double[]> weights = GptModel.initialAdapterWeights(config, rank, 1);
+        weights.forEach((name, w) -> {
+            long stream = Philox.stream("bench/" + name);
+            for (int i = 0; i < w.length; i++) {
+                w[i] = 0.02 * Philox.normal(1, stream, i);
+            }
+        });
+        return weights;
+    }
+}
