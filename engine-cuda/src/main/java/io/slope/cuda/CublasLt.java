@@ -27,6 +27,10 @@ final class CublasLt implements AutoCloseable {
     private static final int OP_T = 1;
     private static final int DESC_TRANSA = 3;
     private static final int DESC_TRANSB = 4;
+    private static final int DESC_EPILOGUE = 7;
+    private static final int DESC_BIAS_POINTER = 8;
+    /** CUBLASLT_EPILOGUE_BIAS: D = op(A)·op(B) + bias, the bias (D's type) broadcast along D's rows of ours. */
+    private static final int EPILOGUE_BIAS = 4;
     private static final int PREF_MAX_WORKSPACE_BYTES = 1;
     /** cublasLtMatmulHeuristicResult_t: algo (64 bytes), workspaceSize, state, wavesCount, reserved[4]. */
     private static final long HEURISTIC_RESULT_BYTES = 96;
@@ -47,6 +51,7 @@ final class CublasLt implements AutoCloseable {
     private final MemorySegment preference;
     private final MemorySegment alpha;
     private final MemorySegment beta;
+    private final MemorySegment biasPointer;
     private final long workspace;
     private final long workspaceBytes;
     private final Map<Shape, Plan> plans = new HashMap<>();
@@ -54,8 +59,8 @@ final class CublasLt implements AutoCloseable {
     /** Heuristic candidates timed per shape: the dense side searched like the sparse one (issue 5). */
     private static final int CANDIDATES = 8;
 
-    /** Everything that decides a GEMM's plan. Types are cudaDataType codes. */
-    record Shape(boolean transA, boolean transB, int m, int n, int k, int typeAB, int typeCD) {}
+    /** Everything that decides a GEMM's plan. Types are cudaDataType codes; bias: the bias epilogue. */
+    record Shape(boolean transA, boolean transB, int m, int n, int k, int typeAB, int typeCD, boolean bias) {}
 
     private record Plan(MemorySegment desc, MemorySegment layoutA, MemorySegment layoutB, MemorySegment layoutD,
             MemorySegment algo) {}
@@ -93,6 +98,7 @@ final class CublasLt implements AutoCloseable {
                 PREF_MAX_WORKSPACE_BYTES, ws, 8L));
         alpha = arena.allocate(JAVA_FLOAT);
         beta = arena.allocate(JAVA_FLOAT);
+        biasPointer = arena.allocate(JAVA_LONG);
     }
 
     long version() {
@@ -104,14 +110,18 @@ final class CublasLt implements AutoCloseable {
     }
 
     /**
-     * Row-major D[M×N] = alpha·op(A)·op(B) + beta·D with op(A) M×K and op(B) K×N; A is stored M×K (K×M when
-     * transA), B is K×N (N×K when transB), all densely packed. Queued on {@code stream}.
+     * Row-major D[M×N] = alpha·op(A)·op(B) + beta·D (+ bias[n] on every row when {@code bias} is not 0; the bias in
+     * D's type) with op(A) M×K and op(B) K×N; A is stored M×K (K×M when transA), B is K×N (N×K when transB), all
+     * densely packed. Queued on {@code stream}.
      */
     void gemm(long d, long a, boolean transA, long b, boolean transB, int M, int N, int K, float alphaValue,
-            float betaValue, int typeAB, int typeCD, long stream) {
-        Plan plan = plans.computeIfAbsent(new Shape(transA, transB, M, N, K, typeAB, typeCD), this::plan);
+            float betaValue, int typeAB, int typeCD, long bias, long stream) {
+        Plan plan = plans.computeIfAbsent(new Shape(transA, transB, M, N, K, typeAB, typeCD, bias != 0), this::plan);
         alpha.set(JAVA_FLOAT, 0, alphaValue);
         beta.set(JAVA_FLOAT, 0, betaValue);
+        if (bias != 0) {
+            setBiasPointer(plan.desc, bias);
+        }
         MemorySegment dPtr = MemorySegment.ofAddress(d);
         // Column-major operands: first = op(B)ᵀ (N×K), second = op(A)ᵀ (K×M).
         int status;
@@ -138,6 +148,14 @@ final class CublasLt implements AutoCloseable {
         MemorySegment op2 = arena.allocate(JAVA_INT);
         op2.set(JAVA_INT, 0, s.transA() ? OP_T : OP_N);
         check("cublasLtMatmulDescSetAttribute(TRANSB)", call(descSetAttribute, desc, DESC_TRANSB, op2, 4L));
+        if (s.bias()) {
+            MemorySegment epilogue = arena.allocate(JAVA_INT);
+            epilogue.set(JAVA_INT, 0, EPILOGUE_BIAS);
+            check("cublasLtMatmulDescSetAttribute(EPILOGUE)", call(descSetAttribute, desc, DESC_EPILOGUE, epilogue,
+                    4L));
+            // The heuristic reads only the pointer's alignment: the workspace's (256 bytes), as any tensor's.
+            setBiasPointer(desc, workspace);
+        }
         int M = s.m(), N = s.n(), K = s.k();
         // Row-major B stored K×N is column-major N×K (ld N); stored N×K (transB) is column-major K×N (ld K).
         MemorySegment layoutB = layout(s.typeAB(), s.transB() ? K : N, s.transB() ? N : K, s.transB() ? K : N);
@@ -171,6 +189,11 @@ final class CublasLt implements AutoCloseable {
         fill(a, s.typeAB(), (long) s.m() * s.k());
         fill(b, s.typeAB(), (long) s.k() * s.n());
         fill(d, s.typeCD(), (long) s.m() * s.n());
+        DevicePointer bias = s.bias() ? device.allocate(elemCD * s.n()) : null;
+        if (bias != null) {
+            fill(bias, s.typeCD(), s.n());
+            setBiasPointer(desc, bias.address());
+        }
         alpha.set(JAVA_FLOAT, 0, 1f);
         beta.set(JAVA_FLOAT, 0, 1f);
         int best = 0;
@@ -192,6 +215,9 @@ final class CublasLt implements AutoCloseable {
         device.free(a);
         device.free(b);
         device.free(d);
+        if (bias != null) {
+            device.free(bias);
+        }
         return best;
     }
 
@@ -201,6 +227,17 @@ final class CublasLt implements AutoCloseable {
         } else {
             device.fillF32(p, count, 0.01f);
         }
+    }
+
+    private void setBiasPointer(MemorySegment desc, long bias) {
+        biasPointer.set(JAVA_LONG, 0, bias);
+        int status;
+        try {
+            status = (int) descSetAttribute.invokeExact(desc, DESC_BIAS_POINTER, biasPointer, 8L);
+        } catch (Throwable t) {
+            throw new IllegalStateException("cuBLASLt call failed: " + t, t);
+        }
+        check("cublasLtMatmulDescSetAttribute(BIAS_POINTER)", status);
     }
 
     private MemorySegment layout(int type, long rows, long cols, long ld) {

@@ -71,7 +71,8 @@ public final class CudaBackend implements Backend {
     private static final int SLOT_DENSE = 3;
     private static final int SLOT_PARTIAL = 4;
     private static final int SLOT_HOST_UPLOAD = 5;
-    private static final int SLOTS = 6;
+    private static final int SLOT_BIAS = 6;
+    private static final int SLOTS = 7;
 
     private final CudaDevice device;
     private final int deviceOrdinal;
@@ -666,8 +667,9 @@ public final class CudaBackend implements Backend {
         int dIn = w.shape[1];
         int rows = Math.toIntExact(x.count / dIn);
         requireCount(o, (long) rows * dOut, "matmulForward output");
-        gemm(o, x, false, w, true, rows, dOut, dIn, 1f, 0f);
-        if (bias != null) {
+        long epilogueBias = bias == null ? 0L : epilogueBias(o, cuda(bias));
+        gemmRaw(o, x, false, operand(w, SLOT_B, gemmType()), true, rows, dOut, dIn, 1f, 0f, epilogueBias);
+        if (bias != null && epilogueBias == 0L) {
             addBias(o, cuda(bias), rows, dOut);
         }
     }
@@ -717,8 +719,9 @@ public final class CudaBackend implements Backend {
             }
         } else {
             // Masked dense: out = inp · (W^R)ᵀ.
-            gemmRaw(o, x, false, w.denseForward.address(), true, rows, w.dOut(), w.dIn(), 1f, 0f);
-            if (b != null) {
+            long epilogueBias = b == null ? 0L : epilogueBias(o, b);
+            gemmRaw(o, x, false, w.denseForward.address(), true, rows, w.dOut(), w.dIn(), 1f, 0f, epilogueBias);
+            if (b != null && epilogueBias == 0L) {
                 addBias(o, b, rows, w.dOut());
             }
         }
@@ -750,7 +753,7 @@ public final class CudaBackend implements Backend {
                         CudaTensor.code(DType.BF16), (long) rows * dIn);
             }
         } else {
-            gemmRaw(dx, dy, false, w.denseBackward.address(), false, rows, dIn, dOut, 1f, 1f);
+            gemmRaw(dx, dy, false, w.denseBackward.address(), false, rows, dIn, dOut, 1f, 1f, 0L);
         }
         // Dense dYᵀ·X into fp32 scratch, then only the row mask's kept positions are added (docs/method.md: ∇W).
         CudaTensor dv = cuda(dvalues);
@@ -1136,17 +1139,32 @@ public final class CudaBackend implements Backend {
     private void gemm(CudaTensor d, CudaTensor a, boolean transA, CudaTensor b, boolean transB, int M, int N, int K,
             float alpha, float beta) {
         long bAddr = operand(b, SLOT_B, gemmType());
-        gemmRaw(d, a, transA, bAddr, transB, M, N, K, alpha, beta);
+        gemmRaw(d, a, transA, bAddr, transB, M, N, K, alpha, beta, 0L);
     }
 
-    /** As {@link #gemm}, B given as an address already in the GEMM precision. */
+    /**
+     * The bias in the GEMM output's type for cuBLASLt's bias epilogue (fp32 on the GPU, rounded once with the
+     * product), or 0 when the output goes through fp32 scratch first (gemmRaw) and the bias is added after.
+     */
+    private long epilogueBias(CudaTensor out, CudaTensor bias) {
+        return foldsThroughScratch(out) ? 0L : operand(bias, SLOT_BIAS, out.dtype);
+    }
+
+    private boolean foldsThroughScratch(CudaTensor d) {
+        return d.dtype == DType.BF16 && precision == Precision.FP32_DEBUG || d.dtype == DType.F64;
+    }
+
+    /**
+     * As {@link #gemm}, B given as an address already in the GEMM precision, and a bias for the epilogue (an address
+     * from {@link #epilogueBias}, or 0).
+     */
     private void gemmRaw(CudaTensor d, CudaTensor a, boolean transA, long b, boolean transB, int M, int N, int K,
-            float alpha, float beta) {
+            float alpha, float beta, long bias) {
         requireCount(d, (long) M * N, "GEMM output");
-        if (d.dtype == DType.BF16 && precision == Precision.FP32_DEBUG || d.dtype == DType.F64) {
+        if (foldsThroughScratch(d)) {
             // Compute in fp32 scratch, then fold into d at its precision.
             long tmp = scratch(SLOT_D, 4L * M * N);
-            gemmInto(tmp, DType.F32, a, transA, b, transB, M, N, K, alpha, 0f);
+            gemmInto(tmp, DType.F32, a, transA, b, transB, M, N, K, alpha, 0f, 0L);
             launch1d(beta == 0f ? "convert" : "add_into", blocks((long) M * N), d.address, d.code(), tmp,
                     CudaTensor.code(DType.F32), (long) M * N);
             if (beta != 0f && beta != 1f) {
@@ -1154,21 +1172,22 @@ public final class CudaBackend implements Backend {
             }
             return;
         }
-        gemmInto(d.address, d.dtype, a, transA, b, transB, M, N, K, alpha, beta);
+        gemmInto(d.address, d.dtype, a, transA, b, transB, M, N, K, alpha, beta, bias);
     }
 
     private void gemmInto(long d, DType dType, CudaTensor a, boolean transA, long b, boolean transB, int M, int N,
-            int K, float alpha, float beta) {
+            int K, float alpha, float beta, long bias) {
         long aAddr = operand(a, SLOT_A, gemmType());
         int typeAB = gemmType() == DType.BF16 ? CublasLt.CUDA_R_16BF : CublasLt.CUDA_R_32F;
         int typeCD = dType == DType.BF16 ? CublasLt.CUDA_R_16BF : CublasLt.CUDA_R_32F;
-        device.timed("gemm " + M + "x" + N + "x" + K + (transA ? " At" : "") + (transB ? " Bt" : ""), () -> cublas.gemm(d,
-                aAddr, transA, b, transB, M, N, K, alpha, beta, typeAB, typeCD, device.streamHandle()));
+        device.timed("gemm " + M + "x" + N + "x" + K + (transA ? " At" : "") + (transB ? " Bt" : "")
+                + (bias != 0L ? " +bias" : ""), () -> cublas.gemm(d, aAddr, transA, b, transB, M, N, K, alpha, beta,
+                        typeAB, typeCD, bias, device.streamHandle()));
     }
 
     private void gemmInto(long d, DType dType, CudaTensor a, boolean transA, CudaTensor b, boolean transB, int M,
             int N, int K, float alpha, float beta) {
-        gemmInto(d, dType, a, transA, operand(b, SLOT_B, gemmType()), transB, M, N, K, alpha, beta);
+        gemmInto(d, dType, a, transA, operand(b, SLOT_B, gemmType()), transB, M, N, K, alpha, beta, 0L);
     }
 
     /**
