@@ -2,11 +2,14 @@ package io.slope.cli;
 
 import io.slope.engine.checkpoint.CorruptCheckpointException;
 import io.slope.engine.checkpoint.UnsupportedCheckpointFormatException;
-import io.slope.engine.cpu.CpuBackend;
+import io.slope.engine.backend.Backend;
+import io.slope.engine.backend.Backends;
 import io.slope.engine.data.InvalidTokenShardException;
 import io.slope.engine.data.Tokenizer;
 import io.slope.engine.run.TrainedModel;
 import io.slope.engine.sample.Sampler;
+import io.slope.spec.BackendChoice;
+import io.slope.spec.WireName;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -18,12 +21,12 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 /**
- * {@code slope sample}: continues a prompt with a trained checkpoint on the CPU backend. The text goes to stdout as it
- * is generated; what was loaded goes to stderr.
+ * {@code slope sample}: continues a prompt with a trained checkpoint on the CPU backend (or the GPU, with
+ * {@code --backend cuda}). The text goes to stdout as it is generated; what was loaded goes to stderr.
  */
 @Command(name = "sample", mixinStandardHelpOptions = true,
-        description = "Continue a prompt with a trained model (CPU). Greedy by default; --top-k K > 1 samples among "
-                + "the K most likely tokens, reproducibly for a given --seed.")
+        description = "Continue a prompt with a trained model (CPU, or --backend cuda). Greedy by default; --top-k K > 1 "
+                + "samples among the K most likely tokens, reproducibly for a given --seed.")
 final class SampleCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -63,6 +66,10 @@ final class SampleCommand implements Callable<Integer> {
             description = "CPU threads (default: ${DEFAULT-VALUE} = all cores).")
     int threads;
 
+    @Option(names = "--backend", paramLabel = "NAME", defaultValue = "cpu",
+            description = "cpu, cuda (the GPU: KV-cache decoding there) or auto (default: ${DEFAULT-VALUE}).")
+    String backend;
+
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
@@ -72,8 +79,9 @@ final class SampleCommand implements Callable<Integer> {
             if (prompt.isEmpty()) {
                 throw new IllegalArgumentException("--prompt: must not be empty; the model continues a text");
             }
-            try (CpuBackend backend = new CpuBackend(threads);
-                    TrainedModel trained = TrainedModel.load(checkpoint, backend)) {
+            BackendChoice choice = WireName.parse(BackendChoice.class, backend, "--backend");
+            try (Backend opened = Backends.open(choice, threads);
+                    TrainedModel trained = TrainedModel.load(checkpoint, opened)) {
                 int[] promptIds = encode(trained.tokenizer(), prompt);
                 int seqLen = trained.model().config().seqLen();
                 err.printf("%s (step %d), %s%s%n", trained.checkpointDirectory(), trained.step(),

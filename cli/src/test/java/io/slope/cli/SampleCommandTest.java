@@ -3,7 +3,9 @@ package io.slope.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.slope.cuda.CudaBackendProvider;
 import io.slope.engine.cpu.CpuBackend;
 import io.slope.engine.run.LocalTrainingRun;
 import io.slope.engine.run.TrainedModel;
@@ -85,6 +87,15 @@ class SampleCommandTest {
         assertRefused("--top-k must be at least 1", "--checkpoint", run.toString(), "--prompt", PROMPT, "--top-k",
                 "0");
         assertRefused("--checkpoint", "--prompt", PROMPT);
+        assertRefused("unknown --backend 'gpu'; allowed: [auto, cpu, cuda]", "--checkpoint", run.toString(),
+                "--prompt", PROMPT, "--backend", "gpu");
+    }
+
+    @Test
+    void theCudaBackendWhereThereIsNoGpuIsRefusedSayingWhy() {
+        assumeTrue(new CudaBackendProvider().unavailableReason().isPresent(), "a GPU is present");
+        assertRefused("backend: \"cuda\" is not available (cuda: ", "--checkpoint", run.toString(), "--prompt",
+                PROMPT, "--backend", "cuda");
     }
 
     @Test

@@ -19,6 +19,15 @@ public final class Backends {
     }
 
     /**
+     * The backend {@code wanted} for work outside a run (sampling a checkpoint), opened as {@link #open} opens a run's;
+     * {@code threads} for the CPU (0: every core). Refuses an unavailable one, saying why.
+     */
+    public static Backend open(BackendChoice wanted, int threads) {
+        return open(new RunSpec(null, null, null, null, null, null, null, null, null, wanted.wireName(), null,
+                threads));
+    }
+
+    /**
      * The fp32 evaluation backend of {@link BackendProvider#openFp32Evaluation} for the backend {@link #open} opens;
      * empty on the CPU, which computes in fp32 already.
      */
