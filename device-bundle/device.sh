@@ -144,7 +144,7 @@ for phase in "${phases[@]}"; do
             # resumed. Then c's losses against a's, next to a vs b (the GPU's run-to-run difference), and transformers
             # recomputing a's val_loss_merged from its hf/ export (gpurun.sh, compare_resume.py, hf_check.py).
             runs="$work/gpurun" && mkdir -p "$runs" && cp "$here/tinyshakespeare.txt" "$here/gpurun.json" "$runs/"
-            GPURUN_TIMEOUT=200 bash "$here/gpurun.sh" "$runs/gpurun.json" "$runs" "$out" 150 -- "$java" "${jvm[@]}" \
+            GPURUN_TIMEOUT=200 GPURUN_SAMPLE_BACKEND=cuda bash "$here/gpurun.sh" "$runs/gpurun.json" "$runs" "$out" 150 -- "$java" "${jvm[@]}" \
                 -cp "$cp" io.slope.cli.SlopeCli >"$work/gpurun.txt" 2>&1 || status=1
             cat "$work/gpurun.txt"
             cp "$out/gpurun-compare.json" "$work/" 2>/dev/null
