@@ -12,7 +12,10 @@ import io.slope.engine.sparse.NmPattern;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Set;
 import jcuda.Pointer;
 
 /**
@@ -85,7 +88,8 @@ public final class CudaBackend implements Backend {
     private final long[] scratchBytes = new long[SLOTS];
     private MultiTensorTable sumTable;
     private MultiTensorTable adamwTable;
-    private final List<DevicePointer> allocations = new ArrayList<>();
+    /** What {@link #close} frees; by identity, so that {@link #release} finds a tensor's own pointer. */
+    private final Set<DevicePointer> allocations = Collections.newSetFromMap(new IdentityHashMap<>());
     private final List<CudaSparseLinear> sparseLayers = new ArrayList<>();
     /** cuDNN's fused attention in the bf16 mode when it can be had (ADR 008); null: the project's kernels. */
     private final CudnnAttention cudnn;
@@ -199,7 +203,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public Tensor zeros(DType dtype, int... shape) {
-        long bytes = CudaTensor.count(shape) * CudaTensor.elementBytes(dtype);
+        long bytes = CudaTensor.count(shape) * dtype.bytes();
         DevicePointer p = allocate(bytes);
         device.memsetZero(p, bytes);
         return new CudaTensor(dtype, shape, p);
@@ -209,6 +213,36 @@ public final class CudaBackend implements Backend {
         DevicePointer p = device.allocate(bytes);
         allocations.add(p);
         return p;
+    }
+
+    /** Frees the tensor's memory, its bf16 copy and token buckets (an attention state: its buffers). */
+    @Override
+    public void release(Tensor t) {
+        if (t instanceof AttentionState s) {
+            release(s.stats);
+            if (s.outputCopy != null) {
+                release(s.outputCopy);
+            }
+            return;
+        }
+        CudaTensor c = cuda(t);
+        free(c.pointer);
+        if (c.bf16Copy != null) {
+            free(c.bf16Copy);
+        }
+        if (c.buckets != null) {
+            release(c.buckets.tokens());
+            release(c.buckets.starts());
+            release(c.buckets.rows());
+        }
+    }
+
+    /** Frees one of this backend's allocations once the queued work that may read it is done; others are ignored. */
+    private void free(DevicePointer p) {
+        if (allocations.remove(p)) {
+            device.synchronize();
+            device.free(p);
+        }
     }
 
     @Override
@@ -488,7 +522,7 @@ public final class CudaBackend implements Backend {
             }
         }
         DType gemmType = gemmType();
-        long bytes = n * CudaTensor.elementBytes(gemmType);
+        long bytes = n * gemmType.bytes();
         if (!w.sparseKernels) {
             if (w.denseForward == null) {
                 w.denseForward = allocate(bytes);
@@ -510,7 +544,7 @@ public final class CudaBackend implements Backend {
     /** W^R (or with a mask its masked transpose) as a dense matrix in the shared dense scratch; returns its address. */
     private long scatterDense(CudaSparseLinear w, DType type, DevicePointer mask, boolean transpose) {
         long n = (long) w.dOut() * w.dIn();
-        long bytes = n * CudaTensor.elementBytes(type);
+        long bytes = n * type.bytes();
         long dense = scratch(SLOT_DENSE, bytes);
         device.memsetZero(scratch[SLOT_DENSE], bytes);
         int k = w.keptPerRow();
@@ -1209,7 +1243,7 @@ public final class CudaBackend implements Backend {
             }
             t.bf16CopyCurrent = true;
         } else {
-            dst = scratch(slot, t.count * CudaTensor.elementBytes(type));
+            dst = scratch(slot, t.count * type.bytes());
         }
         launch1d("convert", blocks(t.count), dst, CudaTensor.code(type), t.address, t.code(), t.count);
         return dst;
@@ -1244,11 +1278,14 @@ public final class CudaBackend implements Backend {
     /** A scratch buffer of at least {@code bytes}; contents undefined. */
     private long scratch(int slot, long bytes) {
         if (scratchBytes[slot] < bytes) {
+            long size = Math.max(bytes, scratchBytes[slot] * 3 / 2);
             if (scratch[slot] != null) {
                 device.synchronize();
                 device.free(scratch[slot]);
+                // Forgotten before the new allocation, which may fail: a freed buffer must never be handed out.
+                scratch[slot] = null;
+                scratchBytes[slot] = 0;
             }
-            long size = Math.max(bytes, scratchBytes[slot] * 3 / 2);
             scratch[slot] = device.allocate(size);
             scratchBytes[slot] = size;
         }

@@ -28,6 +28,7 @@ import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
+import io.slope.engine.backend.OutOfDeviceMemory;
 import java.io.IOException;
 import java.io.InputStream;
 import java.lang.foreign.Arena;
@@ -38,6 +39,7 @@ import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
 import java.util.HashMap;
 import java.util.Map;
+import jcuda.CudaException;
 import jcuda.Pointer;
 import jcuda.driver.CUcontext;
 import jcuda.driver.CUdevice;
@@ -45,6 +47,7 @@ import jcuda.driver.CUdevice_attribute;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUfunction;
 import jcuda.driver.CUmodule;
+import jcuda.driver.CUresult;
 import jcuda.driver.CUstream;
 import jcuda.driver.JCudaDriver;
 
@@ -54,6 +57,8 @@ import jcuda.driver.JCudaDriver;
  */
 final class CudaDevice implements AutoCloseable {
     static final String KERNEL_RESOURCE = "/io/slope/cuda/slope_kernels.fatbin";
+    /** JCuda's exception message for the driver's out-of-memory result (it carries only the result's name). */
+    private static final String OUT_OF_MEMORY = CUresult.stringFor(CUresult.CUDA_ERROR_OUT_OF_MEMORY);
 
     /** A stream whose native handle can be passed to cuBLASLt and cuSPARSELt. */
     static final class Stream extends CUstream {
@@ -157,9 +162,21 @@ final class CudaDevice implements AutoCloseable {
         return new long[] {free[0], total[0]};
     }
 
+    /**
+     * cuMemAlloc. The driver's CUDA_ERROR_OUT_OF_MEMORY becomes {@link OutOfDeviceMemory} with the memory free at that
+     * moment, so the trainer can run the micro-batch in smaller passes; every other error stays JCuda's.
+     */
     DevicePointer allocate(long bytes) {
         DevicePointer p = new DevicePointer();
-        cuMemAlloc(p, Math.max(bytes, 16));
+        long size = Math.max(bytes, 16);
+        try {
+            cuMemAlloc(p, size);
+        } catch (CudaException e) {
+            if (OUT_OF_MEMORY.equals(e.getMessage())) {
+                throw new OutOfDeviceMemory(size, memoryInfo()[0]);
+            }
+            throw e;
+        }
         return p;
     }
 

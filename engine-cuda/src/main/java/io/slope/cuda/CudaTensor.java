@@ -52,14 +52,6 @@ final class CudaTensor implements Tensor {
         return n;
     }
 
-    static int elementBytes(DType dtype) {
-        return switch (dtype) {
-            case F64 -> 8;
-            case F32, I32 -> 4;
-            case BF16 -> 2;
-        };
-    }
-
     /** The storage code the kernels take for every float tensor (DT_* in slope_kernels.cu). */
     static int code(DType dtype) {
         return switch (dtype) {
@@ -75,7 +67,7 @@ final class CudaTensor implements Tensor {
     }
 
     long bytes() {
-        return count * elementBytes(dtype);
+        return count * dtype.bytes();
     }
 
     @Override

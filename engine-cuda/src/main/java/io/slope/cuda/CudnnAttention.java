@@ -122,9 +122,12 @@ final class CudnnAttention implements AutoCloseable {
             if (workspace != null) {
                 device.synchronize();
                 device.free(workspace);
+                // Forgotten before the new allocation, which may fail: a freed buffer must never be handed out.
+                workspace = null;
             }
-            workspaceBytes = Math.max(needed, 1);
-            workspace = device.allocate(workspaceBytes);
+            long bytes = Math.max(needed, 1);
+            workspace = device.allocate(bytes);
+            workspaceBytes = bytes;
         }
         return workspace.address();
     }

@@ -123,20 +123,29 @@ final class CusparseLt implements AutoCloseable {
             // gets a generous buffer, and the plan's workspace is sized after it from the chosen configuration.
             long searchWorkspaceBytes = Math.max(ws.get(JAVA_LONG, 0), SEARCH_WORKSPACE_BYTES);
             DevicePointer searchWorkspace = device.allocate(searchWorkspaceBytes);
-            // The search runs the product many times on the D it is given: scratch buffers, never a live output.
-            DevicePointer scratchB = device.allocate(2L * a.k * n);
-            DevicePointer scratchD = device.allocate(2L * a.m * n);
-            device.fillBf16(scratchB, (long) a.k * n, 0.01f);
-            alpha.set(JAVA_FLOAT, 0, 1f);
-            beta.set(JAVA_FLOAT, 0, 0f);
-            check("cusparseLtMatmulSearch", call(search, handle, plan, alpha, MemorySegment.ofAddress(
-                    a.compressed.address()), MemorySegment.ofAddress(scratchB.address()), beta,
-                    MemorySegment.ofAddress(scratchD.address()), MemorySegment.ofAddress(scratchD.address()),
-                    MemorySegment.ofAddress(searchWorkspace.address()), streams, 1));
-            device.synchronize();
-            device.free(scratchB);
-            device.free(scratchD);
-            device.free(searchWorkspace);
+            DevicePointer scratchB = null;
+            DevicePointer scratchD = null;
+            // Freed even when the search fails (a batch too large for the device): a leak would keep the memory that
+            // running the micro-batch in smaller passes needs.
+            try {
+                // The search runs the product many times on the D it is given: scratch buffers, never a live output.
+                scratchB = device.allocate(2L * a.k * n);
+                scratchD = device.allocate(2L * a.m * n);
+                device.fillBf16(scratchB, (long) a.k * n, 0.01f);
+                alpha.set(JAVA_FLOAT, 0, 1f);
+                beta.set(JAVA_FLOAT, 0, 0f);
+                check("cusparseLtMatmulSearch", call(search, handle, plan, alpha, MemorySegment.ofAddress(
+                        a.compressed.address()), MemorySegment.ofAddress(scratchB.address()), beta,
+                        MemorySegment.ofAddress(scratchD.address()), MemorySegment.ofAddress(scratchD.address()),
+                        MemorySegment.ofAddress(searchWorkspace.address()), streams, 1));
+            } finally {
+                device.synchronize();
+                for (DevicePointer p : new DevicePointer[] {scratchB, scratchD, searchWorkspace}) {
+                    if (p != null) {
+                        device.free(p);
+                    }
+                }
+            }
             check("cusparseLtMatmulGetWorkspace (after search)", call(getWorkspace, handle, plan, ws));
             this.workspaceBytes = ws.get(JAVA_LONG, 0);
             this.workspace = device.allocate(workspaceBytes);

@@ -73,7 +73,8 @@ public record MemoryEstimate(
                 gib(activationBytes));
     }
 
-    static String gib(long bytes) {
+    /** Bytes in GiB with two decimals ("2.10"): how every memory figure is told to users. */
+    public static String gib(long bytes) {
         return String.format(Locale.ROOT, "%.2f", bytes / GIB);
     }
 

@@ -12,9 +12,10 @@ import java.nio.file.StandardOpenOption;
 
 /**
  * Appends one JSON line per trained step to {@code <run dir>/metrics.jsonl} ({@code step} 0-based, {@code loss},
- * {@code lr}, {@code grad_norm}, {@code tokens}, {@code seconds}; doubles printed so they read back exactly), then hands
- * every event to {@code next}. A resumed run appends: a step that appears twice was trained again after a restart, and
- * its last line counts. The file is opened at the first step, when the run folder exists.
+ * {@code lr}, {@code grad_norm}, {@code tokens}, {@code seconds}, {@code sequences_per_pass}; doubles printed so they
+ * read back exactly), then hands every event to {@code next}. A resumed run appends: a step that appears twice was
+ * trained again after a restart, and its last line counts. The file is opened at the first step, when the run folder
+ * exists.
  */
 final class MetricsLog implements TrainingSession.Listener, AutoCloseable {
     static final String FILE = "metrics.jsonl";
@@ -46,7 +47,8 @@ final class MetricsLog implements TrainingSession.Listener, AutoCloseable {
                         StandardOpenOption.APPEND);
             }
             writer.write("{\"step\":" + s.step() + ",\"loss\":" + s.loss() + ",\"lr\":" + s.lr() + ",\"grad_norm\":"
-                    + s.gradNorm() + ",\"tokens\":" + s.tokens() + ",\"seconds\":" + s.seconds() + "}\n");
+                    + s.gradNorm() + ",\"tokens\":" + s.tokens() + ",\"seconds\":" + s.seconds()
+                    + ",\"sequences_per_pass\":" + s.sequencesPerPass() + "}\n");
             writer.flush();
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write " + file + ": " + e.getMessage(), e);

@@ -55,6 +55,13 @@ public interface Backend extends AutoCloseable {
 
     void zero(Tensor t);
 
+    /**
+     * Gives a tensor's memory back now (activations of a micro-batch size that did not fit, or of a closed model); the
+     * tensor must not be used afterwards, and one this backend no longer holds is ignored. The CPU's tensors are heap
+     * arrays that the garbage collector reclaims once unreferenced, so there this does nothing.
+     */
+    default void release(Tensor t) {}
+
     // ---- N:M sparse weights ---------------------------------------------------------------------------------------
 
     /**

@@ -11,4 +11,13 @@ public enum DType {
     public boolean floating() {
         return this != I32;
     }
+
+    /** Bytes per element as a device stores it (the CPU keeps every float in a double; see CpuTensor). */
+    public int bytes() {
+        return switch (this) {
+            case F64 -> 8;
+            case F32, I32 -> 4;
+            case BF16 -> 2;
+        };
+    }
 }

@@ -313,7 +313,7 @@ public final class GptModel implements AutoCloseable {
         this.adapterRank = rank;
         this.adapterScale = scale;
         // Activation buffers are rebuilt with room for the adapters' X·A.
-        activationsByBatch.clear();
+        releaseAllActivations();
     }
 
     public boolean hasAdapters() {
@@ -385,6 +385,8 @@ public final class GptModel implements AutoCloseable {
         /** X·A per adapted layer, and the shared backward scratch for d(X·A). */
         final Map<String, Tensor> xa = new HashMap<>();
         final Tensor dXa;
+        /** Every buffer above, in allocation order, for {@link #release}. */
+        private final List<Tensor> owned = new ArrayList<>();
 
         Activations(int B) {
             this.B = B;
@@ -393,46 +395,83 @@ public final class GptModel implements AutoCloseable {
             // Activations at the backend's activation type (bf16 on a GPU); row statistics and losses at the
             // parameters' precision.
             DType act = backend.activationType(dtype);
-            tokens = backend.zeros(DType.I32, rows);
-            targets = backend.zeros(DType.I32, rows);
-            encoded = backend.zeros(act, rows, C);
-            for (int l = 0; l < config.layers(); l++) {
-                ln1[l] = backend.zeros(act, rows, C);
-                ln1Mean[l] = backend.zeros(dtype, rows);
-                ln1Rstd[l] = backend.zeros(dtype, rows);
-                qkv[l] = backend.zeros(act, rows, 3 * C);
-                atty[l] = backend.zeros(act, rows, C);
-                attState[l] = backend.attentionState(B, config.seqLen(), config.heads());
-                attProj[l] = backend.zeros(act, rows, C);
-                residual2[l] = backend.zeros(act, rows, C);
-                ln2[l] = backend.zeros(act, rows, C);
-                ln2Mean[l] = backend.zeros(dtype, rows);
-                ln2Rstd[l] = backend.zeros(dtype, rows);
-                fch[l] = backend.zeros(act, rows, 4 * C);
-                fchGelu[l] = backend.zeros(act, rows, 4 * C);
-                fcProj[l] = backend.zeros(act, rows, C);
-                residual3[l] = backend.zeros(act, rows, C);
+            try {
+                tokens = allocate(DType.I32, rows);
+                targets = allocate(DType.I32, rows);
+                encoded = allocate(act, rows, C);
+                for (int l = 0; l < config.layers(); l++) {
+                    ln1[l] = allocate(act, rows, C);
+                    ln1Mean[l] = allocate(dtype, rows);
+                    ln1Rstd[l] = allocate(dtype, rows);
+                    qkv[l] = allocate(act, rows, 3 * C);
+                    atty[l] = allocate(act, rows, C);
+                    attState[l] = own(backend.attentionState(B, config.seqLen(), config.heads()));
+                    attProj[l] = allocate(act, rows, C);
+                    residual2[l] = allocate(act, rows, C);
+                    ln2[l] = allocate(act, rows, C);
+                    ln2Mean[l] = allocate(dtype, rows);
+                    ln2Rstd[l] = allocate(dtype, rows);
+                    fch[l] = allocate(act, rows, 4 * C);
+                    fchGelu[l] = allocate(act, rows, 4 * C);
+                    fcProj[l] = allocate(act, rows, C);
+                    residual3[l] = allocate(act, rows, C);
+                }
+                lnf = allocate(act, rows, C);
+                lnfMean = allocate(dtype, rows);
+                lnfRstd = allocate(dtype, rows);
+                logits = allocate(act, rows, config.vocab());
+                losses = allocate(dtype, rows);
+                dResidual = allocate(act, rows, C);
+                dLn = allocate(act, rows, C);
+                dQkv = allocate(act, rows, 3 * C);
+                dAtty = allocate(act, rows, C);
+                dFch = allocate(act, rows, 4 * C);
+                dFchGelu = allocate(act, rows, 4 * C);
+                for (String layer : adapters.keySet()) {
+                    xa.put(layer, allocate(act, rows, adapterRank));
+                }
+                dXa = adapters.isEmpty() ? null : allocate(act, rows, adapterRank);
+            } catch (RuntimeException e) {
+                // A set that does not fit (OutOfDeviceMemory) gives back what it had taken, for a smaller one.
+                release();
+                throw e;
             }
-            lnf = backend.zeros(act, rows, C);
-            lnfMean = backend.zeros(dtype, rows);
-            lnfRstd = backend.zeros(dtype, rows);
-            logits = backend.zeros(act, rows, config.vocab());
-            losses = backend.zeros(dtype, rows);
-            dResidual = backend.zeros(act, rows, C);
-            dLn = backend.zeros(act, rows, C);
-            dQkv = backend.zeros(act, rows, 3 * C);
-            dAtty = backend.zeros(act, rows, C);
-            dFch = backend.zeros(act, rows, 4 * C);
-            dFchGelu = backend.zeros(act, rows, 4 * C);
-            for (String layer : adapters.keySet()) {
-                xa.put(layer, backend.zeros(act, rows, adapterRank));
-            }
-            dXa = adapters.isEmpty() ? null : backend.zeros(act, rows, adapterRank);
+        }
+
+        private Tensor allocate(DType type, int... shape) {
+            return own(backend.zeros(type, shape));
+        }
+
+        private Tensor own(Tensor t) {
+            owned.add(t);
+            return t;
+        }
+
+        /** Gives every buffer of the set back to the backend. */
+        void release() {
+            owned.forEach(backend::release);
+            owned.clear();
         }
     }
 
     private Activations activations(int B) {
         return activationsByBatch.computeIfAbsent(B, Activations::new);
+    }
+
+    /**
+     * Gives the buffers of micro-batches of B sequences back to the backend (after a forward at B ran out of device
+     * memory, so that a smaller size can have them); a later pass at B allocates them again.
+     */
+    public void releaseActivations(int B) {
+        Activations a = activationsByBatch.remove(B);
+        if (a != null) {
+            a.release();
+        }
+    }
+
+    private void releaseAllActivations() {
+        activationsByBatch.values().forEach(Activations::release);
+        activationsByBatch.clear();
     }
 
     /**
@@ -668,6 +707,6 @@ public final class GptModel implements AutoCloseable {
 
     @Override
     public void close() {
-        activationsByBatch.clear();
+        releaseAllActivations();
     }
 }

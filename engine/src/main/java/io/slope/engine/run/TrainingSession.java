@@ -179,7 +179,8 @@ public final class TrainingSession implements AutoCloseable {
                         GptModel.initialWeights(config, spec.training().seed()));
             }
             Trainer trainer = new Trainer(model, spec, new DataLoader(dataset.train(), spec.training().seed(),
-                    config.seqLen(), spec.training().batchSize(), spec.training().gradAccum()), collective);
+                    config.seqLen(), spec.training().batchSize(), spec.training().gradAccum()), collective,
+                    listener::onInfo);
             if (resumed != null) {
                 resumed.restoreOptimizer(trainer.optimizer());
             }
@@ -283,7 +284,15 @@ public final class TrainingSession implements AutoCloseable {
 
     /** The current model's validation loss over the documented windows. */
     public double validationLoss() {
-        return Evaluator.validationLoss(model, heldOut, spec.training().batchSize());
+        return Evaluator.validationLoss(model, heldOut, evaluationBatch());
+    }
+
+    /**
+     * Evaluation runs as many sequences at once as training does: {@code training.batchSize}, or fewer after the
+     * device ran out of memory at it ({@link Trainer}).
+     */
+    private int evaluationBatch() {
+        return trainer.sequencesPerPass();
     }
 
     /**
@@ -309,7 +318,7 @@ public final class TrainingSession implements AutoCloseable {
             finalLoss = fp32.isPresent() ? validationLoss(evaluation, config, snapshot) : validationLoss();
             try (GptModel denseModel = GptModel.fromDenseWeights(evaluation, Merge.denseConfig(config), model.dtype(),
                     dense)) {
-                merged = Evaluator.validationLoss(denseModel, heldOut, spec.training().batchSize());
+                merged = Evaluator.validationLoss(denseModel, heldOut, evaluationBatch());
             }
             inferenceForm = model.hasAdapters()
                     ? validationLoss(evaluation, config, Merge.inferenceForm(config, snapshot)) : finalLoss;
@@ -337,7 +346,7 @@ public final class TrainingSession implements AutoCloseable {
     /** The validation loss of {@code snapshot} restored on {@code evaluation}, released afterwards. */
     private double validationLoss(Backend evaluation, GptConfig config, ModelSnapshot snapshot) {
         try (GptModel copy = GptModel.restore(evaluation, config, model.dtype(), snapshot)) {
-            return Evaluator.validationLoss(copy, heldOut, spec.training().batchSize());
+            return Evaluator.validationLoss(copy, heldOut, evaluationBatch());
         }
     }
 

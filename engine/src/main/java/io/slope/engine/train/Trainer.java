@@ -1,18 +1,24 @@
 package io.slope.engine.train;
 
 import io.slope.engine.backend.Backend;
+import io.slope.engine.backend.OutOfDeviceMemory;
 import io.slope.engine.backend.Tensor;
 import io.slope.engine.data.BatchSource;
+import io.slope.engine.model.GptConfig;
 import io.slope.engine.model.GptModel;
 import io.slope.engine.model.Parameter;
 import io.slope.engine.parallel.Collective;
 import io.slope.spec.DataParallel;
+import io.slope.spec.MemoryEstimate;
+import io.slope.spec.Preset;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecs;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
+import java.util.function.Consumer;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -25,12 +31,24 @@ import java.util.regex.Pattern;
  * loader is indexed by global position, so the global batch does not depend on N), the gradients are summed across
  * ranks in buckets (one per transformer block, one for the rest), each rank updates its ZeRO-1 shard and the owners
  * broadcast the new values. On CUDA both go through NCCL on the device (ADR 041); elsewhere through the host.
+ *
+ * <p>Out of device memory in forward/backward ({@link OutOfDeviceMemory}), the step starts over with each micro-batch
+ * run in passes of fewer sequences (half, or the next divisor of {@code batchSize} below), the same windows and
+ * gradient scale: the tokens, loss and update of the step are those of whole micro-batches, up to rounding. The
+ * smaller passes stay for the rest of the run; one sequence that does not fit is an error naming what to lower.
  */
 public final class Trainer {
     private static final Pattern BLOCK = Pattern.compile("h\\.\\d+\\.");
 
-    /** What one step did; {@code loss} is the mean training loss over the step's tokens, before the update. */
-    public record StepStats(int step, double loss, double lr, double gradNorm, long tokens, double seconds) {}
+    /**
+     * What one step did; {@code loss} is the mean training loss over the step's tokens, before the update;
+     * {@code sequencesPerPass} the sequences one forward/backward held: {@code training.batchSize}, or fewer once the
+     * device ran out of memory at it.
+     */
+    public record StepStats(int step, double loss, double lr, double gradNorm, long tokens, double seconds,
+            int sequencesPerPass) {}
+
+    private static final System.Logger LOG = System.getLogger(Trainer.class.getName());
 
     private final GptModel model;
     private final Collective collective;
@@ -43,6 +61,11 @@ public final class Trainer {
     private final int adapterStartStep;
     private final int adapterRank;
     private final long seed;
+    /** The spec's model.preset; the error for a model too large names it unless it is the first, the smallest. */
+    private final Preset preset;
+    private final Consumer<String> info;
+    /** Sequences per forward/backward: batchSize, until the device runs out of memory there (then a divisor of it). */
+    private int sequencesPerPass;
     private List<Parameter> parameters;
     /** {@link #gradientBuckets} of {@link #parameters}, made when they change (construction, adapters attached). */
     private List<List<Tensor>> buckets;
@@ -51,7 +74,17 @@ public final class Trainer {
         this(model, resolved, batches, Collective.single());
     }
 
+    /** As the full constructor, telling what a user should know to this class's {@link System.Logger}. */
     public Trainer(GptModel model, RunSpec resolved, BatchSource batches, Collective collective) {
+        this(model, resolved, batches, collective, line -> LOG.log(System.Logger.Level.INFO, line));
+    }
+
+    /**
+     * {@code info} hears what a user should know about the run, in words: that micro-batches run in smaller passes
+     * from a step on, because the device ran out of memory.
+     */
+    public Trainer(GptModel model, RunSpec resolved, BatchSource batches, Collective collective,
+            Consumer<String> info) {
         int ranks = collective.worldSize();
         if (!DataParallel.fits(ranks, resolved.training().gradAccum())) {
             throw new IllegalArgumentException(DataParallel.whyNot(ranks, resolved.training().gradAccum()));
@@ -68,6 +101,9 @@ public final class Trainer {
         this.adapterStartStep = RunSpecs.adapterPhaseStart(resolved);
         this.adapterRank = resolved.adapters().rank();
         this.seed = resolved.training().seed();
+        this.preset = Preset.fromWire(resolved.model().preset());
+        this.info = info;
+        this.sequencesPerPass = batchSize;
     }
 
     /** The first step of the adapter phase ({@link RunSpecs#adapterPhaseStart}): the run's steps when it adds none. */
@@ -83,16 +119,23 @@ public final class Trainer {
         if (step < adapterStartStep || model.hasAdapters()) {
             return false;
         }
-        model.attachAdapters(GptModel.initialAdapterWeights(model.config(), adapterRank, seed), adapterRank,
-                1.0 / adapterRank);
-        useModelParameters();
+        try {
+            model.attachAdapters(GptModel.initialAdapterWeights(model.config(), adapterRank, seed), adapterRank,
+                    1.0 / adapterRank);
+            useModelParameters();
+        } catch (OutOfDeviceMemory e) {
+            throw modelTooLarge("while attaching the adapters", e);
+        }
         return true;
     }
 
-    /** Takes the model's current parameters: their ZeRO-1 owners and gradient buckets. */
+    /** Takes the model's current parameters: their ZeRO-1 owners, the moments this rank updates, gradient buckets. */
     private void useModelParameters() {
         parameters = model.parameters();
         optimizer.assignOwners(parameters);
+        // The moments are made now rather than at the first update, so that a device short of memory runs out in
+        // forward/backward, where the step can start over in smaller passes, and not in the optimizer.
+        parameters.stream().filter(optimizer::owns).forEach(optimizer::moments);
         buckets = gradientBuckets(parameters);
     }
 
@@ -146,38 +189,129 @@ public final class Trainer {
         return optimizer;
     }
 
+    /** Sequences per forward/backward pass: {@code training.batchSize} unless the device ran out of memory at it. */
+    public int sequencesPerPass() {
+        return sequencesPerPass;
+    }
+
     /** One optimizer step; adapters are attached first when the step is the adapter phase's first. */
     public StepStats step(int step) {
         attachAdaptersIfDue(step);
         long start = System.nanoTime();
+        int T = model.config().seqLen();
+        double lossSum = accumulateGradients(step);
+        double lr = schedule.at(step);
+        try {
+            if (collective.worldSize() > 1) {
+                lossSum = allReduceGradients(lossSum);
+            }
+            optimizer.step(parameters, lr);
+            if (collective.worldSize() > 1) {
+                broadcastUpdatedValues();
+            }
+            // The column mask used by step k's backward is refreshed from W^R at the start of step k when
+            // k % refresh = 0.
+            boolean refresh = (step + 1) % columnMaskRefresh == 0;
+            for (Parameter p : parameters) {
+                if (p.isSparse()) {
+                    model.backend().updateSparseOperands(p.sparse(), refresh);
+                }
+            }
+        } catch (OutOfDeviceMemory e) {
+            throw modelTooLarge("in the optimizer step", e);
+        }
+        double seconds = (System.nanoTime() - start) / 1e9;
+        return new StepStats(step, lossSum / gradAccum, lr, optimizer.lastGradNorm(),
+                (long) batchSize * T * gradAccum, seconds, sequencesPerPass);
+    }
+
+    /**
+     * Zeroes the gradients and runs this rank's micro-batches through forward and backward; returns the sum of their
+     * mean losses. Out of device memory, the activations of the failed size are given back and the step starts over
+     * in smaller passes, said once when it succeeds; one sequence per pass that does not fit is an error.
+     */
+    private double accumulateGradients(int step) {
+        OutOfDeviceMemory firstFailure = null;
+        int failedSequences = 0;
+        double lossSum;
+        while (true) {
+            try {
+                lossSum = forwardBackward(step);
+                break;
+            } catch (OutOfDeviceMemory e) {
+                if (firstFailure == null) {
+                    firstFailure = e;
+                    failedSequences = sequencesPerPass;
+                }
+                model.releaseActivations(sequencesPerPass);
+                int smaller = smallerPass(batchSize, sequencesPerPass);
+                if (smaller == 0) {
+                    throw modelTooLarge("even at 1 sequence × " + model.config().seqLen() + " tokens in one pass", e);
+                }
+                sequencesPerPass = smaller;
+            }
+        }
+        if (firstFailure != null) {
+            info.accept(String.format(Locale.ROOT, "step %d: out of GPU memory at %d sequences × %d tokens in one "
+                    + "pass (%s GiB requested, %s GiB free): running each micro-batch as %d × %d sequences from now "
+                    + "on; the same tokens per step", step, failedSequences, model.config().seqLen(),
+                    MemoryEstimate.gib(firstFailure.requestedBytes()), MemoryEstimate.gib(firstFailure.freeBytes()),
+                    batchSize / sequencesPerPass, sequencesPerPass));
+        }
+        return lossSum;
+    }
+
+    /**
+     * One attempt at the step's gradients: each micro-batch in passes of {@link #sequencesPerPass} of its windows, all
+     * with the step's one gradient scale, so the passes add up to the micro-batch's gradient; its loss is the mean of
+     * the passes' mean losses (equal-sized passes: the mean over its tokens).
+     */
+    private double forwardBackward(int step) {
         for (Parameter p : parameters) {
             model.backend().zero(p.grad());
         }
         int T = model.config().seqLen();
         double gradScale = 1.0 / ((double) batchSize * T * gradAccum);
+        int passes = batchSize / sequencesPerPass;
         double lossSum = 0;
         for (int micro = collective.rank(); micro < gradAccum; micro += collective.worldSize()) {
             int[] windows = batches.batch(step, micro);
-            model.forwardBackward(Windows.inputs(windows, T), Windows.targets(windows, T), batchSize, gradScale);
-            lossSum += model.meanLoss(batchSize);
+            double passLossSum = 0;
+            for (int pass = 0; pass < passes; pass++) {
+                int[] part = Windows.sequences(windows, T, pass * sequencesPerPass, sequencesPerPass);
+                model.forwardBackward(Windows.inputs(part, T), Windows.targets(part, T), sequencesPerPass,
+                        gradScale);
+                passLossSum += model.meanLoss(sequencesPerPass);
+            }
+            lossSum += passLossSum / passes;
         }
-        if (collective.worldSize() > 1) {
-            lossSum = allReduceGradients(lossSum);
-        }
-        double lr = schedule.at(step);
-        optimizer.step(parameters, lr);
-        if (collective.worldSize() > 1) {
-            broadcastUpdatedValues();
-        }
-        // The column mask used by step k's backward is refreshed from W^R at the start of step k when k % refresh = 0.
-        boolean refresh = (step + 1) % columnMaskRefresh == 0;
-        for (Parameter p : parameters) {
-            if (p.isSparse()) {
-                model.backend().updateSparseOperands(p.sparse(), refresh);
+        return lossSum;
+    }
+
+    /**
+     * The largest divisor of {@code batchSize} at most half of {@code sequences}, so that a micro-batch splits into
+     * equal passes; 0 when {@code sequences} is 1.
+     */
+    static int smallerPass(int batchSize, int sequences) {
+        for (int s = sequences / 2; s >= 1; s--) {
+            if (batchSize % s == 0) {
+                return s;
             }
         }
-        double seconds = (System.nanoTime() - start) / 1e9;
-        return new StepStats(step, lossSum / gradAccum, lr, optimizer.lastGradNorm(),
-                (long) batchSize * T * gradAccum, seconds);
+        return 0;
+    }
+
+    /**
+     * The error where smaller passes do not help (one sequence per pass, the optimizer, attaching the adapters): what
+     * was asked for and free, and the model fields to lower.
+     */
+    private OutOfDeviceMemory modelTooLarge(String when, OutOfDeviceMemory e) {
+        GptConfig c = model.config();
+        String message = String.format(Locale.ROOT, "out of GPU memory %s (%s GiB requested, %s GiB free): the "
+                + "model does not fit this device; lower model.seqLen (%d), model.dModel (%d) or model.layers (%d)%s",
+                when, MemoryEstimate.gib(e.requestedBytes()), MemoryEstimate.gib(e.freeBytes()), c.seqLen(),
+                c.dModel(), c.layers(), preset == null || preset.ordinal() == 0 ? ""
+                        : ", or choose a smaller model.preset than \"" + preset.wireName() + "\"");
+        return new OutOfDeviceMemory(message, e.requestedBytes(), e.freeBytes(), e);
     }
 }
