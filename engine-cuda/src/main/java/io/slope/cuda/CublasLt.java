@@ -1,6 +1,7 @@
 package io.slope.cuda;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
@@ -12,12 +13,17 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
 import java.util.HashMap;
+import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 
 /**
- * cuBLASLt through java.lang.foreign: dense GEMMs in row-major vocabulary, one heuristic query per shape (cached), every
- * status checked. A row-major product D[M×N] = α·op(A)·op(B) + β·D is issued as the column-major Dᵀ = op(B)ᵀ·op(A)ᵀ.
+ * cuBLASLt through java.lang.foreign: dense GEMMs in row-major vocabulary, one plan per shape (cached), every status
+ * checked. A row-major product D[M×N] = α·op(A)·op(B) + β·D is issued as the column-major Dᵀ = op(B)ᵀ·op(A)ᵀ.
+ *
+ * <p>Each shape's algorithm is chosen once (the fastest heuristic candidate) and kept in {@link #choices()} as the
+ * bytes of its {@code cublasLtMatmulAlgo_t}, which cuBLASLt documents as serialisable for reuse with the same library
+ * version; {@link #reuse} hands recorded ones back so that a resumed run computes the same bits (issue 14).
  */
 final class CublasLt implements AutoCloseable {
     static final int CUDA_R_32F = 0;
@@ -35,6 +41,8 @@ final class CublasLt implements AutoCloseable {
     /** cublasLtMatmulHeuristicResult_t: algo (64 bytes), workspaceSize, state, wavesCount, reserved[4]. */
     private static final long HEURISTIC_RESULT_BYTES = 96;
     private static final long ALGO_BYTES = 64;
+    /** Prefix of this library's keys among a backend's kernel choices. */
+    static final String CHOICE_PREFIX = "cublasLt ";
 
     private final Arena arena = Arena.ofShared();
     private final MethodHandle create;
@@ -46,6 +54,7 @@ final class CublasLt implements AutoCloseable {
     private final MethodHandle preferenceCreate;
     private final MethodHandle preferenceSetAttribute;
     private final MethodHandle heuristic;
+    private final MethodHandle algoCheck;
     private final MethodHandle matmul;
     private final MemorySegment handle;
     private final MemorySegment preference;
@@ -55,12 +64,24 @@ final class CublasLt implements AutoCloseable {
     private final long workspace;
     private final long workspaceBytes;
     private final Map<Shape, Plan> plans = new HashMap<>();
+    /** Per shape key, the algorithm's bytes in hex: chosen by this process's plans or handed to {@link #reuse}. */
+    private final Map<String, String> choices = new HashMap<>();
     private final CudaDevice device;
     /** Heuristic candidates timed per shape: the dense side searched like the sparse one (issue 5). */
     private static final int CANDIDATES = 8;
 
     /** Everything that decides a GEMM's plan. Types are cudaDataType codes; bias: the bias epilogue. */
-    record Shape(boolean transA, boolean transB, int m, int n, int k, int typeAB, int typeCD, boolean bias) {}
+    record Shape(boolean transA, boolean transB, int m, int n, int k, int typeAB, int typeCD, boolean bias) {
+        /** Its key among the kernel choices, e.g. {@code cublasLt NT m=512 n=2304 k=768 bf16/bf16 bias}. */
+        String choiceKey() {
+            return CHOICE_PREFIX + (transA ? "T" : "N") + (transB ? "T" : "N") + " m=" + m + " n=" + n + " k=" + k
+                    + " " + typeName(typeAB) + "/" + typeName(typeCD) + (bias ? " bias" : "");
+        }
+
+        private static String typeName(int type) {
+            return type == CUDA_R_16BF ? "bf16" : "fp32";
+        }
+    }
 
     private record Plan(MemorySegment desc, MemorySegment layoutA, MemorySegment layoutB, MemorySegment layoutD,
             MemorySegment algo) {}
@@ -83,6 +104,8 @@ final class CublasLt implements AutoCloseable {
                 ADDRESS, JAVA_LONG);
         heuristic = bind(linker, lib, "cublasLtMatmulAlgoGetHeuristic", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
                 ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS);
+        algoCheck = bind(linker, lib, "cublasLtMatmulAlgoCheck", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                ADDRESS, ADDRESS);
         matmul = bind(linker, lib, "cublasLtMatmul", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
                 ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS);
         this.workspace = workspace;
@@ -136,7 +159,28 @@ final class CublasLt implements AutoCloseable {
         check("cublasLtMatmul", status);
     }
 
-    /** The shape's plan: every heuristic candidate timed on scratch operands (never live data: beta may be 1). */
+    /** The algorithm chosen per shape key so far, and those handed to {@link #reuse} not yet needed. */
+    Map<String, String> choices() {
+        return Map.copyOf(choices);
+    }
+
+    /**
+     * Reuses recorded algorithms (the entries of {@code recorded} under this library's prefix) for shapes not planned
+     * yet, instead of timing candidates.
+     */
+    void reuse(Map<String, String> recorded) {
+        recorded.forEach((key, algo) -> {
+            if (key.startsWith(CHOICE_PREFIX)) {
+                decodeAlgo(key, algo);
+                choices.putIfAbsent(key, algo);
+            }
+        });
+    }
+
+    /**
+     * The shape's plan: its recorded algorithm, or every heuristic candidate timed on scratch operands (never live
+     * data: beta may be 1) and the fastest kept.
+     */
     private Plan plan(Shape s) {
         MemorySegment out = arena.allocate(ADDRESS);
         check("cublasLtMatmulDescCreate", call(descCreate, out, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -162,6 +206,32 @@ final class CublasLt implements AutoCloseable {
         // Row-major A stored M×K is column-major K×M (ld K); stored K×M (transA) is column-major M×K (ld M).
         MemorySegment layoutA = layout(s.typeAB(), s.transA() ? M : K, s.transA() ? K : M, s.transA() ? M : K);
         MemorySegment layoutD = layout(s.typeCD(), N, M, N);
+        String recorded = choices.get(s.choiceKey());
+        MemorySegment algo = recorded != null ? recordedAlgo(s, recorded, desc, layoutA, layoutB, layoutD)
+                : searchedAlgo(s, desc, layoutA, layoutB, layoutD);
+        return new Plan(desc, layoutA, layoutB, layoutD, algo);
+    }
+
+    /** The recorded algorithm, checked against this shape's descriptors and the workspace. */
+    private MemorySegment recordedAlgo(Shape s, String recorded, MemorySegment desc, MemorySegment layoutA,
+            MemorySegment layoutB, MemorySegment layoutD) {
+        MemorySegment algo = arena.allocate(ALGO_BYTES, 16);
+        algo.copyFrom(MemorySegment.ofArray(decodeAlgo(s.choiceKey(), recorded)));
+        MemorySegment checked = arena.allocate(HEURISTIC_RESULT_BYTES, 16);
+        int status = call(algoCheck, handle, desc, layoutB, layoutA, layoutD, layoutD, algo, checked);
+        // cublasLtMatmulHeuristicResult_t: the algorithm, then the workspace it needs.
+        long needs = checked.get(JAVA_LONG, ALGO_BYTES);
+        if (status != 0 || needs > workspaceBytes) {
+            throw new IllegalStateException("cuBLASLt " + version() + " refuses the recorded algorithm for "
+                    + s.choiceKey() + " (cublasLtMatmulAlgoCheck returned cublasStatus " + status + ", workspace "
+                    + needs + " of " + workspaceBytes + " bytes)");
+        }
+        return algo;
+    }
+
+    /** The fastest heuristic candidate, recorded among the choices. */
+    private MemorySegment searchedAlgo(Shape s, MemorySegment desc, MemorySegment layoutA, MemorySegment layoutB,
+            MemorySegment layoutD) {
         MemorySegment results = arena.allocate(HEURISTIC_RESULT_BYTES * CANDIDATES, 16);
         MemorySegment count = arena.allocate(JAVA_INT);
         check("cublasLtMatmulAlgoGetHeuristic " + s, call(heuristic, handle, desc, layoutB, layoutA, layoutD,
@@ -176,7 +246,17 @@ final class CublasLt implements AutoCloseable {
         }
         MemorySegment algo = arena.allocate(ALGO_BYTES, 16);
         algo.copyFrom(results.asSlice(best * HEURISTIC_RESULT_BYTES, ALGO_BYTES));
-        return new Plan(desc, layoutA, layoutB, layoutD, algo);
+        choices.put(s.choiceKey(), HexFormat.of().formatHex(algo.toArray(JAVA_BYTE)));
+        return algo;
+    }
+
+    /** A recorded algorithm's bytes; a record that is not 64 bytes in hex is refused, naming the key. */
+    private static byte[] decodeAlgo(String key, String hex) {
+        if (hex.length() == 2 * ALGO_BYTES && hex.chars().allMatch(HexFormat::isHexDigit)) {
+            return HexFormat.of().parseHex(hex);
+        }
+        throw new IllegalArgumentException("kernel choice '" + key + "': " + hex + " is not the " + ALGO_BYTES
+                + " bytes of a cublasLtMatmulAlgo_t in hex");
     }
 
     private int fastest(Shape s, MemorySegment desc, MemorySegment layoutA, MemorySegment layoutB,

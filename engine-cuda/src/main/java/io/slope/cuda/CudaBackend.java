@@ -4,6 +4,7 @@ import io.slope.engine.backend.AdamWStep;
 import io.slope.engine.backend.AdamWUpdate;
 import io.slope.engine.backend.Backend;
 import io.slope.engine.backend.DType;
+import io.slope.engine.backend.KernelChoices;
 import io.slope.engine.backend.SparseLinear;
 import io.slope.engine.backend.Tensor;
 import io.slope.engine.parallel.CollectiveProvider;
@@ -13,8 +14,10 @@ import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import jcuda.Pointer;
 
@@ -191,6 +194,29 @@ public final class CudaBackend implements Backend {
 
     CusparseLt cusparse() {
         return cusparse;
+    }
+
+    // ---- kernel choices -----------------------------------------------------------------------------------------
+
+    /** cuBLASLt's algorithm per dense GEMM shape and cuSPARSELt's per 2:4 operand shape and batch width. */
+    @Override
+    public KernelChoices kernelChoices() {
+        Map<String, String> choices = new HashMap<>(cublas.choices());
+        choices.putAll(cusparse.choices());
+        return new KernelChoices(Map.of("gpu", device.name(), "computeCapability",
+                Integer.toString(device.computeCapability()), "cublasLt", Long.toString(cublas.version()),
+                "cusparseLt", Integer.toString(cusparse.version())), choices);
+    }
+
+    @Override
+    public void reuseKernelChoices(KernelChoices recorded) {
+        KernelChoices current = kernelChoices();
+        if (!recorded.appliesTo(current)) {
+            throw new IllegalArgumentException("kernel choices made for " + recorded.validFor() + " do not apply to "
+                    + current.validFor());
+        }
+        cublas.reuse(recorded.choices());
+        cusparse.reuse(recorded.choices());
     }
 
     // ---- memory -------------------------------------------------------------------------------------------------
@@ -595,18 +621,6 @@ public final class CudaBackend implements Backend {
             device.synchronize();
             fresh.free();
         }
-    }
-
-    /** The algorithm ids cuSPARSELt's search chose, per layer and direction (recorded with results). */
-    public List<String> sparseAlgorithms() {
-        List<String> out = new ArrayList<>();
-        for (CudaSparseLinear w : sparseLayers) {
-            w.forwardPlans.forEach((rows, p) -> out.add(w.dOut() + "x" + w.dIn() + " fwd n=" + rows + " alg "
-                    + p.algorithmId));
-            w.backwardPlans.forEach((rows, p) -> out.add(w.dIn() + "x" + w.dOut() + " dX n=" + rows + " alg "
-                    + p.algorithmId));
-        }
-        return out;
     }
 
     // ---- layers ---------------------------------------------------------------------------------------------------

@@ -12,12 +12,18 @@ import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * cuSPARSELt through java.lang.foreign (ADR 004): one handle per process; per 2:4 operand a structured
  * descriptor and its compressed buffer (compression with the plan-free {@code Compress2}); per operand and batch
- * width a plan whose algorithm is searched once, on scratch buffers, never on a live output. Every status is checked.
+ * width a plan. Its algorithm is searched once per operand shape and batch width, on scratch buffers, never on a live
+ * output, and kept in {@link #choices()}; {@link #reuse} hands recorded ones back so that a resumed run computes the
+ * same bits (issue 14). Every status is checked.
  *
  * <p>Orientation: the sparse operand A is row-major m×k with its 2:4 groups along k; B is column-major k×n (a
  * row-major n×k activation); D is column-major m×n (a row-major n×m output). bf16 operands, fp32 accumulation.
@@ -33,7 +39,13 @@ final class CusparseLt implements AutoCloseable {
     private static final int OP_NON_TRANSPOSE = 0;
     private static final int COMPUTE_32F = 2;
     private static final int ALG_DEFAULT = 0;
+    /** cusparseLtMatmulAlgAttribute_t: what cusparseLtMatmulSearch chooses, each an int. */
     private static final int ALG_CONFIG_ID = 0;
+    private static final int ALG_SPLIT_K = 3;
+    private static final int ALG_SPLIT_K_MODE = 4;
+    private static final int ALG_SPLIT_K_BUFFERS = 5;
+    /** Prefix of this library's keys among a backend's kernel choices. */
+    static final String CHOICE_PREFIX = "cusparseLt ";
     private static final int ALIGNMENT_BYTES = 16;
     private static final long SEARCH_WORKSPACE_BYTES = 64L << 20;
 
@@ -47,6 +59,7 @@ final class CusparseLt implements AutoCloseable {
     private final MethodHandle matmulDescInit;
     private final MethodHandle algSelectionInit;
     private final MethodHandle algGetAttribute;
+    private final MethodHandle algSetAttribute;
     private final MethodHandle planInit;
     private final MethodHandle getWorkspace;
     private final MethodHandle compressedSize2;
@@ -56,6 +69,33 @@ final class CusparseLt implements AutoCloseable {
     private final MemorySegment alpha;
     private final MemorySegment beta;
     private final MemorySegment streams;
+    /** Per operand shape and batch width, the algorithm: searched by this process's plans or handed to reuse. */
+    private final Map<String, Algorithm> choices = new HashMap<>();
+
+    /**
+     * What cusparseLtMatmulSearch chooses for a plan: the kernel configuration and the split-K it runs with, written
+     * as e.g. {@code config=3 splitK=1 splitKMode=0 splitKBuffers=0} among the kernel choices.
+     */
+    record Algorithm(int configId, int splitK, int splitKMode, int splitKBuffers) {
+        private static final Pattern TEXT = Pattern.compile(
+                "config=(-?\\d+) splitK=(-?\\d+) splitKMode=(-?\\d+) splitKBuffers=(-?\\d+)");
+
+        @Override
+        public String toString() {
+            return "config=" + configId + " splitK=" + splitK + " splitKMode=" + splitKMode + " splitKBuffers="
+                    + splitKBuffers;
+        }
+
+        static Algorithm parse(String key, String text) {
+            Matcher m = TEXT.matcher(text);
+            if (!m.matches()) {
+                throw new IllegalArgumentException("kernel choice '" + key + "': " + text
+                        + " is not config=… splitK=… splitKMode=… splitKBuffers=… (integers)");
+            }
+            return new Algorithm(Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2)),
+                    Integer.parseInt(m.group(3)), Integer.parseInt(m.group(4)));
+        }
+    }
 
     /** A 2:4 sparse operand: m×k row-major, its descriptor and compressed buffer on the device. */
     final class Operand {
@@ -94,10 +134,10 @@ final class CusparseLt implements AutoCloseable {
         }
     }
 
-    /** D (m×n, column-major) = A·B for one operand and batch width, with its searched algorithm. */
+    /** D (m×n, column-major) = A·B for one operand and batch width, with its searched or recorded algorithm. */
     final class Plan {
         final int n;
-        final int algorithmId;
+        final Algorithm algorithm;
         private final MemorySegment plan;
         private final DevicePointer workspace;
         private final long workspaceBytes;
@@ -115,8 +155,27 @@ final class CusparseLt implements AutoCloseable {
                     OP_NON_TRANSPOSE, a.descriptor, b, d, d, COMPUTE_32F));
             MemorySegment alg = opaque();
             check("cusparseLtMatmulAlgSelectionInit", call(algSelectionInit, handle, alg, desc, ALG_DEFAULT));
+            String key = choiceKey(a, n);
+            Algorithm chosen = choices.get(key);
+            if (chosen != null) {
+                select(alg, chosen);
+            }
             this.plan = opaque();
             check("cusparseLtMatmulPlanInit", call(planInit, handle, plan, desc, alg));
+            if (chosen == null) {
+                searchAlgorithm(a, n);
+            }
+            // Sized for the plan's algorithm: a split-K one may need more than the default.
+            MemorySegment ws = arena.allocate(JAVA_LONG);
+            check("cusparseLtMatmulGetWorkspace", call(getWorkspace, handle, plan, ws));
+            this.workspaceBytes = ws.get(JAVA_LONG, 0);
+            this.workspace = device.allocate(workspaceBytes);
+            this.algorithm = chosen != null ? chosen : selected(alg);
+            choices.put(key, algorithm);
+        }
+
+        /** cusparseLtMatmulSearch times the configurations and sets the fastest on the plan and its selection. */
+        private void searchAlgorithm(Operand a, int n) {
             MemorySegment ws = arena.allocate(JAVA_LONG);
             check("cusparseLtMatmulGetWorkspace", call(getWorkspace, handle, plan, ws));
             // The search may settle on a split-K configuration that needs more workspace than the default one: it
@@ -146,13 +205,6 @@ final class CusparseLt implements AutoCloseable {
                     }
                 }
             }
-            check("cusparseLtMatmulGetWorkspace (after search)", call(getWorkspace, handle, plan, ws));
-            this.workspaceBytes = ws.get(JAVA_LONG, 0);
-            this.workspace = device.allocate(workspaceBytes);
-            MemorySegment id = arena.allocate(JAVA_INT);
-            check("cusparseLtMatmulAlgGetAttribute(CONFIG_ID)", call(algGetAttribute, handle, alg, ALG_CONFIG_ID,
-                    id, 4L));
-            this.algorithmId = id.get(JAVA_INT, 0);
         }
 
         /** D = A·B on the stream (D overwritten). */
@@ -188,6 +240,8 @@ final class CusparseLt implements AutoCloseable {
                 JAVA_INT);
         algGetAttribute = bind(linker, lib, "cusparseLtMatmulAlgGetAttribute", ADDRESS, ADDRESS, JAVA_INT, ADDRESS,
                 JAVA_LONG);
+        algSetAttribute = bind(linker, lib, "cusparseLtMatmulAlgSetAttribute", ADDRESS, ADDRESS, JAVA_INT, ADDRESS,
+                JAVA_LONG);
         planInit = bind(linker, lib, "cusparseLtMatmulPlanInit", ADDRESS, ADDRESS, ADDRESS, ADDRESS);
         getWorkspace = bind(linker, lib, "cusparseLtMatmulGetWorkspace", ADDRESS, ADDRESS, ADDRESS);
         compressedSize2 = bind(linker, lib, "cusparseLtSpMMACompressedSize2", ADDRESS, ADDRESS, ADDRESS, ADDRESS);
@@ -209,6 +263,62 @@ final class CusparseLt implements AutoCloseable {
     int version() {
         MemorySegment v = arena.allocate(JAVA_INT);
         check("cusparseLtGetVersion", call(getVersion, handle, v));
+        return v.get(JAVA_INT, 0);
+    }
+
+    /** The algorithm chosen per key so far, and those handed to {@link #reuse} not yet needed. */
+    Map<String, String> choices() {
+        Map<String, String> out = new HashMap<>();
+        choices.forEach((key, algorithm) -> out.put(key, algorithm.toString()));
+        return out;
+    }
+
+    /**
+     * Reuses recorded algorithms (the entries of {@code recorded} under this library's prefix) for operand shapes and
+     * batch widths not planned yet, instead of searching.
+     */
+    void reuse(Map<String, String> recorded) {
+        recorded.forEach((key, text) -> {
+            if (key.startsWith(CHOICE_PREFIX)) {
+                choices.putIfAbsent(key, Algorithm.parse(key, text));
+            }
+        });
+    }
+
+    /** A plan's key among the kernel choices: the operand's m×k (bf16, 2:4 along k) times a k×n batch. */
+    private static String choiceKey(Operand a, int n) {
+        return CHOICE_PREFIX + "m=" + a.m + " k=" + a.k + " n=" + n;
+    }
+
+    /**
+     * Sets a chosen algorithm on a selection before its plan is made. Split-K is set only where the search split K,
+     * as PyTorch's cuSPARSELt path does; otherwise the selection keeps its default.
+     */
+    private void select(MemorySegment alg, Algorithm algorithm) {
+        setAlgAttribute(alg, ALG_CONFIG_ID, "CONFIG_ID", algorithm.configId());
+        if (algorithm.splitK() > 1) {
+            setAlgAttribute(alg, ALG_SPLIT_K, "SPLIT_K", algorithm.splitK());
+            setAlgAttribute(alg, ALG_SPLIT_K_MODE, "SPLIT_K_MODE", algorithm.splitKMode());
+            setAlgAttribute(alg, ALG_SPLIT_K_BUFFERS, "SPLIT_K_BUFFERS", algorithm.splitKBuffers());
+        }
+    }
+
+    /** The algorithm a selection holds (after a search: the one it chose). */
+    private Algorithm selected(MemorySegment alg) {
+        return new Algorithm(algAttribute(alg, ALG_CONFIG_ID, "CONFIG_ID"), algAttribute(alg, ALG_SPLIT_K, "SPLIT_K"),
+                algAttribute(alg, ALG_SPLIT_K_MODE, "SPLIT_K_MODE"),
+                algAttribute(alg, ALG_SPLIT_K_BUFFERS, "SPLIT_K_BUFFERS"));
+    }
+
+    private void setAlgAttribute(MemorySegment alg, int attribute, String name, int value) {
+        MemorySegment v = arena.allocate(JAVA_INT);
+        v.set(JAVA_INT, 0, value);
+        check("cusparseLtMatmulAlgSetAttribute(" + name + ")", call(algSetAttribute, handle, alg, attribute, v, 4L));
+    }
+
+    private int algAttribute(MemorySegment alg, int attribute, String name) {
+        MemorySegment v = arena.allocate(JAVA_INT);
+        check("cusparseLtMatmulAlgGetAttribute(" + name + ")", call(algGetAttribute, handle, alg, attribute, v, 4L));
         return v.get(JAVA_INT, 0);
     }
 

@@ -65,7 +65,7 @@ public final class GemmBench {
                         + "\"denseFwdTflops\": %.1f, \"operandUpdateMs\": %.4f, \"operandRefreshMs\": %.4f, "
                         + "\"fwdAlg\": %d, \"dxAlg\": %d}%n", n, dOut, dIn, denseFwd, sparseFwd, denseDx, sparseDx,
                         denseFwd / sparseFwd, denseDx / sparseDx, flop / denseFwd / 1e9, update, refresh,
-                        fwd.algorithmId, bwd.algorithmId);
+                        fwd.algorithm.configId(), bwd.algorithm.configId());
             }
         }
     }

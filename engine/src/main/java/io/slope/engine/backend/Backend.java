@@ -62,6 +62,24 @@ public interface Backend extends AutoCloseable {
      */
     default void release(Tensor t) {}
 
+    // ---- kernel choices -----------------------------------------------------------------------------------------
+
+    /**
+     * The choices this backend's timed kernel searches have made so far, and those handed to it by
+     * {@link #reuseKernelChoices} that it has not needed yet, with what they are valid for; {@link KernelChoices#NONE}
+     * for a backend that searches nothing. Checkpoints record them so a resumed run computes the same bits.
+     */
+    default KernelChoices kernelChoices() {
+        return KernelChoices.NONE;
+    }
+
+    /**
+     * Reuses recorded choices instead of searching: each applies when the plan for its key is first made (choices
+     * this backend has made already stay); keys not in the record are searched as before. The record must
+     * {@link KernelChoices#appliesTo} this backend's {@link #kernelChoices()}.
+     */
+    default void reuseKernelChoices(KernelChoices recorded) {}
+
     // ---- N:M sparse weights ---------------------------------------------------------------------------------------
 
     /**

@@ -168,6 +168,7 @@ public final class TrainingSession implements AutoCloseable {
             TrainingCheckpoints.Resumed resumed = null;
             if (latest.isPresent()) {
                 resumed = TrainingCheckpoints.restore(backend, config, latest.get().checkpoint());
+                resumed.kernelSearchNotice().ifPresent(listener::onInfo);
                 model = resumed.model();
                 stepsDone = Math.toIntExact(resumed.stepsDone());
                 if (resumed.state().hasNonNull(VAL_LOSS_SPARSE)) {

@@ -1,9 +1,12 @@
 package io.slope.engine.train;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.slope.engine.backend.Backend;
 import io.slope.engine.backend.DType;
+import io.slope.engine.backend.KernelChoices;
 import io.slope.engine.checkpoint.Checkpoint;
 import io.slope.engine.checkpoint.NamedTensor;
 import io.slope.engine.model.GptConfig;
@@ -18,20 +21,27 @@ import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * Everything needed to resume training exactly, as a {@link Checkpoint}: per parameter its values, AdamW moments and,
  * for sparse layers, the static row mask and the current column mask; in the state, the spec, the optimizer step
- * count per parameter group, the adapters' rank and scale once attached and the data loader's next step. The data
- * loader and every random draw are pure functions of (seed, position), so positions are the whole RNG state. The
- * column mask needs no step of its own: it is stored, and when it is next refreshed follows from the step.
+ * count per parameter group, the adapters' rank and scale once attached, the data loader's next step and the
+ * backend's {@link KernelChoices}. The data loader and every random draw are pure functions of (seed, position), so
+ * positions are the whole RNG state. The column mask needs no step of its own: it is stored, and when it is next
+ * refreshed follows from the step.
  */
 public final class TrainingCheckpoints {
     private static final ObjectMapper JSON = new ObjectMapper();
+    /** State key of the backend's kernel choices (docs/formats.md); absent for a backend that searches nothing. */
+    private static final String KERNEL_CHOICES = "kernelChoices";
 
-    /** What a checkpoint restores: the model, the steps done and each optimizer group's step count. */
+    /**
+     * What a checkpoint restores: the model, the steps done and each optimizer group's step count; and, when the
+     * backend searches its kernels anew instead of reusing the checkpoint's choices, a line saying so and why.
+     */
     public record Resumed(GptModel model, long stepsDone, Map<Parameter.Group, Long> adamSteps, RunSpec spec,
-            ObjectNode state, Checkpoint checkpoint) {
+            ObjectNode state, Checkpoint checkpoint, Optional<String> kernelSearchNotice) {
         /** Step counts, and the moments of the parameters this optimizer's shard owns (any rank count re-shards). */
         public void restoreOptimizer(AdamW optimizer) {
             adamSteps.forEach(optimizer::restoreStepsTaken);
@@ -83,6 +93,10 @@ public final class TrainingCheckpoints {
         state.put("adapterScale", model.adapterScale());
         state.put("loaderNextStep", stepsDone);
         state.put("precision", model.dtype().name());
+        KernelChoices kernelChoices = backend.kernelChoices();
+        if (kernelChoices.searches()) {
+            state.set(KERNEL_CHOICES, JSON.valueToTree(kernelChoices));
+        }
         extraState.forEach(state::put);
         try {
             state.set("spec", JSON.readTree(RunSpecCodec.toJson(spec)));
@@ -92,9 +106,14 @@ public final class TrainingCheckpoints {
         return new Checkpoint(stepsDone, tensors, state);
     }
 
-    /** Rebuilds the model and its adapters; the optimizer's state comes back through {@link Resumed#restoreOptimizer}. */
+    /**
+     * Rebuilds the model and its adapters, the backend reusing the checkpoint's kernel choices where they apply; the
+     * optimizer's state comes back through {@link Resumed#restoreOptimizer}.
+     */
     public static Resumed restore(Backend backend, GptConfig config, Checkpoint checkpoint) {
         ObjectNode state = checkpoint.state();
+        // Before the model: the choices apply when a plan is first made.
+        Optional<String> kernelSearchNotice = reuseKernelChoices(backend, checkpoint);
         RunSpec spec = RunSpecCodec.parseResolved(state.get("spec").toString());
         DType dtype = DType.valueOf(state.get("precision").asText());
         Map<String, double[]> values = new LinkedHashMap<>();
@@ -119,7 +138,39 @@ public final class TrainingCheckpoints {
         Map<Parameter.Group, Long> adamSteps = new EnumMap<>(Parameter.Group.class);
         adamSteps.put(Parameter.Group.MAIN, state.get("adamSteps").asLong());
         adamSteps.put(Parameter.Group.ADAPTERS, state.path("adapterAdamSteps").asLong(0));
-        return new Resumed(model, state.get("stepsDone").asLong(), adamSteps, spec, state, checkpoint);
+        return new Resumed(model, state.get("stepsDone").asLong(), adamSteps, spec, state, checkpoint,
+                kernelSearchNotice);
+    }
+
+    /**
+     * Hands the checkpoint's kernel choices to the backend when they were made on this GPU with these libraries;
+     * otherwise (older checkpoints have none; another GPU or library could not reproduce the bits anyway) the
+     * backend searches anew, and the notice says so. A backend that searches nothing gets nothing and no notice.
+     */
+    private static Optional<String> reuseKernelChoices(Backend backend, Checkpoint checkpoint) {
+        KernelChoices current = backend.kernelChoices();
+        if (!current.searches()) {
+            return Optional.empty();
+        }
+        JsonNode node = checkpoint.state().get(KERNEL_CHOICES);
+        if (node == null) {
+            return Optional.of("checkpoint " + checkpoint.step() + " records no kernel choices: " + backend.name()
+                    + " searches its GEMM algorithms anew, so the last bits may differ from the interrupted run's");
+        }
+        KernelChoices recorded;
+        try {
+            recorded = JSON.treeToValue(node, KernelChoices.class);
+        } catch (JsonProcessingException | IllegalArgumentException e) {
+            throw new IllegalArgumentException("checkpoint " + checkpoint.step() + ": state." + KERNEL_CHOICES
+                    + " is not {validFor: {…}, choices: {…}} of strings: " + e.getMessage(), e);
+        }
+        if (!recorded.appliesTo(current)) {
+            return Optional.of("checkpoint " + checkpoint.step() + "'s kernel choices were made on "
+                    + recorded.validFor() + ", this backend runs on " + current.validFor() + ": " + backend.name()
+                    + " searches its GEMM algorithms anew (another GPU or library cannot reproduce the bits anyway)");
+        }
+        backend.reuseKernelChoices(recorded);
+        return Optional.empty();
     }
 
     private static boolean hasTensor(Checkpoint checkpoint, String name) {
