@@ -70,11 +70,13 @@ for phase in "${phases[@]}"; do
             grep -v '^parity ' "$out/parity-summary.txt"
             ;;
         kernelparity)
-            # The per-kernel parity tests alone (CudaParityTest, CompressedLayoutTest, GpuDecodingTest): the short form
-            # of parity. The attention tests run last in a JVM of their own, so that a library dying there (cuDNN once
-            # did, taking the process with it) leaves the other results.
+            # The per-kernel parity tests alone (CudaParityTest, CompressedLayoutTest, GpuDecodingTest, and
+            # ReusedKernelChoicesTest, GpuOutOfMemoryTest): the short form of parity. The attention tests run last in a
+            # JVM of their own, so that a library dying there (cuDNN once did, taking the process with it) leaves the
+            # other results.
             gpu_tests kernelparity "$out/junit" --select-class io.slope.cuda.CudaParityTest \
                 --select-class io.slope.cuda.CompressedLayoutTest --select-class io.slope.cuda.GpuDecodingTest \
+                --select-class io.slope.cuda.ReusedKernelChoicesTest --select-class io.slope.cuda.GpuOutOfMemoryTest \
                 --exclude-methodname '.*[aA]ttention.*' || status=1
             gpu_tests kernelparity-attention "$out/junit-attention" --select-class io.slope.cuda.CudaParityTest \
                 --include-methodname '.*[aA]ttention.*' || status=1
@@ -234,12 +236,15 @@ for phase in "${phases[@]}"; do
             ;;
         infer)
             # Issue 14: inference through the production model, dense vs SLoPe's inference form (2:4 + adapters):
-            # prefill of 8 × 1024 and KV-cache decoding at batch 1, 8, 16; one JVM per model and mode.
+            # prefill of 8 × 1024 and KV-cache decoding at batch 1, 8, 16 (1, 8 above 774M: a prefill of 16 × 1024
+            # allocates the training activations and does not fit 80 GB at 1558M); one JVM per model and mode.
             results="$out/infer-$(date -u +%Y-%m-%d-%H%M%S).jsonl"
             for model in gpt2-774M gpt2-1558M d2560; do
+                batches=1,8,16
+                [[ "$model" == gpt2-774M ]] || batches=1,8
                 for mode in dense slope; do
-                    timeout 150 "${infer_xl[@]}" --results "$results" --model "$model" "$mode" \
-                        >>"$out/infer.log" 2>&1 || status=1
+                    timeout 150 "${infer_xl[@]}" --results "$results" --model "$model" --decode-batch "$batches" \
+                        "$mode" >>"$out/infer.log" 2>&1 || status=1
                 done
             done
             grep -v '^{' "$out/infer.log" | tail -n 20
