@@ -80,6 +80,27 @@ __device__ float blockMax(float v, float* shared32) {
     return warpMax(t);
 }
 
+// Eight bf16 values in one 16-byte access: the bf16 fast paths below read and write whole vectors, element v covering
+// values 8v … 8v + 7 (tensors are 256-byte aligned and their lengths checked to be multiples of 8 by the launcher).
+__device__ __forceinline__ void load8(const void* p, size_t v, float* f) {
+    uint4 u = ((const uint4*)p)[v];
+    const __nv_bfloat162* h = (const __nv_bfloat162*)&u;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        float2 t = __bfloat1622float2(h[k]);
+        f[2 * k] = t.x;
+        f[2 * k + 1] = t.y;
+    }
+}
+
+__device__ __forceinline__ void store8(void* p, size_t v, const float* f) {
+    uint4 u;
+    __nv_bfloat162* h = (__nv_bfloat162*)&u;
+#pragma unroll
+    for (int k = 0; k < 4; k++) h[k] = __floats2bfloat162_rn(f[2 * k], f[2 * k + 1]);
+    ((uint4*)p)[v] = u;
+}
+
 // ---- elementwise -------------------------------------------------------------------------------------------------
 
 extern "C" __global__ void convert(void* dst, int dtDst, const void* src, int dtSrc, size_t n) {
@@ -124,23 +145,75 @@ extern "C" __global__ void residual_forward(void* out, int dtOut, const void* a,
 
 #define GELU_SCALE 0.7978845608028654f
 
+__device__ __forceinline__ float gelu(float x) {
+    float u = GELU_SCALE * (x + 0.044715f * x * x * x);
+    return 0.5f * x * (1.0f + tanhf(u));
+}
+
+__device__ __forceinline__ float geluGrad(float x) {
+    float u = GELU_SCALE * (x + 0.044715f * x * x * x);
+    float th = tanhf(u);
+    float sech2 = 1.0f - th * th;
+    return 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
+}
+
 extern "C" __global__ void gelu_forward(void* out, int dtOut, const void* inp, int dtInp, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        float x = ld(inp, i, dtInp);
-        float u = GELU_SCALE * (x + 0.044715f * x * x * x);
-        st(out, i, 0.5f * x * (1.0f + tanhf(u)), dtOut);
+        st(out, i, gelu(ld(inp, i, dtInp)), dtOut);
     }
 }
 
 extern "C" __global__ void gelu_backward(void* dinp, int dtDinp, const void* inp, int dtInp, const void* dout,
                                          int dtDout, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        float x = ld(inp, i, dtInp);
-        float u = GELU_SCALE * (x + 0.044715f * x * x * x);
-        float th = tanhf(u);
-        float sech2 = 1.0f - th * th;
-        float grad = 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
-        st(dinp, i, ld(dinp, i, dtDinp) + grad * ld(dout, i, dtDout), dtDinp);
+        st(dinp, i, ld(dinp, i, dtDinp) + geluGrad(ld(inp, i, dtInp)) * ld(dout, i, dtDout), dtDinp);
+    }
+}
+
+// ---- elementwise, bf16 fast paths (n8 vectors of 8; the same arithmetic per element as the kernels above) ---------
+
+extern "C" __global__ void gelu_forward_bf16(void* out, const void* inp, size_t n8) {
+    for (size_t v = blockIdx.x * (size_t)blockDim.x + threadIdx.x; v < n8; v += (size_t)gridDim.x * blockDim.x) {
+        float x[8];
+        load8(inp, v, x);
+#pragma unroll
+        for (int k = 0; k < 8; k++) x[k] = gelu(x[k]);
+        store8(out, v, x);
+    }
+}
+
+extern "C" __global__ void gelu_backward_bf16(void* dinp, const void* inp, const void* dout, size_t n8) {
+    for (size_t v = blockIdx.x * (size_t)blockDim.x + threadIdx.x; v < n8; v += (size_t)gridDim.x * blockDim.x) {
+        float x[8], g[8], d[8];
+        load8(inp, v, x);
+        load8(dout, v, g);
+        load8(dinp, v, d);
+#pragma unroll
+        for (int k = 0; k < 8; k++) d[k] = d[k] + geluGrad(x[k]) * g[k];
+        store8(dinp, v, d);
+    }
+}
+
+extern "C" __global__ void residual_forward_bf16(void* out, const void* a, const void* b, size_t n8) {
+    for (size_t v = blockIdx.x * (size_t)blockDim.x + threadIdx.x; v < n8; v += (size_t)gridDim.x * blockDim.x) {
+        float x[8], y[8];
+        load8(a, v, x);
+        load8(b, v, y);
+#pragma unroll
+        for (int k = 0; k < 8; k++) x[k] = x[k] + y[k];
+        store8(out, v, x);
+    }
+}
+
+// out[r, o] += bias[o] in place, cols a multiple of 8 (vector v starts at column 8v mod cols).
+extern "C" __global__ void add_bias_bf16(void* out, const void* bias, int dtBias, size_t n8, int cols) {
+    for (size_t v = blockIdx.x * (size_t)blockDim.x + threadIdx.x; v < n8; v += (size_t)gridDim.x * blockDim.x) {
+        float x[8];
+        load8(out, v, x);
+        int c = (int)((v * 8) % cols);
+#pragma unroll
+        for (int k = 0; k < 8; k++) x[k] = x[k] + ld(bias, c + k, dtBias);
+        store8(out, v, x);
     }
 }
 
@@ -273,6 +346,120 @@ extern "C" __global__ void layernorm_backward_input(void* dinp, int dtDinp, cons
         st(dinp, off + c, ld(dinp, off + c, dtDinp) + g, dtDinp);
     }
 }
+
+// LayerNorm with bf16 activations (fp32 weight, bias, mean and rstd), one warp per row, the row held in registers:
+// lane l owns the 8-value vectors l, l + 32, …, at most VPL of them (C ≤ 256·VPL, C a multiple of 8). The same
+// two-pass mean and variance as layernorm_forward; only the order of the per-lane partial sums differs.
+template <int VPL>
+__device__ void layernorm_forward_bf16_impl(void* out, float* mean, float* rstd, const void* inp, const void* w,
+                                            int dtW, const void* b, int dtB, int rows, int C) {
+    int r = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    int nv = C / 8;
+    size_t row = (size_t)r * nv;
+    float x[VPL][8];
+    float s = 0.0f;
+#pragma unroll
+    for (int k = 0; k < VPL; k++) {
+        int v = lane + 32 * k;
+        if (v < nv) {
+            load8(inp, row + v, x[k]);
+#pragma unroll
+            for (int e = 0; e < 8; e++) s += x[k][e];
+        }
+    }
+    float m = warpSum(s) / C;
+    float q = 0.0f;
+#pragma unroll
+    for (int k = 0; k < VPL; k++) {
+        if (lane + 32 * k < nv) {
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                float d = x[k][e] - m;
+                q += d * d;
+            }
+        }
+    }
+    float rs = rsqrtf(warpSum(q) / C + 1e-5f);
+#pragma unroll
+    for (int k = 0; k < VPL; k++) {
+        int v = lane + 32 * k;
+        if (v < nv) {
+            float y[8];
+#pragma unroll
+            for (int e = 0; e < 8; e++) y[e] = (x[k][e] - m) * rs * ld(w, v * 8 + e, dtW) + ld(b, v * 8 + e, dtB);
+            store8(out, row + v, y);
+        }
+    }
+    if (lane == 0) {
+        mean[r] = m;
+        rstd[r] = rs;
+    }
+}
+
+// dinp += (dnorm − mean(dnorm) − norm·mean(dnorm·norm))·rstd with bf16 dinp, dout and inp, the row in registers.
+template <int VPL>
+__device__ void layernorm_backward_input_bf16_impl(void* dinp, const void* dout, const void* inp, const void* w,
+                                                   int dtW, const float* mean, const float* rstd, int rows, int C) {
+    int r = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    int nv = C / 8;
+    size_t row = (size_t)r * nv;
+    float m = mean[r], s = rstd[r];
+    float norm[VPL][8], dnorm[VPL][8];
+    float a = 0.0f, bsum = 0.0f;
+#pragma unroll
+    for (int k = 0; k < VPL; k++) {
+        int v = lane + 32 * k;
+        if (v < nv) {
+            load8(inp, row + v, norm[k]);
+            load8(dout, row + v, dnorm[k]);
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                norm[k][e] = (norm[k][e] - m) * s;
+                dnorm[k][e] = ld(w, v * 8 + e, dtW) * dnorm[k][e];
+                a += dnorm[k][e];
+                bsum += dnorm[k][e] * norm[k][e];
+            }
+        }
+    }
+    float dnormMean = warpSum(a) / C;
+    float dnormNormMean = warpSum(bsum) / C;
+#pragma unroll
+    for (int k = 0; k < VPL; k++) {
+        int v = lane + 32 * k;
+        if (v < nv) {
+            float d[8];
+            load8(dinp, row + v, d);
+#pragma unroll
+            for (int e = 0; e < 8; e++) d[e] = d[e] + (dnorm[k][e] - dnormMean - norm[k][e] * dnormNormMean) * s;
+            store8(dinp, row + v, d);
+        }
+    }
+}
+
+#define LAYERNORM_BF16_KERNELS(VPL)                                                                                  \
+    extern "C" __global__ void layernorm_forward_bf16_##VPL(void* out, float* mean, float* rstd, const void* inp,   \
+                                                            const void* w, int dtW, const void* b, int dtB,         \
+                                                            int rows, int C) {                                      \
+        layernorm_forward_bf16_impl<VPL>(out, mean, rstd, inp, w, dtW, b, dtB, rows, C);                            \
+    }                                                                                                               \
+    extern "C" __global__ void layernorm_backward_input_bf16_##VPL(void* dinp, const void* dout, const void* inp,   \
+                                                                   const void* w, int dtW, const float* mean,       \
+                                                                   const float* rstd, int rows, int C) {            \
+        layernorm_backward_input_bf16_impl<VPL>(dinp, dout, inp, w, dtW, mean, rstd, rows, C);                      \
+    }
+
+LAYERNORM_BF16_KERNELS(1)
+LAYERNORM_BF16_KERNELS(2)
+LAYERNORM_BF16_KERNELS(3)
+LAYERNORM_BF16_KERNELS(4)
+LAYERNORM_BF16_KERNELS(5)
+LAYERNORM_BF16_KERNELS(6)
+LAYERNORM_BF16_KERNELS(7)
+LAYERNORM_BF16_KERNELS(8)
 
 // Per-channel partial sums over a chunk of rows: partial[chunk][c] = Σ dout·norm, partial[chunks + chunk][c] = Σ dout.
 extern "C" __global__ void layernorm_backward_params_partial(float* partial, const void* dout, int dtDout,
@@ -784,6 +971,18 @@ extern "C" __global__ void sum_squares_multi(double* partial, const MtTensor* te
     }
 }
 
+// One AdamW update of fp32 state in place, in the arithmetic of adamw_multi's general loop: fp64, the moments rounded
+// to fp32 as they are stored before the bias corrections read them.
+__device__ __forceinline__ void adamwF32(float& p, float grad, float& m, float& v, double coef, double beta1,
+                                         double beta2, double bc1, double bc2, double decay, double lr, double eps) {
+    double g = (double)grad * coef;
+    m = (float)(beta1 * (double)m + (1.0 - beta1) * g);
+    v = (float)(beta2 * (double)v + (1.0 - beta2) * g * g);
+    double mHat = (double)m / bc1;
+    double vHat = (double)v / bc2;
+    p = (float)((double)p * decay - lr * mHat / (sqrt(vHat) + eps));
+}
+
 // The adamw kernel's arithmetic on every listed parameter; the bf16 copy (the GEMM operand) is written from the
 // stored fp32 value, so it equals what a cast of the new weight would give.
 extern "C" __global__ void adamw_multi(const MtAdamW* tensors, const long long* chunkStart, int count,
@@ -803,6 +1002,38 @@ extern "C" __global__ void adamw_multi(const MtAdamW* tensors, const long long* 
         double decay = 1.0 - lr * d.weightDecay;
         long long begin = (c - chunkStart[t]) * MT_CHUNK;
         long long end = begin + MT_CHUNK < d.n ? begin + MT_CHUNK : d.n;
+        if (d.dtParam == DT_F32 && d.dtGrad == DT_F32 && d.dtM == DT_F32 && d.dtV == DT_F32) {
+            // fp32 state (every GPU run): four elements per 16-byte access; chunks start at multiples of MT_CHUNK,
+            // so only a tensor's last chunk can leave a tail of 1–3, done one by one.
+            long long end4 = begin + ((end - begin) & ~3LL);
+            for (long long i = begin + 4 * threadIdx.x; i < end4; i += 4 * blockDim.x) {
+                float4 p = *(float4*)((float*)d.param + i), g = *(const float4*)((const float*)d.grad + i);
+                float4 m = *(float4*)((float*)d.m + i), v = *(float4*)((float*)d.v + i);
+                adamwF32(p.x, g.x, m.x, v.x, coef, beta1, beta2, bc1, bc2, decay, lr, eps);
+                adamwF32(p.y, g.y, m.y, v.y, coef, beta1, beta2, bc1, bc2, decay, lr, eps);
+                adamwF32(p.z, g.z, m.z, v.z, coef, beta1, beta2, bc1, bc2, decay, lr, eps);
+                adamwF32(p.w, g.w, m.w, v.w, coef, beta1, beta2, bc1, bc2, decay, lr, eps);
+                *(float4*)((float*)d.param + i) = p;
+                *(float4*)((float*)d.m + i) = m;
+                *(float4*)((float*)d.v + i) = v;
+                if (d.copy != nullptr) {
+                    __nv_bfloat162 lo = __floats2bfloat162_rn(p.x, p.y), hi = __floats2bfloat162_rn(p.z, p.w);
+                    uint2 packed;
+                    packed.x = *(unsigned int*)&lo;
+                    packed.y = *(unsigned int*)&hi;
+                    *(uint2*)(d.copy + i) = packed;
+                }
+            }
+            for (long long i = end4 + threadIdx.x; i < end; i += blockDim.x) {
+                float p = ((float*)d.param)[i], m = ((float*)d.m)[i], v = ((float*)d.v)[i];
+                adamwF32(p, ((const float*)d.grad)[i], m, v, coef, beta1, beta2, bc1, bc2, decay, lr, eps);
+                ((float*)d.param)[i] = p;
+                ((float*)d.m)[i] = m;
+                ((float*)d.v)[i] = v;
+                if (d.copy != nullptr) d.copy[i] = __float2bfloat16_rn(p);
+            }
+            continue;
+        }
         for (long long i = begin + threadIdx.x; i < end; i += blockDim.x) {
             double g = ldd(d.grad, i, d.dtGrad) * coef;
             std_(d.m, i, beta1 * ldd(d.m, i, d.dtM) + (1.0 - beta1) * g, d.dtM);

@@ -59,6 +59,8 @@ public final class CudaBackend implements Backend {
     private static final int THREADS = 256;
     /** cuSPARSELt's batch (rows) multiple for the 2:4 kernels ({@link CusparseLt#fits}). */
     private static final int SPARSE_ROW_MULTIPLE = 16;
+    /** The largest N of the layernorm_*_bf16_N kernels (C ≤ 2048). */
+    private static final int LAYERNORM_MAX_VECTORS_PER_LANE = 8;
     /** attention_decode's warps per (sequence, head) and its largest head size (DECODE_WARPS, DECODE_MAX_HS). */
     private static final int DECODE_WARPS = 8;
     private static final int DECODE_MAX_HEAD_SIZE = 128;
@@ -675,6 +677,12 @@ public final class CudaBackend implements Backend {
         CudaTensor b = cuda(bias);
         int C = Math.toIntExact(w.count);
         int rows = Math.toIntExact(x.count / C);
+        int vectorsPerLane = layerNormVectorsPerLane(C, o, x, mu, rs);
+        if (vectorsPerLane > 0) {
+            launchGrid("layernorm_forward_bf16_" + vectorsPerLane, ceil(rows, THREADS / 32), 1, THREADS, 0, o.address,
+                    mu.address, rs.address, x.address, w.address, w.code(), b.address, b.code(), rows, C);
+            return;
+        }
         launchGrid("layernorm_forward", ceil(rows, THREADS / 32), 1, THREADS, 0, o.address, o.code(), mu.address,
                 mu.code(), rs.address, rs.code(), x.address, x.code(), w.address, w.code(), b.address, b.code(), rows,
                 C);
@@ -693,9 +701,15 @@ public final class CudaBackend implements Backend {
         CudaTensor rs = cuda(rstd);
         int C = Math.toIntExact(w.count);
         int rows = Math.toIntExact(x.count / C);
-        launchGrid("layernorm_backward_input", ceil(rows, THREADS / 32), 1, THREADS, 0, dx.address, dx.code(),
-                dy.address, dy.code(), x.address, x.code(), w.address, w.code(), mu.address, mu.code(), rs.address,
-                rs.code(), rows, C);
+        int vectorsPerLane = layerNormVectorsPerLane(C, dx, dy, x, mu, rs);
+        if (vectorsPerLane > 0) {
+            launchGrid("layernorm_backward_input_bf16_" + vectorsPerLane, ceil(rows, THREADS / 32), 1, THREADS, 0,
+                    dx.address, dy.address, x.address, w.address, w.code(), mu.address, rs.address, rows, C);
+        } else {
+            launchGrid("layernorm_backward_input", ceil(rows, THREADS / 32), 1, THREADS, 0, dx.address, dx.code(),
+                    dy.address, dy.code(), x.address, x.code(), w.address, w.code(), mu.address, mu.code(),
+                    rs.address, rs.code(), rows, C);
+        }
         int chunks = ceil(rows, REDUCE_CHUNK_ROWS);
         long partial = scratch(SLOT_PARTIAL, 4L * 2 * chunks * C);
         launchGrid("layernorm_backward_params_partial", ceil(C, THREADS), chunks, THREADS, 0, partial, dy.address,
@@ -972,6 +986,10 @@ public final class CudaBackend implements Backend {
     public void geluForward(Tensor out, Tensor inp) {
         CudaTensor o = cuda(out);
         CudaTensor x = cuda(inp);
+        if (allBf16InVectors(x.count, o, x)) {
+            launch1d("gelu_forward_bf16", blocks(x.count / 8), o.address, x.address, x.count / 8);
+            return;
+        }
         launch1d("gelu_forward", blocks(x.count), o.address, o.code(), x.address, x.code(), x.count);
     }
 
@@ -980,6 +998,10 @@ public final class CudaBackend implements Backend {
         CudaTensor dx = cuda(dinp);
         CudaTensor x = cuda(inp);
         CudaTensor dy = cuda(dout);
+        if (allBf16InVectors(x.count, dx, x, dy)) {
+            launch1d("gelu_backward_bf16", blocks(x.count / 8), dx.address, x.address, dy.address, x.count / 8);
+            return;
+        }
         launch1d("gelu_backward", blocks(x.count), dx.address, dx.code(), x.address, x.code(), dy.address, dy.code(),
                 x.count);
     }
@@ -989,6 +1011,10 @@ public final class CudaBackend implements Backend {
         CudaTensor o = cuda(out);
         CudaTensor x = cuda(a);
         CudaTensor y = cuda(b);
+        if (allBf16InVectors(o.count, o, x, y)) {
+            launch1d("residual_forward_bf16", blocks(o.count / 8), o.address, x.address, y.address, o.count / 8);
+            return;
+        }
         launch1d("residual_forward", blocks(o.count), o.address, o.code(), x.address, x.code(), y.address, y.code(),
                 o.count);
     }
@@ -1273,8 +1299,33 @@ public final class CudaBackend implements Backend {
     }
 
     private void addBias(CudaTensor out, CudaTensor bias, int rows, int cols) {
-        launch1d("add_bias", blocks((long) rows * cols), out.address, out.code(), bias.address, bias.code(),
-                (long) rows, cols);
+        long n = (long) rows * cols;
+        if (cols % 8 == 0 && allBf16InVectors(n, out)) {
+            launch1d("add_bias_bf16", blocks(n / 8), out.address, bias.address, bias.code(), n / 8, cols);
+            return;
+        }
+        launch1d("add_bias", blocks(n), out.address, out.code(), bias.address, bias.code(), (long) rows, cols);
+    }
+
+    /**
+     * Whether the bf16 fast path of an elementwise kernel applies: every tensor bf16 (256-byte aligned, as each is its
+     * own allocation) and the element count a multiple of 8, so whole 16-byte vectors cover it.
+     */
+    private static boolean allBf16InVectors(long count, CudaTensor... tensors) {
+        return count % 8 == 0 && Arrays.stream(tensors).allMatch(t -> t.dtype == DType.BF16);
+    }
+
+    /**
+     * The vectors of 8 each lane holds in the bf16 LayerNorm kernels (layernorm_*_bf16_N: a row of C in one warp's
+     * registers), or 0 for the general kernels: bf16 activations with fp32 statistics, C a multiple of 8, at most
+     * {@link #LAYERNORM_MAX_VECTORS_PER_LANE} · 256.
+     */
+    private static int layerNormVectorsPerLane(int C, CudaTensor... activationsThenStatistics) {
+        int n = activationsThenStatistics.length;
+        boolean types = Arrays.stream(activationsThenStatistics, 0, n - 2).allMatch(t -> t.dtype == DType.BF16)
+                && Arrays.stream(activationsThenStatistics, n - 2, n).allMatch(t -> t.dtype == DType.F32);
+        int perLane = ceil(C / 8, 32);
+        return types && C % 8 == 0 && perLane <= LAYERNORM_MAX_VECTORS_PER_LANE ? perLane : 0;
     }
 
     /** out[c] += Σ_r x[r, c], rows in chunks of fixed size, chunks summed in order. */
