@@ -71,7 +71,7 @@ public final class ScalingBench {
         return RunSpecs.resolveAndValidate(new RunSpec("scaling", new RunSpec.Model(preset.wireName(), null, null,
                 null, null), new RunSpec.Sparsity(mode.wireName(), 2, 4, refresh, true), new RunSpec.Adapters(1.0,
                 null), new RunSpec.Optimizer(3e-4, 0.9, 0.95, 1e-8, 0.1, 1.0, 1, 1.0), new RunSpec.Training(
-                1000 + WARMUP + steps, batch, ranks, 1L), new RunSpec.Data(List.of("synthetic"), "gpt2", 0.1),
+                1000 + WARMUP + steps, batch, ranks, 1L), new RunSpec.Data(List.of("synthetic"), null, "gpt2", 0.1),
                 null, null, "cuda", null, null));
     }
 

@@ -173,7 +173,7 @@ public final class StepBench {
                 s.dModel(), s.seqLen()), new RunSpec.Sparsity(mode.wireName(), 2, 4, refresh, true),
                 new RunSpec.Adapters(1.0, null), new RunSpec.Optimizer(3e-4, 0.9, 0.95, 1e-8, 0.1, 1.0, 1, 1.0),
                 new RunSpec.Training(1000 + steps, batch, microBatches, 1L),
-                new RunSpec.Data(List.of("synthetic"), "gpt2", 0.1), null, null, backend, null, threads));
+                new RunSpec.Data(List.of("synthetic"), null, "gpt2", 0.1), null, null, backend, null, threads));
     }
 
     /** Random windows, one fixed set per micro-batch index, drawn before timing so no step pays for them. */

@@ -88,9 +88,12 @@ public record RunSpec(
     @JsonInclude(JsonInclude.Include.NON_NULL)
     public record Training(Integer steps, Integer batchSize, Integer gradAccum, Long seed) {}
 
-    /** Corpus files or folders (relative paths resolve against the spec file's folder), tokenizer, held-out split. */
+    /**
+     * Corpus files or folders (relative paths resolve against the spec file's folder), tokenizer, and the held-out
+     * split: either the files of {@code validation} or the last {@code valFraction} of the corpus, never both.
+     */
     @JsonInclude(JsonInclude.Include.NON_NULL)
-    public record Data(List<String> corpus, String tokenizer, Double valFraction) {}
+    public record Data(List<String> corpus, List<String> validation, String tokenizer, Double valFraction) {}
 
     /** Validation every {@code every} steps over at most {@code maxWindows} windows (0 = all). */
     @JsonInclude(JsonInclude.Include.NON_NULL)

@@ -66,8 +66,10 @@ public final class RunSpecs {
                 or(o.beta2(), 0.95), or(o.eps(), 1e-8), or(o.weightDecay(), 0.1), or(o.gradClip(), 1.0),
                 or(o.warmupSteps(), steps / 100), or(o.minLrRatio(), 0.0));
 
-        RunSpec.Data d = s.data() == null ? new RunSpec.Data(null, null, null) : s.data();
-        RunSpec.Data data = new RunSpec.Data(d.corpus(), or(d.tokenizer(), "char"), or(d.valFraction(), 0.1));
+        RunSpec.Data d = s.data() == null ? new RunSpec.Data(null, null, null, null) : s.data();
+        // Held-out files replace the held-out fraction, so the fraction's default applies only without them.
+        RunSpec.Data data = new RunSpec.Data(d.corpus(), d.validation(), or(d.tokenizer(), "char"),
+                d.validation() == null ? or(d.valFraction(), 0.1) : d.valFraction());
 
         RunSpec.Eval e = s.eval() == null ? new RunSpec.Eval(null, null) : s.eval();
         RunSpec.Eval eval = new RunSpec.Eval(or(e.every(), 250), or(e.maxWindows(), 0));
@@ -174,19 +176,16 @@ public final class RunSpecs {
         }
 
         RunSpec.Data d = s.data();
-        if (d.corpus() == null || d.corpus().isEmpty() || d.corpus().stream().anyMatch(p -> p == null || p.isBlank())) {
-            errors.add(new SpecError("data.corpus", "must list at least one text file or folder, e.g. "
-                    + "[\"../shared/data/tinyshakespeare.txt\"]"));
-        }
-        if (d.corpus() != null && d.corpus().size() > MAX_CORPUS_ENTRIES) {
-            errors.add(new SpecError("data.corpus", "must list at most " + MAX_CORPUS_ENTRIES + " entries (got "
-                    + d.corpus().size() + "); a folder entry reads every file in it"));
-        } else if (d.corpus() != null) {
-            for (int i = 0; i < d.corpus().size(); i++) {
-                int first = d.corpus().indexOf(d.corpus().get(i));
-                if (first < i && d.corpus().get(i) != null) {
-                    errors.add(new SpecError("data.corpus[" + i + "]", "is the same as data.corpus[" + first
-                            + "]; list each corpus once"));
+        pathList(errors, "data.corpus", d.corpus(), "must list at least one text file or folder, e.g. "
+                + "[\"../shared/data/tinyshakespeare.txt\"]");
+        if (d.validation() != null) {
+            pathList(errors, "data.validation", d.validation(), "must list at least one text file or folder of "
+                    + "held-out text, e.g. [\"val/\"], or be left out to hold out data.valFraction of data.corpus");
+            for (int i = 0; i < d.validation().size(); i++) {
+                int inCorpus = d.corpus() == null ? -1 : d.corpus().indexOf(d.validation().get(i));
+                if (inCorpus >= 0 && d.validation().get(i) != null) {
+                    errors.add(new SpecError("data.validation[" + i + "]", "is also data.corpus[" + inCorpus
+                            + "]; held-out text must not be trained on, so list it in one of the two only"));
                 }
             }
         }
@@ -194,7 +193,10 @@ public final class RunSpecs {
             errors.add(new SpecError("data.tokenizer", "unknown tokenizer '" + d.tokenizer() + "'; allowed: "
                     + TOKENIZERS));
         }
-        if (!(d.valFraction() > 0 && d.valFraction() <= 0.5)) {
+        if (d.validation() != null && d.valFraction() != null) {
+            errors.add(new SpecError("data.valFraction", "cannot be given with data.validation: the held-out split "
+                    + "is either the files of data.validation or a fraction of data.corpus; remove one of the two"));
+        } else if (d.valFraction() != null && !(d.valFraction() > 0 && d.valFraction() <= 0.5)) {
             errors.add(new SpecError("data.valFraction", "must be in (0, 0.5] (got " + d.valFraction() + ")"));
         }
 
@@ -259,6 +261,21 @@ public final class RunSpecs {
         return Optional.of(new SpecError("model.preset", shortfall + "; " + advice));
     }
 
+    /**
+     * Refuses what the service (the API and its pipeline) cannot run of a resolved, valid spec: held-out files
+     * ({@code data.validation}), because the service reaches its corpora as uploads and keys its content-addressed
+     * datasets by the held-out fraction; {@code slope train} runs them.
+     *
+     * @throws InvalidSpecException naming the field and the way out
+     */
+    public static void requireServiceSupport(RunSpec resolved) {
+        if (resolved.data().validation() != null) {
+            throw new InvalidSpecException(List.of(new SpecError("data.validation", "held-out files are supported by "
+                    + "`slope train` only, not yet by the service; leave data.validation out to hold out "
+                    + "data.valFraction of data.corpus, or train this spec with `slope train --spec FILE`")));
+        }
+    }
+
     /** The largest micro-batch below the spec's that fits, or 0; memory grows with the batch size. */
     private static int largestFittingBatchSize(RunSpec resolved, int vocabSize, long availableBytes) {
         int fits = 0;
@@ -300,6 +317,28 @@ public final class RunSpecs {
     public static int adapterStartStep(RunSpec spec) {
         return BigDecimal.valueOf(spec.adapters().start()).multiply(BigDecimal.valueOf(spec.training().steps()))
                 .setScale(0, RoundingMode.FLOOR).intValueExact();
+    }
+
+    /**
+     * A list of corpus paths ({@code data.corpus}, {@code data.validation}): 1 to {@link #MAX_CORPUS_ENTRIES} entries,
+     * none blank, none listed twice. {@code emptyFix} is the message for a missing, empty or blank-holding list.
+     */
+    private static void pathList(List<SpecError> errors, String field, List<String> paths, String emptyFix) {
+        if (paths == null || paths.isEmpty() || paths.stream().anyMatch(p -> p == null || p.isBlank())) {
+            errors.add(new SpecError(field, emptyFix));
+        }
+        if (paths != null && paths.size() > MAX_CORPUS_ENTRIES) {
+            errors.add(new SpecError(field, "must list at most " + MAX_CORPUS_ENTRIES + " entries (got "
+                    + paths.size() + "); a folder entry reads every file in it"));
+        } else if (paths != null) {
+            for (int i = 0; i < paths.size(); i++) {
+                int first = paths.indexOf(paths.get(i));
+                if (first < i && paths.get(i) != null) {
+                    errors.add(new SpecError(field + "[" + i + "]", "is the same as " + field + "[" + first
+                            + "]; list each corpus once"));
+                }
+            }
+        }
     }
 
     /** Null only for a shape field under an unknown preset, which is reported on its own. */

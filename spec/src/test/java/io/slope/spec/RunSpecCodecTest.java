@@ -147,7 +147,9 @@ class RunSpecCodecTest {
                 "training": {"steps": 1234, "batchSize": 3, "gradAccum": 5, "seed": 9007199254740993},
                 "eval": {"every": 0, "maxWindows": 12}, "checkpointEvery": 0,
                 "backend": "cpu", "precision": "fp64", "threads": 7"""));
-        return Stream.of(presets, modes, custom).flatMap(s -> s);
+        Stream<RunSpec> heldOutFiles = Stream.of(RunSpecCodec.parseResolved(
+                "{\"data\": {\"corpus\": [\"train/\"], \"validation\": [\"val/\"], \"tokenizer\": \"gpt2\"}}"));
+        return Stream.of(presets, modes, custom, heldOutFiles).flatMap(s -> s);
     }
 
     @ParameterizedTest

@@ -17,7 +17,7 @@ class RunSpecDefaultsTest {
                 new RunSpec.Adapters(0.99, 4),
                 new RunSpec.Optimizer(6e-4, 0.9, 0.95, 1e-8, 0.1, 1.0, 10, 0.0),
                 new RunSpec.Training(1000, 8, 1, 1234L),
-                new RunSpec.Data(List.of("corpus.txt"), "char", 0.1),
+                new RunSpec.Data(List.of("corpus.txt"), null, "char", 0.1),
                 new RunSpec.Eval(250, 0),
                 500, "auto", "fp32", 0);
 

@@ -129,7 +129,43 @@ class RunSpecValidationTest {
                 bad("{\"corpus\": " + IntStream.range(0, 65).mapToObj(i -> "\"f" + i + ".txt\"").toList() + "}",
                         "data.corpus", "at most 64 entries (got 65)"),
                 bad("{\"corpus\": [\"a.txt\", \"b.txt\", \"a.txt\"]}", "data.corpus[2]",
-                        "the same as data.corpus[0]; list each corpus once"));
+                        "the same as data.corpus[0]; list each corpus once"),
+                bad("{\"corpus\": [\"a.txt\"], \"validation\": []}", "data.validation",
+                        "at least one text file or folder of held-out text, e.g. [\"val/\"], or be left out"),
+                bad("{\"corpus\": [\"a.txt\"], \"validation\": [\"\"]}", "data.validation",
+                        "at least one text file or folder of held-out text"),
+                bad("{\"corpus\": [\"a.txt\"], \"validation\": " + IntStream.range(0, 65)
+                        .mapToObj(i -> "\"v" + i + ".txt\"").toList() + "}",
+                        "data.validation", "at most 64 entries (got 65)"),
+                bad("{\"corpus\": [\"a.txt\"], \"validation\": [\"v.txt\", \"v.txt\"]}", "data.validation[1]",
+                        "the same as data.validation[0]; list each corpus once"),
+                bad("{\"corpus\": [\"a.txt\", \"b.txt\"], \"validation\": [\"b.txt\"]}", "data.validation[0]",
+                        "is also data.corpus[1]; held-out text must not be trained on"),
+                bad("{\"corpus\": [\"a.txt\"], \"validation\": [\"v.txt\"], \"valFraction\": 0.1}",
+                        "data.valFraction", "cannot be given with data.validation: the held-out split is either the "
+                                + "files of data.validation or a fraction of data.corpus; remove one of the two"));
+    }
+
+    @Test
+    void heldOutFilesReplaceTheHeldOutFraction() {
+        RunSpec spec = RunSpecCodec.parseResolved(
+                "{\"data\": {\"corpus\": [\"train/\"], \"validation\": [\"val/a.txt\", \"val/b.txt\"]}}");
+
+        assertEquals(new RunSpec.Data(List.of("train/"), List.of("val/a.txt", "val/b.txt"), "char", null),
+                spec.data());
+    }
+
+    @Test
+    void theServiceRefusesHeldOutFilesNamingTheFieldAndTheWayOut() {
+        RunSpec spec = RunSpecCodec.parseResolved("{\"data\": {\"corpus\": [\"train/\"], \"validation\": [\"val/\"]}}");
+
+        List<SpecError> errors = assertThrows(InvalidSpecException.class,
+                () -> RunSpecs.requireServiceSupport(spec)).errors();
+
+        assertEquals(List.of("data.validation"), errors.stream().map(SpecError::field).toList());
+        assertTrue(errors.getFirst().message().contains("leave data.validation out to hold out data.valFraction"),
+                errors.getFirst().message());
+        RunSpecs.requireServiceSupport(Specs.resolved(""));
     }
 
     @Test

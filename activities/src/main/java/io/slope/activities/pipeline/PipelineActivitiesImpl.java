@@ -10,7 +10,9 @@ import io.slope.activities.storage.ObjectStore;
 import io.slope.engine.checkpoint.DurableFiles;
 import io.slope.engine.data.Corpus;
 import io.slope.engine.data.InvalidCorpusException;
+import io.slope.spec.InvalidSpecException;
 import io.slope.spec.RunSpec;
+import io.slope.spec.RunSpecs;
 import io.slope.spec.pipeline.Stage;
 import io.slope.spec.pipeline.StageResult;
 import io.slope.workflows.run.PipelineActivities;
@@ -44,6 +46,11 @@ public final class PipelineActivitiesImpl implements PipelineActivities {
 
     @Override
     public StageResult prepareData(String runId, RunSpec spec) {
+        try {
+            RunSpecs.requireServiceSupport(spec);
+        } catch (InvalidSpecException e) {
+            throw ApplicationFailure.newNonRetryableFailure(e.getMessage(), "InvalidSpec");
+        }
         Path work = scratch.resolve("prepare-" + runId + "-" + System.nanoTime());
         try {
             Corpus corpus;

@@ -29,6 +29,7 @@ import io.slope.api.runs.RunViews.StageView;
 import io.slope.api.storage.Storage;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecCodec;
+import io.slope.spec.RunSpecs;
 import io.slope.spec.pipeline.Stage;
 import io.slope.spec.pipeline.StageResult;
 import io.slope.workflows.run.RunOptions;
@@ -95,6 +96,7 @@ public class RunService {
             specJson = tree.toString();
         }
         RunSpec spec = RunSpecCodec.parseResolved(specJson);
+        RunSpecs.requireServiceSupport(spec);
         ChosenOptions chosen = ChosenOptions.parse(options, spec);
         corpora.check(caller, spec.data().corpus());
         UUID id = UUID.randomUUID();

@@ -14,13 +14,16 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
  * A tokenized corpus on disk: {@code train-NNNNN.tok} and {@code val-NNNNN.tok} shards plus {@code dataset.json}.
  *
  * <p>The token stream is every document encoded on its own, joined by the tokenizer's document separator. Its last
- * {@code floor(total · valFraction)} tokens are the validation split; the rest is the training split.
+ * {@code floor(total · valFraction)} tokens are the validation split; the rest is the training split. With held-out
+ * files the stream is the corpus's documents, then the held-out files' documents encoded as a stream of their own
+ * (no separator between the two): the validation split is exactly the held-out files' tokens.
  */
 public final class Dataset implements AutoCloseable {
     public static final String MANIFEST = "dataset.json";
@@ -53,6 +56,31 @@ public final class Dataset implements AutoCloseable {
         if (!(valFraction >= 0 && valFraction < 1)) {
             throw new IllegalArgumentException("valFraction must be in [0, 1), got " + valFraction);
         }
+        return prepare(corpus, null, tokenizer, valFraction, tokensPerShard, directory);
+    }
+
+    /**
+     * As {@link #prepare(Corpus, Tokenizer, double, long, Path)}, but the validation split is the text of
+     * {@code heldOut} and every token of {@code corpus} trains. The tokenizer must cover both (for "char",
+     * {@link Tokenizers#forCorpus} of both).
+     *
+     * @throws InvalidCorpusException when a file is in both: held-out text must never be trained on
+     */
+    public static Dataset prepare(Corpus corpus, Corpus heldOut, Tokenizer tokenizer, long tokensPerShard,
+            Path directory) throws IOException {
+        List<Path> trained = realPaths(corpus.files());
+        for (Path file : heldOut.files()) {
+            if (trained.contains(file.toRealPath())) {
+                throw new InvalidCorpusException("the held-out file " + file + " is also read as training text; "
+                        + "list it among the held-out files only");
+            }
+        }
+        return prepare(corpus, heldOut, tokenizer, 0.0, tokensPerShard, directory);
+    }
+
+    /** {@code heldOut} null: the last {@code valFraction} of the corpus is held out; else exactly its text. */
+    private static Dataset prepare(Corpus corpus, Corpus heldOut, Tokenizer tokenizer, double valFraction,
+            long tokensPerShard, Path directory) throws IOException {
         if (Files.exists(directory)) {
             throw new IllegalStateException("dataset folder " + directory + " already exists; open it with"
                     + " Dataset.open or remove it first");
@@ -60,13 +88,17 @@ public final class Dataset implements AutoCloseable {
         DurableFiles.createDirectoryAtomically(directory, staging -> {
             TokenizerDescriptor descriptor = Tokenizers.describe(tokenizer);
             Path spill = staging.resolve("tokens.spill");
-            String corpusSha256;
             long total;
+            long corpusTokens;
             try (TokenSpill tokens = new TokenSpill(spill)) {
-                corpusSha256 = encode(corpus, tokenizer, tokens);
+                encode(corpus, tokenizer, tokens);
+                corpusTokens = tokens.count();
+                if (heldOut != null) {
+                    encode(heldOut, tokenizer, tokens);
+                }
                 total = tokens.count();
             }
-            long validationTokens = (long) Math.floor(total * valFraction);
+            long validationTokens = heldOut != null ? total - corpusTokens : (long) Math.floor(total * valFraction);
             long trainTokens = total - validationTokens;
             if (trainTokens == 0) {
                 throw new InvalidCorpusException("the corpus " + corpus.description() + " leaves no training tokens");
@@ -79,10 +111,7 @@ public final class Dataset implements AutoCloseable {
 
             DatasetManifest manifest = new DatasetManifest(DatasetManifest.FORMAT_VERSION, tokenizer.kind(),
                     tokenizer.vocabSize(), valFraction, trainTokens, validationTokens, trainShards, validationShards,
-                    new DatasetManifest.Source(corpus.description(), corpus.documentCount(),
-                            corpus.files().stream().map(Path::toString).toList(),
-                            corpus.skippedFiles().stream().map(s -> s.path() + ": " + s.reason()).toList(),
-                            corpusSha256));
+                    source(corpus), heldOut == null ? null : source(heldOut));
             Files.write(staging.resolve(MANIFEST), JSON.writeValueAsBytes(manifest));
             DurableFiles.fsync(staging.resolve(MANIFEST));
         });
@@ -231,13 +260,24 @@ public final class Dataset implements AutoCloseable {
         return file;
     }
 
-    /**
-     * Streams the corpus document by document into the spill ({@link TextEncoder}); returns the corpus hash described
-     * in {@link DatasetManifest}.
-     */
-    private static String encode(Corpus corpus, Tokenizer tokenizer, TokenSpill tokens) throws IOException {
+    private static DatasetManifest.Source source(Corpus corpus) {
+        return new DatasetManifest.Source(corpus.description(), corpus.documentCount(),
+                corpus.files().stream().map(Path::toString).toList(),
+                corpus.skippedFiles().stream().map(s -> s.path() + ": " + s.reason()).toList(), corpus.sha256());
+    }
+
+    /** Real paths, so that a file reached through a link or another spelling is the same file. */
+    private static List<Path> realPaths(List<Path> files) throws IOException {
+        List<Path> real = new ArrayList<>(files.size());
+        for (Path file : files) {
+            real.add(file.toRealPath());
+        }
+        return real;
+    }
+
+    /** Streams the corpus document by document into the spill ({@link TextEncoder}). */
+    private static void encode(Corpus corpus, Tokenizer tokenizer, TokenSpill tokens) throws IOException {
         corpus.stream(new TextEncoder(tokenizer, TextEncoder.DEFAULT_WINDOW, tokens::append));
-        return corpus.sha256();
     }
 
     private static List<ShardInfo> copyToShards(Path spill, long from, long count, Path directory, String prefix,

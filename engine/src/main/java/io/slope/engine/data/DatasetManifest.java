@@ -1,15 +1,18 @@
 package io.slope.engine.data;
 
+import com.fasterxml.jackson.annotation.JsonInclude;
 import java.util.List;
 import java.util.Objects;
 
 /**
  * {@code dataset.json}: what a prepared dataset holds and where it came from. The validation split is the last
- * {@code validationTokens} of the token stream, so it never depends on shuffling or on the shard size.
+ * {@code validationTokens} of the token stream, so it never depends on shuffling or on the shard size. It is the last
+ * {@code valFraction} of {@code source}'s tokens, or, when {@code heldOutSource} is given ({@code valFraction} 0), the
+ * tokens of those held-out files, which follow {@code source}'s in the stream.
  */
 public record DatasetManifest(int formatVersion, String tokenizer, int vocabSize, double valFraction,
         long trainTokens, long validationTokens, List<ShardInfo> trainShards, List<ShardInfo> validationShards,
-        Source source) {
+        Source source, @JsonInclude(JsonInclude.Include.NON_NULL) Source heldOutSource) {
     public static final int FORMAT_VERSION = 1;
 
     /**

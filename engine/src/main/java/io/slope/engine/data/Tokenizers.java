@@ -9,16 +9,18 @@ public final class Tokenizers {
     private Tokenizers() {}
 
     /**
-     * The tokenizer of {@code kind} for this corpus. "char" takes its vocabulary from the corpus text plus the
-     * characters of the document separator; "gpt2" has a fixed vocabulary.
+     * The tokenizer of {@code kind} for these corpora (the training text and any held-out files). "char" takes its
+     * vocabulary from their text plus the characters of the document separator; "gpt2" has a fixed vocabulary.
      */
-    public static Tokenizer forCorpus(String kind, Corpus corpus) {
+    public static Tokenizer forCorpus(String kind, Corpus... corpora) {
         return switch (kind) {
             case "char" -> {
                 java.util.BitSet vocabulary = new java.util.BitSet();
                 CharTokenizer.DOCUMENT_SEPARATOR.codePoints().forEach(vocabulary::set);
-                for (int codePoint : corpus.codePoints()) {
-                    vocabulary.set(codePoint);
+                for (Corpus corpus : corpora) {
+                    for (int codePoint : corpus.codePoints()) {
+                        vocabulary.set(codePoint);
+                    }
                 }
                 yield new CharTokenizer(vocabulary.stream().toArray());
             }

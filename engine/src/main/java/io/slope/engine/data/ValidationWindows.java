@@ -21,8 +21,7 @@ public final class ValidationWindows {
         long available = validation.length() / rowLength;
         if (available == 0) {
             throw new IllegalArgumentException("the validation split has " + validation.length()
-                    + " tokens, fewer than one window of seqLen + 1 = " + rowLength
-                    + "; raise valFraction or use more text");
+                    + " tokens, fewer than one window of seqLen + 1 = " + rowLength);
         }
         this.count = (int) Math.min(Math.min(available, maxWindows), Integer.MAX_VALUE);
     }

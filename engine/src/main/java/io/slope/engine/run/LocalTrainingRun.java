@@ -6,6 +6,7 @@ import io.slope.engine.checkpoint.DurableFiles;
 import io.slope.engine.checkpoint.LocalCheckpointStore;
 import io.slope.engine.data.Corpus;
 import io.slope.engine.data.Dataset;
+import io.slope.engine.data.InvalidCorpusException;
 import io.slope.engine.data.Tokenizer;
 import io.slope.engine.data.Tokenizers;
 import io.slope.engine.export.HfExport;
@@ -18,6 +19,7 @@ import io.slope.spec.RunSpecCodec;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 
 /**
  * A whole training run in this process, without services (what `slope train` runs). The run folder holds the resolved
@@ -93,10 +95,10 @@ public final class LocalTrainingRun {
 
     private static Summary start(RunSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener,
             int stopAfter, Stop stop) throws IOException {
-        Corpus corpus = readCorpus(spec, baseDir, runDir, listener);
+        Texts texts = readTexts(spec, baseDir, runDir, listener);
         boolean created = Files.notExists(runDir);
         LocalCheckpointStore store = new LocalCheckpointStore(runDir);
-        try (Dataset dataset = prepareDataset(spec, corpus, runDir)) {
+        try (Dataset dataset = prepareDataset(spec, texts, runDir)) {
             return train(spec, dataset, runDir, store, listener, stopAfter, stop, null, Collective.single());
         } catch (IOException | RuntimeException e) {
             deleteIfUnstarted(runDir, created);
@@ -110,9 +112,9 @@ public final class LocalTrainingRun {
      */
     public static void prepare(RunSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener)
             throws IOException {
-        Corpus corpus = readCorpus(spec, baseDir, runDir, listener);
+        Texts texts = readTexts(spec, baseDir, runDir, listener);
         boolean created = Files.notExists(runDir);
-        try (Dataset dataset = prepareDataset(spec, corpus, runDir)) {
+        try (Dataset dataset = prepareDataset(spec, texts, runDir)) {
             listener.onInfo("dataset: " + dataset.train().length() + " train / " + dataset.validation().length()
                     + " held-out tokens in " + runDir.resolve(DATASET_DIR));
         } catch (IOException | RuntimeException e) {
@@ -131,21 +133,51 @@ public final class LocalTrainingRun {
         }
     }
 
-    private static Corpus readCorpus(RunSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener)
+    /** The text a new run reads: {@code data.corpus}, and {@code data.validation} when the spec gives it, else null. */
+    private record Texts(Corpus corpus, Corpus heldOut) {}
+
+    private static Texts readTexts(RunSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener)
             throws IOException {
         if (Files.exists(runDir.resolve(SPEC_FILE))) {
             throw new IllegalArgumentException("--out: " + runDir + " already holds a run; continue it with --resume "
                     + runDir + " or choose another --out");
         }
-        Corpus corpus = Corpus.read(spec.data().corpus().stream().map(p -> baseDir.resolve(p).normalize()).toList());
+        Corpus corpus = readCorpus("data.corpus", spec.data().corpus(), baseDir);
         listener.onInfo("corpus: " + corpus.description());
-        return corpus;
+        if (spec.data().validation() == null) {
+            return new Texts(corpus, null);
+        }
+        Corpus heldOut = readCorpus("data.validation", spec.data().validation(), baseDir);
+        listener.onInfo("held-out files (data.validation): " + heldOut.description());
+        return new Texts(corpus, heldOut);
     }
 
-    private static Dataset prepareDataset(RunSpec spec, Corpus corpus, Path runDir) throws IOException {
+    /** The corpus of one spec field's paths, resolved against {@code baseDir}; a bad path names the field. */
+    private static Corpus readCorpus(String field, List<String> paths, Path baseDir) throws IOException {
+        try {
+            return Corpus.read(paths.stream().map(p -> baseDir.resolve(p).normalize()).toList());
+        } catch (InvalidCorpusException e) {
+            throw new IllegalArgumentException(field + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static Dataset prepareDataset(RunSpec spec, Texts texts, Path runDir) throws IOException {
         Files.createDirectories(runDir);
-        Dataset dataset = Dataset.prepare(corpus, Tokenizers.forCorpus(spec.data().tokenizer(), corpus),
-                spec.data().valFraction(), Dataset.DEFAULT_TOKENS_PER_SHARD, runDir.resolve(DATASET_DIR));
+        String tokenizer = spec.data().tokenizer();
+        Path directory = runDir.resolve(DATASET_DIR);
+        Dataset dataset;
+        if (texts.heldOut() == null) {
+            dataset = Dataset.prepare(texts.corpus(), Tokenizers.forCorpus(tokenizer, texts.corpus()),
+                    spec.data().valFraction(), Dataset.DEFAULT_TOKENS_PER_SHARD, directory);
+        } else {
+            try {
+                dataset = Dataset.prepare(texts.corpus(), texts.heldOut(),
+                        Tokenizers.forCorpus(tokenizer, texts.corpus(), texts.heldOut()),
+                        Dataset.DEFAULT_TOKENS_PER_SHARD, directory);
+            } catch (InvalidCorpusException e) {
+                throw new IllegalArgumentException("data.validation: " + e.getMessage(), e);
+            }
+        }
         try {
             Files.writeString(runDir.resolve(SPEC_FILE), RunSpecCodec.toJson(spec));
         } catch (IOException | RuntimeException e) {

@@ -367,7 +367,9 @@ public final class TrainingSession implements AutoCloseable {
             return maxWindows > 0 ? ValidationWindows.first(dataset.validation(), config.seqLen(), maxWindows)
                     : ValidationWindows.all(dataset.validation(), config.seqLen());
         } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("data.valFraction: " + e.getMessage());
+            throw new IllegalArgumentException(spec.data().validation() != null
+                    ? "data.validation: " + e.getMessage() + "; list more or longer held-out files"
+                    : "data.valFraction: " + e.getMessage() + "; raise data.valFraction or use more text");
         }
     }
 

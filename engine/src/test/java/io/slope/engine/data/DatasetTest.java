@@ -53,6 +53,43 @@ class DatasetTest {
     }
 
     @Test
+    void heldOutFilesAreTheWholeValidationSplitAndEveryCorpusTokenTrains() throws IOException {
+        Corpus corpus = corpus("to be", "or not");
+        Corpus heldOut = corpus("that is", "the question");
+        Tokenizer chars = Tokenizers.forCorpus("char", corpus, heldOut);
+
+        try (Dataset dataset = Dataset.prepare(corpus, heldOut, chars, 4, dir.resolve("ds"))) {
+            Tokenizer rebuilt = dataset.tokenizer();
+            assertEquals("to be\n\nor not", rebuilt.decode(dataset.train().read(0, (int) dataset.train().length())));
+            assertEquals("that is\n\nthe question",
+                    rebuilt.decode(dataset.validation().read(0, (int) dataset.validation().length())));
+            DatasetManifest manifest = dataset.manifest();
+            assertEquals(0.0, manifest.valFraction());
+            assertEquals(2, manifest.source().documents());
+            assertEquals(heldOut.sha256(), manifest.heldOutSource().corpusSha256());
+        }
+        try (Dataset reopened = Dataset.open(dir.resolve("ds"))) {
+            assertEquals(Tokenizers.describe(chars), reopened.tokenizerDescriptor(),
+                    "the vocabulary covers the held-out text too ('q' is only there)");
+        }
+    }
+
+    @Test
+    void aFileReadAsBothTrainingAndHeldOutTextIsRefused() throws IOException {
+        Path train = Files.createDirectories(dir.resolve("train"));
+        Files.writeString(train.resolve("a.txt"), "some text");
+        Path link = Files.createSymbolicLink(dir.resolve("b.txt"), train.resolve("a.txt"));
+        Corpus corpus = Corpus.read(List.of(train));
+        Corpus heldOut = Corpus.read(List.of(link));
+
+        var e = assertThrows(InvalidCorpusException.class, () -> Dataset.prepare(corpus, heldOut,
+                Gpt2BpeTokenizer.instance(), 10, dir.resolve("ds")));
+        assertEquals("the held-out file " + link + " is also read as training text; list it among the held-out "
+                + "files only", e.getMessage());
+        assertTrue(Files.notExists(dir.resolve("ds")));
+    }
+
+    @Test
     void charDatasetDecodesWithoutTheCorpus() throws IOException {
         Corpus corpus = corpus("to be", "or not");
         Tokenizer chars = Tokenizers.forCorpus("char", corpus);
@@ -118,7 +155,7 @@ class DatasetTest {
                 StandardCopyOption.REPLACE_EXISTING);
         DatasetManifest patched = new DatasetManifest(chars.formatVersion(), chars.tokenizer(), chars.vocabSize(),
                 chars.valFraction(), chars.trainTokens(), gpt2.validationTokens(), chars.trainShards(),
-                gpt2.validationShards(), chars.source());
+                gpt2.validationShards(), chars.source(), null);
         new ObjectMapper().writeValue(dir.resolve("chars").resolve("dataset.json").toFile(), patched);
 
         var e = assertThrows(InvalidTokenShardException.class, () -> Dataset.open(dir.resolve("chars")));

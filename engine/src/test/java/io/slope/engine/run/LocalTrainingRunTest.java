@@ -10,6 +10,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.slope.engine.checkpoint.Checkpoint;
 import io.slope.engine.checkpoint.DurableFiles;
 import io.slope.engine.checkpoint.LocalCheckpointStore;
+import io.slope.engine.data.Dataset;
+import io.slope.engine.data.Tokenizer;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecCodec;
 import java.nio.file.Files;
@@ -104,6 +106,53 @@ class LocalTrainingRunTest {
                 () -> LocalTrainingRun.start(spec, dir, out, ResumeProbe.QUIET));
         assertTrue(e.getMessage().startsWith("data"), e.getMessage());
         assertFalse(Files.exists(out), "the failed run's folder is gone, so the same --out works next time");
+    }
+
+    @Test
+    void heldOutFilesAreExactlyTheValidationTokensAndNoneOfThemTrains() throws Exception {
+        Path books = Files.createDirectories(dir.resolve("books"));
+        Files.writeString(books.resolve("1.txt"), "To be, or not to be, that is the question. ".repeat(200));
+        Files.writeString(books.resolve("2.txt"), "Whether 'tis nobler in the mind to suffer ".repeat(200));
+        Path heldOut = Files.createDirectories(dir.resolve("held-out"));
+        Files.writeString(heldOut.resolve("3.txt"), "The slings and arrows of outrageous fortune, ".repeat(20));
+        Files.writeString(heldOut.resolve("4.txt"), "Or to take arms against a sea of troubles ".repeat(20));
+        RunSpec spec = RunSpecCodec.parseResolved("""
+                {"name": "held-out", "model": {"layers": 1, "heads": 2, "dModel": 16, "seqLen": 16},
+                 "training": {"steps": 3, "batchSize": 2, "seed": 1},
+                 "data": {"corpus": ["books"], "validation": ["held-out"]}, "eval": {"every": 0},
+                 "checkpointEvery": 0, "backend": "cpu", "threads": 2}
+                """);
+
+        LocalTrainingRun.Summary s = LocalTrainingRun.start(spec, dir, dir.resolve("run"), ResumeProbe.QUIET);
+
+        try (Dataset dataset = Dataset.open(Path.of(s.runDir(), LocalTrainingRun.DATASET_DIR))) {
+            Tokenizer tokenizer = dataset.tokenizer();
+            assertEquals(Files.readString(books.resolve("1.txt")) + "\n\n" + Files.readString(books.resolve("2.txt")),
+                    tokenizer.decode(dataset.train().read(0, (int) dataset.train().length())));
+            assertEquals(Files.readString(heldOut.resolve("3.txt")) + "\n\n"
+                    + Files.readString(heldOut.resolve("4.txt")),
+                    tokenizer.decode(dataset.validation().read(0, (int) dataset.validation().length())));
+        }
+        assertTrue(Double.isFinite(s.valLossAdapters()));
+        assertEquals(spec, LocalTrainingRun.spec(Path.of(s.runDir())), "the stored spec keeps data.validation");
+    }
+
+    @Test
+    void aHeldOutFileInsideACorpusFolderIsRefusedNamingTheField() throws Exception {
+        Path books = Files.createDirectories(dir.resolve("books"));
+        Files.writeString(books.resolve("1.txt"), "To be, or not to be, that is the question. ".repeat(200));
+        Files.writeString(books.resolve("2.txt"), "Whether 'tis nobler in the mind to suffer ".repeat(200));
+        RunSpec spec = RunSpecCodec.parseResolved("""
+                {"data": {"corpus": ["books"], "validation": ["books/2.txt"]}, "backend": "cpu"}
+                """);
+        Path out = dir.resolve("out");
+
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> LocalTrainingRun.start(spec, dir, out, ResumeProbe.QUIET));
+
+        assertEquals("data.validation: the held-out file " + books.resolve("2.txt") + " is also read as training "
+                + "text; list it among the held-out files only", e.getMessage());
+        assertFalse(Files.exists(out));
     }
 
     private LocalTrainingRun.Summary run(String mode, double adapterStart) throws Exception {
