@@ -7,7 +7,8 @@
 # attention vs ours, alone and in GPT-2-small steps), steps (whole optimizer steps of ours and PyTorch's at 124M, 350M
 # and 1558M into one step-<UTC>.jsonl, and its table; steps124 its short form at 124M), kernels (Nsight Compute's
 # per-kernel times of one step), infer (slope bench infer: prefill and decoding, dense vs SLoPe), gpurun (issue 14's
-# GPT-2-tokenized cuda run through every stage, killed and resumed, its hf/ export checked by transformers).
+# GPT-2-tokenized cuda run through every stage, killed and resumed, its hf/ export checked by transformers), quality
+# (issue 18: bench/quality gutenberg, every mode at equal tokens on the Gutenberg books split by book).
 # Usage: device.sh PHASE...
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -250,6 +251,19 @@ for phase in "${phases[@]}"; do
             grep -v '^{' "$out/infer.log" | tail -n 20
             python3 "$here/infer_table.py" "$results" | tee "$out/infer.md" || status=1
             ;;
+        quality)
+            # Issue 18: bench/quality gutenberg on the GPU, one model per call (QUALITY_MODEL small or 124M, seeds,
+            # tokens, runs at a time and the deadline after which no run starts from QUALITY_*): every run's metrics
+            # in quality-<model>.jsonl, the table in quality-<model>-table.json.
+            q="$work/quality" && mkdir -p "$q" && tar -C "$q" -xJf "$here/gutenberg.tar.xz"
+            model="${QUALITY_MODEL:-small}"
+            PYTHONUNBUFFERED=1 timeout 540 python3 "$here/quality" gutenberg --corpus "$q/gutenberg" \
+                --slope "$java ${jvm[*]} -cp $cp io.slope.cli.SlopeCli" --backend cuda --model "$model" \
+                --seeds "${QUALITY_SEEDS:-1,2,3}" --tokens "${QUALITY_TOKENS:-4194304}" --batch-size 16 \
+                --parallel "${QUALITY_PARALLEL:-3}" --deadline "${QUALITY_DEADLINE:-360}" --work "$q/work" \
+                --out "$out/quality-$model" >"$out/quality-$model.log" 2>&1 || status=1
+            tail -n 30 "$out/quality-$model.log"
+            ;;
         kernels)
             # Issue 13: every kernel of one step timed by Nsight Compute (kernels serialised, caches and clocks left
             # alone), grouped by name; the summed GPU time against the step's wall time shows what the host costs.
@@ -269,7 +283,7 @@ for phase in "${phases[@]}"; do
             ;;
         *)
             echo "unknown phase $phase (parity, nccl, ranks, train200, bench, benchsmall, benchxl, attention," \
-                "steps, steps124, kernels, infer, gpurun, kernelparity)" >&2
+                "steps, steps124, kernels, infer, gpurun, quality, kernelparity)" >&2
             status=2
             ;;
     esac

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Assembles .device/ (git-ignored through .git/info/exclude) for one device call: the bundle built by
-# `mvn -pl device-bundle -am verify -DskipTests`, device.sh and its helpers, the specs, the corpus and the commit.
+# `mvn -pl device-bundle -am verify -DskipTests`, device.sh and its helpers, the specs, the corpora and the commit.
 # Then: run(command=".device/device.sh PHASE...", carry=[".device"]); PHASE as in device.sh's header.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -10,7 +10,13 @@ bundle="$root/device-bundle/target/slope-device.tar.xz"
 grep -qx '/.device/' "$root/.git/info/exclude" 2>/dev/null || echo '/.device/' >>"$root/.git/info/exclude"
 rm -rf "$dest" && mkdir -p "$dest"
 cp "$bundle" "$root"/device-bundle/{device.sh,summarize.py,compare_runs.py,compare_ranks.py,kernel_table.py,char200.json,ranks.json,gpurun.sh,gpurun.json,compare_resume.py,hf_check.py} \
-    "$root/bench/pytorch/train_gpt2.py" "$root/bench/step_table.py" "$root/bench/infer_table.py" "$dest/"
+    "$root/bench/pytorch/train_gpt2.py" "$root/bench/step_table.py" "$root/bench/infer_table.py" "$root/bench/quality" \
+    "$dest/"
 cp "$root/../shared/data/tinyshakespeare.txt" "$dest/"
+# The Gutenberg books for device.sh quality (10 MB as xz; compressed once, kept in target/ across stagings).
+books="$root/device-bundle/target/gutenberg.tar.xz"
+[[ -f "$books" && "$books" -nt "$root/../shared/data/gutenberg/MANIFEST.tsv" ]] \
+    || tar -C "$root/../shared/data" -cJf "$books" gutenberg
+cp "$books" "$dest/"
 git -C "$root" rev-parse HEAD >"$dest/COMMIT"
 echo "stage: $(du -sh "$dest" | cut -f1) in $dest for commit $(cut -c1-10 "$dest/COMMIT")"
