@@ -250,6 +250,12 @@ for phase in "${phases[@]}"; do
             done
             grep -v '^{' "$out/infer.log" | tail -n 20
             python3 "$here/infer_table.py" "$results" | tee "$out/infer.md" || status=1
+            # Where a prefill and a decoding step spend their time, dense and SLoPe at 774M (every operation timed).
+            for mode in dense slope; do
+                SLOPE_CUDA_PROFILE=1 timeout 120 "${infer_xl[@]}" --results "$work/infer-profiled.jsonl" \
+                    --model gpt2-774M --repeats 2 --tokens 8 --decode-batch 1 "$mode" 2>&1 | grep -v '^{' \
+                    >>"$out/infer-profile.log" || status=1
+            done
             ;;
         quality)
             # Issue 18: bench/quality gutenberg on the GPU, one model per call (QUALITY_MODEL small or 124M, seeds,

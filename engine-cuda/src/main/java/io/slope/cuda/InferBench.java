@@ -25,7 +25,8 @@ import java.util.stream.IntStream;
  * contexts through {@link GptModel#prefill}, and KV-cache decoding, one token per sequence through
  * {@link GptModel#decode} with its logits downloaded as a sampler needs them. {@code dense} is the dense model;
  * {@code slope} is a trained SLoPe model in its inference form: 2:4 layers (block 0's qkv dense) with adapters of the
- * default rank and scale 1 (docs/method.md). Weights are random: their values do not change the time.
+ * default rank and scale 1 (docs/method.md). Weights are random: their values do not change the time. With
+ * SLOPE_CUDA_PROFILE=1 it also prints the time per operation of each phase.
  */
 public final class InferBench {
     private static final ObjectMapper JSON = new ObjectMapper()
@@ -83,12 +84,16 @@ public final class InferBench {
             if (mode.sparse()) {
                 model.attachAdapters(randomAdapters(config, rank), rank, 1.0);
             }
-            String device = backend instanceof CudaBackend c ? c.deviceName() : backend.name();
+            CudaBackend cuda = backend instanceof CudaBackend c ? c : null;
+            String device = cuda != null ? cuda.deviceName() : backend.name();
             Tensor sync = model.parameters().getLast().value();
             KvCache prefillCache = model.kvCache(setup.prefillBatch());
             int[] contexts = tokens(setup.prefillBatch() * s.seqLen(), s.vocab(), 1);
             List<Double> millis = new ArrayList<>();
             for (int i = 0; i < setup.warmup() + setup.repeats(); i++) {
+                if (i == setup.warmup() && cuda != null) {
+                    cuda.profile().clear();
+                }
                 long start = System.nanoTime();
                 model.prefill(prefillCache, contexts, s.seqLen());
                 backend.download(sync);
@@ -98,6 +103,7 @@ public final class InferBench {
             }
             out.add(measurement(setup, config, modeName, "prefill", setup.prefillBatch(), s.seqLen(), millis, rank,
                     device, backend.name()));
+            printProfile(cuda, "prefill", setup.repeats());
             for (int batch : setup.decodeBatches()) {
                 KvCache cache = model.kvCache(batch);
                 int[] prompt = tokens(batch * s.seqLen(), s.vocab(), 2);
@@ -105,6 +111,9 @@ public final class InferBench {
                 int[] next = tokens(batch, s.vocab(), 3);
                 millis.clear();
                 for (int i = 0; i < setup.warmup() + setup.decodeTokens(); i++) {
+                    if (i == setup.warmup() && cuda != null) {
+                        cuda.profile().clear();
+                    }
                     long start = System.nanoTime();
                     model.decode(cache, next);
                     if (i >= setup.warmup()) {
@@ -113,9 +122,18 @@ public final class InferBench {
                 }
                 out.add(measurement(setup, config, modeName, "decode", batch, 1, millis, rank, device,
                         backend.name()));
+                printProfile(cuda, "decode at batch " + batch, setup.decodeTokens());
             }
         }
         return out;
+    }
+
+    /** With SLOPE_CUDA_PROFILE=1, the operations of one prefill or decoding step (each synchronised). */
+    private static void printProfile(CudaBackend cuda, String what, int repeats) {
+        if (cuda != null && !cuda.profile().isEmpty()) {
+            System.out.println("  " + what + ":");
+            StepBench.printProfile(cuda, repeats);
+        }
     }
 
     /** dense or slope: the two sparse modes serve the same 2:4 model. */

@@ -251,7 +251,8 @@ public final class StepBench {
         }
     }
 
-    private static void printProfile(CudaBackend backend, int steps) {
+    /** The profiled operations per step (of {@code steps}), largest first; clears the profile. */
+    static void printProfile(CudaBackend backend, int steps) {
         double total = backend.profile().values().stream().mapToLong(v -> v[1]).sum() / 1e6 / steps;
         System.out.printf("  profile per step (ms, synchronised), total %.2f:%n", total);
         backend.profile().entrySet().stream()
