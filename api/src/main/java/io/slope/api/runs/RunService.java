@@ -103,7 +103,7 @@ public class RunService {
                 spec.training().steps(), chosen, c -> quotas.admit(c, caller.user(),
                         Demand.run(chosen.resolve().ranks())));
         try {
-            workflows.start(runId, spec, chosen.resolve(), null, Map.of());
+            workflows.start(runId, caller.user(), spec, chosen.resolve(), null, Map.of());
         } catch (RuntimeException e) {
             LOG.warn("run {} is stored QUEUED but its workflow could not be started now ({}); the reconciler will "
                     + "start it", runId, e.toString());
@@ -232,7 +232,7 @@ public class RunService {
         }
         RunSpec spec = RunSpecCodec.parse(run.specJson());
         try {
-            workflows.start(id.toString(), spec, run.options().resolve(), from, earlier);
+            workflows.start(id.toString(), run.owner(), spec, run.options().resolve(), from, earlier);
         } catch (RuntimeException e) {
             // Unlike a new run's, a retry's start is not the reconciler's to redo (it would start from the first
             // stage without a result, not from fromStage): the run goes back to how it was, and the caller retries.
