@@ -10,6 +10,10 @@ import io.slope.api.auth.ApiTokens;
 import io.slope.gpuworker.GpuWorker;
 import io.slope.localservices.S3Server;
 import io.slope.testinfra.TestServices;
+import io.slope.workflows.run.SlopeRunWorkflow;
+import io.temporal.api.common.v1.WorkflowExecution;
+import io.temporal.api.workflowservice.v1.DescribeWorkflowExecutionRequest;
+import io.temporal.client.WorkflowClient;
 import io.temporal.worker.WorkerFactory;
 import java.io.IOException;
 import java.net.URI;
@@ -197,6 +201,16 @@ public final class ApiHarness {
                  "data": {"corpus": ["%s"], "tokenizer": "char", "valFraction": 0.1},
                  "eval": {"every": 10, "maxWindows": 8}, "checkpointEvery": 5, "backend": "cpu", "threads": 1}
                 """.formatted(name, steps, corpusUri);
+    }
+
+    /** The fairness key of the run's latest workflow: whose share of the task queues it runs in (ADR 034). */
+    public String fairnessKey(String runId) {
+        WorkflowClient client = server.getApplicationContext().getBean(WorkflowClient.class);
+        return client.getWorkflowServiceStubs().blockingStub().describeWorkflowExecution(
+                DescribeWorkflowExecutionRequest.newBuilder().setNamespace(client.getOptions().getNamespace())
+                        .setExecution(WorkflowExecution.newBuilder().setWorkflowId(
+                                SlopeRunWorkflow.workflowId(runId)))
+                        .build()).getWorkflowExecutionInfo().getPriority().getFairnessKey();
     }
 
     /** Polls a run's detail until {@code until} holds; returns that detail. */

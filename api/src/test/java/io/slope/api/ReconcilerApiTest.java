@@ -26,6 +26,7 @@ class ReconcilerApiTest {
         assertEquals("QUEUED", api.get("/api/v1/runs/" + id, api.aliceToken).json().get("status").asText());
         List<UUID> restarted = api.server.getApplicationContext().getBean(CatalogueReconciler.class).reconcile();
         assertTrue(restarted.contains(id), restarted::toString);
+        assertEquals("alice", api.fairnessKey(id.toString()), "started in its owner's share of the GPU queue");
         api.awaitRun(id.toString(), api.aliceToken, Duration.ofMinutes(3), ApiHarness.status("SUCCEEDED"));
         assertTrue(api.server.getApplicationContext().getBean(CatalogueReconciler.class).reconcile().isEmpty(),
                 "nothing is started twice");

@@ -47,6 +47,7 @@ class RunLifecycleApiTest {
         assertEquals("http://127.0.0.1:" + api.temporalUiPort + "/namespaces/default/workflows/run-" + id,
                 submitted.json().get("temporalUiUrl").asText());
         assertEquals(STEPS, submitted.json().at("/spec/training/steps").asInt(), "the resolved spec is stored");
+        assertEquals("alice", api.fairnessKey(id), "the run waits in its owner's share of the GPU queue");
 
         JsonNode done = api.awaitRun(id, api.aliceToken, Duration.ofMinutes(5), ApiHarness.status("SUCCEEDED"));
         assertEquals(STEPS, done.get("stepsDone").asInt());
@@ -101,6 +102,7 @@ class RunLifecycleApiTest {
             retryEvent |= event.get("message").asText().contains("retry from stage eval");
         }
         assertTrue(retryEvent, again::toString);
+        assertEquals("alice", api.fairnessKey(id), "a retry stays in its owner's share of the GPU queue");
         assertEquals(STEPS, api.get("/api/v1/runs/" + id + "/metrics", api.aliceToken).json().get("samples").size(),
                 "training was not repeated");
 

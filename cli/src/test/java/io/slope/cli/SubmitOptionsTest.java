@@ -22,13 +22,16 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * {@code slope submit --ranks/--chunk-steps/--keep-last-checkpoints} send the run's options beside the spec's fields,
- * and {@code slope status} shows them; against a stand-in API that records what it is sent.
+ * and {@code slope status} shows them, as both show a {@code cuda} run's GPU memory estimate; against a stand-in API
+ * that records what it is sent.
  */
 class SubmitOptionsTest {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final String RUN = """
             {"id": "r1", "name": "opts", "status": "QUEUED", "stage": null, "stepsDone": 0, "totalSteps": 10,
              "evals": [], "options": {"ranks": 2, "chunkSteps": 7, "keepLastCheckpoints": 2},
+             "gpuMemory": {"estimateBytes": 16275000000, "limitBytes": 80000000000,
+                           "estimate": "~15.16 GiB (parts)"},
              "links": {"page": "/runs/r1"}}
             """;
 
@@ -76,6 +79,8 @@ class SubmitOptionsTest {
                 "--chunk-steps", "7");
         assertEquals(0, result.code(), result.toString());
         assertEquals("r1", result.out().strip());
+        String gpuMemory = "GPU memory estimate ~15.16 GiB (parts), of the service's 74.51 GiB per GPU";
+        assertTrue(result.err().contains(gpuMemory), result.err());
         JsonNode body = JSON.readTree(submitted.getFirst());
         assertEquals("opts", body.get("name").asText(), "the spec goes as it was");
         assertEquals(2, body.at("/options/ranks").asInt(), body.toString());
@@ -85,6 +90,7 @@ class SubmitOptionsTest {
         var status = ComposeSmokeTest.cli("status", "r1", "--api", api(), "--token", "t");
         assertEquals(0, status.code(), status.toString());
         assertTrue(status.out().contains("ranks 2  chunk steps 7  keep last 2 checkpoints"), status.out());
+        assertTrue(status.out().contains(gpuMemory), status.out());
     }
 
     @Test

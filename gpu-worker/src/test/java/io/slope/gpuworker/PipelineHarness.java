@@ -19,9 +19,7 @@ import io.slope.testinfra.TestServices;
 import io.slope.workflows.run.RunInput;
 import io.slope.workflows.run.RunOptions;
 import io.slope.workflows.run.SlopeRunWorkflow;
-import io.slope.workflows.run.TaskQueues;
 import io.temporal.client.WorkflowClient;
-import io.temporal.client.WorkflowOptions;
 import io.temporal.worker.WorkerFactory;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -104,11 +102,15 @@ final class PipelineHarness implements AutoCloseable {
 
     /** Registers the run in the catalogue (as the API would) and starts its workflow. */
     UUID submit(RunSpec spec, RunOptions options) throws Exception {
+        return submit(spec, options, "tester");
+    }
+
+    /** {@link #submit} as {@code owner}, in that user's share of the task queues. */
+    UUID submit(RunSpec spec, RunOptions options, String owner) throws Exception {
         UUID id = UUID.randomUUID();
-        catalogue.createRun(id, "tester", spec, SlopeRunWorkflow.workflowId(id.toString()));
-        SlopeRunWorkflow workflow = client.newWorkflowStub(SlopeRunWorkflow.class, WorkflowOptions.newBuilder()
-                .setWorkflowId(SlopeRunWorkflow.workflowId(id.toString())).setTaskQueue(TaskQueues.PIPELINE)
-                .build());
+        catalogue.createRun(id, owner, spec, SlopeRunWorkflow.workflowId(id.toString()));
+        SlopeRunWorkflow workflow = client.newWorkflowStub(SlopeRunWorkflow.class,
+                SlopeRunWorkflow.startOptions(id.toString(), owner).build());
         WorkflowClient.start(workflow::run, RunInput.start(id.toString(), spec, options));
         return id;
     }

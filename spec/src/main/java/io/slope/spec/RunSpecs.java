@@ -5,6 +5,7 @@ import java.math.RoundingMode;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.function.ToLongFunction;
 import java.util.regex.Pattern;
 
 /** Defaults, validation and the derived quantities of a spec (adapter rank and start step, warmup). */
@@ -25,6 +26,14 @@ public final class RunSpecs {
     public static final int MAX_THREADS = 1024;
     public static final int MAX_CHECKPOINTS = 1000;
     public static final int MAX_CORPUS_ENTRIES = 64;
+
+    /** GPT-2's byte-level BPE vocabulary, {@code data.tokenizer} "gpt2". */
+    public static final int GPT2_VOCAB_SIZE = 50257;
+    /**
+     * The characters a check made before the corpus is read assumes for {@code data.tokenizer} "char", one token per
+     * distinct code point (English text has about 100; the logits are a small part of a run's memory at any size).
+     */
+    public static final int CHAR_VOCAB_ASSUMED = 1024;
 
     private RunSpecs() {}
 
@@ -237,23 +246,16 @@ public final class RunSpecs {
         if (need.totalBytes() <= availableBytes) {
             return Optional.empty();
         }
+        ToLongFunction<RunSpec> needOf = candidate -> MemoryEstimate.cpuTraining(candidate, vocabSize).totalBytes();
         String shortfall = "CPU training state needs " + need + " but this machine has "
                 + MemoryEstimate.gib(availableBytes) + " GiB";
-        int fittingBatch = largestFittingBatchSize(resolved, vocabSize, availableBytes);
+        int fittingBatch = largestFittingBatchSize(resolved, needOf, availableBytes);
         if (need.activationBytes() > need.totalBytes() / 2 && fittingBatch >= 1) {
             return Optional.of(new SpecError("training.batchSize", shortfall + "; activations dominate: lower "
                     + "training.batchSize to " + fittingBatch + " (the largest that fits; raise training.gradAccum to "
                     + "keep the tokens per step), or use backend \"cuda\""));
         }
-        List<String> fittingPresets = new ArrayList<>();
-        for (Preset preset : Preset.values()) {
-            RunSpec.Model model = preset.model();
-            RunSpec candidate = resolved.withModel(model).withAdapters(
-                    new RunSpec.Adapters(resolved.adapters().start(), defaultAdapterRank(model.dModel())));
-            if (MemoryEstimate.cpuTraining(candidate, vocabSize).totalBytes() <= availableBytes) {
-                fittingPresets.add(preset.wireName());
-            }
-        }
+        List<String> fittingPresets = fittingPresets(resolved, needOf, availableBytes);
         String advice = fittingPresets.isEmpty()
                 ? "no preset fits at training.batchSize=" + resolved.training().batchSize()
                         + "; lower training.batchSize or use backend \"cuda\""
@@ -276,21 +278,70 @@ public final class RunSpecs {
         }
     }
 
+    /**
+     * The vocabulary a check made before the corpus is tokenized assumes: GPT-2's for {@code "gpt2"}, else
+     * {@link #CHAR_VOCAB_ASSUMED}.
+     */
+    public static int vocabularyBeforeData(RunSpec resolved) {
+        return resolved.data().tokenizer().equals("gpt2") ? GPT2_VOCAB_SIZE : CHAR_VOCAB_ASSUMED;
+    }
+
+    /**
+     * Whether training a resolved spec fits on a GPU of {@code gpuBytes} (see {@link GpuMemoryEstimate}). Empty when it
+     * fits. Otherwise one error: on {@code training.batchSize}, naming the largest micro-batch that fits, when one
+     * does, else on {@code model.preset}, naming the presets that fit.
+     */
+    public static Optional<SpecError> validateForGpu(RunSpec resolved, int vocabSize, long gpuBytes) {
+        GpuMemoryEstimate need = GpuMemoryEstimate.training(resolved, vocabSize);
+        if (need.totalBytes() <= gpuBytes) {
+            return Optional.empty();
+        }
+        ToLongFunction<RunSpec> needOf = candidate -> GpuMemoryEstimate.training(candidate, vocabSize).totalBytes();
+        String shortfall = "training on the GPU needs " + need + " at its peak, the final evaluation, but the GPUs "
+                + "have " + MemoryEstimate.gib(gpuBytes) + " GiB";
+        int fittingBatch = largestFittingBatchSize(resolved, needOf, gpuBytes);
+        if (fittingBatch >= 1) {
+            return Optional.of(new SpecError("training.batchSize", shortfall + "; lower training.batchSize to "
+                    + fittingBatch + " (the largest that fits; raise training.gradAccum to keep the tokens per step) "
+                    + "or model.seqLen"));
+        }
+        List<String> fittingPresets = fittingPresets(resolved, needOf, gpuBytes);
+        String advice = fittingPresets.isEmpty()
+                ? "no preset fits, even at training.batchSize=1"
+                : "even training.batchSize=1 does not fit: pick a smaller preset (" + String.join(", ", fittingPresets)
+                        + ")";
+        return Optional.of(new SpecError("model.preset", shortfall + "; " + advice));
+    }
+
     /** The largest micro-batch below the spec's that fits, or 0; memory grows with the batch size. */
-    private static int largestFittingBatchSize(RunSpec resolved, int vocabSize, long availableBytes) {
+    private static int largestFittingBatchSize(RunSpec resolved, ToLongFunction<RunSpec> need, long availableBytes) {
         int fits = 0;
         int tooBig = resolved.training().batchSize();
         while (tooBig - fits > 1) {
             int mid = fits + (tooBig - fits) / 2;
             RunSpec.Training t = resolved.training();
             RunSpec candidate = resolved.withTraining(new RunSpec.Training(t.steps(), mid, t.gradAccum(), t.seed()));
-            if (MemoryEstimate.cpuTraining(candidate, vocabSize).totalBytes() <= availableBytes) {
+            if (need.applyAsLong(candidate) <= availableBytes) {
                 fits = mid;
             } else {
                 tooBig = mid;
             }
         }
         return fits;
+    }
+
+    /** The presets that fit with the rest of the spec as it is (each with its default adapter rank). */
+    private static List<String> fittingPresets(RunSpec resolved, ToLongFunction<RunSpec> need, long availableBytes) {
+        List<String> fitting = new ArrayList<>();
+        for (Preset preset : Preset.values()) {
+            RunSpec.Model model = preset.model();
+            RunSpec candidate = resolved.withModel(model).withAdapters(
+                    new RunSpec.Adapters(resolved.adapters().start(), defaultAdapterRank(model.dModel())));
+            if (need.applyAsLong(candidate) <= availableBytes) {
+                fitting.add(preset.wireName());
+            }
+        }
+        return fitting;
     }
 
     /** round(1.56% of dModel) to a multiple of 4, at least 4 (docs/method.md, "Lazy adapters"). */

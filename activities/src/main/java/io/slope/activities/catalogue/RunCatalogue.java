@@ -80,8 +80,8 @@ public final class RunCatalogue {
      * A run that Postgres lists as QUEUED, RUNNING or PAUSED: what the reconciler looks at. {@code ranks},
      * {@code chunkSteps} and {@code keepLastCheckpoints} are the options stored with it, null where it has none.
      */
-    public record UnfinishedRun(UUID id, String workflowId, String status, String specJson, Integer ranks,
-            Integer chunkSteps, Integer keepLastCheckpoints) {
+    public record UnfinishedRun(UUID id, String owner, String workflowId, String status, String specJson,
+            Integer ranks, Integer chunkSteps, Integer keepLastCheckpoints) {
         /** {@code defaults} with the options stored with this run in place of them. */
         public RunOptions options(RunOptions defaults) {
             return defaults.overriddenBy(chunkSteps, keepLastCheckpoints, ranks);
@@ -90,15 +90,15 @@ public final class RunCatalogue {
 
     public List<UnfinishedRun> unfinishedRuns() throws SQLException {
         return db.transaction(c -> {
-            try (PreparedStatement ps = c.prepareStatement("SELECT id, workflow_id, status, spec::text, ranks, "
-                    + "chunk_steps, keep_last_checkpoints FROM runs WHERE status IN ('QUEUED', 'RUNNING', 'PAUSED') "
-                    + "ORDER BY created_at, id")) {
+            try (PreparedStatement ps = c.prepareStatement("SELECT id, owner, workflow_id, status, spec::text, "
+                    + "ranks, chunk_steps, keep_last_checkpoints FROM runs "
+                    + "WHERE status IN ('QUEUED', 'RUNNING', 'PAUSED') ORDER BY created_at, id")) {
                 List<UnfinishedRun> runs = new ArrayList<>();
                 try (ResultSet rs = ps.executeQuery()) {
                     while (rs.next()) {
                         runs.add(new UnfinishedRun(rs.getObject(1, UUID.class), rs.getString(2), rs.getString(3),
-                                rs.getString(4), rs.getObject(5, Integer.class), rs.getObject(6, Integer.class),
-                                rs.getObject(7, Integer.class)));
+                                rs.getString(4), rs.getString(5), rs.getObject(6, Integer.class),
+                                rs.getObject(7, Integer.class), rs.getObject(8, Integer.class)));
                     }
                 }
                 return runs;

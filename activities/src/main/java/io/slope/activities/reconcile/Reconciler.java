@@ -9,13 +9,11 @@ import io.slope.spec.pipeline.StageResult;
 import io.slope.workflows.run.RunInput;
 import io.slope.workflows.run.RunOptions;
 import io.slope.workflows.run.SlopeRunWorkflow;
-import io.slope.workflows.run.TaskQueues;
 import io.temporal.api.common.v1.WorkflowExecution;
 import io.temporal.api.enums.v1.WorkflowExecutionStatus;
 import io.temporal.api.workflowservice.v1.DescribeWorkflowExecutionRequest;
 import io.temporal.client.WorkflowClient;
 import io.temporal.client.WorkflowExecutionAlreadyStarted;
-import io.temporal.client.WorkflowOptions;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.sql.SQLException;
@@ -66,8 +64,8 @@ public final class Reconciler {
                     break;
                 }
             }
-            SlopeRunWorkflow workflow = client.newWorkflowStub(SlopeRunWorkflow.class, WorkflowOptions.newBuilder()
-                    .setWorkflowId(run.workflowId()).setTaskQueue(TaskQueues.PIPELINE).build());
+            SlopeRunWorkflow workflow = client.newWorkflowStub(SlopeRunWorkflow.class,
+                    SlopeRunWorkflow.startOptions(run.id().toString(), run.owner()).build());
             try {
                 WorkflowClient.start(workflow::run, new RunInput(run.id().toString(), spec, run.options(options),
                         from, results, null));

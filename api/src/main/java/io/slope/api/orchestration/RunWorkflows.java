@@ -11,7 +11,6 @@ import io.slope.workflows.run.RunOptions;
 import io.slope.workflows.run.RunProgress;
 import io.slope.workflows.run.SearchAttributes;
 import io.slope.workflows.run.SlopeRunWorkflow;
-import io.slope.workflows.run.TaskQueues;
 import io.temporal.api.enums.v1.WorkflowIdConflictPolicy;
 import io.temporal.api.enums.v1.WorkflowIdReusePolicy;
 import io.temporal.client.UpdateOptions;
@@ -53,10 +52,11 @@ public class RunWorkflows {
     }
 
     /**
-     * Starts the run's workflow with its options; from {@code fromStage} with the earlier stages' results for a
-     * retry. A workflow of that id that is still open is left alone (it is the run), so starting twice is harmless.
+     * Starts the run's workflow with its options, in its owner's share of the task queues
+     * ({@link SlopeRunWorkflow#startOptions}); from {@code fromStage} with the earlier stages' results for a retry. A
+     * workflow of that id that is still open is left alone (it is the run), so starting twice is harmless.
      */
-    public void start(String runId, RunSpec spec, RunOptions runOptions, Stage fromStage,
+    public void start(String runId, String owner, RunSpec spec, RunOptions runOptions, Stage fromStage,
             Map<Stage, StageResult> earlierResults) {
         Builder attributes = io.temporal.common.SearchAttributes.newBuilder()
                 .set(SearchAttributes.RUN_ID, runId)
@@ -64,9 +64,7 @@ public class RunWorkflows {
                 .set(SearchAttributes.MODEL, spec.model() != null && spec.model().preset() != null
                         ? spec.model().preset() : "custom")
                 .set(SearchAttributes.STAGE, (fromStage == null ? Stage.PREPARE_DATA : fromStage).wireName());
-        WorkflowOptions options = WorkflowOptions.newBuilder()
-                .setWorkflowId(SlopeRunWorkflow.workflowId(runId))
-                .setTaskQueue(TaskQueues.PIPELINE)
+        WorkflowOptions options = SlopeRunWorkflow.startOptions(runId, owner)
                 .setWorkflowIdReusePolicy(WorkflowIdReusePolicy.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE)
                 .setWorkflowIdConflictPolicy(WorkflowIdConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING)
                 .setTypedSearchAttributes(attributes.build())

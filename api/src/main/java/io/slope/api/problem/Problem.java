@@ -7,8 +7,9 @@ import java.util.List;
 
 /**
  * An RFC 9457 problem document: every error the API returns, as {@code application/problem+json}. {@code errors}
- * names each field that was wrong and what to do about it; {@code limit}, on a refusal for a limit (413, 429), which one
- * it was, as the operator configures it, its value and the caller's usage.
+ * names each field that was wrong and what to do about it; {@code limit}, on a refusal for a limit (413, 429, and
+ * the 400 of a run too large for the service's GPUs), which one it was, as the operator configures it, its value and
+ * the caller's usage.
  */
 @Serdeable
 @JsonInclude(JsonInclude.Include.NON_EMPTY)

@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.micronaut.http.HttpStatus;
 import io.slope.api.auth.Caller;
+import io.slope.api.config.GpuSettings;
 import io.slope.api.corpora.CorpusReferences;
 import io.slope.api.orchestration.RunWorkflows;
 import io.slope.api.problem.Problem;
@@ -27,6 +28,8 @@ import io.slope.api.runs.RunViews.RunPage;
 import io.slope.api.runs.RunViews.RunSummary;
 import io.slope.api.runs.RunViews.StageView;
 import io.slope.api.storage.Storage;
+import io.slope.spec.BackendChoice;
+import io.slope.spec.GpuMemoryEstimate;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecCodec;
 import io.slope.spec.RunSpecs;
@@ -68,20 +71,22 @@ public class RunService {
     private final CorpusReferences corpora;
     private final Storage storage;
     private final Quotas quotas;
+    private final GpuSettings gpu;
 
     public RunService(RunRepository runs, RunWorkflows workflows, CorpusReferences corpora, Storage storage,
-            Quotas quotas) {
+            Quotas quotas, GpuSettings gpu) {
         this.runs = runs;
         this.workflows = workflows;
         this.corpora = corpora;
         this.storage = storage;
         this.quotas = quotas;
+        this.gpu = gpu;
     }
 
     /**
-     * Validates the spec with the spec codec and the run options ({@code "options"} beside the spec's fields, see
-     * {@link ChosenOptions}) against it, stores the run QUEUED with its options within the caller's quotas (a 429
-     * and nothing stored over one), then starts its workflow. When
+     * Validates the spec with the spec codec, a {@code cuda} run's memory against the service's GPUs, and the run
+     * options ({@code "options"} beside the spec's fields, see {@link ChosenOptions}) against it, stores the run QUEUED
+     * with its options within the caller's quotas (a 429 and nothing stored over one), then starts its workflow. When
      * Temporal cannot be reached the run stays QUEUED, stored, and the reconciler starts it once Temporal is back.
      */
     public RunDetail submit(Caller caller, String body) throws SQLException {
@@ -97,6 +102,7 @@ public class RunService {
         }
         RunSpec spec = RunSpecCodec.parseResolved(specJson);
         RunSpecs.requireServiceSupport(spec);
+        requireFitsOnGpu(spec);
         ChosenOptions chosen = ChosenOptions.parse(options, spec);
         corpora.check(caller, spec.data().corpus());
         UUID id = UUID.randomUUID();
@@ -105,7 +111,7 @@ public class RunService {
                 spec.training().steps(), chosen, c -> quotas.admit(c, caller.user(),
                         Demand.run(chosen.resolve().ranks())));
         try {
-            workflows.start(runId, spec, chosen.resolve(), null, Map.of());
+            workflows.start(runId, caller.user(), spec, chosen.resolve(), null, Map.of());
         } catch (RuntimeException e) {
             LOG.warn("run {} is stored QUEUED but its workflow could not be started now ({}); the reconciler will "
                     + "start it", runId, e.toString());
@@ -140,7 +146,8 @@ public class RunService {
                 run.totalSteps(), tokensPerSecond, eta, last, runs.newestEvals(id, EVALS_SHOWN), run.error(),
                 timeline(run, runs.stageResults(id)), checkpoints, runs.events(id, EVENTS_SHOWN),
                 specAsMap(run.specJson()), run.workflowId(), workflows.uiUrl(id.toString()), run.createdAt(),
-                run.startedAt(), run.finishedAt(), optionsView(run.options()), links(id.toString()));
+                run.startedAt(), run.finishedAt(), optionsView(run.options()),
+                gpuMemory(RunSpecCodec.parse(run.specJson())), links(id.toString()));
     }
 
     public Metrics metrics(Caller caller, UUID id, int afterStep, int limit) throws SQLException {
@@ -234,7 +241,7 @@ public class RunService {
         }
         RunSpec spec = RunSpecCodec.parse(run.specJson());
         try {
-            workflows.start(id.toString(), spec, run.options().resolve(), from, earlier);
+            workflows.start(id.toString(), run.owner(), spec, run.options().resolve(), from, earlier);
         } catch (RuntimeException e) {
             // Unlike a new run's, a retry's start is not the reconciler's to redo (it would start from the first
             // stage without a result, not from fromStage): the run goes back to how it was, and the caller retries.
@@ -283,6 +290,32 @@ public class RunService {
                     signed.expiresAt()));
         }
         return new Artifacts(id.toString(), items);
+    }
+
+    /**
+     * A {@code cuda} run whose estimated peak is more than a GPU of the service has would fail at its first step or
+     * its final evaluation, after 20 retries: a 400 now, naming the field to change, the estimate and the setting.
+     */
+    private void requireFitsOnGpu(RunSpec spec) {
+        if (spec.backendChoice() != BackendChoice.CUDA) {
+            return;
+        }
+        int vocab = RunSpecs.vocabularyBeforeData(spec);
+        RunSpecs.validateForGpu(spec, vocab, gpu.memoryBytes()).ifPresent(error -> {
+            throw new ProblemException(HttpStatus.BAD_REQUEST, "gpu-memory-exceeded", error.toString(),
+                    List.of(new Problem.FieldProblem(error.field(), error.message())),
+                    new Problem.Limit("SLOPE_GPU_MEMORY_BYTES", gpu.memoryBytes(),
+                            GpuMemoryEstimate.training(spec, vocab).totalBytes()));
+        });
+    }
+
+    /** A {@code cuda} run's estimate, from its stored spec, against the GPUs as configured; null for other backends. */
+    private RunViews.GpuMemoryView gpuMemory(RunSpec spec) {
+        if (spec.backendChoice() != BackendChoice.CUDA) {
+            return null;
+        }
+        GpuMemoryEstimate estimate = GpuMemoryEstimate.training(spec, RunSpecs.vocabularyBeforeData(spec));
+        return new RunViews.GpuMemoryView(estimate.totalBytes(), gpu.memoryBytes(), estimate.toString());
     }
 
     private RunRow visible(Caller caller, UUID id) throws SQLException {

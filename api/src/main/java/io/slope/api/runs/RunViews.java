@@ -52,7 +52,16 @@ public final class RunViews {
             @Nullable Instant startedAt,
             @Nullable Instant finishedAt,
             RunOptionsView options,
+            @Nullable GpuMemoryView gpuMemory,
             Links links) {}
+
+    /**
+     * A {@code cuda} run's estimated peak GPU memory (docs/spec.md, "Memory on the GPU"; a char-level run's vocabulary
+     * taken as 1,024 characters) against the memory of the service's GPUs ({@code SLOPE_GPU_MEMORY_BYTES}) as now
+     * configured; {@code estimate} is the estimate with its parts, in GiB.
+     */
+    @Serdeable
+    public record GpuMemoryView(long estimateBytes, long limitBytes, String estimate) {}
 
     /**
      * How the run is driven (the ones it chose on submit, or later by {@code POST /runs/{id}/ranks}; the service's

@@ -29,7 +29,7 @@ final class RecordedStarts extends RunWorkflows {
     }
 
     @Override
-    public void start(String runId, RunSpec spec, RunOptions runOptions, Stage fromStage,
+    public void start(String runId, String owner, RunSpec spec, RunOptions runOptions, Stage fromStage,
             Map<Stage, StageResult> earlierResults) {
         if (failure != null) {
             throw failure;

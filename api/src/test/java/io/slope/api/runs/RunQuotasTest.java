@@ -9,6 +9,7 @@ import io.micronaut.http.HttpStatus;
 import io.slope.api.ApiHarness;
 import io.slope.api.auth.Caller;
 import io.slope.api.config.CorpusSettings;
+import io.slope.api.config.GpuSettings;
 import io.slope.api.config.QuotaSettings;
 import io.slope.api.corpora.CorpusReferences;
 import io.slope.api.corpora.CorpusRepository;
@@ -57,7 +58,7 @@ class RunQuotasTest {
 
     private static RunService service(RecordedStarts workflows, QuotaSettings quota) {
         return new RunService(runs, workflows, context.getBean(CorpusReferences.class), context.getBean(Storage.class),
-                new Quotas(quota, dataSource));
+                new Quotas(quota, dataSource), context.getBean(GpuSettings.class));
     }
 
     /** A tiny spec whose gradAccum 4 allows 1, 2 or 4 ranks, with {@code ranks} as its option. */

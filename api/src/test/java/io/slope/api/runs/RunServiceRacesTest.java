@@ -10,6 +10,7 @@ import io.micronaut.http.HttpStatus;
 import io.slope.activities.storage.ObjectStore;
 import io.slope.api.ApiHarness;
 import io.slope.api.auth.Caller;
+import io.slope.api.config.GpuSettings;
 import io.slope.api.config.StorageSettings;
 import io.slope.api.corpora.CorpusReferences;
 import io.slope.api.orchestration.RunWorkflows;
@@ -48,7 +49,7 @@ class RunServiceRacesTest {
 
     private static RunService service(RunWorkflows workflows, Storage storage) {
         return new RunService(runs, workflows, context.getBean(CorpusReferences.class), storage,
-                context.getBean(Quotas.class));
+                context.getBean(Quotas.class), context.getBean(GpuSettings.class));
     }
 
     /** A FAILED run of alice's, stored as a finished run is. */

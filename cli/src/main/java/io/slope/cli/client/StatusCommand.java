@@ -1,6 +1,7 @@
 package io.slope.cli.client;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -37,6 +38,9 @@ public final class StatusCommand implements Callable<Integer> {
             System.out.printf("ranks %d  chunk steps %d  keep last %d checkpoints%n", run.at("/options/ranks").asInt(),
                     run.at("/options/chunkSteps").asInt(), run.at("/options/keepLastCheckpoints").asInt());
         }
+        if (run.hasNonNull("gpuMemory")) {
+            System.out.println(gpuMemoryLine(run));
+        }
         if (run.hasNonNull("lastCheckpoint")) {
             System.out.println("last checkpoint: step " + run.at("/lastCheckpoint/step").asLong() + " at "
                     + run.at("/lastCheckpoint/key").asText());
@@ -53,5 +57,11 @@ public final class StatusCommand implements Callable<Integer> {
             System.out.println("workflow: " + run.get("temporalUiUrl").asText());
         }
         return 0;
+    }
+
+    /** A {@code cuda} run's estimated peak GPU memory against the service's GPUs, from its detail. */
+    static String gpuMemoryLine(JsonNode run) {
+        return String.format(Locale.ROOT, "GPU memory estimate %s, of the service's %.2f GiB per GPU",
+                run.at("/gpuMemory/estimate").asText(), run.at("/gpuMemory/limitBytes").asLong() / (double) (1L << 30));
     }
 }

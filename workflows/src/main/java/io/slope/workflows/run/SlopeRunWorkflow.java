@@ -1,5 +1,7 @@
 package io.slope.workflows.run;
 
+import io.temporal.client.WorkflowOptions;
+import io.temporal.common.Priority;
 import io.temporal.workflow.QueryMethod;
 import io.temporal.workflow.UpdateMethod;
 import io.temporal.workflow.UpdateValidatorMethod;
@@ -11,6 +13,17 @@ import io.temporal.workflow.WorkflowMethod;
 public interface SlopeRunWorkflow {
     static String workflowId(String runId) {
         return "run-" + runId;
+    }
+
+    /**
+     * How every starter (the API, the reconciler) starts a run's workflow: its id, on {@link TaskQueues#PIPELINE},
+     * with the owner as Temporal's fairness key. Its activities and continuations inherit the key, so the task queues,
+     * {@link TaskQueues#GPU} above all, hand out work round-robin between users instead of first come first served
+     * (docs/architecture.md §2, ADR 034).
+     */
+    static WorkflowOptions.Builder startOptions(String runId, String owner) {
+        return WorkflowOptions.newBuilder().setWorkflowId(workflowId(runId)).setTaskQueue(TaskQueues.PIPELINE)
+                .setPriority(Priority.newBuilder().setFairnessKey(owner).build());
     }
 
     @WorkflowMethod
