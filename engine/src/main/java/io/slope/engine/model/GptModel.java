@@ -13,6 +13,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Supplier;
 
 /**
  * GPT-2: learned positions, pre-LayerNorm blocks, tanh GELU, tied embedding and head.
@@ -349,9 +350,14 @@ public final class GptModel implements AutoCloseable {
 
     // ---- forward / backward -----------------------------------------------------------------------------------------
 
-    /** Buffers for a micro-batch of B sequences, kept between steps. */
+    /**
+     * Buffers for a micro-batch of B sequences, kept between steps. A set for a forward alone (evaluation, prefill)
+     * keeps no layer's activations for a backward: all layers share one layer's buffers (each layer reads only the
+     * residual stream the one before left), and it has no backward scratch, so it holds about 1/L of a training set.
+     */
     private final class Activations {
         final int B;
+        final boolean forBackward;
         final Tensor tokens;
         final Tensor targets;
         final Tensor encoded;
@@ -388,8 +394,9 @@ public final class GptModel implements AutoCloseable {
         /** Every buffer above, in allocation order, for {@link #release}. */
         private final List<Tensor> owned = new ArrayList<>();
 
-        Activations(int B) {
+        Activations(int B, boolean forBackward) {
             this.B = B;
+            this.forBackward = forBackward;
             int rows = B * config.seqLen();
             int C = config.dModel();
             // Activations at the backend's activation type (bf16 on a GPU); row statistics and losses at the
@@ -400,42 +407,48 @@ public final class GptModel implements AutoCloseable {
                 targets = allocate(DType.I32, rows);
                 encoded = allocate(act, rows, C);
                 for (int l = 0; l < config.layers(); l++) {
-                    ln1[l] = allocate(act, rows, C);
-                    ln1Mean[l] = allocate(dtype, rows);
-                    ln1Rstd[l] = allocate(dtype, rows);
-                    qkv[l] = allocate(act, rows, 3 * C);
-                    atty[l] = allocate(act, rows, C);
-                    attState[l] = own(backend.attentionState(B, config.seqLen(), config.heads()));
-                    attProj[l] = allocate(act, rows, C);
-                    residual2[l] = allocate(act, rows, C);
-                    ln2[l] = allocate(act, rows, C);
-                    ln2Mean[l] = allocate(dtype, rows);
-                    ln2Rstd[l] = allocate(dtype, rows);
-                    fch[l] = allocate(act, rows, 4 * C);
-                    fchGelu[l] = allocate(act, rows, 4 * C);
-                    fcProj[l] = allocate(act, rows, C);
-                    residual3[l] = allocate(act, rows, C);
+                    ln1[l] = perLayer(l, ln1, () -> allocate(act, rows, C));
+                    ln1Mean[l] = perLayer(l, ln1Mean, () -> allocate(dtype, rows));
+                    ln1Rstd[l] = perLayer(l, ln1Rstd, () -> allocate(dtype, rows));
+                    qkv[l] = perLayer(l, qkv, () -> allocate(act, rows, 3 * C));
+                    atty[l] = perLayer(l, atty, () -> allocate(act, rows, C));
+                    attState[l] = perLayer(l, attState, () -> own(backend.attentionState(B, config.seqLen(),
+                            config.heads())));
+                    attProj[l] = perLayer(l, attProj, () -> allocate(act, rows, C));
+                    residual2[l] = perLayer(l, residual2, () -> allocate(act, rows, C));
+                    ln2[l] = perLayer(l, ln2, () -> allocate(act, rows, C));
+                    ln2Mean[l] = perLayer(l, ln2Mean, () -> allocate(dtype, rows));
+                    ln2Rstd[l] = perLayer(l, ln2Rstd, () -> allocate(dtype, rows));
+                    fch[l] = perLayer(l, fch, () -> allocate(act, rows, 4 * C));
+                    fchGelu[l] = perLayer(l, fchGelu, () -> allocate(act, rows, 4 * C));
+                    fcProj[l] = perLayer(l, fcProj, () -> allocate(act, rows, C));
+                    residual3[l] = perLayer(l, residual3, () -> allocate(act, rows, C));
                 }
                 lnf = allocate(act, rows, C);
                 lnfMean = allocate(dtype, rows);
                 lnfRstd = allocate(dtype, rows);
                 logits = allocate(act, rows, config.vocab());
                 losses = allocate(dtype, rows);
-                dResidual = allocate(act, rows, C);
-                dLn = allocate(act, rows, C);
-                dQkv = allocate(act, rows, 3 * C);
-                dAtty = allocate(act, rows, C);
-                dFch = allocate(act, rows, 4 * C);
-                dFchGelu = allocate(act, rows, 4 * C);
+                dResidual = forBackward ? allocate(act, rows, C) : null;
+                dLn = forBackward ? allocate(act, rows, C) : null;
+                dQkv = forBackward ? allocate(act, rows, 3 * C) : null;
+                dAtty = forBackward ? allocate(act, rows, C) : null;
+                dFch = forBackward ? allocate(act, rows, 4 * C) : null;
+                dFchGelu = forBackward ? allocate(act, rows, 4 * C) : null;
                 for (String layer : adapters.keySet()) {
                     xa.put(layer, allocate(act, rows, adapterRank));
                 }
-                dXa = adapters.isEmpty() ? null : allocate(act, rows, adapterRank);
+                dXa = adapters.isEmpty() || !forBackward ? null : allocate(act, rows, adapterRank);
             } catch (RuntimeException e) {
                 // A set that does not fit (OutOfDeviceMemory) gives back what it had taken, for a smaller one.
                 release();
                 throw e;
             }
+        }
+
+        /** Layer l's buffer: its own in a set for a backward, else layer 0's. */
+        private Tensor perLayer(int l, Tensor[] buffers, Supplier<Tensor> make) {
+            return forBackward || l == 0 ? make.get() : buffers[0];
         }
 
         private Tensor allocate(DType type, int... shape) {
@@ -454,8 +467,28 @@ public final class GptModel implements AutoCloseable {
         }
     }
 
+    /** The set for a forward and backward over B sequences (a forward-only set of that size is given back first). */
     private Activations activations(int B) {
-        return activationsByBatch.computeIfAbsent(B, Activations::new);
+        Activations a = activationsByBatch.get(B);
+        if (a != null && !a.forBackward) {
+            releaseActivations(B);
+            a = null;
+        }
+        return a != null ? a : activationsByBatch.computeIfAbsent(B, b -> new Activations(b, true));
+    }
+
+    /** A set a forward over B sequences can use: the training set of that size if there is one, else a forward-only one. */
+    private Activations forwardActivations(int B) {
+        return activationsByBatch.computeIfAbsent(B, b -> new Activations(b, false));
+    }
+
+    /** The set the last forward over B sequences wrote. */
+    private Activations lastForward(int B) {
+        Activations a = activationsByBatch.get(B);
+        if (a == null) {
+            throw new IllegalStateException("no forward over " + B + " sequences has run");
+        }
+        return a;
     }
 
     /**
@@ -479,7 +512,7 @@ public final class GptModel implements AutoCloseable {
      * losses on the backend; {@link #meanLoss} reads them.
      */
     public void forward(int[] inputs, int[] targets, int B) {
-        Activations a = forwardToLogits(inputs, B);
+        Activations a = forwardToLogits(forwardActivations(B), inputs, null);
         backend.uploadInts(a.targets, checkLength(targets, B, "targets"));
         backend.crossEntropyForwardBackward(a.losses, null, a.logits, a.targets, 0.0);
     }
@@ -489,7 +522,7 @@ public final class GptModel implements AutoCloseable {
      * parameter's gradient. With gradScale = 1/(tokens of the optimizer step) micro-batches average.
      */
     public void forwardBackward(int[] inputs, int[] targets, int B, double gradScale) {
-        Activations a = forwardToLogits(inputs, B);
+        Activations a = forwardToLogits(activations(B), inputs, null);
         backend.uploadInts(a.targets, checkLength(targets, B, "targets"));
         backend.crossEntropyForwardBackward(a.losses, a.logits, a.logits, a.targets, gradScale);
         backward(a);
@@ -497,7 +530,7 @@ public final class GptModel implements AutoCloseable {
 
     /** Mean of the per-position losses of the last forward over B sequences (a synchronising read). */
     public double meanLoss(int B) {
-        double[] losses = backend.download(activations(B).losses);
+        double[] losses = backend.download(lastForward(B).losses);
         double sum = 0;
         for (double l : losses) {
             sum += l;
@@ -507,12 +540,12 @@ public final class GptModel implements AutoCloseable {
 
     /** Logits of the last forward over B sequences, {@code B·T × vocab} (a synchronising read). */
     public double[] logits(int B) {
-        return backend.download(activations(B).logits);
+        return backend.download(lastForward(B).logits);
     }
 
     /** Per-position losses of the last forward over B sequences. */
     public double[] losses(int B) {
-        return backend.download(activations(B).losses);
+        return backend.download(lastForward(B).losses);
     }
 
     private int[] checkLength(int[] ids, int B, String what) {
@@ -523,8 +556,9 @@ public final class GptModel implements AutoCloseable {
         return ids;
     }
 
-    private Activations forwardToLogits(int[] inputs, int B) {
-        Activations a = activations(B);
+    /** The forward to the logits into {@code a}; with a cache, each layer's keys and values go into it (prefill). */
+    private Activations forwardToLogits(Activations a, int[] inputs, KvCache fill) {
+        int B = a.B;
         int T = config.seqLen();
         backend.uploadInts(a.tokens, checkLength(inputs, B, "inputs"));
         backend.embeddingForward(a.encoded, a.tokens, wte.value(), wpe.value(), B, T);
@@ -534,6 +568,9 @@ public final class GptModel implements AutoCloseable {
             backend.layerNormForward(a.ln1[l], a.ln1Mean[l], a.ln1Rstd[l], residual, blk.ln1Weight().value(),
                     blk.ln1Bias().value());
             linearForward(a.xa, a.qkv[l], a.ln1[l], blk.qkv());
+            if (fill != null) {
+                backend.kvCacheStore(fill.keys[l], fill.values[l], a.qkv[l], B, 0);
+            }
             backend.attentionForward(a.atty[l], a.attState[l], a.qkv[l], B, T, config.heads());
             linearForward(a.xa, a.attProj[l], a.atty[l], blk.attnProj());
             backend.residualForward(a.residual2[l], residual, a.attProj[l]);
@@ -575,10 +612,7 @@ public final class GptModel implements AutoCloseable {
             throw new IllegalArgumentException("prefill of " + length + " positions; the context holds 1.."
                     + config.seqLen());
         }
-        Activations a = forwardToLogits(inputs, cache.B);
-        for (int l = 0; l < config.layers(); l++) {
-            backend.kvCacheStore(cache.keys[l], cache.values[l], a.qkv[l], cache.B, 0);
-        }
+        forwardToLogits(forwardActivations(cache.B), inputs, cache);
         cache.length = length;
     }
 

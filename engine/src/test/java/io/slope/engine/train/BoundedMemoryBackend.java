@@ -21,7 +21,7 @@ import java.util.function.Supplier;
  * It stands in for a GPU too small for the batch, which CI does not have; every other call goes to the CPU backend
  * unchanged (its sparse layers' own buffers are not counted: they do not depend on the batch).
  */
-final class BoundedMemoryBackend implements Backend {
+public final class BoundedMemoryBackend implements Backend {
     private final CpuBackend cpu;
     private final Map<Tensor, Long> live = new IdentityHashMap<>();
     private long budgetBytes = Long.MAX_VALUE;
@@ -30,7 +30,7 @@ final class BoundedMemoryBackend implements Backend {
     private int failures;
     private OutOfDeviceMemory firstFailure;
 
-    BoundedMemoryBackend(CpuBackend cpu) {
+    public BoundedMemoryBackend(CpuBackend cpu) {
         this.cpu = cpu;
     }
 
@@ -38,11 +38,11 @@ final class BoundedMemoryBackend implements Backend {
         budgetBytes = bytes;
     }
 
-    long liveBytes() {
+    public long liveBytes() {
         return liveBytes;
     }
 
-    long peakBytes() {
+    public long peakBytes() {
         return peakBytes;
     }
 
