@@ -5,7 +5,8 @@
 # --ranks 2 vs 1 with a rank killed and the run resumed on one rank, and slope bench scaling; two GPUs), train200 (200
 # char-level steps on the CPU and the GPU, compared), bench (per-GEMM and whole-step timings), attention (cuDNN's
 # attention vs ours, alone and in GPT-2-small steps), steps (whole optimizer steps of ours and PyTorch's at 124M, 350M
-# and 1558M into one step-<UTC>.jsonl, and its table; steps124 its short form at 124M), kernels (Nsight Compute's
+# and 1558M into one step-<UTC>.jsonl, and its table; steps124 its short form at 124M; profile124 the per-operation
+# profile of a 124M dense and SLoPe step), kernels (Nsight Compute's
 # per-kernel times of one step), infer (slope bench infer: prefill and decoding, dense vs SLoPe), gpurun (issue 14's
 # GPT-2-tokenized cuda run through every stage, killed and resumed, its hf/ export checked by transformers), quality
 # (issue 18: bench/quality gutenberg, every mode at equal tokens on the Gutenberg books split by book).
@@ -268,6 +269,15 @@ for phase in "${phases[@]}"; do
                 --out "$out/quality-$model" >"$out/quality-$model.log" 2>&1 || status=1
             tail -n 30 "$out/quality-$model.log"
             ;;
+        profile124)
+            # Where a 124M step (b) spends its time, dense and SLoPe r=100: every operation synchronised and timed
+            # (SLOPE_CUDA_PROFILE=1), so small kernels carry their sync; the unprofiled step is steps124's.
+            for mode in dense slope:100; do
+                SLOPE_CUDA_PROFILE=1 timeout 90 "${step[@]}" --results "$work/profile124.jsonl" --steps 3 "$mode" \
+                    2>&1 | grep -v '^{' >>"$out/profile124.log" || status=1
+            done
+            cat "$out/profile124.log"
+            ;;
         kernels)
             # Issue 13: every kernel of one step timed by Nsight Compute (kernels serialised, caches and clocks left
             # alone), grouped by name; the summed GPU time against the step's wall time shows what the host costs.
@@ -287,7 +297,7 @@ for phase in "${phases[@]}"; do
             ;;
         *)
             echo "unknown phase $phase (parity, nccl, ranks, train200, bench, benchsmall, benchxl, attention," \
-                "steps, steps124, kernels, infer, gpurun, quality, kernelparity)" >&2
+                "steps, steps124, profile124, kernels, infer, gpurun, quality, kernelparity)" >&2
             status=2
             ;;
     esac
