@@ -6,10 +6,10 @@
 # char-level steps on the CPU and the GPU, compared), bench (per-GEMM and whole-step timings), attention (cuDNN's
 # attention vs ours, alone and in GPT-2-small steps), steps (whole optimizer steps of ours and PyTorch's at 124M, 350M
 # and 1558M into one step-<UTC>.jsonl, and its table; steps124 its short form at 124M; profile124 the per-operation
-# profile of a 124M dense and SLoPe step), kernels (Nsight Compute's
-# per-kernel times of one step), infer (slope bench infer: prefill and decoding, dense vs SLoPe), gpurun (issue 14's
-# GPT-2-tokenized cuda run through every stage, killed and resumed, its hf/ export checked by transformers), quality
-# (issue 18: bench/quality gutenberg, every mode at equal tokens on the Gutenberg books split by book).
+# profile of a 124M dense and SLoPe step), kernels (Nsight Compute's per-kernel times of one step), infer (slope bench
+# infer: prefill and decoding, dense vs SLoPe), gpurun (issue 14's GPT-2-tokenized cuda run through every stage, killed
+# and resumed, its hf/ export checked by transformers), quality (issue 18: bench/quality gutenberg, every mode at equal
+# tokens on the Gutenberg books split by book).
 # Usage: device.sh PHASE...
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
