@@ -1,6 +1,7 @@
 package io.slope.api.runs;
 
 import io.micronaut.core.annotation.Nullable;
+import io.micronaut.http.HttpRequest;
 import io.micronaut.http.HttpResponse;
 import io.micronaut.http.HttpStatus;
 import io.micronaut.http.MediaType;
@@ -23,8 +24,11 @@ import io.slope.api.runs.RunViews.SubmitRequest;
 import io.slope.api.runs.RunViews.RunDetail;
 import io.slope.api.runs.RunViews.RunPage;
 import io.slope.api.problem.Problem;
+import io.slope.api.problem.ProblemException;
 import io.swagger.v3.oas.annotations.Operation;
 import io.swagger.v3.oas.annotations.Parameter;
+import io.swagger.v3.oas.annotations.links.Link;
+import io.swagger.v3.oas.annotations.links.LinkParameter;
 import io.swagger.v3.oas.annotations.media.Content;
 import io.swagger.v3.oas.annotations.media.Schema;
 import io.swagger.v3.oas.annotations.parameters.RequestBody;
@@ -49,6 +53,9 @@ import java.util.UUID;
 @ApiResponse(responseCode = "401", description = "no, a malformed or an unknown bearer token",
             content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
 public class RunsController {
+    /** The run's id in an answer that is a run: what the OpenAPI links pass on (schemathesis's stateful phase). */
+    private static final String ID = "$response.body#/id";
+
     private final RunService runs;
 
     public RunsController(RunService runs) {
@@ -63,7 +70,19 @@ public class RunsController {
             + "\"options\": how the run is driven, e.g. {\"ranks\": 2}; any left out take the service's default",
             content = @Content(mediaType = MediaType.APPLICATION_JSON,
                     schema = @Schema(implementation = SubmitRequest.class)))
-    @ApiResponse(responseCode = "201", description = "stored and started")
+    @ApiResponse(responseCode = "201", description = "stored and started",
+            content = @Content(mediaType = MediaType.APPLICATION_JSON,
+                    schema = @Schema(implementation = RunDetail.class)),
+            links = {
+                    @Link(name = "detail", operationId = "detail", parameters = @LinkParameter(name = "id", expression = ID)),
+                    @Link(name = "metrics", operationId = "metrics", parameters = @LinkParameter(name = "id", expression = ID)),
+                    @Link(name = "cancel", operationId = "cancel", parameters = @LinkParameter(name = "id", expression = ID)),
+                    @Link(name = "pause", operationId = "pause", parameters = @LinkParameter(name = "id", expression = ID)),
+                    @Link(name = "resume", operationId = "resume", parameters = @LinkParameter(name = "id", expression = ID)),
+                    @Link(name = "setRanks", operationId = "setRanks", parameters = @LinkParameter(name = "id", expression = ID)),
+                    @Link(name = "retry", operationId = "retry", parameters = @LinkParameter(name = "id", expression = ID)),
+                    @Link(name = "delete", operationId = "delete", parameters = @LinkParameter(name = "id", expression = ID)),
+                    @Link(name = "artifacts", operationId = "artifacts", parameters = @LinkParameter(name = "id", expression = ID))})
     @ApiResponse(responseCode = "400", description = "the spec or the options are invalid; errors[] names each "
             + "field (options.ranks, ...)",
             content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
@@ -80,12 +99,19 @@ public class RunsController {
     }
 
     @Operation(summary = "List runs", description = "Newest first; your own runs (an admin sees everyone's).")
+    @ApiResponse(responseCode = "200", description = "a page of runs",
+            content = @Content(mediaType = MediaType.APPLICATION_JSON,
+                    schema = @Schema(implementation = RunPage.class)),
+            links = @Link(name = "detail", operationId = "detail",
+                    parameters = @LinkParameter(name = "id", expression = "$response.body#/items/0/id")))
     @Get
-    public RunPage list(@Parameter(hidden = true) @RequestAttribute(Caller.ATTRIBUTE) Caller caller,
+    public RunPage list(HttpRequest<?> request,
+            @Parameter(hidden = true) @RequestAttribute(Caller.ATTRIBUTE) Caller caller,
             @Parameter(description = "only runs with this status") @Nullable @QueryValue RunStatus status,
             @Parameter(description = "nextCursor of the previous page") @Nullable @QueryValue String cursor,
             @Parameter(description = "runs per page, 1 to 100 (default 20)") @Nullable @QueryValue @Min(1) @Max(100)
                     Integer limit) throws SQLException {
+        requireValues(request, "status", "limit");
         return runs.list(caller, status, cursor, limit == null ? 20 : limit);
     }
 
@@ -93,10 +119,34 @@ public class RunsController {
             + "checkpoint, evaluation results, error, stage timeline, checkpoints and recent events.")
     @ApiResponse(responseCode = "404", description = "no such run, or another user's",
             content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
+    @ApiResponse(responseCode = "200", description = "the run",
+            content = @Content(mediaType = MediaType.APPLICATION_JSON,
+                    schema = @Schema(implementation = RunDetail.class)),
+            links = {
+                    @Link(name = "metrics", operationId = "metrics", parameters = @LinkParameter(name = "id", expression = ID)),
+                    @Link(name = "cancel", operationId = "cancel", parameters = @LinkParameter(name = "id", expression = ID)),
+                    @Link(name = "pause", operationId = "pause", parameters = @LinkParameter(name = "id", expression = ID)),
+                    @Link(name = "resume", operationId = "resume", parameters = @LinkParameter(name = "id", expression = ID)),
+                    @Link(name = "setRanks", operationId = "setRanks", parameters = @LinkParameter(name = "id", expression = ID)),
+                    @Link(name = "retry", operationId = "retry", parameters = @LinkParameter(name = "id", expression = ID)),
+                    @Link(name = "delete", operationId = "delete", parameters = @LinkParameter(name = "id", expression = ID)),
+                    @Link(name = "artifacts", operationId = "artifacts", parameters = @LinkParameter(name = "id", expression = ID))})
     @Get("/{id}")
     public RunDetail detail(@Parameter(hidden = true) @RequestAttribute(Caller.ATTRIBUTE) Caller caller,
             @PathVariable UUID id) throws SQLException {
         return runs.detail(caller, id);
+    }
+
+    /**
+     * An empty value ({@code ?limit=}) is not the parameter left out: the framework binds it as absent, so without
+     * this a mistyped query got the defaults instead of a 400 (found by schemathesis's negative_data_rejection).
+     */
+    private static void requireValues(HttpRequest<?> request, String... names) {
+        for (String name : names) {
+            if (request.getParameters().getAll(name).stream().anyMatch(String::isBlank)) {
+                throw ProblemException.badField(name, "empty; give a value or leave " + name + " out");
+            }
+        }
     }
 
     @Operation(summary = "Loss and learning-rate curves",
@@ -105,18 +155,26 @@ public class RunsController {
     @ApiResponse(responseCode = "404", description = "no such run, or another user's",
             content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
     @Get("/{id}/metrics")
-    public Metrics metrics(@Parameter(hidden = true) @RequestAttribute(Caller.ATTRIBUTE) Caller caller,
+    public Metrics metrics(HttpRequest<?> request,
+            @Parameter(hidden = true) @RequestAttribute(Caller.ATTRIBUTE) Caller caller,
             @PathVariable UUID id,
             @Parameter(description = "only steps after this one (default 0)") @Nullable @QueryValue @Min(0)
                     Integer afterStep,
             @Parameter(description = "samples, and evaluations, at most: 1 to 10000 (default 10000)") @Nullable @QueryValue @Min(1)
                     @Max(10000) Integer limit) throws SQLException {
+        requireValues(request, "afterStep", "limit");
         return runs.metrics(caller, id, afterStep == null ? 0 : afterStep, limit == null ? 10_000 : limit);
     }
 
     @Operation(summary = "Cancel a run",
             description = "The running chunk flushes a checkpoint; the run ends CANCELLED.")
-    @ApiResponse(responseCode = "202", description = "cancellation requested")
+    @ApiResponse(responseCode = "202", description = "cancellation requested",
+            content = @Content(mediaType = MediaType.APPLICATION_JSON,
+                    schema = @Schema(implementation = RunDetail.class)),
+            links = {
+                    @Link(name = "detail", operationId = "detail", parameters = @LinkParameter(name = "id", expression = ID)),
+                    @Link(name = "retry", operationId = "retry", parameters = @LinkParameter(name = "id", expression = ID)),
+                    @Link(name = "delete", operationId = "delete", parameters = @LinkParameter(name = "id", expression = ID))})
     @ApiResponse(responseCode = "404", description = "no such run, or another user's",
             content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
     @ApiResponse(responseCode = "409", description = "the run has finished",
@@ -129,7 +187,14 @@ public class RunsController {
     }
 
     @Operation(summary = "Pause a run", description = "Training stops at the next step with a checkpoint flushed.")
-    @ApiResponse(responseCode = "202", description = "the workflow accepted the pause")
+    @ApiResponse(responseCode = "202", description = "the workflow accepted the pause",
+            content = @Content(mediaType = MediaType.APPLICATION_JSON,
+                    schema = @Schema(implementation = RunDetail.class)),
+            links = {
+                    @Link(name = "detail", operationId = "detail", parameters = @LinkParameter(name = "id", expression = ID)),
+                    @Link(name = "resume", operationId = "resume", parameters = @LinkParameter(name = "id", expression = ID)),
+                    @Link(name = "cancel", operationId = "cancel", parameters = @LinkParameter(name = "id", expression = ID)),
+                    @Link(name = "setRanks", operationId = "setRanks", parameters = @LinkParameter(name = "id", expression = ID))})
     @ApiResponse(responseCode = "404", description = "no such run, or another user's",
             content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
     @ApiResponse(responseCode = "409", description = "finished, already paused, or finalizing",
@@ -144,7 +209,13 @@ public class RunsController {
     }
 
     @Operation(summary = "Resume a paused run")
-    @ApiResponse(responseCode = "202", description = "the workflow accepted the resume")
+    @ApiResponse(responseCode = "202", description = "the workflow accepted the resume",
+            content = @Content(mediaType = MediaType.APPLICATION_JSON,
+                    schema = @Schema(implementation = RunDetail.class)),
+            links = {
+                    @Link(name = "detail", operationId = "detail", parameters = @LinkParameter(name = "id", expression = ID)),
+                    @Link(name = "pause", operationId = "pause", parameters = @LinkParameter(name = "id", expression = ID)),
+                    @Link(name = "cancel", operationId = "cancel", parameters = @LinkParameter(name = "id", expression = ID))})
     @ApiResponse(responseCode = "404", description = "no such run, or another user's",
             content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
     @ApiResponse(responseCode = "409", description = "not paused, or finished",
@@ -164,7 +235,13 @@ public class RunsController {
                     + "retry), train on this many ranks; the running chunk keeps its own.")
     @RequestBody(required = true, content = @Content(mediaType = MediaType.APPLICATION_JSON,
             schema = @Schema(implementation = RanksRequest.class)))
-    @ApiResponse(responseCode = "202", description = "the workflow accepted the new ranks")
+    @ApiResponse(responseCode = "202", description = "the workflow accepted the new ranks",
+            content = @Content(mediaType = MediaType.APPLICATION_JSON,
+                    schema = @Schema(implementation = RunDetail.class)),
+            links = {
+                    @Link(name = "detail", operationId = "detail", parameters = @LinkParameter(name = "id", expression = ID)),
+                    @Link(name = "pause", operationId = "pause", parameters = @LinkParameter(name = "id", expression = ID)),
+                    @Link(name = "cancel", operationId = "cancel", parameters = @LinkParameter(name = "id", expression = ID))})
     @ApiResponse(responseCode = "400", description = "ranks missing, out of 1..64, or not dividing the run's "
             + "training.gradAccum",
             content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
@@ -188,7 +265,13 @@ public class RunsController {
 
     @Operation(summary = "Retry a finished run from a stage",
             description = "Starts the run's workflow again at fromStage; earlier stages' stored results are reused.")
-    @ApiResponse(responseCode = "202", description = "queued again")
+    @ApiResponse(responseCode = "202", description = "queued again",
+            content = @Content(mediaType = MediaType.APPLICATION_JSON,
+                    schema = @Schema(implementation = RunDetail.class)),
+            links = {
+                    @Link(name = "detail", operationId = "detail", parameters = @LinkParameter(name = "id", expression = ID)),
+                    @Link(name = "cancel", operationId = "cancel", parameters = @LinkParameter(name = "id", expression = ID)),
+                    @Link(name = "pause", operationId = "pause", parameters = @LinkParameter(name = "id", expression = ID))})
     @ApiResponse(responseCode = "400", description = "fromStage missing or unknown",
             content = @Content(mediaType = Problem.MEDIA_TYPE, schema = @Schema(implementation = Problem.class)))
     @ApiResponse(responseCode = "404", description = "no such run, or another user's",
