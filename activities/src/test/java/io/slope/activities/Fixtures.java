@@ -2,8 +2,8 @@ package io.slope.activities;
 
 import io.slope.activities.catalogue.Database;
 import io.slope.activities.catalogue.RunCatalogue;
-import io.slope.activities.storage.ObjectStore;
-import io.slope.activities.storage.S3Config;
+import io.slope.storage.ObjectStore;
+import io.slope.storage.S3Config;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecCodec;
 import io.slope.localservices.S3Server;

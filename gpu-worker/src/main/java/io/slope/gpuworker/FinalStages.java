@@ -3,7 +3,7 @@ package io.slope.gpuworker;
 import io.slope.activities.catalogue.RunCatalogue;
 import io.slope.activities.pipeline.ExportManifest;
 import io.slope.activities.pipeline.PipelineActivitiesImpl;
-import io.slope.activities.storage.ObjectStore;
+import io.slope.storage.ObjectStore;
 import io.slope.engine.checkpoint.DurableFiles;
 import io.slope.engine.checkpoint.NamedTensor;
 import io.slope.engine.checkpoint.Safetensors;

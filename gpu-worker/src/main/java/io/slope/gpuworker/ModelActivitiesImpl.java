@@ -2,7 +2,7 @@ package io.slope.gpuworker;
 
 import io.slope.activities.catalogue.RunCatalogue;
 import io.slope.activities.data.DatasetStore;
-import io.slope.activities.storage.ObjectStore;
+import io.slope.storage.ObjectStore;
 import io.slope.engine.parallel.Collective;
 import io.slope.engine.run.TrainingSession;
 import io.slope.spec.pipeline.StageResult;

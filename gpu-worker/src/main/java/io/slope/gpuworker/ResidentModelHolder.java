@@ -5,7 +5,7 @@ import io.slope.activities.checkpoint.AsyncCheckpointStore;
 import io.slope.activities.checkpoint.CatalogedCheckpointStore;
 import io.slope.activities.checkpoint.S3CheckpointStore;
 import io.slope.activities.data.DatasetStore;
-import io.slope.activities.storage.ObjectStore;
+import io.slope.storage.ObjectStore;
 import io.slope.engine.data.Dataset;
 import io.slope.engine.data.InvalidTokenShardException;
 import io.slope.engine.parallel.Collective;

@@ -4,7 +4,7 @@ import io.slope.activities.catalogue.Database;
 import io.slope.activities.catalogue.RunCatalogue;
 import io.slope.activities.checkpoint.S3CheckpointStore;
 import io.slope.activities.data.DatasetStore;
-import io.slope.activities.storage.ObjectStore;
+import io.slope.storage.ObjectStore;
 import io.slope.activities.worker.PipelineWorker;
 import io.slope.activities.worker.WorkerEnvironment;
 import io.slope.engine.checkpoint.LoadedCheckpoint;

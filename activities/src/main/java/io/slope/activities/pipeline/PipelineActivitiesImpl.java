@@ -6,7 +6,7 @@ import io.slope.activities.checkpoint.RetentionPolicy;
 import io.slope.activities.checkpoint.S3CheckpointStore;
 import io.slope.activities.data.CorpusSource;
 import io.slope.activities.data.DatasetStore;
-import io.slope.activities.storage.ObjectStore;
+import io.slope.storage.ObjectStore;
 import io.slope.engine.checkpoint.DurableFiles;
 import io.slope.engine.data.Corpus;
 import io.slope.engine.data.InvalidCorpusException;

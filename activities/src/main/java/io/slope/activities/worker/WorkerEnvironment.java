@@ -2,8 +2,8 @@ package io.slope.activities.worker;
 
 import io.slope.activities.catalogue.Database;
 import io.slope.activities.catalogue.RunCatalogue;
-import io.slope.activities.storage.ObjectStore;
-import io.slope.activities.storage.S3Config;
+import io.slope.storage.ObjectStore;
+import io.slope.storage.S3Config;
 import io.slope.workflows.converter.SlopeDataConverter;
 import io.temporal.client.WorkflowClient;
 import io.temporal.client.WorkflowClientOptions;

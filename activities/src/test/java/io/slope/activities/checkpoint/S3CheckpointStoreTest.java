@@ -8,7 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.slope.activities.Fixtures;
 import io.slope.activities.catalogue.RunCatalogue;
-import io.slope.activities.storage.ObjectStore;
+import io.slope.storage.ObjectStore;
 import io.slope.engine.checkpoint.Checkpoint;
 import io.slope.engine.checkpoint.CorruptCheckpointException;
 import io.slope.engine.checkpoint.LoadedCheckpoint;

@@ -8,7 +8,7 @@ import io.slope.activities.Fixtures;
 import io.slope.activities.catalogue.RunCatalogue;
 import io.slope.activities.data.CorpusSource;
 import io.slope.activities.data.DatasetStore;
-import io.slope.activities.storage.ObjectStore;
+import io.slope.storage.ObjectStore;
 import io.slope.spec.pipeline.Stage;
 import io.slope.spec.pipeline.StageResult;
 import io.temporal.failure.ApplicationFailure;

@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.micronaut.context.ApplicationContext;
 import io.micronaut.http.HttpStatus;
-import io.slope.activities.storage.ObjectStore;
+import io.slope.storage.ObjectStore;
 import io.slope.api.ApiHarness;
 import io.slope.api.auth.Caller;
 import io.slope.api.config.GpuSettings;
