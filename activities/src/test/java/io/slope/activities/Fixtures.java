@@ -1,12 +1,12 @@
 package io.slope.activities;
 
-import io.slope.activities.catalogue.Database;
-import io.slope.activities.catalogue.RunCatalogue;
-import io.slope.activities.storage.ObjectStore;
-import io.slope.activities.storage.S3Config;
+import io.slope.catalogue.Database;
+import io.slope.catalogue.RunCatalogue;
+import io.slope.localservices.S3Server;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecCodec;
-import io.slope.localservices.S3Server;
+import io.slope.storage.ObjectStore;
+import io.slope.storage.S3Config;
 import io.slope.testinfra.TestServices;
 import java.io.IOException;
 import java.io.UncheckedIOException;

@@ -1,8 +1,8 @@
 package io.slope.api;
 
-import io.slope.activities.catalogue.Database;
 import io.slope.api.auth.ApiTokens;
-import io.slope.api.auth.JdbcUrlDataSource;
+import io.slope.catalogue.Database;
+import io.slope.catalogue.JdbcUrlDataSource;
 import java.sql.SQLException;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
@@ -27,8 +27,7 @@ public final class TokenCommand {
             throw new CommandLine.ParameterException(new CommandLine(this), "--db or $SLOPE_DB_URL: the catalogue's "
                     + "JDBC URL, e.g. jdbc:postgresql://127.0.0.1:5432/slope?user=slope");
         }
-        Database database = new Database(url, java.time.Duration.ofSeconds(30));
-        database.migrate();
+        new Database(url, java.time.Duration.ofSeconds(30)).migrate();
         return new ApiTokens(new JdbcUrlDataSource(url));
     }
 

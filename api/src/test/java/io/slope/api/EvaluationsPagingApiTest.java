@@ -5,8 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.micronaut.context.ApplicationContext;
-import io.slope.api.runs.ChosenOptions;
-import io.slope.api.runs.RunRepository;
+import io.slope.catalogue.RunCatalogue;
+import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecCodec;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
@@ -21,9 +21,8 @@ class EvaluationsPagingApiTest {
         ApiHarness api = ApiHarness.get();
         ApplicationContext context = api.server.getApplicationContext();
         UUID id = UUID.randomUUID();
-        String spec = RunSpecCodec.toJson(RunSpecCodec.parseResolved(ApiHarness.tinySpec("evals", "/c.txt", 500)));
-        context.getBean(RunRepository.class).insert(id, "alice", "evals", spec, "run-" + id, 500,
-                ChosenOptions.NONE, c -> { });
+        RunSpec spec = RunSpecCodec.parseResolved(ApiHarness.tinySpec("evals", "/c.txt", 500));
+        context.getBean(RunCatalogue.class).createRun(id, "alice", spec, "run-" + id);
         // 250 evaluations: two names at each of steps 0 to 124.
         try (Connection c = context.getBean(DataSource.class).getConnection();
                 PreparedStatement ps = c.prepareStatement("INSERT INTO eval_results (run_id, step, name, value) "

@@ -3,9 +3,9 @@ package io.slope.api;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.slope.activities.catalogue.Database;
-import io.slope.activities.catalogue.RunCatalogue;
 import io.slope.api.orchestration.CatalogueReconciler;
+import io.slope.catalogue.Database;
+import io.slope.catalogue.RunCatalogue;
 import io.slope.spec.RunSpecCodec;
 import io.slope.workflows.run.SlopeRunWorkflow;
 import java.time.Duration;

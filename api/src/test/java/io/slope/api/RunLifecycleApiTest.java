@@ -8,8 +8,8 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.slope.activities.storage.ObjectStore;
-import io.slope.activities.storage.S3Config;
+import io.slope.storage.ObjectStore;
+import io.slope.storage.S3Config;
 import io.slope.workflows.run.SlopeRunWorkflow;
 import java.security.MessageDigest;
 import java.time.Duration;

@@ -6,9 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.slope.activities.catalogue.Database;
-import io.slope.activities.catalogue.RunCatalogue;
 import io.slope.api.orchestration.CatalogueReconciler;
+import io.slope.catalogue.Database;
+import io.slope.catalogue.RunCatalogue;
 import io.slope.spec.RunSpecCodec;
 import io.slope.workflows.run.RunInput;
 import io.slope.workflows.run.RunOptions;

@@ -1,9 +1,8 @@
 package io.slope.gpuworker;
 
-import io.slope.activities.catalogue.RunCatalogue;
 import io.slope.activities.pipeline.ExportManifest;
 import io.slope.activities.pipeline.PipelineActivitiesImpl;
-import io.slope.activities.storage.ObjectStore;
+import io.slope.catalogue.RunCatalogue;
 import io.slope.engine.checkpoint.DurableFiles;
 import io.slope.engine.checkpoint.NamedTensor;
 import io.slope.engine.checkpoint.Safetensors;
@@ -14,6 +13,7 @@ import io.slope.engine.model.GptModel;
 import io.slope.engine.run.TrainingSession;
 import io.slope.spec.pipeline.Stage;
 import io.slope.spec.pipeline.StageResult;
+import io.slope.storage.ObjectStore;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;

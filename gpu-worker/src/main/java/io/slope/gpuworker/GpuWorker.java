@@ -1,7 +1,7 @@
 package io.slope.gpuworker;
 
 import io.slope.activities.data.DatasetStore;
-import io.slope.activities.storage.ObjectStore;
+import io.slope.storage.ObjectStore;
 import io.slope.activities.worker.WorkerEnvironment;
 import io.slope.engine.backend.Backends;
 import io.slope.engine.data.Dataset;

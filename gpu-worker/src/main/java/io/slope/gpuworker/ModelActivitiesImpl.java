@@ -1,11 +1,11 @@
 package io.slope.gpuworker;
 
-import io.slope.activities.catalogue.RunCatalogue;
 import io.slope.activities.data.DatasetStore;
-import io.slope.activities.storage.ObjectStore;
+import io.slope.catalogue.RunCatalogue;
 import io.slope.engine.parallel.Collective;
 import io.slope.engine.run.TrainingSession;
 import io.slope.spec.pipeline.StageResult;
+import io.slope.storage.ObjectStore;
 import io.slope.workflows.run.ChunkRequest;
 import io.slope.workflows.run.ChunkResult;
 import io.slope.workflows.run.ModelActivities;

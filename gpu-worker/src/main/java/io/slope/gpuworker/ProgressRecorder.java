@@ -1,6 +1,6 @@
 package io.slope.gpuworker;
 
-import io.slope.activities.catalogue.RunCatalogue;
+import io.slope.catalogue.RunCatalogue;
 import io.slope.engine.train.Trainer;
 import java.util.ArrayList;
 import java.util.List;

@@ -1,11 +1,11 @@
 package io.slope.gpuworker;
 
-import io.slope.activities.catalogue.RunCatalogue;
 import io.slope.activities.checkpoint.AsyncCheckpointStore;
 import io.slope.activities.checkpoint.CatalogedCheckpointStore;
 import io.slope.activities.checkpoint.S3CheckpointStore;
 import io.slope.activities.data.DatasetStore;
-import io.slope.activities.storage.ObjectStore;
+import io.slope.catalogue.RunCatalogue;
+import io.slope.catalogue.RunRow;
 import io.slope.engine.data.Dataset;
 import io.slope.engine.data.InvalidTokenShardException;
 import io.slope.engine.parallel.Collective;
@@ -13,6 +13,7 @@ import io.slope.engine.run.TrainingSession;
 import io.slope.engine.train.Trainer;
 import io.slope.spec.InvalidSpecException;
 import io.slope.spec.RunSpec;
+import io.slope.storage.ObjectStore;
 import io.slope.workflows.run.ModelRequest;
 import io.temporal.activity.ActivityExecutionContext;
 import io.temporal.failure.ApplicationFailure;
@@ -55,7 +56,7 @@ final class ResidentModelHolder {
         if (resident != null && resident.runId.equals(runId)) {
             long latest;
             try {
-                latest = catalogue.run(UUID.fromString(runId)).map(RunCatalogue.RunRow::latestStep).orElse(-1L);
+                latest = catalogue.run(UUID.fromString(runId)).map(RunRow::latestStep).orElse(-1L);
             } catch (SQLException e) {
                 latest = -1; // cannot tell: restoring from S3 is always correct
             }

@@ -127,7 +127,8 @@ public final class ChaosBench {
 
     private static boolean finished(PipelineHarness harness, UUID id) {
         try {
-            return !List.of("QUEUED", "RUNNING", "PAUSED").contains(harness.catalogue.run(id).orElseThrow().status());
+            return !List.of("QUEUED", "RUNNING", "PAUSED").contains(harness.catalogue.run(id).orElseThrow().status()
+                    .name());
         } catch (Exception e) {
             return false;
         }

@@ -2,8 +2,8 @@ package io.slope.gpuworker;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.slope.activities.checkpoint.S3CheckpointStore;
-import io.slope.activities.storage.ObjectStore;
-import io.slope.activities.storage.S3Config;
+import io.slope.storage.ObjectStore;
+import io.slope.storage.S3Config;
 import io.slope.engine.checkpoint.Checkpoint;
 import io.slope.engine.checkpoint.DurableFiles;
 import io.slope.engine.checkpoint.LocalCheckpointStore;

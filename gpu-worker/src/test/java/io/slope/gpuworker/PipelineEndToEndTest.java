@@ -4,9 +4,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.slope.activities.catalogue.RunCatalogue;
-import io.slope.engine.checkpoint.LoadedCheckpoint;
+import io.slope.catalogue.RunCatalogue;
+import io.slope.catalogue.RunRow;
 import io.slope.engine.checkpoint.DurableFiles;
+import io.slope.engine.checkpoint.LoadedCheckpoint;
 import io.slope.spec.RunSpec;
 import io.slope.spec.pipeline.Stage;
 import io.slope.workflows.run.RunOptions;
@@ -64,8 +65,8 @@ class PipelineEndToEndTest {
         assertEquals(Stage.values().length, outcome.results().size());
         succeeded = id;
 
-        RunCatalogue.RunRow row = harness.catalogue.run(id).orElseThrow();
-        assertEquals("SUCCEEDED", row.status());
+        RunRow row = harness.catalogue.run(id).orElseThrow();
+        assertEquals("SUCCEEDED", row.status().name());
         assertEquals(STEPS, row.latestStep());
         assertEquals(STEPS, row.stepsDone());
 
@@ -134,8 +135,8 @@ class PipelineEndToEndTest {
         assertThrows(WorkflowFailedException.class, () -> harness.result(id, RunOutcome.class,
                 Duration.ofMinutes(2)));
         assertTrue(System.nanoTime() - start < Duration.ofSeconds(30).toNanos(), "failed at once, not retried");
-        RunCatalogue.RunRow row = harness.catalogue.run(id).orElseThrow();
-        assertEquals("FAILED", row.status());
+        RunRow row = harness.catalogue.run(id).orElseThrow();
+        assertEquals("FAILED", row.status().name());
         assertTrue(row.error().startsWith("data.corpus: data.corpus[0]: ") && row.error().contains("does not exist"),
                 row.error());
     }
@@ -149,7 +150,7 @@ class PipelineEndToEndTest {
         PipelineHarness.await("first checkpoints", Duration.ofMinutes(3), () -> harness.latestStep(id) >= 5);
         RunProgress paused = workflow.pause();
         assertTrue(paused.paused());
-        assertEquals("PAUSED", harness.catalogue.run(id).orElseThrow().status());
+        assertEquals("PAUSED", harness.catalogue.run(id).orElseThrow().status().name());
         long atPause = harness.latestStep(id);
         int stepsAtPause = harness.catalogue.run(id).orElseThrow().stepsDone();
         assertEquals(stepsAtPause, atPause, "the chunk stopped on a committed checkpoint");
@@ -161,8 +162,8 @@ class PipelineEndToEndTest {
         WorkflowFailedException e = assertThrows(WorkflowFailedException.class,
                 () -> harness.result(id, RunOutcome.class, Duration.ofMinutes(2)));
         assertTrue(e.getCause() instanceof CanceledFailure, e.getCause().toString());
-        RunCatalogue.RunRow row = harness.catalogue.run(id).orElseThrow();
-        assertEquals("CANCELLED", row.status());
+        RunRow row = harness.catalogue.run(id).orElseThrow();
+        assertEquals("CANCELLED", row.status().name());
         assertEquals(row.stepsDone(), row.latestStep(), "cancellation flushed a final checkpoint");
         assertTrue(row.latestStep() < 400);
     }
@@ -173,7 +174,7 @@ class PipelineEndToEndTest {
         UUID id = succeeded;
         var results = harness.catalogue.stageResults(id);
         assertEquals(Stage.values().length, results.size());
-        harness.catalogue.requeue(id, Stage.MERGE);
+        harness.catalogue.requeue(id, Stage.MERGE, RunCatalogue.Admission.NONE);
         RunSpec spec = PipelineHarness.tinySpec(PipelineHarness.corpus(dir), STEPS);
         SlopeRunWorkflow workflow = harness.client.newWorkflowStub(SlopeRunWorkflow.class,
                 io.temporal.client.WorkflowOptions.newBuilder().setWorkflowId(SlopeRunWorkflow.workflowId(
@@ -185,7 +186,7 @@ class PipelineEndToEndTest {
         assertEquals(results.get(Stage.ADAPTER_PHASE), outcome.results().get(Stage.ADAPTER_PHASE),
                 "training was not run again");
         assertEquals(samplesBefore, harness.catalogue.checkpoints(id).size(), "no new checkpoint");
-        assertEquals("SUCCEEDED", harness.catalogue.run(id).orElseThrow().status());
+        assertEquals("SUCCEEDED", harness.catalogue.run(id).orElseThrow().status().name());
         assertTrue(harness.catalogue.events(id).stream().anyMatch(ev -> ev.contains("retry from stage merge")));
     }
 }

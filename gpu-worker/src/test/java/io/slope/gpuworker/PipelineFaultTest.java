@@ -4,9 +4,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.slope.engine.checkpoint.LoadedCheckpoint;
+import io.slope.localservices.ManagedProcess;
 import io.slope.spec.RunSpec;
 import io.slope.spec.pipeline.Stage;
-import io.slope.localservices.ManagedProcess;
 import io.slope.testinfra.TestServices;
 import io.slope.workflows.run.RunOptions;
 import io.slope.workflows.run.RunOutcome;
@@ -58,7 +58,7 @@ class PipelineFaultTest {
         fault.run();
         RunOutcome outcome = resultRidingOutRestarts(id);
         assertEquals("SUCCEEDED", outcome.status());
-        assertEquals("SUCCEEDED", harness.catalogue.run(id).orElseThrow().status());
+        assertEquals("SUCCEEDED", harness.catalogue.run(id).orElseThrow().status().name());
         if (reference == null) {
             reference = harness.uninterrupted(spec, outcome.results().get(Stage.PREPARE_DATA).datasetId());
         }

@@ -1,20 +1,20 @@
 package io.slope.gpuworker;
 
-import io.slope.activities.catalogue.Database;
-import io.slope.activities.catalogue.RunCatalogue;
 import io.slope.activities.checkpoint.S3CheckpointStore;
 import io.slope.activities.data.DatasetStore;
-import io.slope.activities.storage.ObjectStore;
 import io.slope.activities.worker.PipelineWorker;
 import io.slope.activities.worker.WorkerEnvironment;
+import io.slope.catalogue.Database;
+import io.slope.catalogue.RunCatalogue;
 import io.slope.engine.checkpoint.LoadedCheckpoint;
 import io.slope.engine.checkpoint.LocalCheckpointStore;
 import io.slope.engine.data.Dataset;
 import io.slope.engine.run.TrainingSession;
-import io.slope.spec.RunSpec;
-import io.slope.spec.RunSpecCodec;
 import io.slope.localservices.ManagedProcess;
 import io.slope.localservices.S3Server;
+import io.slope.spec.RunSpec;
+import io.slope.spec.RunSpecCodec;
+import io.slope.storage.ObjectStore;
 import io.slope.testinfra.TestServices;
 import io.slope.workflows.run.RunInput;
 import io.slope.workflows.run.RunOptions;

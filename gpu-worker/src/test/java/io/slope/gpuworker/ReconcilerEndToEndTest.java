@@ -47,7 +47,7 @@ class ReconcilerEndToEndTest {
         PipelineHarness.await("checkpoint 10", Duration.ofMinutes(4), () -> harness.latestStep(lost) >= 10);
         harness.client.newUntypedWorkflowStub(SlopeRunWorkflow.workflowId(lost.toString()))
                 .terminate("simulated loss of the Temporal database");
-        assertEquals("RUNNING", harness.catalogue.run(lost).orElseThrow().status());
+        assertEquals("RUNNING", harness.catalogue.run(lost).orElseThrow().status().name());
         // A run the API registered but never started (it died in between).
         UUID neverStarted = UUID.randomUUID();
         harness.catalogue.createRun(neverStarted, "tester", spec, SlopeRunWorkflow.workflowId(neverStarted
@@ -60,7 +60,7 @@ class ReconcilerEndToEndTest {
         for (UUID id : List.of(lost, neverStarted)) {
             RunOutcome outcome = harness.result(id, RunOutcome.class, Duration.ofMinutes(6));
             assertEquals("SUCCEEDED", outcome.status());
-            assertEquals("SUCCEEDED", harness.catalogue.run(id).orElseThrow().status());
+            assertEquals("SUCCEEDED", harness.catalogue.run(id).orElseThrow().status().name());
         }
         assertTrue(harness.catalogue.events(lost).stream().anyMatch(e -> e.contains("started again from stage "
                 + "sparsePhase")), harness.catalogue.events(lost).toString());

@@ -1,6 +1,6 @@
 package io.slope.activities.checkpoint;
 
-import io.slope.activities.catalogue.RunCatalogue;
+import io.slope.catalogue.RunCatalogue;
 import io.slope.engine.checkpoint.Checkpoint;
 import io.slope.engine.checkpoint.CheckpointInfo;
 import io.slope.engine.checkpoint.CheckpointStore;
@@ -47,7 +47,9 @@ public final class CatalogedCheckpointStore implements CheckpointStore {
         boolean latest;
         try {
             latest = catalogue.recordCheckpoint(runId, step, committed.prefix(), writerAttempt,
-                    committed.info().manifestSha256(), committed.manifest(), valLosses.remove(step));
+                    committed.info().manifestSha256(), committed.manifest().shards().stream().map(shard ->
+                    new RunCatalogue.CheckpointShard(shard.file(), shard.bytes(), shard.sha256())).toList(),
+                    valLosses.remove(step));
         } catch (SQLException e) {
             throw new IOException("checkpoint step " + step + " is committed at " + committed.info().location()
                     + " but the catalogue could not record it: " + e.getMessage(), e);

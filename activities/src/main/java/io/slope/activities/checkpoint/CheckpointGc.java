@@ -1,7 +1,8 @@
 package io.slope.activities.checkpoint;
 
-import io.slope.activities.catalogue.RunCatalogue;
-import io.slope.activities.catalogue.RunCatalogue.CheckpointRow;
+import io.slope.catalogue.RunCatalogue;
+import io.slope.catalogue.RunCatalogue.CheckpointRow;
+import io.slope.catalogue.RunRow;
 import java.io.IOException;
 import java.sql.SQLException;
 import java.util.ArrayList;
@@ -27,7 +28,7 @@ public final class CheckpointGc {
     public List<Long> collect(UUID runId, S3CheckpointStore store, RetentionPolicy policy)
             throws IOException, SQLException {
         List<CheckpointRow> rows = catalogue.checkpoints(runId);
-        long latest = catalogue.run(runId).map(RunCatalogue.RunRow::latestStep).orElse(-1L);
+        long latest = catalogue.run(runId).map(RunRow::latestStep).orElse(-1L);
         Set<Long> keep = keptSteps(rows, latest, policy);
         List<Long> deleted = new ArrayList<>();
         for (CheckpointRow row : rows) {

@@ -1,6 +1,6 @@
 package io.slope.activities.checkpoint;
 
-import io.slope.activities.storage.ObjectStore;
+import io.slope.storage.ObjectStore;
 import io.slope.engine.checkpoint.Checkpoint;
 import io.slope.engine.checkpoint.CheckpointInfo;
 import io.slope.engine.checkpoint.CheckpointManifest;

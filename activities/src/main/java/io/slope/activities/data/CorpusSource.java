@@ -1,6 +1,6 @@
 package io.slope.activities.data;
 
-import io.slope.activities.storage.ObjectStore;
+import io.slope.storage.ObjectStore;
 import io.slope.engine.data.Corpus;
 import io.slope.engine.data.InvalidCorpusException;
 import java.io.IOException;

@@ -2,7 +2,7 @@ package io.slope.activities.data;
 
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.slope.activities.storage.ObjectStore;
+import io.slope.storage.ObjectStore;
 import io.slope.engine.checkpoint.DurableFiles;
 import io.slope.engine.data.Corpus;
 import io.slope.engine.data.Dataset;

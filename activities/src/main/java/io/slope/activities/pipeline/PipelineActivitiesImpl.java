@@ -1,20 +1,21 @@
 package io.slope.activities.pipeline;
 
-import io.slope.activities.catalogue.RunCatalogue;
 import io.slope.activities.checkpoint.CheckpointGc;
 import io.slope.activities.checkpoint.RetentionPolicy;
 import io.slope.activities.checkpoint.S3CheckpointStore;
 import io.slope.activities.data.CorpusSource;
 import io.slope.activities.data.DatasetStore;
-import io.slope.activities.storage.ObjectStore;
+import io.slope.catalogue.RunCatalogue;
 import io.slope.engine.checkpoint.DurableFiles;
 import io.slope.engine.data.Corpus;
+import io.slope.engine.data.DatasetManifest;
 import io.slope.engine.data.InvalidCorpusException;
 import io.slope.spec.InvalidSpecException;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecs;
 import io.slope.spec.pipeline.Stage;
 import io.slope.spec.pipeline.StageResult;
+import io.slope.storage.ObjectStore;
 import io.slope.workflows.run.PipelineActivities;
 import io.temporal.failure.ApplicationFailure;
 import java.io.IOException;
@@ -65,7 +66,10 @@ public final class PipelineActivitiesImpl implements PipelineActivities {
             } catch (InvalidCorpusException | IllegalArgumentException e) {
                 throw ApplicationFailure.newNonRetryableFailure("data: " + e.getMessage(), "InvalidCorpus");
             }
-            catalogue.recordDataset(prepared.id(), prepared.prefix(), prepared.manifest());
+            DatasetManifest manifest = prepared.manifest();
+            catalogue.recordDataset(new RunCatalogue.Dataset(prepared.id(), prepared.prefix(),
+                    manifest.source().corpusSha256(), manifest.tokenizer(), manifest.vocabSize(),
+                    manifest.valFraction(), manifest.trainTokens(), manifest.validationTokens(), manifest));
             catalogue.event(UUID.fromString(runId), "INFO", Stage.PREPARE_DATA, (prepared.created() ? "prepared"
                     : "reused") + " dataset " + prepared.id() + ": " + prepared.manifest().trainTokens()
                     + " train / " + prepared.manifest().validationTokens() + " held-out tokens, vocabulary "

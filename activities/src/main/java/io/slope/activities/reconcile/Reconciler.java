@@ -1,6 +1,9 @@
 package io.slope.activities.reconcile;
 
-import io.slope.activities.catalogue.RunCatalogue;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.slope.catalogue.RunCatalogue;
+import io.slope.catalogue.RunRow;
 import io.slope.spec.InvalidSpecException;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecCodec;
@@ -14,8 +17,6 @@ import io.temporal.api.enums.v1.WorkflowExecutionStatus;
 import io.temporal.api.workflowservice.v1.DescribeWorkflowExecutionRequest;
 import io.temporal.client.WorkflowClient;
 import io.temporal.client.WorkflowExecutionAlreadyStarted;
-import io.grpc.Status;
-import io.grpc.StatusRuntimeException;
 import java.sql.SQLException;
 import java.util.ArrayList;
 import java.util.List;
@@ -44,7 +45,7 @@ public final class Reconciler {
     /** @return the runs started again */
     public List<UUID> reconcile() throws SQLException {
         List<UUID> restarted = new ArrayList<>();
-        for (RunCatalogue.UnfinishedRun run : catalogue.unfinishedRuns()) {
+        for (RunRow run : catalogue.unfinishedRuns()) {
             if (live(run.workflowId())) {
                 continue;
             }
@@ -67,8 +68,8 @@ public final class Reconciler {
             SlopeRunWorkflow workflow = client.newWorkflowStub(SlopeRunWorkflow.class,
                     SlopeRunWorkflow.startOptions(run.id().toString(), run.owner()).build());
             try {
-                WorkflowClient.start(workflow::run, new RunInput(run.id().toString(), spec, run.options(options),
-                        from, results, null));
+                WorkflowClient.start(workflow::run, new RunInput(run.id().toString(), spec,
+                        run.options().resolve(options), from, results, null));
             } catch (WorkflowExecutionAlreadyStarted raced) {
                 continue; // someone else started it meanwhile: it is live now
             }

@@ -3,7 +3,7 @@ package io.slope.activities.worker;
 import io.slope.activities.data.CorpusSource;
 import io.slope.activities.data.DatasetStore;
 import io.slope.activities.pipeline.PipelineActivitiesImpl;
-import io.slope.activities.storage.ObjectStore;
+import io.slope.storage.ObjectStore;
 import io.slope.engine.data.Dataset;
 import io.slope.workflows.run.SlopeRunWorkflowImpl;
 import io.slope.workflows.run.TaskQueues;

@@ -1,9 +1,9 @@
 package io.slope.activities.worker;
 
-import io.slope.activities.catalogue.Database;
-import io.slope.activities.catalogue.RunCatalogue;
-import io.slope.activities.storage.ObjectStore;
-import io.slope.activities.storage.S3Config;
+import io.slope.catalogue.Database;
+import io.slope.catalogue.RunCatalogue;
+import io.slope.storage.ObjectStore;
+import io.slope.storage.S3Config;
 import io.slope.workflows.converter.SlopeDataConverter;
 import io.temporal.client.WorkflowClient;
 import io.temporal.client.WorkflowClientOptions;
@@ -11,7 +11,6 @@ import io.temporal.serviceclient.WorkflowServiceStubs;
 import io.temporal.serviceclient.WorkflowServiceStubsOptions;
 import java.io.IOException;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.Map;
 
 /**
@@ -41,7 +40,7 @@ public record WorkerEnvironment(String temporalTarget, String namespace, Databas
 
     /** For progress from the training loop: gives up fast, so an unreachable Postgres never holds up a step. */
     public RunCatalogue progressCatalogue() {
-        return new RunCatalogue(new Database(database.url(), Duration.ZERO));
+        return new RunCatalogue(database.withoutRetries());
     }
 
     public ObjectStore objectStore() throws IOException {

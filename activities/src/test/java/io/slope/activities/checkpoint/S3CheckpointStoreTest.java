@@ -7,13 +7,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.slope.activities.Fixtures;
-import io.slope.activities.catalogue.RunCatalogue;
-import io.slope.activities.storage.ObjectStore;
+import io.slope.catalogue.RunCatalogue;
+import io.slope.catalogue.RunRow;
 import io.slope.engine.checkpoint.Checkpoint;
 import io.slope.engine.checkpoint.CorruptCheckpointException;
 import io.slope.engine.checkpoint.LoadedCheckpoint;
 import io.slope.engine.checkpoint.LocalCheckpointStore;
 import io.slope.engine.checkpoint.NamedTensor;
+import io.slope.storage.ObjectStore;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.List;
@@ -108,7 +109,7 @@ class S3CheckpointStoreTest {
         // A zombie attempt that had fallen behind commits an older step afterwards.
         CatalogedCheckpointStore zombie = new CatalogedCheckpointStore(s3, catalogue, run);
         zombie.write(checkpoint(10), "attempt-1");
-        RunCatalogue.RunRow row = catalogue.run(run).orElseThrow();
+        RunRow row = catalogue.run(run).orElseThrow();
         assertEquals(20, row.latestStep());
         assertEquals("attempt-2", row.latestAttempt());
         assertTrue(new String(objects.getBytes(s3.root() + "LATEST").orElseThrow()).contains("\"step\":20"),

@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.slope.activities.Fixtures;
-import io.slope.activities.storage.ObjectStore;
+import io.slope.storage.ObjectStore;
 import io.slope.engine.data.Corpus;
 import io.slope.engine.data.Dataset;
 import io.slope.engine.data.InvalidCorpusException;

@@ -5,12 +5,12 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.slope.activities.Fixtures;
-import io.slope.activities.catalogue.RunCatalogue;
 import io.slope.activities.data.CorpusSource;
 import io.slope.activities.data.DatasetStore;
-import io.slope.activities.storage.ObjectStore;
+import io.slope.catalogue.RunCatalogue;
 import io.slope.spec.pipeline.Stage;
 import io.slope.spec.pipeline.StageResult;
+import io.slope.storage.ObjectStore;
 import io.temporal.failure.ApplicationFailure;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;

@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.slope.activities.Fixtures;
-import io.slope.activities.catalogue.RunCatalogue;
+import io.slope.catalogue.RunCatalogue;
 import io.slope.spec.RunSpec;
 import io.slope.spec.pipeline.Stage;
 import io.slope.spec.pipeline.StageResult;

@@ -9,7 +9,7 @@ import io.slope.api.problem.ProblemException;
 import io.slope.api.quota.Quotas;
 import io.slope.api.quota.Quotas.Demand;
 import io.slope.api.storage.Storage;
-import io.slope.activities.storage.ObjectStore;
+import io.slope.storage.ObjectStore;
 import jakarta.inject.Singleton;
 import java.io.FilterInputStream;
 import java.io.IOException;

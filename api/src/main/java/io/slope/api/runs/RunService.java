@@ -15,8 +15,6 @@ import io.slope.api.problem.Problem;
 import io.slope.api.problem.ProblemException;
 import io.slope.api.quota.Quotas;
 import io.slope.api.quota.Quotas.Demand;
-import io.slope.api.runs.RunRepository.ArtifactRow;
-import io.slope.api.runs.RunRepository.PageStart;
 import io.slope.api.runs.RunRepository.StoredStageResult;
 import io.slope.api.runs.RunViews.Artifact;
 import io.slope.api.runs.RunViews.Artifacts;
@@ -28,6 +26,11 @@ import io.slope.api.runs.RunViews.RunPage;
 import io.slope.api.runs.RunViews.RunSummary;
 import io.slope.api.runs.RunViews.StageView;
 import io.slope.api.storage.Storage;
+import io.slope.catalogue.ChosenOptions;
+import io.slope.catalogue.RunCatalogue;
+import io.slope.catalogue.RunCatalogue.PageStart;
+import io.slope.catalogue.RunRow;
+import io.slope.catalogue.RunStatus;
 import io.slope.spec.BackendChoice;
 import io.slope.spec.GpuMemoryEstimate;
 import io.slope.spec.RunSpec;
@@ -66,6 +69,7 @@ public class RunService {
     /** A detail's evaluations: the newest; all of them page through /metrics. */
     private static final int EVALS_SHOWN = 100;
 
+    private final RunCatalogue catalogue;
     private final RunRepository runs;
     private final RunWorkflows workflows;
     private final CorpusReferences corpora;
@@ -73,8 +77,9 @@ public class RunService {
     private final Quotas quotas;
     private final GpuSettings gpu;
 
-    public RunService(RunRepository runs, RunWorkflows workflows, CorpusReferences corpora, Storage storage,
-            Quotas quotas, GpuSettings gpu) {
+    public RunService(RunCatalogue catalogue, RunRepository runs, RunWorkflows workflows, CorpusReferences corpora,
+            Storage storage, Quotas quotas, GpuSettings gpu) {
+        this.catalogue = catalogue;
         this.runs = runs;
         this.workflows = workflows;
         this.corpora = corpora;
@@ -85,9 +90,10 @@ public class RunService {
 
     /**
      * Validates the spec with the spec codec, a {@code cuda} run's memory against the service's GPUs, and the run
-     * options ({@code "options"} beside the spec's fields, see {@link ChosenOptions}) against it, stores the run QUEUED
-     * with its options within the caller's quotas (a 429 and nothing stored over one), then starts its workflow. When
-     * Temporal cannot be reached the run stays QUEUED, stored, and the reconciler starts it once Temporal is back.
+     * options ({@code "options"} beside the spec's fields, see {@link OptionsRequest}) against it, stores the run
+     * QUEUED with its options within the caller's quotas (a 429 and nothing stored over one), then starts its
+     * workflow. When Temporal cannot be reached the run stays QUEUED, stored, and the reconciler starts it once
+     * Temporal is back.
      */
     public RunDetail submit(Caller caller, String body) throws SQLException {
         if (body == null || body.isBlank()) {
@@ -96,20 +102,19 @@ public class RunService {
         }
         String specJson = body;
         JsonNode options = null;
-        if (readObject(body) instanceof ObjectNode tree && tree.has(ChosenOptions.FIELD)) {
-            options = tree.remove(ChosenOptions.FIELD);
+        if (readObject(body) instanceof ObjectNode tree && tree.has(OptionsRequest.FIELD)) {
+            options = tree.remove(OptionsRequest.FIELD);
             specJson = tree.toString();
         }
         RunSpec spec = RunSpecCodec.parseResolved(specJson);
         RunSpecs.requireServiceSupport(spec);
         requireFitsOnGpu(spec);
-        ChosenOptions chosen = ChosenOptions.parse(options, spec);
+        ChosenOptions chosen = OptionsRequest.parse(options, spec);
         corpora.check(caller, spec.data().corpus());
         UUID id = UUID.randomUUID();
         String runId = id.toString();
-        runs.insert(id, caller.user(), spec.name(), RunSpecCodec.toJson(spec), SlopeRunWorkflow.workflowId(runId),
-                spec.training().steps(), chosen, c -> quotas.admit(c, caller.user(),
-                        Demand.run(chosen.resolve().ranks())));
+        catalogue.createRun(id, caller.user(), spec, SlopeRunWorkflow.workflowId(runId), chosen,
+                c -> quotas.admit(c, caller.user(), Demand.run(chosen.resolve().ranks())));
         try {
             workflows.start(runId, caller.user(), spec, chosen.resolve(), null, Map.of());
         } catch (RuntimeException e) {
@@ -122,7 +127,7 @@ public class RunService {
     public RunPage list(Caller caller, RunStatus status, String cursor, int limit) throws SQLException {
         PageStart after = cursor == null || cursor.isBlank() ? null : decodeCursor(cursor);
         // One more than asked: whether there is a next page without a COUNT.
-        List<RunRow> rows = runs.page(caller.admin() ? null : caller.user(), status, after, limit + 1);
+        List<RunRow> rows = catalogue.page(caller.admin() ? null : caller.user(), status, after, limit + 1);
         boolean more = rows.size() > limit;
         List<RunSummary> items = rows.stream().limit(limit).map(RunService::summary).toList();
         String next = more ? encodeCursor(rows.get(limit - 1)) : null;
@@ -193,7 +198,7 @@ public class RunService {
                     + "from 1 to " + RunOptions.MAX_RANKS + " dividing the run's training.gradAccum");
         }
         RunRow run = visible(caller, id);
-        String problem = ChosenOptions.ranksProblem(ranks.intValue(), RunSpecCodec.parse(run.specJson()));
+        String problem = OptionsRequest.ranksProblem(ranks.intValue(), RunSpecCodec.parse(run.specJson()));
         if (problem != null) {
             throw ProblemException.badField("ranks", problem);
         }
@@ -201,7 +206,7 @@ public class RunService {
         // Checked before the workflow is told: its accepting is what makes the change.
         quotas.check(run.owner(), Demand.ranks(ranks.intValue() - run.options().resolve().ranks()));
         workflows.setRanks(id.toString(), ranks.intValue());
-        if (!runs.updateRanks(id, ranks.intValue())) {
+        if (!catalogue.updateRanks(id, ranks.intValue())) {
             throw ProblemException.notFound("run " + id);
         }
         return detail(caller, id);
@@ -234,7 +239,7 @@ public class RunService {
             }
             earlier.put(s, parseStageResult(result));
         }
-        if (!runs.requeue(id, from.wireName(), c -> quotas.admit(c, run.owner(),
+        if (!catalogue.requeue(id, from, c -> quotas.admit(c, run.owner(),
                 Demand.run(run.options().resolve().ranks())))) {
             visible(caller, id); // a 404 when a delete won
             throw ProblemException.conflict("illegal-state", "run " + id + " was started again meanwhile");
@@ -247,7 +252,7 @@ public class RunService {
             // stage without a result, not from fromStage): the run goes back to how it was, and the caller retries.
             LOG.warn("retry of run {} from {}: its workflow could not be started ({})", id, from.wireName(),
                     e.toString());
-            runs.restoreFinished(run, "retry from stage " + from.wireName() + " not started: Temporal did not "
+            catalogue.restoreFinished(run, "retry from stage " + from.wireName() + " not started: Temporal did not "
                     + "take the workflow (" + e.getMessage() + ")");
             throw ProblemException.unavailable("the retry of run " + id + " could not start its workflow "
                     + "(Temporal unreachable?); the run is left " + run.status() + " as it was: try again");
@@ -265,9 +270,9 @@ public class RunService {
             throw ProblemException.conflict("illegal-state", "run " + id + " is " + run.status() + "; cancel it "
                     + "first, then delete it");
         }
-        List<ArtifactRow> artifacts = runs.artifacts(id);
-        boolean deleted = runs.deleteFinished(id, () -> {
-            for (ArtifactRow artifact : artifacts) {
+        List<RunCatalogue.Artifact> artifacts = catalogue.artifacts(id);
+        boolean deleted = catalogue.deleteFinished(id, () -> {
+            for (RunCatalogue.Artifact artifact : artifacts) {
                 storage.objects().delete(artifact.objectKey());
             }
             for (String key : storage.objects().list("runs/" + id + "/")) {
@@ -284,7 +289,7 @@ public class RunService {
     public Artifacts artifacts(Caller caller, UUID id) throws SQLException, IOException {
         visible(caller, id);
         List<Artifact> items = new ArrayList<>();
-        for (ArtifactRow row : runs.artifacts(id)) {
+        for (RunCatalogue.Artifact row : catalogue.artifacts(id)) {
             Storage.SignedUrl signed = storage.presignGet(row.objectKey());
             items.add(new Artifact(row.path(), row.kind(), row.bytes(), row.sha256(), signed.url(),
                     signed.expiresAt()));
@@ -319,7 +324,7 @@ public class RunService {
     }
 
     private RunRow visible(Caller caller, UUID id) throws SQLException {
-        return runs.find(id).filter(run -> caller.mayAccess(run.owner()))
+        return catalogue.run(id).filter(run -> caller.mayAccess(run.owner()))
                 .orElseThrow(() -> ProblemException.notFound("run " + id));
     }
 

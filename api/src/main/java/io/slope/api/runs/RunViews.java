@@ -3,6 +3,7 @@ package io.slope.api.runs;
 import com.fasterxml.jackson.annotation.JsonInclude;
 import io.micronaut.core.annotation.Nullable;
 import io.micronaut.serde.annotation.Serdeable;
+import io.slope.catalogue.RunStatus;
 import io.swagger.v3.oas.annotations.media.Schema;
 import java.time.Instant;
 import java.util.List;
@@ -80,7 +81,7 @@ public final class RunViews {
             additionalProperties = Schema.AdditionalPropertiesValue.TRUE)
     public record SubmitRequest(@Nullable SubmitOptions options) {}
 
-    /** The options a submit may choose; {@link ChosenOptions} reads and checks them. */
+    /** The options a submit may choose; {@link OptionsRequest} reads and checks them. */
     @Serdeable
     @Schema(description = "how the run is driven; each left out takes the service's default")
     public record SubmitOptions(

@@ -1,13 +1,12 @@
 package io.slope.api.storage;
 
 import io.micronaut.context.annotation.Context;
-import javax.sql.DataSource;
-import org.flywaydb.core.Flyway;
+import io.slope.catalogue.Database;
 
-/** Applies the catalogue's migrations (slope-migrations) when the API starts, before any request is served. */
+/** Applies the catalogue's migrations when the API starts, before any request is served. */
 @Context
 public class Migrations {
-    public Migrations(DataSource dataSource) {
-        Flyway.configure().dataSource(dataSource).load().migrate();
+    public Migrations(Database database) {
+        database.migrate();
     }
 }

@@ -1,8 +1,8 @@
 package io.slope.api.storage;
 
 import io.micronaut.context.annotation.Context;
-import io.slope.activities.storage.ObjectStore;
-import io.slope.activities.storage.S3Config;
+import io.slope.storage.ObjectStore;
+import io.slope.storage.S3Config;
 import io.slope.api.config.StorageSettings;
 import java.io.IOException;
 import java.io.UncheckedIOException;

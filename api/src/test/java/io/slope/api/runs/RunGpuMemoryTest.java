@@ -15,6 +15,7 @@ import io.slope.api.problem.Problem;
 import io.slope.api.problem.ProblemException;
 import io.slope.api.quota.Quotas;
 import io.slope.api.storage.Storage;
+import io.slope.catalogue.RunCatalogue;
 import io.slope.spec.GpuMemoryEstimate;
 import io.slope.spec.RunSpecCodec;
 import io.slope.spec.RunSpecs;
@@ -41,8 +42,9 @@ class RunGpuMemoryTest {
     }
 
     private static RunService service(RecordedStarts workflows) {
-        return new RunService(context.getBean(RunRepository.class), workflows, context.getBean(CorpusReferences.class),
-                context.getBean(Storage.class), context.getBean(Quotas.class), new GpuSettings(GPU_BYTES));
+        return new RunService(context.getBean(RunCatalogue.class), context.getBean(RunRepository.class), workflows,
+                context.getBean(CorpusReferences.class), context.getBean(Storage.class), context.getBean(Quotas.class),
+                new GpuSettings(GPU_BYTES));
     }
 
     /** {@code preset} at {@code batchSize} on {@code backend}, GPT-2 tokenized, the rest the tests' tiny run's. */
@@ -73,7 +75,7 @@ class RunGpuMemoryTest {
         assertTrue(error.message().contains("but the GPUs have 74.51 GiB; lower training.batchSize to 3 (the "
                 + "largest that fits"), error.message());
         assertEquals(List.of(), workflows.started, "no workflow started");
-        assertTrue(context.getBean(RunRepository.class).page(caller.user(), null, null, 10).isEmpty(),
+        assertTrue(context.getBean(RunCatalogue.class).page(caller.user(), null, null, 10).isEmpty(),
                 "no run stored");
     }
 

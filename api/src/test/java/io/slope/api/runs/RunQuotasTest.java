@@ -18,6 +18,8 @@ import io.slope.api.problem.Problem;
 import io.slope.api.problem.ProblemException;
 import io.slope.api.quota.Quotas;
 import io.slope.api.storage.Storage;
+import io.slope.catalogue.RunCatalogue;
+import io.slope.catalogue.RunStatus;
 import io.slope.spec.pipeline.Stage;
 import java.io.ByteArrayInputStream;
 import java.nio.charset.StandardCharsets;
@@ -38,7 +40,7 @@ import org.junit.jupiter.api.Test;
  */
 class RunQuotasTest {
     private static ApplicationContext context;
-    private static RunRepository runs;
+    private static RunCatalogue catalogue;
     private static DataSource dataSource;
     private static String corpus;
 
@@ -46,7 +48,7 @@ class RunQuotasTest {
     static void start() throws Exception {
         ApiHarness api = ApiHarness.get();
         context = api.server.getApplicationContext();
-        runs = context.getBean(RunRepository.class);
+        catalogue = context.getBean(RunCatalogue.class);
         dataSource = context.getBean(DataSource.class);
         corpus = api.corpus();
     }
@@ -57,8 +59,9 @@ class RunQuotasTest {
     }
 
     private static RunService service(RecordedStarts workflows, QuotaSettings quota) {
-        return new RunService(runs, workflows, context.getBean(CorpusReferences.class), context.getBean(Storage.class),
-                new Quotas(quota, dataSource), context.getBean(GpuSettings.class));
+        return new RunService(catalogue, context.getBean(RunRepository.class), workflows,
+                context.getBean(CorpusReferences.class), context.getBean(Storage.class), new Quotas(quota, dataSource),
+                context.getBean(GpuSettings.class));
     }
 
     /** A tiny spec whose gradAccum 4 allows 1, 2 or 4 ranks, with {@code ranks} as its option. */
@@ -114,10 +117,10 @@ class RunQuotasTest {
         String third = service.submit(caller, spec(1)).id();
         assertOverLimit("SLOPE_QUOTA_MAX_ACTIVE_RUNS", 2, 2,
                 () -> service.retry(caller, UUID.fromString(first), Stage.PREPARE_DATA.wireName()));
-        assertEquals(RunStatus.FAILED, runs.find(UUID.fromString(first)).orElseThrow().status());
+        assertEquals(RunStatus.FAILED, catalogue.run(UUID.fromString(first)).orElseThrow().status());
         finish(third, "CANCELLED");
         service.retry(caller, UUID.fromString(first), Stage.PREPARE_DATA.wireName());
-        assertEquals(RunStatus.QUEUED, runs.find(UUID.fromString(first)).orElseThrow().status());
+        assertEquals(RunStatus.QUEUED, catalogue.run(UUID.fromString(first)).orElseThrow().status());
     }
 
     @Test
@@ -131,7 +134,7 @@ class RunQuotasTest {
         assertOverLimit("SLOPE_QUOTA_MAX_ACTIVE_RANKS", 3, 2,
                 () -> service.setRanks(caller, UUID.fromString(run), "{\"ranks\": 4}"));
         assertEquals(List.of(), workflows.ranksSet, "the workflow is not asked");
-        assertEquals(2, runs.find(UUID.fromString(run)).orElseThrow().options().ranks());
+        assertEquals(2, catalogue.run(UUID.fromString(run)).orElseThrow().options().ranks());
         service.submit(caller, spec(1));
     }
 

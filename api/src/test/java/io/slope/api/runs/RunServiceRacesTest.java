@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.micronaut.context.ApplicationContext;
 import io.micronaut.http.HttpStatus;
-import io.slope.activities.storage.ObjectStore;
 import io.slope.api.ApiHarness;
 import io.slope.api.auth.Caller;
 import io.slope.api.config.GpuSettings;
@@ -17,8 +16,13 @@ import io.slope.api.orchestration.RunWorkflows;
 import io.slope.api.problem.ProblemException;
 import io.slope.api.quota.Quotas;
 import io.slope.api.storage.Storage;
+import io.slope.catalogue.RunCatalogue;
+import io.slope.catalogue.RunRow;
+import io.slope.catalogue.RunStatus;
+import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecCodec;
 import io.slope.spec.pipeline.Stage;
+import io.slope.storage.ObjectStore;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.util.List;
@@ -39,24 +43,25 @@ class RunServiceRacesTest {
     private static final Caller ALICE = new Caller("alice", false);
 
     private static ApplicationContext context;
-    private static RunRepository runs;
+    private static RunCatalogue catalogue;
 
     @BeforeAll
     static void start() throws Exception {
         context = ApiHarness.get().server.getApplicationContext();
-        runs = context.getBean(RunRepository.class);
+        catalogue = context.getBean(RunCatalogue.class);
     }
 
     private static RunService service(RunWorkflows workflows, Storage storage) {
-        return new RunService(runs, workflows, context.getBean(CorpusReferences.class), storage,
-                context.getBean(Quotas.class), context.getBean(GpuSettings.class));
+        return new RunService(catalogue, context.getBean(RunRepository.class), workflows,
+                context.getBean(CorpusReferences.class), storage, context.getBean(Quotas.class),
+                context.getBean(GpuSettings.class));
     }
 
     /** A FAILED run of alice's, stored as a finished run is. */
     private static UUID failedRun() throws Exception {
         UUID id = UUID.randomUUID();
-        String spec = RunSpecCodec.toJson(RunSpecCodec.parseResolved(ApiHarness.tinySpec("race", "/corpus.txt", 10)));
-        runs.insert(id, "alice", "race", spec, "run-" + id, 10, ChosenOptions.NONE, c -> { });
+        RunSpec spec = RunSpecCodec.parseResolved(ApiHarness.tinySpec("race", "/corpus.txt", 10));
+        catalogue.createRun(id, "alice", spec, "run-" + id);
         try (Connection c = context.getBean(DataSource.class).getConnection();
                 PreparedStatement ps = c.prepareStatement("UPDATE runs SET status = 'FAILED', error = 'boom', "
                         + "finished_at = now() WHERE id = ?")) {
@@ -103,13 +108,13 @@ class RunServiceRacesTest {
         ProblemException problem = assertInstanceOf(ProblemException.class, refused.getCause());
         assertEquals(HttpStatus.NOT_FOUND, problem.status(), problem.getMessage());
         assertEquals(List.of(), workflows.started, "no workflow is started for a deleted run");
-        assertTrue(runs.find(id).isEmpty(), "the run is deleted");
+        assertTrue(catalogue.run(id).isEmpty(), "the run is deleted");
     }
 
     @Test
     void aRetryWhoseWorkflowCannotStartLeavesTheRunAsItWas() throws Exception {
         UUID id = failedRun();
-        RunRow before = runs.find(id).orElseThrow();
+        RunRow before = catalogue.run(id).orElseThrow();
         RunService service = service(new RecordedStarts(context, new IllegalStateException("UNAVAILABLE: io exception")),
                 context.getBean(Storage.class));
 
@@ -117,7 +122,7 @@ class RunServiceRacesTest {
                 () -> service.retry(ALICE, id, Stage.PREPARE_DATA.wireName()));
         assertEquals(HttpStatus.SERVICE_UNAVAILABLE, problem.status());
         assertTrue(problem.getMessage().contains("try again"), problem.getMessage());
-        RunRow after = runs.find(id).orElseThrow();
+        RunRow after = catalogue.run(id).orElseThrow();
         assertEquals(RunStatus.FAILED, after.status());
         assertEquals("boom", after.error());
         assertEquals(before.finishedAt(), after.finishedAt());

@@ -1,7 +1,7 @@
 package io.slope.cli.up;
 
 import io.slope.api.auth.ApiTokens;
-import io.slope.api.auth.JdbcUrlDataSource;
+import io.slope.catalogue.JdbcUrlDataSource;
 import io.slope.localservices.ManagedProcess;
 import java.io.IOException;
 import java.net.URI;

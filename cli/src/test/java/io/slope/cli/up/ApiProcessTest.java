@@ -5,8 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.slope.api.auth.JdbcUrlDataSource;
-import io.slope.api.storage.Migrations;
+import io.slope.catalogue.Database;
 import io.slope.localservices.Ports;
 import io.slope.localservices.S3Server;
 import io.slope.testinfra.TestServices;
@@ -17,6 +16,7 @@ import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -60,7 +60,7 @@ class ApiProcessTest {
         TestServices services = TestServices.get();
         Path home = services.scratch("api-config");
         String db = services.postgres().createDatabase("api_config");
-        new Migrations(new JdbcUrlDataSource(db));
+        new Database(db, Duration.ZERO).migrate();
         Path config = home.resolve("config");
         // One left by an earlier slope up, world-readable, its API gone: the new token must not inherit the mode.
         Files.writeString(config, "api=http://127.0.0.1:2\ntoken=slope_old\n");

@@ -3,7 +3,7 @@ package io.slope.cli.up;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.slope.activities.catalogue.RunCatalogue;
+import io.slope.catalogue.RunCatalogue;
 import io.slope.engine.checkpoint.DurableFiles;
 import io.slope.localservices.Ports;
 import io.slope.spec.RunSpec;
@@ -81,7 +81,7 @@ class LocalStackTest {
         }
         said.clear();
         try (LocalStack stack = LocalStack.start(home, ports, Map.of(), said::add, true)) {
-            assertEquals("SUCCEEDED", stack.environment().catalogue().run(id).orElseThrow().status(),
+            assertEquals("SUCCEEDED", stack.environment().catalogue().run(id).orElseThrow().status().name(),
                     "the catalogue survived the restart");
             RunOutcome again = stack.environment().client().newUntypedWorkflowStub(SlopeRunWorkflow.workflowId(
                     id.toString())).getResult(RunOutcome.class);

@@ -1,4 +1,4 @@
-package io.slope.activities.storage;
+package io.slope.storage;
 
 import java.util.Map;
 import java.util.Objects;

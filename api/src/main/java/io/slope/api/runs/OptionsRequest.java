@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.micronaut.http.HttpStatus;
 import io.slope.api.problem.Problem.FieldProblem;
 import io.slope.api.problem.ProblemException;
+import io.slope.catalogue.ChosenOptions;
 import io.slope.spec.RunSpec;
 import io.slope.workflows.run.RunOptions;
 import java.util.ArrayList;
@@ -11,22 +12,13 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 
-/**
- * The run options a submit chose ({@code "options"} beside the spec's fields) and the catalogue stores with the run:
- * null where the run took the service's default ({@link RunOptions#DEFAULT}). How a run is driven, not what it
- * computes, so they are not part of the spec.
- */
-public record ChosenOptions(Integer ranks, Integer chunkSteps, Integer keepLastCheckpoints) {
-    public static final ChosenOptions NONE = new ChosenOptions(null, null, null);
-
+/** The {@code "options"} of a submit, read and checked against the run's spec into the {@link ChosenOptions} stored. */
+final class OptionsRequest {
     static final String FIELD = "options";
     static final int MAX_CHUNK_STEPS = 1_000_000;
     static final int MAX_KEEP_LAST_CHECKPOINTS = 1_000;
 
-    /** What the workflow is started with: the default with these in place of it. */
-    public RunOptions resolve() {
-        return RunOptions.DEFAULT.overriddenBy(chunkSteps, keepLastCheckpoints, ranks);
-    }
+    private OptionsRequest() {}
 
     /**
      * Reads {@code options} of a submit (null or absent: none) and checks it against the resolved spec; a 400 naming
@@ -34,7 +26,7 @@ public record ChosenOptions(Integer ranks, Integer chunkSteps, Integer keepLastC
      */
     static ChosenOptions parse(JsonNode node, RunSpec resolved) {
         if (node == null || node.isNull()) {
-            return NONE;
+            return ChosenOptions.NONE;
         }
         if (!node.isObject()) {
             throw ProblemException.badField(FIELD, "must be an object such as {\"ranks\": 2}; its fields: ranks, "

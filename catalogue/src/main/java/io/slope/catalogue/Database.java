@@ -1,19 +1,23 @@
-package io.slope.activities.catalogue;
+package io.slope.catalogue;
 
 import java.sql.Connection;
-import java.sql.DriverManager;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import javax.sql.DataSource;
 import org.flywaydb.core.Flyway;
 
 /**
- * Connections to the run catalogue. One connection per unit of work, no pool: bookkeeping is a few statements a
- * second, and a fresh connection per call rides out a Postgres restart without stale pooled connections. A unit of
- * work that fails because the server is unreachable or restarting is retried with backoff for up to
- * {@code retryFor}; any other SQL error is not retried.
+ * Connections to the run catalogue. The workers take one connection per unit of work, no pool (a JDBC URL):
+ * bookkeeping is a few statements a second, and a fresh connection per call rides out a Postgres restart without
+ * stale pooled connections; the API passes its pool. A unit of work that fails because the server is unreachable or
+ * restarting is retried with backoff for up to {@code retryFor}; any other SQL error is not retried.
  */
 public final class Database {
-    private final String jdbcUrl;
+    private final DataSource dataSource;
     private final Duration retryFor;
 
     /** A unit of work on one connection, in one transaction. */
@@ -21,8 +25,17 @@ public final class Database {
         T run(Connection connection) throws SQLException;
     }
 
+    /** Reads one row of a result into a value. */
+    public interface RowReader<T> {
+        T read(ResultSet row) throws SQLException;
+    }
+
     public Database(String jdbcUrl, Duration retryFor) {
-        this.jdbcUrl = jdbcUrl;
+        this(new JdbcUrlDataSource(jdbcUrl), retryFor);
+    }
+
+    public Database(DataSource dataSource, Duration retryFor) {
+        this.dataSource = dataSource;
         this.retryFor = retryFor;
     }
 
@@ -36,20 +49,35 @@ public final class Database {
         return new Database(url, Duration.ofMinutes(2));
     }
 
-    public String url() {
-        return jdbcUrl;
+    /** The same catalogue, giving up at the first failure: for callers that must never wait on Postgres. */
+    public Database withoutRetries() {
+        return new Database(dataSource, Duration.ZERO);
     }
 
-    /** Applies the migrations of slope-migrations (idempotent; Flyway serialises concurrent callers). */
+    /**
+     * Applies the migrations of slope-migrations (idempotent; Flyway serialises concurrent callers). The only place
+     * that does: the API on start, the pipeline worker on start and {@code slope token}.
+     */
     public void migrate() {
-        Flyway.configure().dataSource(jdbcUrl, null, null).load().migrate();
+        Flyway.configure().dataSource(dataSource).load().migrate();
+    }
+
+    /** Runs {@code query}, whose parameters are set, and reads every row of its result. */
+    public static <T> List<T> list(PreparedStatement query, RowReader<T> reader) throws SQLException {
+        List<T> rows = new ArrayList<>();
+        try (ResultSet rs = query.executeQuery()) {
+            while (rs.next()) {
+                rows.add(reader.read(rs));
+            }
+        }
+        return rows;
     }
 
     public <T> T transaction(Work<T> work) throws SQLException {
         long deadline = System.nanoTime() + retryFor.toNanos();
         long backoffMs = 100;
         while (true) {
-            try (Connection connection = DriverManager.getConnection(jdbcUrl)) {
+            try (Connection connection = dataSource.getConnection()) {
                 connection.setAutoCommit(false);
                 try {
                     T result = work.run(connection);

@@ -1,16 +1,20 @@
-package io.slope.activities.catalogue;
+package io.slope.catalogue;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.slope.engine.checkpoint.CheckpointManifest;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecCodec;
 import io.slope.spec.pipeline.Stage;
 import io.slope.spec.pipeline.StageResult;
-import io.slope.workflows.run.RunOptions;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
+import java.sql.Timestamp;
+import java.sql.Types;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.EnumMap;
 import java.util.List;
@@ -19,12 +23,16 @@ import java.util.Optional;
 import java.util.UUID;
 
 /**
- * The run catalogue's writes and reads that the pipeline makes. Every write is idempotent, because an activity may run
- * more than once: inserts are {@code ON CONFLICT DO NOTHING} (or update to the same value), and the latest checkpoint
- * moves only forward.
+ * The runs of the catalogue and what hangs off them (events, stage results, progress, checkpoints, evaluations,
+ * artifacts, datasets): every write the API and the pipeline make, and the reads they decide on. The pipeline's writes
+ * are idempotent, because an activity may run more than once: inserts are {@code ON CONFLICT DO NOTHING} (or update to
+ * the same value), and the latest checkpoint moves only forward.
  */
 public final class RunCatalogue {
     private static final ObjectMapper JSON = new ObjectMapper();
+    private static final String RUN_COLUMNS = "id, owner, name, spec::text, workflow_id, status, stage, error, "
+            + "total_steps, steps_done, latest_step, latest_attempt, latest_checkpoint_key, dataset_id, created_at, "
+            + "started_at, finished_at, updated_at, ranks, chunk_steps, keep_last_checkpoints";
 
     private final Database db;
 
@@ -39,21 +47,35 @@ public final class RunCatalogue {
     /** One step of the loss curve. */
     public record ProgressSample(int step, double loss, double lr, long tokens, double tokensPerSecond) {}
 
-    /** A run's row, as the pipeline reads it. */
-    public record RunRow(UUID id, String owner, String status, String stage, String error, int stepsDone,
-            long latestStep, String latestAttempt, String latestCheckpointKey, String datasetId) {}
+    /** A check in the transaction that stores a run or requeues it (the API's quotas): it refuses by throwing. */
+    public interface Admission {
+        Admission NONE = c -> { };
 
-    /** Registers a run (QUEUED); what the API does on submit. Idempotent on the id. */
+        void admit(Connection c) throws SQLException;
+    }
+
+    /** Registers a run (QUEUED) with the service's default options. Idempotent on the id. */
     public void createRun(UUID id, String owner, RunSpec resolvedSpec, String workflowId) throws SQLException {
+        createRun(id, owner, resolvedSpec, workflowId, ChosenOptions.NONE, Admission.NONE);
+    }
+
+    /** Registers a run (QUEUED) with the options it chose, once {@code admission} lets it. Idempotent on the id. */
+    public void createRun(UUID id, String owner, RunSpec resolvedSpec, String workflowId, ChosenOptions options,
+            Admission admission) throws SQLException {
         db.transaction(c -> {
+            admission.admit(c);
             try (PreparedStatement ps = c.prepareStatement("INSERT INTO runs (id, owner, name, spec, workflow_id, "
-                    + "total_steps) VALUES (?, ?, ?, ?::jsonb, ?, ?) ON CONFLICT (id) DO NOTHING")) {
+                    + "total_steps, ranks, chunk_steps, keep_last_checkpoints) "
+                    + "VALUES (?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING")) {
                 ps.setObject(1, id);
                 ps.setString(2, owner);
                 ps.setString(3, resolvedSpec.name());
                 ps.setString(4, RunSpecCodec.toJson(resolvedSpec));
                 ps.setString(5, workflowId);
                 ps.setInt(6, resolvedSpec.training().steps());
+                ps.setObject(7, options.ranks(), Types.INTEGER);
+                ps.setObject(8, options.chunkSteps(), Types.INTEGER);
+                ps.setObject(9, options.keepLastCheckpoints(), Types.INTEGER);
                 return ps.executeUpdate();
             }
         });
@@ -61,47 +83,51 @@ public final class RunCatalogue {
 
     public Optional<RunRow> run(UUID id) throws SQLException {
         return db.transaction(c -> {
-            try (PreparedStatement ps = c.prepareStatement("SELECT id, owner, status, stage, error, steps_done, "
-                    + "latest_step, latest_attempt, latest_checkpoint_key, dataset_id FROM runs WHERE id = ?")) {
+            try (PreparedStatement ps = c.prepareStatement("SELECT " + RUN_COLUMNS + " FROM runs WHERE id = ?")) {
                 ps.setObject(1, id);
-                try (ResultSet rs = ps.executeQuery()) {
-                    if (!rs.next()) {
-                        return Optional.empty();
-                    }
-                    return Optional.of(new RunRow(rs.getObject(1, UUID.class), rs.getString(2), rs.getString(3),
-                            rs.getString(4), rs.getString(5), rs.getInt(6), rs.getLong(7), rs.getString(8),
-                            rs.getString(9), rs.getString(10)));
-                }
+                return Database.list(ps, RunCatalogue::runRow).stream().findFirst();
             }
         });
     }
 
-    /**
-     * A run that Postgres lists as QUEUED, RUNNING or PAUSED: what the reconciler looks at. {@code ranks},
-     * {@code chunkSteps} and {@code keepLastCheckpoints} are the options stored with it, null where it has none.
-     */
-    public record UnfinishedRun(UUID id, String owner, String workflowId, String status, String specJson,
-            Integer ranks, Integer chunkSteps, Integer keepLastCheckpoints) {
-        /** {@code defaults} with the options stored with this run in place of them. */
-        public RunOptions options(RunOptions defaults) {
-            return defaults.overriddenBy(chunkSteps, keepLastCheckpoints, ranks);
+    /** Where a page of runs starts: after the run created at {@code createdAt} with id {@code id}. */
+    public record PageStart(Instant createdAt, UUID id) {}
+
+    /** Newest first; {@code owner} null for every owner (admins), {@code status} null for every status. */
+    public List<RunRow> page(String owner, RunStatus status, PageStart after, int limit) throws SQLException {
+        StringBuilder sql = new StringBuilder("SELECT " + RUN_COLUMNS + " FROM runs WHERE true");
+        List<Object> args = new ArrayList<>();
+        if (owner != null) {
+            sql.append(" AND owner = ?");
+            args.add(owner);
         }
+        if (status != null) {
+            sql.append(" AND status = ?");
+            args.add(status.name());
+        }
+        if (after != null) {
+            sql.append(" AND (created_at, id) < (?, ?)");
+            args.add(Timestamp.from(after.createdAt()));
+            args.add(after.id());
+        }
+        sql.append(" ORDER BY created_at DESC, id DESC LIMIT ?");
+        args.add(limit);
+        return db.transaction(c -> {
+            try (PreparedStatement ps = c.prepareStatement(sql.toString())) {
+                for (int i = 0; i < args.size(); i++) {
+                    ps.setObject(i + 1, args.get(i));
+                }
+                return Database.list(ps, RunCatalogue::runRow);
+            }
+        });
     }
 
-    public List<UnfinishedRun> unfinishedRuns() throws SQLException {
+    /** The runs Postgres lists as QUEUED, RUNNING or PAUSED, oldest first: what the reconciler looks at. */
+    public List<RunRow> unfinishedRuns() throws SQLException {
         return db.transaction(c -> {
-            try (PreparedStatement ps = c.prepareStatement("SELECT id, owner, workflow_id, status, spec::text, "
-                    + "ranks, chunk_steps, keep_last_checkpoints FROM runs "
+            try (PreparedStatement ps = c.prepareStatement("SELECT " + RUN_COLUMNS + " FROM runs "
                     + "WHERE status IN ('QUEUED', 'RUNNING', 'PAUSED') ORDER BY created_at, id")) {
-                List<UnfinishedRun> runs = new ArrayList<>();
-                try (ResultSet rs = ps.executeQuery()) {
-                    while (rs.next()) {
-                        runs.add(new UnfinishedRun(rs.getObject(1, UUID.class), rs.getString(2), rs.getString(3),
-                                rs.getString(4), rs.getString(5), rs.getObject(6, Integer.class),
-                                rs.getObject(7, Integer.class), rs.getObject(8, Integer.class)));
-                    }
-                }
-                return runs;
+                return Database.list(ps, RunCatalogue::runRow);
             }
         });
     }
@@ -118,24 +144,109 @@ public final class RunCatalogue {
                 ps.setString(4, stage.wireName());
                 ps.setString(5, status);
                 if (ps.executeUpdate() == 1) {
-                    insertEvent(c, runId, "INFO", stage, "stage " + stage.wireName() + ": " + status);
+                    insertEvent(c, runId, "INFO", stage.wireName(), "stage " + stage.wireName() + ": " + status);
                 }
             }
             return null;
         });
     }
 
-    /** A finished run is started again from a stage (retry-from-stage): QUEUED, no end, no error. */
-    public void requeue(UUID runId, Stage fromStage) throws SQLException {
-        db.transaction(c -> {
-            try (PreparedStatement ps = c.prepareStatement("UPDATE runs SET status = 'QUEUED', error = NULL, "
-                    + "finished_at = NULL, updated_at = now() WHERE id = ?")) {
-                ps.setObject(1, runId);
-                ps.executeUpdate();
+    /**
+     * A finished run goes back to QUEUED for a retry from {@code fromStage}, once {@code admission} lets it, with its
+     * error cleared and an event saying from where.
+     *
+     * @return false, with nothing written, when the run is not finished (a concurrent retry won, or it never ended)
+     */
+    public boolean requeue(UUID runId, Stage fromStage, Admission admission) throws SQLException {
+        return updateWithEvent(admission, "UPDATE runs SET status = 'QUEUED', error = NULL, finished_at = NULL, "
+                + "updated_at = now() WHERE id = ? AND finished_at IS NOT NULL", ps -> ps.setObject(1, runId), runId,
+                "INFO", fromStage.wireName(), "retry from stage " + fromStage.wireName() + " requested");
+    }
+
+    /**
+     * Puts a run that a retry requeued back as it was ({@code before}), when its workflow could not be started; with
+     * a WARN event. False when the run has moved on meanwhile (its workflow did start after all).
+     */
+    public boolean restoreFinished(RunRow before, String why) throws SQLException {
+        return updateWithEvent(Admission.NONE, "UPDATE runs SET status = ?, error = ?, finished_at = ?, updated_at = "
+                + "now() WHERE id = ? AND status = 'QUEUED' AND finished_at IS NULL", ps -> {
+                    ps.setString(1, before.status().name());
+                    ps.setString(2, before.error());
+                    ps.setTimestamp(3, Timestamp.from(before.finishedAt()));
+                    ps.setObject(4, before.id());
+                }, before.id(), "WARN", before.stage(), why);
+    }
+
+    /** Stores the ranks a live run's workflow has accepted, with an event saying so; false when the run is gone. */
+    public boolean updateRanks(UUID runId, int ranks) throws SQLException {
+        return updateWithEvent(Admission.NONE, "UPDATE runs SET ranks = ?, updated_at = now() WHERE id = ?", ps -> {
+            ps.setInt(1, ranks);
+            ps.setObject(2, runId);
+        }, runId, "INFO", null, "ranks set to " + ranks + " for the chunks that start from now on");
+    }
+
+    private interface Parameters {
+        void set(PreparedStatement statement) throws SQLException;
+    }
+
+    /**
+     * One transaction: {@code admission}, then {@code update} of the run's row (its parameters set by
+     * {@code parameters}) and, when it changed that row, an event at {@code level}; false, and nothing written, when
+     * it changed none.
+     */
+    private boolean updateWithEvent(Admission admission, String update, Parameters parameters, UUID runId,
+            String level, String stage, String message) throws SQLException {
+        return db.transaction(c -> {
+            admission.admit(c);
+            try (PreparedStatement ps = c.prepareStatement(update)) {
+                parameters.set(ps);
+                if (ps.executeUpdate() != 1) {
+                    return false;
+                }
             }
-            insertEvent(c, runId, "INFO", fromStage, "retry from stage " + fromStage.wireName());
-            return null;
+            insertEvent(c, runId, level, stage, message);
+            return true;
         });
+    }
+
+    /** What deleting a run does outside Postgres (its objects), while the run's row is locked. */
+    public interface Cleanup {
+        void run() throws IOException;
+    }
+
+    /**
+     * Deletes a finished run: locks its row, runs {@code cleanup}, then deletes the row (its samples, checkpoints,
+     * artifacts, events go with it: ON DELETE CASCADE), in one transaction. The lock holds a concurrent retry's
+     * {@link #requeue} until the row is gone, so no run is started again whose objects were removed.
+     *
+     * @return false, with nothing cleaned up, when the run is gone or no longer finished (a retry won)
+     */
+    public boolean deleteFinished(UUID runId, Cleanup cleanup) throws SQLException, IOException {
+        try {
+            return db.transaction(c -> {
+                try (PreparedStatement lock = c.prepareStatement("SELECT 1 FROM runs WHERE id = ? AND finished_at "
+                        + "IS NOT NULL FOR UPDATE")) {
+                    lock.setObject(1, runId);
+                    try (ResultSet rs = lock.executeQuery()) {
+                        if (!rs.next()) {
+                            return false;
+                        }
+                    }
+                }
+                try {
+                    cleanup.run();
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e); // rolls the transaction back; unwrapped below
+                }
+                try (PreparedStatement delete = c.prepareStatement("DELETE FROM runs WHERE id = ?")) {
+                    delete.setObject(1, runId);
+                    delete.executeUpdate();
+                }
+                return true;
+            });
+        } catch (UncheckedIOException e) {
+            throw e.getCause();
+        }
     }
 
     /** Ends the run: SUCCEEDED, FAILED (with the error) or CANCELLED. A finished run stays as it finished. */
@@ -157,7 +268,7 @@ public final class RunCatalogue {
 
     public void event(UUID runId, String level, Stage stage, String message) throws SQLException {
         db.transaction(c -> {
-            insertEvent(c, runId, level, stage, message);
+            insertEvent(c, runId, level, stage == null ? null : stage.wireName(), message);
             return null;
         });
     }
@@ -167,13 +278,7 @@ public final class RunCatalogue {
             try (PreparedStatement ps = c.prepareStatement("SELECT level || ' ' || message FROM run_events "
                     + "WHERE run_id = ? ORDER BY id")) {
                 ps.setObject(1, runId);
-                List<String> events = new ArrayList<>();
-                try (ResultSet rs = ps.executeQuery()) {
-                    while (rs.next()) {
-                        events.add(rs.getString(1));
-                    }
-                }
-                return events;
+                return Database.list(ps, rs -> rs.getString(1));
             }
         });
     }
@@ -218,6 +323,9 @@ public final class RunCatalogue {
         });
     }
 
+    /** A file of a committed checkpoint, as its manifest lists it. */
+    public record CheckpointShard(String file, long bytes, String sha256) {}
+
     /**
      * Records a committed checkpoint and makes it the run's latest unless a newer one already is (the conditional
      * UPDATE that a stale attempt cannot win).
@@ -225,11 +333,9 @@ public final class RunCatalogue {
      * @return whether it became the latest
      */
     public boolean recordCheckpoint(UUID runId, long step, String prefix, String writerAttempt,
-            String manifestSha256, CheckpointManifest manifest, Double valLoss) throws SQLException {
+            String manifestSha256, List<CheckpointShard> shards, Double valLoss) throws SQLException {
         return db.transaction(c -> {
-            long bytes = manifest.shards().stream().mapToLong(CheckpointManifest.Shard::bytes).sum();
-            List<Map<String, Object>> shards = manifest.shards().stream().map(s -> Map.<String, Object>of(
-                    "file", s.file(), "bytes", s.bytes(), "sha256", s.sha256())).toList();
+            long bytes = shards.stream().mapToLong(CheckpointShard::bytes).sum();
             try (PreparedStatement ps = c.prepareStatement("INSERT INTO checkpoints (run_id, step, object_prefix, "
                     + "writer_attempt, manifest_sha256, shards, bytes, val_loss) VALUES (?, ?, ?, ?, ?, ?::jsonb, ?, ?)"
                     + " ON CONFLICT (run_id, step) DO NOTHING")) {
@@ -311,22 +417,25 @@ public final class RunCatalogue {
         });
     }
 
+    /** A prepared dataset: its content address, where its shards are, and its manifest (stored as JSON). */
+    public record Dataset(String id, String prefix, String corpusSha256, String tokenizer, int vocabSize,
+            double valFraction, long trainTokens, long validationTokens, Object manifest) {}
+
     /** Registers a prepared dataset (content addressed, so registering it again changes nothing). */
-    public void recordDataset(String id, String prefix, io.slope.engine.data.DatasetManifest manifest)
-            throws SQLException {
+    public void recordDataset(Dataset dataset) throws SQLException {
         db.transaction(c -> {
             try (PreparedStatement ps = c.prepareStatement("INSERT INTO datasets (id, prefix, corpus_sha256, "
                     + "tokenizer, vocab_size, val_fraction, train_tokens, validation_tokens, manifest) "
                     + "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?::jsonb) ON CONFLICT (id) DO NOTHING")) {
-                ps.setString(1, id);
-                ps.setString(2, prefix);
-                ps.setString(3, manifest.source().corpusSha256());
-                ps.setString(4, manifest.tokenizer());
-                ps.setInt(5, manifest.vocabSize());
-                ps.setDouble(6, manifest.valFraction());
-                ps.setLong(7, manifest.trainTokens());
-                ps.setLong(8, manifest.validationTokens());
-                ps.setString(9, json(manifest));
+                ps.setString(1, dataset.id());
+                ps.setString(2, dataset.prefix());
+                ps.setString(3, dataset.corpusSha256());
+                ps.setString(4, dataset.tokenizer());
+                ps.setInt(5, dataset.vocabSize());
+                ps.setDouble(6, dataset.valFraction());
+                ps.setLong(7, dataset.trainTokens());
+                ps.setLong(8, dataset.validationTokens());
+                ps.setString(9, json(dataset.manifest()));
                 return ps.executeUpdate();
             }
         });
@@ -360,14 +469,8 @@ public final class RunCatalogue {
             try (PreparedStatement ps = c.prepareStatement("SELECT path, kind, object_key, bytes, sha256 FROM "
                     + "artifacts WHERE run_id = ? ORDER BY path")) {
                 ps.setObject(1, runId);
-                List<Artifact> list = new ArrayList<>();
-                try (ResultSet rs = ps.executeQuery()) {
-                    while (rs.next()) {
-                        list.add(new Artifact(rs.getString(1), rs.getString(2), rs.getString(3), rs.getLong(4),
-                                rs.getString(5)));
-                    }
-                }
-                return list;
+                return Database.list(ps, rs -> new Artifact(rs.getString(1), rs.getString(2), rs.getString(3),
+                        rs.getLong(4), rs.getString(5)));
             }
         });
     }
@@ -380,15 +483,11 @@ public final class RunCatalogue {
             try (PreparedStatement ps = c.prepareStatement("SELECT step, object_prefix, val_loss, pinned FROM "
                     + "checkpoints WHERE run_id = ? ORDER BY step")) {
                 ps.setObject(1, runId);
-                List<CheckpointRow> rows = new ArrayList<>();
-                try (ResultSet rs = ps.executeQuery()) {
-                    while (rs.next()) {
-                        double v = rs.getDouble(3);
-                        Double valLoss = rs.wasNull() ? null : v;
-                        rows.add(new CheckpointRow(rs.getLong(1), rs.getString(2), valLoss, rs.getBoolean(4)));
-                    }
-                }
-                return rows;
+                return Database.list(ps, rs -> {
+                    double v = rs.getDouble(3);
+                    Double valLoss = rs.wasNull() ? null : v;
+                    return new CheckpointRow(rs.getLong(1), rs.getString(2), valLoss, rs.getBoolean(4));
+                });
             }
         });
     }
@@ -403,16 +502,29 @@ public final class RunCatalogue {
         });
     }
 
-    private static void insertEvent(java.sql.Connection c, UUID runId, String level, Stage stage, String message)
+    private static void insertEvent(Connection c, UUID runId, String level, String stage, String message)
             throws SQLException {
         try (PreparedStatement ps = c.prepareStatement("INSERT INTO run_events (run_id, level, stage, message) "
                 + "VALUES (?, ?, ?, ?)")) {
             ps.setObject(1, runId);
             ps.setString(2, level);
-            ps.setString(3, stage == null ? null : stage.wireName());
+            ps.setString(3, stage);
             ps.setString(4, message);
             ps.executeUpdate();
         }
+    }
+
+    private static RunRow runRow(ResultSet rs) throws SQLException {
+        return new RunRow(rs.getObject(1, UUID.class), rs.getString(2), rs.getString(3), rs.getString(4),
+                rs.getString(5), RunStatus.valueOf(rs.getString(6)), rs.getString(7), rs.getString(8), rs.getInt(9),
+                rs.getInt(10), rs.getLong(11), rs.getString(12), rs.getString(13), rs.getString(14), instant(rs, 15),
+                instant(rs, 16), instant(rs, 17), instant(rs, 18), new ChosenOptions(rs.getObject(19, Integer.class),
+                rs.getObject(20, Integer.class), rs.getObject(21, Integer.class)));
+    }
+
+    private static Instant instant(ResultSet rs, int column) throws SQLException {
+        Timestamp t = rs.getTimestamp(column);
+        return t == null ? null : t.toInstant();
     }
 
     static String json(Object value) {

@@ -1,4 +1,4 @@
-package io.slope.activities.storage;
+package io.slope.storage;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -6,7 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.minio.StatObjectArgs;
-import io.slope.activities.Fixtures;
+import io.slope.localservices.S3Server;
+import io.slope.testinfra.TestServices;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -31,8 +32,11 @@ class S3ConformanceTest {
     private static ObjectStore store;
 
     @BeforeAll
-    static void bucket() {
-        store = Fixtures.objectStore("conformance");
+    static void bucket() throws Exception {
+        S3Server s3 = TestServices.get().s3();
+        store = new ObjectStore(new S3Config(s3.endpoint(), S3Server.ACCESS_KEY, S3Server.SECRET_KEY, "conformance",
+                null));
+        store.ensureBucket();
     }
 
     @Test

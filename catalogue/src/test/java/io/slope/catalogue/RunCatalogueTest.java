@@ -1,14 +1,17 @@
-package io.slope.activities.catalogue;
+package io.slope.catalogue;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.slope.activities.Fixtures;
+import io.slope.catalogue.RunCatalogue.Admission;
 import io.slope.spec.RunSpec;
+import io.slope.spec.RunSpecCodec;
 import io.slope.spec.pipeline.Stage;
 import io.slope.spec.pipeline.StageResult;
+import io.slope.testinfra.TestServices;
 import io.slope.workflows.run.RunOptions;
+import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
@@ -22,45 +25,48 @@ class RunCatalogueTest {
 
     @BeforeAll
     static void database() {
-        catalogue = Fixtures.catalogue("catalogue_test");
-        spec = Fixtures.tinySpec("/corpus.txt");
+        Database db = new Database(TestServices.get().postgres().createDatabase("catalogue_test"),
+                Duration.ofSeconds(60));
+        db.migrate();
+        catalogue = new RunCatalogue(db);
+        spec = RunSpecCodec.parseResolved("{\"name\": \"tiny\", \"data\": {\"corpus\": [\"/corpus.txt\"]}}");
     }
 
     @Test
     void aRunGoesFromQueuedThroughItsStagesToFinishedAndStaysFinished() throws Exception {
-        UUID id = Fixtures.newRun(catalogue, spec);
+        UUID id = newRun();
         catalogue.createRun(id, "someone else", spec, "run-" + id); // idempotent on the id
-        RunCatalogue.RunRow queued = catalogue.run(id).orElseThrow();
-        assertEquals("QUEUED", queued.status());
+        RunRow queued = catalogue.run(id).orElseThrow();
+        assertEquals("QUEUED", queued.status().name());
         assertEquals("tester", queued.owner());
 
         catalogue.markStage(id, Stage.SPARSE_PHASE, "RUNNING");
         catalogue.markStage(id, Stage.SPARSE_PHASE, "RUNNING"); // no second event for the same state
-        assertEquals("RUNNING", catalogue.run(id).orElseThrow().status());
+        assertEquals("RUNNING", catalogue.run(id).orElseThrow().status().name());
         assertEquals("sparsePhase", catalogue.run(id).orElseThrow().stage());
         assertTrue(unfinished(id), "a RUNNING run is one the reconciler looks at");
 
         catalogue.finish(id, "FAILED", "boom");
         catalogue.finish(id, "SUCCEEDED", null);
         catalogue.markStage(id, Stage.MERGE, "RUNNING");
-        RunCatalogue.RunRow failed = catalogue.run(id).orElseThrow();
-        assertEquals("FAILED", failed.status(), "a finished run stays as it finished");
+        RunRow failed = catalogue.run(id).orElseThrow();
+        assertEquals("FAILED", failed.status().name(), "a finished run stays as it finished");
         assertEquals("boom", failed.error());
         assertEquals("sparsePhase", failed.stage());
         assertEquals(List.of("INFO stage sparsePhase: RUNNING", "ERROR run FAILED: boom"), catalogue.events(id));
         assertFalse(unfinished(id));
 
-        catalogue.requeue(id, Stage.MERGE);
-        RunCatalogue.RunRow requeued = catalogue.run(id).orElseThrow();
-        assertEquals("QUEUED", requeued.status());
+        assertTrue(catalogue.requeue(id, Stage.MERGE, Admission.NONE));
+        RunRow requeued = catalogue.run(id).orElseThrow();
+        assertEquals("QUEUED", requeued.status().name());
         assertEquals(null, requeued.error());
-        assertEquals("INFO retry from stage merge", catalogue.events(id).getLast());
+        assertEquals("INFO retry from stage merge requested", catalogue.events(id).getLast());
         assertTrue(unfinished(id));
     }
 
     @Test
     void stageResultsComeBackAsStoredTheLastOfAStageWinning() throws Exception {
-        UUID id = Fixtures.newRun(catalogue, spec);
+        UUID id = newRun();
         catalogue.saveStageResult(id, StageResult.output(Stage.MERGE, "runs/" + id + "/merge/", Map.of("x", 1.0)));
         StageResult again = StageResult.output(Stage.MERGE, "runs/" + id + "/merge/", Map.of("x", 2.0));
         catalogue.saveStageResult(id, again);
@@ -72,11 +78,32 @@ class RunCatalogueTest {
 
     @Test
     void anUnfinishedRunWithoutStoredOptionsTakesTheDefaults() throws Exception {
-        UUID id = Fixtures.newRun(catalogue, spec);
-        RunCatalogue.UnfinishedRun run = catalogue.unfinishedRuns().stream().filter(r -> r.id().equals(id))
+        UUID id = newRun();
+        RunRow run = catalogue.unfinishedRuns().stream().filter(r -> r.id().equals(id))
                 .findFirst().orElseThrow();
         assertEquals("run-" + id, run.workflowId());
-        assertEquals(RunOptions.DEFAULT, run.options(RunOptions.DEFAULT));
+        assertEquals(RunOptions.DEFAULT, run.options().resolve(RunOptions.DEFAULT));
+    }
+
+    @Test
+    void onlyAFinishedRunIsRequeuedSoARacingRetryChangesNothing() throws Exception {
+        UUID id = newRun();
+        assertFalse(catalogue.requeue(id, Stage.MERGE, Admission.NONE), "a QUEUED run has not finished");
+        catalogue.markStage(id, Stage.SPARSE_PHASE, "RUNNING");
+        assertFalse(catalogue.requeue(id, Stage.MERGE, Admission.NONE), "a RUNNING run has not finished");
+        assertEquals(List.of("INFO stage sparsePhase: RUNNING"), catalogue.events(id), "no retry event either");
+
+        catalogue.finish(id, "CANCELLED", null);
+        assertTrue(catalogue.requeue(id, Stage.MERGE, Admission.NONE));
+        assertFalse(catalogue.requeue(id, Stage.MERGE, Admission.NONE), "the second of two retries finds it QUEUED");
+        assertEquals(RunStatus.QUEUED, catalogue.run(id).orElseThrow().status());
+        assertEquals(1, catalogue.events(id).stream().filter(e -> e.contains("retry from stage merge")).count());
+    }
+
+    private static UUID newRun() throws Exception {
+        UUID id = UUID.randomUUID();
+        catalogue.createRun(id, "tester", spec, "run-" + id);
+        return id;
     }
 
     private static boolean unfinished(UUID id) throws Exception {

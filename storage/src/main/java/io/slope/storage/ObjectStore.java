@@ -1,4 +1,4 @@
-package io.slope.activities.storage;
+package io.slope.storage;
 
 import io.minio.BucketExistsArgs;
 import io.minio.DownloadObjectArgs;

@@ -1,4 +1,4 @@
-package io.slope.api.auth;
+package io.slope.catalogue;
 
 import java.io.PrintWriter;
 import java.sql.Connection;

@@ -1,4 +1,4 @@
-package io.slope.api.runs;
+package io.slope.catalogue;
 
 import java.util.Arrays;
 import java.util.List;
