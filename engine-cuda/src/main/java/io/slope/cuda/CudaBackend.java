@@ -851,11 +851,7 @@ public final class CudaBackend implements Backend {
         requireCache(k, v);
         int C = k.shape[2];
         int maxT = k.shape[1];
-        int n = Math.toIntExact(x.count / (3L * C) / B);
-        if (position < 0 || position + n > maxT) {
-            throw new IllegalArgumentException("kvCacheStore of " + n + " positions at " + position
-                    + " into a cache of " + maxT);
-        }
+        int n = Backend.kvCacheStoreRows(keys, qkv, B, position);
         launch1d("kv_cache_store", blocks((long) B * n * C), k.address, v.address, k.code(), x.address, x.code(), B, n,
                 C, maxT, position);
     }

@@ -201,6 +201,21 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * The rows per sequence (n) a {@link #kvCacheStore} of {@code qkv} into {@code keys} writes; refuses positions
+     * position … position + n − 1 outside the cache.
+     */
+    static int kvCacheStoreRows(Tensor keys, Tensor qkv, int B, int position) {
+        int C = keys.shape()[2];
+        int maxT = keys.shape()[1];
+        int n = Math.toIntExact(qkv.size() / (3L * C) / B);
+        if (position < 0 || position + n > maxT) {
+            throw new IllegalArgumentException("kvCacheStore of " + n + " positions at " + position
+                    + " into a cache of " + maxT);
+        }
+        return n;
+    }
+
+    /**
      * The decoding step of {@link #attentionForward}: the query of one new token per sequence ({@code qkv} is
      * {@code B × 3C}; only q is read) at {@code position}, against the cached keys and values of positions
      * 0..position (its own stored first by {@link #kvCacheStore}); out is B × C. The same arithmetic as row

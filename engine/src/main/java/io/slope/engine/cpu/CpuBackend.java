@@ -600,11 +600,7 @@ public final class CpuBackend implements Backend {
         CpuTensor x = cpu(qkv);
         int C = k.shape[2];
         int maxT = k.shape[1];
-        int n = x.length() / (3 * C) / B;
-        if (position < 0 || position + n > maxT) {
-            throw new IllegalArgumentException("kvCacheStore of " + n + " positions at " + position + " into a cache of "
-                    + maxT);
-        }
+        int n = Backend.kvCacheStoreRows(keys, qkv, B, position);
         for (int b = 0; b < B; b++) {
             for (int j = 0; j < n; j++) {
                 int src = (b * n + j) * 3 * C;
