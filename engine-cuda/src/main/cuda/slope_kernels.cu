@@ -482,6 +482,39 @@ extern "C" __global__ void layernorm_backward_params_partial(float* partial, con
     partial[(size_t)(chunks + chunk) * C + c] = gb;
 }
 
+// layernorm_backward_params_partial for bf16 dout and inp (fp32 mean, rstd) with C % 8 == 0, 8 columns per thread in
+// 16-byte vectors; the same arithmetic in the same order as the scalar kernel.
+extern "C" __global__ void layernorm_backward_params_partial_bf16(float* partial, const void* dout, const void* inp,
+                                                                  const float* mean, const float* rstd, int rows,
+                                                                  int C, int chunkRows, int chunks) {
+    int v = blockIdx.x * blockDim.x + threadIdx.x;
+    int vectors = C / 8;
+    if (v >= vectors) return;
+    int chunk = blockIdx.y;
+    int r0 = chunk * chunkRows;
+    int r1 = min(rows, r0 + chunkRows);
+    float gw[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    float gb[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll 2
+    for (int r = r0; r < r1; r++) {
+        float g[8], x[8];
+        load8(dout, (size_t)r * vectors + v, g);
+        load8(inp, (size_t)r * vectors + v, x);
+        float mu = mean[r], rs = rstd[r];
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            gw[k] += (x[k] - mu) * rs * g[k];
+            gb[k] += g[k];
+        }
+    }
+    float4* w = (float4*)(partial + (size_t)chunk * C) + 2 * v;
+    float4* b = (float4*)(partial + (size_t)(chunks + chunk) * C) + 2 * v;
+    w[0] = make_float4(gw[0], gw[1], gw[2], gw[3]);
+    w[1] = make_float4(gw[4], gw[5], gw[6], gw[7]);
+    b[0] = make_float4(gb[0], gb[1], gb[2], gb[3]);
+    b[1] = make_float4(gb[4], gb[5], gb[6], gb[7]);
+}
+
 // Column sums over chunks of rows: partial[chunk][c] = Σ_{r in chunk} x[r, c].
 extern "C" __global__ void column_sums_partial(float* partial, const void* x, int dtX, int rows, int cols,
                                                int chunkRows) {
@@ -493,6 +526,27 @@ extern "C" __global__ void column_sums_partial(float* partial, const void* x, in
     float s = 0.0f;
     for (int r = r0; r < r1; r++) s += ld(x, (size_t)r * cols + c, dtX);
     partial[(size_t)chunk * cols + c] = s;
+}
+
+// column_sums_partial for bf16 x with cols % 8 == 0: a thread owns 8 columns and reads them as one 16-byte vector per
+// row; each column is still summed over its rows in order, so the partials equal the scalar kernel's bit for bit.
+extern "C" __global__ void column_sums_partial_bf16(float* partial, const void* x, int rows, int cols, int chunkRows) {
+    int v = blockIdx.x * blockDim.x + threadIdx.x;
+    int vectors = cols / 8;
+    if (v >= vectors) return;
+    int r0 = blockIdx.y * chunkRows;
+    int r1 = min(rows, r0 + chunkRows);
+    float s[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll 4
+    for (int r = r0; r < r1; r++) {
+        float f[8];
+        load8(x, (size_t)r * vectors + v, f);
+#pragma unroll
+        for (int k = 0; k < 8; k++) s[k] += f[k];
+    }
+    float4* out = (float4*)(partial + (size_t)blockIdx.y * cols) + 2 * v;
+    out[0] = make_float4(s[0], s[1], s[2], s[3]);
+    out[1] = make_float4(s[4], s[5], s[6], s[7]);
 }
 
 // out[c] += Σ_chunk partial[chunk][c], chunks in order.

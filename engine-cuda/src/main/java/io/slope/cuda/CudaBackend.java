@@ -712,9 +712,14 @@ public final class CudaBackend implements Backend {
         }
         int chunks = ceil(rows, REDUCE_CHUNK_ROWS);
         long partial = scratch(SLOT_PARTIAL, 4L * 2 * chunks * C);
-        launchGrid("layernorm_backward_params_partial", ceil(C, THREADS), chunks, THREADS, 0, partial, dy.address,
-                dy.code(), x.address, x.code(), mu.address, mu.code(), rs.address, rs.code(), rows, C,
-                REDUCE_CHUNK_ROWS, chunks);
+        if (C % 8 == 0 && allBf16InVectors(x.count, dy, x) && mu.dtype == DType.F32 && rs.dtype == DType.F32) {
+            launchGrid("layernorm_backward_params_partial_bf16", ceil(C / 8, THREADS), chunks, THREADS, 0, partial,
+                    dy.address, x.address, mu.address, rs.address, rows, C, REDUCE_CHUNK_ROWS, chunks);
+        } else {
+            launchGrid("layernorm_backward_params_partial", ceil(C, THREADS), chunks, THREADS, 0, partial, dy.address,
+                    dy.code(), x.address, x.code(), mu.address, mu.code(), rs.address, rs.code(), rows, C,
+                    REDUCE_CHUNK_ROWS, chunks);
+        }
         launchGrid("column_sums_finish", ceil(C, THREADS), 1, THREADS, 0, dw.address, dw.code(), partial, chunks, C);
         launchGrid("column_sums_finish", ceil(C, THREADS), 1, THREADS, 0, db.address, db.code(),
                 partial + 4L * chunks * C, chunks, C);
@@ -1328,8 +1333,13 @@ public final class CudaBackend implements Backend {
     private void columnSums(CudaTensor out, CudaTensor x, int rows, int cols) {
         int chunks = ceil(rows, REDUCE_CHUNK_ROWS);
         long partial = scratch(SLOT_PARTIAL, 4L * chunks * cols);
-        launchGrid("column_sums_partial", ceil(cols, THREADS), chunks, THREADS, 0, partial, x.address, x.code(), rows,
-                cols, REDUCE_CHUNK_ROWS);
+        if (cols % 8 == 0 && allBf16InVectors((long) rows * cols, x)) {
+            launchGrid("column_sums_partial_bf16", ceil(cols / 8, THREADS), chunks, THREADS, 0, partial, x.address,
+                    rows, cols, REDUCE_CHUNK_ROWS);
+        } else {
+            launchGrid("column_sums_partial", ceil(cols, THREADS), chunks, THREADS, 0, partial, x.address, x.code(),
+                    rows, cols, REDUCE_CHUNK_ROWS);
+        }
         launchGrid("column_sums_finish", ceil(cols, THREADS), 1, THREADS, 0, out.address, out.code(), partial, chunks,
                 cols);
     }
