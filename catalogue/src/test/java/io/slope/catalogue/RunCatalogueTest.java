@@ -5,13 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.slope.catalogue.RunCatalogue.Admission;
-import io.slope.spec.RunSpec;
-import io.slope.spec.RunSpecCodec;
 import io.slope.spec.pipeline.Stage;
 import io.slope.spec.pipeline.StageResult;
-import io.slope.testinfra.TestServices;
 import io.slope.workflows.run.RunOptions;
-import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
@@ -21,21 +17,16 @@ import org.junit.jupiter.api.Test;
 /** The run catalogue on a real, migrated Postgres: a run's states, its events and its stage results. */
 class RunCatalogueTest {
     private static RunCatalogue catalogue;
-    private static RunSpec spec;
 
     @BeforeAll
     static void database() {
-        Database db = new Database(TestServices.get().postgres().createDatabase("catalogue_test"),
-                Duration.ofSeconds(60));
-        db.migrate();
-        catalogue = new RunCatalogue(db);
-        spec = RunSpecCodec.parseResolved("{\"name\": \"tiny\", \"data\": {\"corpus\": [\"/corpus.txt\"]}}");
+        catalogue = TestCatalogue.migrated("catalogue_test");
     }
 
     @Test
     void aRunGoesFromQueuedThroughItsStagesToFinishedAndStaysFinished() throws Exception {
         UUID id = newRun();
-        catalogue.createRun(id, "someone else", spec, "run-" + id); // idempotent on the id
+        catalogue.createRun(id, "someone else", TestCatalogue.SPEC, "run-" + id); // idempotent on the id
         RunRow queued = catalogue.run(id).orElseThrow();
         assertEquals("QUEUED", queued.status().name());
         assertEquals("tester", queued.owner());
@@ -101,9 +92,7 @@ class RunCatalogueTest {
     }
 
     private static UUID newRun() throws Exception {
-        UUID id = UUID.randomUUID();
-        catalogue.createRun(id, "tester", spec, "run-" + id);
-        return id;
+        return TestCatalogue.newRun(catalogue);
     }
 
     private static boolean unfinished(UUID id) throws Exception {
