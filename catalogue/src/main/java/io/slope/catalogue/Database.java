@@ -73,6 +73,18 @@ public final class Database {
         return rows;
     }
 
+    /** Runs {@code sql} with {@code parameters} (in order) in a transaction of its own and reads every row. */
+    public <T> List<T> query(String sql, RowReader<T> reader, Object... parameters) throws SQLException {
+        return transaction(c -> {
+            try (PreparedStatement ps = c.prepareStatement(sql)) {
+                for (int i = 0; i < parameters.length; i++) {
+                    ps.setObject(i + 1, parameters[i]);
+                }
+                return list(ps, reader);
+            }
+        });
+    }
+
     public <T> T transaction(Work<T> work) throws SQLException {
         long deadline = System.nanoTime() + retryFor.toNanos();
         long backoffMs = 100;

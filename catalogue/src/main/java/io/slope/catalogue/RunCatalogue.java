@@ -82,12 +82,8 @@ public final class RunCatalogue {
     }
 
     public Optional<RunRow> run(UUID id) throws SQLException {
-        return db.transaction(c -> {
-            try (PreparedStatement ps = c.prepareStatement("SELECT " + RUN_COLUMNS + " FROM runs WHERE id = ?")) {
-                ps.setObject(1, id);
-                return Database.list(ps, RunCatalogue::runRow).stream().findFirst();
-            }
-        });
+        return db.query("SELECT " + RUN_COLUMNS + " FROM runs WHERE id = ?", RunCatalogue::runRow, id).stream()
+                .findFirst();
     }
 
     /** Where a page of runs starts: after the run created at {@code createdAt} with id {@code id}. */
@@ -112,24 +108,13 @@ public final class RunCatalogue {
         }
         sql.append(" ORDER BY created_at DESC, id DESC LIMIT ?");
         args.add(limit);
-        return db.transaction(c -> {
-            try (PreparedStatement ps = c.prepareStatement(sql.toString())) {
-                for (int i = 0; i < args.size(); i++) {
-                    ps.setObject(i + 1, args.get(i));
-                }
-                return Database.list(ps, RunCatalogue::runRow);
-            }
-        });
+        return db.query(sql.toString(), RunCatalogue::runRow, args.toArray());
     }
 
     /** The runs Postgres lists as QUEUED, RUNNING or PAUSED, oldest first: what the reconciler looks at. */
     public List<RunRow> unfinishedRuns() throws SQLException {
-        return db.transaction(c -> {
-            try (PreparedStatement ps = c.prepareStatement("SELECT " + RUN_COLUMNS + " FROM runs "
-                    + "WHERE status IN ('QUEUED', 'RUNNING', 'PAUSED') ORDER BY created_at, id")) {
-                return Database.list(ps, RunCatalogue::runRow);
-            }
-        });
+        return db.query("SELECT " + RUN_COLUMNS + " FROM runs WHERE status IN ('QUEUED', 'RUNNING', 'PAUSED') "
+                + "ORDER BY created_at, id", RunCatalogue::runRow);
     }
 
     /** A stage begins: the run is RUNNING in that stage (or PAUSED), with an event saying so. */
@@ -274,13 +259,8 @@ public final class RunCatalogue {
     }
 
     public List<String> events(UUID runId) throws SQLException {
-        return db.transaction(c -> {
-            try (PreparedStatement ps = c.prepareStatement("SELECT level || ' ' || message FROM run_events "
-                    + "WHERE run_id = ? ORDER BY id")) {
-                ps.setObject(1, runId);
-                return Database.list(ps, rs -> rs.getString(1));
-            }
-        });
+        return db.query("SELECT level || ' ' || message FROM run_events WHERE run_id = ? ORDER BY id",
+                rs -> rs.getString(1), runId);
     }
 
     public void saveStageResult(UUID runId, StageResult result) throws SQLException {
@@ -465,31 +445,23 @@ public final class RunCatalogue {
     }
 
     public List<Artifact> artifacts(UUID runId) throws SQLException {
-        return db.transaction(c -> {
-            try (PreparedStatement ps = c.prepareStatement("SELECT path, kind, object_key, bytes, sha256 FROM "
-                    + "artifacts WHERE run_id = ? ORDER BY path")) {
-                ps.setObject(1, runId);
-                return Database.list(ps, rs -> new Artifact(rs.getString(1), rs.getString(2), rs.getString(3),
-                        rs.getLong(4), rs.getString(5)));
-            }
-        });
+        return db.query("SELECT path, kind, object_key, bytes, sha256 FROM artifacts WHERE run_id = ? ORDER BY path",
+                rs -> new Artifact(rs.getString(1), rs.getString(2), rs.getString(3), rs.getLong(4),
+                        rs.getString(5)), runId);
     }
 
-    /** A committed checkpoint's row: what retention decides on. */
-    public record CheckpointRow(long step, String prefix, Double valLoss, boolean pinned) {}
+    /**
+     * A committed checkpoint's row: what retention decides on and the run page lists; {@code valLoss} null while no
+     * validation loss is recorded at its step.
+     */
+    public record CheckpointRow(long step, String prefix, Double valLoss, long bytes, boolean pinned,
+            Instant committedAt) {}
 
+    /** The run's committed checkpoints, oldest first. */
     public List<CheckpointRow> checkpoints(UUID runId) throws SQLException {
-        return db.transaction(c -> {
-            try (PreparedStatement ps = c.prepareStatement("SELECT step, object_prefix, val_loss, pinned FROM "
-                    + "checkpoints WHERE run_id = ? ORDER BY step")) {
-                ps.setObject(1, runId);
-                return Database.list(ps, rs -> {
-                    double v = rs.getDouble(3);
-                    Double valLoss = rs.wasNull() ? null : v;
-                    return new CheckpointRow(rs.getLong(1), rs.getString(2), valLoss, rs.getBoolean(4));
-                });
-            }
-        });
+        return db.query("SELECT step, object_prefix, val_loss, bytes, pinned, committed_at FROM checkpoints "
+                + "WHERE run_id = ? ORDER BY step", rs -> new CheckpointRow(rs.getLong(1), rs.getString(2),
+                rs.getObject(3, Double.class), rs.getLong(4), rs.getBoolean(5), instant(rs, 6)), runId);
     }
 
     public void deleteCheckpointRow(UUID runId, long step) throws SQLException {

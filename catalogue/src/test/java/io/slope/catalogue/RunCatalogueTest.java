@@ -2,40 +2,35 @@ package io.slope.catalogue;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.slope.catalogue.RunCatalogue.Admission;
-import io.slope.spec.RunSpec;
-import io.slope.spec.RunSpecCodec;
+import io.slope.catalogue.RunCatalogue.CheckpointRow;
+import io.slope.catalogue.RunCatalogue.CheckpointShard;
 import io.slope.spec.pipeline.Stage;
 import io.slope.spec.pipeline.StageResult;
-import io.slope.testinfra.TestServices;
 import io.slope.workflows.run.RunOptions;
-import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-/** The run catalogue on a real, migrated Postgres: a run's states, its events and its stage results. */
+/** The run catalogue on a real, migrated Postgres: a run's states, events, stage results and checkpoints. */
 class RunCatalogueTest {
     private static RunCatalogue catalogue;
-    private static RunSpec spec;
 
     @BeforeAll
     static void database() {
-        Database db = new Database(TestServices.get().postgres().createDatabase("catalogue_test"),
-                Duration.ofSeconds(60));
-        db.migrate();
-        catalogue = new RunCatalogue(db);
-        spec = RunSpecCodec.parseResolved("{\"name\": \"tiny\", \"data\": {\"corpus\": [\"/corpus.txt\"]}}");
+        catalogue = TestCatalogue.migrated("catalogue_test");
     }
 
     @Test
     void aRunGoesFromQueuedThroughItsStagesToFinishedAndStaysFinished() throws Exception {
         UUID id = newRun();
-        catalogue.createRun(id, "someone else", spec, "run-" + id); // idempotent on the id
+        catalogue.createRun(id, "someone else", TestCatalogue.SPEC, "run-" + id); // idempotent on the id
         RunRow queued = catalogue.run(id).orElseThrow();
         assertEquals("QUEUED", queued.status().name());
         assertEquals("tester", queued.owner());
@@ -100,10 +95,29 @@ class RunCatalogueTest {
         assertEquals(1, catalogue.events(id).stream().filter(e -> e.contains("retry from stage merge")).count());
     }
 
+    @Test
+    void aCheckpointHasNoValidationLossUntilOneIsRecordedAtItsStep() throws Exception {
+        UUID id = newRun();
+        List<CheckpointShard> shards = List.of(new CheckpointShard("model.safetensors", 100, "a".repeat(64)),
+                new CheckpointShard("optimizer.safetensors", 200, "b".repeat(64)));
+        catalogue.recordCheckpoint(id, 0, "runs/" + id + "/checkpoints/0000000000/", "1", "c".repeat(64), shards,
+                null);
+        catalogue.recordCheckpoint(id, 4, "runs/" + id + "/checkpoints/0000000004/", "1", "d".repeat(64), shards,
+                null);
+        catalogue.recordEval(id, 4, "val_loss", 2.5);
+
+        List<CheckpointRow> rows = catalogue.checkpoints(id);
+        assertEquals(List.of(0L, 4L), rows.stream().map(CheckpointRow::step).toList());
+        assertNull(rows.getFirst().valLoss(), "no evaluation at step 0: no loss, not 0.0");
+        assertEquals(2.5, rows.getLast().valLoss());
+        assertEquals("runs/" + id + "/checkpoints/0000000000/", rows.getFirst().prefix());
+        assertEquals(300, rows.getFirst().bytes());
+        assertFalse(rows.getFirst().pinned());
+        assertNotNull(rows.getFirst().committedAt());
+    }
+
     private static UUID newRun() throws Exception {
-        UUID id = UUID.randomUUID();
-        catalogue.createRun(id, "tester", spec, "run-" + id);
-        return id;
+        return TestCatalogue.newRun(catalogue);
     }
 
     private static boolean unfinished(UUID id) throws Exception {

@@ -4,7 +4,7 @@ import static io.slope.engine.parallel.SameModel.assertSameModel;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.slope.activities.reconcile.Reconciler;
+import io.slope.catalogue.reconcile.Reconciler;
 import io.slope.engine.checkpoint.Checkpoint;
 import io.slope.localservices.ManagedProcess;
 import io.slope.spec.RunSpec;

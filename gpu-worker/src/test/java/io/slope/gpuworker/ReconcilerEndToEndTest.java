@@ -3,7 +3,7 @@ package io.slope.gpuworker;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.slope.activities.reconcile.Reconciler;
+import io.slope.catalogue.reconcile.Reconciler;
 import io.slope.spec.RunSpec;
 import io.slope.spec.pipeline.Stage;
 import io.slope.workflows.run.RunOptions;

@@ -5,9 +5,9 @@ import io.micronaut.context.annotation.Value;
 import io.micronaut.context.event.ApplicationEventListener;
 import io.micronaut.runtime.server.event.ServerStartupEvent;
 import io.micronaut.scheduling.annotation.Scheduled;
-import io.slope.activities.reconcile.Reconciler;
 import io.slope.catalogue.Database;
 import io.slope.catalogue.RunCatalogue;
+import io.slope.catalogue.reconcile.Reconciler;
 import io.slope.workflows.run.RunOptions;
 import io.temporal.client.WorkflowClient;
 import jakarta.inject.Singleton;
@@ -20,7 +20,7 @@ import org.slf4j.LoggerFactory;
 /**
  * When the API has started, and every {@code slope.reconcile-every} (5 minutes) after: every run Postgres shows
  * unfinished without a live workflow (a lost Temporal database, or a submit while Temporal was down) is started again
- * by the pipeline's reconciler, with the run options stored with it (the defaults for those it has none of), in the
+ * by the catalogue's reconciler, with the run options stored with it (the defaults for those it has none of), in the
  * background so a slow Temporal does not hold up the API.
  */
 @Singleton

@@ -15,20 +15,23 @@ import io.slope.api.problem.Problem;
 import io.slope.api.problem.ProblemException;
 import io.slope.api.quota.Quotas;
 import io.slope.api.quota.Quotas.Demand;
-import io.slope.api.runs.RunRepository.StoredStageResult;
 import io.slope.api.runs.RunViews.Artifact;
 import io.slope.api.runs.RunViews.Artifacts;
 import io.slope.api.runs.RunViews.CheckpointView;
+import io.slope.api.runs.RunViews.EvalResult;
+import io.slope.api.runs.RunViews.EventView;
 import io.slope.api.runs.RunViews.Links;
 import io.slope.api.runs.RunViews.Metrics;
 import io.slope.api.runs.RunViews.RunDetail;
 import io.slope.api.runs.RunViews.RunPage;
 import io.slope.api.runs.RunViews.RunSummary;
+import io.slope.api.runs.RunViews.Sample;
 import io.slope.api.runs.RunViews.StageView;
 import io.slope.api.storage.Storage;
 import io.slope.catalogue.ChosenOptions;
 import io.slope.catalogue.RunCatalogue;
 import io.slope.catalogue.RunCatalogue.PageStart;
+import io.slope.catalogue.RunPageReads;
 import io.slope.catalogue.RunRow;
 import io.slope.catalogue.RunStatus;
 import io.slope.spec.BackendChoice;
@@ -50,6 +53,7 @@ import java.util.Base64;
 import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.UUID;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -70,17 +74,17 @@ public class RunService {
     private static final int EVALS_SHOWN = 100;
 
     private final RunCatalogue catalogue;
-    private final RunRepository runs;
+    private final RunPageReads page;
     private final RunWorkflows workflows;
     private final CorpusReferences corpora;
     private final Storage storage;
     private final Quotas quotas;
     private final GpuSettings gpu;
 
-    public RunService(RunCatalogue catalogue, RunRepository runs, RunWorkflows workflows, CorpusReferences corpora,
+    public RunService(RunCatalogue catalogue, RunPageReads page, RunWorkflows workflows, CorpusReferences corpora,
             Storage storage, Quotas quotas, GpuSettings gpu) {
         this.catalogue = catalogue;
-        this.runs = runs;
+        this.page = page;
         this.workflows = workflows;
         this.corpora = corpora;
         this.storage = storage;
@@ -136,20 +140,23 @@ public class RunService {
 
     public RunDetail detail(Caller caller, UUID id) throws SQLException {
         RunRow run = visible(caller, id);
-        var speed = run.status() == RunStatus.RUNNING ? runs.recentSpeed(id) : java.util.Optional.<RunRepository.Speed>empty();
-        Double tokensPerSecond = speed.map(RunRepository.Speed::tokensPerSecond).orElse(null);
+        Optional<RunPageReads.Speed> speed = run.status() == RunStatus.RUNNING ? page.recentSpeed(id)
+                : Optional.empty();
+        Double tokensPerSecond = speed.map(RunPageReads.Speed::tokensPerSecond).orElse(null);
         Long eta = speed.filter(s -> s.stepsPerSecond() > 0)
                 .map(s -> (long) Math.ceil(Math.max(0, run.totalSteps() - run.stepsDone()) / s.stepsPerSecond()))
                 .orElse(null);
-        List<CheckpointView> checkpoints = runs.checkpoints(id);
+        List<CheckpointView> checkpoints = catalogue.checkpoints(id).stream().map(CheckpointView::of).toList();
         CheckpointView last = null;
         if (run.latestStep() >= 0) {
             last = checkpoints.stream().filter(c -> c.step() == run.latestStep()).findFirst()
                     .orElse(new CheckpointView(run.latestStep(), run.latestCheckpointKey(), null, 0, false, null));
         }
         return new RunDetail(id.toString(), run.name(), run.owner(), run.status(), run.stage(), run.stepsDone(),
-                run.totalSteps(), tokensPerSecond, eta, last, runs.newestEvals(id, EVALS_SHOWN), run.error(),
-                timeline(run, runs.stageResults(id)), checkpoints, runs.events(id, EVENTS_SHOWN),
+                run.totalSteps(), tokensPerSecond, eta, last,
+                page.newestEvals(id, EVALS_SHOWN).stream().map(EvalResult::of).toList(), run.error(),
+                timeline(run, page.stageCompletions(id)), checkpoints,
+                page.events(id, EVENTS_SHOWN).stream().map(EventView::of).toList(),
                 specAsMap(run.specJson()), run.workflowId(), workflows.uiUrl(id.toString()), run.createdAt(),
                 run.startedAt(), run.finishedAt(), optionsView(run.options()),
                 gpuMemory(RunSpecCodec.parse(run.specJson())), links(id.toString()));
@@ -158,8 +165,9 @@ public class RunService {
     public Metrics metrics(Caller caller, UUID id, int afterStep, int limit) throws SQLException {
         RunRow run = visible(caller, id);
         // Evaluations from afterStep itself: one of the last step a client saw may be recorded after its sample.
-        return new Metrics(id.toString(), run.status(), run.totalSteps(), runs.samples(id, afterStep, limit),
-                runs.evals(id, afterStep, limit));
+        return new Metrics(id.toString(), run.status(), run.totalSteps(),
+                page.samples(id, afterStep, limit).stream().map(Sample::of).toList(),
+                page.evals(id, afterStep, limit).stream().map(EvalResult::of).toList());
     }
 
     public RunDetail cancel(Caller caller, UUID id) throws SQLException {
@@ -223,13 +231,13 @@ public class RunService {
             throw ProblemException.conflict("illegal-state", "run " + id + " is " + run.status() + "; only a "
                     + "finished run (SUCCEEDED, FAILED, CANCELLED) can be retried: cancel it first");
         }
-        Map<String, StoredStageResult> stored = runs.stageResults(id);
+        Map<Stage, StageResult> stored = catalogue.stageResults(id);
         Map<Stage, StageResult> earlier = new EnumMap<>(Stage.class);
         for (Stage s : Stage.values()) {
             if (s.ordinal() >= from.ordinal()) {
                 break;
             }
-            StoredStageResult result = stored.get(s.wireName());
+            StageResult result = stored.get(s);
             if (result == null) {
                 throw new ProblemException(HttpStatus.CONFLICT, "stage-not-completed", "fromStage: stage "
                         + s.wireName() + " of run " + id + " has not completed, so the run cannot start at "
@@ -237,7 +245,7 @@ public class RunService {
                         List.of(new Problem.FieldProblem("fromStage", "stage " + s.wireName()
                                 + " has no stored result; retry from " + s.wireName() + " or earlier")));
             }
-            earlier.put(s, parseStageResult(result));
+            earlier.put(s, result);
         }
         if (!catalogue.requeue(id, from, c -> quotas.admit(c, run.owner(),
                 Demand.run(run.options().resolve().ranks())))) {
@@ -347,19 +355,11 @@ public class RunService {
         }
     }
 
-    private static StageResult parseStageResult(StoredStageResult stored) {
-        try {
-            return JSON.readValue(stored.json(), StageResult.class);
-        } catch (JsonProcessingException e) {
-            throw new IllegalStateException("stage_results holds an unreadable result for stage " + stored.stage(), e);
-        }
-    }
-
     /** Every stage with its state: done (a stored result), the current one, or pending. */
-    private static List<StageView> timeline(RunRow run, Map<String, StoredStageResult> results) {
+    private static List<StageView> timeline(RunRow run, Map<String, Instant> completions) {
         List<StageView> stages = new ArrayList<>();
         for (String stage : Stage.wireNames()) {
-            StoredStageResult done = results.get(stage);
+            Instant done = completions.get(stage);
             String state;
             if (stage.equals(run.stage()) && !(done != null && run.status() == RunStatus.SUCCEEDED)) {
                 state = switch (run.status()) {
@@ -372,7 +372,7 @@ public class RunService {
             } else {
                 state = done != null ? "done" : "pending";
             }
-            stages.add(new StageView(stage, state, done == null ? null : done.completedAt()));
+            stages.add(new StageView(stage, state, done));
         }
         return stages;
     }

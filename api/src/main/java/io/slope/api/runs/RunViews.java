@@ -3,6 +3,8 @@ package io.slope.api.runs;
 import com.fasterxml.jackson.annotation.JsonInclude;
 import io.micronaut.core.annotation.Nullable;
 import io.micronaut.serde.annotation.Serdeable;
+import io.slope.catalogue.RunCatalogue;
+import io.slope.catalogue.RunPageReads;
 import io.slope.catalogue.RunStatus;
 import io.swagger.v3.oas.annotations.media.Schema;
 import java.time.Instant;
@@ -102,19 +104,38 @@ public final class RunViews {
     @Serdeable
     public record StageView(String stage, String state, @Nullable Instant completedAt) {}
 
+    /** A committed checkpoint; {@code valLoss} absent while no validation loss is recorded at its step. */
     @Serdeable
     public record CheckpointView(long step, String key, @Nullable Double valLoss, long bytes, boolean pinned,
-            @Nullable Instant committedAt) {}
+            @Nullable Instant committedAt) {
+        static CheckpointView of(RunCatalogue.CheckpointRow row) {
+            return new CheckpointView(row.step(), row.prefix(), row.valLoss(), row.bytes(), row.pinned(),
+                    row.committedAt());
+        }
+    }
 
     @Serdeable
-    public record EvalResult(int step, String name, double value) {}
+    public record EvalResult(int step, String name, double value) {
+        static EvalResult of(RunPageReads.Eval eval) {
+            return new EvalResult(eval.step(), eval.name(), eval.value());
+        }
+    }
 
     @Serdeable
-    public record EventView(Instant at, String level, @Nullable String stage, String message) {}
+    public record EventView(Instant at, String level, @Nullable String stage, String message) {
+        static EventView of(RunPageReads.Event event) {
+            return new EventView(event.at(), event.level(), event.stage(), event.message());
+        }
+    }
 
     /** One optimizer step of the loss curve. */
     @Serdeable
-    public record Sample(int step, double loss, double lr, long tokens, double tokensPerSecond, Instant recordedAt) {}
+    public record Sample(int step, double loss, double lr, long tokens, double tokensPerSecond, Instant recordedAt) {
+        static Sample of(RunPageReads.Sample sample) {
+            return new Sample(sample.step(), sample.loss(), sample.lr(), sample.tokens(), sample.tokensPerSecond(),
+                    sample.recordedAt());
+        }
+    }
 
     /**
      * The loss and learning-rate curves (steps after {@code afterStep}, at most {@code limit}) and the evaluations

@@ -3,6 +3,7 @@ package io.slope.api.storage;
 import io.micronaut.context.annotation.Factory;
 import io.slope.catalogue.Database;
 import io.slope.catalogue.RunCatalogue;
+import io.slope.catalogue.RunPageReads;
 import jakarta.inject.Singleton;
 import java.time.Duration;
 import javax.sql.DataSource;
@@ -18,5 +19,10 @@ public class CatalogueFactory {
     @Singleton
     RunCatalogue runCatalogue(Database database) {
         return new RunCatalogue(database);
+    }
+
+    @Singleton
+    RunPageReads runPageReads(Database database) {
+        return new RunPageReads(database);
     }
 }

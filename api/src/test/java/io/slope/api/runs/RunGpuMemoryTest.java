@@ -16,6 +16,7 @@ import io.slope.api.problem.ProblemException;
 import io.slope.api.quota.Quotas;
 import io.slope.api.storage.Storage;
 import io.slope.catalogue.RunCatalogue;
+import io.slope.catalogue.RunPageReads;
 import io.slope.spec.GpuMemoryEstimate;
 import io.slope.spec.RunSpecCodec;
 import io.slope.spec.RunSpecs;
@@ -42,7 +43,7 @@ class RunGpuMemoryTest {
     }
 
     private static RunService service(RecordedStarts workflows) {
-        return new RunService(context.getBean(RunCatalogue.class), context.getBean(RunRepository.class), workflows,
+        return new RunService(context.getBean(RunCatalogue.class), context.getBean(RunPageReads.class), workflows,
                 context.getBean(CorpusReferences.class), context.getBean(Storage.class), context.getBean(Quotas.class),
                 new GpuSettings(GPU_BYTES));
     }

@@ -19,6 +19,7 @@ import io.slope.api.problem.ProblemException;
 import io.slope.api.quota.Quotas;
 import io.slope.api.storage.Storage;
 import io.slope.catalogue.RunCatalogue;
+import io.slope.catalogue.RunPageReads;
 import io.slope.catalogue.RunStatus;
 import io.slope.spec.pipeline.Stage;
 import java.io.ByteArrayInputStream;
@@ -59,7 +60,7 @@ class RunQuotasTest {
     }
 
     private static RunService service(RecordedStarts workflows, QuotaSettings quota) {
-        return new RunService(catalogue, context.getBean(RunRepository.class), workflows,
+        return new RunService(catalogue, context.getBean(RunPageReads.class), workflows,
                 context.getBean(CorpusReferences.class), context.getBean(Storage.class), new Quotas(quota, dataSource),
                 context.getBean(GpuSettings.class));
     }

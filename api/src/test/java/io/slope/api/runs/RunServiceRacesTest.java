@@ -17,6 +17,7 @@ import io.slope.api.problem.ProblemException;
 import io.slope.api.quota.Quotas;
 import io.slope.api.storage.Storage;
 import io.slope.catalogue.RunCatalogue;
+import io.slope.catalogue.RunPageReads;
 import io.slope.catalogue.RunRow;
 import io.slope.catalogue.RunStatus;
 import io.slope.spec.RunSpec;
@@ -52,7 +53,7 @@ class RunServiceRacesTest {
     }
 
     private static RunService service(RunWorkflows workflows, Storage storage) {
-        return new RunService(catalogue, context.getBean(RunRepository.class), workflows,
+        return new RunService(catalogue, context.getBean(RunPageReads.class), workflows,
                 context.getBean(CorpusReferences.class), storage, context.getBean(Quotas.class),
                 context.getBean(GpuSettings.class));
     }

@@ -1,8 +1,8 @@
 package io.slope.cli.up;
 
-import io.slope.activities.reconcile.Reconciler;
 import io.slope.activities.worker.PipelineWorker;
 import io.slope.activities.worker.WorkerEnvironment;
+import io.slope.catalogue.reconcile.Reconciler;
 import io.slope.gpuworker.GpuWorker;
 import io.slope.localservices.PostgresServer;
 import io.slope.localservices.S3Server;

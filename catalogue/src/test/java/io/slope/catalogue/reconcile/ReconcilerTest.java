@@ -1,12 +1,11 @@
-package io.slope.activities.reconcile;
+package io.slope.catalogue.reconcile;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.slope.activities.Fixtures;
 import io.slope.catalogue.RunCatalogue;
-import io.slope.spec.RunSpec;
+import io.slope.catalogue.TestCatalogue;
 import io.slope.spec.pipeline.Stage;
 import io.slope.spec.pipeline.StageResult;
 import io.slope.testinfra.TestServices;
@@ -36,7 +35,7 @@ class ReconcilerTest {
 
     @BeforeAll
     static void servers() {
-        catalogue = Fixtures.catalogue("reconciler_test");
+        catalogue = TestCatalogue.migrated("reconciler_test");
         WorkflowServiceStubs service = WorkflowServiceStubs.newServiceStubs(WorkflowServiceStubsOptions.newBuilder()
                 .setTarget(TestServices.get().temporal().target()).build());
         client = WorkflowClient.newInstance(service, WorkflowClientOptions.newBuilder()
@@ -50,12 +49,11 @@ class ReconcilerTest {
 
     @Test
     void runsWithoutALiveWorkflowStartAgainFromTheirFirstStageWithoutAResultAndOnlyOnce() throws Exception {
-        RunSpec spec = Fixtures.tinySpec("/corpus.txt");
-        UUID lost = Fixtures.newRun(catalogue, spec);
+        UUID lost = TestCatalogue.newRun(catalogue);
         catalogue.markStage(lost, Stage.SPARSE_PHASE, "RUNNING");
         StageResult data = StageResult.output(Stage.PREPARE_DATA, "datasets/x/", Map.of());
         catalogue.saveStageResult(lost, data);
-        UUID done = Fixtures.newRun(catalogue, spec);
+        UUID done = TestCatalogue.newRun(catalogue);
         catalogue.finish(done, "SUCCEEDED", null);
         RunOptions options = new RunOptions(7, 5, 3, 0);
 

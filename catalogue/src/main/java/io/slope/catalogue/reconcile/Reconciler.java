@@ -1,4 +1,4 @@
-package io.slope.activities.reconcile;
+package io.slope.catalogue.reconcile;
 
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
