@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.slope.catalogue.RunCatalogue.Admission;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecCodec;
 import io.slope.spec.pipeline.Stage;
 import io.slope.spec.pipeline.StageResult;
@@ -21,7 +21,7 @@ import org.junit.jupiter.api.Test;
 /** The run catalogue on a real, migrated Postgres: a run's states, its events and its stage results. */
 class RunCatalogueTest {
     private static RunCatalogue catalogue;
-    private static RunSpec spec;
+    private static ResolvedSpec spec;
 
     @BeforeAll
     static void database() {

@@ -8,6 +8,7 @@ import io.slope.engine.parallel.CollectiveProvider;
 import io.slope.engine.rng.Philox;
 import io.slope.engine.sparse.NmPattern;
 import io.slope.engine.train.Trainer;
+import io.slope.spec.BackendChoice;
 import io.slope.spec.Mode;
 import io.slope.spec.Preset;
 import io.slope.spec.ResolvedSpec;
@@ -73,7 +74,7 @@ public final class ScalingBench {
                 null, null), new RunSpec.Sparsity(mode.wireName(), 2, 4, refresh, true), new RunSpec.Adapters(1.0,
                 null), new RunSpec.Optimizer(3e-4, 0.9, 0.95, 1e-8, 0.1, 1.0, 1, 1.0), new RunSpec.Training(
                 1000 + WARMUP + steps, batch, ranks, 1L), new RunSpec.Data(List.of("synthetic"), null, "gpt2", 0.1),
-                null, null, "cuda", null, null));
+                null, null, BackendChoice.CUDA.wireName(), null, null));
     }
 
     private static double medianStepSeconds(GptConfig config, Map<String, double[]> init, ResolvedSpec spec, int ranks,

@@ -19,8 +19,8 @@ import java.util.List;
 import java.util.stream.Collectors;
 
 /**
- * The one JSON codec for {@link RunSpec} and {@link ResolvedSpec}. The CLI, the engine, the workflows and the API all parse through here, so a
- * bad spec gets the same message wherever it is submitted.
+ * The one JSON codec for {@link RunSpec} and {@link ResolvedSpec}. The CLI, the engine, the workflows and the API all
+ * parse through here, so a bad spec gets the same message wherever it is submitted.
  *
  * <p>Types are strict: a spec is a contract, so {@code "layers": 2.5}, {@code "layers": "12"} or {@code "name": 5}
  * are errors rather than silently truncated or converted, and a field given twice is an error rather than "last wins".

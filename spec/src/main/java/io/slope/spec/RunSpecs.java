@@ -106,7 +106,8 @@ public final class RunSpecs {
         RunSpec.Eval eval = new RunSpec.Eval(or(e.every(), 250), or(e.maxWindows(), 0));
 
         return new RunSpec(or(s.name(), "run"), model, sparsity, adapters, optimizer, training, data, eval,
-                or(s.checkpointEvery(), 500), or(s.backend(), "auto"), or(s.precision(), "fp32"), or(s.threads(), 0));
+                or(s.checkpointEvery(), 500), or(s.backend(), BackendChoice.AUTO.wireName()),
+                or(s.precision(), Precision.FP32.wireName()), or(s.threads(), 0));
     }
 
     static List<SpecError> validate(RunSpec s) {

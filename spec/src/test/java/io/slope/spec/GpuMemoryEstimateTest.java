@@ -42,7 +42,8 @@ class GpuMemoryEstimateTest {
     void gpt2SmallDenseTrainingStepMatchesTheHandCount() {
         // GPT-2 124M at the benchmarks' vocabulary (50304) and micro-batch (8 × 1024): 124,475,904 parameters of
         // which 123,568,128 are GEMM weights; 30,832 bytes per token and layer, 125,204 per token once.
-        ResolvedSpec spec = Specs.resolved("\"model\": {\"preset\": \"gpt2-small\"}, \"sparsity\": {\"mode\": \"dense\"}");
+        ResolvedSpec spec =
+                Specs.resolved("\"model\": {\"preset\": \"gpt2-small\"}, \"sparsity\": {\"mode\": \"dense\"}");
 
         GpuMemoryEstimate e = GpuMemoryEstimate.training(spec, 50304);
 

@@ -56,7 +56,8 @@ class RunSpecDefaultsTest {
 
     @Test
     void adapterRankDefaultFollowsAnOverriddenDModel() {
-        ResolvedSpec spec = Specs.resolved("\"model\": {\"dModel\": 1600, \"heads\": 25}, \"sparsity\": {\"mode\": \"dense\"}");
+        ResolvedSpec spec =
+                Specs.resolved("\"model\": {\"dModel\": 1600, \"heads\": 25}, \"sparsity\": {\"mode\": \"dense\"}");
 
         assertEquals(24, spec.adapters().rank());
     }

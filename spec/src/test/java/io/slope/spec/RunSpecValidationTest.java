@@ -157,7 +157,8 @@ class RunSpecValidationTest {
 
     @Test
     void theServiceRefusesHeldOutFilesNamingTheFieldAndTheWayOut() {
-        ResolvedSpec spec = RunSpecCodec.parseResolved("{\"data\": {\"corpus\": [\"train/\"], \"validation\": [\"val/\"]}}");
+        ResolvedSpec spec =
+                RunSpecCodec.parseResolved("{\"data\": {\"corpus\": [\"train/\"], \"validation\": [\"val/\"]}}");
 
         List<SpecError> errors = assertThrows(InvalidSpecException.class,
                 () -> RunSpecs.requireServiceSupport(spec)).errors();

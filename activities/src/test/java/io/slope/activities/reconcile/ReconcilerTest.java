@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.slope.activities.Fixtures;
 import io.slope.catalogue.RunCatalogue;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.pipeline.Stage;
 import io.slope.spec.pipeline.StageResult;
 import io.slope.testinfra.TestServices;
@@ -50,7 +50,7 @@ class ReconcilerTest {
 
     @Test
     void runsWithoutALiveWorkflowStartAgainFromTheirFirstStageWithoutAResultAndOnlyOnce() throws Exception {
-        RunSpec spec = Fixtures.tinySpec("/corpus.txt");
+        ResolvedSpec spec = Fixtures.tinySpec("/corpus.txt");
         UUID lost = Fixtures.newRun(catalogue, spec);
         catalogue.markStage(lost, Stage.SPARSE_PHASE, "RUNNING");
         StageResult data = StageResult.output(Stage.PREPARE_DATA, "datasets/x/", Map.of());

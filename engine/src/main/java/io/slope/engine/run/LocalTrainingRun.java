@@ -82,7 +82,8 @@ public final class LocalTrainingRun {
     }
 
     /** As {@link #start(ResolvedSpec, Path, Path, TrainingSession.Listener)}, stopping early when {@code stop} asks. */
-    public static Summary start(ResolvedSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener, Stop stop)
+    public static Summary start(ResolvedSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener,
+            Stop stop)
             throws IOException {
         return start(spec, baseDir, runDir, listener, Integer.MAX_VALUE, stop);
     }

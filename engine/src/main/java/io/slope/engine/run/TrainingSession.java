@@ -104,16 +104,19 @@ public final class TrainingSession implements AutoCloseable {
         return open(spec, dataset, store, writer, listener, Collective.single());
     }
 
-    /** As {@link #open(ResolvedSpec, Dataset, CheckpointStore, String, Listener)}, as one rank of a data-parallel group. */
+    /**
+     * As {@link #open(ResolvedSpec, Dataset, CheckpointStore, String, Listener)}, as one rank of a data-parallel
+     * group.
+     */
     public static TrainingSession open(ResolvedSpec spec, Dataset dataset, CheckpointStore store, String writer,
             Listener listener, Collective collective) throws IOException {
         return open(spec, dataset, store, writer, listener, null, collective);
     }
 
     /**
-     * As {@link #open(ResolvedSpec, Dataset, CheckpointStore, String, Listener, Collective)} on a backend the caller opened
-     * already (a rank that rendezvoused through its {@link Backend#collectives()}); the session owns it from here on
-     * and closes it, on failure too. A null backend is opened from the spec.
+     * As {@link #open(ResolvedSpec, Dataset, CheckpointStore, String, Listener, Collective)} on a backend the caller
+     * opened already (a rank that rendezvoused through its {@link Backend#collectives()}); the session owns it from
+     * here on and closes it, on failure too. A null backend is opened from the spec.
      */
     public static TrainingSession open(ResolvedSpec spec, Dataset dataset, CheckpointStore store, String writer,
             Listener listener, Backend opened, Collective collective) throws IOException {
@@ -190,8 +193,8 @@ public final class TrainingSession implements AutoCloseable {
             listener.onInfo(String.format("%s: %d-layer d=%d GPT-2, %,d parameters, vocab %d (%s), mode %s, %s, %s%s; "
                     + "%,d train / %,d held-out tokens%s", spec.name(), config.layers(), config.dModel(),
                     config.parameterCount(), vocab, spec.data().tokenizer(), config.mode().wireName(),
-                    spec.precision().wireName(), backend.name(), collective.worldSize() > 1 ? ", rank " + collective.rank()
-                            + " of " + collective.worldSize() : "",
+                    spec.precision().wireName(), backend.name(),
+                    collective.worldSize() > 1 ? ", rank " + collective.rank() + " of " + collective.worldSize() : "",
                     dataset.train().length(), dataset.validation().length(),
                     stepsDone > 0 ? "; resumed after step " + stepsDone : ""));
             if (latest.isEmpty()) {

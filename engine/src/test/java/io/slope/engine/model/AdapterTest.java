@@ -22,7 +22,8 @@ import org.junit.jupiter.api.Test;
 class AdapterTest {
     private static final int B = 2;
     private static final int RANK = 4;
-    private static final ResolvedSpec.Optimizer ADAMW = new ResolvedSpec.Optimizer(1e-2, 0.9, 0.95, 1e-8, 0.1, 1.0, 0, 0.0);
+    private static final ResolvedSpec.Optimizer ADAMW =
+            new ResolvedSpec.Optimizer(1e-2, 0.9, 0.95, 1e-8, 0.1, 1.0, 0, 0.0);
 
     @Test
     void insertingFreshAdaptersLeavesTheOutputUnchanged() {

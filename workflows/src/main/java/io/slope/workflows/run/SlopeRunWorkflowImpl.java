@@ -1,6 +1,7 @@
 package io.slope.workflows.run;
 
 import io.slope.spec.InvalidSpecException;
+import io.slope.spec.Preset;
 import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecs;
@@ -430,6 +431,6 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
         if (spec.model() != null && spec.model().preset() != null) {
             return spec.model().preset();
         }
-        return "tiny";
+        return Preset.TINY.wireName();
     }
 }
