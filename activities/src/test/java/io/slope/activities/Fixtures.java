@@ -3,7 +3,7 @@ package io.slope.activities;
 import io.slope.catalogue.Database;
 import io.slope.catalogue.RunCatalogue;
 import io.slope.localservices.S3Server;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecCodec;
 import io.slope.storage.ObjectStore;
 import io.slope.storage.S3Config;
@@ -35,7 +35,7 @@ public final class Fixtures {
         return new RunCatalogue(db);
     }
 
-    public static RunSpec tinySpec(String corpus) {
+    public static ResolvedSpec tinySpec(String corpus) {
         return RunSpecCodec.parseResolved("""
                 {"name": "tiny", "model": {"preset": "tiny", "layers": 1, "dModel": 32, "heads": 2, "seqLen": 16},
                  "training": {"steps": 12, "batchSize": 2, "seed": 7},
@@ -45,7 +45,7 @@ public final class Fixtures {
                 """.formatted(corpus));
     }
 
-    public static UUID newRun(RunCatalogue catalogue, RunSpec spec) throws java.sql.SQLException {
+    public static UUID newRun(RunCatalogue catalogue, ResolvedSpec spec) throws java.sql.SQLException {
         UUID id = UUID.randomUUID();
         catalogue.createRun(id, "tester", spec, "run-" + id);
         return id;

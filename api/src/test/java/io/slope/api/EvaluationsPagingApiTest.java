@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.micronaut.context.ApplicationContext;
 import io.slope.catalogue.RunCatalogue;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecCodec;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
@@ -21,7 +21,7 @@ class EvaluationsPagingApiTest {
         ApiHarness api = ApiHarness.get();
         ApplicationContext context = api.server.getApplicationContext();
         UUID id = UUID.randomUUID();
-        RunSpec spec = RunSpecCodec.parseResolved(ApiHarness.tinySpec("evals", "/c.txt", 500));
+        ResolvedSpec spec = RunSpecCodec.parseResolved(ApiHarness.tinySpec("evals", "/c.txt", 500));
         context.getBean(RunCatalogue.class).createRun(id, "alice", spec, "run-" + id);
         // 250 evaluations: two names at each of steps 0 to 124.
         try (Connection c = context.getBean(DataSource.class).getConnection();

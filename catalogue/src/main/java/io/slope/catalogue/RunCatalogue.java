@@ -2,7 +2,7 @@ package io.slope.catalogue;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecCodec;
 import io.slope.spec.pipeline.Stage;
 import io.slope.spec.pipeline.StageResult;
@@ -55,12 +55,12 @@ public final class RunCatalogue {
     }
 
     /** Registers a run (QUEUED) with the service's default options. Idempotent on the id. */
-    public void createRun(UUID id, String owner, RunSpec resolvedSpec, String workflowId) throws SQLException {
+    public void createRun(UUID id, String owner, ResolvedSpec resolvedSpec, String workflowId) throws SQLException {
         createRun(id, owner, resolvedSpec, workflowId, ChosenOptions.NONE, Admission.NONE);
     }
 
     /** Registers a run (QUEUED) with the options it chose, once {@code admission} lets it. Idempotent on the id. */
-    public void createRun(UUID id, String owner, RunSpec resolvedSpec, String workflowId, ChosenOptions options,
+    public void createRun(UUID id, String owner, ResolvedSpec resolvedSpec, String workflowId, ChosenOptions options,
             Admission admission) throws SQLException {
         db.transaction(c -> {
             admission.admit(c);

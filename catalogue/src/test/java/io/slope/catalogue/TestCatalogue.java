@@ -1,6 +1,6 @@
 package io.slope.catalogue;
 
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecCodec;
 import io.slope.testinfra.TestServices;
 import java.sql.SQLException;
@@ -9,7 +9,7 @@ import java.util.UUID;
 
 /** A migrated catalogue of its own on the test JVM's Postgres, and QUEUED runs to fill it with. */
 public final class TestCatalogue {
-    public static final RunSpec SPEC = RunSpecCodec.parseResolved(
+    public static final ResolvedSpec SPEC = RunSpecCodec.parseResolved(
             "{\"name\": \"tiny\", \"data\": {\"corpus\": [\"/corpus.txt\"]}}");
 
     private TestCatalogue() {}

@@ -5,6 +5,7 @@ import io.slope.cuda.GemmBench;
 import io.slope.cuda.InferBench;
 import io.slope.cuda.ScalingBench;
 import io.slope.cuda.StepBench;
+import io.slope.spec.BackendChoice;
 import io.slope.spec.Mode;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -143,7 +144,7 @@ public final class BenchCommand {
 
         @Override
         boolean needsCuda() {
-            return backend.equals("cuda");
+            return BackendChoice.CUDA.wireName().equals(backend);
         }
 
         StepBench.Shape shape() {

@@ -3,7 +3,6 @@ package io.slope.cuda;
 import io.slope.engine.backend.Backend;
 import io.slope.engine.backend.BackendProvider;
 import io.slope.engine.parallel.CollectiveProvider;
-import io.slope.spec.RunSpec;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -63,7 +62,7 @@ public final class CudaBackendProvider implements BackendProvider {
     }
 
     @Override
-    public Backend open(RunSpec resolved) {
+    public Backend open() {
         return new CudaBackend(0, precision());
     }
 
@@ -72,7 +71,7 @@ public final class CudaBackendProvider implements BackendProvider {
      * fp32 GEMMs without TF32, the project's attention kernels), which the model is copied into for each of them.
      */
     @Override
-    public Optional<Backend> openFp32Evaluation(RunSpec resolved) {
+    public Optional<Backend> openFp32Evaluation() {
         return precision() == CudaBackend.Precision.BF16
                 ? Optional.of(new CudaBackend(0, CudaBackend.Precision.FP32_DEBUG)) : Optional.empty();
     }

@@ -12,7 +12,7 @@ import io.slope.engine.model.GptModel;
 import io.slope.engine.model.KvCache;
 import io.slope.engine.rng.Philox;
 import io.slope.spec.Mode;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
@@ -72,7 +72,7 @@ public final class InferBench {
     /** Prefill, then decoding at each batch, of one mode ({@code dense} or {@code slope}) on a backend of its own. */
     public static List<Measurement> measure(Setup setup, String modeName) {
         Mode mode = mode(modeName);
-        RunSpec spec = StepBench.spec(setup.shape(), mode, 1, setup.prefillBatch(), 1, 1, setup.backend(),
+        ResolvedSpec spec = StepBench.spec(setup.shape(), mode, 1, setup.prefillBatch(), 1, 1, setup.backend(),
                 setup.threads());
         StepBench.Shape s = setup.shape();
         GptConfig config = GptConfig.of(spec, s.vocab());

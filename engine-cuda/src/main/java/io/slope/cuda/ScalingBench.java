@@ -8,8 +8,10 @@ import io.slope.engine.parallel.CollectiveProvider;
 import io.slope.engine.rng.Philox;
 import io.slope.engine.sparse.NmPattern;
 import io.slope.engine.train.Trainer;
+import io.slope.spec.BackendChoice;
 import io.slope.spec.Mode;
 import io.slope.spec.Preset;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecs;
 import java.time.Duration;
@@ -46,7 +48,7 @@ public final class ScalingBench {
         int refresh = modeRefresh.length > 1 ? Integer.parseInt(modeRefresh[1]) : 1;
         int batch = Integer.parseInt(args[2]);
         int steps = Integer.parseInt(args[3]);
-        RunSpec.Model shape = preset.model();
+        ResolvedSpec.Model shape = preset.model();
         GptConfig config = new GptConfig(shape.layers(), shape.heads(), shape.dModel(), shape.seqLen(), 50304, mode,
                 NmPattern.twoFour(), true);
         Map<String, double[]> init = StepBench.randomWeights(config);
@@ -66,16 +68,16 @@ public final class ScalingBench {
         }
     }
 
-    private static RunSpec spec(Preset preset, Mode mode, int refresh, int batch, int ranks, int steps) {
+    private static ResolvedSpec spec(Preset preset, Mode mode, int refresh, int batch, int ranks, int steps) {
         // Adapters never start inside the timed steps; a constant LR after a one-step warm-up.
-        return RunSpecs.resolveAndValidate(new RunSpec("scaling", new RunSpec.Model(preset.wireName(), null, null,
+        return RunSpecs.resolve(new RunSpec("scaling", new RunSpec.Model(preset.wireName(), null, null,
                 null, null), new RunSpec.Sparsity(mode.wireName(), 2, 4, refresh, true), new RunSpec.Adapters(1.0,
                 null), new RunSpec.Optimizer(3e-4, 0.9, 0.95, 1e-8, 0.1, 1.0, 1, 1.0), new RunSpec.Training(
                 1000 + WARMUP + steps, batch, ranks, 1L), new RunSpec.Data(List.of("synthetic"), null, "gpt2", 0.1),
-                null, null, "cuda", null, null));
+                null, null, BackendChoice.CUDA.wireName(), null, null));
     }
 
-    private static double medianStepSeconds(GptConfig config, Map<String, double[]> init, RunSpec spec, int ranks,
+    private static double medianStepSeconds(GptConfig config, Map<String, double[]> init, ResolvedSpec spec, int ranks,
             int steps) throws Exception {
         int T = config.seqLen();
         int B = spec.training().batchSize();

@@ -13,6 +13,7 @@ import io.slope.engine.model.GptModel;
 import io.slope.engine.rng.Philox;
 import io.slope.engine.train.Trainer;
 import io.slope.spec.Mode;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecs;
 import java.time.Instant;
@@ -104,7 +105,7 @@ public final class StepBench {
         String[] parts = modeAndRefresh.split(":");
         Mode mode = Mode.fromWire(parts[0]);
         int refresh = parts.length > 1 ? Integer.parseInt(parts[1]) : 1;
-        RunSpec spec = spec(setup.shape(), mode, refresh, setup.batch(), setup.protocol().microBatches,
+        ResolvedSpec spec = spec(setup.shape(), mode, refresh, setup.batch(), setup.protocol().microBatches,
                 setup.warmup() + setup.steps(), setup.backend(), setup.threads());
         GptConfig config = GptConfig.of(spec, setup.shape().vocab());
         try (Backend backend = Backends.open(spec)) {
@@ -115,7 +116,7 @@ public final class StepBench {
         }
     }
 
-    private static Measurement timeSteps(Setup setup, RunSpec spec, GptConfig config, Backend backend,
+    private static Measurement timeSteps(Setup setup, ResolvedSpec spec, GptConfig config, Backend backend,
             DeviceMemory memory, GptModel model, Integer refresh) {
         int accum = setup.protocol().microBatches;
         Trainer trainer = new Trainer(model, spec, syntheticBatches(setup.batch(), config.seqLen(), config.vocab(),
@@ -167,9 +168,9 @@ public final class StepBench {
      * A benchmark's run as {@code slope train} would resolve it (the backend, its precision, the default adapter rank):
      * adapters never start inside the timed steps, and the learning rate is constant after a one-step warm-up.
      */
-    static RunSpec spec(Shape s, Mode mode, int refresh, int batch, int microBatches, int steps, String backend,
+    static ResolvedSpec spec(Shape s, Mode mode, int refresh, int batch, int microBatches, int steps, String backend,
             int threads) {
-        return RunSpecs.resolveAndValidate(new RunSpec("bench", new RunSpec.Model(null, s.layers(), s.heads(),
+        return RunSpecs.resolve(new RunSpec("bench", new RunSpec.Model(null, s.layers(), s.heads(),
                 s.dModel(), s.seqLen()), new RunSpec.Sparsity(mode.wireName(), 2, 4, refresh, true),
                 new RunSpec.Adapters(1.0, null), new RunSpec.Optimizer(3e-4, 0.9, 0.95, 1e-8, 0.1, 1.0, 1, 1.0),
                 new RunSpec.Training(1000 + steps, batch, microBatches, 1L),

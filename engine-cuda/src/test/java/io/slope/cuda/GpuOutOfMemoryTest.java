@@ -11,7 +11,7 @@ import io.slope.engine.model.TinyModels;
 import io.slope.engine.parallel.Collective;
 import io.slope.engine.train.Trainer;
 import io.slope.engine.train.Windows;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecCodec;
 import java.util.ArrayList;
 import java.util.List;
@@ -47,7 +47,7 @@ class GpuOutOfMemoryTest {
             long free = gpu.memoryInfo()[0];
             int layers = (int) Math.max(2, Math.ceil((2.0 * free / ((long) SEQUENCES * T)
                     - bytesPerRowOutsideLayers()) / bytesPerRowPerLayer()));
-            RunSpec spec = RunSpecCodec.parseResolved("""
+            ResolvedSpec spec = RunSpecCodec.parseResolved("""
                     {"model": {"layers": %d, "heads": %d, "dModel": %d, "seqLen": %d},
                      "sparsity": {"mode": "dense"},
                      "training": {"steps": 1, "batchSize": %d, "gradAccum": 1, "seed": %d},

@@ -14,7 +14,7 @@ import io.slope.engine.sparse.NmPattern;
 import io.slope.engine.train.AdamW;
 import io.slope.engine.train.Windows;
 import io.slope.spec.Mode;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -33,7 +33,8 @@ import org.junit.jupiter.params.provider.EnumSource;
  */
 class ModelStepParityTest {
     private static final int B = 4;
-    private static final RunSpec.Optimizer ADAMW = new RunSpec.Optimizer(1e-3, 0.9, 0.95, 1e-8, 0.1, 1.0, 0, 0.0);
+    private static final ResolvedSpec.Optimizer ADAMW =
+            new ResolvedSpec.Optimizer(1e-3, 0.9, 0.95, 1e-8, 0.1, 1.0, 0, 0.0);
 
     @ParameterizedTest
     @EnumSource(Mode.class)

@@ -13,7 +13,7 @@ import io.slope.engine.model.Parameter;
 import io.slope.engine.parallel.Collective;
 import io.slope.engine.rng.Philox;
 import io.slope.engine.train.Trainer;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecCodec;
 import java.time.Duration;
 import java.util.LinkedHashMap;
@@ -55,7 +55,7 @@ class NcclDataParallelTest {
     @ValueSource(doubles = {1.0, 0.75})
     void twoRanksTrainLikeOneAndHoldBitIdenticalParameters(double adapterStart) throws Exception {
         GpuBackends.withTwoGpus();
-        RunSpec spec = spec(adapterStart);
+        ResolvedSpec spec = spec(adapterStart);
         GptConfig config = GptConfig.of(spec, VOCAB);
         Run one;
         try (CudaBackend backend = new CudaBackend(0, CudaBackend.Precision.BF16)) {
@@ -89,7 +89,7 @@ class NcclDataParallelTest {
         assertEquals(one.values().keySet(), two.get(0).values().keySet());
     }
 
-    private static Run train(CudaBackend backend, Collective collective, RunSpec spec, GptConfig config) {
+    private static Run train(CudaBackend backend, Collective collective, ResolvedSpec spec, GptConfig config) {
         GptModel model = GptModel.fromDenseWeights(backend, config, DType.F32, GptModel.initialWeights(config, SEED));
         try {
             Trainer trainer = new Trainer(model, spec, batches(spec, config), collective);
@@ -120,7 +120,7 @@ class NcclDataParallelTest {
      * A learnable token stream, a pure function of (step, micro-batch) as the data loader's: each window starts at a
      * random token and follows t → (7t + 3) mod V, so the next token is a function of the current one.
      */
-    private static BatchSource batches(RunSpec spec, GptConfig config) {
+    private static BatchSource batches(ResolvedSpec spec, GptConfig config) {
         int b = spec.training().batchSize();
         int w = config.seqLen() + 1;
         return (step, micro) -> {
@@ -137,7 +137,7 @@ class NcclDataParallelTest {
     }
 
     /** The GPU parity tests' model shape (2 layers, 2 heads, d=128, T=64) in SLoPe mode, 4 micro-batches of 4. */
-    static RunSpec spec(double adapterStart) {
+    static ResolvedSpec spec(double adapterStart) {
         return RunSpecCodec.parseResolved("""
                 {"name": "nccl-dp", "model": {"layers": 2, "heads": 2, "dModel": 128, "seqLen": 64},
                  "sparsity": {"mode": "slope"}, "adapters": {"start": %s, "rank": 16},

@@ -12,7 +12,7 @@ import io.slope.engine.parallel.Collective;
 import io.slope.engine.run.TrainingSession;
 import io.slope.engine.train.Trainer;
 import io.slope.spec.InvalidSpecException;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.storage.ObjectStore;
 import io.slope.workflows.run.ModelRequest;
 import io.temporal.activity.ActivityExecutionContext;
@@ -51,7 +51,7 @@ final class ResidentModelHolder {
     }
 
     /** The run's resident model if it is at the run's latest checkpoint, else a newly opened one, now resident. */
-    ResidentModel residentFor(String runId, RunSpec spec, String datasetId, ActivityExecutionContext context)
+    ResidentModel residentFor(String runId, ResolvedSpec spec, String datasetId, ActivityExecutionContext context)
             throws IOException {
         if (resident != null && resident.runId.equals(runId)) {
             long latest;
@@ -94,7 +94,7 @@ final class ResidentModelHolder {
      * Opens a session of the run from its newest committed checkpoint, as one rank of {@code collective}: rank 0
      * records progress and writes checkpoints; the other ranks only take part. The caller owns it (it is not held).
      */
-    ResidentModel open(String runId, RunSpec spec, String datasetId, ActivityExecutionContext context,
+    ResidentModel open(String runId, ResolvedSpec spec, String datasetId, ActivityExecutionContext context,
             Collective collective) throws IOException {
         if (datasetId == null) {
             throw ApplicationFailure.newNonRetryableFailure("run " + runId + " has no prepared dataset; retry from "

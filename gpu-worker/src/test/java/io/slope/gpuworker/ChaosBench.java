@@ -2,7 +2,7 @@ package io.slope.gpuworker;
 
 import io.slope.engine.checkpoint.LoadedCheckpoint;
 import io.slope.localservices.ManagedProcess;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.pipeline.Stage;
 import io.slope.testinfra.TestServices;
 import io.slope.workflows.run.RunOptions;
@@ -44,7 +44,8 @@ public final class ChaosBench {
         List<Outcome> outcomes = new ArrayList<>();
         try (PipelineHarness harness = new PipelineHarness("chaos")) {
             ManagedProcess[] worker = {harness.startGpuWorker()};
-            RunSpec spec = PipelineHarness.tinySpec(PipelineHarness.corpus(Files.createTempDirectory("chaos")), steps);
+            ResolvedSpec spec =
+                    PipelineHarness.tinySpec(PipelineHarness.corpus(Files.createTempDirectory("chaos")), steps);
             // Baseline: the same spec through the pipeline with no fault, and in one JVM with the engine alone.
             long t0 = System.nanoTime();
             UUID clean = harness.submit(spec, new RunOptions(8, 5, 2, 0));

@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.slope.catalogue.reconcile.Reconciler;
 import io.slope.engine.checkpoint.Checkpoint;
 import io.slope.localservices.ManagedProcess;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecCodec;
 import io.slope.spec.pipeline.Stage;
 import io.slope.workflows.run.RunOptions;
@@ -50,12 +50,12 @@ class DataParallelEndToEndTest {
     }
 
     /** The harness's tiny run in fp64, with two micro-batches per step for two ranks to share. */
-    private static RunSpec spec(int steps) throws Exception {
-        RunSpec tiny = PipelineHarness.tinySpec(PipelineHarness.corpus(dir), steps);
+    private static ResolvedSpec spec(int steps) throws Exception {
+        ResolvedSpec tiny = PipelineHarness.tinySpec(PipelineHarness.corpus(dir), steps);
         String json = RunSpecCodec.toJson(tiny).replaceAll("\"precision\"\\s*:\\s*\"fp32\"", "\"precision\": \"fp64\"")
                 .replaceAll("\"gradAccum\"\\s*:\\s*1\\b", "\"gradAccum\": 2");
-        RunSpec spec = RunSpecCodec.parseResolved(json);
-        assertEquals("fp64", spec.precision(), json);
+        ResolvedSpec spec = RunSpecCodec.parseResolved(json);
+        assertEquals("fp64", spec.precision().wireName(), json);
         assertEquals(2, spec.training().gradAccum(), json);
         return spec;
     }
@@ -95,7 +95,7 @@ class DataParallelEndToEndTest {
         int steps = 80;
         int sparseEnd = 60; // adapters start at 0.75 · 80: the first chunk ends there
         // Steps long enough (dModel 128, seqLen 64) that the pause lands well inside the first chunk.
-        RunSpec spec = RunSpecCodec.parseResolved(RunSpecCodec.toJson(spec(steps))
+        ResolvedSpec spec = RunSpecCodec.parseResolved(RunSpecCodec.toJson(spec(steps))
                 .replaceAll("\"checkpointEvery\"\\s*:\\s*\\d+", "\"checkpointEvery\": " + steps)
                 .replaceAll("\"dModel\"\\s*:\\s*64\\b", "\"dModel\": 128")
                 .replaceAll("\"seqLen\"\\s*:\\s*32\\b", "\"seqLen\": 64"));
@@ -158,7 +158,7 @@ class DataParallelEndToEndTest {
 
     @Test
     void a_twoRanksTrainToTheSameWeightsAsOne() throws Exception {
-        RunSpec spec = spec(STEPS);
+        ResolvedSpec spec = spec(STEPS);
         UUID id = harness.submit(spec, new RunOptions(8, 5, 2, 0, 2));
         RunOutcome outcome = harness.result(id, RunOutcome.class, Duration.ofMinutes(8));
         assertEquals("SUCCEEDED", outcome.status());
@@ -180,7 +180,7 @@ class DataParallelEndToEndTest {
 
     @Test
     void b_aRankKilledMidRunIsResumedOnOneRank() throws Exception {
-        RunSpec spec = spec(STEPS);
+        ResolvedSpec spec = spec(STEPS);
         UUID id = harness.submit(spec, new RunOptions(STEPS, 5, 2, 0, 2));
         SlopeRunWorkflow workflow = harness.client.newWorkflowStub(SlopeRunWorkflow.class,
                 SlopeRunWorkflow.workflowId(id.toString()));
@@ -215,7 +215,7 @@ class DataParallelEndToEndTest {
             workers[0].kill(); // (when run alone) exactly two workers, so that the frozen one holds a rank
         }
         ManagedProcess frozen = harness.startGpuWorker();
-        RunSpec spec = spec(STEPS);
+        ResolvedSpec spec = spec(STEPS);
         UUID id = harness.submit(spec, new RunOptions(STEPS, 5, 2, 0, 2));
         SlopeRunWorkflow workflow = harness.client.newWorkflowStub(SlopeRunWorkflow.class,
                 SlopeRunWorkflow.workflowId(id.toString()));

@@ -3,7 +3,7 @@ package io.slope.gpuworker;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.testinfra.TestServices;
 import io.slope.workflows.run.RunOptions;
 import io.slope.workflows.run.RunOutcome;
@@ -40,7 +40,7 @@ class GpuQueueFairnessTest {
     void anotherUsersRunTrainsBeforeOneUsersFloodDrains() throws Exception {
         List<UUID> flood = new ArrayList<>();
         try (PipelineHarness harness = new PipelineHarness("fair_queue")) {
-            RunSpec spec = PipelineHarness.tinySpec(PipelineHarness.corpus(dir), 10);
+            ResolvedSpec spec = PipelineHarness.tinySpec(PipelineHarness.corpus(dir), 10);
             try {
                 // No GPU worker yet: each run's first chunk waits on the GPU queue, alice's all before bob's.
                 for (int i = 0; i < FLOOD; i++) {

@@ -8,7 +8,7 @@ import io.slope.catalogue.RunCatalogue;
 import io.slope.catalogue.RunRow;
 import io.slope.engine.checkpoint.DurableFiles;
 import io.slope.engine.checkpoint.LoadedCheckpoint;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.pipeline.Stage;
 import io.slope.workflows.run.RunOptions;
 import io.slope.workflows.run.RunOutcome;
@@ -56,7 +56,7 @@ class PipelineEndToEndTest {
 
     @Test
     void a_tinyRunSucceedsThroughEveryStage() throws Exception {
-        RunSpec spec = PipelineHarness.tinySpec(PipelineHarness.corpus(dir), STEPS);
+        ResolvedSpec spec = PipelineHarness.tinySpec(PipelineHarness.corpus(dir), STEPS);
         // Chunks of 8 steps, continue-as-new after every 2 chunks: several workflow runs, each routed to the
         // resident model.
         UUID id = harness.submit(spec, new RunOptions(8, 5, 2, 2));
@@ -129,7 +129,7 @@ class PipelineEndToEndTest {
 
     @Test
     void c_unreadableCorpusFailsAtOnceNamingIt() throws Exception {
-        RunSpec spec = PipelineHarness.tinySpec(dir.resolve("no-such-corpus.txt"), 10);
+        ResolvedSpec spec = PipelineHarness.tinySpec(dir.resolve("no-such-corpus.txt"), 10);
         UUID id = harness.submit(spec, new RunOptions(8, 5, 2, 0));
         long start = System.nanoTime();
         assertThrows(WorkflowFailedException.class, () -> harness.result(id, RunOutcome.class,
@@ -143,7 +143,7 @@ class PipelineEndToEndTest {
 
     @Test
     void d_pauseResumeAndCancelOnRealServers() throws Exception {
-        RunSpec spec = PipelineHarness.tinySpec(PipelineHarness.corpus(dir), 400);
+        ResolvedSpec spec = PipelineHarness.tinySpec(PipelineHarness.corpus(dir), 400);
         UUID id = harness.submit(spec, new RunOptions(400, 5, 2, 0));
         SlopeRunWorkflow workflow = harness.client.newWorkflowStub(SlopeRunWorkflow.class,
                 SlopeRunWorkflow.workflowId(id.toString()));
@@ -175,12 +175,12 @@ class PipelineEndToEndTest {
         var results = harness.catalogue.stageResults(id);
         assertEquals(Stage.values().length, results.size());
         harness.catalogue.requeue(id, Stage.MERGE, RunCatalogue.Admission.NONE);
-        RunSpec spec = PipelineHarness.tinySpec(PipelineHarness.corpus(dir), STEPS);
+        ResolvedSpec spec = PipelineHarness.tinySpec(PipelineHarness.corpus(dir), STEPS);
         SlopeRunWorkflow workflow = harness.client.newWorkflowStub(SlopeRunWorkflow.class,
                 io.temporal.client.WorkflowOptions.newBuilder().setWorkflowId(SlopeRunWorkflow.workflowId(
                         id.toString())).setTaskQueue(io.slope.workflows.run.TaskQueues.PIPELINE).build());
         int samplesBefore = harness.catalogue.checkpoints(id).size();
-        RunOutcome outcome = workflow.run(new io.slope.workflows.run.RunInput(id.toString(), spec,
+        RunOutcome outcome = workflow.run(new io.slope.workflows.run.RunInput(id.toString(), spec.toRunSpec(),
                 new RunOptions(8, 5, 2, 0), Stage.MERGE, results, null));
         assertEquals("SUCCEEDED", outcome.status());
         assertEquals(results.get(Stage.ADAPTER_PHASE), outcome.results().get(Stage.ADAPTER_PHASE),

@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.slope.engine.checkpoint.LoadedCheckpoint;
 import io.slope.localservices.ManagedProcess;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.pipeline.Stage;
 import io.slope.testinfra.TestServices;
 import io.slope.workflows.run.RunOptions;
@@ -32,7 +32,7 @@ class PipelineFaultTest {
     private static final int STEPS = 40;
     private static PipelineHarness harness;
     private static ManagedProcess worker;
-    private static RunSpec spec;
+    private static ResolvedSpec spec;
     private static LoadedCheckpoint reference;
     private static UUID lastSubmitted;
     @TempDir

@@ -12,7 +12,7 @@ import io.slope.engine.data.Dataset;
 import io.slope.engine.run.TrainingSession;
 import io.slope.localservices.ManagedProcess;
 import io.slope.localservices.S3Server;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecCodec;
 import io.slope.storage.ObjectStore;
 import io.slope.testinfra.TestServices;
@@ -89,7 +89,7 @@ final class PipelineHarness implements AutoCloseable {
         return file.toAbsolutePath();
     }
 
-    static RunSpec tinySpec(Path corpus, int steps) {
+    static ResolvedSpec tinySpec(Path corpus, int steps) {
         return RunSpecCodec.parseResolved("""
                 {"name": "e2e", "model": {"preset": "tiny", "layers": 2, "dModel": 64, "heads": 4, "seqLen": 32},
                  "adapters": {"start": 0.75},
@@ -101,12 +101,12 @@ final class PipelineHarness implements AutoCloseable {
     }
 
     /** Registers the run in the catalogue (as the API would) and starts its workflow. */
-    UUID submit(RunSpec spec, RunOptions options) throws Exception {
+    UUID submit(ResolvedSpec spec, RunOptions options) throws Exception {
         return submit(spec, options, "tester");
     }
 
     /** {@link #submit} as {@code owner}, in that user's share of the task queues. */
-    UUID submit(RunSpec spec, RunOptions options, String owner) throws Exception {
+    UUID submit(ResolvedSpec spec, RunOptions options, String owner) throws Exception {
         UUID id = UUID.randomUUID();
         catalogue.createRun(id, owner, spec, SlopeRunWorkflow.workflowId(id.toString()));
         SlopeRunWorkflow workflow = client.newWorkflowStub(SlopeRunWorkflow.class,
@@ -145,7 +145,7 @@ final class PipelineHarness implements AutoCloseable {
     }
 
     /** The same spec trained without any interruption, in this JVM, on the run's prepared dataset. */
-    LoadedCheckpoint uninterrupted(RunSpec spec, String datasetId) throws IOException {
+    LoadedCheckpoint uninterrupted(ResolvedSpec spec, String datasetId) throws IOException {
         Path dir = home.resolve("reference-" + UUID.randomUUID());
         try (Dataset dataset = new DatasetStore(objects, Dataset.DEFAULT_TOKENS_PER_SHARD).fetch(datasetId,
                 home.resolve("reference-cache"))) {

@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.slope.catalogue.reconcile.Reconciler;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.pipeline.Stage;
 import io.slope.workflows.run.RunOptions;
 import io.slope.workflows.run.RunOutcome;
@@ -39,7 +39,7 @@ class ReconcilerEndToEndTest {
 
     @Test
     void runsWithoutALiveWorkflowAreStartedAgainAndResumeFromTheirCheckpoints() throws Exception {
-        RunSpec spec = PipelineHarness.tinySpec(PipelineHarness.corpus(dir), STEPS);
+        ResolvedSpec spec = PipelineHarness.tinySpec(PipelineHarness.corpus(dir), STEPS);
         RunOptions options = new RunOptions(8, 5, 2, 0);
         // A run whose workflow vanished mid-phase (as when Temporal's database is lost): terminated, so nothing in
         // the workflow records its end, and Postgres still says RUNNING.

@@ -52,18 +52,18 @@ public record GpuMemoryEstimate(
     /** Each backend's cuBLASLt workspace (CudaBackend.CUBLAS_WORKSPACE). */
     private static final double CUBLAS_WORKSPACE = 32L << 20;
 
-    /** For a spec that passed {@link RunSpecs#resolveAndValidate} and the vocabulary its tokenizer produces. */
-    public static GpuMemoryEstimate training(RunSpec resolved, int vocabSize) {
+    /** For a spec that passed {@link RunSpecs#resolve} and the vocabulary its tokenizer produces. */
+    public static GpuMemoryEstimate training(ResolvedSpec resolved, int vocabSize) {
         if (vocabSize < 1) {
             throw new IllegalArgumentException("vocabSize must be at least 1 (got " + vocabSize + ")");
         }
-        RunSpec.Model model = resolved.model();
-        RunSpec.Sparsity sparsity = resolved.sparsity();
+        ResolvedSpec.Model model = resolved.model();
+        ResolvedSpec.Sparsity sparsity = resolved.sparsity();
         double c = model.dModel();
         double tokens = (double) resolved.training().batchSize() * model.seqLen();
         double rank = resolved.adapters().rank();
 
-        double parameters = MemoryEstimate.parameters(model, vocabSize);
+        double parameters = MemoryEstimate.parameters(model.layers(), model.dModel(), model.seqLen(), vocabSize);
         double sparseWeights = MemoryEstimate.sparseWeights(resolved);
         double adapters = MemoryEstimate.adapterParameters(resolved);
         double kept = (double) sparsity.n() / sparsity.m();
@@ -78,7 +78,7 @@ public record GpuMemoryEstimate(
         boolean twoFour = (sparsity.m() % 4 == 0 && sparsity.n() <= 2) || (sparsity.m() == 2 && sparsity.n() == 1);
         boolean sparseKernels = twoFour && model.dModel() % 32 == 0;
         double forwardOperand = sparseKernels ? COMPRESSED : BF16;
-        double backwardOperand = sparseKernels && resolved.sparsityMode() == Mode.SLOPE ? COMPRESSED : BF16;
+        double backwardOperand = sparseKernels && resolved.sparsity().mode() == Mode.SLOPE ? COMPRESSED : BF16;
         double operands = BF16 * denseGemmWeights + sparseMasks + sparseWeights * (forwardOperand + backwardOperand);
 
         double adaptedLayers = adapters > 0 ? sparseLayers(resolved) : 0;
@@ -103,7 +103,7 @@ public record GpuMemoryEstimate(
      * copy (C). Once: the embedding, final LayerNorm (and its statistics) and logits, the gradient buffers shared by
      * the layers (residual, LayerNorm, qkv, attention, fc, GELU: 14C), token ids, targets and losses.
      */
-    private static double activations(RunSpec resolved, int vocabSize, double bytes, double adapterRank,
+    private static double activations(ResolvedSpec resolved, int vocabSize, double bytes, double adapterRank,
             double adaptedLayers) {
         double c = resolved.model().dModel();
         double perLayer = bytes * 18 * c + FP32 * 4 + FP32 * 2 * resolved.model().heads() + FP32 * c;
@@ -114,8 +114,8 @@ public record GpuMemoryEstimate(
     }
 
     /** Every block's four linears, less block 0's qkv under denseFirstQkv; none in a dense run. */
-    private static double sparseLayers(RunSpec resolved) {
-        if (!resolved.sparsityMode().sparse()) {
+    private static double sparseLayers(ResolvedSpec resolved) {
+        if (!resolved.sparsity().mode().sparse()) {
             return 0;
         }
         return 4.0 * resolved.model().layers() - (resolved.sparsity().denseFirstQkv() ? 1 : 0);

@@ -29,20 +29,20 @@ public record MemoryEstimate(
     private static final int BYTES_PER_ELEMENT = Double.BYTES;
     private static final double GIB = 1024.0 * 1024 * 1024;
 
-    /** For a spec that passed {@link RunSpecs#resolveAndValidate} and the vocabulary its tokenizer produced. */
-    public static MemoryEstimate cpuTraining(RunSpec resolved, int vocabSize) {
+    /** For a spec that passed {@link RunSpecs#resolve} and the vocabulary its tokenizer produced. */
+    public static MemoryEstimate cpuTraining(ResolvedSpec resolved, int vocabSize) {
         if (vocabSize < 1) {
             throw new IllegalArgumentException("vocabSize must be at least 1 (got " + vocabSize + ")");
         }
-        RunSpec.Model model = resolved.model();
+        ResolvedSpec.Model model = resolved.model();
         double c = model.dModel();
         double t = model.seqLen();
         double batch = resolved.training().batchSize();
 
-        double parameters = parameters(model, vocabSize);
+        double parameters = parameters(model.layers(), model.dModel(), model.seqLen(), vocabSize);
         double sparseWeights = sparseWeights(resolved);
         double adapters = adapterParameters(resolved);
-        RunSpec.Sparsity sparsity = resolved.sparsity();
+        ResolvedSpec.Sparsity sparsity = resolved.sparsity();
         // Dimensions are multiples of m (validated), so the kept count is a whole number.
         double trained = parameters - sparseWeights + sparseWeights * sparsity.n() / sparsity.m() + adapters;
 
@@ -56,8 +56,8 @@ public record MemoryEstimate(
     }
 
     /** wte V·C, wpe T·C, per block 12C² + 13C (two LayerNorms, qkv, attention proj, fc, mlp proj), final LN 2C. */
-    public static long gpt2ParameterCount(RunSpec.Model model, int vocabSize) {
-        return count(parameters(model, vocabSize));
+    public static long gpt2ParameterCount(int layers, int dModel, int seqLen, int vocabSize) {
+        return count(parameters(layers, dModel, seqLen, vocabSize));
     }
 
     public long totalBytes() {
@@ -80,14 +80,14 @@ public record MemoryEstimate(
 
     // Counts are products of ints, so they are taken in double: exact below 2^53, and an absurd but valid shape
     // (seqLen in the millions) saturates to Long.MAX_VALUE, which reads as "does not fit", instead of overflowing.
-    static double parameters(RunSpec.Model model, int vocabSize) {
-        double c = model.dModel();
-        return (double) vocabSize * c + (double) model.seqLen() * c + model.layers() * (12 * c * c + 13 * c) + 2 * c;
+    static double parameters(int layers, int dModel, int seqLen, int vocabSize) {
+        double c = dModel;
+        return (double) vocabSize * c + (double) seqLen * c + layers * (12 * c * c + 13 * c) + 2 * c;
     }
 
     /** Weights of the N:M layers: all four linears of every block, less block 0's qkv under denseFirstQkv. */
-    static double sparseWeights(RunSpec resolved) {
-        if (!resolved.sparsityMode().sparse()) {
+    static double sparseWeights(ResolvedSpec resolved) {
+        if (!resolved.sparsity().mode().sparse()) {
             return 0;
         }
         double c = resolved.model().dModel();
@@ -100,7 +100,7 @@ public record MemoryEstimate(
      * Adapters A (d_in×r) and B (r×d_out) on every sparse layer, counted when the run reaches the adapter phase; a
      * dense run has no sparse layers and so no adapters.
      */
-    static double adapterParameters(RunSpec resolved) {
+    static double adapterParameters(ResolvedSpec resolved) {
         if (RunSpecs.adapterPhaseStart(resolved) == resolved.training().steps()) {
             return 0;
         }

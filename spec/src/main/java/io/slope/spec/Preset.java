@@ -31,8 +31,9 @@ public enum Preset {
         return wireName;
     }
 
-    public RunSpec.Model model() {
-        return new RunSpec.Model(wireName, layers, heads, dModel, seqLen);
+    /** The preset's shape, as a resolved spec that names it and overrides nothing has it. */
+    public ResolvedSpec.Model model() {
+        return new ResolvedSpec.Model(this, layers, heads, dModel, seqLen);
     }
 
     public static List<String> wireNames() {

@@ -4,8 +4,10 @@ import com.fasterxml.jackson.annotation.JsonInclude;
 import java.util.List;
 
 /**
- * Everything that defines a training run. Results depend only on (spec, data), never on the machine.
- * Null fields mean "use the default"; {@link RunSpecs#resolve} fills them in. docs/spec.md documents every field.
+ * Everything that defines a training run, as its JSON has it (what a user writes and the API receives). Results depend
+ * only on (spec, data), never on the machine. Null fields mean "use the default"; {@link RunSpecs#resolve} fills them
+ * in and checks every rule, giving the {@link ResolvedSpec} that everything after it takes. docs/spec.md documents
+ * every field.
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public record RunSpec(
@@ -22,33 +24,8 @@ public record RunSpec(
         String precision,
         Integer threads) {
 
-    // Typed readings of a resolved spec's string fields, and copies with one part replaced. Neither is a JSON
-    // property: Jackson serialises a record's components only, and these names are no bean getters.
-
-    /** How the linear layers train; for a resolved spec. */
-    public Mode sparsityMode() {
-        return Mode.fromWire(sparsity.mode());
-    }
-
-    /** The backend asked for; for a resolved spec. */
-    public BackendChoice backendChoice() {
-        return WireName.parse(BackendChoice.class, backend, "backend");
-    }
-
-    /** The CPU storage precision; for a resolved spec. */
-    public Precision precisionChoice() {
-        return WireName.parse(Precision.class, precision, "precision");
-    }
-
-    public RunSpec withModel(Model newModel) {
-        return new RunSpec(name, newModel, sparsity, adapters, optimizer, training, data, eval, checkpointEvery,
-                backend, precision, threads);
-    }
-
-    public RunSpec withAdapters(Adapters newAdapters) {
-        return new RunSpec(name, model, sparsity, newAdapters, optimizer, training, data, eval, checkpointEvery,
-                backend, precision, threads);
-    }
+    // Copies with one part replaced, for overrides applied before resolution (slope train --steps, --seed,
+    // --threads). Not JSON properties: Jackson serialises a record's components only.
 
     public RunSpec withTraining(Training newTraining) {
         return new RunSpec(name, model, sparsity, adapters, optimizer, newTraining, data, eval, checkpointEvery,

@@ -19,8 +19,8 @@ import java.util.List;
 import java.util.stream.Collectors;
 
 /**
- * The one JSON codec for {@link RunSpec}. The CLI, the engine, the workflows and the API all parse through here, so a
- * bad spec gets the same message wherever it is submitted.
+ * The one JSON codec for {@link RunSpec} and {@link ResolvedSpec}. The CLI, the engine, the workflows and the API all
+ * parse through here, so a bad spec gets the same message wherever it is submitted.
  *
  * <p>Types are strict: a spec is a contract, so {@code "layers": 2.5}, {@code "layers": "12"} or {@code "name": 5}
  * are errors rather than silently truncated or converted, and a field given twice is an error rather than "last wins".
@@ -84,9 +84,9 @@ public final class RunSpecCodec {
         }
     }
 
-    /** Parses, fills in defaults and validates; the result has no null field. */
-    public static RunSpec parseResolved(String json) {
-        return RunSpecs.resolveAndValidate(parse(json));
+    /** Parses, fills in defaults and validates ({@link RunSpecs#resolve}). */
+    public static ResolvedSpec parseResolved(String json) {
+        return RunSpecs.resolve(parse(json));
     }
 
     public static String toJson(RunSpec spec) {
@@ -95,6 +95,11 @@ public final class RunSpecCodec {
         } catch (JsonProcessingException e) {
             throw new IllegalStateException("a RunSpec always serialises", e);
         }
+    }
+
+    /** The JSON a resolved spec is stored and sent as: that of {@link ResolvedSpec#toRunSpec()}. */
+    public static String toJson(ResolvedSpec spec) {
+        return toJson(spec.toRunSpec());
     }
 
     private static InvalidSpecException invalid(String field, String message) {

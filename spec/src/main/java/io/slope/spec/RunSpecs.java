@@ -37,22 +37,44 @@ public final class RunSpecs {
 
     private RunSpecs() {}
 
-    /** Fills every null field with its default (docs/spec.md), then validates; throws with every problem found. */
-    public static RunSpec resolveAndValidate(RunSpec spec) {
-        RunSpec resolved = resolve(spec);
-        List<SpecError> errors = validate(resolved);
+    /**
+     * Fills every null field with its default (docs/spec.md), then validates; throws with every problem found. The one
+     * way to a {@link ResolvedSpec}.
+     */
+    public static ResolvedSpec resolve(RunSpec spec) {
+        RunSpec filled = withDefaults(spec);
+        List<SpecError> errors = validate(filled);
         if (!errors.isEmpty()) {
             throw new InvalidSpecException(errors);
         }
-        return resolved;
+        RunSpec.Model m = filled.model();
+        RunSpec.Sparsity sp = filled.sparsity();
+        RunSpec.Optimizer o = filled.optimizer();
+        RunSpec.Training t = filled.training();
+        RunSpec.Data d = filled.data();
+        return new ResolvedSpec(filled.name(),
+                new ResolvedSpec.Model(Preset.fromWire(m.preset()), m.layers(), m.heads(), m.dModel(), m.seqLen()),
+                new ResolvedSpec.Sparsity(Mode.fromWire(sp.mode()), sp.n(), sp.m(), sp.columnMaskRefresh(),
+                        sp.denseFirstQkv()),
+                new ResolvedSpec.Adapters(filled.adapters().start(), filled.adapters().rank()),
+                new ResolvedSpec.Optimizer(o.lr(), o.beta1(), o.beta2(), o.eps(), o.weightDecay(), o.gradClip(),
+                        o.warmupSteps(), o.minLrRatio()),
+                new ResolvedSpec.Training(t.steps(), t.batchSize(), t.gradAccum(), t.seed()),
+                new ResolvedSpec.Data(d.corpus(), d.validation() == null ? List.of() : d.validation(), d.tokenizer(),
+                        d.validation() == null ? d.valFraction() : 0),
+                new ResolvedSpec.Eval(filled.eval().every(), filled.eval().maxWindows()),
+                filled.checkpointEvery(), WireName.parse(BackendChoice.class, filled.backend(), "backend"),
+                WireName.parse(Precision.class, filled.precision(), "precision"), filled.threads());
     }
 
-    static RunSpec resolve(RunSpec s) {
+    /** The spec with every null field set to its default; shape fields stay null under an unknown preset. */
+    static RunSpec withDefaults(RunSpec s) {
         RunSpec.Model m = s.model() == null ? new RunSpec.Model(null, null, null, null, null) : s.model();
         String presetName = or(m.preset(), Preset.TINY.wireName());
         Preset preset = Preset.fromWire(presetName);
         // An unknown preset supplies nothing; validate() reports it together with every other problem.
-        RunSpec.Model pm = preset == null ? new RunSpec.Model(presetName, null, null, null, null) : preset.model();
+        RunSpec.Model pm = preset == null ? new RunSpec.Model(presetName, null, null, null, null)
+                : preset.model().toRunSpec();
         RunSpec.Model model = new RunSpec.Model(presetName, or(m.layers(), pm.layers()), or(m.heads(), pm.heads()),
                 or(m.dModel(), pm.dModel()), or(m.seqLen(), pm.seqLen()));
 
@@ -84,7 +106,8 @@ public final class RunSpecs {
         RunSpec.Eval eval = new RunSpec.Eval(or(e.every(), 250), or(e.maxWindows(), 0));
 
         return new RunSpec(or(s.name(), "run"), model, sparsity, adapters, optimizer, training, data, eval,
-                or(s.checkpointEvery(), 500), or(s.backend(), "auto"), or(s.precision(), "fp32"), or(s.threads(), 0));
+                or(s.checkpointEvery(), 500), or(s.backend(), BackendChoice.AUTO.wireName()),
+                or(s.precision(), Precision.FP32.wireName()), or(s.threads(), 0));
     }
 
     static List<SpecError> validate(RunSpec s) {
@@ -225,8 +248,9 @@ public final class RunSpecs {
         if (!PRECISIONS.contains(s.precision())) {
             errors.add(new SpecError("precision", "unknown precision '" + s.precision() + "'; allowed: "
                     + PRECISIONS));
-        } else if (s.precisionChoice() == Precision.FP64 && BACKENDS.contains(s.backend())
-                && s.backendChoice() == BackendChoice.CUDA) {
+        } else if (WireName.parse(Precision.class, s.precision(), "precision") == Precision.FP64
+                && BACKENDS.contains(s.backend())
+                && WireName.parse(BackendChoice.class, s.backend(), "backend") == BackendChoice.CUDA) {
             errors.add(new SpecError("precision", "fp64 is a CPU reference precision; use backend \"cpu\" or "
                     + "precision \"fp32\" (the GPU trains in bf16 with fp32 master weights)"));
         }
@@ -241,12 +265,13 @@ public final class RunSpecs {
      * fits. Otherwise one error: on {@code training.batchSize} when activations are most of the need and a smaller
      * micro-batch fits, else on {@code model.preset}, naming the presets that fit.
      */
-    public static Optional<SpecError> validateForCpu(RunSpec resolved, int vocabSize, long availableBytes) {
+    public static Optional<SpecError> validateForCpu(ResolvedSpec resolved, int vocabSize, long availableBytes) {
         MemoryEstimate need = MemoryEstimate.cpuTraining(resolved, vocabSize);
         if (need.totalBytes() <= availableBytes) {
             return Optional.empty();
         }
-        ToLongFunction<RunSpec> needOf = candidate -> MemoryEstimate.cpuTraining(candidate, vocabSize).totalBytes();
+        ToLongFunction<ResolvedSpec> needOf =
+                candidate -> MemoryEstimate.cpuTraining(candidate, vocabSize).totalBytes();
         String shortfall = "CPU training state needs " + need + " but this machine has "
                 + MemoryEstimate.gib(availableBytes) + " GiB";
         int fittingBatch = largestFittingBatchSize(resolved, needOf, availableBytes);
@@ -270,8 +295,8 @@ public final class RunSpecs {
      *
      * @throws InvalidSpecException naming the field and the way out
      */
-    public static void requireServiceSupport(RunSpec resolved) {
-        if (resolved.data().validation() != null) {
+    public static void requireServiceSupport(ResolvedSpec resolved) {
+        if (resolved.data().heldOutFiles()) {
             throw new InvalidSpecException(List.of(new SpecError("data.validation", "held-out files are supported by "
                     + "`slope train` only, not yet by the service; leave data.validation out to hold out "
                     + "data.valFraction of data.corpus, or train this spec with `slope train --spec FILE`")));
@@ -282,7 +307,7 @@ public final class RunSpecs {
      * The vocabulary a check made before the corpus is tokenized assumes: GPT-2's for {@code "gpt2"}, else
      * {@link #CHAR_VOCAB_ASSUMED}.
      */
-    public static int vocabularyBeforeData(RunSpec resolved) {
+    public static int vocabularyBeforeData(ResolvedSpec resolved) {
         return resolved.data().tokenizer().equals("gpt2") ? GPT2_VOCAB_SIZE : CHAR_VOCAB_ASSUMED;
     }
 
@@ -291,12 +316,13 @@ public final class RunSpecs {
      * fits. Otherwise one error: on {@code training.batchSize}, naming the largest micro-batch that fits, when one
      * does, else on {@code model.preset}, naming the presets that fit.
      */
-    public static Optional<SpecError> validateForGpu(RunSpec resolved, int vocabSize, long gpuBytes) {
+    public static Optional<SpecError> validateForGpu(ResolvedSpec resolved, int vocabSize, long gpuBytes) {
         GpuMemoryEstimate need = GpuMemoryEstimate.training(resolved, vocabSize);
         if (need.totalBytes() <= gpuBytes) {
             return Optional.empty();
         }
-        ToLongFunction<RunSpec> needOf = candidate -> GpuMemoryEstimate.training(candidate, vocabSize).totalBytes();
+        ToLongFunction<ResolvedSpec> needOf =
+                candidate -> GpuMemoryEstimate.training(candidate, vocabSize).totalBytes();
         String shortfall = "training on the GPU needs " + need + " at its peak, the final evaluation, but the GPUs "
                 + "have " + MemoryEstimate.gib(gpuBytes) + " GiB";
         int fittingBatch = largestFittingBatchSize(resolved, needOf, gpuBytes);
@@ -314,13 +340,15 @@ public final class RunSpecs {
     }
 
     /** The largest micro-batch below the spec's that fits, or 0; memory grows with the batch size. */
-    private static int largestFittingBatchSize(RunSpec resolved, ToLongFunction<RunSpec> need, long availableBytes) {
+    private static int largestFittingBatchSize(ResolvedSpec resolved, ToLongFunction<ResolvedSpec> need,
+            long availableBytes) {
         int fits = 0;
         int tooBig = resolved.training().batchSize();
         while (tooBig - fits > 1) {
             int mid = fits + (tooBig - fits) / 2;
-            RunSpec.Training t = resolved.training();
-            RunSpec candidate = resolved.withTraining(new RunSpec.Training(t.steps(), mid, t.gradAccum(), t.seed()));
+            ResolvedSpec.Training t = resolved.training();
+            ResolvedSpec candidate = resolved.withTraining(
+                    new ResolvedSpec.Training(t.steps(), mid, t.gradAccum(), t.seed()));
             if (need.applyAsLong(candidate) <= availableBytes) {
                 fits = mid;
             } else {
@@ -331,12 +359,13 @@ public final class RunSpecs {
     }
 
     /** The presets that fit with the rest of the spec as it is (each with its default adapter rank). */
-    private static List<String> fittingPresets(RunSpec resolved, ToLongFunction<RunSpec> need, long availableBytes) {
+    private static List<String> fittingPresets(ResolvedSpec resolved, ToLongFunction<ResolvedSpec> need,
+            long availableBytes) {
         List<String> fitting = new ArrayList<>();
         for (Preset preset : Preset.values()) {
-            RunSpec.Model model = preset.model();
-            RunSpec candidate = resolved.withModel(model).withAdapters(
-                    new RunSpec.Adapters(resolved.adapters().start(), defaultAdapterRank(model.dModel())));
+            ResolvedSpec.Model model = preset.model();
+            ResolvedSpec candidate = resolved.withModel(model).withAdapters(
+                    new ResolvedSpec.Adapters(resolved.adapters().start(), defaultAdapterRank(model.dModel())));
             if (need.applyAsLong(candidate) <= availableBytes) {
                 fitting.add(preset.wireName());
             }
@@ -355,9 +384,9 @@ public final class RunSpecs {
      * workflow ends its sparse-phase chunks here. floor(start · steps) capped at the steps; the steps when the mode has
      * no sparse layers (dense), so no adapters.
      */
-    public static int adapterPhaseStart(RunSpec resolved) {
+    public static int adapterPhaseStart(ResolvedSpec resolved) {
         int steps = resolved.training().steps();
-        return resolved.sparsityMode().sparse() ? Math.min(adapterStartStep(resolved), steps) : steps;
+        return resolved.sparsity().mode().sparse() ? Math.min(adapterStartStep(resolved), steps) : steps;
     }
 
     /**
@@ -365,7 +394,7 @@ public final class RunSpecs {
      * whose floor is 28. The phase boundary is {@link #adapterPhaseStart}; workflows replaying older histories need
      * this alone.
      */
-    public static int adapterStartStep(RunSpec spec) {
+    public static int adapterStartStep(ResolvedSpec spec) {
         return BigDecimal.valueOf(spec.adapters().start()).multiply(BigDecimal.valueOf(spec.training().steps()))
                 .setScale(0, RoundingMode.FLOOR).intValueExact();
     }

@@ -23,8 +23,8 @@ class AdapterScheduleTest {
         "0.29, 100, 29", "0.57, 100, 57", "0.999, 1000, 999", "0.01, 1, 0"
     })
     void adaptersStartAtTheFloorOfStartTimesSteps(double start, int steps, int expectedStep) {
-        RunSpec spec = Specs.resolved("\"adapters\": {\"start\": " + start + "}, \"training\": {\"steps\": " + steps
-                + "}");
+        ResolvedSpec spec = Specs.resolved("\"adapters\": {\"start\": " + start + "}, \"training\": {\"steps\": "
+                + steps + "}");
 
         assertEquals(expectedStep, RunSpecs.adapterStartStep(spec));
     }
@@ -33,8 +33,8 @@ class AdapterScheduleTest {
     @CsvSource({"slope, 0.99, 99", "sparse-no-double-prune, 0.5, 50", "slope, 1, 100", "dense, 0.99, 100",
         "dense, 0.5, 100"})
     void theAdapterPhaseStartsAtTheAdapterStepExceptInADenseRunWhichHasNone(String mode, double start, int step) {
-        RunSpec spec = Specs.resolved("\"sparsity\": {\"mode\": \"" + mode + "\"}, \"adapters\": {\"start\": " + start
-                + "}, \"training\": {\"steps\": 100}");
+        ResolvedSpec spec = Specs.resolved("\"sparsity\": {\"mode\": \"" + mode + "\"}, \"adapters\": {\"start\": "
+                + start + "}, \"training\": {\"steps\": 100}");
 
         assertEquals(step, RunSpecs.adapterPhaseStart(spec));
     }

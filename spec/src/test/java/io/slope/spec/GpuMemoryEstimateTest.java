@@ -42,7 +42,8 @@ class GpuMemoryEstimateTest {
     void gpt2SmallDenseTrainingStepMatchesTheHandCount() {
         // GPT-2 124M at the benchmarks' vocabulary (50304) and micro-batch (8 × 1024): 124,475,904 parameters of
         // which 123,568,128 are GEMM weights; 30,832 bytes per token and layer, 125,204 per token once.
-        RunSpec spec = Specs.resolved("\"model\": {\"preset\": \"gpt2-small\"}, \"sparsity\": {\"mode\": \"dense\"}");
+        ResolvedSpec spec =
+                Specs.resolved("\"model\": {\"preset\": \"gpt2-small\"}, \"sparsity\": {\"mode\": \"dense\"}");
 
         GpuMemoryEstimate e = GpuMemoryEstimate.training(spec, 50304);
 
@@ -69,7 +70,7 @@ class GpuMemoryEstimateTest {
     @Test
     void layersTheTwoFourTensorCoresCannotRunGetMaskedDenseOperands() {
         // dModel 48 is not a multiple of 32, so neither operand is compressed: bf16 W^R and its masked transpose.
-        RunSpec spec = Specs.resolved("\"model\": {\"dModel\": 48, \"heads\": 4}");
+        ResolvedSpec spec = Specs.resolved("\"model\": {\"dModel\": 48, \"heads\": 4}");
         long sparse = 2 * 12 * 48 * 48 - 3 * 48 * 48;
         long denseGemmWeights = CHAR_VOCAB * 48 + 3 * 48 * 48; // wte, block 0's qkv
         long adapters = 2 * 4 * 16 * 48 - 4 * 4 * 48;
@@ -93,7 +94,9 @@ class GpuMemoryEstimateTest {
     @Test
     void anAbsurdShapeIsCountedWithoutWrappingAndRefused() {
         // Past the spec's bounds (so not validated): 16 billion tokens a micro-batch, about 350 TB.
-        RunSpec spec = RunSpecs.resolve(RunSpecCodec.parse(Specs.withCorpus("\"model\": {\"seqLen\": 2000000000}")));
+        ResolvedSpec tiny = Specs.resolved("");
+        ResolvedSpec spec = tiny.withModel(new ResolvedSpec.Model(Preset.TINY, tiny.model().layers(),
+                tiny.model().heads(), tiny.model().dModel(), 2_000_000_000));
 
         assertTrue(GpuMemoryEstimate.training(spec, CHAR_VOCAB).totalBytes() > 300_000 * GB);
         assertTrue(RunSpecs.validateForGpu(spec, CHAR_VOCAB, 80 * GB).isPresent());
@@ -110,14 +113,14 @@ class GpuMemoryEstimateTest {
 
     @Test
     void gpt2SmallFitsAnEightyGigabyteGpu() {
-        RunSpec spec = Specs.resolved("\"model\": {\"preset\": \"gpt2-small\"}, \"backend\": \"cuda\"");
+        ResolvedSpec spec = Specs.resolved("\"model\": {\"preset\": \"gpt2-small\"}, \"backend\": \"cuda\"");
 
         assertEquals(Optional.empty(), RunSpecs.validateForGpu(spec, RunSpecs.GPT2_VOCAB_SIZE, 80 * GB));
     }
 
     @Test
     void tooLargeABatchIsRefusedOnTheBatchSizeNamingTheLargestThatFits() {
-        RunSpec spec = Specs.resolved("\"model\": {\"preset\": \"gpt2-xl\"}, \"training\": {\"batchSize\": 8}");
+        ResolvedSpec spec = Specs.resolved("\"model\": {\"preset\": \"gpt2-xl\"}, \"training\": {\"batchSize\": 8}");
 
         SpecError error = RunSpecs.validateForGpu(spec, RunSpecs.GPT2_VOCAB_SIZE, 80 * GB).orElseThrow();
 
@@ -126,15 +129,15 @@ class GpuMemoryEstimateTest {
                 + " at its peak, the final evaluation, but the GPUs have 74.51 GiB; lower training.batchSize to 3 "
                 + "(the largest that fits; raise training.gradAccum to keep the tokens per step) or model.seqLen",
                 error.message());
-        RunSpec three = Specs.resolved("\"model\": {\"preset\": \"gpt2-xl\"}, \"training\": {\"batchSize\": 3}");
-        RunSpec four = Specs.resolved("\"model\": {\"preset\": \"gpt2-xl\"}, \"training\": {\"batchSize\": 4}");
+        ResolvedSpec three = Specs.resolved("\"model\": {\"preset\": \"gpt2-xl\"}, \"training\": {\"batchSize\": 3}");
+        ResolvedSpec four = Specs.resolved("\"model\": {\"preset\": \"gpt2-xl\"}, \"training\": {\"batchSize\": 4}");
         assertEquals(Optional.empty(), RunSpecs.validateForGpu(three, RunSpecs.GPT2_VOCAB_SIZE, 80 * GB));
         assertTrue(RunSpecs.validateForGpu(four, RunSpecs.GPT2_VOCAB_SIZE, 80 * GB).isPresent());
     }
 
     @Test
     void aModelTooLargeAtAnyBatchIsRefusedOnThePresetNamingThoseThatFit() {
-        RunSpec spec = Specs.resolved("\"model\": {\"preset\": \"gpt2-large\"}, \"training\": {\"batchSize\": 1}");
+        ResolvedSpec spec = Specs.resolved("\"model\": {\"preset\": \"gpt2-large\"}, \"training\": {\"batchSize\": 1}");
 
         SpecError error = RunSpecs.validateForGpu(spec, RunSpecs.GPT2_VOCAB_SIZE, 16 * GB).orElseThrow();
 

@@ -16,7 +16,9 @@ class MemoryEstimateTest {
     @Test
     void tinyWithA65TokenVocabularyHasTheHandCountedParameters() {
         // wte 65·64 = 4,160 + wpe 64·64 = 4,096 + 2 blocks · (12·64² + 13·64 = 49,984) + final LayerNorm 2·64 = 128
-        assertEquals(108_352, MemoryEstimate.gpt2ParameterCount(Specs.resolved("").model(), CHAR_VOCAB));
+        ResolvedSpec.Model tiny = Specs.resolved("").model();
+        assertEquals(108_352, MemoryEstimate.gpt2ParameterCount(tiny.layers(), tiny.dModel(), tiny.seqLen(),
+                CHAR_VOCAB));
     }
 
     @Test
@@ -75,7 +77,9 @@ class MemoryEstimateTest {
     @Test
     void anAbsurdShapeSaturatesInsteadOfOverflowing() {
         // Past the spec's bounds (so not validated): the estimate must still not wrap.
-        RunSpec spec = RunSpecs.resolve(RunSpecCodec.parse(Specs.withCorpus("\"model\": {\"seqLen\": 2000000000}")));
+        ResolvedSpec tiny = Specs.resolved("");
+        ResolvedSpec spec = tiny.withModel(new ResolvedSpec.Model(Preset.TINY, tiny.model().layers(),
+                tiny.model().heads(), tiny.model().dModel(), 2_000_000_000));
 
         assertEquals(Long.MAX_VALUE, MemoryEstimate.cpuTraining(spec, CHAR_VOCAB).totalBytes());
         assertTrue(RunSpecs.validateForCpu(spec, CHAR_VOCAB, Long.MAX_VALUE - 1).isPresent());
@@ -96,7 +100,7 @@ class MemoryEstimateTest {
 
     @Test
     void gpt2XlWithTheGpt2VocabularyDoesNotFitIn24GibAndNamesThePresetsThatDo() {
-        RunSpec spec = Specs.resolved("\"model\": {\"preset\": \"gpt2-xl\"}, \"training\": {\"batchSize\": 8}");
+        ResolvedSpec spec = Specs.resolved("\"model\": {\"preset\": \"gpt2-xl\"}, \"training\": {\"batchSize\": 8}");
 
         SpecError error = RunSpecs.validateForCpu(spec, GPT2_VOCAB, 24 * GIB).orElseThrow();
 
@@ -108,7 +112,7 @@ class MemoryEstimateTest {
 
     @Test
     void whenActivationsDominateTheErrorNamesTheLargestBatchSizeThatFits() {
-        RunSpec spec = gpt2SmallWithBatchSize(8);
+        ResolvedSpec spec = gpt2SmallWithBatchSize(8);
         long available = 24 * GIB;
 
         SpecError error = RunSpecs.validateForCpu(spec, GPT2_VOCAB, available).orElseThrow();
@@ -119,7 +123,7 @@ class MemoryEstimateTest {
         assertTrue(RunSpecs.validateForCpu(gpt2SmallWithBatchSize(5), GPT2_VOCAB, available).isPresent());
     }
 
-    private static RunSpec gpt2SmallWithBatchSize(int batchSize) {
+    private static ResolvedSpec gpt2SmallWithBatchSize(int batchSize) {
         return Specs.resolved("\"model\": {\"preset\": \"gpt2-small\"}, \"training\": {\"batchSize\": " + batchSize
                 + "}");
     }

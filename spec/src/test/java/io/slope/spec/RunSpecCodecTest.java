@@ -127,34 +127,26 @@ class RunSpecCodecTest {
 
     @Test
     void explicitNullsMeanDefaults() {
-        RunSpec spec = RunSpecCodec.parseResolved(
+        ResolvedSpec spec = RunSpecCodec.parseResolved(
                 "{\"model\": null, \"optimizer\": {\"lr\": null}, \"data\": {\"corpus\": [\"corpus.txt\"]}}");
 
         assertEquals(Specs.resolved(""), spec);
     }
 
-    static Stream<RunSpec> resolvedSpecs() {
-        Stream<RunSpec> presets = Preset.wireNames().stream()
+    static Stream<ResolvedSpec> resolvedSpecs() {
+        Stream<ResolvedSpec> presets = Preset.wireNames().stream()
                 .map(p -> Specs.resolved("\"model\": {\"preset\": \"" + p + "\"}"));
-        Stream<RunSpec> modes = Mode.wireNames().stream()
+        Stream<ResolvedSpec> modes = Mode.wireNames().stream()
                 .map(m -> Specs.resolved("\"sparsity\": {\"mode\": \"" + m + "\"}"));
-        Stream<RunSpec> custom = Stream.of(Specs.resolved("""
-                "name": "exp_2.b", "model": {"preset": "mini", "dModel": 96, "heads": 3, "seqLen": 33},
-                "sparsity": {"n": 1, "m": 8, "columnMaskRefresh": 100, "denseFirstQkv": false},
-                "adapters": {"start": 0.875, "rank": 7},
-                "optimizer": {"lr": 3.0e-3, "beta1": 0.8, "beta2": 0.999, "eps": 1e-6, "weightDecay": 0,
-                              "gradClip": 0, "warmupSteps": 17, "minLrRatio": 0.1},
-                "training": {"steps": 1234, "batchSize": 3, "gradAccum": 5, "seed": 9007199254740993},
-                "eval": {"every": 0, "maxWindows": 12}, "checkpointEvery": 0,
-                "backend": "cpu", "precision": "fp64", "threads": 7"""));
-        Stream<RunSpec> heldOutFiles = Stream.of(RunSpecCodec.parseResolved(
+        Stream<ResolvedSpec> custom = Stream.of(Specs.resolved(Specs.EVERY_FIELD));
+        Stream<ResolvedSpec> heldOutFiles = Stream.of(RunSpecCodec.parseResolved(
                 "{\"data\": {\"corpus\": [\"train/\"], \"validation\": [\"val/\"], \"tokenizer\": \"gpt2\"}}"));
         return Stream.of(presets, modes, custom, heldOutFiles).flatMap(s -> s);
     }
 
     @ParameterizedTest
     @MethodSource("resolvedSpecs")
-    void toJsonThenParseResolvedIsIdentityOnResolvedSpecs(RunSpec resolved) {
+    void toJsonThenParseResolvedIsIdentityOnResolvedSpecs(ResolvedSpec resolved) {
         assertEquals(resolved, RunSpecCodec.parseResolved(RunSpecCodec.toJson(resolved)));
     }
 

@@ -11,15 +11,15 @@ class RunSpecDefaultsTest {
 
     @Test
     void minimalSpecResolvesToTheDocumentedDefaults() {
-        RunSpec expected = new RunSpec("run",
-                new RunSpec.Model("tiny", 2, 4, 64, 64),
-                new RunSpec.Sparsity("slope", 2, 4, 1, true),
-                new RunSpec.Adapters(0.99, 4),
-                new RunSpec.Optimizer(6e-4, 0.9, 0.95, 1e-8, 0.1, 1.0, 10, 0.0),
-                new RunSpec.Training(1000, 8, 1, 1234L),
-                new RunSpec.Data(List.of("corpus.txt"), null, "char", 0.1),
-                new RunSpec.Eval(250, 0),
-                500, "auto", "fp32", 0);
+        ResolvedSpec expected = new ResolvedSpec("run",
+                new ResolvedSpec.Model(Preset.TINY, 2, 4, 64, 64),
+                new ResolvedSpec.Sparsity(Mode.SLOPE, 2, 4, 1, true),
+                new ResolvedSpec.Adapters(0.99, 4),
+                new ResolvedSpec.Optimizer(6e-4, 0.9, 0.95, 1e-8, 0.1, 1.0, 10, 0.0),
+                new ResolvedSpec.Training(1000, 8, 1, 1234L),
+                new ResolvedSpec.Data(List.of("corpus.txt"), List.of(), "char", 0.1),
+                new ResolvedSpec.Eval(250, 0),
+                500, BackendChoice.AUTO, Precision.FP32, 0);
 
         assertEquals(expected, Specs.resolved(""));
     }
@@ -35,9 +35,9 @@ class RunSpecDefaultsTest {
         "gpt2-xl,     48, 25, 1600, 1024, 24",
     })
     void everyPresetResolvesToItsShape(String preset, int layers, int heads, int dModel, int seqLen, int rank) {
-        RunSpec spec = Specs.resolved("\"model\": {\"preset\": \"" + preset + "\"}");
+        ResolvedSpec spec = Specs.resolved("\"model\": {\"preset\": \"" + preset + "\"}");
 
-        assertEquals(new RunSpec.Model(preset, layers, heads, dModel, seqLen), spec.model());
+        assertEquals(new ResolvedSpec.Model(Preset.fromWire(preset), layers, heads, dModel, seqLen), spec.model());
         assertEquals(rank, spec.adapters().rank());
     }
 
@@ -49,14 +49,15 @@ class RunSpecDefaultsTest {
 
     @Test
     void explicitShapeFieldsOverrideThePreset() {
-        RunSpec spec = Specs.resolved("\"model\": {\"preset\": \"gpt2-small\", \"layers\": 2, \"seqLen\": 128}");
+        ResolvedSpec spec = Specs.resolved("\"model\": {\"preset\": \"gpt2-small\", \"layers\": 2, \"seqLen\": 128}");
 
-        assertEquals(new RunSpec.Model("gpt2-small", 2, 12, 768, 128), spec.model());
+        assertEquals(new ResolvedSpec.Model(Preset.GPT2_SMALL, 2, 12, 768, 128), spec.model());
     }
 
     @Test
     void adapterRankDefaultFollowsAnOverriddenDModel() {
-        RunSpec spec = Specs.resolved("\"model\": {\"dModel\": 1600, \"heads\": 25}, \"sparsity\": {\"mode\": \"dense\"}");
+        ResolvedSpec spec =
+                Specs.resolved("\"model\": {\"dModel\": 1600, \"heads\": 25}, \"sparsity\": {\"mode\": \"dense\"}");
 
         assertEquals(24, spec.adapters().rank());
     }
@@ -64,14 +65,14 @@ class RunSpecDefaultsTest {
     @ParameterizedTest(name = "steps {0} -> warmup {1}")
     @CsvSource({"1, 0", "99, 0", "100, 1", "250, 2", "1000, 10", "123456, 1234"})
     void warmupDefaultsToOnePercentOfStepsRoundedDown(int steps, int warmup) {
-        RunSpec spec = Specs.resolved("\"training\": {\"steps\": " + steps + "}");
+        ResolvedSpec spec = Specs.resolved("\"training\": {\"steps\": " + steps + "}");
 
         assertEquals(warmup, spec.optimizer().warmupSteps());
     }
 
     @Test
     void explicitValuesAreKept() {
-        RunSpec spec = Specs.resolved("""
+        ResolvedSpec spec = Specs.resolved("""
                 "name": "exp-1", "sparsity": {"mode": "sparse-no-double-prune", "n": 1, "m": 2,
                 "columnMaskRefresh": 100, "denseFirstQkv": false}, "adapters": {"start": 1, "rank": 8},
                 "optimizer": {"lr": 0.001, "warmupSteps": 0, "minLrRatio": 0.1},
@@ -79,12 +80,12 @@ class RunSpecDefaultsTest {
                 "eval": {"every": 0, "maxWindows": 16}, "checkpointEvery": 0, "backend": "cpu",
                 "precision": "fp64", "threads": 3""");
 
-        assertEquals(new RunSpec.Sparsity("sparse-no-double-prune", 1, 2, 100, false), spec.sparsity());
-        assertEquals(new RunSpec.Adapters(1.0, 8), spec.adapters());
-        assertEquals(new RunSpec.Optimizer(0.001, 0.9, 0.95, 1e-8, 0.1, 1.0, 0, 0.1), spec.optimizer());
-        assertEquals(new RunSpec.Training(20, 2, 4, -7L), spec.training());
-        assertEquals(new RunSpec.Eval(0, 16), spec.eval());
-        assertEquals(List.of("exp-1", 0, "cpu", "fp64", 3),
+        assertEquals(new ResolvedSpec.Sparsity(Mode.SPARSE_NO_DOUBLE_PRUNE, 1, 2, 100, false), spec.sparsity());
+        assertEquals(new ResolvedSpec.Adapters(1.0, 8), spec.adapters());
+        assertEquals(new ResolvedSpec.Optimizer(0.001, 0.9, 0.95, 1e-8, 0.1, 1.0, 0, 0.1), spec.optimizer());
+        assertEquals(new ResolvedSpec.Training(20, 2, 4, -7L), spec.training());
+        assertEquals(new ResolvedSpec.Eval(0, 16), spec.eval());
+        assertEquals(List.of("exp-1", 0, BackendChoice.CPU, Precision.FP64, 3),
                 List.of(spec.name(), spec.checkpointEvery(), spec.backend(), spec.precision(), spec.threads()));
     }
 }

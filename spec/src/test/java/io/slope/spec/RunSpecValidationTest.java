@@ -148,16 +148,17 @@ class RunSpecValidationTest {
 
     @Test
     void heldOutFilesReplaceTheHeldOutFraction() {
-        RunSpec spec = RunSpecCodec.parseResolved(
+        ResolvedSpec spec = RunSpecCodec.parseResolved(
                 "{\"data\": {\"corpus\": [\"train/\"], \"validation\": [\"val/a.txt\", \"val/b.txt\"]}}");
 
         assertEquals(new RunSpec.Data(List.of("train/"), List.of("val/a.txt", "val/b.txt"), "char", null),
-                spec.data());
+                spec.toRunSpec().data());
     }
 
     @Test
     void theServiceRefusesHeldOutFilesNamingTheFieldAndTheWayOut() {
-        RunSpec spec = RunSpecCodec.parseResolved("{\"data\": {\"corpus\": [\"train/\"], \"validation\": [\"val/\"]}}");
+        ResolvedSpec spec =
+                RunSpecCodec.parseResolved("{\"data\": {\"corpus\": [\"train/\"], \"validation\": [\"val/\"]}}");
 
         List<SpecError> errors = assertThrows(InvalidSpecException.class,
                 () -> RunSpecs.requireServiceSupport(spec)).errors();

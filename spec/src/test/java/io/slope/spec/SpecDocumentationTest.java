@@ -96,7 +96,7 @@ class SpecDocumentationTest {
             Matcher m = PRESET_ROW.matcher(line);
             if (m.matches()) {
                 String name = m.group(1);
-                RunSpec.Model shape = Preset.fromWire(name).model();
+                RunSpec.Model shape = Preset.fromWire(name).model().toRunSpec();
                 assertEquals(new RunSpec.Model(name, Integer.valueOf(m.group(2)), Integer.valueOf(m.group(3)),
                         Integer.valueOf(m.group(4)), Integer.valueOf(m.group(5))), shape, name);
                 assertEquals(RunSpecs.defaultAdapterRank(shape.dModel()), Integer.parseInt(m.group(6)), name);
@@ -108,7 +108,7 @@ class SpecDocumentationTest {
 
     @Test
     void theMinimalExampleResolvesToTheDocumentedResolution() throws IOException {
-        RunSpec minimal = RunSpecCodec.parseResolved(example("minimal"));
+        ResolvedSpec minimal = RunSpecCodec.parseResolved(example("minimal"));
 
         assertEquals(JSON.readTree(example("minimal-resolved")), JSON.readTree(RunSpecCodec.toJson(minimal)));
     }
@@ -117,7 +117,7 @@ class SpecDocumentationTest {
     void theCompleteExampleIsValidAndSpellsOutEveryField() {
         RunSpec parsed = RunSpecCodec.parse(example("complete"));
 
-        assertEquals(RunSpecs.resolveAndValidate(parsed), parsed);
+        assertEquals(RunSpecs.resolve(parsed).toRunSpec(), parsed);
     }
 
     private static JsonNode resolvedMinimal() {

@@ -11,7 +11,7 @@ import io.slope.engine.data.Corpus;
 import io.slope.engine.data.DatasetManifest;
 import io.slope.engine.data.InvalidCorpusException;
 import io.slope.spec.InvalidSpecException;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecs;
 import io.slope.spec.pipeline.Stage;
 import io.slope.spec.pipeline.StageResult;
@@ -46,7 +46,7 @@ public final class PipelineActivitiesImpl implements PipelineActivities {
     }
 
     @Override
-    public StageResult prepareData(String runId, RunSpec spec) {
+    public StageResult prepareData(String runId, ResolvedSpec spec) {
         try {
             RunSpecs.requireServiceSupport(spec);
         } catch (InvalidSpecException e) {

@@ -5,7 +5,7 @@ import io.micronaut.http.HttpStatus;
 import io.slope.api.problem.Problem.FieldProblem;
 import io.slope.api.problem.ProblemException;
 import io.slope.catalogue.ChosenOptions;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.workflows.run.RunOptions;
 import java.util.ArrayList;
 import java.util.Iterator;
@@ -24,7 +24,7 @@ final class OptionsRequest {
      * Reads {@code options} of a submit (null or absent: none) and checks it against the resolved spec; a 400 naming
      * each wrong field ({@code options.ranks}, ...) and how to fix it otherwise.
      */
-    static ChosenOptions parse(JsonNode node, RunSpec resolved) {
+    static ChosenOptions parse(JsonNode node, ResolvedSpec resolved) {
         if (node == null || node.isNull()) {
             return ChosenOptions.NONE;
         }
@@ -56,7 +56,7 @@ final class OptionsRequest {
     }
 
     /** Why the run of {@code resolved} cannot train on {@code ranks} ranks, with the fix; null when it can. */
-    static String ranksProblem(int ranks, RunSpec resolved) {
+    static String ranksProblem(int ranks, ResolvedSpec resolved) {
         return RunOptions.ranksProblem(ranks, resolved.training().gradAccum());
     }
 

@@ -36,6 +36,8 @@ import io.slope.catalogue.RunRow;
 import io.slope.catalogue.RunStatus;
 import io.slope.spec.BackendChoice;
 import io.slope.spec.GpuMemoryEstimate;
+import io.slope.spec.InvalidSpecException;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecCodec;
 import io.slope.spec.RunSpecs;
@@ -110,7 +112,7 @@ public class RunService {
             options = tree.remove(OptionsRequest.FIELD);
             specJson = tree.toString();
         }
-        RunSpec spec = RunSpecCodec.parseResolved(specJson);
+        ResolvedSpec spec = RunSpecCodec.parseResolved(specJson);
         RunSpecs.requireServiceSupport(spec);
         requireFitsOnGpu(spec);
         ChosenOptions chosen = OptionsRequest.parse(options, spec);
@@ -120,7 +122,7 @@ public class RunService {
         catalogue.createRun(id, caller.user(), spec, SlopeRunWorkflow.workflowId(runId), chosen,
                 c -> quotas.admit(c, caller.user(), Demand.run(chosen.resolve().ranks())));
         try {
-            workflows.start(runId, caller.user(), spec, chosen.resolve(), null, Map.of());
+            workflows.start(runId, caller.user(), spec.toRunSpec(), chosen.resolve(), null, Map.of());
         } catch (RuntimeException e) {
             LOG.warn("run {} is stored QUEUED but its workflow could not be started now ({}); the reconciler will "
                     + "start it", runId, e.toString());
@@ -159,7 +161,7 @@ public class RunService {
                 page.events(id, EVENTS_SHOWN).stream().map(EventView::of).toList(),
                 specAsMap(run.specJson()), run.workflowId(), workflows.uiUrl(id.toString()), run.createdAt(),
                 run.startedAt(), run.finishedAt(), optionsView(run.options()),
-                gpuMemory(RunSpecCodec.parse(run.specJson())), links(id.toString()));
+                storedSpec(run).map(this::gpuMemory).orElse(null), links(id.toString()));
     }
 
     public Metrics metrics(Caller caller, UUID id, int afterStep, int limit) throws SQLException {
@@ -206,7 +208,9 @@ public class RunService {
                     + "from 1 to " + RunOptions.MAX_RANKS + " dividing the run's training.gradAccum");
         }
         RunRow run = visible(caller, id);
-        String problem = OptionsRequest.ranksProblem(ranks.intValue(), RunSpecCodec.parse(run.specJson()));
+        // A stored spec that no longer validates leaves the check to the workflow's validator.
+        String problem = storedSpec(run).map(spec -> OptionsRequest.ranksProblem(ranks.intValue(), spec))
+                .orElse(null);
         if (problem != null) {
             throw ProblemException.badField("ranks", problem);
         }
@@ -252,6 +256,7 @@ public class RunService {
             visible(caller, id); // a 404 when a delete won
             throw ProblemException.conflict("illegal-state", "run " + id + " was started again meanwhile");
         }
+        // As stored: the workflow resolves it, and fails the run with the errors of one that no longer validates.
         RunSpec spec = RunSpecCodec.parse(run.specJson());
         try {
             workflows.start(id.toString(), run.owner(), spec, run.options().resolve(), from, earlier);
@@ -309,8 +314,8 @@ public class RunService {
      * A {@code cuda} run whose estimated peak is more than a GPU of the service has would fail at its first step or
      * its final evaluation, after 20 retries: a 400 now, naming the field to change, the estimate and the setting.
      */
-    private void requireFitsOnGpu(RunSpec spec) {
-        if (spec.backendChoice() != BackendChoice.CUDA) {
+    private void requireFitsOnGpu(ResolvedSpec spec) {
+        if (spec.backend() != BackendChoice.CUDA) {
             return;
         }
         int vocab = RunSpecs.vocabularyBeforeData(spec);
@@ -323,12 +328,24 @@ public class RunService {
     }
 
     /** A {@code cuda} run's estimate, from its stored spec, against the GPUs as configured; null for other backends. */
-    private RunViews.GpuMemoryView gpuMemory(RunSpec spec) {
-        if (spec.backendChoice() != BackendChoice.CUDA) {
+    private RunViews.GpuMemoryView gpuMemory(ResolvedSpec spec) {
+        if (spec.backend() != BackendChoice.CUDA) {
             return null;
         }
         GpuMemoryEstimate estimate = GpuMemoryEstimate.training(spec, RunSpecs.vocabularyBeforeData(spec));
         return new RunViews.GpuMemoryView(estimate.totalBytes(), gpu.memoryBytes(), estimate.toString());
+    }
+
+    /**
+     * The run's spec as stored, resolved: empty for one that no longer validates (stored before a rule it breaks was
+     * added), which only the workflow refuses.
+     */
+    private static Optional<ResolvedSpec> storedSpec(RunRow run) {
+        try {
+            return Optional.of(RunSpecCodec.parseResolved(run.specJson()));
+        } catch (InvalidSpecException e) {
+            return Optional.empty();
+        }
     }
 
     private RunRow visible(Caller caller, UUID id) throws SQLException {

@@ -20,7 +20,7 @@ import io.slope.catalogue.RunCatalogue;
 import io.slope.catalogue.RunPageReads;
 import io.slope.catalogue.RunRow;
 import io.slope.catalogue.RunStatus;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecCodec;
 import io.slope.spec.pipeline.Stage;
 import io.slope.storage.ObjectStore;
@@ -61,7 +61,7 @@ class RunServiceRacesTest {
     /** A FAILED run of alice's, stored as a finished run is. */
     private static UUID failedRun() throws Exception {
         UUID id = UUID.randomUUID();
-        RunSpec spec = RunSpecCodec.parseResolved(ApiHarness.tinySpec("race", "/corpus.txt", 10));
+        ResolvedSpec spec = RunSpecCodec.parseResolved(ApiHarness.tinySpec("race", "/corpus.txt", 10));
         catalogue.createRun(id, "alice", spec, "run-" + id);
         try (Connection c = context.getBean(DataSource.class).getConnection();
                 PreparedStatement ps = c.prepareStatement("UPDATE runs SET status = 'FAILED', error = 'boom', "

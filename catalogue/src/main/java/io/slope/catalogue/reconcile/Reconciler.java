@@ -5,7 +5,7 @@ import io.grpc.StatusRuntimeException;
 import io.slope.catalogue.RunCatalogue;
 import io.slope.catalogue.RunRow;
 import io.slope.spec.InvalidSpecException;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecCodec;
 import io.slope.spec.pipeline.Stage;
 import io.slope.spec.pipeline.StageResult;
@@ -49,7 +49,7 @@ public final class Reconciler {
             if (live(run.workflowId())) {
                 continue;
             }
-            RunSpec spec;
+            ResolvedSpec spec;
             try {
                 spec = RunSpecCodec.parseResolved(run.specJson());
             } catch (InvalidSpecException e) {
@@ -68,7 +68,7 @@ public final class Reconciler {
             SlopeRunWorkflow workflow = client.newWorkflowStub(SlopeRunWorkflow.class,
                     SlopeRunWorkflow.startOptions(run.id().toString(), run.owner()).build());
             try {
-                WorkflowClient.start(workflow::run, new RunInput(run.id().toString(), spec,
+                WorkflowClient.start(workflow::run, new RunInput(run.id().toString(), spec.toRunSpec(),
                         run.options().resolve(options), from, results, null));
             } catch (WorkflowExecutionAlreadyStarted raced) {
                 continue; // someone else started it meanwhile: it is live now

@@ -8,7 +8,7 @@ import io.slope.engine.parallel.CollectiveProvider;
 import io.slope.engine.run.LocalTrainingRun;
 import io.slope.engine.run.TrainingSession;
 import io.slope.spec.InvalidSpecException;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -99,7 +99,7 @@ public final class RankCommand implements Callable<Integer> {
         stop.watch(stopFile);
         Files.writeString(pidFile, ProcessHandle.current().pid() + "\n");
         pidFile.toFile().deleteOnExit();
-        RunSpec spec = LocalTrainingRun.spec(runDir);
+        ResolvedSpec spec = LocalTrainingRun.spec(runDir);
         TrainingSession.Listener listener = rank == 0
                 ? new MetricsLog(runDir, new ProgressPrinter(System.out, terminal, logEvery))
                 : new ProgressPrinter(System.out, false, logEvery);

@@ -5,7 +5,7 @@ import io.slope.engine.checkpoint.LocalCheckpointStore;
 import io.slope.engine.data.Dataset;
 import io.slope.engine.run.LocalTrainingRun;
 import io.slope.spec.BackendChoice;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecs;
 import java.io.IOException;
 import java.io.InputStream;
@@ -45,7 +45,7 @@ final class RankLauncher {
 
     private final Path runDir;
     private final int ranks;
-    private final RunSpec spec;
+    private final ResolvedSpec spec;
     private final Integer logEvery;
     private final boolean created;
     private final PrintStream out;
@@ -66,7 +66,7 @@ final class RankLauncher {
      * @param created whether this launch made {@code runDir} (a new run): a run that fails before its first checkpoint
      *     then leaves no folder, as with one rank
      */
-    RankLauncher(Path runDir, int ranks, RunSpec spec, Integer logEvery, boolean created, Duration stopGrace,
+    RankLauncher(Path runDir, int ranks, ResolvedSpec spec, Integer logEvery, boolean created, Duration stopGrace,
             PrintStream out, PrintStream err) {
         this.runDir = runDir;
         this.ranks = ranks;
@@ -146,7 +146,7 @@ final class RankLauncher {
         try {
             String others = ranks == 2 ? "rank 1 logs to " + log(1)
                     : "ranks 1-" + (ranks - 1) + " log to " + runDir.resolve("rank-<r>.log");
-            out.println("launching " + ranks + " ranks (" + spec.backend() + " backend); " + others);
+            out.println("launching " + ranks + " ranks (" + spec.backend().wireName() + " backend); " + others);
             LinkedBlockingQueue<Integer> exits = new LinkedBlockingQueue<>();
             try {
                 synchronized (this) {
@@ -243,7 +243,7 @@ final class RankLauncher {
         ProcessBuilder builder = new ProcessBuilder(command);
         Map<String, String> env = builder.environment();
         env.put("NCCL_NVLS_ENABLE", "0"); // NVLink multicast stays off (device notes)
-        if (spec.backendChoice().mayUseGpu()) {
+        if (spec.backend().mayUseGpu()) {
             env.put("CUDA_VISIBLE_DEVICES", device(System.getenv("CUDA_VISIBLE_DEVICES"), rank, ranks));
         }
         Path log = log(rank);
@@ -284,8 +284,8 @@ final class RankLauncher {
      * Why each of {@code ranks} CPU ranks, with 1/ranks of this JVM's heap, cannot hold the run's training state
      * (naming the field, as one rank would, and the flag); null when they can or the backend is not the CPU's.
      */
-    static String cpuHeapError(RunSpec spec, Path runDir, int ranks) throws IOException {
-        if (spec.backendChoice() != BackendChoice.CPU) {
+    static String cpuHeapError(ResolvedSpec spec, Path runDir, int ranks) throws IOException {
+        if (spec.backend() != BackendChoice.CPU) {
             return null;
         }
         int vocab;

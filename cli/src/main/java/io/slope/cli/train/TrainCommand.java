@@ -6,6 +6,7 @@ import io.slope.engine.backend.Backends;
 import io.slope.engine.run.LocalTrainingRun;
 import io.slope.spec.DataParallel;
 import io.slope.spec.InvalidSpecException;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecCodec;
 import io.slope.spec.RunSpecs;
@@ -99,7 +100,7 @@ public final class TrainCommand implements Callable<Integer> {
             return launch(null, true, specFile.toString());
         }
         return refusingBadInput(() -> {
-            RunSpec spec = RunSpecs.resolveAndValidate(withOverrides(RunSpecCodec.parse(Files.readString(specFile))));
+            ResolvedSpec spec = RunSpecs.resolve(withOverrides(RunSpecCodec.parse(Files.readString(specFile))));
             Path runDir = out != null ? out : freshRunDir(spec.name());
             return trainHere(runDir, Files.notExists(runDir), stop -> {
                 try (MetricsLog listener = new MetricsLog(runDir, ProgressPrinter.forStdout(logEvery))) {
@@ -115,8 +116,8 @@ public final class TrainCommand implements Callable<Integer> {
      */
     private int launch(Path resumeDir, boolean newRun, String source) throws Exception {
         return refusingBadInput(() -> {
-            RunSpec spec = newRun
-                    ? RunSpecs.resolveAndValidate(withOverrides(RunSpecCodec.parse(Files.readString(specFile))))
+            ResolvedSpec spec = newRun
+                    ? RunSpecs.resolve(withOverrides(RunSpecCodec.parse(Files.readString(specFile))))
                     : LocalTrainingRun.resumableSpec(resumeDir);
             Path runDir = newRun ? (out != null ? out : freshRunDir(spec.name())) : resumeDir;
             String error = ranksError(ranks, spec);
@@ -127,7 +128,7 @@ public final class TrainCommand implements Callable<Integer> {
             Backends.unavailableReason(spec).ifPresent(reason -> {
                 throw new IllegalArgumentException(reason);
             });
-            if (spec.backendChoice().mayUseGpu()) {
+            if (spec.backend().mayUseGpu()) {
                 RankLauncher.device(System.getenv("CUDA_VISIBLE_DEVICES"), ranks - 1, ranks); // enough GPUs named
             }
             boolean created = newRun && Files.notExists(runDir);
@@ -149,7 +150,7 @@ public final class TrainCommand implements Callable<Integer> {
     }
 
     /** Why {@code ranks} ranks cannot train {@code spec}, naming the flag and the fix; or null. */
-    static String ranksError(int ranks, RunSpec spec) {
+    static String ranksError(int ranks, ResolvedSpec spec) {
         int gradAccum = spec.training().gradAccum();
         if (DataParallel.fits(ranks, gradAccum)) {
             return null;

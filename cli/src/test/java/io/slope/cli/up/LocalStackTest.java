@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.slope.catalogue.RunCatalogue;
 import io.slope.engine.checkpoint.DurableFiles;
 import io.slope.localservices.Ports;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecCodec;
 import io.slope.workflows.run.RunInput;
 import io.slope.workflows.run.RunOptions;
@@ -46,7 +46,7 @@ class LocalStackTest {
         }
     }
 
-    private static RunSpec spec(Path home) throws Exception {
+    private static ResolvedSpec spec(Path home) throws Exception {
         Path corpus = home.resolve("corpus.txt");
         Files.writeString(corpus, "It was the best of times, it was the worst of times.\n".repeat(300));
         return RunSpecCodec.parseResolved("""
@@ -56,7 +56,7 @@ class LocalStackTest {
                  "checkpointEvery": 6, "backend": "cpu", "threads": 1}""".formatted(corpus));
     }
 
-    private static UUID runOnce(LocalStack stack, RunSpec spec) throws Exception {
+    private static UUID runOnce(LocalStack stack, ResolvedSpec spec) throws Exception {
         UUID id = UUID.randomUUID();
         RunCatalogue catalogue = stack.environment().catalogue();
         catalogue.createRun(id, "tester", spec, SlopeRunWorkflow.workflowId(id.toString()));

@@ -2,7 +2,6 @@ package io.slope.engine.backend;
 
 import io.slope.engine.parallel.CollectiveProvider;
 import io.slope.engine.parallel.TcpCollective;
-import io.slope.spec.RunSpec;
 import java.util.Optional;
 
 /**
@@ -16,14 +15,15 @@ public interface BackendProvider {
     /** Empty when this machine can run the backend; otherwise what is missing and how to fix it. */
     Optional<String> unavailableReason();
 
-    Backend open(RunSpec resolved);
+    /** The backend a run that selects this provider trains on. */
+    Backend open();
 
     /**
      * A second backend on the same device that computes in fp32, for the stage evaluations (docs/spec.md: validation
      * loss is computed in fp32), when the one {@link #open} opens trains in a lower precision (the GPU's bf16 GEMMs);
      * empty when that one computes in fp32 itself. The caller closes it.
      */
-    default Optional<Backend> openFp32Evaluation(RunSpec resolved) {
+    default Optional<Backend> openFp32Evaluation() {
         return Optional.empty();
     }
 

@@ -4,7 +4,7 @@ import io.slope.engine.cpu.CpuBackend;
 import io.slope.engine.parallel.CollectiveProvider;
 import io.slope.engine.parallel.TcpCollective;
 import io.slope.spec.BackendChoice;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
@@ -14,8 +14,8 @@ import java.util.ServiceLoader;
 public final class Backends {
     private Backends() {}
 
-    public static Backend open(RunSpec resolved) {
-        return provider(resolved).map(p -> p.open(resolved)).orElseGet(() -> new CpuBackend(resolved.threads()));
+    public static Backend open(ResolvedSpec resolved) {
+        return open(resolved.backend(), resolved.threads());
     }
 
     /**
@@ -23,32 +23,31 @@ public final class Backends {
      * {@code threads} for the CPU (0: every core). Refuses an unavailable one, saying why.
      */
     public static Backend open(BackendChoice wanted, int threads) {
-        return open(new RunSpec(null, null, null, null, null, null, null, null, null, wanted.wireName(), null,
-                threads));
+        return provider(wanted).map(BackendProvider::open).orElseGet(() -> new CpuBackend(threads));
     }
 
     /**
      * The fp32 evaluation backend of {@link BackendProvider#openFp32Evaluation} for the backend {@link #open} opens;
      * empty on the CPU, which computes in fp32 already.
      */
-    public static Optional<Backend> openFp32Evaluation(RunSpec resolved) {
-        return provider(resolved).flatMap(p -> p.openFp32Evaluation(resolved));
+    public static Optional<Backend> openFp32Evaluation(ResolvedSpec resolved) {
+        return provider(resolved.backend()).flatMap(BackendProvider::openFp32Evaluation);
     }
 
     /**
      * The rendezvous of the backend {@link #open} would open, without opening it: loopback TCP on the CPU, NCCL on
      * CUDA. A data-parallel rank joins its group with it before its session opens the backend.
      */
-    public static CollectiveProvider collectives(RunSpec resolved) {
-        return provider(resolved).map(BackendProvider::collectives).orElse(TcpCollective.PROVIDER);
+    public static CollectiveProvider collectives(ResolvedSpec resolved) {
+        return provider(resolved.backend()).map(BackendProvider::collectives).orElse(TcpCollective.PROVIDER);
     }
 
     /**
      * Why {@link #open} would refuse the spec's backend, in its words; empty when it would open one. Nothing is opened,
      * so a launcher can check before it starts the processes that open it.
      */
-    public static Optional<String> unavailableReason(RunSpec resolved) {
-        BackendChoice wanted = resolved.backendChoice();
+    public static Optional<String> unavailableReason(ResolvedSpec resolved) {
+        BackendChoice wanted = resolved.backend();
         List<String> unavailable = new ArrayList<>();
         if (wanted == BackendChoice.CPU || wanted == BackendChoice.AUTO || available(wanted, unavailable) != null) {
             return Optional.empty();
@@ -70,9 +69,8 @@ public final class Backends {
         return lines;
     }
 
-    /** The provided backend the spec selects; empty for the CPU (asked for, or what auto falls back to). */
-    private static Optional<BackendProvider> provider(RunSpec resolved) {
-        BackendChoice wanted = resolved.backendChoice();
+    /** The provided backend {@code wanted} selects; empty for the CPU (asked for, or what auto falls back to). */
+    private static Optional<BackendProvider> provider(BackendChoice wanted) {
         if (wanted == BackendChoice.CPU) {
             return Optional.empty();
         }

@@ -3,7 +3,7 @@ package io.slope.engine.model;
 import io.slope.engine.sparse.NmPattern;
 import io.slope.spec.MemoryEstimate;
 import io.slope.spec.Mode;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 
 /** The shape of a GPT-2 model and which of its linear layers are sparse. */
 public record GptConfig(int layers, int heads, int dModel, int seqLen, int vocab, Mode mode, NmPattern pattern,
@@ -18,10 +18,10 @@ public record GptConfig(int layers, int heads, int dModel, int seqLen, int vocab
         }
     }
 
-    public static GptConfig of(RunSpec resolved, int vocab) {
-        RunSpec.Model m = resolved.model();
-        RunSpec.Sparsity s = resolved.sparsity();
-        return new GptConfig(m.layers(), m.heads(), m.dModel(), m.seqLen(), vocab, resolved.sparsityMode(),
+    public static GptConfig of(ResolvedSpec resolved, int vocab) {
+        ResolvedSpec.Model m = resolved.model();
+        ResolvedSpec.Sparsity s = resolved.sparsity();
+        return new GptConfig(m.layers(), m.heads(), m.dModel(), m.seqLen(), vocab, resolved.sparsity().mode(),
                 new NmPattern(s.n(), s.m()), s.denseFirstQkv());
     }
 
@@ -54,6 +54,6 @@ public record GptConfig(int layers, int heads, int dModel, int seqLen, int vocab
 
     /** Dense parameter count (the "N" of 6N FLOPs per token). */
     public long parameterCount() {
-        return MemoryEstimate.gpt2ParameterCount(new RunSpec.Model(null, layers, heads, dModel, seqLen), vocab);
+        return MemoryEstimate.gpt2ParameterCount(layers, dModel, seqLen, vocab);
     }
 }

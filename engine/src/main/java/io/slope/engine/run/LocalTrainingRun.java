@@ -14,7 +14,7 @@ import io.slope.engine.export.SlopeExport;
 import io.slope.engine.model.GptConfig;
 import io.slope.engine.model.GptModel;
 import io.slope.engine.parallel.Collective;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecCodec;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -76,24 +76,25 @@ public final class LocalTrainingRun {
      *
      * @param baseDir folder that relative corpus paths resolve against (the spec file's folder)
      */
-    public static Summary start(RunSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener)
+    public static Summary start(ResolvedSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener)
             throws IOException {
         return start(spec, baseDir, runDir, listener, Integer.MAX_VALUE, Stop.NEVER);
     }
 
-    /** As {@link #start(RunSpec, Path, Path, TrainingSession.Listener)}, stopping early when {@code stop} asks. */
-    public static Summary start(RunSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener, Stop stop)
+    /** As {@link #start(ResolvedSpec, Path, Path, TrainingSession.Listener)}, stopping early when {@code stop} asks. */
+    public static Summary start(ResolvedSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener,
+            Stop stop)
             throws IOException {
         return start(spec, baseDir, runDir, listener, Integer.MAX_VALUE, stop);
     }
 
     /** As {@link #start}, but pauses after {@code stopAfter} steps with a checkpoint there, to be resumed later. */
-    public static Summary start(RunSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener,
+    public static Summary start(ResolvedSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener,
             int stopAfter) throws IOException {
         return start(spec, baseDir, runDir, listener, stopAfter, Stop.NEVER);
     }
 
-    private static Summary start(RunSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener,
+    private static Summary start(ResolvedSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener,
             int stopAfter, Stop stop) throws IOException {
         Texts texts = readTexts(spec, baseDir, runDir, listener);
         boolean created = Files.notExists(runDir);
@@ -110,7 +111,7 @@ public final class LocalTrainingRun {
      * A new run in {@code runDir} up to its first step: the tokenized dataset and the resolved spec, no checkpoint
      * (what the data-parallel launcher does once before its ranks {@link #trainRank} it).
      */
-    public static void prepare(RunSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener)
+    public static void prepare(ResolvedSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener)
             throws IOException {
         Texts texts = readTexts(spec, baseDir, runDir, listener);
         boolean created = Files.notExists(runDir);
@@ -136,7 +137,7 @@ public final class LocalTrainingRun {
     /** The text a new run reads: {@code data.corpus}, and {@code data.validation} when the spec gives it, else null. */
     private record Texts(Corpus corpus, Corpus heldOut) {}
 
-    private static Texts readTexts(RunSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener)
+    private static Texts readTexts(ResolvedSpec spec, Path baseDir, Path runDir, TrainingSession.Listener listener)
             throws IOException {
         if (Files.exists(runDir.resolve(SPEC_FILE))) {
             throw new IllegalArgumentException("--out: " + runDir + " already holds a run; continue it with --resume "
@@ -144,7 +145,7 @@ public final class LocalTrainingRun {
         }
         Corpus corpus = readCorpus("data.corpus", spec.data().corpus(), baseDir);
         listener.onInfo("corpus: " + corpus.description());
-        if (spec.data().validation() == null) {
+        if (!spec.data().heldOutFiles()) {
             return new Texts(corpus, null);
         }
         Corpus heldOut = readCorpus("data.validation", spec.data().validation(), baseDir);
@@ -161,7 +162,7 @@ public final class LocalTrainingRun {
         }
     }
 
-    private static Dataset prepareDataset(RunSpec spec, Texts texts, Path runDir) throws IOException {
+    private static Dataset prepareDataset(ResolvedSpec spec, Texts texts, Path runDir) throws IOException {
         Files.createDirectories(runDir);
         String tokenizer = spec.data().tokenizer();
         Path directory = runDir.resolve(DATASET_DIR);
@@ -194,7 +195,7 @@ public final class LocalTrainingRun {
 
     /** As {@link #resume(Path, TrainingSession.Listener)}, stopping early when {@code stop} asks. */
     public static Summary resume(Path runDir, TrainingSession.Listener listener, Stop stop) throws IOException {
-        RunSpec spec = resumableSpec(runDir);
+        ResolvedSpec spec = resumableSpec(runDir);
         try (Dataset dataset = Dataset.open(runDir.resolve(DATASET_DIR))) {
             return train(spec, dataset, runDir, new LocalCheckpointStore(runDir), listener, Integer.MAX_VALUE, stop,
                     null, Collective.single());
@@ -205,11 +206,11 @@ public final class LocalTrainingRun {
      * The resolved spec of the run in {@code runDir}, checked to be resumable: it has a committed checkpoint and is not
      * finished and exported already.
      */
-    public static RunSpec resumableSpec(Path runDir) throws IOException {
+    public static ResolvedSpec resumableSpec(Path runDir) throws IOException {
         if (!Files.isRegularFile(runDir.resolve(SPEC_FILE))) {
             throw new IllegalArgumentException("--resume: " + runDir + " holds no run (no " + SPEC_FILE + ")");
         }
-        RunSpec spec = spec(runDir);
+        ResolvedSpec spec = spec(runDir);
         var committed = new LocalCheckpointStore(runDir).committedSteps();
         if (committed.isEmpty()) {
             throw new IllegalArgumentException("--resume: " + runDir + " has no committed checkpoint");
@@ -221,7 +222,7 @@ public final class LocalTrainingRun {
     }
 
     /** The resolved spec of the run {@link #prepare} or an earlier run left in {@code runDir}. */
-    public static RunSpec spec(Path runDir) throws IOException {
+    public static ResolvedSpec spec(Path runDir) throws IOException {
         return RunSpecCodec.parseResolved(Files.readString(runDir.resolve(SPEC_FILE)));
     }
 
@@ -234,7 +235,7 @@ public final class LocalTrainingRun {
      *     {@code collective}; the session owns and closes it
      * @param stop this rank's stop request; the ranks agree on the step to stop after
      */
-    public static Summary trainRank(RunSpec spec, Path runDir, Backend backend,
+    public static Summary trainRank(ResolvedSpec spec, Path runDir, Backend backend,
             Collective collective, TrainingSession.Listener listener, Stop stop) throws IOException {
         Dataset dataset;
         try {
@@ -258,7 +259,7 @@ public final class LocalTrainingRun {
                 + " steps and holds its exports");
     }
 
-    private static Summary train(RunSpec spec, Dataset dataset, Path runDir, CheckpointStore store,
+    private static Summary train(ResolvedSpec spec, Dataset dataset, Path runDir, CheckpointStore store,
             TrainingSession.Listener listener, int stopAfter, Stop stop, Backend backend,
             Collective collective) throws IOException {
         long start = System.nanoTime();

@@ -8,7 +8,7 @@ import io.slope.engine.data.Tokenizer;
 import io.slope.engine.model.GptConfig;
 import io.slope.engine.model.GptModel;
 import io.slope.engine.train.TrainingCheckpoints;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecCodec;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -54,7 +54,7 @@ public record TrainedModel(GptModel model, Tokenizer tokenizer, long step, Path 
             }
         }
         Tokenizer tokenizer = Dataset.readTokenizer(runRoot.resolve(LocalTrainingRun.DATASET_DIR));
-        RunSpec spec = RunSpecCodec.parseResolved(loaded.checkpoint().state().get("spec").toString());
+        ResolvedSpec spec = RunSpecCodec.parseResolved(loaded.checkpoint().state().get("spec").toString());
         GptConfig config = GptConfig.of(spec, tokenizer.vocabSize());
         GptModel model = TrainingCheckpoints.restore(backend, config, loaded.checkpoint()).model();
         long step = loaded.checkpoint().step();

@@ -20,7 +20,7 @@ import io.slope.engine.train.Trainer;
 import io.slope.engine.train.TrainingCheckpoints;
 import io.slope.spec.InvalidSpecException;
 import io.slope.spec.Precision;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecs;
 import java.io.IOException;
 import java.util.List;
@@ -64,7 +64,7 @@ public final class TrainingSession implements AutoCloseable {
     public record FinalEvaluation(double valLossSparse, double valLossAdapters, double valLossMerged,
             double valLossInferenceForm, ModelSnapshot model, Map<String, double[]> denseExport) {}
 
-    private final RunSpec spec;
+    private final ResolvedSpec spec;
     private final CheckpointStore store;
     private final String writer;
     private final Listener listener;
@@ -76,7 +76,7 @@ public final class TrainingSession implements AutoCloseable {
     private int stepsDone;
     private Double valLossSparse;
 
-    private TrainingSession(RunSpec spec, CheckpointStore store, String writer, Listener listener,
+    private TrainingSession(ResolvedSpec spec, CheckpointStore store, String writer, Listener listener,
             Collective collective, Backend backend, GptModel model, Trainer trainer, ValidationWindows heldOut,
             int stepsDone, Double valLossSparse) {
         this.spec = spec;
@@ -99,23 +99,26 @@ public final class TrainingSession implements AutoCloseable {
      *
      * @param writer who writes the checkpoints (e.g. activity id and attempt), recorded in each manifest
      */
-    public static TrainingSession open(RunSpec spec, Dataset dataset, CheckpointStore store, String writer,
+    public static TrainingSession open(ResolvedSpec spec, Dataset dataset, CheckpointStore store, String writer,
             Listener listener) throws IOException {
         return open(spec, dataset, store, writer, listener, Collective.single());
     }
 
-    /** As {@link #open(RunSpec, Dataset, CheckpointStore, String, Listener)}, as one rank of a data-parallel group. */
-    public static TrainingSession open(RunSpec spec, Dataset dataset, CheckpointStore store, String writer,
+    /**
+     * As {@link #open(ResolvedSpec, Dataset, CheckpointStore, String, Listener)}, as one rank of a data-parallel
+     * group.
+     */
+    public static TrainingSession open(ResolvedSpec spec, Dataset dataset, CheckpointStore store, String writer,
             Listener listener, Collective collective) throws IOException {
         return open(spec, dataset, store, writer, listener, null, collective);
     }
 
     /**
-     * As {@link #open(RunSpec, Dataset, CheckpointStore, String, Listener, Collective)} on a backend the caller opened
-     * already (a rank that rendezvoused through its {@link Backend#collectives()}); the session owns it from here on
-     * and closes it, on failure too. A null backend is opened from the spec.
+     * As {@link #open(ResolvedSpec, Dataset, CheckpointStore, String, Listener, Collective)} on a backend the caller
+     * opened already (a rank that rendezvoused through its {@link Backend#collectives()}); the session owns it from
+     * here on and closes it, on failure too. A null backend is opened from the spec.
      */
-    public static TrainingSession open(RunSpec spec, Dataset dataset, CheckpointStore store, String writer,
+    public static TrainingSession open(ResolvedSpec spec, Dataset dataset, CheckpointStore store, String writer,
             Listener listener, Backend opened, Collective collective) throws IOException {
         try {
             return openOn(spec, dataset, store, writer, listener, opened, collective);
@@ -127,7 +130,7 @@ public final class TrainingSession implements AutoCloseable {
         }
     }
 
-    private static TrainingSession openOn(RunSpec spec, Dataset dataset, CheckpointStore store, String writer,
+    private static TrainingSession openOn(ResolvedSpec spec, Dataset dataset, CheckpointStore store, String writer,
             Listener listener, Backend opened, Collective collective) throws IOException {
         int vocab = dataset.tokenizer().vocabSize();
         GptConfig config = GptConfig.of(spec, vocab);
@@ -175,7 +178,7 @@ public final class TrainingSession implements AutoCloseable {
                     valLossSparse = resumed.state().get(VAL_LOSS_SPARSE).asDouble();
                 }
             } else {
-                DType dtype = spec.precisionChoice() == Precision.FP64 ? DType.F64 : DType.F32;
+                DType dtype = spec.precision() == Precision.FP64 ? DType.F64 : DType.F32;
                 model = GptModel.fromDenseWeights(backend, config, dtype,
                         GptModel.initialWeights(config, spec.training().seed()));
             }
@@ -190,8 +193,8 @@ public final class TrainingSession implements AutoCloseable {
             listener.onInfo(String.format("%s: %d-layer d=%d GPT-2, %,d parameters, vocab %d (%s), mode %s, %s, %s%s; "
                     + "%,d train / %,d held-out tokens%s", spec.name(), config.layers(), config.dModel(),
                     config.parameterCount(), vocab, spec.data().tokenizer(), config.mode().wireName(),
-                    spec.precision(), backend.name(), collective.worldSize() > 1 ? ", rank " + collective.rank()
-                            + " of " + collective.worldSize() : "",
+                    spec.precision().wireName(), backend.name(),
+                    collective.worldSize() > 1 ? ", rank " + collective.rank() + " of " + collective.worldSize() : "",
                     dataset.train().length(), dataset.validation().length(),
                     stepsDone > 0 ? "; resumed after step " + stepsDone : ""));
             if (latest.isEmpty()) {
@@ -361,13 +364,13 @@ public final class TrainingSession implements AutoCloseable {
     }
 
     /** Built before training, so a held-out split too short for one window fails at once, naming the field. */
-    private static ValidationWindows validationWindows(RunSpec spec, Dataset dataset, GptConfig config) {
+    private static ValidationWindows validationWindows(ResolvedSpec spec, Dataset dataset, GptConfig config) {
         int maxWindows = spec.eval().maxWindows();
         try {
             return maxWindows > 0 ? ValidationWindows.first(dataset.validation(), config.seqLen(), maxWindows)
                     : ValidationWindows.all(dataset.validation(), config.seqLen());
         } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException(spec.data().validation() != null
+            throw new IllegalArgumentException(spec.data().heldOutFiles()
                     ? "data.validation: " + e.getMessage() + "; list more or longer held-out files"
                     : "data.valFraction: " + e.getMessage() + "; raise data.valFraction or use more text");
         }

@@ -6,7 +6,7 @@ import io.slope.engine.backend.Backend;
 import io.slope.engine.backend.DType;
 import io.slope.engine.backend.Tensor;
 import io.slope.engine.model.Parameter;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import java.util.ArrayList;
 import java.util.EnumMap;
 import java.util.LinkedHashMap;
@@ -26,7 +26,7 @@ public final class AdamW {
     public record Moments(Tensor m, Tensor v) {}
 
     private final Backend backend;
-    private final RunSpec.Optimizer hyper;
+    private final ResolvedSpec.Optimizer hyper;
     private final int rank;
     private final int worldSize;
     /** ZeRO-1 shard owner per parameter, assigned greedily (least-loaded rank) in declared order. */
@@ -37,12 +37,12 @@ public final class AdamW {
     private final Map<String, Moments> moments = new LinkedHashMap<>();
 
     /** An optimizer that updates every parameter (one rank). */
-    public AdamW(Backend backend, RunSpec.Optimizer hyper) {
+    public AdamW(Backend backend, ResolvedSpec.Optimizer hyper) {
         this(backend, hyper, 0, 1);
     }
 
     /** Rank {@code rank}'s shard of a ZeRO-1 optimizer over {@code worldSize} ranks. */
-    public AdamW(Backend backend, RunSpec.Optimizer hyper, int rank, int worldSize) {
+    public AdamW(Backend backend, ResolvedSpec.Optimizer hyper, int rank, int worldSize) {
         this.backend = backend;
         this.hyper = hyper;
         this.rank = rank;

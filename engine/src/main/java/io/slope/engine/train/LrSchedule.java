@@ -1,6 +1,6 @@
 package io.slope.engine.train;
 
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 
 /**
  * Linear warmup, then linear decay to {@code minLrRatio}·peak (docs/method.md). For 0-based optimizer step t:
@@ -9,8 +9,8 @@ import io.slope.spec.RunSpec;
  */
 public record LrSchedule(double peak, int warmupSteps, int totalSteps, double minLrRatio) {
 
-    public static LrSchedule of(RunSpec resolved) {
-        RunSpec.Optimizer o = resolved.optimizer();
+    public static LrSchedule of(ResolvedSpec resolved) {
+        ResolvedSpec.Optimizer o = resolved.optimizer();
         return new LrSchedule(o.lr(), o.warmupSteps(), resolved.training().steps(), o.minLrRatio());
     }
 

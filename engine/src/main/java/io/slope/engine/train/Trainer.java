@@ -11,7 +11,7 @@ import io.slope.engine.parallel.Collective;
 import io.slope.spec.DataParallel;
 import io.slope.spec.MemoryEstimate;
 import io.slope.spec.Preset;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecs;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -70,12 +70,12 @@ public final class Trainer {
     /** {@link #gradientBuckets} of {@link #parameters}, made when they change (construction, adapters attached). */
     private List<List<Tensor>> buckets;
 
-    public Trainer(GptModel model, RunSpec resolved, BatchSource batches) {
+    public Trainer(GptModel model, ResolvedSpec resolved, BatchSource batches) {
         this(model, resolved, batches, Collective.single());
     }
 
     /** As the full constructor, telling what a user should know to this class's {@link System.Logger}. */
-    public Trainer(GptModel model, RunSpec resolved, BatchSource batches, Collective collective) {
+    public Trainer(GptModel model, ResolvedSpec resolved, BatchSource batches, Collective collective) {
         this(model, resolved, batches, collective, line -> LOG.log(System.Logger.Level.INFO, line));
     }
 
@@ -83,7 +83,7 @@ public final class Trainer {
      * {@code info} hears what a user should know about the run, in words: that micro-batches run in smaller passes
      * from a step on, because the device ran out of memory.
      */
-    public Trainer(GptModel model, RunSpec resolved, BatchSource batches, Collective collective,
+    public Trainer(GptModel model, ResolvedSpec resolved, BatchSource batches, Collective collective,
             Consumer<String> info) {
         int ranks = collective.worldSize();
         if (!DataParallel.fits(ranks, resolved.training().gradAccum())) {
@@ -101,7 +101,7 @@ public final class Trainer {
         this.adapterStartStep = RunSpecs.adapterPhaseStart(resolved);
         this.adapterRank = resolved.adapters().rank();
         this.seed = resolved.training().seed();
-        this.preset = Preset.fromWire(resolved.model().preset());
+        this.preset = resolved.model().preset();
         this.info = info;
         this.sequencesPerPass = batchSize;
     }

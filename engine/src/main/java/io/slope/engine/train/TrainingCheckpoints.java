@@ -14,7 +14,7 @@ import io.slope.engine.model.GptModel;
 import io.slope.engine.model.ModelSnapshot;
 import io.slope.engine.model.Parameter;
 import io.slope.engine.parallel.Collective;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecCodec;
 import java.util.ArrayList;
 import java.util.EnumMap;
@@ -40,7 +40,7 @@ public final class TrainingCheckpoints {
      * What a checkpoint restores: the model, the steps done and each optimizer group's step count; and, when the
      * backend searches its kernels anew instead of reusing the checkpoint's choices, a line saying so and why.
      */
-    public record Resumed(GptModel model, long stepsDone, Map<Parameter.Group, Long> adamSteps, RunSpec spec,
+    public record Resumed(GptModel model, long stepsDone, Map<Parameter.Group, Long> adamSteps, ResolvedSpec spec,
             ObjectNode state, Checkpoint checkpoint, Optional<String> kernelSearchNotice) {
         /** Step counts, and the moments of the parameters this optimizer's shard owns (any rank count re-shards). */
         public void restoreOptimizer(AdamW optimizer) {
@@ -65,7 +65,7 @@ public final class TrainingCheckpoints {
      * restores onto any number of ranks.
      */
     public static Checkpoint capture(GptModel model, AdamW optimizer, Collective collective, long stepsDone,
-            RunSpec spec, Map<String, Double> extraState) {
+            ResolvedSpec spec, Map<String, Double> extraState) {
         Backend backend = model.backend();
         boolean f64 = model.dtype() == DType.F64;
         List<NamedTensor> tensors = new ArrayList<>();
@@ -114,7 +114,7 @@ public final class TrainingCheckpoints {
         ObjectNode state = checkpoint.state();
         // Before the model: the choices apply when a plan is first made.
         Optional<String> kernelSearchNotice = reuseKernelChoices(backend, checkpoint);
-        RunSpec spec = RunSpecCodec.parseResolved(state.get("spec").toString());
+        ResolvedSpec spec = RunSpecCodec.parseResolved(state.get("spec").toString());
         DType dtype = DType.valueOf(state.get("precision").asText());
         Map<String, double[]> values = new LinkedHashMap<>();
         Map<String, int[]> rowKept = new LinkedHashMap<>();

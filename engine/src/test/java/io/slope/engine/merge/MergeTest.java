@@ -15,7 +15,7 @@ import io.slope.engine.model.TinyModels;
 import io.slope.engine.train.AdamW;
 import io.slope.engine.train.Windows;
 import io.slope.spec.Mode;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import org.junit.jupiter.api.Test;
 
 /** The dense export computes the trained model; the inference form differs only by pruning A. */
@@ -103,7 +103,7 @@ class MergeTest {
     /** A slope model trained 3 steps, then 3 more with adapters, so A, B and the sparse weights all moved. */
     private static GptModel trainedWithAdapters(CpuBackend backend, GptConfig config) {
         GptModel model = GptModel.fromDenseWeights(backend, config, DType.F32, GptModel.initialWeights(config, 4));
-        AdamW adamw = new AdamW(backend, new RunSpec.Optimizer(3e-2, 0.9, 0.95, 1e-8, 0.1, 1.0, 0, 0.0));
+        AdamW adamw = new AdamW(backend, new ResolvedSpec.Optimizer(3e-2, 0.9, 0.95, 1e-8, 0.1, 1.0, 0, 0.0));
         for (int step = 0; step < 6; step++) {
             if (step == 3) {
                 model.attachAdapters(GptModel.initialAdapterWeights(config, RANK, 4), RANK, 1.0 / RANK);

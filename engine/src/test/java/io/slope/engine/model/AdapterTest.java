@@ -12,7 +12,7 @@ import io.slope.engine.rng.Philox;
 import io.slope.engine.train.AdamW;
 import io.slope.engine.train.Windows;
 import io.slope.spec.Mode;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
@@ -22,7 +22,8 @@ import org.junit.jupiter.api.Test;
 class AdapterTest {
     private static final int B = 2;
     private static final int RANK = 4;
-    private static final RunSpec.Optimizer ADAMW = new RunSpec.Optimizer(1e-2, 0.9, 0.95, 1e-8, 0.1, 1.0, 0, 0.0);
+    private static final ResolvedSpec.Optimizer ADAMW =
+            new ResolvedSpec.Optimizer(1e-2, 0.9, 0.95, 1e-8, 0.1, 1.0, 0, 0.0);
 
     @Test
     void insertingFreshAdaptersLeavesTheOutputUnchanged() {

@@ -14,7 +14,7 @@ import io.slope.engine.model.Parameter;
 import io.slope.engine.rng.Philox;
 import io.slope.engine.run.TrainingSession;
 import io.slope.engine.train.Trainer;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecCodec;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -43,7 +43,7 @@ class DataParallelTrainingTest {
     @TempDir
     Path dir;
     private final ExecutorService pool = Executors.newCachedThreadPool();
-    private RunSpec spec;
+    private ResolvedSpec spec;
 
     @BeforeEach
     void dataset() throws Exception {

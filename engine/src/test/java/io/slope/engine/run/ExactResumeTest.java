@@ -8,7 +8,7 @@ import io.slope.engine.checkpoint.LocalCheckpointStore;
 import io.slope.engine.checkpoint.NamedTensor;
 import io.slope.engine.rng.Philox;
 import io.slope.spec.Mode;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecCodec;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -38,7 +38,7 @@ class ExactResumeTest {
             throws Exception {
         Path corpus = dir.resolve("corpus.txt");
         Files.writeString(corpus, randomText(30_000));
-        RunSpec spec = RunSpecCodec.parseResolved("""
+        ResolvedSpec spec = RunSpecCodec.parseResolved("""
                 {"name": "resume", "model": {"layers": 2, "heads": 2, "dModel": 32, "seqLen": 16},
                  "sparsity": {"mode": "%s", "columnMaskRefresh": 2}, "adapters": {"start": 0.7, "rank": 4},
                  "optimizer": {"lr": 0.01, "warmupSteps": 2},

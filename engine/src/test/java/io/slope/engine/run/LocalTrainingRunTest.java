@@ -12,7 +12,7 @@ import io.slope.engine.checkpoint.DurableFiles;
 import io.slope.engine.checkpoint.LocalCheckpointStore;
 import io.slope.engine.data.Dataset;
 import io.slope.engine.data.Tokenizer;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecCodec;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -97,7 +97,7 @@ class LocalTrainingRunTest {
     @Test
     void aRunThatFailsBeforeItsFirstCheckpointLeavesNoFolderBehind() throws Exception {
         Files.writeString(dir.resolve("corpus.txt"), "tiny corpus");
-        RunSpec spec = RunSpecCodec.parseResolved("""
+        ResolvedSpec spec = RunSpecCodec.parseResolved("""
                 {"name": "too-short", "model": {"layers": 1, "heads": 1, "dModel": 8, "seqLen": 64},
                  "training": {"steps": 2, "batchSize": 1}, "data": {"corpus": ["corpus.txt"]}, "backend": "cpu"}
                 """);
@@ -116,7 +116,7 @@ class LocalTrainingRunTest {
         Path heldOut = Files.createDirectories(dir.resolve("held-out"));
         Files.writeString(heldOut.resolve("3.txt"), "The slings and arrows of outrageous fortune, ".repeat(20));
         Files.writeString(heldOut.resolve("4.txt"), "Or to take arms against a sea of troubles ".repeat(20));
-        RunSpec spec = RunSpecCodec.parseResolved("""
+        ResolvedSpec spec = RunSpecCodec.parseResolved("""
                 {"name": "held-out", "model": {"layers": 1, "heads": 2, "dModel": 16, "seqLen": 16},
                  "training": {"steps": 3, "batchSize": 2, "seed": 1},
                  "data": {"corpus": ["books"], "validation": ["held-out"]}, "eval": {"every": 0},
@@ -142,7 +142,7 @@ class LocalTrainingRunTest {
         Path books = Files.createDirectories(dir.resolve("books"));
         Files.writeString(books.resolve("1.txt"), "To be, or not to be, that is the question. ".repeat(200));
         Files.writeString(books.resolve("2.txt"), "Whether 'tis nobler in the mind to suffer ".repeat(200));
-        RunSpec spec = RunSpecCodec.parseResolved("""
+        ResolvedSpec spec = RunSpecCodec.parseResolved("""
                 {"data": {"corpus": ["books"], "validation": ["books/2.txt"]}, "backend": "cpu"}
                 """);
         Path out = dir.resolve("out");
@@ -159,7 +159,7 @@ class LocalTrainingRunTest {
         return LocalTrainingRun.start(spec(mode, adapterStart), dir, dir.resolve(mode), ResumeProbe.QUIET);
     }
 
-    private RunSpec spec(String mode, double adapterStart) throws Exception {
+    private ResolvedSpec spec(String mode, double adapterStart) throws Exception {
         Path corpus = dir.resolve("corpus.txt");
         Files.writeString(corpus, "To be, or not to be, that is the question. ".repeat(400));
         return RunSpecCodec.parseResolved("""

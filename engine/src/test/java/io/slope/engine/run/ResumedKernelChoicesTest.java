@@ -9,7 +9,7 @@ import io.slope.engine.data.Corpus;
 import io.slope.engine.data.Dataset;
 import io.slope.engine.data.Tokenizers;
 import io.slope.engine.parallel.Collective;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecCodec;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -29,7 +29,7 @@ class ResumedKernelChoicesTest {
 
     @TempDir
     Path dir;
-    private RunSpec spec;
+    private ResolvedSpec spec;
     private Dataset dataset;
 
     @BeforeEach

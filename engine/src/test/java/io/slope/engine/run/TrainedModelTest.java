@@ -9,7 +9,7 @@ import io.slope.engine.backend.DType;
 import io.slope.engine.checkpoint.LocalCheckpointStore;
 import io.slope.engine.cpu.CpuBackend;
 import io.slope.engine.model.GptModel;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecCodec;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -32,7 +32,7 @@ class TrainedModelTest {
     @TempDir
     static Path dir;
     static Path run;
-    static RunSpec spec;
+    static ResolvedSpec spec;
 
     @BeforeAll
     static void train() throws Exception {

@@ -8,7 +8,7 @@ import io.slope.engine.model.TinyModels;
 import io.slope.engine.sparse.NmPattern;
 import io.slope.spec.Mode;
 import io.slope.spec.Preset;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import java.util.Arrays;
 
 /**
@@ -30,7 +30,7 @@ public final class SamplingBench {
         int tokens = args.length > 1 ? Integer.parseInt(args[1]) : 64;
         int runs = args.length > 2 ? Integer.parseInt(args[2]) : 5;
         int threads = args.length > 3 ? Integer.parseInt(args[3]) : 0;
-        RunSpec.Model shape = Preset.MINI.model();
+        ResolvedSpec.Model shape = Preset.MINI.model();
         try (CpuBackend backend = new CpuBackend(threads)) {
             System.out.printf("mini (%d layers, %d heads, d %d, T %d), slope 2:4 + rank-%d adapters, fp32, %s; "
                     + "greedy, prompt %d, %d new tokens; median of %d runs after a warm-up%n", shape.layers(),

@@ -9,7 +9,7 @@ import io.slope.engine.model.GptModel;
 import io.slope.engine.model.TinyModels;
 import io.slope.engine.sparse.NmPattern;
 import io.slope.spec.Mode;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecCodec;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -32,7 +32,7 @@ public final class DeterminismProbe {
     static String fingerprint(int threads) throws NoSuchAlgorithmException {
         // Large enough that every kernel splits its work over threads (Parallel inlines small ranges).
         GptConfig config = new GptConfig(2, 4, 64, 16, 13, Mode.SLOPE, NmPattern.twoFour(), true);
-        RunSpec spec = RunSpecCodec.parseResolved("""
+        ResolvedSpec spec = RunSpecCodec.parseResolved("""
                 {"sparsity": {"mode": "slope", "columnMaskRefresh": 2},
                  "optimizer": {"lr": 0.01, "warmupSteps": 1},
                  "training": {"steps": 10, "batchSize": 4, "gradAccum": 2, "seed": 9},

@@ -12,7 +12,7 @@ import io.slope.engine.data.CharTokenizer;
 import io.slope.engine.model.GptConfig;
 import io.slope.engine.model.GptModel;
 import io.slope.spec.Mode;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecCodec;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -41,7 +41,7 @@ class LearningTest {
         int val = tokens.length / 10;
         int[] train = Arrays.copyOfRange(tokens, 0, tokens.length - val);
         int[] heldOut = Arrays.copyOfRange(tokens, tokens.length - val, tokens.length);
-        RunSpec spec = RunSpecCodec.parseResolved("""
+        ResolvedSpec spec = RunSpecCodec.parseResolved("""
                 {"model": {"preset": "tiny"}, "sparsity": {"mode": "%s"},
                  "optimizer": {"lr": 0.006, "warmupSteps": 10},
                  "training": {"steps": %d, "batchSize": 16, "seed": 1},

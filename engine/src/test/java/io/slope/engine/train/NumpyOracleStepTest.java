@@ -14,7 +14,7 @@ import io.slope.engine.model.GptModel;
 import io.slope.engine.model.TinyModels;
 import io.slope.engine.sparse.NmPattern;
 import io.slope.spec.Mode;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecCodec;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -58,7 +58,7 @@ class NumpyOracleStepTest {
         for (int i = 0; i < windows.length; i++) {
             windows[i] = TinyModels.randomWindows(BATCH, SEQ_LEN, VOCAB, 100 + i);
         }
-        RunSpec spec = RunSpecCodec.parseResolved("""
+        ResolvedSpec spec = RunSpecCodec.parseResolved("""
                 {"model": {"layers": %d, "heads": %d, "dModel": %d, "seqLen": %d},
                  "sparsity": {"mode": "%s", "columnMaskRefresh": %d, "denseFirstQkv": true},
                  "optimizer": {"lr": 0.01, "warmupSteps": %d, "weightDecay": 0.1, "gradClip": 1.0},
@@ -113,10 +113,10 @@ class NumpyOracleStepTest {
         }
     }
 
-    private static void writeInputs(Path in, GptConfig config, RunSpec spec, Map<String, double[]> init,
+    private static void writeInputs(Path in, GptConfig config, ResolvedSpec spec, Map<String, double[]> init,
             int[][] windows) throws IOException {
         Files.createDirectories(in.resolve("params"));
-        RunSpec.Optimizer o = spec.optimizer();
+        ResolvedSpec.Optimizer o = spec.optimizer();
         Files.writeString(in.resolve("config.json"), """
                 {"layers": %d, "heads": %d, "dModel": %d, "seqLen": %d, "vocab": %d, "mode": "%s", "n": 2, "m": 4,
                  "denseFirstQkv": true, "columnMaskRefresh": %d, "peakLr": %s, "warmupSteps": %d, "totalSteps": %d,

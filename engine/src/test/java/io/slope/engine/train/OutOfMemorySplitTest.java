@@ -15,7 +15,7 @@ import io.slope.engine.model.Parameter;
 import io.slope.engine.model.TinyModels;
 import io.slope.engine.parallel.Collective;
 import io.slope.spec.MemoryEstimate;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecCodec;
 import java.util.ArrayList;
 import java.util.List;
@@ -142,7 +142,7 @@ class OutOfMemorySplitTest {
         final Trainer trainer;
 
         Run(Backend backend, int batchSize, Consumer<String> info) {
-            RunSpec spec = RunSpecCodec.parseResolved("""
+            ResolvedSpec spec = RunSpecCodec.parseResolved("""
                     {"model": {"layers": 2, "heads": 2, "dModel": 16, "seqLen": 8},
                      "sparsity": {"mode": "slope"}, "adapters": {"start": 1},
                      "optimizer": {"lr": 0.01, "weightDecay": 0.1},

@@ -14,7 +14,7 @@ import io.slope.engine.model.TinyModels;
 import io.slope.engine.sparse.NmMasks;
 import io.slope.engine.sparse.NmPattern;
 import io.slope.spec.Mode;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecCodec;
 import java.util.HashMap;
 import java.util.Map;
@@ -28,7 +28,7 @@ class SparseTrainingInvariantsTest {
     @Test
     void rowMasksStayStaticAndPrunedWeightsExactlyZeroWhileColumnMasksRefreshOnSchedule() {
         GptConfig config = new GptConfig(2, 2, 16, 8, 13, Mode.SLOPE, NmPattern.twoFour(), true);
-        RunSpec spec = RunSpecCodec.parseResolved("""
+        ResolvedSpec spec = RunSpecCodec.parseResolved("""
                 {"sparsity": {"mode": "slope", "columnMaskRefresh": %d},
                  "optimizer": {"lr": 0.01, "weightDecay": 0.1},
                  "training": {"steps": %d, "batchSize": 2, "gradAccum": 1},

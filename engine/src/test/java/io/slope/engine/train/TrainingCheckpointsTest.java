@@ -20,7 +20,7 @@ import io.slope.engine.model.Parameter;
 import io.slope.engine.model.TinyModels;
 import io.slope.engine.parallel.Collective;
 import io.slope.spec.Mode;
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecCodec;
 import java.nio.file.Path;
 import java.util.List;
@@ -31,7 +31,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 class TrainingCheckpointsTest {
     private static final GptConfig CONFIG = TinyModels.config(Mode.SLOPE);
-    private static final RunSpec SPEC = RunSpecCodec.parseResolved("""
+    private static final ResolvedSpec SPEC = RunSpecCodec.parseResolved("""
             {"sparsity": {"mode": "slope", "columnMaskRefresh": 3},
              "training": {"steps": 4, "batchSize": 2, "gradAccum": 1},
              "data": {"corpus": ["unused"]}}

@@ -8,7 +8,8 @@ import io.temporal.common.converter.JacksonJsonPayloadConverter;
 
 /**
  * The data converter of every slope client and worker: Temporal's default, with JSON written by a Jackson mapper that
- * reads and writes {@link io.slope.spec.RunSpec} through the spec codec (strict types, messages naming the field).
+ * reads and writes {@link io.slope.spec.RunSpec} and {@link io.slope.spec.ResolvedSpec} through the spec codec (strict
+ * types, messages naming the field; a resolved spec as the JSON of its RunSpec).
  */
 public final class SlopeDataConverter {
     private SlopeDataConverter() {}

@@ -1,6 +1,6 @@
 package io.slope.workflows.run;
 
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.pipeline.Stage;
 import io.slope.spec.pipeline.StageResult;
 import io.temporal.activity.ActivityInterface;
@@ -10,7 +10,7 @@ import java.util.Map;
 @ActivityInterface
 public interface PipelineActivities {
     /** The corpus as content-addressed token shards in the object store (idempotent). */
-    StageResult prepareData(String runId, RunSpec spec);
+    StageResult prepareData(String runId, ResolvedSpec spec);
 
     /** Postgres: the run is in {@code stage} with {@code status} (RUNNING, PAUSED). */
     void markStage(String runId, Stage stage, String status);

@@ -1,5 +1,6 @@
 package io.slope.workflows.run;
 
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpec;
 import io.slope.spec.pipeline.CheckpointRef;
 import io.slope.spec.pipeline.Stage;
@@ -11,6 +12,8 @@ import java.util.Objects;
  * The input of {@link SlopeRunWorkflow}. {@code fromStage} (null: the first) and {@code earlierResults} make a retry
  * from a stage: the stages before it are not run, their results come from here (the API reads them from Postgres).
  * {@code carry} is what a continue-as-new hands on; null for a new run. No secrets: inputs are visible in the UI.
+ * {@code spec} is the JSON shape, which the workflow resolves itself: a spec that no longer validates fails the run
+ * with its errors, and a resolved one is sent as {@link ResolvedSpec#toRunSpec()}.
  */
 public record RunInput(String runId, RunSpec spec, RunOptions options, Stage fromStage,
         Map<Stage, StageResult> earlierResults, Carry carry) {
@@ -23,6 +26,10 @@ public record RunInput(String runId, RunSpec spec, RunOptions options, Stage fro
 
     public static RunInput start(String runId, RunSpec spec, RunOptions options) {
         return new RunInput(runId, spec, options, null, Map.of(), null);
+    }
+
+    public static RunInput start(String runId, ResolvedSpec spec, RunOptions options) {
+        return start(runId, spec.toRunSpec(), options);
     }
 
     /** Where a continued workflow run resumes: the stage it was in and the training state it knew. */

@@ -1,6 +1,8 @@
 package io.slope.workflows.run;
 
 import io.slope.spec.InvalidSpecException;
+import io.slope.spec.Preset;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecs;
 import io.slope.spec.pipeline.CheckpointRef;
@@ -23,6 +25,7 @@ import io.temporal.workflow.Workflow;
 import java.time.Duration;
 import java.util.EnumMap;
 import java.util.Map;
+import java.util.function.Function;
 import org.slf4j.Logger;
 
 /**
@@ -55,7 +58,8 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
                     .build());
 
     private RunInput input;
-    private RunSpec spec;
+    /** The input's spec once resolved; null before, and for a spec that does not validate. */
+    private ResolvedSpec spec;
     private Stage stage;
     private String status = "QUEUED";
     private int stepsDone;
@@ -74,7 +78,6 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
     @Override
     public RunOutcome run(RunInput in) {
         this.input = in;
-        this.spec = in.spec();
         Stage start = in.carry() != null ? in.carry().stage()
                 : in.fromStage() != null ? in.fromStage() : Stage.PREPARE_DATA;
         if (in.carry() != null) {
@@ -92,11 +95,11 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
         stage = start;
         status = "RUNNING";
         Workflow.upsertTypedSearchAttributes(SearchAttributes.RUN_ID.valueSet(in.runId()),
-                SearchAttributes.MODEL.valueSet(modelName(spec)), SearchAttributes.STATUS.valueSet(status),
+                SearchAttributes.MODEL.valueSet(modelName(in.spec())), SearchAttributes.STATUS.valueSet(status),
                 SearchAttributes.STAGE.valueSet(start.wireName()));
         try {
             try {
-                spec = RunSpecs.resolveAndValidate(spec);
+                spec = RunSpecs.resolve(in.spec());
             } catch (InvalidSpecException e) {
                 throw ApplicationFailure.newNonRetryableFailure(e.getMessage(), "InvalidSpec");
             }
@@ -182,7 +185,7 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
                 Workflow.await(Workflow::isEveryHandlerFinished);
                 RunOptions options = ranks == input.options().ranks() ? input.options()
                         : input.options().withRanks(ranks);
-                Workflow.continueAsNew(new RunInput(input.runId(), spec, options, null, Map.copyOf(results),
+                Workflow.continueAsNew(new RunInput(input.runId(), spec.toRunSpec(), options, null, Map.copyOf(results),
                         new RunInput.Carry(phase, stepsDone, lastCheckpoint, workerQueue, paused)));
             }
         }
@@ -349,8 +352,8 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
     @Override
     public RunProgress progress() {
         return new RunProgress(input == null ? null : input.runId(), stage == null ? null : stage.wireName(), status,
-                stepsDone, spec == null || spec.training() == null || spec.training().steps() == null ? 0
-                        : spec.training().steps(), lastCheckpoint, workerQueue, paused);
+                stepsDone, spec != null ? spec.training().steps() : inputTraining(RunSpec.Training::steps, 0),
+                lastCheckpoint, workerQueue, paused);
     }
 
     @Override
@@ -410,17 +413,24 @@ public class SlopeRunWorkflowImpl implements SlopeRunWorkflow {
         if (finished) {
             throw new IllegalStateException("the run has finished (" + status + ")");
         }
-        Integer gradAccum = spec == null || spec.training() == null ? null : spec.training().gradAccum();
-        String error = RunOptions.ranksError(newRanks, gradAccum == null ? 1 : gradAccum);
+        int gradAccum = spec != null ? spec.training().gradAccum() : inputTraining(RunSpec.Training::gradAccum, 1);
+        String error = RunOptions.ranksError(newRanks, gradAccum);
         if (error != null) {
             throw new IllegalArgumentException(error);
         }
+    }
+
+    /** A training field as the input gives it, for before the spec is resolved (or when it does not resolve). */
+    private int inputTraining(Function<RunSpec.Training, Integer> field, int absent) {
+        RunSpec.Training training = input == null ? null : input.spec().training();
+        Integer value = training == null ? null : field.apply(training);
+        return value == null ? absent : value;
     }
 
     private static String modelName(RunSpec spec) {
         if (spec.model() != null && spec.model().preset() != null) {
             return spec.model().preset();
         }
-        return "tiny";
+        return Preset.TINY.wireName();
     }
 }

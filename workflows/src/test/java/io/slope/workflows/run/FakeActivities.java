@@ -1,6 +1,6 @@
 package io.slope.workflows.run;
 
-import io.slope.spec.RunSpec;
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.pipeline.CheckpointRef;
 import io.slope.spec.pipeline.Stage;
 import io.slope.spec.pipeline.StageResult;
@@ -43,7 +43,7 @@ final class FakeActivities implements PipelineActivities, ModelActivities {
     final Map<String, Integer> agreedStops = new ConcurrentHashMap<>();
 
     @Override
-    public StageResult prepareData(String runId, RunSpec spec) {
+    public StageResult prepareData(String runId, ResolvedSpec spec) {
         calls.add("prepareData");
         if (corpusError != null) {
             throw ApplicationFailure.newNonRetryableFailure(corpusError, "InvalidCorpus");

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpec;
 import io.slope.spec.RunSpecCodec;
 import io.slope.spec.pipeline.CheckpointRef;
@@ -65,7 +66,7 @@ class SlopeRunWorkflowTest {
         env.close();
     }
 
-    static RunSpec spec(int steps) {
+    static ResolvedSpec spec(int steps) {
         return RunSpecCodec.parseResolved("""
                 {"name": "wf", "training": {"steps": %d}, "adapters": {"start": 0.5},
                  "data": {"corpus": ["/corpus.txt"]}}""".formatted(steps));
@@ -91,7 +92,7 @@ class SlopeRunWorkflowTest {
     @Test
     void aDenseRunTrainsEveryStepInTheSparsePhaseBecauseItHasNoAdapters() {
         String id = UUID.randomUUID().toString();
-        RunSpec dense = RunSpecCodec.parseResolved("""
+        ResolvedSpec dense = RunSpecCodec.parseResolved("""
                 {"name": "wf", "sparsity": {"mode": "dense"}, "training": {"steps": 20}, "adapters": {"start": 0.5},
                  "data": {"corpus": ["/corpus.txt"]}}""");
         RunOutcome outcome = stub(id).run(RunInput.start(id, dense, new RunOptions(10, 5, 2, 0)));
@@ -142,7 +143,7 @@ class SlopeRunWorkflowTest {
                 Stage.ADAPTER_PHASE, StageResult.phase(Stage.ADAPTER_PHASE, last),
                 Stage.MERGE, StageResult.output(Stage.MERGE, "p", Map.of()),
                 Stage.EVAL, StageResult.output(Stage.EVAL, null, Map.of()));
-        RunOutcome outcome = stub(id).run(new RunInput(id, spec(20), null, Stage.MERGE, earlier, null));
+        RunOutcome outcome = stub(id).run(new RunInput(id, spec(20).toRunSpec(), null, Stage.MERGE, earlier, null));
         assertEquals("SUCCEEDED", outcome.status());
         assertFalse(fakes.calls.contains("prepareData"));
         assertTrue(fakes.calls.stream().noneMatch(c -> c.startsWith("chunk:")), fakes.calls.toString());
@@ -150,7 +151,7 @@ class SlopeRunWorkflowTest {
 
         String other = UUID.randomUUID().toString();
         WorkflowFailedException e = assertThrows(WorkflowFailedException.class, () -> stub(other).run(
-                new RunInput(other, spec(20), null, Stage.EVAL, Map.of(), null)));
+                new RunInput(other, spec(20).toRunSpec(), null, Stage.EVAL, Map.of(), null)));
         assertTrue(((ApplicationFailure) e.getCause()).getOriginalMessage().contains(
                 "fromStage: eval needs the result of stage prepareData"), e.getCause().getMessage());
     }
@@ -209,7 +210,7 @@ class SlopeRunWorkflowTest {
 
     // --- data-parallel chunks (issue 8): the rendezvous, failure and re-shard logic, with a fake collective
 
-    static RunSpec groupSpec(int steps, int gradAccum) {
+    static ResolvedSpec groupSpec(int steps, int gradAccum) {
         return RunSpecCodec.parseResolved("""
                 {"name": "dp", "training": {"steps": %d, "gradAccum": %d}, "adapters": {"start": 0.5},
                  "data": {"corpus": ["/corpus.txt"]}}""".formatted(steps, gradAccum));
