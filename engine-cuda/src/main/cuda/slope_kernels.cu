@@ -1116,8 +1116,26 @@ __device__ __forceinline__ bool keptInGroup(const void* w, int dt, size_t start,
     return beaten < N;
 }
 
-// Row mask: per row, kept column indices in increasing order (rows × cols/M·N). One thread per group.
-extern "C" __global__ void nm_row_prune(int* kept, const void* w, int dt, int rows, int cols, int N, int M) {
+// The masks as the device holds them (CudaSparseLinear, PackedMasks). Row mask: per row, each kept entry's offset
+// within its aligned group of M along the row, one byte each, increasing within a group (rows × cols/M·N bytes). The
+// row mask keeps exactly N of every M, so kept entry j of a row lies in group j / N, at column (j / N)·M + offset.
+// Column mask: one bit per weight, packed along the rows (d_out): bit r % 32 of word (r / 32)·cols + c is entry (r, c),
+// so the words of consecutive columns are adjacent and threads over c read and write them coalesced.
+
+__device__ __forceinline__ int keptColumn(const uint8_t* kept, size_t i, int k, int N, int M) {
+    return (int)(i % (size_t)k) / N * M + kept[i];
+}
+
+__device__ __forceinline__ size_t maskWord(int r, int cols, int c) {
+    return (size_t)(r >> 5) * cols + c;
+}
+
+__device__ __forceinline__ bool maskBit(const uint32_t* mask, int r, int cols, int c) {
+    return (mask[maskWord(r, cols, c)] >> (r & 31)) & 1u;
+}
+
+// Row mask: per row, the offsets of the kept entries of each group in increasing order. One thread per group.
+extern "C" __global__ void nm_row_prune(uint8_t* kept, const void* w, int dt, int rows, int cols, int N, int M) {
     size_t groupsPerRow = cols / M;
     size_t g = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
     if (g >= (size_t)rows * groupsPerRow) return;
@@ -1126,60 +1144,68 @@ extern "C" __global__ void nm_row_prune(int* kept, const void* w, int dt, int ro
     size_t out = r * (groupsPerRow * N) + (size_t)(c0 / M) * N;
     int k = 0;
     for (int j = 0; j < M; j++) {
-        if (keptInGroup(w, dt, r * cols + c0, 1, j, N, M)) kept[out + k++] = c0 + j;
+        if (keptInGroup(w, dt, r * cols + c0, 1, j, N, M)) kept[out + k++] = (uint8_t)j;
     }
 }
 
-// Column mask (rows × cols bytes, 1 = kept): groups of M consecutive rows within each column; zeros are never kept.
-extern "C" __global__ void nm_column_prune(uint8_t* mask, const void* w, int dt, int rows, int cols, int N, int M) {
-    size_t idx = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    size_t groups = (size_t)(rows / M) * cols;
-    if (idx >= groups) return;
-    int c = (int)(idx % cols);
-    int r0 = (int)(idx / cols) * M;
-    for (int j = 0; j < M; j++) {
-        size_t i = (size_t)(r0 + j) * cols + c;
-        bool keep = keptInGroup(w, dt, (size_t)r0 * cols + c, cols, j, N, M) && ldd(w, i, dt) != 0.0;
-        mask[i] = keep ? 1 : 0;
+// Column mask (bits as above, 1 = kept): groups of M consecutive rows within each column; zeros are never kept. One
+// thread per mask word (32 rows of one column, c fastest), each word written whole: bits past the last row are 0.
+extern "C" __global__ void nm_column_prune(uint32_t* mask, const void* w, int dt, int rows, int cols, int N, int M) {
+    size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (t >= (size_t)((rows + 31) / 32) * cols) return;
+    int c = (int)(t % cols);
+    int r0 = (int)(t / cols) * 32;
+    uint32_t bits = 0;
+    for (int b = 0; b < 32 && r0 + b < rows; b++) {
+        int r = r0 + b;
+        int g0 = r - r % M;
+        bool keep = keptInGroup(w, dt, (size_t)g0 * cols + c, cols, r - g0, N, M)
+                && ldd(w, (size_t)r * cols + c, dt) != 0.0;
+        if (keep) bits |= 1u << b;
     }
+    mask[t] = bits;
 }
 
-// mask[r, kept[r, j]] = 1 (the mask is zeroed first): the backward support when there is no double pruning.
-extern "C" __global__ void mark_row_kept(uint8_t* mask, const int* kept, int rows, int cols, int k) {
+// Sets the column mask's bit at every row-mask position (the mask is zeroed first): the backward support when there is
+// no double pruning. Integer atomics only (bits of one word come from up to 32 rows).
+extern "C" __global__ void mark_row_kept(uint32_t* mask, const uint8_t* kept, int rows, int cols, int k, int N,
+                                         int M) {
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= (size_t)rows * k) return;
+    int r = (int)(i / k);
+    atomicOr(&mask[maskWord(r, cols, keptColumn(kept, i, k, N, M))], 1u << (r & 31));
+}
+
+// values[r, j] = dense[r, column of kept entry (r, j)].
+extern "C" __global__ void gather_kept(void* values, int dtValues, const void* dense, int dtDense,
+                                       const uint8_t* kept, int rows, int cols, int k, int N, int M) {
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
     if (i >= (size_t)rows * k) return;
     size_t r = i / k;
-    mask[r * cols + kept[i]] = 1;
+    std_(values, i, ldd(dense, r * cols + keptColumn(kept, i, k, N, M), dtDense), dtValues);
 }
 
-// values[r, j] = dense[r, kept[r, j]].
-extern "C" __global__ void gather_kept(void* values, int dtValues, const void* dense, int dtDense, const int* kept,
-                                       int rows, int cols, int k) {
-    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    if (i >= (size_t)rows * k) return;
-    size_t r = i / k;
-    std_(values, i, ldd(dense, r * cols + kept[i], dtDense), dtValues);
-}
-
-// dvalues[r, j] += dense[r, kept[r, j]]: the row mask's gather of a dense weight gradient (docs/method.md: ∇W).
+// dvalues[r, j] += dense[r, column of kept entry (r, j)]: the row mask's gather of a dense weight gradient
+// (docs/method.md: ∇W).
 extern "C" __global__ void gather_kept_add(void* dvalues, int dtValues, const void* dense, int dtDense,
-                                           const int* kept, int rows, int cols, int k) {
+                                           const uint8_t* kept, int rows, int cols, int k, int N, int M) {
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
     if (i >= (size_t)rows * k) return;
     size_t r = i / k;
-    st(dvalues, i, ld(dvalues, i, dtValues) + ld(dense, r * cols + kept[i], dtDense), dtValues);
+    st(dvalues, i, ld(dvalues, i, dtValues) + ld(dense, r * cols + keptColumn(kept, i, k, N, M), dtDense), dtValues);
 }
 
-// dense[r, kept[r, j]] = values[r, j] (dense zeroed first): W^R, or with transpose = 1 its transpose (cols × rows),
-// keeping only entries whose column-mask byte is set when mask is not null: (W^{R,C})ᵀ.
-extern "C" __global__ void scatter_kept(void* dense, int dtDense, const void* values, int dtValues, const int* kept,
-                                        const uint8_t* mask, int rows, int cols, int k, int transpose) {
+// dense[r, c] = values[r, j] at every kept entry (r, j) of column c (dense zeroed first): W^R, or with transpose = 1
+// its transpose (cols × rows), keeping only entries whose column-mask bit is set when mask is not null: (W^{R,C})ᵀ.
+extern "C" __global__ void scatter_kept(void* dense, int dtDense, const void* values, int dtValues,
+                                        const uint8_t* kept, const uint32_t* mask, int rows, int cols, int k, int N,
+                                        int M, int transpose) {
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
     if (i >= (size_t)rows * k) return;
-    size_t r = i / k;
-    size_t c = kept[i];
-    if (mask != nullptr && mask[r * cols + c] == 0) return;
-    size_t at = transpose ? c * rows + r : r * cols + c;
+    int r = (int)(i / k);
+    int c = keptColumn(kept, i, k, N, M);
+    if (mask != nullptr && !maskBit(mask, r, cols, c)) return;
+    size_t at = transpose ? (size_t)c * rows + r : (size_t)r * cols + c;
     std_(dense, at, ldd(values, i, dtValues), dtDense);
 }
 
@@ -1197,12 +1223,14 @@ extern "C" __global__ void write_compressed_values(__nv_bfloat16* compressed, co
 // 2 of every aligned 4 along dOut (2:4 and 1:2 patterns; fewer where W^R was zero at the refresh). Each group's slots:
 // the mask's positions, padded with its lowest other positions to exactly 2 (their values stay 0), so that compressing
 // the support (ones at the slots) fixes the metadata until the next refresh. One thread per (column c of W, group g of
-// 4 rows); c varies fastest so the mask reads coalesce. A group keeping more than 2 is reported, never compressed wrong.
-__device__ __forceinline__ int transposedSlots(const uint8_t* columnMask, int dIn, int c, int g, bool slot[4],
+// 4 rows); c varies fastest so the mask reads coalesce. A group's 4 bits lie in one mask word (4g % 32 is at most 28).
+// A group keeping more than 2 is reported, never compressed wrong.
+__device__ __forceinline__ int transposedSlots(const uint32_t* columnMask, int dIn, int c, int g, bool slot[4],
                                                bool masked[4]) {
+    uint32_t bits = columnMask[maskWord(4 * g, dIn, c)] >> ((4 * g) & 31);
     int kept = 0;
     for (int j = 0; j < 4; j++) {
-        masked[j] = columnMask[(size_t)(4 * g + j) * dIn + c] != 0;
+        masked[j] = (bits >> j) & 1u;
         kept += masked[j];
     }
     int pad = 2 - kept;
@@ -1212,8 +1240,8 @@ __device__ __forceinline__ int transposedSlots(const uint8_t* columnMask, int dI
     return kept;
 }
 
-extern "C" __global__ void column_mask_support_transposed(__nv_bfloat16* support, const uint8_t* columnMask, int dOut,
-                                                          int dIn, int* err) {
+extern "C" __global__ void column_mask_support_transposed(__nv_bfloat16* support, const uint32_t* columnMask,
+                                                          int dOut, int dIn, int* err) {
     size_t groups = (size_t)(dOut / 4) * dIn;
     for (size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x; t < groups; t += (size_t)gridDim.x * blockDim.x) {
         int c = (int)(t % dIn);
@@ -1228,10 +1256,11 @@ extern "C" __global__ void column_mask_support_transposed(__nv_bfloat16* support
 
 // The values of (W^{R,C})ᵀ straight into its compressed value region (row c holds its dOut / 2 slots in increasing r),
 // once the support above is compressed: W^R[r][c] at the mask's positions, 0 at the padding. The row mask keeps exactly
-// N of every M along dIn, so W^R[r][c] sits at one of the N entries of rowKept[r] for c's group: (c / M)·N + j.
+// N of every M along dIn, so W^R[r][c] is the one of the N kept entries of row r in c's group, (c / M)·N + e, whose
+// offset is c % M.
 extern "C" __global__ void write_compressed_transposed_values(__nv_bfloat16* compressed, const void* values,
-                                                              int dtValues, const int* rowKept,
-                                                              const uint8_t* columnMask, int dOut, int dIn, int k,
+                                                              int dtValues, const uint8_t* rowKept,
+                                                              const uint32_t* columnMask, int dOut, int dIn, int k,
                                                               int N, int M) {
     size_t groups = (size_t)(dOut / 4) * dIn;
     for (size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x; t < groups; t += (size_t)gridDim.x * blockDim.x) {
@@ -1240,6 +1269,7 @@ extern "C" __global__ void write_compressed_transposed_values(__nv_bfloat16* com
         bool slot[4], masked[4];
         transposedSlots(columnMask, dIn, c, g, slot, masked);
         size_t out = (size_t)c * (dOut / 2) + 2 * g;
+        int offset = c % M;
         for (int j = 0; j < 4; j++) {
             if (!slot[j]) continue;
             int r = 4 * g + j;
@@ -1247,7 +1277,7 @@ extern "C" __global__ void write_compressed_transposed_values(__nv_bfloat16* com
             if (masked[j]) {
                 size_t base = (size_t)r * k + (size_t)(c / M) * N;
                 for (int e = 0; e < N; e++) {
-                    if (rowKept[base + e] == c) v = ld(values, base + e, dtValues);
+                    if (rowKept[base + e] == offset) v = ld(values, base + e, dtValues);
                 }
             }
             compressed[out++] = __float2bfloat16_rn(v);

@@ -243,6 +243,12 @@ public final class CudaBackend implements Backend {
         return p;
     }
 
+    private DevicePointer allocateZeroed(long bytes) {
+        DevicePointer p = allocate(bytes);
+        device.memsetZero(p, bytes);
+        return p;
+    }
+
     /** Frees the tensor's memory, its bf16 copy and token buckets (an attention state: its buffers). */
     @Override
     public void release(Tensor t) {
@@ -431,17 +437,18 @@ public final class CudaBackend implements Backend {
         if (doublePrune) {
             NmMasks.requireDivisible(dOut, pattern, "rows (d_out)");
         }
+        PackedMasks.requireSupported(pattern);
         int k = dIn / pattern.m() * pattern.n();
         // The row mask is chosen on the device from the fp64 weights: the same magnitudes the CPU compares.
         long denseBytes = 8L * dOut * dIn;
         long dense = scratch(SLOT_DENSE, denseBytes);
         device.copyToDevice(scratch[SLOT_DENSE], Pointer.to(denseWeight), denseBytes);
-        CudaTensor rowKept = (CudaTensor) zeros(DType.I32, dOut, k);
-        launch1d("nm_row_prune", blocks((long) dOut * (dIn / pattern.m())), rowKept.address, dense,
+        DevicePointer rowKept = allocateZeroed(PackedMasks.rowMaskBytes(dOut, dIn, pattern));
+        launch1d("nm_row_prune", blocks((long) dOut * (dIn / pattern.m())), rowKept.address(), dense,
                 CudaTensor.code(DType.F64), dOut, dIn, pattern.n(), pattern.m());
         CudaTensor values = (CudaTensor) zeros(dtype, dOut, k);
         launch1d("gather_kept", blocks((long) dOut * k), values.address, values.code(), dense,
-                CudaTensor.code(DType.F64), rowKept.address, dOut, dIn, k);
+                CudaTensor.code(DType.F64), rowKept.address(), dOut, dIn, k, pattern.n(), pattern.m());
         CudaSparseLinear w = newSparseLinear(values, rowKept, dOut, dIn, pattern, doublePrune);
         rebuildOperands(w, true);
         return w;
@@ -456,33 +463,41 @@ public final class CudaBackend implements Backend {
                     + dOut * k + " values and row-mask indices, got " + values.length + " and "
                     + rowKeptIndices.length);
         }
-        CudaTensor v = (CudaTensor) zeros(dtype, dOut, k);
-        upload(v, values);
-        CudaTensor kept = (CudaTensor) zeros(DType.I32, dOut, k);
-        uploadInts(kept, rowKeptIndices);
-        CudaSparseLinear w = newSparseLinear(v, kept, dOut, dIn, pattern, doublePrune);
+        // Converted and checked on the host before anything is allocated (PackedMasks).
+        byte[] offsets = PackedMasks.rowOffsets(rowKeptIndices, dOut, dIn, pattern);
+        int[] columnWords = null;
         if (doublePrune) {
             if (columnMask == null || columnMask.length != dOut * dIn) {
                 throw new IllegalArgumentException("a double-pruned layer needs its " + dOut + "×" + dIn
                         + " column mask");
             }
-            device.copyToDevice(w.columnMask, Pointer.to(columnMask), columnMask.length);
+            // As in sparseLinear: a refresh of the column mask needs whole groups along d_out.
+            NmMasks.requireDivisible(dOut, pattern, "rows (d_out)");
+            columnWords = PackedMasks.packColumnMask(columnMask, dOut, dIn);
+        }
+        CudaTensor v = (CudaTensor) zeros(dtype, dOut, k);
+        upload(v, values);
+        DevicePointer kept = allocate(offsets.length);
+        device.copyToDevice(kept, Pointer.to(offsets), offsets.length);
+        CudaSparseLinear w = newSparseLinear(v, kept, dOut, dIn, pattern, doublePrune);
+        if (doublePrune) {
+            device.copyToDevice(w.columnMask, Pointer.to(columnWords), 4L * columnWords.length);
         }
         rebuildOperands(w, false);
         return w;
     }
 
-    private CudaSparseLinear newSparseLinear(CudaTensor values, CudaTensor rowKept, int dOut, int dIn,
+    private CudaSparseLinear newSparseLinear(CudaTensor values, DevicePointer rowKept, int dOut, int dIn,
             NmPattern pattern, boolean doublePrune) {
-        DevicePointer mask = allocate((long) dOut * dIn);
-        device.memsetZero(mask, (long) dOut * dIn);
+        DevicePointer mask = allocateZeroed(4 * PackedMasks.columnMaskWords(dOut, dIn));
         boolean sparseKernels = precision == Precision.BF16 && CudaSparseLinear.fitsTwoFour(pattern)
                 && dOut % 32 == 0 && dIn % 32 == 0;
         CudaSparseLinear w = new CudaSparseLinear(values, rowKept, mask, dOut, dIn, pattern, doublePrune,
                 sparseKernels);
         int k = w.keptPerRow();
         if (!doublePrune) {
-            launch1d("mark_row_kept", blocks((long) dOut * k), mask.address(), rowKept.address, dOut, dIn, k);
+            launch1d("mark_row_kept", blocks((long) dOut * k), mask.address(), rowKept.address(), dOut, dIn, k,
+                    pattern.n(), pattern.m());
         }
         sparseLayers.add(w);
         return w;
@@ -502,8 +517,8 @@ public final class CudaBackend implements Backend {
         NmPattern p = w.pattern();
         if (w.doublePrune() && refreshColumnMask) {
             long dense = scatterDense(w, DType.F32, null, false);
-            launch1d("nm_column_prune", blocks((long) (dOut / p.m()) * dIn), w.columnMask.address(), dense,
-                    CudaTensor.code(DType.F32), dOut, dIn, p.n(), p.m());
+            launch1d("nm_column_prune", blocks(PackedMasks.columnMaskWords(dOut, dIn)), w.columnMask.address(),
+                    dense, CudaTensor.code(DType.F32), dOut, dIn, p.n(), p.m());
         }
         if (w.sparseKernels) {
             if (w.forward == null) {
@@ -516,7 +531,8 @@ public final class CudaBackend implements Backend {
                     long support = scratch(SLOT_DENSE, 2 * n);
                     device.memsetZero(scratch[SLOT_DENSE], 2 * n);
                     launch1d("scatter_kept", blocks((long) dOut * k), support, CudaTensor.code(DType.BF16),
-                            onesLike(dOut * k), CudaTensor.code(DType.F32), w.rowKept.address, 0L, dOut, dIn, k, 0);
+                            onesLike(dOut * k), CudaTensor.code(DType.F32), w.rowKept.address(), 0L, dOut, dIn, k,
+                            p.n(), p.m(), 0);
                     w.forward.compress(support);
                     w.forwardSupportCompressed = true;
                 }
@@ -541,8 +557,8 @@ public final class CudaBackend implements Backend {
                         w.backwardSupportCompressed = true;
                     }
                     launch1d("write_compressed_transposed_values", blocks(n / 4), w.backward.compressed.address(),
-                            w.values.address, w.values.code(), w.rowKept.address, w.columnMask.address(), dOut, dIn,
-                            k, p.n(), p.m());
+                            w.values.address, w.values.code(), w.rowKept.address(), w.columnMask.address(), dOut,
+                            dIn, k, p.n(), p.m());
                 } else {
                     long denseBackward = scatterDense(w, DType.BF16, w.columnMask, true);
                     device.timed("compress dX operand", () -> w.backward.compress(denseBackward));
@@ -557,7 +573,7 @@ public final class CudaBackend implements Backend {
             }
             device.memsetZero(w.denseForward, bytes);
             launch1d("scatter_kept", blocks((long) dOut * k), w.denseForward.address(), CudaTensor.code(gemmType),
-                    w.values.address, w.values.code(), w.rowKept.address, 0L, dOut, dIn, k, 0);
+                    w.values.address, w.values.code(), w.rowKept.address(), 0L, dOut, dIn, k, p.n(), p.m(), 0);
         }
         if (!w.sparseKernels || !w.doublePrune()) {
             if (w.denseBackward == null) {
@@ -565,7 +581,8 @@ public final class CudaBackend implements Backend {
             }
             device.memsetZero(w.denseBackward, bytes);
             launch1d("scatter_kept", blocks((long) dOut * k), w.denseBackward.address(), CudaTensor.code(gemmType),
-                    w.values.address, w.values.code(), w.rowKept.address, w.columnMask.address(), dOut, dIn, k, 0);
+                    w.values.address, w.values.code(), w.rowKept.address(), w.columnMask.address(), dOut, dIn, k,
+                    p.n(), p.m(), 0);
         }
     }
 
@@ -577,8 +594,8 @@ public final class CudaBackend implements Backend {
         device.memsetZero(scratch[SLOT_DENSE], bytes);
         int k = w.keptPerRow();
         launch1d("scatter_kept", blocks((long) w.dOut() * k), dense, CudaTensor.code(type), w.values.address,
-                w.values.code(), w.rowKept.address, mask == null ? 0L : mask.address(), w.dOut(), w.dIn(), k,
-                transpose ? 1 : 0);
+                w.values.code(), w.rowKept.address(), mask == null ? 0L : mask.address(), w.dOut(), w.dIn(), k,
+                w.pattern().n(), w.pattern().m(), transpose ? 1 : 0);
         return dense;
     }
 
@@ -596,14 +613,19 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public int[] rowKeptIndices(SparseLinear w) {
-        return downloadInts(sparse(w).rowKept);
+    public int[] rowKeptIndices(SparseLinear weight) {
+        CudaSparseLinear w = sparse(weight);
+        checkErrorWord();
+        byte[] offsets = downloadBytes(w.rowKept, PackedMasks.rowMaskBytes(w.dOut(), w.dIn(), w.pattern()));
+        return PackedMasks.rowIndices(offsets, w.dOut(), w.dIn(), w.pattern());
     }
 
     @Override
     public byte[] columnMask(SparseLinear weight) {
         CudaSparseLinear w = sparse(weight);
-        return downloadBytes(w.columnMask, (long) w.dOut() * w.dIn());
+        int[] words = new int[Math.toIntExact(PackedMasks.columnMaskWords(w.dOut(), w.dIn()))];
+        device.copyToHost(Pointer.to(words), w.columnMask, 4L * words.length);
+        return PackedMasks.unpackColumnMask(words, w.dOut(), w.dIn());
     }
 
     /** The compressed forward operand's bytes (values then metadata), for the layout tests. */
@@ -828,7 +850,7 @@ public final class CudaBackend implements Backend {
         gemmInto(dense, DType.F32, dy, true, x, false, dOut, dIn, rows, 1f, 0f);
         int k = w.keptPerRow();
         launch1d("gather_kept_add", blocks((long) dOut * k), dv.address, dv.code(), dense, CudaTensor.code(DType.F32),
-                w.rowKept.address, dOut, dIn, k);
+                w.rowKept.address(), dOut, dIn, k, w.pattern().n(), w.pattern().m());
         if (dbias != null) {
             columnSums(cuda(dbias), dy, rows, dOut);
         }

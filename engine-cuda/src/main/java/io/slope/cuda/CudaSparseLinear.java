@@ -8,8 +8,12 @@ import java.util.Map;
 
 /**
  * The GPU's sparse layer (docs/method.md, ADR 004): kept values (the fp32 master parameter), the static row mask as
- * kept column indices, the column mask (one byte per weight), and the operands the GEMMs use: cuSPARSELt-compressed
- * W^R and (W^{R,C})ᵀ when the pattern runs on the 2:4 tensor cores, masked dense copies otherwise.
+ * each kept entry's offset within its group of M (a byte per kept weight), the column mask (a bit per weight), and the
+ * operands the GEMMs use: cuSPARSELt-compressed W^R and (W^{R,C})ᵀ when the pattern runs on the 2:4 tensor cores,
+ * masked dense copies otherwise. Both masks are laid out as {@link PackedMasks} describes; at 2:4 (d_out a multiple of
+ * 32) they take 0.5 + 0.125 bytes per weight of the layer, where int32 indices and a byte per weight took 2 + 1: with
+ * the kept values, their gradient and moments (8) and the two compressed operands (2.25), 10.875 bytes per weight
+ * against a dense layer's 16, 0.68× (bench/NOTES.md, "Training memory accounting").
  */
 final class CudaSparseLinear implements SparseLinear {
     private final int dOut;
@@ -17,9 +21,9 @@ final class CudaSparseLinear implements SparseLinear {
     private final NmPattern pattern;
     private final boolean doublePrune;
     final CudaTensor values;
-    /** dOut × keptPerRow I32, increasing per row. */
-    final CudaTensor rowKept;
-    /** dOut × dIn bytes, 1 = kept in the backward operand. */
+    /** dOut × keptPerRow bytes: each kept entry's offset within its aligned group of M along dIn (PackedMasks). */
+    final DevicePointer rowKept;
+    /** ⌈dOut / 32⌉ × dIn 32-bit words, a bit per weight along dOut, 1 = kept in the backward operand (PackedMasks). */
     final DevicePointer columnMask;
     /** True: forward (and, double-pruned, backward) run on cuSPARSELt. */
     final boolean sparseKernels;
@@ -36,7 +40,7 @@ final class CudaSparseLinear implements SparseLinear {
     final Map<Integer, CusparseLt.Plan> forwardPlans = new HashMap<>();
     final Map<Integer, CusparseLt.Plan> backwardPlans = new HashMap<>();
 
-    CudaSparseLinear(CudaTensor values, CudaTensor rowKept, DevicePointer columnMask, int dOut, int dIn,
+    CudaSparseLinear(CudaTensor values, DevicePointer rowKept, DevicePointer columnMask, int dOut, int dIn,
             NmPattern pattern, boolean doublePrune, boolean sparseKernels) {
         this.values = values;
         this.rowKept = rowKept;
@@ -46,6 +50,11 @@ final class CudaSparseLinear implements SparseLinear {
         this.pattern = pattern;
         this.doublePrune = doublePrune;
         this.sparseKernels = sparseKernels;
+    }
+
+    /** The device bytes of both masks: {@link PackedMasks#rowMaskBytes} and 4 per column-mask word. */
+    long maskBytes() {
+        return PackedMasks.rowMaskBytes(dOut, dIn, pattern) + 4 * PackedMasks.columnMaskWords(dOut, dIn);
     }
 
     /** Every aligned group of 4 along the pattern's axis keeps at most 2: the 2:4 tensor cores apply (ADR 004). */

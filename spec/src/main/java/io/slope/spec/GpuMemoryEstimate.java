@@ -18,8 +18,8 @@ import java.util.Locale;
  * @param gradientBytes an fp32 gradient for each master weight
  * @param optimizerBytes AdamW's two fp32 moments for each master weight
  * @param operandBytes what the GEMMs read besides the masters: a bf16 copy of each dense GEMM weight (wte, and the
- *     adapters), and per sparse layer its row mask (int32 indices), column mask (a byte per weight) and its two
- *     operands, cuSPARSELt-compressed (1.125 bytes per weight, and a compression buffer) where the 2:4 tensor cores
+ *     adapters), and per sparse layer its row mask (a byte per kept weight), column mask (a bit per weight) and its
+ *     two operands, cuSPARSELt-compressed (1.125 bytes per weight, and a compression buffer) where the 2:4 tensor cores
  *     apply, else masked dense bf16
  * @param activationBytes one micro-batch, training.batchSize sequences of model.seqLen tokens: every layer's saved
  *     activations (18·C values in bf16 per token), LayerNorm and attention statistics and the fp32 copy of the
@@ -43,6 +43,8 @@ public record GpuMemoryEstimate(
     private static final double BF16 = 2;
     private static final double FP32 = 4;
     private static final double INT32 = 4;
+    private static final double MASK_OFFSET = 1;
+    private static final double COLUMN_MASK_BIT = 1.0 / 8;
     /**
      * A cuSPARSELt 2:4 operand per dense weight: half the values in bf16 and 2 bits of metadata per kept value (1.125
      * bytes), and the compression buffer cuSPARSELt asks for beside it, taken as large (which brings the measured
@@ -72,7 +74,9 @@ public record GpuMemoryEstimate(
         double gemmWeights = (double) vocabSize * c + model.layers() * 12 * c * c;
         double denseGemmWeights = gemmWeights - sparseWeights + adapters;
 
-        double sparseMasks = sparseWeights * (INT32 * kept + 1);
+        // The CUDA backend's packed masks (CudaSparseLinear): each kept weight's offset in its group, a byte; the
+        // column mask, a bit per weight (d_out rounded up to 32 rows, left out here).
+        double sparseMasks = sparseWeights * (MASK_OFFSET * kept + COLUMN_MASK_BIT);
         // cuSPARSELt takes a layer when the pattern keeps at most 2 of every 4 and every dimension is a multiple of
         // 32 (all are multiples of dModel); double pruning compresses the backward operand too.
         boolean twoFour = (sparsity.m() % 4 == 0 && sparsity.n() <= 2) || (sparsity.m() == 2 && sparsity.n() == 1);

@@ -73,7 +73,7 @@ class RunGpuMemoryTest {
         assertEquals(new Problem.Limit("SLOPE_GPU_MEMORY_BYTES", GPU_BYTES, estimate), refused.limit());
         Problem.FieldProblem error = refused.errors().getFirst();
         assertEquals("training.batchSize", error.field());
-        assertTrue(error.message().contains("but the GPUs have 74.51 GiB; lower training.batchSize to 3 (the "
+        assertTrue(error.message().contains("but the GPUs have 74.51 GiB; lower training.batchSize to 4 (the "
                 + "largest that fits"), error.message());
         assertEquals(List.of(), workflows.started, "no workflow started");
         assertTrue(context.getBean(RunCatalogue.class).page(caller.user(), null, null, 10).isEmpty(),
