@@ -72,13 +72,15 @@ for phase in "${phases[@]}"; do
             grep -v '^parity ' "$out/parity-summary.txt"
             ;;
         kernelparity)
-            # The per-kernel parity tests alone (CudaParityTest, CompressedLayoutTest, GpuDecodingTest, and
-            # ReusedKernelChoicesTest, GpuOutOfMemoryTest): the short form of parity. The attention tests run last in a
+            # The per-kernel parity tests alone (CudaParityTest, CompressedLayoutTest, GpuDecodingTest, the masks'
+            # NmMaskKernelTest and SparseMaskRoundTripTest, ReusedKernelChoicesTest, GpuOutOfMemoryTest): the short form
+            # of parity. The attention tests run last in a
             # JVM of their own, so that a library dying there (cuDNN once did, taking the process with it) leaves the
             # other results.
             gpu_tests kernelparity "$out/junit" --select-class io.slope.cuda.CudaParityTest \
                 --select-class io.slope.cuda.CompressedLayoutTest --select-class io.slope.cuda.GpuDecodingTest \
                 --select-class io.slope.cuda.ReusedKernelChoicesTest --select-class io.slope.cuda.GpuOutOfMemoryTest \
+                --select-class io.slope.cuda.NmMaskKernelTest --select-class io.slope.cuda.SparseMaskRoundTripTest \
                 --exclude-methodname '.*[aA]ttention.*' || status=1
             gpu_tests kernelparity-attention "$out/junit-attention" --select-class io.slope.cuda.CudaParityTest \
                 --include-methodname '.*[aA]ttention.*' || status=1
