@@ -4,17 +4,13 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.micronaut.context.ApplicationContext;
 import io.micronaut.runtime.server.EmbeddedServer;
-import io.slope.activities.worker.PipelineWorker;
-import io.slope.activities.worker.WorkerEnvironment;
 import io.slope.api.auth.ApiTokens;
-import io.slope.gpuworker.GpuWorker;
 import io.slope.localservices.S3Server;
 import io.slope.testinfra.TestServices;
 import io.slope.workflows.run.SlopeRunWorkflow;
 import io.temporal.api.common.v1.WorkflowExecution;
 import io.temporal.api.workflowservice.v1.DescribeWorkflowExecutionRequest;
 import io.temporal.client.WorkflowClient;
-import io.temporal.worker.WorkerFactory;
 import java.io.IOException;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -29,9 +25,10 @@ import java.util.function.Predicate;
 import javax.sql.DataSource;
 
 /**
- * The API on real servers, once per test JVM: Postgres, the Temporal dev server and S3Proxy (test-infra), the API
- * server on a free port, and the pipeline and GPU workers (CPU backend) in this JVM, so submitted runs really run.
- * Requests go over HTTP like any client's.
+ * The API on real servers, once per test JVM: Postgres, the Temporal dev server and S3Proxy (test-infra) and the API
+ * server on a free port. Requests go over HTTP like any client's. No worker polls the task queues, so a submitted run's
+ * workflow is started and the run stays QUEUED; the tests whose runs must run are in module service-tests, whose
+ * {@code ServiceHarness} starts the pipeline and GPU workers beside this.
  */
 public final class ApiHarness {
     /** Corpus uploads above this are refused in the tests (so the 413 is cheap to provoke). */
@@ -41,6 +38,7 @@ public final class ApiHarness {
 
     private static ApiHarness instance;
 
+    /** The servers' settings as the SLOPE_* environment a worker or the CLI reads them from. */
     public final Map<String, String> env = new HashMap<>();
     public final EmbeddedServer server;
     public final String base;
@@ -54,11 +52,6 @@ public final class ApiHarness {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private ApiHarness() throws Exception {
-        this(true);
-    }
-
-    /** With {@code workers} false, submitted runs stay queued: for measuring the API alone (bench/api-load). */
-    ApiHarness(boolean workers) throws Exception {
         Files.createDirectories(Path.of(System.getProperty("java.io.tmpdir")));
         TestServices services = TestServices.get();
         Path home = services.scratch("api");
@@ -91,18 +84,7 @@ public final class ApiHarness {
         aliceToken = tokens.create("alice", false, "tests");
         bobToken = tokens.create("bob", false, "tests");
         adminToken = tokens.create("root", true, "tests");
-        if (!workers) {
-            Runtime.getRuntime().addShutdownHook(new Thread(server::close, "api-harness-shutdown"));
-            return;
-        }
-        WorkerEnvironment environment = WorkerEnvironment.fromEnvironment(env);
-        WorkerFactory pipeline = PipelineWorker.start(environment);
-        GpuWorker.Running gpu = GpuWorker.start(environment, "api-test-gpu");
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            pipeline.shutdownNow();
-            gpu.factory().shutdownNow();
-            server.close();
-        }, "api-harness-shutdown"));
+        Runtime.getRuntime().addShutdownHook(new Thread(server::close, "api-harness-shutdown"));
     }
 
     public static synchronized ApiHarness get() throws Exception {

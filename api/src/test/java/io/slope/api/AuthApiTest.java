@@ -18,7 +18,7 @@ class AuthApiTest {
     static void start() throws Exception {
         api = ApiHarness.get();
         String corpus = api.corpus();
-        // A run that stays put long enough for the checks (cancelled at the end of the class's use of it).
+        // A run of alice's for the checks; no worker runs it here, so it stays QUEUED.
         ApiHarness.Reply reply = api.post("/api/v1/runs", api.aliceToken, "application/json",
                 ApiHarness.tinySpec("auth-check", corpus, 20));
         assertEquals(201, reply.status(), reply.body());

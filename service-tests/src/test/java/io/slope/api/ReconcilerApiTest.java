@@ -17,7 +17,7 @@ import org.junit.jupiter.api.Test;
 class ReconcilerApiTest {
     @Test
     void aQueuedRunWithoutAWorkflowIsStarted() throws Exception {
-        ApiHarness api = ApiHarness.get();
+        ApiHarness api = ServiceHarness.get();
         String corpus = api.corpus();
         UUID id = UUID.randomUUID();
         new RunCatalogue(new Database(api.env.get("SLOPE_DB_URL"), Duration.ofSeconds(10))).createRun(id, "alice",

@@ -39,7 +39,7 @@ class RunOptionsApiTest {
 
     @BeforeAll
     static void start() throws Exception {
-        api = ApiHarness.get();
+        api = ServiceHarness.get();
         corpus = api.corpus();
     }
 

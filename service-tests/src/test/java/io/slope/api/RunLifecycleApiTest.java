@@ -31,7 +31,7 @@ class RunLifecycleApiTest {
 
     @BeforeAll
     static void start() throws Exception {
-        api = ApiHarness.get();
+        api = ServiceHarness.get();
         corpus = api.corpus();
     }
 

@@ -58,7 +58,7 @@ public final class ApiLoad {
         int clients = Integer.parseInt(args[1]);
         int thinkMs = Integer.parseInt(args[2]);
         Path results = Path.of(args[3]);
-        ApiHarness api = new ApiHarness(true);
+        ApiHarness api = ServiceHarness.get();
         String corpus = api.corpus();
         HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
                 .executor(Executors.newVirtualThreadPerTaskExecutor()).connectTimeout(Duration.ofSeconds(10)).build();

@@ -15,8 +15,8 @@ apt_install() {
 }
 
 python3 -c "import schemathesis, jsonschema, yaml" 2>/dev/null || {
-    echo "install-tools: pip install -r api/src/test/requirements.txt" >&2
-    python3 -m pip install --quiet --disable-pip-version-check -r "$ROOT/api/src/test/requirements.txt"
+    echo "install-tools: pip install -r service-tests/src/test/requirements.txt" >&2
+    python3 -m pip install --quiet --disable-pip-version-check -r "$ROOT/service-tests/src/test/requirements.txt"
 }
 missing=()
 [[ -x "${CHROMIUM:-/usr/bin/chromium}" ]] || missing+=(chromium)

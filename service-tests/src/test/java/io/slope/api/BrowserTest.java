@@ -13,12 +13,14 @@ import org.junit.jupiter.api.Timeout;
 
 /**
  * The browser tests of {@code e2e/run-page.test.mjs} (Debian's headless Chromium through playwright-core) against
- * this JVM's API, workers and the Temporal dev server's UI. Screenshots go to {@code api/target/screenshots/}, so a
- * test run leaves the working tree as it was; the documentation's ({@code docs/screenshots/}, tracked) are refreshed
- * only when asked for, with {@code -Dslope.refreshScreenshots=true}:
+ * this JVM's API, workers and the Temporal dev server's UI. Screenshots go to
+ * {@code service-tests/target/screenshots/}, so a test run leaves the working tree as it was; the documentation's
+ * ({@code docs/screenshots/}, tracked) are refreshed only when asked for, with
+ * {@code -Dslope.refreshScreenshots=true}:
  *
  * <pre>
- * ./slope test -pl api -am -Dtest=BrowserTest -Dsurefire.failIfNoSpecifiedTests=false -Dslope.refreshScreenshots=true
+ * ./slope test -pl service-tests -am -Dtest=BrowserTest -Dsurefire.failIfNoSpecifiedTests=false \
+ *     -Dslope.refreshScreenshots=true
  * </pre>
  */
 class BrowserTest {
@@ -37,7 +39,7 @@ class BrowserTest {
                 + ": `apt-get install chromium` (./slope test and .ci/run do it), or set CHROMIUM");
         Path screenshots = Boolean.getBoolean(REFRESH_PROPERTY) ? root.resolve("docs/screenshots")
                 : Path.of("target", "screenshots").toAbsolutePath();
-        ApiHarness api = ApiHarness.get();
+        ApiHarness api = ServiceHarness.get();
         Path corpus = TestServices.get().scratch("browser").resolve("corpus.txt");
         Files.writeString(corpus, ApiHarness.corpusText());
         ProcessBuilder node = new ProcessBuilder("node", "--test", "--test-reporter=spec", "run-page.test.mjs")

@@ -49,7 +49,7 @@ class SchemathesisTest {
 
     @BeforeAll
     static void users() throws Exception {
-        api = ApiHarness.get();
+        api = ServiceHarness.get();
         ApiTokens tokens = new ApiTokens(api.server.getApplicationContext().getBean(DataSource.class));
         alice = tokens.create("schemathesis-alice", false, "tests");
         bob = tokens.create("schemathesis-bob", false, "tests");

@@ -16,7 +16,7 @@ class RunControlApiTest {
 
     @BeforeAll
     static void start() throws Exception {
-        api = ApiHarness.get();
+        api = ServiceHarness.get();
         corpus = api.corpus();
     }
 
