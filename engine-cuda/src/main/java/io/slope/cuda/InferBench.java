@@ -80,7 +80,7 @@ public final class InferBench {
         List<Measurement> out = new ArrayList<>();
         try (Backend backend = Backends.open(spec);
                 GptModel model = GptModel.fromDenseWeights(backend, config, DType.F32,
-                        StepBench.randomWeights(config))) {
+                        StepBench.randomWeights(config), GptModel.Use.INFERENCE)) {
             if (mode.sparse()) {
                 model.attachAdapters(randomAdapters(config, rank), rank, 1.0);
             }

@@ -59,9 +59,9 @@ public final class SlopeExport {
 
     /** What a {@code slope/} folder holds: the model's shape, its tokenizer and its whole state. */
     public record Contents(GptConfig config, TokenizerDescriptor tokenizer, ModelSnapshot snapshot) {
-        /** The model, adapters included when it has them. */
+        /** The model for inference, adapters included when it has them. */
         public GptModel restoreModel(Backend backend, DType dtype) {
-            return GptModel.restore(backend, config, dtype, snapshot);
+            return GptModel.restore(backend, config, dtype, snapshot, GptModel.Use.INFERENCE);
         }
     }
 

@@ -46,15 +46,26 @@ public final class GptModel implements AutoCloseable {
     private record SparseState(Map<String, int[]> rowKept, Map<String, byte[]> columnMasks) {}
 
     private final SparseState restored;
+    private final Use use;
     /** Adapted (sparse) layers in declared order, and their adapters once attached. */
     private final Map<String, Linear> sparseLinears = new LinkedHashMap<>();
     private final Map<String, Adapter> adapters = new LinkedHashMap<>();
     private int adapterRank;
     private double adapterScale;
 
+    /**
+     * What a model is built for: training gives every parameter a gradient, inference (evaluation copies, sampling,
+     * serving) none, which is as much memory again as the weights.
+     */
+    public enum Use {
+        TRAINING,
+        INFERENCE
+    }
+
     private GptModel(Backend backend, GptConfig config, DType dtype, Map<String, double[]> dense,
-            SparseState restored) {
+            SparseState restored, Use use) {
         this.restored = restored;
+        this.use = use;
         this.backend = backend;
         this.config = config;
         this.dtype = dtype;
@@ -89,7 +100,13 @@ public final class GptModel implements AutoCloseable {
      */
     public static GptModel fromDenseWeights(Backend backend, GptConfig config, DType dtype,
             Map<String, double[]> dense) {
-        return new GptModel(backend, config, dtype, dense, null);
+        return fromDenseWeights(backend, config, dtype, dense, Use.TRAINING);
+    }
+
+    /** As {@link #fromDenseWeights(Backend, GptConfig, DType, Map)}, for {@code use}. */
+    public static GptModel fromDenseWeights(Backend backend, GptConfig config, DType dtype,
+            Map<String, double[]> dense, Use use) {
+        return new GptModel(backend, config, dtype, dense, null, use);
     }
 
     /**
@@ -97,8 +114,13 @@ public final class GptModel implements AutoCloseable {
      * kept values, static row masks and current column masks, adapters when the snapshot has them.
      */
     public static GptModel restore(Backend backend, GptConfig config, DType dtype, ModelSnapshot snapshot) {
+        return restore(backend, config, dtype, snapshot, Use.TRAINING);
+    }
+
+    /** As {@link #restore(Backend, GptConfig, DType, ModelSnapshot)}, for {@code use}. */
+    public static GptModel restore(Backend backend, GptConfig config, DType dtype, ModelSnapshot snapshot, Use use) {
         GptModel model = new GptModel(backend, config, dtype, snapshot.values(),
-                new SparseState(snapshot.rowKept(), snapshot.columnMasks()));
+                new SparseState(snapshot.rowKept(), snapshot.columnMasks()), use);
         if (snapshot.adapterRank() > 0) {
             model.attachAdapters(snapshot.adapters(), snapshot.adapterRank(), snapshot.adapterScale());
         }
@@ -182,7 +204,7 @@ public final class GptModel implements AutoCloseable {
         Tensor value = backend.zeros(dtype, shape);
         backend.upload(value, w);
         backend.declareWeight(value);
-        return new Parameter(name, value, backend.zeros(dtype, shape), decay, null, group);
+        return new Parameter(name, value, gradient(shape), decay, null, group);
     }
 
     private Linear linear(int layer, LinearKind kind, Map<String, double[]> dense) {
@@ -204,7 +226,7 @@ public final class GptModel implements AutoCloseable {
                         dOut, dIn, config.pattern(), doublePrune, dtype);
             }
             int[] shape = s.values().shape();
-            weight = add(new Parameter(name + ".weight", s.values(), backend.zeros(dtype, shape), true, s,
+            weight = add(new Parameter(name + ".weight", s.values(), gradient(shape), true, s,
                     Parameter.Group.MAIN));
         } else {
             weight = dense(name + ".weight", dense, true, dOut, dIn);
@@ -215,6 +237,11 @@ public final class GptModel implements AutoCloseable {
             sparseLinears.put(name, linear);
         }
         return linear;
+    }
+
+    /** A zero gradient of {@code shape} for training; none for inference. */
+    private Tensor gradient(int... shape) {
+        return use == Use.TRAINING ? backend.zeros(dtype, shape) : null;
     }
 
     private Parameter add(Parameter p) {
@@ -341,6 +368,10 @@ public final class GptModel implements AutoCloseable {
 
     public DType dtype() {
         return dtype;
+    }
+
+    public Use use() {
+        return use;
     }
 
     /** All parameters in declared order. */
@@ -522,10 +553,19 @@ public final class GptModel implements AutoCloseable {
      * parameter's gradient. With gradScale = 1/(tokens of the optimizer step) micro-batches average.
      */
     public void forwardBackward(int[] inputs, int[] targets, int B, double gradScale) {
+        requireTraining();
         Activations a = forwardToLogits(activations(B), inputs, null);
         backend.uploadInts(a.targets, checkLength(targets, B, "targets"));
         backend.crossEntropyForwardBackward(a.losses, a.logits, a.logits, a.targets, gradScale);
         backward(a);
+    }
+
+    /** Refuses what needs gradients on a model built for inference. */
+    public void requireTraining() {
+        if (use != Use.TRAINING) {
+            throw new IllegalStateException("this model was built for inference and has no gradients: build it with "
+                    + "GptModel.Use.TRAINING to train it");
+        }
     }
 
     /** Mean of the per-position losses of the last forward over B sequences (a synchronising read). */

@@ -56,7 +56,8 @@ public record TrainedModel(GptModel model, Tokenizer tokenizer, long step, Path 
         Tokenizer tokenizer = Dataset.readTokenizer(runRoot.resolve(LocalTrainingRun.DATASET_DIR));
         ResolvedSpec spec = RunSpecCodec.parseResolved(loaded.checkpoint().state().get("spec").toString());
         GptConfig config = GptConfig.of(spec, tokenizer.vocabSize());
-        GptModel model = TrainingCheckpoints.restore(backend, config, loaded.checkpoint()).model();
+        GptModel model = TrainingCheckpoints.restore(backend, config, loaded.checkpoint(), GptModel.Use.INFERENCE)
+                .model();
         long step = loaded.checkpoint().step();
         return new TrainedModel(model, tokenizer, step, new LocalCheckpointStore(runRoot).checkpointDirectory(step));
     }

@@ -321,7 +321,7 @@ public final class TrainingSession implements AutoCloseable {
             Backend evaluation = fp32.orElse(backend);
             finalLoss = fp32.isPresent() ? validationLoss(evaluation, config, snapshot) : validationLoss();
             try (GptModel denseModel = GptModel.fromDenseWeights(evaluation, Merge.denseConfig(config), model.dtype(),
-                    dense)) {
+                    dense, GptModel.Use.INFERENCE)) {
                 merged = Evaluator.validationLoss(denseModel, heldOut, evaluationBatch());
             }
             inferenceForm = model.hasAdapters()
@@ -349,7 +349,7 @@ public final class TrainingSession implements AutoCloseable {
 
     /** The validation loss of {@code snapshot} restored on {@code evaluation}, released afterwards. */
     private double validationLoss(Backend evaluation, GptConfig config, ModelSnapshot snapshot) {
-        try (GptModel copy = GptModel.restore(evaluation, config, model.dtype(), snapshot)) {
+        try (GptModel copy = GptModel.restore(evaluation, config, model.dtype(), snapshot, GptModel.Use.INFERENCE)) {
             return Evaluator.validationLoss(copy, heldOut, evaluationBatch());
         }
     }

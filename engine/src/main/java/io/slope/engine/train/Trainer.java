@@ -85,6 +85,7 @@ public final class Trainer {
      */
     public Trainer(GptModel model, ResolvedSpec resolved, BatchSource batches, Collective collective,
             Consumer<String> info) {
+        model.requireTraining();
         int ranks = collective.worldSize();
         if (!DataParallel.fits(ranks, resolved.training().gradAccum())) {
             throw new IllegalArgumentException(DataParallel.whyNot(ranks, resolved.training().gradAccum()));

@@ -111,6 +111,11 @@ public final class TrainingCheckpoints {
      * optimizer's state comes back through {@link Resumed#restoreOptimizer}.
      */
     public static Resumed restore(Backend backend, GptConfig config, Checkpoint checkpoint) {
+        return restore(backend, config, checkpoint, GptModel.Use.TRAINING);
+    }
+
+    /** As {@link #restore(Backend, GptConfig, Checkpoint)}, the model built for {@code use}. */
+    public static Resumed restore(Backend backend, GptConfig config, Checkpoint checkpoint, GptModel.Use use) {
         ObjectNode state = checkpoint.state();
         // Before the model: the choices apply when a plan is first made.
         Optional<String> kernelSearchNotice = reuseKernelChoices(backend, checkpoint);
@@ -134,7 +139,7 @@ public final class TrainingCheckpoints {
             }
         }
         GptModel model = GptModel.restore(backend, config, dtype, new ModelSnapshot(values, rowKept, columnMasks,
-                adapters, adapterRank, state.path("adapterScale").asDouble(0)));
+                adapters, adapterRank, state.path("adapterScale").asDouble(0)), use);
         Map<Parameter.Group, Long> adamSteps = new EnumMap<>(Parameter.Group.class);
         adamSteps.put(Parameter.Group.MAIN, state.get("adamSteps").asLong());
         adamSteps.put(Parameter.Group.ADAPTERS, state.path("adapterAdamSteps").asLong(0));
