@@ -36,13 +36,23 @@ public final class Fixtures {
     }
 
     public static ResolvedSpec tinySpec(String corpus) {
+        return specWithData("\"corpus\": [\"" + corpus + "\"], \"tokenizer\": \"char\", \"valFraction\": 0.1");
+    }
+
+    /** {@link #tinySpec(String)} with held-out files ({@code data.validation}) instead of a held-out fraction. */
+    public static ResolvedSpec tinySpec(String corpus, String validation) {
+        return specWithData("\"corpus\": [\"" + corpus + "\"], \"validation\": [\"" + validation
+                + "\"], \"tokenizer\": \"char\"");
+    }
+
+    private static ResolvedSpec specWithData(String data) {
         return RunSpecCodec.parseResolved("""
                 {"name": "tiny", "model": {"preset": "tiny", "layers": 1, "dModel": 32, "heads": 2, "seqLen": 16},
                  "training": {"steps": 12, "batchSize": 2, "seed": 7},
                  "optimizer": {"lr": 0.003, "warmupSteps": 2},
-                 "data": {"corpus": ["%s"], "tokenizer": "char", "valFraction": 0.1},
+                 "data": {%s},
                  "eval": {"every": 4, "maxWindows": 8}, "checkpointEvery": 4, "backend": "cpu", "threads": 1}
-                """.formatted(corpus));
+                """.formatted(data));
     }
 
     public static UUID newRun(RunCatalogue catalogue, ResolvedSpec spec) throws java.sql.SQLException {

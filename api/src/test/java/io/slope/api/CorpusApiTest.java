@@ -96,4 +96,36 @@ class CorpusApiTest {
         assertFieldError(api.post("/api/v1/runs", api.aliceToken, "application/json",
                 ApiHarness.tinySpec("other-key", "s3://slope/runs/x", 10)), "data.corpus[0]", "only uploaded");
     }
+
+    /** data.validation (held-out files) takes uploads as data.corpus does, and its bad entries are named as its. */
+    @Test
+    void heldOutFilesAreUploadsCheckedLikeTheCorpus() throws Exception {
+        String corpus = api.corpus();
+        String heldOut = api.uploadCorpus(api.aliceToken, "Held-out text nobody trains on " + UUID.randomUUID()
+                + "\n".repeat(3));
+        String unknown = "s3://slope/corpora/" + "0".repeat(64);
+        assertFieldError(api.post("/api/v1/runs", api.aliceToken, "application/json",
+                withValidation("bad-held-out", corpus, heldOut + "\", \"" + unknown)), "data.validation[1]",
+                "POST /api/v1/datasets");
+        assertFieldError(api.post("/api/v1/runs", api.aliceToken, "application/json",
+                withValidation("local-held-out", corpus, "/etc/passwd")), "data.validation[0]", "cannot be read");
+        assertFieldError(api.post("/api/v1/runs", api.bobToken, "application/json",
+                withValidation("other-key", corpus, "s3://slope/runs/x")), "data.validation[0]", "only uploaded");
+
+        // A good one is stored as given; no worker runs it here, so it stays QUEUED.
+        ApiHarness.Reply accepted = api.post("/api/v1/runs", api.aliceToken, "application/json",
+                withValidation("held-out", corpus, heldOut));
+        assertEquals(201, accepted.status(), accepted.body());
+        JsonNode data = accepted.json().at("/spec/data");
+        assertEquals(heldOut, data.at("/validation/0").asText(), data::toString);
+        assertTrue(data.path("valFraction").isMissingNode(), data::toString);
+    }
+
+    /** {@link ApiHarness#tinySpec} with {@code data.validation} ["validation"] instead of data.valFraction. */
+    private static String withValidation(String name, String corpus, String validation) {
+        String spec = ApiHarness.tinySpec(name, corpus, 10);
+        String fraction = "\"valFraction\": 0.1";
+        assertTrue(spec.contains(fraction), spec);
+        return spec.replace(fraction, "\"validation\": [\"" + validation + "\"]");
+    }
 }

@@ -51,6 +51,17 @@ class SubmitOptionsTest {
                 reply(exchange, 200);
             }
         });
+        server.createContext("/api/v1/datasets", exchange -> {
+            // Stands in for an upload: the file's name as its id.
+            String name = exchange.getRequestURI().getQuery().replace("filename=", "");
+            long bytes = exchange.getRequestBody().readAllBytes().length;
+            byte[] body = ("{\"uri\": \"s3://slope/corpora/" + name + "\", \"bytes\": " + bytes + "}")
+                    .getBytes(StandardCharsets.UTF_8);
+            exchange.getResponseHeaders().add("Content-Type", "application/json");
+            exchange.sendResponseHeaders(201, body.length);
+            exchange.getResponseBody().write(body);
+            exchange.close();
+        });
         server.start();
     }
 
@@ -91,6 +102,30 @@ class SubmitOptionsTest {
         assertEquals(0, status.code(), status.toString());
         assertTrue(status.out().contains("ranks 2  chunk steps 7  keep last 2 checkpoints"), status.out());
         assertTrue(status.out().contains(gpuMemory), status.out());
+    }
+
+    /** Held-out files ({@code data.validation}) are uploaded like the corpus, relative to the spec's folder. */
+    @Test
+    void localHeldOutFilesAreUploadedLikeTheCorpus() throws IOException {
+        Files.writeString(dir.resolve("train.txt"), "training text\n");
+        Files.createDirectories(dir.resolve("held-out"));
+        Files.writeString(dir.resolve("held-out/b.txt"), "held-out text\n");
+        Files.writeString(dir.resolve("held-out/a.txt"), "more held-out text\n");
+        Path spec = dir.resolve("spec.json");
+        Files.writeString(spec, "{\"name\": \"opts\", \"data\": {\"corpus\": [\"train.txt\"], "
+                + "\"validation\": [\"held-out\", \"s3://slope/corpora/kept\"]}}");
+
+        var result = ComposeSmokeTest.cli("submit", spec.toString(), "--api", api(), "--token", "t");
+
+        assertEquals(0, result.code(), result.toString());
+        JsonNode data = JSON.readTree(submitted.getFirst()).get("data");
+        assertEquals("[\"s3://slope/corpora/train.txt\"]", data.get("corpus").toString());
+        assertEquals("[\"s3://slope/corpora/a.txt\",\"s3://slope/corpora/b.txt\",\"s3://slope/corpora/kept\"]",
+                data.get("validation").toString());
+
+        Files.writeString(spec, "{\"data\": {\"corpus\": [\"train.txt\"], \"validation\": [\"gone.txt\"]}}");
+        var missing = ComposeSmokeTest.cli("submit", spec.toString(), "--api", api(), "--token", "t");
+        assertTrue(missing.code() != 0 && missing.err().contains("data.validation: "), missing.toString());
     }
 
     @Test

@@ -4,21 +4,29 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.slope.activities.data.DatasetStore;
 import io.slope.catalogue.RunCatalogue;
 import io.slope.catalogue.RunRow;
 import io.slope.engine.checkpoint.DurableFiles;
 import io.slope.engine.checkpoint.LoadedCheckpoint;
+import io.slope.engine.data.Corpus;
+import io.slope.engine.data.Dataset;
+import io.slope.engine.data.DatasetManifest;
+import io.slope.engine.run.LocalTrainingRun;
 import io.slope.spec.ResolvedSpec;
 import io.slope.spec.pipeline.Stage;
 import io.slope.workflows.run.RunOptions;
 import io.slope.workflows.run.RunOutcome;
 import io.slope.workflows.run.SlopeRunWorkflow;
 import io.temporal.api.workflowservice.v1.ListWorkflowExecutionsRequest;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.time.Duration;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -70,17 +78,8 @@ class PipelineEndToEndTest {
         assertEquals(STEPS, row.latestStep());
         assertEquals(STEPS, row.stepsDone());
 
-        Map<String, Double> evals = new HashMap<>();
+        Map<String, Double> evals = finalEvals(id);
         harness.database().transaction(c -> {
-            try (PreparedStatement ps = c.prepareStatement("SELECT name, value FROM eval_results WHERE run_id = ? "
-                    + "AND name LIKE 'val_loss_%'")) {
-                ps.setObject(1, id);
-                try (ResultSet rs = ps.executeQuery()) {
-                    while (rs.next()) {
-                        assertNull(evals.put(rs.getString(1), rs.getDouble(2)), rs.getString(1) + " stored twice");
-                    }
-                }
-            }
             try (PreparedStatement ps = c.prepareStatement("SELECT count(*) FROM progress_samples WHERE run_id = ?")) {
                 ps.setObject(1, id);
                 try (ResultSet rs = ps.executeQuery()) {
@@ -139,6 +138,79 @@ class PipelineEndToEndTest {
         assertEquals("FAILED", row.status().name());
         assertTrue(row.error().startsWith("data.corpus: data.corpus[0]: ") && row.error().contains("does not exist"),
                 row.error());
+    }
+
+    /**
+     * Held-out files ({@code data.validation}, here an object in S3) through the service: the run's validation split is
+     * exactly their text, and its validation losses are those `slope train` computes for the same spec and files.
+     */
+    @Test
+    void e_heldOutFilesAreTheValidationSplit() throws Exception {
+        int steps = 16;
+        Path corpus = PipelineHarness.corpus(dir);
+        String heldOut = PipelineHarness.heldOutText();
+        harness.objects.putBytes("held-out/act-2.txt", heldOut.getBytes(StandardCharsets.UTF_8));
+        ResolvedSpec spec = PipelineHarness.tinySpec(corpus, "s3://" + PipelineHarness.BUCKET + "/held-out/act-2.txt",
+                steps);
+        UUID id = harness.submit(spec, new RunOptions(8, 5, 2, 0));
+        RunOutcome outcome = harness.result(id, RunOutcome.class, Duration.ofMinutes(8));
+        assertEquals("SUCCEEDED", outcome.status());
+
+        // The same spec trained by `slope train`, its held-out file a local copy of the object.
+        Path heldOutCopy = Files.createDirectories(dir.resolve("held-out-local")).resolve("act-2.txt");
+        Files.writeString(heldOutCopy, heldOut);
+        Path referenceDir = dir.resolve("held-out-reference");
+        LocalTrainingRun.Summary reference = LocalTrainingRun.start(PipelineHarness.tinySpec(corpus,
+                heldOutCopy.toString(), steps), dir, referenceDir, PipelineHarness.QUIET);
+        assertTrue(reference.finished());
+
+        DatasetManifest manifest = new DatasetStore(harness.objects, Dataset.DEFAULT_TOKENS_PER_SHARD)
+                .manifest(outcome.results().get(Stage.PREPARE_DATA).datasetId()).orElseThrow();
+        DatasetManifest referenceManifest;
+        try (Dataset dataset = Dataset.open(referenceDir.resolve(LocalTrainingRun.DATASET_DIR))) {
+            referenceManifest = dataset.manifest();
+        }
+        assertEquals(0.0, manifest.valFraction());
+        assertEquals(Corpus.read(List.of(heldOutCopy)).sha256(), manifest.heldOutSource().corpusSha256());
+        assertEquals(heldOut.length(), manifest.validationTokens(), "char tokens: the held-out text, exactly");
+        assertEquals(referenceManifest.validationShards(), manifest.validationShards(), "the same validation split");
+        assertEquals(referenceManifest.trainShards(), manifest.trainShards(), "the same training split");
+
+        Map<String, Double> evals = finalEvals(id);
+        assertEquals(Map.of("val_loss_sparse", reference.valLossSparse(), "val_loss_adapters",
+                reference.valLossAdapters(), "val_loss_merged", reference.valLossMerged(), "val_loss_inference_form",
+                reference.valLossInferenceForm()), evals);
+    }
+
+    @Test
+    void f_aBadHeldOutEntryFailsTheRunAtOnceNamingIt() throws Exception {
+        ResolvedSpec spec = PipelineHarness.tinySpec(PipelineHarness.corpus(dir),
+                "s3://" + PipelineHarness.BUCKET + "/held-out/no-such-act.txt", 10);
+        UUID id = harness.submit(spec, new RunOptions(8, 5, 2, 0));
+        assertThrows(WorkflowFailedException.class, () -> harness.result(id, RunOutcome.class,
+                Duration.ofMinutes(2)));
+        RunRow row = harness.catalogue.run(id).orElseThrow();
+        assertEquals("FAILED", row.status().name());
+        assertEquals("data.validation: data.validation[0]: s3://" + PipelineHarness.BUCKET
+                + "/held-out/no-such-act.txt does not exist", row.error());
+    }
+
+    /** The run's final validation losses as the eval stage recorded them, by name. */
+    private static Map<String, Double> finalEvals(UUID id) throws Exception {
+        Map<String, Double> evals = new HashMap<>();
+        harness.database().transaction(c -> {
+            try (PreparedStatement ps = c.prepareStatement("SELECT name, value FROM eval_results WHERE run_id = ? "
+                    + "AND name LIKE 'val_loss_%'")) {
+                ps.setObject(1, id);
+                try (ResultSet rs = ps.executeQuery()) {
+                    while (rs.next()) {
+                        assertNull(evals.put(rs.getString(1), rs.getDouble(2)), rs.getString(1) + " stored twice");
+                    }
+                }
+            }
+            return null;
+        });
+        return evals;
     }
 
     @Test

@@ -89,15 +89,31 @@ final class PipelineHarness implements AutoCloseable {
         return file.toAbsolutePath();
     }
 
+    /** Other text than {@link #corpus}'s, for held-out files: the next part of the same play when it is there. */
+    static String heldOutText() throws IOException {
+        Path source = Path.of("..", "..", "shared", "data", "tinyshakespeare.txt");
+        return Files.exists(source) ? Files.readString(source).substring(60_000, 66_000)
+                : "Now is the winter of our discontent\nMade glorious summer by this sun of York;\n".repeat(80);
+    }
+
     static ResolvedSpec tinySpec(Path corpus, int steps) {
+        return tinySpec(corpus, steps, "\"valFraction\": 0.1");
+    }
+
+    /** {@link #tinySpec(Path, int)} with held-out files ({@code data.validation}) instead of a held-out fraction. */
+    static ResolvedSpec tinySpec(Path corpus, String validation, int steps) {
+        return tinySpec(corpus, steps, "\"validation\": [\"" + validation + "\"]");
+    }
+
+    private static ResolvedSpec tinySpec(Path corpus, int steps, String heldOut) {
         return RunSpecCodec.parseResolved("""
                 {"name": "e2e", "model": {"preset": "tiny", "layers": 2, "dModel": 64, "heads": 4, "seqLen": 32},
                  "adapters": {"start": 0.75},
                  "training": {"steps": %d, "batchSize": 4, "seed": 11},
                  "optimizer": {"lr": 0.003, "warmupSteps": 4},
-                 "data": {"corpus": ["%s"], "tokenizer": "char", "valFraction": 0.1},
+                 "data": {"corpus": ["%s"], "tokenizer": "char", %s},
                  "eval": {"every": 10, "maxWindows": 8}, "checkpointEvery": 5, "backend": "cpu", "threads": 1}
-                """.formatted(steps, corpus));
+                """.formatted(steps, corpus, heldOut));
     }
 
     /** Registers the run in the catalogue (as the API would) and starts its workflow. */

@@ -289,21 +289,6 @@ public final class RunSpecs {
     }
 
     /**
-     * Refuses what the service (the API and its pipeline) cannot run of a resolved, valid spec: held-out files
-     * ({@code data.validation}), because the service reaches its corpora as uploads and keys its content-addressed
-     * datasets by the held-out fraction; {@code slope train} runs them.
-     *
-     * @throws InvalidSpecException naming the field and the way out
-     */
-    public static void requireServiceSupport(ResolvedSpec resolved) {
-        if (resolved.data().heldOutFiles()) {
-            throw new InvalidSpecException(List.of(new SpecError("data.validation", "held-out files are supported by "
-                    + "`slope train` only, not yet by the service; leave data.validation out to hold out "
-                    + "data.valFraction of data.corpus, or train this spec with `slope train --spec FILE`")));
-        }
-    }
-
-    /**
      * The vocabulary a check made before the corpus is tokenized assumes: GPT-2's for {@code "gpt2"}, else
      * {@link #CHAR_VOCAB_ASSUMED}.
      */

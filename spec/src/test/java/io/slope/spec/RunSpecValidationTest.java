@@ -156,20 +156,6 @@ class RunSpecValidationTest {
     }
 
     @Test
-    void theServiceRefusesHeldOutFilesNamingTheFieldAndTheWayOut() {
-        ResolvedSpec spec =
-                RunSpecCodec.parseResolved("{\"data\": {\"corpus\": [\"train/\"], \"validation\": [\"val/\"]}}");
-
-        List<SpecError> errors = assertThrows(InvalidSpecException.class,
-                () -> RunSpecs.requireServiceSupport(spec)).errors();
-
-        assertEquals(List.of("data.validation"), errors.stream().map(SpecError::field).toList());
-        assertTrue(errors.getFirst().message().contains("leave data.validation out to hold out data.valFraction"),
-                errors.getFirst().message());
-        RunSpecs.requireServiceSupport(Specs.resolved(""));
-    }
-
-    @Test
     void aSpecWithoutDataNamesTheCorpus() {
         List<SpecError> errors = Specs.errorsOf("{}");
 

@@ -21,9 +21,9 @@ import java.util.Optional;
 /**
  * Prepared datasets in the object store, content addressed: {@code datasets/<id>/} holds the token shards and, written
  * last, {@code dataset.json}. The id is a SHA-256 over the corpus text (as {@link DatasetManifest.Source} defines it),
- * the tokenizer, the held-out fraction, the shard size and the format version, so preparing the same corpus the same
- * way again finds the dataset already there and uploads nothing. Workers fetch a dataset into a local cache folder
- * and open it with {@link Dataset#open}, which verifies every shard.
+ * the held-out split (the fraction, or the held-out files' text), the tokenizer, the shard size and the format version,
+ * so preparing the same corpus the same way again finds the dataset already there and uploads nothing. Workers fetch a
+ * dataset into a local cache folder and open it with {@link Dataset#open}, which verifies every shard.
  */
 public final class DatasetStore {
     private static final ObjectMapper JSON = new ObjectMapper()
@@ -44,7 +44,10 @@ public final class DatasetStore {
         return "datasets/" + id + "/";
     }
 
-    /** The dataset's id: depends on the corpus text and the preparation settings only. */
+    /**
+     * The id of a dataset whose held-out split is the last {@code valFraction} of the corpus: depends on the corpus
+     * text and the preparation settings only. Stored datasets are found again by it, so this key never changes.
+     */
     public String idOf(Corpus corpus, String tokenizer, double valFraction) {
         String key = "slope-dataset\nformat " + DatasetManifest.FORMAT_VERSION + "\ncorpus " + corpus.sha256()
                 + "\ntokenizer " + tokenizer + "\nvalFraction " + valFraction + "\ntokensPerShard " + tokensPerShard;
@@ -52,13 +55,47 @@ public final class DatasetStore {
     }
 
     /**
-     * Prepares the corpus into the store unless the same dataset is there already. Shards go up first, dataset.json
-     * last, so a dataset.json in the store means a complete dataset.
+     * The id of a dataset whose held-out split is the text of {@code heldOut} (a spec's {@code data.validation}): also
+     * over that text's SHA-256, in a key whose {@code heldOut} line no fraction's key has, so neither the same corpus
+     * with other held-out files nor any fraction-based dataset shares it.
+     */
+    public String idOf(Corpus corpus, Corpus heldOut, String tokenizer) {
+        String key = "slope-dataset\nformat " + DatasetManifest.FORMAT_VERSION + "\ncorpus " + corpus.sha256()
+                + "\nheldOut " + heldOut.sha256() + "\ntokenizer " + tokenizer + "\ntokensPerShard " + tokensPerShard;
+        return DurableFiles.sha256Hex(key.getBytes(StandardCharsets.UTF_8));
+    }
+
+    /**
+     * Prepares the corpus, holding out its last {@code valFraction}, into the store unless the same dataset is there
+     * already. Shards go up first, dataset.json last, so a dataset.json in the store means a complete dataset.
      *
      * @throws InvalidCorpusException when the corpus has no usable text (retrying will not help)
      */
     public Prepared prepare(Corpus corpus, String tokenizer, double valFraction, Path scratch) throws IOException {
-        String id = idOf(corpus, tokenizer, valFraction);
+        return prepare(idOf(corpus, tokenizer, valFraction), scratch, dir -> Dataset.prepare(corpus,
+                Tokenizers.forCorpus(tokenizer, corpus), valFraction, tokensPerShard, dir));
+    }
+
+    /**
+     * As {@link #prepare(Corpus, String, double, Path)}, but the held-out split is the text of {@code heldOut} and all
+     * of {@code corpus} trains ({@link Dataset#prepare(Corpus, Corpus, io.slope.engine.data.Tokenizer, long, Path)},
+     * what {@code slope train} prepares for {@code data.validation}); the manifest records both sources.
+     *
+     * @throws InvalidCorpusException when the corpus has no usable text or a held-out file is also read as training
+     *     text
+     */
+    public Prepared prepare(Corpus corpus, Corpus heldOut, String tokenizer, Path scratch) throws IOException {
+        // Before the store is asked: a dataset of the same text found there must not hide the overlap.
+        Dataset.requireDisjoint(corpus, heldOut);
+        return prepare(idOf(corpus, heldOut, tokenizer), scratch, dir -> Dataset.prepare(corpus, heldOut,
+                Tokenizers.forCorpus(tokenizer, corpus, heldOut), tokensPerShard, dir));
+    }
+
+    private interface Preparation {
+        Dataset into(Path dir) throws IOException;
+    }
+
+    private Prepared prepare(String id, Path scratch, Preparation preparation) throws IOException {
         String prefix = prefix(id);
         Optional<DatasetManifest> existing = manifest(id);
         if (existing.isPresent()) {
@@ -67,8 +104,7 @@ public final class DatasetStore {
         Path dir = Files.createDirectories(scratch).resolve("dataset-" + id + "-" + System.nanoTime());
         try {
             DatasetManifest manifest;
-            try (Dataset dataset = Dataset.prepare(corpus, Tokenizers.forCorpus(tokenizer, corpus), valFraction,
-                    tokensPerShard, dir)) {
+            try (Dataset dataset = preparation.into(dir)) {
                 manifest = dataset.manifest();
             }
             List<ShardInfo> shards = new ArrayList<>(manifest.trainShards());

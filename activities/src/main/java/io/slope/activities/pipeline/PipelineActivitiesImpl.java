@@ -10,9 +10,7 @@ import io.slope.engine.checkpoint.DurableFiles;
 import io.slope.engine.data.Corpus;
 import io.slope.engine.data.DatasetManifest;
 import io.slope.engine.data.InvalidCorpusException;
-import io.slope.spec.InvalidSpecException;
 import io.slope.spec.ResolvedSpec;
-import io.slope.spec.RunSpecs;
 import io.slope.spec.pipeline.Stage;
 import io.slope.spec.pipeline.StageResult;
 import io.slope.storage.ObjectStore;
@@ -45,26 +43,36 @@ public final class PipelineActivitiesImpl implements PipelineActivities {
         this.scratch = scratch;
     }
 
+    /**
+     * Reads {@code data.corpus} and, when the spec gives held-out files, {@code data.validation} (both as
+     * {@link CorpusSource} reads them), prepares their dataset into the store unless it is there already, and records
+     * it in the catalogue. A corpus that cannot be read fails the run at once, naming the field and entry.
+     */
     @Override
     public StageResult prepareData(String runId, ResolvedSpec spec) {
-        try {
-            RunSpecs.requireServiceSupport(spec);
-        } catch (InvalidSpecException e) {
-            throw ApplicationFailure.newNonRetryableFailure(e.getMessage(), "InvalidSpec");
-        }
+        ResolvedSpec.Data data = spec.data();
         Path work = scratch.resolve("prepare-" + runId + "-" + System.nanoTime());
         try {
-            Corpus corpus;
-            try {
-                corpus = corpora.read(spec.data().corpus(), work);
-            } catch (InvalidCorpusException e) {
-                throw ApplicationFailure.newNonRetryableFailure("data.corpus: " + e.getMessage(), "InvalidCorpus");
+            Corpus corpus = read("data.corpus", data.corpus(), work);
+            Corpus heldOut = null;
+            if (data.heldOutFiles()) {
+                try {
+                    corpora.requireDisjoint(data.corpus(), data.validation());
+                } catch (InvalidCorpusException e) {
+                    throw invalidCorpus("data.validation", e);
+                }
+                heldOut = read("data.validation", data.validation(), work);
             }
             DatasetStore.Prepared prepared;
             try {
-                prepared = datasets.prepare(corpus, spec.data().tokenizer(), spec.data().valFraction(), work);
+                prepared = heldOut == null
+                        ? datasets.prepare(corpus, data.tokenizer(), data.valFraction(), work)
+                        : datasets.prepare(corpus, heldOut, data.tokenizer(), work);
             } catch (InvalidCorpusException | IllegalArgumentException e) {
-                throw ApplicationFailure.newNonRetryableFailure("data: " + e.getMessage(), "InvalidCorpus");
+                // With held-out files the one such failure is a held-out file also read as training text (both
+                // lists hold text, or reading them failed above).
+                throw ApplicationFailure.newNonRetryableFailure((heldOut == null ? "data: " : "data.validation: ")
+                        + e.getMessage(), "InvalidCorpus");
             }
             DatasetManifest manifest = prepared.manifest();
             catalogue.recordDataset(new RunCatalogue.Dataset(prepared.id(), prepared.prefix(),
@@ -73,7 +81,8 @@ public final class PipelineActivitiesImpl implements PipelineActivities {
             catalogue.event(UUID.fromString(runId), "INFO", Stage.PREPARE_DATA, (prepared.created() ? "prepared"
                     : "reused") + " dataset " + prepared.id() + ": " + prepared.manifest().trainTokens()
                     + " train / " + prepared.manifest().validationTokens() + " held-out tokens, vocabulary "
-                    + prepared.manifest().vocabSize() + " (" + corpus.description() + ")");
+                    + prepared.manifest().vocabSize() + " (" + corpus.description()
+                    + (heldOut == null ? "" : "; held out: " + heldOut.description()) + ")");
             return StageResult.dataset(prepared.id(), Map.of(
                     "trainTokens", (double) prepared.manifest().trainTokens(),
                     "validationTokens", (double) prepared.manifest().validationTokens(),
@@ -85,6 +94,19 @@ public final class PipelineActivitiesImpl implements PipelineActivities {
         } finally {
             deleteQuietly(work);
         }
+    }
+
+    /** The entries of one spec field; a failure names the field and fails the run without retrying. */
+    private Corpus read(String field, List<String> entries, Path work) throws IOException {
+        try {
+            return corpora.read(field, entries, work);
+        } catch (InvalidCorpusException e) {
+            throw invalidCorpus(field, e);
+        }
+    }
+
+    private static ApplicationFailure invalidCorpus(String field, InvalidCorpusException e) {
+        return ApplicationFailure.newNonRetryableFailure(field + ": " + e.getMessage(), "InvalidCorpus");
     }
 
     @Override

@@ -38,8 +38,9 @@ public class CorpusController {
 
     @Operation(summary = "Upload a corpus",
             description = "The request body is the corpus file (UTF-8 text), streamed to the object store and hashed. "
-                    + "Returns its id (the SHA-256) and the s3:// uri to list in a spec's data.corpus. The same "
-                    + "content uploaded again returns the same id (200 instead of 201).")
+                    + "Returns its id (the SHA-256) and the s3:// uri to list in a spec's data.corpus (or "
+                    + "data.validation, for held-out text). The same content uploaded again returns the same id (200 "
+                    + "instead of 201).")
     @ApiResponse(responseCode = "201", description = "stored")
     @ApiResponse(responseCode = "200", description = "this content was already stored")
     @ApiResponse(responseCode = "400", description = "empty body or a bad filename",

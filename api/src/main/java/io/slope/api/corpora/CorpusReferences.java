@@ -6,6 +6,7 @@ import io.slope.api.problem.Problem;
 import io.slope.api.problem.ProblemException;
 import io.slope.api.storage.Storage;
 import io.micronaut.http.HttpStatus;
+import io.slope.spec.ResolvedSpec;
 import jakarta.inject.Singleton;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -16,11 +17,11 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Checks a submitted spec's {@code data.corpus} entries before anything is stored, so a run never starts on a corpus
- * the workers cannot read. An entry is {@code s3://<bucket>/corpora/<sha256>} (an upload; the content hash is its
- * id, so whoever has the content may use it), any other key of the service's bucket (admins only), or, when the
- * one-machine stack allows it ({@code slope.corpus.allow-local-paths}), an absolute path the pipeline worker reads, of a
- * file under one of {@code slope.corpus.local-roots}.
+ * Checks a submitted spec's {@code data.corpus} and {@code data.validation} entries before anything is stored, so a
+ * run never starts on a corpus the workers cannot read. An entry is {@code s3://<bucket>/corpora/<sha256>} (an upload;
+ * the content hash is its id, so whoever has the content may use it), any other key of the service's bucket (admins
+ * only), or, when the one-machine stack allows it ({@code slope.corpus.allow-local-paths}), an absolute path the
+ * pipeline worker reads, of a file under one of {@code slope.corpus.local-roots}.
  */
 @Singleton
 public class CorpusReferences {
@@ -40,17 +41,28 @@ public class CorpusReferences {
         return "s3://" + storage.bucket() + "/" + PREFIX + id;
     }
 
-    public void check(Caller caller, List<String> entries) throws SQLException {
+    /**
+     * Checks every entry of {@code data.corpus} and of {@code data.validation} (held-out files, read the same way).
+     *
+     * @throws ProblemException a 400 naming each bad entry ({@code data.corpus[i]}, {@code data.validation[i]})
+     */
+    public void check(Caller caller, ResolvedSpec.Data data) throws SQLException {
         List<Problem.FieldProblem> errors = new ArrayList<>();
-        for (int i = 0; i < entries.size(); i++) {
-            String problem = problem(caller, entries.get(i));
-            if (problem != null) {
-                errors.add(new Problem.FieldProblem("data.corpus[" + i + "]", problem));
-            }
-        }
+        addProblems(caller, "data.corpus", data.corpus(), errors);
+        addProblems(caller, "data.validation", data.validation(), errors);
         if (!errors.isEmpty()) {
             throw new ProblemException(HttpStatus.BAD_REQUEST, "invalid-spec", String.join("; ", errors.stream()
                     .map(e -> e.field() + ": " + e.message()).toList()), errors);
+        }
+    }
+
+    private void addProblems(Caller caller, String field, List<String> entries, List<Problem.FieldProblem> errors)
+            throws SQLException {
+        for (int i = 0; i < entries.size(); i++) {
+            String problem = problem(caller, entries.get(i));
+            if (problem != null) {
+                errors.add(new Problem.FieldProblem(field + "[" + i + "]", problem));
+            }
         }
     }
 

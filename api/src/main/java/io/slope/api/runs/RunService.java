@@ -95,8 +95,9 @@ public class RunService {
     }
 
     /**
-     * Validates the spec with the spec codec, a {@code cuda} run's memory against the service's GPUs, and the run
-     * options ({@code "options"} beside the spec's fields, see {@link OptionsRequest}) against it, stores the run
+     * Validates the spec with the spec codec, a {@code cuda} run's memory against the service's GPUs, the run
+     * options ({@code "options"} beside the spec's fields, see {@link OptionsRequest}) against it and its corpus and
+     * held-out entries ({@link CorpusReferences}), stores the run
      * QUEUED with its options within the caller's quotas (a 429 and nothing stored over one), then starts its
      * workflow. When Temporal cannot be reached the run stays QUEUED, stored, and the reconciler starts it once
      * Temporal is back.
@@ -113,10 +114,9 @@ public class RunService {
             specJson = tree.toString();
         }
         ResolvedSpec spec = RunSpecCodec.parseResolved(specJson);
-        RunSpecs.requireServiceSupport(spec);
         requireFitsOnGpu(spec);
         ChosenOptions chosen = OptionsRequest.parse(options, spec);
-        corpora.check(caller, spec.data().corpus());
+        corpora.check(caller, spec.data());
         UUID id = UUID.randomUUID();
         String runId = id.toString();
         catalogue.createRun(id, caller.user(), spec, SlopeRunWorkflow.workflowId(runId), chosen,

@@ -9,8 +9,10 @@ import io.micronaut.context.ApplicationContext;
 import io.slope.api.ApiHarness;
 import io.slope.api.auth.Caller;
 import io.slope.api.config.CorpusSettings;
+import io.slope.api.problem.Problem;
 import io.slope.api.problem.ProblemException;
 import io.slope.api.storage.Storage;
+import io.slope.spec.ResolvedSpec;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -42,18 +44,43 @@ class CorpusReferencesTest {
         Files.createSymbolicLink(root.resolve("secrets.txt"), Path.of("/etc/passwd"));
         CorpusReferences references = allowing(root);
 
-        assertDoesNotThrow(() -> references.check(ALICE, List.of(corpus.toString())));
+        assertDoesNotThrow(() -> references.check(ALICE, data(List.of(corpus.toString()))));
         for (String outside : List.of("/proc/self/environ", root + "/../../../../../../../../../etc/passwd", root + "/secrets.txt")) {
             ProblemException refused = assertThrows(ProblemException.class,
-                    () -> references.check(ALICE, List.of(corpus.toString(), outside)), outside);
+                    () -> references.check(ALICE, data(List.of(corpus.toString(), outside))), outside);
             assertEquals("data.corpus[1]", refused.errors().getFirst().field(), outside);
             String message = refused.errors().getFirst().message();
             assertTrue(message.contains(root.toRealPath().toString()) && message.contains("SLOPE_CORPUS_LOCAL_ROOTS"),
                     message);
         }
         ProblemException directory = assertThrows(ProblemException.class,
-                () -> references.check(ALICE, List.of(root.toString())));
+                () -> references.check(ALICE, data(List.of(root.toString()))));
         assertTrue(directory.errors().getFirst().message().contains("not a file"), directory::getMessage);
+    }
+
+    /** Held-out files are read like the corpus, so they are checked alike, each problem naming its own entry. */
+    @Test
+    void heldOutEntriesAreCheckedLikeTheCorpusNamingTheirField() throws Exception {
+        Path corpus = Files.writeString(root.resolve("corpus.txt"), "some text\n");
+        Path heldOut = Files.writeString(root.resolve("held-out.txt"), "other text\n");
+        CorpusReferences references = allowing(root);
+        assertDoesNotThrow(() -> references.check(ALICE, new ResolvedSpec.Data(List.of(corpus.toString()),
+                List.of(heldOut.toString()), "char", 0)));
+
+        String unknown = references.uri("0".repeat(64));
+        ProblemException refused = assertThrows(ProblemException.class, () -> references.check(ALICE,
+                new ResolvedSpec.Data(List.of("/etc/passwd"), List.of(heldOut.toString(), unknown, "/etc/passwd",
+                        "s3://elsewhere/v.txt"), "char", 0)));
+        assertEquals(List.of("data.corpus[0]", "data.validation[1]", "data.validation[2]", "data.validation[3]"),
+                refused.errors().stream().map(Problem.FieldProblem::field).toList());
+        assertTrue(refused.errors().get(1).message().startsWith("no uploaded corpus " + unknown),
+                refused.errors().get(1).message());
+        assertTrue(refused.getMessage().contains("data.validation[3]: corpora are read from bucket"),
+                refused::getMessage);
+    }
+
+    private static ResolvedSpec.Data data(List<String> corpus) {
+        return new ResolvedSpec.Data(corpus, List.of(), "char", 0.1);
     }
 
     @Test

@@ -17,8 +17,8 @@ import picocli.CommandLine.Parameters;
 
 /**
  * {@code slope submit FILE}: sends a run spec to the API. Local corpus files and folders named in {@code data.corpus}
- * (relative to the spec's folder, as for {@code slope train}) are uploaded first and replaced by the uris the API
- * returns; {@code s3://} entries go as they are. {@code --ranks}, {@code --chunk-steps} and
+ * and {@code data.validation} (relative to the spec's folder, as for {@code slope train}) are uploaded first and
+ * replaced by the uris the API returns; {@code s3://} entries go as they are. {@code --ranks}, {@code --chunk-steps} and
  * {@code --keep-last-checkpoints} go as the run's {@code options}. Prints the run's id (and follows it with
  * {@code --follow}), and on stderr a {@code cuda} run's estimated peak GPU memory.
  */
@@ -51,22 +51,13 @@ public final class SubmitCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         ApiClient api = options.client();
         JsonNode tree = JSON.readTree(Files.readString(specFile));
-        if (tree instanceof ObjectNode spec && spec.path("data").path("corpus") instanceof ArrayNode corpus) {
-            ArrayNode uploaded = JSON.createArrayNode();
+        if (tree instanceof ObjectNode spec) {
             Path folder = specFile.toAbsolutePath().getParent();
-            for (JsonNode entry : corpus) {
-                if (!entry.isTextual() || entry.asText().startsWith("s3://")) {
-                    uploaded.add(entry);
-                    continue;
-                }
-                for (Path file : files(folder.resolve(entry.asText()).normalize())) {
-                    JsonNode corpusUpload = api.uploadCorpus(file);
-                    System.err.println("uploaded " + file + " (" + corpusUpload.get("bytes").asLong() + " bytes) as "
-                            + corpusUpload.get("uri").asText());
-                    uploaded.add(corpusUpload.get("uri").asText());
+            for (String field : List.of("corpus", "validation")) {
+                if (spec.path("data").path(field) instanceof ArrayNode entries) {
+                    ((ObjectNode) spec.get("data")).set(field, uploaded(api, "data." + field, entries, folder));
                 }
             }
-            ((ObjectNode) spec.get("data")).set("corpus", uploaded);
         }
         if (tree instanceof ObjectNode spec && (ranks != null || chunkSteps != null || keepLastCheckpoints != null)) {
             // The run options go beside the spec's fields (the API checks them against the spec); the flags win
@@ -88,6 +79,24 @@ public final class SubmitCommand implements Callable<Integer> {
         return follow ? FollowCommand.follow(api, id) : 0;
     }
 
+    /** The entries with each local file or folder uploaded and replaced by its uris; {@code s3://} entries kept. */
+    private static ArrayNode uploaded(ApiClient api, String field, ArrayNode entries, Path folder) throws IOException {
+        ArrayNode uploaded = JSON.createArrayNode();
+        for (JsonNode entry : entries) {
+            if (!entry.isTextual() || entry.asText().startsWith("s3://")) {
+                uploaded.add(entry);
+                continue;
+            }
+            for (Path file : files(field, folder.resolve(entry.asText()).normalize())) {
+                JsonNode corpusUpload = api.uploadCorpus(file);
+                System.err.println("uploaded " + file + " (" + corpusUpload.get("bytes").asLong() + " bytes) as "
+                        + corpusUpload.get("uri").asText());
+                uploaded.add(corpusUpload.get("uri").asText());
+            }
+        }
+        return uploaded;
+    }
+
     private static void putIfSet(ObjectNode node, String field, Integer value) {
         if (value != null) {
             node.put(field, value);
@@ -98,9 +107,9 @@ public final class SubmitCommand implements Callable<Integer> {
      * A file as itself; a folder as the files `slope train` would read from it (the corpus reader's own choice: name
      * order, hidden and non-text files left out), each uploaded on its own.
      */
-    private static List<Path> files(Path path) throws IOException {
+    private static List<Path> files(String field, Path path) throws IOException {
         if (!Files.exists(path)) {
-            throw new IllegalArgumentException("data.corpus: " + path + " does not exist");
+            throw new IllegalArgumentException(field + ": " + path + " does not exist");
         }
         if (!Files.isDirectory(path)) {
             return List.of(path);

@@ -68,6 +68,18 @@ public final class Dataset implements AutoCloseable {
      */
     public static Dataset prepare(Corpus corpus, Corpus heldOut, Tokenizer tokenizer, long tokensPerShard,
             Path directory) throws IOException {
+        requireDisjoint(corpus, heldOut);
+        return prepare(corpus, heldOut, tokenizer, 0.0, tokensPerShard, directory);
+    }
+
+    /**
+     * The check {@link #prepare(Corpus, Corpus, Tokenizer, long, Path)} makes first, for callers that look for an
+     * already prepared dataset before preparing one.
+     *
+     * @throws InvalidCorpusException when a held-out file is also read as training text (the same file, once links
+     *     and {@code ..} are resolved)
+     */
+    public static void requireDisjoint(Corpus corpus, Corpus heldOut) throws IOException {
         List<Path> trained = realPaths(corpus.files());
         for (Path file : heldOut.files()) {
             if (trained.contains(file.toRealPath())) {
@@ -75,7 +87,6 @@ public final class Dataset implements AutoCloseable {
                         + "list it among the held-out files only");
             }
         }
-        return prepare(corpus, heldOut, tokenizer, 0.0, tokensPerShard, directory);
     }
 
     /** {@code heldOut} null: the last {@code valFraction} of the corpus is held out; else exactly its text. */
