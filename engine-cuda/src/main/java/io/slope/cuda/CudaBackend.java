@@ -790,16 +790,23 @@ public final class CudaBackend implements Backend {
             // weight, so the padding costs next to nothing, and its output rows are dropped.
             int n = CusparseLt.fits(w.dOut(), w.dIn(), rows) ? rows : ceil(rows, SPARSE_ROW_MULTIPLE)
                     * SPARSE_ROW_MULTIPLE;
-            CusparseLt.Plan plan = w.forwardPlans.computeIfAbsent(n, r -> cusparse.plan(w.forward, r));
             long in = n == rows ? operand(x, SLOT_A, DType.BF16) : paddedOperand(x, rows, n, w.dIn());
             String what = "spmm fwd " + w.dOut() + "x" + w.dIn() + " n=" + n;
             if (n == rows && o.dtype == DType.BF16) {
-                // Straight into the bf16 output, then the bias in place: the passes of a dense layer.
-                device.timed(what, () -> plan.multiply(w.forward, in, o.address));
-                if (b != null) {
+                // Straight into the bf16 output, the fp32 bias added in cuSPARSELt's epilogue (a bias in another
+                // type in a pass of its own): one pass over the output, as a dense layer's.
+                long epilogueBias = b != null && b.dtype == DType.F32 ? b.address : 0L;
+                CusparseLt.Plan plan = w.forwardPlans.computeIfAbsent(
+                        new CudaSparseLinear.ForwardPlanKey(n, epilogueBias),
+                        key -> cusparse.plan(w.forward, key.rows(), key.biasF32()));
+                device.timed(what + (epilogueBias != 0L ? " +bias" : ""),
+                        () -> plan.multiply(w.forward, in, o.address));
+                if (b != null && epilogueBias == 0L) {
                     addBias(o, b, rows, w.dOut());
                 }
             } else {
+                CusparseLt.Plan plan = w.forwardPlans.computeIfAbsent(new CudaSparseLinear.ForwardPlanKey(n, 0L),
+                        key -> cusparse.plan(w.forward, key.rows()));
                 long d = scratch(SLOT_D, 2L * n * w.dOut());
                 device.timed(what, () -> plan.multiply(w.forward, in, d));
                 launch1d("linear_epilogue", blocks((long) rows * w.dOut()), o.address, o.code(), d,

@@ -37,8 +37,11 @@ final class CudaSparseLinear implements SparseLinear {
     /** Masked dense operands (dOut × dIn) in the GEMM precision when not on cuSPARSELt. */
     DevicePointer denseForward;
     DevicePointer denseBackward;
-    final Map<Integer, CusparseLt.Plan> forwardPlans = new HashMap<>();
+    /** Forward plans per batch width and the fp32 bias their epilogue adds (0: none). */
+    final Map<ForwardPlanKey, CusparseLt.Plan> forwardPlans = new HashMap<>();
     final Map<Integer, CusparseLt.Plan> backwardPlans = new HashMap<>();
+
+    record ForwardPlanKey(int rows, long biasF32) {}
 
     CudaSparseLinear(CudaTensor values, DevicePointer rowKept, DevicePointer columnMask, int dOut, int dIn,
             NmPattern pattern, boolean doublePrune, boolean sparseKernels) {

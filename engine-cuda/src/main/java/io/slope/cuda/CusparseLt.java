@@ -39,6 +39,8 @@ final class CusparseLt implements AutoCloseable {
     private static final int OP_NON_TRANSPOSE = 0;
     private static final int COMPUTE_32F = 2;
     private static final int ALG_DEFAULT = 0;
+    /** cusparseLtMatmulDescAttribute_t CUSPARSELT_MATMUL_BIAS_POINTER: a device pointer, one value per row of D. */
+    private static final int MATMUL_BIAS_POINTER = 8;
     /** cusparseLtMatmulAlgAttribute_t: what cusparseLtMatmulSearch chooses, each an int. */
     private static final int ALG_CONFIG_ID = 0;
     private static final int ALG_SPLIT_K = 3;
@@ -57,6 +59,7 @@ final class CusparseLt implements AutoCloseable {
     private final MethodHandle structuredInit;
     private final MethodHandle denseInit;
     private final MethodHandle matmulDescInit;
+    private final MethodHandle matmulDescSetAttribute;
     private final MethodHandle algSelectionInit;
     private final MethodHandle algGetAttribute;
     private final MethodHandle algSetAttribute;
@@ -134,7 +137,10 @@ final class CusparseLt implements AutoCloseable {
         }
     }
 
-    /** D (m×n, column-major) = A·B for one operand and batch width, with its searched or recorded algorithm. */
+    /**
+     * D (m×n, column-major) = A·B (+ bias, one fp32 value per row of D, added to the fp32 accumulator before D is
+     * rounded) for one operand and batch width, with its searched or recorded algorithm.
+     */
     final class Plan {
         final int n;
         final Algorithm algorithm;
@@ -142,7 +148,7 @@ final class CusparseLt implements AutoCloseable {
         private final DevicePointer workspace;
         private final long workspaceBytes;
 
-        private Plan(Operand a, int n) {
+        private Plan(Operand a, int n, long biasF32) {
             this.n = n;
             MemorySegment b = opaque();
             check("cusparseLtDenseDescriptorInit(B)", call(denseInit, handle, b, (long) a.k, (long) n, (long) a.k,
@@ -153,9 +159,15 @@ final class CusparseLt implements AutoCloseable {
             MemorySegment desc = opaque();
             check("cusparseLtMatmulDescriptorInit", call(matmulDescInit, handle, desc, OP_NON_TRANSPOSE,
                     OP_NON_TRANSPOSE, a.descriptor, b, d, d, COMPUTE_32F));
+            if (biasF32 != 0L) {
+                MemorySegment pointer = arena.allocate(ADDRESS);
+                pointer.set(ADDRESS, 0, MemorySegment.ofAddress(biasF32));
+                check("cusparseLtMatmulDescSetAttribute(BIAS_POINTER)", call(matmulDescSetAttribute, handle, desc,
+                        MATMUL_BIAS_POINTER, pointer, ADDRESS.byteSize()));
+            }
             MemorySegment alg = opaque();
             check("cusparseLtMatmulAlgSelectionInit", call(algSelectionInit, handle, alg, desc, ALG_DEFAULT));
-            String key = choiceKey(a, n);
+            String key = choiceKey(a, n, biasF32 != 0L);
             Algorithm chosen = choices.get(key);
             if (chosen != null) {
                 select(alg, chosen);
@@ -236,6 +248,8 @@ final class CusparseLt implements AutoCloseable {
                 JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT);
         matmulDescInit = bind(linker, lib, "cusparseLtMatmulDescriptorInit", ADDRESS, ADDRESS, JAVA_INT, JAVA_INT,
                 ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT);
+        matmulDescSetAttribute = bind(linker, lib, "cusparseLtMatmulDescSetAttribute", ADDRESS, ADDRESS, JAVA_INT,
+                ADDRESS, JAVA_LONG);
         algSelectionInit = bind(linker, lib, "cusparseLtMatmulAlgSelectionInit", ADDRESS, ADDRESS, ADDRESS,
                 JAVA_INT);
         algGetAttribute = bind(linker, lib, "cusparseLtMatmulAlgGetAttribute", ADDRESS, ADDRESS, JAVA_INT, ADDRESS,
@@ -285,9 +299,12 @@ final class CusparseLt implements AutoCloseable {
         });
     }
 
-    /** A plan's key among the kernel choices: the operand's m×k (bf16, 2:4 along k) times a k×n batch. */
-    private static String choiceKey(Operand a, int n) {
-        return CHOICE_PREFIX + "m=" + a.m + " k=" + a.k + " n=" + n;
+    /**
+     * A plan's key among the kernel choices: the operand's m×k (bf16, 2:4 along k) times a k×n batch, and whether its
+     * epilogue adds a bias (the search may choose another kernel then).
+     */
+    private static String choiceKey(Operand a, int n, boolean bias) {
+        return CHOICE_PREFIX + "m=" + a.m + " k=" + a.k + " n=" + n + (bias ? " bias" : "");
     }
 
     /**
@@ -327,7 +344,12 @@ final class CusparseLt implements AutoCloseable {
     }
 
     Plan plan(Operand a, int n) {
-        return new Plan(a, n);
+        return new Plan(a, n, 0L);
+    }
+
+    /** A plan whose product adds {@code biasF32} (fp32, one value per row of D, at a fixed address) in its epilogue. */
+    Plan plan(Operand a, int n, long biasF32) {
+        return new Plan(a, n, biasF32);
     }
 
     /** Whether a row-major m×k operand times a k×n activation fits the library's bf16 shape rules. */
