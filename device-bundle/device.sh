@@ -6,10 +6,10 @@
 # char-level steps on the CPU and the GPU, compared), bench (per-GEMM and whole-step timings), attention (cuDNN's
 # attention vs ours, alone and in GPT-2-small steps), steps (whole optimizer steps of ours and PyTorch's at 124M, 350M
 # and 1558M into one step-<UTC>.jsonl, and its table; steps124 its short form at 124M; profile124 the per-operation
-# profile of a 124M dense and SLoPe step), kernels (Nsight Compute's per-kernel times of one step), infer (slope bench
-# infer: prefill and decoding, dense vs SLoPe), gpurun (issue 14's GPT-2-tokenized cuda run through every stage, killed
-# and resumed, its hf/ export checked by transformers), quality (issue 18: bench/quality gutenberg, every mode at equal
-# tokens on the Gutenberg books split by book).
+# profile of a 124M dense and SLoPe step; profile1558 the same at 1558M), kernels (Nsight Compute's per-kernel times of
+# one step), infer (slope bench infer: prefill and decoding, dense vs SLoPe), gpurun (issue 14's GPT-2-tokenized cuda
+# run through every stage, killed and resumed, its hf/ export checked by transformers), quality (issue 18: bench/quality
+# gutenberg, every mode at equal tokens on the Gutenberg books split by book).
 # Usage: device.sh PHASE...
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -280,6 +280,15 @@ for phase in "${phases[@]}"; do
             done
             cat "$out/profile124.log"
             ;;
+        profile1558)
+            # Where SLoPe's 1558M step loses to dense (issue 13's target is SLoPe ≥ 1.10× dense there): every operation
+            # synchronised and timed, one JVM per mode.
+            for mode in dense slope:100; do
+                SLOPE_CUDA_PROFILE=1 timeout 150 "${step_xl[@]}" --results "$work/profile1558.jsonl" \
+                    --model gpt2-1558M --steps 2 "$mode" 2>&1 | grep -v '^{' >>"$out/profile1558.log" || status=1
+            done
+            cat "$out/profile1558.log"
+            ;;
         kernels)
             # Issue 13: every kernel of one step timed by Nsight Compute (kernels serialised, caches and clocks left
             # alone), grouped by name; the summed GPU time against the step's wall time shows what the host costs.
@@ -299,7 +308,7 @@ for phase in "${phases[@]}"; do
             ;;
         *)
             echo "unknown phase $phase (parity, nccl, ranks, train200, bench, benchsmall, benchxl, attention," \
-                "steps, steps124, profile124, kernels, infer, gpurun, quality, kernelparity)" >&2
+                "steps, steps124, profile124, profile1558, kernels, infer, gpurun, quality, kernelparity)" >&2
             status=2
             ;;
     esac
