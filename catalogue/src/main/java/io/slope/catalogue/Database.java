@@ -63,7 +63,7 @@ public final class Database {
     }
 
     /** Runs {@code query}, whose parameters are set, and reads every row of its result. */
-    public static <T> List<T> list(PreparedStatement query, RowReader<T> reader) throws SQLException {
+    private static <T> List<T> list(PreparedStatement query, RowReader<T> reader) throws SQLException {
         List<T> rows = new ArrayList<>();
         try (ResultSet rs = query.executeQuery()) {
             while (rs.next()) {
