@@ -370,10 +370,6 @@ public final class GptModel implements AutoCloseable {
         return dtype;
     }
 
-    public Use use() {
-        return use;
-    }
-
     /** All parameters in declared order. */
     public List<Parameter> parameters() {
         return List.copyOf(parameters);
