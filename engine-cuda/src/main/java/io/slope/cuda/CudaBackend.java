@@ -791,22 +791,19 @@ public final class CudaBackend implements Backend {
             int n = CusparseLt.fits(w.dOut(), w.dIn(), rows) ? rows : ceil(rows, SPARSE_ROW_MULTIPLE)
                     * SPARSE_ROW_MULTIPLE;
             long in = n == rows ? operand(x, SLOT_A, DType.BF16) : paddedOperand(x, rows, n, w.dIn());
-            String what = "spmm fwd " + w.dOut() + "x" + w.dIn() + " n=" + n;
-            if (n == rows && o.dtype == DType.BF16) {
-                // Straight into the bf16 output, the fp32 bias added in cuSPARSELt's epilogue (a bias in another
-                // type in a pass of its own): one pass over the output, as a dense layer's.
-                long epilogueBias = b != null && b.dtype == DType.F32 ? b.address : 0L;
-                CusparseLt.Plan plan = w.forwardPlans.computeIfAbsent(
-                        new CudaSparseLinear.ForwardPlanKey(n, epilogueBias),
-                        key -> cusparse.plan(w.forward, key.rows(), key.biasF32()));
-                device.timed(what + (epilogueBias != 0L ? " +bias" : ""),
-                        () -> plan.multiply(w.forward, in, o.address));
+            // Straight into a bf16 output, an fp32 bias is added in cuSPARSELt's epilogue: one pass over the output,
+            // as a dense layer's. Any other bias goes in a pass of its own.
+            boolean direct = n == rows && o.dtype == DType.BF16;
+            long epilogueBias = direct && b != null && b.dtype == DType.F32 ? b.address : 0L;
+            CusparseLt.Plan plan = w.forwardPlans.computeIfAbsent(new CudaSparseLinear.ForwardPlanKey(n, epilogueBias),
+                    key -> cusparse.plan(w.forward, key.rows(), key.biasF32()));
+            String what = "spmm fwd " + w.dOut() + "x" + w.dIn() + " n=" + n + (epilogueBias != 0L ? " +bias" : "");
+            if (direct) {
+                device.timed(what, () -> plan.multiply(w.forward, in, o.address));
                 if (b != null && epilogueBias == 0L) {
                     addBias(o, b, rows, w.dOut());
                 }
             } else {
-                CusparseLt.Plan plan = w.forwardPlans.computeIfAbsent(new CudaSparseLinear.ForwardPlanKey(n, 0L),
-                        key -> cusparse.plan(w.forward, key.rows()));
                 long d = scratch(SLOT_D, 2L * n * w.dOut());
                 device.timed(what, () -> plan.multiply(w.forward, in, d));
                 launch1d("linear_epilogue", blocks((long) rows * w.dOut()), o.address, o.code(), d,
