@@ -79,14 +79,14 @@ public final class PipelineActivitiesImpl implements PipelineActivities {
                     manifest.source().corpusSha256(), manifest.tokenizer(), manifest.vocabSize(),
                     manifest.valFraction(), manifest.trainTokens(), manifest.validationTokens(), manifest));
             catalogue.event(UUID.fromString(runId), "INFO", Stage.PREPARE_DATA, (prepared.created() ? "prepared"
-                    : "reused") + " dataset " + prepared.id() + ": " + prepared.manifest().trainTokens()
-                    + " train / " + prepared.manifest().validationTokens() + " held-out tokens, vocabulary "
-                    + prepared.manifest().vocabSize() + " (" + corpus.description()
+                    : "reused") + " dataset " + prepared.id() + ": " + manifest.trainTokens() + " train / "
+                    + manifest.validationTokens() + " held-out tokens, vocabulary " + manifest.vocabSize() + " ("
+                    + corpus.description()
                     + (heldOut == null ? "" : "; held out: " + heldOut.description()) + ")");
             return StageResult.dataset(prepared.id(), Map.of(
-                    "trainTokens", (double) prepared.manifest().trainTokens(),
-                    "validationTokens", (double) prepared.manifest().validationTokens(),
-                    "vocabSize", (double) prepared.manifest().vocabSize()));
+                    "trainTokens", (double) manifest.trainTokens(),
+                    "validationTokens", (double) manifest.validationTokens(),
+                    "vocabSize", (double) manifest.vocabSize()));
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         } catch (SQLException e) {
