@@ -791,12 +791,14 @@ public final class CudaBackend implements Backend {
             int n = CusparseLt.fits(w.dOut(), w.dIn(), rows) ? rows : ceil(rows, SPARSE_ROW_MULTIPLE)
                     * SPARSE_ROW_MULTIPLE;
             long in = n == rows ? operand(x, SLOT_A, DType.BF16) : paddedOperand(x, rows, n, w.dIn());
-            // Straight into a bf16 output, an fp32 bias is added in cuSPARSELt's epilogue: one pass over the output,
-            // as a dense layer's. Any other bias goes in a pass of its own.
+            // Straight into a bf16 output, the bias is added in cuSPARSELt's epilogue (one pass over the output, as a
+            // dense layer's). That epilogue reads a bias of D's type at the address fixed in the plan: the weight's
+            // own bf16 copy, which the optimizer rewrites in place. Any other bias goes in a pass of its own.
             boolean direct = n == rows && o.dtype == DType.BF16;
-            long epilogueBias = direct && b != null && b.dtype == DType.F32 ? b.address : 0L;
+            long epilogueBias = direct && b != null && (b.dtype == DType.BF16 || b.keepsBf16Copy)
+                    ? operand(b, SLOT_BIAS, DType.BF16) : 0L;
             CusparseLt.Plan plan = w.forwardPlans.computeIfAbsent(new CudaSparseLinear.ForwardPlanKey(n, epilogueBias),
-                    key -> cusparse.plan(w.forward, key.rows(), key.biasF32()));
+                    key -> cusparse.plan(w.forward, key.rows(), key.bias()));
             String what = "spmm fwd " + w.dOut() + "x" + w.dIn() + " n=" + n + (epilogueBias != 0L ? " +bias" : "");
             if (direct) {
                 device.timed(what, () -> plan.multiply(w.forward, in, o.address));

@@ -37,11 +37,11 @@ final class CudaSparseLinear implements SparseLinear {
     /** Masked dense operands (dOut × dIn) in the GEMM precision when not on cuSPARSELt. */
     DevicePointer denseForward;
     DevicePointer denseBackward;
-    /** Forward plans per batch width and the fp32 bias their epilogue adds (0: none). */
+    /** Forward plans per batch width and the bf16 bias their epilogue adds (its address; 0: none). */
     final Map<ForwardPlanKey, CusparseLt.Plan> forwardPlans = new HashMap<>();
     final Map<Integer, CusparseLt.Plan> backwardPlans = new HashMap<>();
 
-    record ForwardPlanKey(int rows, long biasF32) {}
+    record ForwardPlanKey(int rows, long bias) {}
 
     CudaSparseLinear(CudaTensor values, DevicePointer rowKept, DevicePointer columnMask, int dOut, int dIn,
             NmPattern pattern, boolean doublePrune, boolean sparseKernels) {

@@ -39,7 +39,7 @@ final class CusparseLt implements AutoCloseable {
     private static final int OP_NON_TRANSPOSE = 0;
     private static final int COMPUTE_32F = 2;
     private static final int ALG_DEFAULT = 0;
-    /** cusparseLtMatmulDescAttribute_t CUSPARSELT_MATMUL_BIAS_POINTER: a device pointer, one value per row of D. */
+    /** cusparseLtMatmulDescAttribute_t CUSPARSELT_MATMUL_BIAS_POINTER: a device pointer, a value of D's type per row. */
     private static final int MATMUL_BIAS_POINTER = 8;
     /** cusparseLtMatmulAlgAttribute_t: what cusparseLtMatmulSearch chooses, each an int. */
     private static final int ALG_CONFIG_ID = 0;
@@ -138,7 +138,7 @@ final class CusparseLt implements AutoCloseable {
     }
 
     /**
-     * D (m×n, column-major) = A·B (+ bias, one fp32 value per row of D, added to the fp32 accumulator before D is
+     * D (m×n, column-major) = A·B (+ bias, one bf16 value per row of D, added to the fp32 accumulator before D is
      * rounded) for one operand and batch width, with its searched or recorded algorithm.
      */
     final class Plan {
@@ -148,7 +148,7 @@ final class CusparseLt implements AutoCloseable {
         private final DevicePointer workspace;
         private final long workspaceBytes;
 
-        private Plan(Operand a, int n, long biasF32) {
+        private Plan(Operand a, int n, long bias) {
             this.n = n;
             MemorySegment b = opaque();
             check("cusparseLtDenseDescriptorInit(B)", call(denseInit, handle, b, (long) a.k, (long) n, (long) a.k,
@@ -159,15 +159,15 @@ final class CusparseLt implements AutoCloseable {
             MemorySegment desc = opaque();
             check("cusparseLtMatmulDescriptorInit", call(matmulDescInit, handle, desc, OP_NON_TRANSPOSE,
                     OP_NON_TRANSPOSE, a.descriptor, b, d, d, COMPUTE_32F));
-            if (biasF32 != 0L) {
+            if (bias != 0L) {
                 MemorySegment pointer = arena.allocate(ADDRESS);
-                pointer.set(ADDRESS, 0, MemorySegment.ofAddress(biasF32));
+                pointer.set(ADDRESS, 0, MemorySegment.ofAddress(bias));
                 check("cusparseLtMatmulDescSetAttribute(BIAS_POINTER)", call(matmulDescSetAttribute, handle, desc,
                         MATMUL_BIAS_POINTER, pointer, ADDRESS.byteSize()));
             }
             MemorySegment alg = opaque();
             check("cusparseLtMatmulAlgSelectionInit", call(algSelectionInit, handle, alg, desc, ALG_DEFAULT));
-            String key = choiceKey(a, n, biasF32 != 0L);
+            String key = choiceKey(a, n, bias != 0L);
             Algorithm chosen = choices.get(key);
             if (chosen != null) {
                 select(alg, chosen);
@@ -347,9 +347,12 @@ final class CusparseLt implements AutoCloseable {
         return new Plan(a, n, 0L);
     }
 
-    /** A plan whose product adds {@code biasF32} (fp32, one value per row of D, at a fixed address) in its epilogue. */
-    Plan plan(Operand a, int n, long biasF32) {
-        return new Plan(a, n, biasF32);
+    /**
+     * A plan whose product adds {@code bias} in its epilogue: one value per row of D at a fixed address, of D's type
+     * (bf16; cuSPARSELt reads an fp32 bias as pairs of bf16).
+     */
+    Plan plan(Operand a, int n, long bias) {
+        return new Plan(a, n, bias);
     }
 
     /** Whether a row-major m×k operand times a k×n activation fits the library's bf16 shape rules. */

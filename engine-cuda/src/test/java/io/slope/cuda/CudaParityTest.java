@@ -143,6 +143,10 @@ class CudaParityTest {
                 s.isGpu() ? DType.F32 : DType.F64));
         int kept = w.gpu().keptPerRow();
         String name = "sparse " + pattern + (doublePrune ? " double-pruned" : " masked-gradient");
+        // A declared weight, as the model's biases are: on the 2:4 kernels its bf16 copy is the epilogue's bias,
+        // refreshed after each upload below.
+        Pair bias = t.input(DType.F32, 0.1, dOut);
+        t.both(s -> s.backend().declareWeight(s.of(bias)));
         for (int round = 0; round < 3; round++) {
             String when = switch (round) {
                 case 0 -> " (initial)";
@@ -151,10 +155,16 @@ class CudaParityTest {
             };
             boolean refreshNext = round == 1;
             Pair inp = t.gemmOperand(t.activation(), 1, ROWS, dIn);
-            Pair bias = t.input(DType.F32, 0.1, dOut);
+            double[] biasValues = t.randomValues(dOut, 0.1);
+            t.both(s -> s.backend().upload(s.of(bias), biasValues));
             Pair out = t.output(t.activation(), ROWS, dOut);
             t.both(s -> s.backend().sparseMatmulForward(s.of(out), s.of(inp), s.of(w), s.of(bias)));
             t.check(name + " forward" + when, out);
+            Pair undeclaredBias = t.input(DType.F32, 0.1, dOut);
+            Pair outUndeclared = t.output(t.activation(), ROWS, dOut);
+            t.both(s -> s.backend().sparseMatmulForward(s.of(outUndeclared), s.of(inp), s.of(w),
+                    s.of(undeclaredBias)));
+            t.check(name + " forward, bias not a declared weight" + when, outUndeclared);
 
             Pair dout = t.gemmOperand(t.activation(), 1, ROWS, dOut);
             Pair dinp = t.input(t.activation(), 1, ROWS, dIn);
