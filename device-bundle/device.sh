@@ -259,17 +259,31 @@ for phase in "${phases[@]}"; do
             done
             ;;
         quality)
-            # Issue 18: bench/quality gutenberg on the GPU, one model per call (QUALITY_MODEL small or 124M, seeds,
-            # tokens, runs at a time and the deadline after which no run starts from QUALITY_*): every run's metrics
-            # in quality-<model>.jsonl, the table in quality-<model>-table.json.
+            # Issue 18: bench/quality gutenberg on the GPU, one model per call (QUALITY_MODEL small or 124M, modes,
+            # seeds, tokens, runs at a time and the deadline after which no run starts from QUALITY_*): every run's
+            # metrics in quality-<model>.jsonl, the table in quality-<model>-table.json. QUALITY_LRS (peak learning
+            # rates, space-separated) runs the whole grid once per rate side by side, into quality-<model>-lr<rate>.*.
             q="$work/quality" && mkdir -p "$q" && tar -C "$q" -xJf "$here/gutenberg.tar.xz"
             model="${QUALITY_MODEL:-small}"
-            PYTHONUNBUFFERED=1 timeout 540 python3 "$here/quality" gutenberg --corpus "$q/gutenberg" \
-                --slope "$java ${jvm[*]} -cp $cp io.slope.cli.SlopeCli" --backend cuda --model "$model" \
-                --seeds "${QUALITY_SEEDS:-1,2,3}" --tokens "${QUALITY_TOKENS:-4194304}" --batch-size 16 \
-                --parallel "${QUALITY_PARALLEL:-3}" --deadline "${QUALITY_DEADLINE:-360}" --work "$q/work" \
-                --out "$out/quality-$model" >"$out/quality-$model.log" 2>&1 || status=1
-            tail -n 30 "$out/quality-$model.log"
+            quality_run() {  # $1: the peak learning rate, or empty for the model's own
+                local tag="quality-$model${1:+-lr$1}"
+                PYTHONUNBUFFERED=1 timeout 540 python3 "$here/quality" gutenberg --corpus "$q/gutenberg" \
+                    --slope "$java ${jvm[*]} -cp $cp io.slope.cli.SlopeCli" --backend cuda --model "$model" \
+                    ${QUALITY_MODES:+--modes "$QUALITY_MODES"} --seeds "${QUALITY_SEEDS:-1,2,3}" \
+                    --tokens "${QUALITY_TOKENS:-4194304}" --batch-size 16 ${1:+--lr "$1"} \
+                    --parallel "${QUALITY_PARALLEL:-3}" --deadline "${QUALITY_DEADLINE:-360}" --work "$q/work-$tag" \
+                    --out "$out/$tag" >"$out/$tag.log" 2>&1
+            }
+            pids=()
+            for lr in ${QUALITY_LRS:-""}; do
+                quality_run "$lr" &
+                pids+=($!)
+            done
+            [[ -n "${QUALITY_LRS:-}" ]] || { quality_run "" & pids+=($!); }
+            for pid in "${pids[@]}"; do
+                wait "$pid" || status=1
+            done
+            tail -n 12 "$out"/quality-*.log
             ;;
         profile124)
             # Where a 124M step (b) spends its time, dense and SLoPe r=100: every operation synchronised and timed
