@@ -1254,34 +1254,55 @@ extern "C" __global__ void column_mask_support_transposed(__nv_bfloat16* support
     }
 }
 
+__device__ __forceinline__ uint32_t packBf16(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+}
+
 // The values of (W^{R,C})ᵀ straight into its compressed value region (row c holds its dOut / 2 slots in increasing r),
 // once the support above is compressed: W^R[r][c] at the mask's positions, 0 at the padding. The row mask keeps exactly
 // N of every M along dIn, so W^R[r][c] is the one of the N kept entries of row r in c's group, (c / M)·N + e, whose
-// offset is c % M.
+// offset is c % M. A transpose: each block takes 32 columns c × 32 groups g through shared memory, reading with c
+// fastest (the values, row mask and column mask of a row are contiguous) and writing each group's two slots as one
+// 32-bit word with g fastest (a row c of the output is contiguous), so both sides coalesce. Grid (⌈dIn/32⌉,
+// ⌈dOut/128⌉), 256 threads.
 extern "C" __global__ void write_compressed_transposed_values(__nv_bfloat16* compressed, const void* values,
                                                               int dtValues, const uint8_t* rowKept,
                                                               const uint32_t* columnMask, int dOut, int dIn, int k,
                                                               int N, int M) {
-    size_t groups = (size_t)(dOut / 4) * dIn;
-    for (size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x; t < groups; t += (size_t)gridDim.x * blockDim.x) {
-        int c = (int)(t % dIn);
-        int g = (int)(t / dIn);
-        bool slot[4], masked[4];
-        transposedSlots(columnMask, dIn, c, g, slot, masked);
-        size_t out = (size_t)c * (dOut / 2) + 2 * g;
-        int offset = c % M;
-        for (int j = 0; j < 4; j++) {
-            if (!slot[j]) continue;
-            int r = 4 * g + j;
-            float v = 0.0f;
-            if (masked[j]) {
-                size_t base = (size_t)r * k + (size_t)(c / M) * N;
-                for (int e = 0; e < N; e++) {
-                    if (rowKept[base + e] == offset) v = ld(values, base + e, dtValues);
+    __shared__ uint32_t tile[32][33];
+    int lane = threadIdx.x & 31;
+    int groups = dOut / 4;
+    int c0 = blockIdx.x * 32;
+    int g0 = blockIdx.y * 32;
+    for (int y = threadIdx.x >> 5; y < 32; y += blockDim.x >> 5) {
+        int c = c0 + lane;
+        int g = g0 + y;
+        float v[2] = {0.0f, 0.0f};
+        if (c < dIn && g < groups) {
+            bool slot[4], masked[4];
+            transposedSlots(columnMask, dIn, c, g, slot, masked);
+            int offset = c % M;
+            int s = 0;
+            for (int j = 0; j < 4 && s < 2; j++) {
+                if (!slot[j]) continue;
+                if (masked[j]) {
+                    size_t base = (size_t)(4 * g + j) * k + (size_t)(c / M) * N;
+                    for (int e = 0; e < N; e++) {
+                        if (rowKept[base + e] == offset) v[s] = ld(values, base + e, dtValues);
+                    }
                 }
+                s++;
             }
-            compressed[out++] = __float2bfloat16_rn(v);
         }
+        tile[y][lane] = packBf16(v[0], v[1]);
+    }
+    __syncthreads();
+    uint32_t* words = reinterpret_cast<uint32_t*>(compressed);
+    for (int y = threadIdx.x >> 5; y < 32; y += blockDim.x >> 5) {
+        int c = c0 + y;
+        int g = g0 + lane;
+        if (c < dIn && g < groups) words[(size_t)c * groups + g] = tile[lane][y];
     }
 }
 
@@ -1294,11 +1315,6 @@ extern "C" __global__ void write_compressed_transposed_values(__nv_bfloat16* com
 #define TC_HS 64
 #define TC_ROWS 64
 #define TC_PAD 72
-
-__device__ __forceinline__ uint32_t packBf16(float lo, float hi) {
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&v);
-}
 
 __device__ __forceinline__ uint32_t ld32(const __nv_bfloat16* p) {
     return *reinterpret_cast<const uint32_t*>(p);

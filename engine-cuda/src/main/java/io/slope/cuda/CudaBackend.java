@@ -556,9 +556,9 @@ public final class CudaBackend implements Backend {
                         device.timed("compress dX support", () -> w.backward.compress(support));
                         w.backwardSupportCompressed = true;
                     }
-                    launch1d("write_compressed_transposed_values", blocks(n / 4), w.backward.compressed.address(),
-                            w.values.address, w.values.code(), w.rowKept.address(), w.columnMask.address(), dOut,
-                            dIn, k, p.n(), p.m());
+                    launchGrid("write_compressed_transposed_values", ceil(dIn, 32), ceil(dOut / 4, 32), THREADS, 0,
+                            w.backward.compressed.address(), w.values.address, w.values.code(), w.rowKept.address(),
+                            w.columnMask.address(), dOut, dIn, k, p.n(), p.m());
                 } else {
                     long denseBackward = scatterDense(w, DType.BF16, w.columnMask, true);
                     device.timed("compress dX operand", () -> w.backward.compress(denseBackward));
@@ -835,7 +835,8 @@ public final class CudaBackend implements Backend {
         if (w.sparseKernels && w.doublePrune()) {
             requireSparseBatch(w, rows);
             // (dX)ᵀ = (W^{R,C})ᵀ·(dY)ᵀ on the 2:4 tensor cores, then accumulated into dinp.
-            CusparseLt.Plan plan = w.backwardPlans.computeIfAbsent(rows, r -> cusparse.plan(w.backward, r));
+            CusparseLt.Plan plan = w.backwardPlans.computeIfAbsent(rows, r -> dx.dtype == DType.BF16
+                    ? cusparse.accumulatingPlan(w.backward, r) : cusparse.plan(w.backward, r));
             long g = operand(dy, SLOT_A, DType.BF16);
             String what = "spmm dX " + dIn + "x" + dOut + " n=" + rows;
             if (dx.dtype == DType.BF16) {
