@@ -261,7 +261,7 @@ public final class CudaBackend implements Backend {
         }
         CudaTensor c = cuda(t);
         free(c.pointer);
-        if (c.bf16Copy != null) {
+        if (c.bf16Copy != null && !c.bf16CopyBorrowed) {
             free(c.bf16Copy);
         }
         if (c.buckets != null) {
@@ -535,9 +535,18 @@ public final class CudaBackend implements Backend {
                             p.n(), p.m(), 0);
                     w.forward.compress(support);
                     w.forwardSupportCompressed = true;
+                    // The value region is then the kept values' bf16 copy, in their order: AdamW writes it in the
+                    // same pass as the values, and only other writes (uploads, collectives) need the pass below.
+                    w.values.keepsBf16Copy = true;
+                    w.values.bf16Copy = w.forward.compressed;
+                    w.values.bf16CopyBorrowed = true;
+                    w.values.bf16CopyCurrent = false;
                 }
-                launch1d("write_compressed_values", blocks((long) dOut * k), w.forward.compressed.address(),
-                        w.values.address, w.values.code(), (long) dOut * k);
+                if (!w.values.bf16CopyCurrent) {
+                    launch1d("write_compressed_values", blocks((long) dOut * k), w.forward.compressed.address(),
+                            w.values.address, w.values.code(), (long) dOut * k);
+                    w.values.bf16CopyCurrent = true;
+                }
             } else {
                 long denseForward = scatterDense(w, DType.BF16, null, false);
                 device.timed("compress fwd", () -> w.forward.compress(denseForward));

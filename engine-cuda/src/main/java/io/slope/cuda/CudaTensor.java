@@ -25,6 +25,8 @@ final class CudaTensor implements Tensor {
     boolean keepsBf16Copy;
     DevicePointer bf16Copy;
     boolean bf16CopyCurrent;
+    /** The copy is memory this tensor does not own (a 2:4 layer's compressed value region), never freed with it. */
+    boolean bf16CopyBorrowed;
 
     record TokenBuckets(int distinct, CudaTensor tokens, CudaTensor starts, CudaTensor rows) {}
 
