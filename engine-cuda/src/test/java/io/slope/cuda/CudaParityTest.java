@@ -137,10 +137,7 @@ class CudaParityTest {
         GpuParity t = new GpuParity(precision);
         int dOut = 4 * C;
         int dIn = C;
-        double[] dense = t.randomValues(dOut * dIn, 0.1);
-        roundToGemmPrecision(t, dense);
-        GpuParity.Two<SparseLinear> w = t.two(s -> s.backend().sparseLinear(dense, dOut, dIn, pattern, doublePrune,
-                s.isGpu() ? DType.F32 : DType.F64));
+        GpuParity.Two<SparseLinear> w = sparseLayer(t, dOut, dIn, pattern, doublePrune);
         int kept = w.gpu().keptPerRow();
         String name = "sparse " + pattern + (doublePrune ? " double-pruned" : " masked-gradient");
         // A declared weight, as the model's biases are: on the 2:4 kernels its bf16 copy is the epilogue's bias,
@@ -186,6 +183,15 @@ class CudaParityTest {
         }
     }
 
+    /** The same sparse layer on both backends, from random weights the GPU's GEMMs represent exactly. */
+    private static GpuParity.Two<SparseLinear> sparseLayer(GpuParity t, int dOut, int dIn, NmPattern pattern,
+            boolean doublePrune) {
+        double[] dense = t.randomValues(dOut * dIn, 0.1);
+        roundToGemmPrecision(t, dense);
+        return t.two(s -> s.backend().sparseLinear(dense, dOut, dIn, pattern, doublePrune,
+                s.isGpu() ? DType.F32 : DType.F64));
+    }
+
     /** A decoding step's 1 and 3 rows: the 2:4 kernels run them padded to 16 rows, the padding's output dropped. */
     @ParameterizedTest
     @EnumSource(CudaBackend.Precision.class)
@@ -193,10 +199,7 @@ class CudaParityTest {
         GpuParity t = new GpuParity(precision);
         int dOut = 4 * C;
         int dIn = C;
-        double[] dense = t.randomValues(dOut * dIn, 0.1);
-        roundToGemmPrecision(t, dense);
-        GpuParity.Two<SparseLinear> w = t.two(s -> s.backend().sparseLinear(dense, dOut, dIn, NmPattern.twoFour(),
-                true, s.isGpu() ? DType.F32 : DType.F64));
+        GpuParity.Two<SparseLinear> w = sparseLayer(t, dOut, dIn, NmPattern.twoFour(), true);
         for (int rows : new int[] {1, 3}) {
             Pair inp = t.gemmOperand(t.activation(), 1, rows, dIn);
             Pair bias = t.input(DType.F32, 0.1, dOut);
@@ -433,10 +436,7 @@ class CudaParityTest {
         GpuParity t = new GpuParity(CudaBackend.Precision.BF16);
         int dOut = 4 * C;
         int dIn = C;
-        double[] dense = t.randomValues(dOut * dIn, 0.1);
-        roundToGemmPrecision(t, dense);
-        GpuParity.Two<SparseLinear> w = t.two(s -> s.backend().sparseLinear(dense, dOut, dIn, NmPattern.twoFour(),
-                true, s.isGpu() ? DType.F32 : DType.F64));
+        GpuParity.Two<SparseLinear> w = sparseLayer(t, dOut, dIn, NmPattern.twoFour(), true);
         int kept = w.gpu().keptPerRow();
         Pair grad = t.input(DType.F32, 1e-2, dOut, kept);
         Pair m = t.pair(DType.F32, dOut, kept);
