@@ -3,7 +3,7 @@
 # summary JSON under $OUT. Phases: parity (the GPU tests against the CPU reference; kernelparity: the per-kernel ones),
 # nccl (the NCCL collective and 2-rank data-parallel tests; their two-GPU cases need two GPUs), ranks (slope train
 # --ranks 2 vs 1 with a rank killed and the run resumed on one rank, and slope bench scaling; two GPUs), train200 (200
-# char-level steps on the CPU and the GPU, compared), bench (per-GEMM and whole-step timings), attention (cuDNN's
+# char-level SLoPe steps on the CPU and the GPU, compared; train200dense the same in dense mode), bench (per-GEMM and whole-step timings), attention (cuDNN's
 # attention vs ours, alone and in GPT-2-small steps), steps (whole optimizer steps of ours and PyTorch's at 124M, 350M
 # and 1558M into one step-<UTC>.jsonl, and its table; steps124 its short form at 124M; profile124 the per-operation
 # profile of a 124M dense and SLoPe step; profile1558 the same at 1558M), kernels (Nsight Compute's per-kernel times of
@@ -129,19 +129,23 @@ for phase in "${phases[@]}"; do
             } >"$out/scaling.log" 2>&1 || status=1
             cat "$out/scaling.log"
             ;;
-        train200)
-            # The same 200-step char-level run on the CPU reference (14 threads) and on the GPU, side by side.
-            runs="$work/runs" && mkdir -p "$runs" && cp "$here/tinyshakespeare.txt" "$here/char200.json" "$runs/"
+        train200 | train200dense)
+            # The same 200-step char-level run on the CPU reference (14 threads) and on the GPU, side by side: SLoPe
+            # (train200) or dense (train200dense: every linear layer through the dense GEMMs and their epilogues,
+            # which the one-step ModelStepParityTest alone does not follow over many optimizer steps).
+            mode=slope && [[ "$phase" == train200dense ]] && mode=dense
+            runs="$work/runs-$phase" && mkdir -p "$runs" && cp "$here/tinyshakespeare.txt" "$runs/"
+            sed "s/\"mode\": \"slope\"/\"mode\": \"$mode\"/" "$here/char200.json" >"$runs/char200.json"
             sed 's/"backend": "cpu"/"backend": "cuda"/' "$runs/char200.json" >"$runs/char200-cuda.json"
             (cd "$runs" && timeout 500 "$java" "${jvm[@]}" -cp "$cp" io.slope.cli.SlopeCli train --spec char200.json \
-                --out "$runs/cpu" --log-every 1 --threads 14 >"$out/train200-cpu.log" 2>&1) &
+                --out "$runs/cpu" --log-every 1 --threads 14 >"$out/$phase-cpu.log" 2>&1) &
             cpuPid=$!
             (cd "$runs" && timeout 500 "$java" "${jvm[@]}" -cp "$cp" io.slope.cli.SlopeCli train \
-                --spec char200-cuda.json --out "$runs/cuda" --log-every 1 >"$out/train200-cuda.log" 2>&1)
+                --spec char200-cuda.json --out "$runs/cuda" --log-every 1 >"$out/$phase-cuda.log" 2>&1)
             wait $cpuPid
-            tail -n 3 "$out/train200-cpu.log" "$out/train200-cuda.log"
-            python3 "$here/compare_runs.py" "$out/train200-cpu.log" "$out/train200-cuda.log" \
-                | tee "$work/train200.json" || status=1
+            tail -n 3 "$out/$phase-cpu.log" "$out/$phase-cuda.log"
+            python3 "$here/compare_runs.py" "$out/$phase-cpu.log" "$out/$phase-cuda.log" \
+                | tee "$work/$phase.json" || status=1
             ;;
         gpurun)
             # Issue 14, a real run end to end on the GPU: gpurun.json (GPT-2 tokenizer on tinyshakespeare, 6 layers,
@@ -321,7 +325,7 @@ for phase in "${phases[@]}"; do
             cat "$out/kernels.txt"
             ;;
         *)
-            echo "unknown phase $phase (parity, nccl, ranks, train200, bench, benchsmall, benchxl, attention," \
+            echo "unknown phase $phase (parity, nccl, ranks, train200, train200dense, bench, benchsmall, benchxl, attention," \
                 "steps, steps124, profile124, profile1558, kernels, infer, gpurun, quality, kernelparity)" >&2
             status=2
             ;;

@@ -29,7 +29,7 @@ if xml:
                     failed.append(case.get("classname") + "#" + case.get("name"))
     summary["junit"] = counts
     summary["failed"] = failed
-for name in ("train200", "gpurun-compare", "gpurun-hf"):
+for name in ("train200", "train200dense", "gpurun-compare", "gpurun-hf"):
     path = os.path.join(out, name + ".json")
     if os.path.exists(path):
         try:
