@@ -211,18 +211,22 @@ for phase in "${phases[@]}"; do
             # Issue 13: whole optimizer steps of the production Trainer (slope bench step) and of PyTorch for the same
             # sizes, all into one step-<UTC>.jsonl, then its table (steps.md): 124M in protocols (b) and (a), 350M and
             # 1558M in (b); ours in dense, slope:1 and slope:100, 1558M one JVM per mode so each starts on an empty
-            # card. Few timed steps (5 in b, 2 in a) so that all of it fits one device command (600 s).
+            # card. Timed steps: 30 in (b) at 124M and 350M (one slow step moved a median of 5 by 10% there), 10 at
+            # 1558M, 2 in (a) (64 micro-batches each), so that all of it fits one device command (600 s).
             results="$out/step-$(date -u +%Y-%m-%d-%H%M%S).jsonl"
             {
-                timeout 100 "${step[@]}" --results "$results" dense slope:1 slope:100 || status=1
-                timeout 150 python3 "$here/train_gpt2.py" --protocol b a --warmup 2 --steps 5 --results "$results" \
+                timeout 100 "${step[@]}" --results "$results" --steps 30 dense slope:1 slope:100 || status=1
+                timeout 100 python3 "$here/train_gpt2.py" --protocol b --warmup 3 --steps 30 --results "$results" \
+                    || status=1
+                timeout 100 python3 "$here/train_gpt2.py" --protocol a --warmup 1 --steps 2 --results "$results" \
                     || status=1
                 timeout 100 "${step[@]}" --results "$results" --protocol a --warmup 1 --steps 2 dense slope:1 \
                     slope:100 || status=1
-                timeout 100 "${step[@]}" --results "$results" --model gpt2-350M dense slope:1 slope:100 || status=1
-                timeout 120 python3 "$here/train_gpt2.py" --model gpt2-350M --results "$results" || status=1
+                timeout 100 "${step[@]}" --results "$results" --model gpt2-350M --steps 30 dense slope:1 slope:100 \
+                    || status=1
+                timeout 120 python3 "$here/train_gpt2.py" --model gpt2-350M --steps 30 --results "$results" || status=1
                 for mode in dense slope:1 slope:100; do
-                    timeout 100 "${step_xl[@]}" --results "$results" --model gpt2-1558M "$mode" || status=1
+                    timeout 100 "${step_xl[@]}" --results "$results" --model gpt2-1558M --steps 10 "$mode" || status=1
                 done
                 timeout 200 python3 "$here/train_gpt2.py" --model gpt2-1558M --results "$results" || status=1
             } >"$out/steps.log" 2>&1
@@ -235,8 +239,8 @@ for phase in "${phases[@]}"; do
             results="$out/step-$(date -u +%Y-%m-%d-%H%M%S).jsonl"
             {
                 timeout 60 "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.AttentionBench 790 8x1024x12x64 8x1024x25x64
-                timeout 150 "${step[@]}" --results "$results" dense slope:100 || status=1
-                timeout 200 python3 "$here/train_gpt2.py" --protocol b --warmup 2 --steps 5 --results "$results" \
+                timeout 150 "${step[@]}" --results "$results" --steps 30 dense slope:100 || status=1
+                timeout 200 python3 "$here/train_gpt2.py" --protocol b --warmup 3 --steps 30 --results "$results" \
                     || status=1
             } >"$out/steps124.log" 2>&1
             grep -v '^{' "$out/steps124.log" | tail -n 30
