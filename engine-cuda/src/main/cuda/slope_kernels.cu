@@ -166,7 +166,7 @@ extern "C" __global__ void gelu_forward(void* out, int dtOut, const void* inp, i
 extern "C" __global__ void gelu_backward(void* dinp, int dtDinp, const void* inp, int dtInp, const void* dout,
                                          int dtDout, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        st(dinp, i, ld(dinp, i, dtDinp) + geluGrad(ld(inp, i, dtInp)) * ld(dout, i, dtDout), dtDinp);
+        st(dinp, i, geluGrad(ld(inp, i, dtInp)) * ld(dout, i, dtDout), dtDinp);
     }
 }
 
@@ -184,13 +184,12 @@ extern "C" __global__ void gelu_forward_bf16(void* out, const void* inp, size_t 
 
 extern "C" __global__ void gelu_backward_bf16(void* dinp, const void* inp, const void* dout, size_t n8) {
     for (size_t v = blockIdx.x * (size_t)blockDim.x + threadIdx.x; v < n8; v += (size_t)gridDim.x * blockDim.x) {
-        float x[8], g[8], d[8];
+        float x[8], g[8];
         load8(inp, v, x);
         load8(dout, v, g);
-        load8(dinp, v, d);
 #pragma unroll
-        for (int k = 0; k < 8; k++) d[k] = d[k] + geluGrad(x[k]) * g[k];
-        store8(dinp, v, d);
+        for (int k = 0; k < 8; k++) x[k] = geluGrad(x[k]) * g[k];
+        store8(dinp, v, x);
     }
 }
 

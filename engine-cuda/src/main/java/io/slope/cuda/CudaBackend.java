@@ -779,7 +779,7 @@ public final class CudaBackend implements Backend {
         int dIn = w.shape[1];
         CudaTensor dy = cuda(dout);
         int rows = Math.toIntExact(dy.count / dOut);
-        gemm(cuda(dinp), dy, false, w, false, rows, dIn, dOut, 1f, 1f);
+        gemm(cuda(dinp), dy, false, w, false, rows, dIn, dOut, 1f, 0f);
         gemm(cuda(dweight), dy, true, cuda(inp), false, dOut, dIn, rows, 1f, 1f);
         if (dbias != null) {
             columnSums(cuda(dbias), dy, rows, dOut);
@@ -843,22 +843,20 @@ public final class CudaBackend implements Backend {
         int rows = Math.toIntExact(dy.count / dOut);
         if (w.sparseKernels && w.doublePrune()) {
             requireSparseBatch(w, rows);
-            // (dX)ᵀ = (W^{R,C})ᵀ·(dY)ᵀ on the 2:4 tensor cores, then accumulated into dinp.
-            CusparseLt.Plan plan = w.backwardPlans.computeIfAbsent(rows, r -> dx.dtype == DType.BF16
-                    ? cusparse.accumulatingPlan(w.backward, r) : cusparse.plan(w.backward, r));
+            // (dX)ᵀ = (W^{R,C})ᵀ·(dY)ᵀ on the 2:4 tensor cores, written over dinp.
+            CusparseLt.Plan plan = w.backwardPlans.computeIfAbsent(rows, r -> cusparse.plan(w.backward, r));
             long g = operand(dy, SLOT_A, DType.BF16);
             String what = "spmm dX " + dIn + "x" + dOut + " n=" + rows;
             if (dx.dtype == DType.BF16) {
-                // Accumulated in place (beta 1, C = D = dinp); the parity tests start dinp random to check it.
-                device.timed(what, () -> plan.multiply(w.backward, g, dx.address, 1f));
+                device.timed(what, () -> plan.multiply(w.backward, g, dx.address));
             } else {
                 long d = scratch(SLOT_D, 2L * rows * dIn);
                 device.timed(what, () -> plan.multiply(w.backward, g, d));
-                launch1d("add_into", blocks((long) rows * dIn), dx.address, dx.code(), d,
+                launch1d("convert", blocks((long) rows * dIn), dx.address, dx.code(), d,
                         CudaTensor.code(DType.BF16), (long) rows * dIn);
             }
         } else {
-            gemmRaw(dx, dy, false, w.denseBackward.address(), false, rows, dIn, dOut, 1f, 1f, 0L);
+            gemmRaw(dx, dy, false, w.denseBackward.address(), false, rows, dIn, dOut, 1f, 0f, 0L);
         }
         // Dense dYᵀ·X into fp32 scratch, then only the row mask's kept positions are added (docs/method.md: ∇W).
         CudaTensor dv = cuda(dvalues);

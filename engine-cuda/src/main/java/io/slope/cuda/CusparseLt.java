@@ -139,9 +139,7 @@ final class CusparseLt implements AutoCloseable {
 
     /**
      * D (m×n, column-major) = A·B (+ bias, one bf16 value per row of D, added to the fp32 accumulator before D is
-     * rounded; or + D, accumulating) for one operand and batch width, with its searched or recorded algorithm. The
-     * search times the product at the beta the plan runs at: a configuration chosen for beta 0 can be much slower when
-     * it must also read C.
+     * rounded) for one operand and batch width, with its searched or recorded algorithm.
      */
     final class Plan {
         final int n;
@@ -150,7 +148,7 @@ final class CusparseLt implements AutoCloseable {
         private final DevicePointer workspace;
         private final long workspaceBytes;
 
-        private Plan(Operand a, int n, long bias, float runBeta) {
+        private Plan(Operand a, int n, long bias) {
             this.n = n;
             MemorySegment b = opaque();
             check("cusparseLtDenseDescriptorInit(B)", call(denseInit, handle, b, (long) a.k, (long) n, (long) a.k,
@@ -169,7 +167,7 @@ final class CusparseLt implements AutoCloseable {
             }
             MemorySegment alg = opaque();
             check("cusparseLtMatmulAlgSelectionInit", call(algSelectionInit, handle, alg, desc, ALG_DEFAULT));
-            String key = choiceKey(a, n, bias != 0L, runBeta != 0f);
+            String key = choiceKey(a, n, bias != 0L);
             Algorithm chosen = choices.get(key);
             if (chosen != null) {
                 select(alg, chosen);
@@ -177,7 +175,7 @@ final class CusparseLt implements AutoCloseable {
             this.plan = opaque();
             check("cusparseLtMatmulPlanInit", call(planInit, handle, plan, desc, alg));
             if (chosen == null) {
-                searchAlgorithm(a, n, runBeta);
+                searchAlgorithm(a, n);
             }
             // Sized for the plan's algorithm: a split-K one may need more than the default.
             MemorySegment ws = arena.allocate(JAVA_LONG);
@@ -189,7 +187,7 @@ final class CusparseLt implements AutoCloseable {
         }
 
         /** cusparseLtMatmulSearch times the configurations and sets the fastest on the plan and its selection. */
-        private void searchAlgorithm(Operand a, int n, float runBeta) {
+        private void searchAlgorithm(Operand a, int n) {
             MemorySegment ws = arena.allocate(JAVA_LONG);
             check("cusparseLtMatmulGetWorkspace", call(getWorkspace, handle, plan, ws));
             // The search may settle on a split-K configuration that needs more workspace than the default one: it
@@ -205,9 +203,8 @@ final class CusparseLt implements AutoCloseable {
                 scratchB = device.allocate(2L * a.k * n);
                 scratchD = device.allocate(2L * a.m * n);
                 device.fillBf16(scratchB, (long) a.k * n, 0.01f);
-                device.fillBf16(scratchD, (long) a.m * n, 0f);
                 alpha.set(JAVA_FLOAT, 0, 1f);
-                beta.set(JAVA_FLOAT, 0, runBeta);
+                beta.set(JAVA_FLOAT, 0, 0f);
                 check("cusparseLtMatmulSearch", call(search, handle, plan, alpha, MemorySegment.ofAddress(
                         a.compressed.address()), MemorySegment.ofAddress(scratchB.address()), beta,
                         MemorySegment.ofAddress(scratchD.address()), MemorySegment.ofAddress(scratchD.address()),
@@ -222,15 +219,10 @@ final class CusparseLt implements AutoCloseable {
             }
         }
 
-        /** D = A·B on the stream (D overwritten). */
+        /** D = A·B on the stream (D overwritten; C is D at beta 0, so it is never read). */
         void multiply(Operand a, long b, long d) {
-            multiply(a, b, d, 0f);
-        }
-
-        /** D = A·B + beta·D on the stream: C and D are the same buffer (in place, as cuBLASLt allows too). */
-        void multiply(Operand a, long b, long d, float betaValue) {
             alpha.set(JAVA_FLOAT, 0, 1f);
-            beta.set(JAVA_FLOAT, 0, betaValue);
+            beta.set(JAVA_FLOAT, 0, 0f);
             check("cusparseLtMatmul", call(matmul, handle, plan, alpha, MemorySegment.ofAddress(
                     a.compressed.address()), MemorySegment.ofAddress(b), beta, MemorySegment.ofAddress(d),
                     MemorySegment.ofAddress(d), MemorySegment.ofAddress(workspace.address()), streams, 1));
@@ -306,9 +298,8 @@ final class CusparseLt implements AutoCloseable {
      * A plan's key among the kernel choices: the operand's m×k (bf16, 2:4 along k) times a k×n batch, and whether its
      * epilogue adds a bias (the search may choose another kernel then).
      */
-    private static String choiceKey(Operand a, int n, boolean bias, boolean accumulate) {
-        return CHOICE_PREFIX + "m=" + a.m + " k=" + a.k + " n=" + n + (bias ? " bias" : "")
-                + (accumulate ? " accumulate" : "");
+    private static String choiceKey(Operand a, int n, boolean bias) {
+        return CHOICE_PREFIX + "m=" + a.m + " k=" + a.k + " n=" + n + (bias ? " bias" : "");
     }
 
     /**
@@ -348,12 +339,7 @@ final class CusparseLt implements AutoCloseable {
     }
 
     Plan plan(Operand a, int n) {
-        return new Plan(a, n, 0L, 0f);
-    }
-
-    /** A plan for D = A·B + D ({@link Plan#multiply(Operand, long, long, float)} with beta 1). */
-    Plan accumulatingPlan(Operand a, int n) {
-        return new Plan(a, n, 0L, 1f);
+        return new Plan(a, n, 0L);
     }
 
     /**
@@ -361,7 +347,7 @@ final class CusparseLt implements AutoCloseable {
      * (bf16; cuSPARSELt reads an fp32 bias as pairs of bf16).
      */
     Plan plan(Operand a, int n, long bias) {
-        return new Plan(a, n, bias, 0f);
+        return new Plan(a, n, bias);
     }
 
     /** Whether a row-major m×k operand times a k×n activation fits the library's bf16 shape rules. */

@@ -125,15 +125,18 @@ public interface Backend extends AutoCloseable {
     /** Dense linear layer: out = inp·weightᵀ (+ bias when not null). */
     void matmulForward(Tensor out, Tensor inp, Tensor weight, Tensor bias);
 
-    /** dinp += dout·weight; dweight += doutᵀ·inp; dbias += column sums of dout (when not null). */
+    /**
+     * dinp = dout·weight (overwritten: a layer's own input gradient comes first, an adapter's is added after it, ADR
+     * 043); dweight += doutᵀ·inp; dbias += column sums of dout (when not null).
+     */
     void matmulBackward(Tensor dinp, Tensor dweight, Tensor dbias, Tensor dout, Tensor inp, Tensor weight);
 
     /** Sparse linear layer: out = inp·(W^R)ᵀ (+ bias). */
     void sparseMatmulForward(Tensor out, Tensor inp, SparseLinear weight, Tensor bias);
 
     /**
-     * dinp += dout·W^{R,C} (or dout·W^R without double pruning); dvalues += (doutᵀ·inp) gathered at the row mask's
-     * kept positions; dbias += column sums of dout.
+     * dinp = dout·W^{R,C} (or dout·W^R without double pruning; overwritten, ADR 043); dvalues += (doutᵀ·inp) gathered
+     * at the row mask's kept positions; dbias += column sums of dout.
      */
     void sparseMatmulBackward(Tensor dinp, Tensor dvalues, Tensor dbias, Tensor dout, Tensor inp,
             SparseLinear weight);
@@ -164,7 +167,7 @@ public interface Backend extends AutoCloseable {
     /** GELU, tanh approximation (HF gelu_new). */
     void geluForward(Tensor out, Tensor inp);
 
-    /** dinp += dout · gelu'(inp). */
+    /** dinp = dout · gelu'(inp) (overwritten, ADR 043). */
     void geluBackward(Tensor dinp, Tensor inp, Tensor dout);
 
     /** out = a + b. */

@@ -508,12 +508,6 @@ public final class CpuBackend implements Backend {
                         }
                     }
                 }
-                for (int q = 0; q < nr; q++) {
-                    int off = (r0 + q) * dIn;
-                    for (int i = 0; i < dIn; i++) {
-                        acc[q * dIn + i] += dinp.data[off + i];
-                    }
-                }
                 dinp.store(acc, 0, r0 * dIn, nr * dIn);
             }
         });
@@ -770,7 +764,7 @@ public final class CpuBackend implements Backend {
                 double th = StrictMath.tanh(u);
                 double sech2 = 1.0 - th * th;
                 double grad = 0.5 * (1.0 + th) + 0.5 * v * sech2 * GELU_SCALE * (1.0 + 3.0 * 0.044715 * v * v);
-                dx.data[i] = dx.round(dx.data[i] + grad * dy.data[i]);
+                dx.data[i] = dx.round(grad * dy.data[i]);
             }
         });
     }

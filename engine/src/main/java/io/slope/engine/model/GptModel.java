@@ -707,7 +707,6 @@ public final class GptModel implements AutoCloseable {
         int L = config.layers();
         Tensor lastResidual = a.residual3[L - 1];
         // logits = lnf·wteᵀ: the tied head's gradient lands in wte's gradient, with the embedding's.
-        backend.zero(a.dLn);
         backend.matmulBackward(a.dLn, wte.grad(), null, a.logits, a.lnf, wte.value());
         backend.zero(a.dResidual);
         backend.layerNormBackward(a.dResidual, lnfWeight.grad(), lnfBias.grad(), a.dLn, lastResidual,
@@ -716,19 +715,15 @@ public final class GptModel implements AutoCloseable {
             Block blk = blocks[l];
             Tensor residual = l == 0 ? a.encoded : a.residual3[l - 1];
             // dResidual holds d(residual3); it flows unchanged to residual2 and into the MLP branch.
-            backend.zero(a.dFchGelu);
+            // Each layer's input gradient is written whole by its own backward (ADR 043): no zeroing first.
             linearBackward(a, a.dFchGelu, a.dResidual, a.fchGelu[l], blk.fcProj());
-            backend.zero(a.dFch);
             backend.geluBackward(a.dFch, a.fch[l], a.dFchGelu);
-            backend.zero(a.dLn);
             linearBackward(a, a.dLn, a.dFch, a.ln2[l], blk.fc());
             backend.layerNormBackward(a.dResidual, blk.ln2Weight().grad(), blk.ln2Bias().grad(), a.dLn,
                     a.residual2[l], blk.ln2Weight().value(), a.ln2Mean[l], a.ln2Rstd[l]);
             // dResidual now holds d(residual2); the same split for the attention branch.
-            backend.zero(a.dAtty);
             linearBackward(a, a.dAtty, a.dResidual, a.atty[l], blk.attnProj());
             backend.attentionBackward(a.dQkv, a.dAtty, a.qkv[l], a.atty[l], a.attState[l], a.B, T, config.heads());
-            backend.zero(a.dLn);
             linearBackward(a, a.dLn, a.dQkv, a.ln1[l], blk.qkv());
             backend.layerNormBackward(a.dResidual, blk.ln1Weight().grad(), blk.ln1Bias().grad(), a.dLn, residual,
                     blk.ln1Weight().value(), a.ln1Mean[l], a.ln1Rstd[l]);

@@ -10,6 +10,8 @@ import io.slope.engine.backend.SparseLinear;
 import io.slope.engine.backend.Tensor;
 import io.slope.engine.rng.Philox;
 import io.slope.engine.sparse.NmPattern;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.function.Consumer;
 import java.util.function.DoubleSupplier;
 import org.junit.jupiter.api.AfterEach;
@@ -24,7 +26,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  *
  * <p>Each op's output is reduced by a fixed random projection, L = Σ out ⊙ R; its backward with dout = R must then
  * equal ∂L/∂input. Inputs are random normals from Philox: nonzero, distinct, and away from any tie (N:M masks, max).
- * Every analytic gradient is taken twice to check the backend convention that backward adds into its outputs.
+ * Every analytic gradient is taken twice to check the backend conventions: parameter gradients are added into, input
+ * gradients of layers (and attention's dqkv) overwritten (ADR 043).
  */
 class CpuBackendGradientTest {
     private static final int B = 2;
@@ -71,7 +74,7 @@ class CpuBackendGradientTest {
         Tensor dwpe = backend.zeros(DType.F64, T + 2, C);
         Tensor dout = upload(r, ROWS, C);
         double[][] analytic = analyticGradients("embeddingBackward",
-                () -> backend.embeddingBackward(dwte, dwpe, dout, tokens, B, T), dwte, dwpe);
+                () -> backend.embeddingBackward(dwte, dwpe, dout, tokens, B, T), List.of(), dwte, dwpe);
 
         assertGradient("dwte", analytic[0], numericGradient(wte, objective));
         assertGradient("dwpe", analytic[1], numericGradient(wpe, objective));
@@ -98,7 +101,7 @@ class CpuBackendGradientTest {
         Tensor dbias = backend.zeros(DType.F64, C);
         Tensor dout = upload(r, ROWS, C);
         double[][] analytic = analyticGradients("layerNormBackward",
-                () -> backend.layerNormBackward(dinp, dweight, dbias, dout, inp, weight, mean, rstd),
+                () -> backend.layerNormBackward(dinp, dweight, dbias, dout, inp, weight, mean, rstd), List.of(),
                 dinp, dweight, dbias);
 
         assertGradient("dinp", analytic[0], numericGradient(inp, objective));
@@ -126,8 +129,8 @@ class CpuBackendGradientTest {
         Tensor dout = upload(r, ROWS, D_OUT);
         Runnable backward = () -> backend.matmulBackward(dinp, dweight, dbias, dout, inp, weight);
         double[][] analytic = withBias
-                ? analyticGradients("matmulBackward", backward, dinp, dweight, dbias)
-                : analyticGradients("matmulBackward", backward, dinp, dweight);
+                ? analyticGradients("matmulBackward", backward, List.of(dinp), dweight, dbias)
+                : analyticGradients("matmulBackward", backward, List.of(dinp), dweight);
 
         assertGradient("dinp", analytic[0], numericGradient(inp, objective));
         assertGradient("dweight", analytic[1], numericGradient(weight, objective));
@@ -161,8 +164,8 @@ class CpuBackendGradientTest {
         Tensor dout = upload(r, ROWS, D_OUT);
         Runnable backward = () -> backend.sparseMatmulBackward(dinp, dvalues, dbias, dout, inp, w);
         double[][] analytic = withBias
-                ? analyticGradients("sparseMatmulBackward", backward, dinp, dvalues, dbias)
-                : analyticGradients("sparseMatmulBackward", backward, dinp, dvalues);
+                ? analyticGradients("sparseMatmulBackward", backward, List.of(dinp), dvalues, dbias)
+                : analyticGradients("sparseMatmulBackward", backward, List.of(dinp), dvalues);
 
         assertGradient("dinp", analytic[0], numericGradient(inp, objective));
         // The operands are derived from the kept values: a perturbed value only reaches the forward once rebuilt.
@@ -192,11 +195,11 @@ class CpuBackendGradientTest {
         objective.getAsDouble();
         Tensor dqkv = backend.zeros(DType.F64, ROWS, 3 * C);
         Tensor dout = upload(r, ROWS, C);
-        double[] analytic = overwrittenGradient("attentionBackward",
-                () -> backend.attentionBackward(dqkv, dout, qkv, out, state, B, T, HEADS), dqkv);
+        double[][] analytic = analyticGradients("attentionBackward",
+                () -> backend.attentionBackward(dqkv, dout, qkv, out, state, B, T, HEADS), List.of(dqkv));
 
         // Covers q, k and v, and causality: a key or value after position t has zero influence on out[t].
-        assertGradient("dqkv", analytic, numericGradient(qkv, objective));
+        assertGradient("dqkv", analytic[0], numericGradient(qkv, objective));
     }
 
     @Test
@@ -213,7 +216,8 @@ class CpuBackendGradientTest {
         objective.getAsDouble();
         Tensor dinp = backend.zeros(DType.F64, ROWS, C);
         Tensor dout = upload(r, ROWS, C);
-        double[][] analytic = analyticGradients("geluBackward", () -> backend.geluBackward(dinp, inp, dout), dinp);
+        double[][] analytic = analyticGradients("geluBackward", () -> backend.geluBackward(dinp, inp, dout),
+                List.of(dinp));
 
         assertGradient("dinp", analytic[0], numericGradient(inp, objective));
     }
@@ -294,9 +298,10 @@ class CpuBackendGradientTest {
     }
 
     @Test
-    void backwardAddsIntoExistingGradients() {
-        // The convention residual branches and micro-batches rely on, beyond the doubling checked in every test
-        // above: a nonzero gradient already present is kept and the new contribution added to it.
+    void backwardAddsIntoExistingParameterGradientsAndOverwritesTheInputGradient() {
+        // The conventions micro-batches and adapters rely on, beyond the doubling checked in every test above: a
+        // nonzero parameter gradient already present is kept and the new contribution added to it; what dinp held is
+        // gone (ADR 043: an adapter's input gradient is added after the layer's own).
         Tensor inp = tensor("adds.inp", 1.0, ROWS, C);
         Tensor weight = tensor("adds.weight", 1.0, D_OUT, C);
         Tensor dout = tensor("adds.dout", 1.0, ROWS, D_OUT);
@@ -313,8 +318,9 @@ class CpuBackendGradientTest {
             backend.upload(grads[g], existing[g]);
         }
         backend.matmulBackward(dinp, dweight, dbias, dout, inp, weight);
+        assertArrayEquals(fresh[0], backend.download(dinp), 0.0, "dinp = new");
         String[] names = {"dinp", "dweight", "dbias"};
-        for (int g = 0; g < 3; g++) {
+        for (int g = 1; g < 3; g++) {
             double[] expected = new double[fresh[g].length];
             for (int i = 0; i < expected.length; i++) {
                 expected[i] = existing[g][i] + fresh[g][i];
@@ -372,37 +378,37 @@ class CpuBackendGradientTest {
     // ---- helpers --------------------------------------------------------------------------------------------------
 
     /**
-     * Zeroes {@code grads}, runs {@code backward} and returns what it wrote; then runs it again and checks each
-     * gradient doubled (backward adds into its outputs). Doubling is exact up to the order of additions.
+     * Runs {@code backward} with the overwritten gradients holding stale values and the added-into ones zeroed, and
+     * returns what it wrote (overwritten first, in order); then runs it again and checks each overwritten gradient
+     * unchanged and each added-into one doubled (exact up to the order of additions).
      */
-    private double[][] analyticGradients(String op, Runnable backward, Tensor... grads) {
-        for (Tensor g : grads) {
+    private double[][] analyticGradients(String op, Runnable backward, List<Tensor> overwritten,
+            Tensor... addedInto) {
+        for (Tensor g : overwritten) {
+            backend.upload(g, random(op + ".stale", Math.toIntExact(g.size()), 1.0));
+        }
+        for (Tensor g : addedInto) {
             backend.zero(g);
         }
+        List<Tensor> grads = new ArrayList<>(overwritten);
+        grads.addAll(List.of(addedInto));
         backward.run();
-        double[][] once = new double[grads.length][];
-        for (int i = 0; i < grads.length; i++) {
-            once[i] = backend.download(grads[i]);
+        double[][] once = new double[grads.size()][];
+        for (int i = 0; i < grads.size(); i++) {
+            once[i] = backend.download(grads.get(i));
         }
         backward.run();
-        for (int i = 0; i < grads.length; i++) {
+        for (int i = 0; i < grads.size(); i++) {
             double[] doubled = once[i].clone();
-            for (int j = 0; j < doubled.length; j++) {
-                doubled[j] *= 2;
+            if (i >= overwritten.size()) {
+                for (int j = 0; j < doubled.length; j++) {
+                    doubled[j] *= 2;
+                }
             }
-            double err = relativeError(backend.download(grads[i]), doubled);
-            assertTrue(err < 1e-14, op + " must add into gradient " + i + ": twice is not double (" + err + ")");
+            double err = relativeError(backend.download(grads.get(i)), doubled);
+            assertTrue(i < overwritten.size() ? err == 0 : err < 1e-14, op + (i < overwritten.size()
+                    ? " must overwrite gradient " : " must add into gradient ") + i + " (" + err + ")");
         }
-        return once;
-    }
-
-    /** The gradient an overwriting backward writes into {@code grad}, whatever grad held before. */
-    private double[] overwrittenGradient(String op, Runnable backward, Tensor grad) {
-        backend.upload(grad, random(op + ".stale", Math.toIntExact(grad.size()), 1.0));
-        backward.run();
-        double[] once = backend.download(grad);
-        backward.run();
-        assertTrue(relativeError(backend.download(grad), once) == 0, op + " must overwrite its gradient");
         return once;
     }
 
