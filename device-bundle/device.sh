@@ -294,19 +294,20 @@ for phase in "${phases[@]}"; do
             tail -n 12 "$out"/quality-*.log
             ;;
         profile124)
-            # Where a 124M step (b) spends its time, dense and SLoPe r=100: every operation synchronised and timed
-            # (SLOPE_CUDA_PROFILE=1), so small kernels carry their sync; the unprofiled step is steps124's.
+            # Where a 124M step (b) spends its time, dense and SLoPe r=100: every operation's GPU time by CUDA events,
+            # nothing synchronised (SLOPE_CUDA_PROFILE=events), and the GPU's idle time between operations: the host's
+            # share of the step.
             for mode in dense slope:100; do
-                SLOPE_CUDA_PROFILE=1 timeout 90 "${step[@]}" --results "$work/profile124.jsonl" --steps 3 "$mode" \
+                SLOPE_CUDA_PROFILE=events timeout 90 "${step[@]}" --results "$work/profile124.jsonl" --steps 3 "$mode" \
                     2>&1 | grep -v '^{' >>"$out/profile124.log" || status=1
             done
             cat "$out/profile124.log"
             ;;
         profile1558)
-            # Where SLoPe's 1558M step loses to dense (issue 13's target is SLoPe ≥ 1.10× dense there): every operation
-            # synchronised and timed, one JVM per mode.
+            # Where SLoPe's 1558M step loses to dense (issue 13's target is SLoPe ≥ 1.10× dense there): as profile124,
+            # by CUDA events, one JVM per mode.
             for mode in dense slope:100; do
-                SLOPE_CUDA_PROFILE=1 timeout 150 "${step_xl[@]}" --results "$work/profile1558.jsonl" \
+                SLOPE_CUDA_PROFILE=events timeout 150 "${step_xl[@]}" --results "$work/profile1558.jsonl" \
                     --model gpt2-1558M --steps 2 "$mode" 2>&1 | grep -v '^{' >>"$out/profile1558.log" || status=1
             done
             cat "$out/profile1558.log"

@@ -73,9 +73,20 @@ final class CudaDevice implements AutoCloseable {
     private final CUmodule module = new CUmodule();
     private final Map<String, Function> functions = new HashMap<>();
     private final KernelLauncher launcher;
-    /** SLOPE_CUDA_PROFILE=1: every launch and library call synchronised and timed by name (benchmarks only). */
-    private final boolean profiling = "1".equals(System.getenv("SLOPE_CUDA_PROFILE"));
+    /**
+     * SLOPE_CUDA_PROFILE (benchmarks only): {@code 1} synchronises around every launch and library call and times it
+     * by name, so small operations carry the synchronisation; {@code events} brackets each with CUDA events instead and
+     * synchronises nowhere, so the step runs as it does unprofiled: each operation's GPU time, and the time the GPU
+     * waited between operations (the host's share of the step) as an entry of its own, {@link #IDLE}.
+     */
+    private final String profileMode = System.getenv().getOrDefault("SLOPE_CUDA_PROFILE", "");
+    private final boolean profiling = profileMode.equals("1") || profileMode.equals("events");
+    private final boolean eventProfiling = profileMode.equals("events");
+    static final String IDLE = "(GPU idle between operations)";
     private final Map<String, long[]> profile = new java.util.TreeMap<>();
+    /** Events mode: the pool (reused after each read of the profile), and the operation of each recorded pair. */
+    private final java.util.List<jcuda.driver.CUevent> events = new java.util.ArrayList<>();
+    private final java.util.List<String> eventOperations = new java.util.ArrayList<>();
     private final String name;
     private final int computeCapability;
     private final int driverVersion;
@@ -185,7 +196,7 @@ final class CudaDevice implements AutoCloseable {
     }
 
     void memsetZero(CUdeviceptr p, long bytes) {
-        cuMemsetD8Async(p, (byte) 0, bytes, stream);
+        timed("memset zero", () -> cuMemsetD8Async(p, (byte) 0, bytes, stream));
     }
 
     /** Fills {@code count} bf16 elements with one value (search and benchmark inputs that are not zeros). */
@@ -218,13 +229,57 @@ final class CudaDevice implements AutoCloseable {
             work.run();
             return;
         }
+        if (eventProfiling) {
+            // The pair is taken before the work runs, so an operation timed inside it gets a pair of its own.
+            int pair = eventOperations.size();
+            eventOperations.add(what);
+            jcuda.driver.JCudaDriver.cuEventRecord(event(2 * pair), stream);
+            work.run();
+            jcuda.driver.JCudaDriver.cuEventRecord(event(2 * pair + 1), stream);
+            return;
+        }
         synchronize();
         long start = System.nanoTime();
         work.run();
         synchronize();
+        addToProfile(what, System.nanoTime() - start);
+    }
+
+    private void addToProfile(String what, long nanos) {
         long[] acc = profile.computeIfAbsent(what, k -> new long[2]);
         acc[0]++;
-        acc[1] += System.nanoTime() - start;
+        acc[1] += nanos;
+    }
+
+    private jcuda.driver.CUevent event(int index) {
+        while (events.size() <= index) {
+            jcuda.driver.CUevent e = new jcuda.driver.CUevent();
+            jcuda.driver.JCudaDriver.cuEventCreate(e, 0);
+            events.add(e);
+        }
+        return events.get(index);
+    }
+
+    /**
+     * Events mode: waits for the recorded operations and adds each one's GPU time to the profile, and the gaps between
+     * one operation's end and the next one's start to {@link #IDLE}; the pool is then free again.
+     */
+    private void collectEvents() {
+        synchronize();
+        float[] ms = new float[1];
+        long idle = 0;
+        for (int i = 0; i < eventOperations.size(); i++) {
+            jcuda.driver.JCudaDriver.cuEventElapsedTime(ms, events.get(2 * i), events.get(2 * i + 1));
+            addToProfile(eventOperations.get(i), Math.round(ms[0] * 1e6));
+            if (i > 0) {
+                jcuda.driver.JCudaDriver.cuEventElapsedTime(ms, events.get(2 * i - 1), events.get(2 * i));
+                idle += Math.max(0, Math.round(ms[0] * 1e6));
+            }
+        }
+        if (!eventOperations.isEmpty()) {
+            profile.computeIfAbsent(IDLE, k -> new long[2])[1] += idle;
+        }
+        eventOperations.clear();
     }
 
     /** Brackets the work Nsight Compute profiles when started with {@code --profile-from-start off}. */
@@ -243,6 +298,9 @@ final class CudaDevice implements AutoCloseable {
 
     /** Name → {calls, nanoseconds} since the last reset. */
     Map<String, long[]> profile() {
+        if (eventProfiling) {
+            collectEvents();
+        }
         return profile;
     }
 
@@ -340,6 +398,7 @@ final class CudaDevice implements AutoCloseable {
     @Override
     public void close() {
         synchronize();
+        events.forEach(jcuda.driver.JCudaDriver::cuEventDestroy);
         cuModuleUnload(module);
         cuStreamDestroy(stream);
         cuDevicePrimaryCtxRelease(device);

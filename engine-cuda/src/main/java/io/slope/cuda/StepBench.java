@@ -255,7 +255,8 @@ public final class StepBench {
     /** The profiled operations per step (of {@code steps}), largest first; clears the profile. */
     static void printProfile(CudaBackend backend, int steps) {
         double total = backend.profile().values().stream().mapToLong(v -> v[1]).sum() / 1e6 / steps;
-        System.out.printf("  profile per step (ms, synchronised), total %.2f:%n", total);
+        System.out.printf("  profile per step (ms, %s), total %.2f:%n", backend.profile().containsKey(CudaDevice.IDLE)
+                ? "GPU time by CUDA events, unsynchronised" : "synchronised", total);
         backend.profile().entrySet().stream()
                 .sorted((a, b) -> Long.compare(b.getValue()[1], a.getValue()[1]))
                 .limit(25)
