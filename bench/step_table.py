@@ -1,7 +1,8 @@
 """The whole-step table of bench/NOTES.md and the README from one step-<UTC>.jsonl (`slope bench step` and
 bench/pytorch/train_gpt2.py lines of one lease): per model and protocol, tokens/s and dense-equivalent MFU of our dense,
 SLoPe at each column-mask refresh found, and PyTorch; peak device memory; and the ratios. A configuration measured more
-than once takes its last line. Usage: step_table.py step-<UTC>.jsonl
+than once takes its last line. Below the table, for each SLoPe line, which 2:4 dX shapes ran on the masked dense GEMM
+(the faster when first timed, `dx_choices`). Usage: step_table.py step-<UTC>.jsonl
 """
 import json
 import sys
@@ -52,6 +53,13 @@ def main(path):
                      " / ".join(gb(x) for x in [dense, *slopes, torch]), ratio(dense, torch),
                      *(ratio(s, dense) for s in slopes), *(ratio(s, torch) for s in slopes)]
             print("| " + " | ".join(cells) + " |")
+    dense_dx = [(key, sorted(shape for shape, c in line["dx_choices"].items() if c == "dense"))
+                for key, line in runs.items() if line.get("dx_choices")]
+    if dense_dx:
+        print()
+        for (model, protocol, _, mode, refresh), shapes in dense_dx:
+            print(f"- {model} ({protocol}) {mode} r={refresh}: dX on dense for "
+                  + (", ".join(shapes) if shapes else "no shape (all 2:4)"))
 
 
 if __name__ == "__main__":

@@ -57,6 +57,9 @@ public final class CudaBackend implements Backend {
     }
 
     private static final int THREADS = 256;
+    /** Kernel-choice keys of the 2:4-or-dense dX decision ({@link #dxOnDense}); values "2:4" or "dense". */
+    static final String DX_CHOICE_PREFIX = "slope dX ";
+    private static final int DX_TIMING_REPS = 5;
     /** cuSPARSELt's batch (rows) multiple for the 2:4 kernels ({@link CusparseLt#fits}). */
     private static final int SPARSE_ROW_MULTIPLE = 16;
     /** The largest N of the layernorm_*_bf16_N kernels (C ≤ 2048). */
@@ -96,6 +99,7 @@ public final class CudaBackend implements Backend {
     /** What {@link #close} frees; by identity, so that {@link #release} finds a tensor's own pointer. */
     private final Set<DevicePointer> allocations = Collections.newSetFromMap(new IdentityHashMap<>());
     private final List<CudaSparseLinear> sparseLayers = new ArrayList<>();
+    private final Map<String, String> dxChoices = new HashMap<>();
     /** cuDNN's fused attention in the bf16 mode when it can be had (ADR 008); null: the project's kernels. */
     private final CudnnAttention cudnn;
     private final String attention;
@@ -200,11 +204,15 @@ public final class CudaBackend implements Backend {
 
     // ---- kernel choices -----------------------------------------------------------------------------------------
 
-    /** cuBLASLt's algorithm per dense GEMM shape and cuSPARSELt's per 2:4 operand shape and batch width. */
+    /**
+     * cuBLASLt's algorithm per dense GEMM shape, cuSPARSELt's per 2:4 operand shape and batch width, and per 2:4 dX
+     * shape whether the 2:4 or the masked dense GEMM was faster ({@link #dxOnDense}).
+     */
     @Override
     public KernelChoices kernelChoices() {
         Map<String, String> choices = new HashMap<>(cublas.choices());
         choices.putAll(cusparse.choices());
+        choices.putAll(dxChoices);
         return new KernelChoices(Map.of("gpu", device.name(), "computeCapability",
                 Integer.toString(device.computeCapability()), "cublasLt", Long.toString(cublas.version()),
                 "cusparseLt", Integer.toString(cusparse.version())), choices);
@@ -219,6 +227,11 @@ public final class CudaBackend implements Backend {
         }
         cublas.reuse(recorded.choices());
         cusparse.reuse(recorded.choices());
+        recorded.choices().forEach((key, choice) -> {
+            if (key.startsWith(DX_CHOICE_PREFIX)) {
+                dxChoices.putIfAbsent(key, choice);
+            }
+        });
     }
 
     // ---- memory -------------------------------------------------------------------------------------------------
@@ -551,7 +564,7 @@ public final class CudaBackend implements Backend {
                 long denseForward = scatterDense(w, DType.BF16, null, false);
                 device.timed("compress fwd", () -> w.forward.compress(denseForward));
             }
-            if (w.doublePrune()) {
+            if (w.doublePrune() && !Boolean.TRUE.equals(w.dxOnDense)) {
                 if (w.backward == null) {
                     w.backward = cusparse.operand(dIn, dOut);
                 }
@@ -584,15 +597,22 @@ public final class CudaBackend implements Backend {
             launch1d("scatter_kept", blocks((long) dOut * k), w.denseForward.address(), CudaTensor.code(gemmType),
                     w.values.address, w.values.code(), w.rowKept.address(), 0L, dOut, dIn, k, p.n(), p.m(), 0);
         }
-        if (!w.sparseKernels || !w.doublePrune()) {
-            if (w.denseBackward == null) {
-                w.denseBackward = allocate(bytes);
-            }
-            device.memsetZero(w.denseBackward, bytes);
-            launch1d("scatter_kept", blocks((long) dOut * k), w.denseBackward.address(), CudaTensor.code(gemmType),
-                    w.values.address, w.values.code(), w.rowKept.address(), w.columnMask.address(), dOut, dIn, k,
-                    p.n(), p.m(), 0);
+        if (!w.sparseKernels || !w.doublePrune() || Boolean.TRUE.equals(w.dxOnDense)) {
+            writeDenseBackward(w);
         }
+    }
+
+    /** The masked dense backward operand W^{R,C} (or W^R without double pruning), d_out × d_in in the GEMM type. */
+    private void writeDenseBackward(CudaSparseLinear w) {
+        long bytes = (long) w.dOut() * w.dIn() * gemmType().bytes();
+        if (w.denseBackward == null) {
+            w.denseBackward = allocate(bytes);
+        }
+        device.memsetZero(w.denseBackward, bytes);
+        int k = w.keptPerRow();
+        launch1d("scatter_kept", blocks((long) w.dOut() * k), w.denseBackward.address(), CudaTensor.code(gemmType()),
+                w.values.address, w.values.code(), w.rowKept.address(), w.columnMask.address(), w.dOut(), w.dIn(), k,
+                w.pattern().n(), w.pattern().m(), 0);
     }
 
     /** W^R (or with a mask its masked transpose) as a dense matrix in the shared dense scratch; returns its address. */
@@ -841,7 +861,7 @@ public final class CudaBackend implements Backend {
         int dOut = w.dOut();
         int dIn = w.dIn();
         int rows = Math.toIntExact(dy.count / dOut);
-        if (w.sparseKernels && w.doublePrune()) {
+        if (w.sparseKernels && w.doublePrune() && !dxOnDense(w, rows, dy, dx)) {
             requireSparseBatch(w, rows);
             // (dX)ᵀ = (W^{R,C})ᵀ·(dY)ᵀ on the 2:4 tensor cores, written over dinp.
             CusparseLt.Plan plan = w.backwardPlans.computeIfAbsent(rows, r -> cusparse.plan(w.backward, r));
@@ -868,6 +888,45 @@ public final class CudaBackend implements Backend {
         if (dbias != null) {
             columnSums(cuda(dbias), dy, rows, dOut);
         }
+    }
+
+    /**
+     * Whether a double-pruned 2:4 layer computes dX with the masked dense W^{R,C} instead of the 2:4 operand: decided at
+     * the layer's first backward by timing both on its own dY (CUDA events, after a warm-up that includes each GEMM's
+     * algorithm search), or taken from a recorded choice for its shape and batch width. At small shapes the 2:4 dX GEMM
+     * is slower than the dense one (GPT-2 124M); a layer on dense dX keeps W^{R,C} dense (2 bytes per weight instead of
+     * the compressed operand's 1.125) and no longer rewrites the compressed operand each step.
+     */
+    private boolean dxOnDense(CudaSparseLinear w, int rows, CudaTensor dy, CudaTensor dx) {
+        if (w.dxOnDense != null) {
+            return w.dxOnDense;
+        }
+        requireSparseBatch(w, rows);
+        String key = DX_CHOICE_PREFIX + w.dIn() + "x" + w.dOut() + " n=" + rows;
+        String choice = dxChoices.get(key);
+        if (choice == null) {
+            writeDenseBackward(w);
+            CusparseLt.Plan plan = w.backwardPlans.computeIfAbsent(rows, r -> cusparse.plan(w.backward, r));
+            long g = operand(dy, SLOT_A, DType.BF16);
+            long out = scratch(SLOT_D, 2L * rows * w.dIn());
+            float sparseMs = device.eventMillis(() -> plan.multiply(w.backward, g, out), DX_TIMING_REPS);
+            float denseMs = device.eventMillis(() -> gemmInto(out, DType.BF16, dy, false, w.denseBackward.address(),
+                    false, rows, w.dIn(), w.dOut(), 1f, 0f, 0L), DX_TIMING_REPS);
+            choice = denseMs < sparseMs ? "dense" : "2:4";
+            dxChoices.put(key, choice);
+        }
+        w.dxOnDense = choice.equals("dense");
+        if (w.dxOnDense) {
+            writeDenseBackward(w);
+            w.backwardPlans.clear();
+            w.backward.free();
+            w.backward = null;
+            w.backwardSupportCompressed = false;
+        } else if (w.denseBackward != null) {
+            free(w.denseBackward);
+            w.denseBackward = null;
+        }
+        return w.dxOnDense;
     }
 
     private static void requireSparseBatch(CudaSparseLinear w, int rows) {

@@ -34,9 +34,11 @@ final class CudaSparseLinear implements SparseLinear {
     boolean forwardSupportCompressed;
     /** Whether {@link #backward} holds the current column mask's support (values then written in place). */
     boolean backwardSupportCompressed;
-    /** Masked dense operands (dOut × dIn) in the GEMM precision when not on cuSPARSELt. */
+    /** Masked dense operands (dOut × dIn) in the GEMM precision when not on cuSPARSELt (dX: or when faster there). */
     DevicePointer denseForward;
     DevicePointer denseBackward;
+    /** On the 2:4 path: whether dX runs on the masked dense W^{R,C}; null until the first backward decides. */
+    Boolean dxOnDense;
     /** Forward plans per batch width and the bf16 bias their epilogue adds (its address; 0: none). */
     final Map<ForwardPlanKey, CusparseLt.Plan> forwardPlans = new HashMap<>();
     final Map<Integer, CusparseLt.Plan> backwardPlans = new HashMap<>();

@@ -76,7 +76,8 @@ public final class StepBench {
     public record Measurement(String system, String model, String mode, Integer refresh, String protocol,
             long tokensPerS, double mfu, Double peakGb, Double deviceUsedGb, String peakSource, double stepMsMedian,
             String device, String commit, String utc, int layers, int heads, int dModel, int seqLen, int vocab,
-            int batch, int accum, int steps, long params, double loss, String backend, boolean profiled) {
+            int batch, int accum, int steps, long params, double loss, String backend, boolean profiled,
+            Map<String, String> dxChoices) {
 
         public String toJson() {
             try {
@@ -161,7 +162,18 @@ public final class StepBench {
                 cuda != null ? cuda.deviceName() : backend.name(), setup.commit(),
                 Instant.now().truncatedTo(ChronoUnit.SECONDS).toString(), config.layers(), config.heads(),
                 config.dModel(), config.seqLen(), config.vocab(), setup.batch(), accum, setup.steps(), params,
-                round(loss, 4), backend.name(), profiled);
+                round(loss, 4), backend.name(), profiled, cuda == null ? null : dxChoices(cuda));
+    }
+
+    /** Per 2:4 dX shape and batch width, whether it ran on the 2:4 or the masked dense GEMM (the faster when timed). */
+    private static Map<String, String> dxChoices(CudaBackend cuda) {
+        Map<String, String> out = new java.util.TreeMap<>();
+        cuda.kernelChoices().choices().forEach((key, choice) -> {
+            if (key.startsWith(CudaBackend.DX_CHOICE_PREFIX)) {
+                out.put(key.substring(CudaBackend.DX_CHOICE_PREFIX.length()), choice);
+            }
+        });
+        return out;
     }
 
     /**

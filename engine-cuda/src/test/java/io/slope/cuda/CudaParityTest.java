@@ -1,21 +1,25 @@
 package io.slope.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.slope.cuda.GpuParity.Pair;
 import io.slope.engine.backend.AdamWStep;
 import io.slope.engine.backend.AdamWUpdate;
 import io.slope.engine.backend.DType;
+import io.slope.engine.backend.KernelChoices;
 import io.slope.engine.backend.SparseLinear;
 import io.slope.engine.backend.Tensor;
 import io.slope.engine.sparse.NmPattern;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Every CUDA backend operation against the CPU reference (GpuParity says how). Run in both GEMM precisions: bf16 (bf16
@@ -180,6 +184,50 @@ class CudaParityTest {
             t.both(s -> s.backend().updateSparseOperands(s.of(w), refreshNext));
             assertArrayEquals(t.cpu.columnMask(w.cpu()), t.gpu.columnMask(w.gpu()), name + ": column mask"
                     + (refreshNext ? " after refresh" : " kept"));
+        }
+    }
+
+    /**
+     * dX of a 2:4 layer on the GEMM its first backward chose (CudaBackend.dxOnDense): forced onto the 2:4 and onto the
+     * masked dense GEMM by recorded choices (as a resumed run hands them over), and timed; each against the CPU, before
+     * and after an update of the values with a column-mask refresh (the chosen operand kept current). Shapes differ per
+     * case, since choices are kept per shape and the backend is shared between tests.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"2:4", "dense", "timed"})
+    void sparseDxOnTheChosenGemmMatchesTheCpu(String choice) {
+        GpuParity t = new GpuParity(CudaBackend.Precision.BF16);
+        int dOut = switch (choice) {
+            case "2:4" -> 6 * C;
+            case "dense" -> 7 * C;
+            default -> 5 * C;
+        };
+        int dIn = C;
+        String key = CudaBackend.DX_CHOICE_PREFIX + dIn + "x" + dOut + " n=" + ROWS;
+        if (!choice.equals("timed")) {
+            t.gpu.reuseKernelChoices(new KernelChoices(t.gpu.kernelChoices().validFor(), Map.of(key, choice)));
+        }
+        GpuParity.Two<SparseLinear> w = sparseLayer(t, dOut, dIn, NmPattern.twoFour(), true);
+        int kept = w.gpu().keptPerRow();
+        for (int round = 0; round < 2; round++) {
+            String when = " (" + choice + (round == 0 ? ", initial)" : ", after an update and a refresh)");
+            Pair inp = t.gemmOperand(DType.BF16, 1, ROWS, dIn);
+            Pair dout = t.gemmOperand(DType.BF16, 1, ROWS, dOut);
+            Pair dinp = t.input(DType.BF16, 1, ROWS, dIn);
+            Pair dvalues = t.input(DType.F32, 1, dOut, kept);
+            t.both(s -> s.backend().sparseMatmulBackward(s.of(dinp), s.of(dvalues), null, s.of(dout), s.of(inp),
+                    s.of(w)));
+            t.check("sparse 2:4 dX" + when, dinp);
+            t.check("sparse 2:4 dvalues" + when, dvalues);
+            double[] values = t.randomValues(dOut * kept, 0.1);
+            roundToGemmPrecision(t, values);
+            t.both(s -> s.backend().upload(s.of(w).values(), values));
+            t.both(s -> s.backend().updateSparseOperands(s.of(w), true));
+        }
+        String chosen = t.gpu.kernelChoices().choices().get(key);
+        System.out.println("parity 2:4 dX " + dIn + "x" + dOut + " n=" + ROWS + ": " + chosen);
+        if (!choice.equals("timed")) {
+            assertEquals(choice, chosen, "the recorded choice is the one used");
         }
     }
 
