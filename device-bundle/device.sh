@@ -9,7 +9,8 @@
 # profile of a 124M dense and SLoPe step; profile1558 the same at 1558M), kernels (Nsight Compute's per-kernel times of
 # one step), infer (slope bench infer: prefill and decoding, dense vs SLoPe), gpurun (issue 14's GPT-2-tokenized cuda
 # run through every stage, killed and resumed, its hf/ export checked by transformers), quality (issue 18: bench/quality
-# gutenberg, every mode at equal tokens on the Gutenberg books split by book).
+# gutenberg, every mode at equal tokens on the Gutenberg books split by book), qualityref (the same data and schedule
+# in stock PyTorch, dense and static 2:4: the check on quality's dense runs).
 # Usage: device.sh PHASE...
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -293,6 +294,31 @@ for phase in "${phases[@]}"; do
             done
             tail -n 12 "$out"/quality-*.log
             ;;
+        qualityref)
+            # Issue 18: is our dense quality run right? The same small model, data, schedule and optimizer in stock
+            # PyTorch (bench/pytorch/gutenberg_reference.py), dense and static 2:4, at each peak LR of QUALITY_LRS
+            # (default 1e-3, the quality grid's), all side by side; the tokens are our own prepared shards, made by
+            # a one-step `slope train` of the grid's first spec. Lines in quality-reference.jsonl.
+            q="$work/qualityref" && mkdir -p "$q" && tar -C "$q" -xJf "$here/gutenberg.tar.xz"
+            PYTHONUNBUFFERED=1 timeout 200 python3 "$here/quality" gutenberg --corpus "$q/gutenberg" \
+                --slope "$java ${jvm[*]} -cp $cp io.slope.cli.SlopeCli" --backend cuda --model small --modes dense \
+                --seeds 1 --steps 1 --eval-windows 1 --keep-runs --work "$q/work" --out "$work/qualityref-prepare" \
+                >"$out/qualityref-prepare.log" 2>&1 || status=1
+            tokens="${QUALITY_TOKENS:-16777216}"
+            pids=()
+            for lr in ${QUALITY_LRS:-1e-3}; do
+                for mode in dense static-2:4; do
+                    timeout 420 python3 "$here/gutenberg_reference.py" --data "$q/work/runs/small-dense-s1/dataset" \
+                        --mode "$mode" --lr "$lr" --steps $((tokens / 16384)) --out "$out/quality-reference.jsonl" \
+                        >"$out/qualityref-$mode-$lr.log" 2>&1 &
+                    pids+=($!)
+                done
+            done
+            for pid in "${pids[@]}"; do
+                wait "$pid" || status=1
+            done
+            grep -h '"kind": "summary"' "$out/quality-reference.jsonl" | cut -c1-240
+            ;;
         profile124)
             # Where a 124M step (b) spends its time, dense and SLoPe r=100: every operation's GPU time by CUDA events,
             # nothing synchronised (SLOPE_CUDA_PROFILE=events), and the GPU's idle time between operations: the host's
@@ -330,7 +356,7 @@ for phase in "${phases[@]}"; do
             cat "$out/kernels.txt"
             ;;
         *)
-            echo "unknown phase $phase (parity, nccl, ranks, train200, train200dense, bench, benchsmall, benchxl, attention," \
+            echo "unknown phase $phase (parity, nccl, ranks, train200, train200dense, qualityref, bench, benchsmall, benchxl, attention," \
                 "steps, steps124, profile124, profile1558, kernels, infer, gpurun, quality, kernelparity)" >&2
             status=2
             ;;
