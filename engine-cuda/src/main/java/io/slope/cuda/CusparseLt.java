@@ -222,6 +222,11 @@ final class CusparseLt implements AutoCloseable {
             }
         }
 
+        /** Frees the plan's workspace (once the queued work that uses it is done). */
+        void free() {
+            device.free(workspace);
+        }
+
         /** D = A·B on the stream (D overwritten). */
         void multiply(Operand a, long b, long d) {
             multiply(a, b, d, 0f);
