@@ -50,7 +50,8 @@ final class CudaSparseLinear implements SparseLinear {
      * [W^R; Aᵀ] for one adapter A (docs/method.md, "Merge and the inference form"): dOut + rankPadded rows of dIn, the
      * adapter's r rows padded with zero rows to a multiple of 32 (cuSPARSELt's m), compressed once and multiplied with
      * plans per batch width. Built from the values and A at the write versions it records; operand null where A is not
-     * 2:4 along dIn (the forward then runs unfused).
+     * 2:4 along dIn (the forward then runs unfused). It holds W^R a second time beside {@link #forward} (0.5625 bytes
+     * per weight at 2:4), which the unfused forward still needs.
      */
     static final class StackedLowRank {
         final CudaTensor a;
