@@ -62,6 +62,11 @@ public final class CudaBackend implements Backend {
     private static final int DX_TIMING_REPS = 5;
     /** cuSPARSELt's batch (rows) multiple for the 2:4 kernels ({@link CusparseLt#fits}). */
     private static final int SPARSE_ROW_MULTIPLE = 16;
+    /** cuSPARSELt's multiple for a sparse operand's rows: the stacked [W^R; Aᵀ] pads A's r rows to it. */
+    private static final int SPARSE_OPERAND_ROW_MULTIPLE = 32;
+    /** linear_low_rank_epilogue's output tile per block of THREADS (LR_TILE_ROWS, LR_TILE_COLS). */
+    private static final int LOW_RANK_TILE_ROWS = 64;
+    private static final int LOW_RANK_TILE_COLS = 128;
     /** The largest N of the layernorm_*_bf16_N kernels (C ≤ 2048). */
     private static final int LAYERNORM_MAX_VECTORS_PER_LANE = 8;
     /** attention_decode's warps per (sequence, head) and its largest head size (DECODE_WARPS, DECODE_MAX_HS). */
@@ -83,7 +88,8 @@ public final class CudaBackend implements Backend {
     private static final int SLOT_PARTIAL = 4;
     private static final int SLOT_HOST_UPLOAD = 5;
     private static final int SLOT_BIAS = 6;
-    private static final int SLOTS = 7;
+    private static final int SLOT_XA = 7;
+    private static final int SLOTS = 8;
 
     private final CudaDevice device;
     private final int deviceOrdinal;
@@ -617,7 +623,12 @@ public final class CudaBackend implements Backend {
 
     /** W^R (or with a mask its masked transpose) as a dense matrix in the shared dense scratch; returns its address. */
     private long scatterDense(CudaSparseLinear w, DType type, DevicePointer mask, boolean transpose) {
-        long n = (long) w.dOut() * w.dIn();
+        return scatterDense(w, type, mask, transpose, 0);
+    }
+
+    /** As above, followed by {@code zeroRows} rows of zeros (rows of dIn: for operands stacked below W^R). */
+    private long scatterDense(CudaSparseLinear w, DType type, DevicePointer mask, boolean transpose, int zeroRows) {
+        long n = (long) (w.dOut() + zeroRows) * w.dIn();
         long bytes = n * type.bytes();
         long dense = scratch(SLOT_DENSE, bytes);
         device.memsetZero(scratch[SLOT_DENSE], bytes);
@@ -1168,6 +1179,95 @@ public final class CudaBackend implements Backend {
         gemm(cuda(dinp), cuda(dxa), false, ta, true, rows, dIn, r, 1f, 1f);
     }
 
+    /**
+     * The inference form (docs/method.md): on the 2:4 kernels, one product of the layer's stacked operand [W^R; Aᵀ]
+     * gives Y = [X·(W^R)ᵀ | X·A | 0] (bf16, rows × (dOut + r padded)), then one pass writes out = Y1 + (X·A)·B + bias.
+     * The masked dense path (fp32 debug, patterns off the 2:4 tensor cores) and an A not 2:4 along dIn run the two
+     * operations it stands for, xa in scratch.
+     */
+    @Override
+    public void sparseLowRankForward(Tensor out, Tensor inp, SparseLinear weight, Tensor a, Tensor b, Tensor bias) {
+        CudaSparseLinear w = sparse(weight);
+        CudaTensor o = cuda(out);
+        CudaTensor x = cuda(inp);
+        CudaTensor ta = cuda(a);
+        CudaTensor tb = cuda(b);
+        int dOut = w.dOut();
+        int dIn = w.dIn();
+        int r = ta.shape[1];
+        if (ta.shape[0] != dIn || tb.shape[0] != r || tb.shape[1] != dOut) {
+            throw new IllegalArgumentException("sparseLowRankForward: a " + dOut + "×" + dIn + " layer takes A " + dIn
+                    + "×r and B r×" + dOut + ", got " + Arrays.toString(ta.shape) + " and "
+                    + Arrays.toString(tb.shape));
+        }
+        int rows = Math.toIntExact(x.count / dIn);
+        requireCount(o, (long) rows * dOut, "sparseLowRankForward output");
+        CudaSparseLinear.StackedLowRank stacked = w.sparseKernels ? stackedLowRank(w, ta) : null;
+        if (stacked == null || stacked.operand == null) {
+            sparseMatmulForward(out, inp, weight, bias);
+            long xaBytes = (long) rows * r * o.dtype.bytes();
+            scratch(SLOT_XA, xaBytes);
+            adapterForward(out, new CudaTensor(o.dtype, new int[] {rows, r}, scratch[SLOT_XA]), inp, a, b, 1.0);
+            return;
+        }
+        CusparseLt.Operand operand = stacked.operand;
+        // A decoding step's few rows padded to 16, as in sparseMatmulForward; the padding's rows of Y are not read.
+        int n = CusparseLt.fits(operand.m, dIn, rows) ? rows : ceil(rows, SPARSE_ROW_MULTIPLE) * SPARSE_ROW_MULTIPLE;
+        long in = n == rows ? operand(x, SLOT_A, DType.BF16) : paddedOperand(x, rows, n, dIn);
+        CusparseLt.Plan plan = stacked.plans.computeIfAbsent(n, m -> cusparse.plan(operand, m));
+        long y = scratch(SLOT_D, 2L * n * operand.m);
+        device.timed("spmm low-rank fwd " + operand.m + "x" + dIn + " n=" + n, () -> plan.multiply(operand, in, y));
+        CudaTensor tbias = bias == null ? null : cuda(bias);
+        launchGrid("linear_low_rank_epilogue", ceil(dOut, LOW_RANK_TILE_COLS), ceil(rows, LOW_RANK_TILE_ROWS),
+                THREADS, 0, o.address, o.code(), y, operand(tb, SLOT_B, DType.BF16), CudaTensor.code(DType.BF16),
+                tbias == null ? 0L : tbias.address, tbias == null ? 0 : tbias.code(), rows, dOut, r,
+                stacked.rankPadded);
+    }
+
+    /**
+     * The layer's stacked operand for A, rebuilt when A, the layer's values or A's values changed since it was built:
+     * W^R and Aᵀ (rows padded with zeros) in the dense scratch, compressed unless some group of 4 along dIn of A keeps
+     * more than 2 (counted on the device and read back: a synchronising read, once per build).
+     */
+    private CudaSparseLinear.StackedLowRank stackedLowRank(CudaSparseLinear w, CudaTensor a) {
+        CudaSparseLinear.StackedLowRank stacked = w.stackedLowRank;
+        if (stacked != null && stacked.current(w.values, a)) {
+            return stacked;
+        }
+        int r = a.shape[1];
+        if (stacked == null || stacked.a != a) {
+            if (stacked != null) {
+                device.synchronize();
+                stacked.free();
+            }
+            stacked = new CudaSparseLinear.StackedLowRank(a, ceil(r, SPARSE_OPERAND_ROW_MULTIPLE)
+                    * SPARSE_OPERAND_ROW_MULTIPLE);
+            w.stackedLowRank = stacked;
+        }
+        int dOut = w.dOut();
+        int dIn = w.dIn();
+        long dense = scatterDense(w, DType.BF16, null, false, stacked.rankPadded);
+        long overTwo = scratch(SLOT_PARTIAL, 4);
+        device.memsetZero(scratch[SLOT_PARTIAL], 4);
+        launch1d("stack_transposed_adapter", blocks((long) r * (dIn / 4)), dense + 2L * dOut * dIn, a.address,
+                a.code(), dIn, r, overTwo);
+        int[] groupsOverTwo = new int[1];
+        device.copyToHost(Pointer.to(groupsOverTwo), scratch[SLOT_PARTIAL], 4);
+        stacked.valuesVersion = w.values.writeVersion;
+        stacked.aVersion = a.writeVersion;
+        if (groupsOverTwo[0] > 0) {
+            // The read above synchronised: an operand built for an earlier A can go.
+            stacked.free();
+            return stacked;
+        }
+        if (stacked.operand == null) {
+            stacked.operand = cusparse.operand(dOut + stacked.rankPadded, dIn);
+        }
+        CusparseLt.Operand operand = stacked.operand;
+        device.timed("compress low-rank", () -> operand.compress(dense));
+        return stacked;
+    }
+
     // ---- optimizer ------------------------------------------------------------------------------------------------
 
     @Override
@@ -1256,6 +1356,7 @@ public final class CudaBackend implements Backend {
         for (AdamWUpdate u : updates) {
             CudaTensor p = cuda(u.param());
             p.bf16CopyCurrent = p.bf16Copy != null;
+            p.writeVersion++;
         }
     }
 
@@ -1268,6 +1369,9 @@ public final class CudaBackend implements Backend {
             }
             if (w.backward != null) {
                 w.backward.free();
+            }
+            if (w.stackedLowRank != null) {
+                w.stackedLowRank.free();
             }
         }
         for (DevicePointer p : allocations) {

@@ -43,7 +43,46 @@ final class CudaSparseLinear implements SparseLinear {
     final Map<ForwardPlanKey, CusparseLt.Plan> forwardPlans = new HashMap<>();
     final Map<Integer, CusparseLt.Plan> backwardPlans = new HashMap<>();
 
+    /** The inference form's stacked operand for the adapter last passed to sparseLowRankForward; null before. */
+    StackedLowRank stackedLowRank;
+
     record ForwardPlanKey(int rows, long bias) {}
+
+    /**
+     * [W^R; Aᵀ] for one adapter A (docs/method.md, "Merge and the inference form"): dOut + rankPadded rows of dIn, the
+     * adapter's r rows padded with zero rows to a multiple of 32 (cuSPARSELt's m), compressed once and multiplied with
+     * plans per batch width. Built from the values and A at the write versions it records; operand null where A is not
+     * 2:4 along dIn (the forward then runs unfused). It holds W^R a second time beside {@link #forward} (0.5625 bytes
+     * per weight at 2:4), which the unfused forward still needs.
+     */
+    static final class StackedLowRank {
+        final CudaTensor a;
+        final int rankPadded;
+        long valuesVersion;
+        long aVersion;
+        CusparseLt.Operand operand;
+        final Map<Integer, CusparseLt.Plan> plans = new HashMap<>();
+
+        StackedLowRank(CudaTensor a, int rankPadded) {
+            this.a = a;
+            this.rankPadded = rankPadded;
+        }
+
+        /** Built from these values and this A as they are now. */
+        boolean current(CudaTensor values, CudaTensor adapter) {
+            return a == adapter && valuesVersion == values.writeVersion && aVersion == adapter.writeVersion;
+        }
+
+        /** Frees the compressed operand and the plans' workspaces (the caller has synchronised). */
+        void free() {
+            if (operand != null) {
+                operand.free();
+                operand = null;
+            }
+            plans.values().forEach(CusparseLt.Plan::free);
+            plans.clear();
+        }
+    }
 
     CudaSparseLinear(CudaTensor values, DevicePointer rowKept, DevicePointer columnMask, int dOut, int dIn,
             NmPattern pattern, boolean doublePrune, boolean sparseKernels) {

@@ -28,6 +28,12 @@ final class CudaTensor implements Tensor {
     /** The copy is memory this tensor does not own (a 2:4 layer's compressed value region), never freed with it. */
     boolean bf16CopyBorrowed;
 
+    /**
+     * Counts the writes that can change a weight ({@link #written} and the optimizer's): what is built from the weight
+     * and kept (the inference form's stacked operand) compares it to know when to build again.
+     */
+    long writeVersion;
+
     record TokenBuckets(int distinct, CudaTensor tokens, CudaTensor starts, CudaTensor rows) {}
 
     CudaTensor(DType dtype, int[] shape, DevicePointer pointer) {
@@ -41,6 +47,7 @@ final class CudaTensor implements Tensor {
     /** Called by every write that is not the optimizer's (uploads, zeroing, collectives): the bf16 copy is stale. */
     void written() {
         bf16CopyCurrent = false;
+        writeVersion++;
     }
 
     static long count(int[] shape) {

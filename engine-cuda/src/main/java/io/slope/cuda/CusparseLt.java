@@ -219,6 +219,11 @@ final class CusparseLt implements AutoCloseable {
             }
         }
 
+        /** Frees the plan's workspace (once the queued work that uses it is done). */
+        void free() {
+            device.free(workspace);
+        }
+
         /** D = A·B on the stream (D overwritten; C is D at beta 0, so it is never read). */
         void multiply(Operand a, long b, long d) {
             alpha.set(JAVA_FLOAT, 0, 1f);

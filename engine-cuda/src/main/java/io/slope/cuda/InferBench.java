@@ -7,6 +7,7 @@ import io.slope.engine.backend.Backend;
 import io.slope.engine.backend.Backends;
 import io.slope.engine.backend.DType;
 import io.slope.engine.backend.Tensor;
+import io.slope.engine.merge.Merge;
 import io.slope.engine.model.GptConfig;
 import io.slope.engine.model.GptModel;
 import io.slope.engine.model.KvCache;
@@ -25,8 +26,9 @@ import java.util.stream.IntStream;
  * contexts through {@link GptModel#prefill}, and KV-cache decoding, one token per sequence through
  * {@link GptModel#decode} with its logits downloaded as a sampler needs them. {@code dense} is the dense model;
  * {@code slope} is a trained SLoPe model in its inference form: 2:4 layers (block 0's qkv dense) with adapters of the
- * default rank and scale 1 (docs/method.md). Weights are random: their values do not change the time. With
- * SLOPE_CUDA_PROFILE=1 it also prints the time per operation of each phase.
+ * default rank, A pruned 2:4 along d_in and scale 1 (docs/method.md, {@link Merge#inferenceForm}), so each adapted layer
+ * runs as one 2:4 GEMM over [W^R; Aᵀ] and one accumulate ({@link Backend#sparseLowRankForward}). Weights are random:
+ * their values do not change the time. With SLOPE_CUDA_PROFILE=1 it also prints the time per operation of each phase.
  */
 public final class InferBench {
     private static final ObjectMapper JSON = new ObjectMapper()
@@ -82,7 +84,7 @@ public final class InferBench {
                 GptModel model = GptModel.fromDenseWeights(backend, config, DType.F32,
                         StepBench.randomWeights(config), GptModel.Use.INFERENCE)) {
             if (mode.sparse()) {
-                model.attachAdapters(randomAdapters(config, rank), rank, 1.0);
+                model.attachAdapters(inferenceFormAdapters(config, rank), rank, 1.0);
             }
             CudaBackend cuda = backend instanceof CudaBackend c ? c : null;
             String device = cuda != null ? cuda.deviceName() : backend.name();
@@ -161,14 +163,15 @@ public final class InferBench {
         return IntStream.range(0, n).map(i -> (int) Philox.uniformLong(11, stream, i, vocab)).toArray();
     }
 
-    /** N(0, 0.02) adapters of the inference form's shapes (A pruned or not, its GEMM is the same). */
-    private static Map<String, double[]> randomAdapters(GptConfig config, int rank) {
+    /** N(0, 0.02) adapters in the inference form: A pruned as {@link Merge#inferenceForm} prunes it, so it is 2:4. */
+    private static Map<String, double[]> inferenceFormAdapters(GptConfig config, int rank) {
         Map<String, double[]> weights = GptModel.initialAdapterWeights(config, rank, 1);
-        weights.forEach((name, w) -> {
+        weights.replaceAll((name, w) -> {
             long stream = Philox.stream("bench/" + name);
             for (int i = 0; i < w.length; i++) {
                 w[i] = 0.02 * Philox.normal(1, stream, i);
             }
+            return name.endsWith(".lora_A") ? Merge.pruneAdapterA(w, rank, config.pattern()) : w;
         });
         return weights;
     }

@@ -2,6 +2,7 @@ package io.slope.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.slope.cuda.GpuParity.Pair;
 import io.slope.engine.backend.AdamWStep;
@@ -10,6 +11,7 @@ import io.slope.engine.backend.DType;
 import io.slope.engine.backend.KernelChoices;
 import io.slope.engine.backend.SparseLinear;
 import io.slope.engine.backend.Tensor;
+import io.slope.engine.merge.Merge;
 import io.slope.engine.sparse.NmPattern;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -255,6 +257,95 @@ class CudaParityTest {
             t.both(s -> s.backend().sparseMatmulForward(s.of(out), s.of(inp), s.of(w), s.of(bias)));
             t.check("sparse 2:4 forward of " + rows + " rows", out);
         }
+    }
+
+    /**
+     * The inference form's fused forward (one 2:4 product over the stacked [W^R; Aᵀ], one accumulate pass) against the
+     * CPU's two operations: a batch's rows and a decoding step's 1 and 3 (padded to 16), ranks 8 and 40 (A's rows padded
+     * to 32 and 64), with and without bias. After the first call A is uploaded anew, then W^R: a stacked operand that
+     * did not follow would be off by a whole new A or W (far outside the bf16 bound).
+     */
+    @ParameterizedTest
+    @CsvSource({"8, true", "8, false", "40, true", "40, false"})
+    void sparseLowRankForward(int rank, boolean withBias) {
+        GpuParity t = new GpuParity(CudaBackend.Precision.BF16);
+        int dOut = 4 * C;
+        int dIn = C;
+        GpuParity.Two<SparseLinear> w = sparseLayer(t, dOut, dIn, NmPattern.twoFour(), true);
+        Pair a = t.pair(DType.F32, dIn, rank);
+        Pair b = t.gemmOperand(DType.F32, 0.1, rank, dOut);
+        t.both(s -> {
+            s.backend().declareWeight(s.of(a));
+            s.backend().declareWeight(s.of(b));
+        });
+        Pair bias = withBias ? t.input(DType.F32, 0.1, dOut) : null;
+        for (int rows : new int[] {ROWS, 1, 3}) {
+            for (int round = 0; round < 3; round++) {
+                String when = switch (round) {
+                    case 0 -> "";
+                    case 1 -> ", after an upload of A";
+                    default -> ", after an upload of W^R's values";
+                };
+                if (round < 2) {
+                    t.set(a, prunedAdapter(t, dIn, rank));
+                } else {
+                    double[] values = t.randomValues(dOut * w.gpu().keptPerRow(), 0.1);
+                    roundToGemmPrecision(t, values);
+                    t.both(s -> s.backend().upload(s.of(w).values(), values));
+                    t.both(s -> s.backend().updateSparseOperands(s.of(w), false));
+                }
+                Pair inp = t.gemmOperand(t.activation(), 1, rows, dIn);
+                Pair out = t.output(t.activation(), rows, dOut);
+                t.both(s -> s.backend().sparseLowRankForward(s.of(out), s.of(inp), s.of(w), s.of(a), s.of(b),
+                        bias == null ? null : s.of(bias)));
+                t.check("sparseLowRankForward r " + rank + ", " + rows + " rows" + (withBias ? "" : ", no bias")
+                        + when, out);
+                assertTrue(fused(w), "a 2:4 A on the 2:4 kernels runs fused");
+            }
+        }
+    }
+
+    /**
+     * What the fused forward cannot take runs the sparse product and the adapter, with the same result: an A not 2:4
+     * along d_in (also after a 2:4 one was fused), and the fp32 debug mode's masked dense layers.
+     */
+    @ParameterizedTest
+    @EnumSource(CudaBackend.Precision.class)
+    void sparseLowRankForwardFallsBack(CudaBackend.Precision precision) {
+        GpuParity t = new GpuParity(precision);
+        int dOut = 4 * C;
+        int dIn = C;
+        int rank = 8;
+        GpuParity.Two<SparseLinear> w = sparseLayer(t, dOut, dIn, NmPattern.twoFour(), true);
+        Pair a = t.pair(DType.F32, dIn, rank);
+        Pair b = t.gemmOperand(DType.F32, 0.1, rank, dOut);
+        Pair bias = t.input(DType.F32, 0.1, dOut);
+        boolean bf16 = precision == CudaBackend.Precision.BF16;
+        boolean[] twoFourA = bf16 ? new boolean[] {false, true, false} : new boolean[] {true};
+        for (boolean pruned : twoFourA) {
+            double[] values = pruned ? prunedAdapter(t, dIn, rank) : t.randomValues(dIn * rank, 1);
+            roundToGemmPrecision(t, values);
+            t.set(a, values);
+            Pair inp = t.gemmOperand(t.activation(), 1, ROWS, dIn);
+            Pair out = t.output(t.activation(), ROWS, dOut);
+            t.both(s -> s.backend().sparseLowRankForward(s.of(out), s.of(inp), s.of(w), s.of(a), s.of(b),
+                    s.of(bias)));
+            t.check("sparseLowRankForward, A " + (pruned ? "2:4" : "dense"), out);
+            assertEquals(bf16 && pruned, fused(w), "fused");
+        }
+    }
+
+    /** A (dIn × rank) in the inference form, pruned 2:4 along d_in as Merge prunes it, at the GEMM precision. */
+    private static double[] prunedAdapter(GpuParity t, int dIn, int rank) {
+        double[] a = Merge.pruneAdapterA(t.randomValues(dIn * rank, 1), rank, NmPattern.twoFour());
+        roundToGemmPrecision(t, a);
+        return a;
+    }
+
+    /** Whether the GPU layer's last sparseLowRankForward ran on its stacked operand. */
+    private static boolean fused(GpuParity.Two<SparseLinear> w) {
+        CudaSparseLinear.StackedLowRank stacked = ((CudaSparseLinear) w.gpu()).stackedLowRank;
+        return stacked != null && stacked.operand != null;
     }
 
     /**

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.slope.engine.backend.DType;
 import io.slope.engine.cpu.CpuBackend;
+import io.slope.engine.merge.Merge;
 import io.slope.engine.model.GptConfig;
 import io.slope.engine.model.GptModel;
 import io.slope.engine.model.KvCache;
@@ -19,25 +20,34 @@ import org.junit.jupiter.params.provider.CsvSource;
 /**
  * KV-cache decoding on the GPU against the fp64 CPU reference, on a SLoPe model (2:4 layers, block 0's qkv dense) with
  * nonzero adapters: the prompt's logits through prefill and every decoded position's logits, one sequence (its sparse
- * GEMMs padded to 16 rows) and three. Bounds as the model step's forward (ModelStepParityTest): 1e-5 in the fp32 debug
- * mode, 1e-2 in bf16.
+ * GEMMs padded to 16 rows) and three. Also the adapters in the inference form (A pruned 2:4 along d_in, the scale in B)
+ * on a GPU model built for inference, whose adapted layers then run fused (on the 2:4 kernels: one product over
+ * [W^R; Aᵀ] and one accumulate), against the CPU's training model. Bounds as the model step's forward
+ * (ModelStepParityTest): 1e-5 in the fp32 debug mode, 1e-2 in bf16.
  */
 class GpuDecodingTest {
     private static final GptConfig CONFIG = new GptConfig(2, 2, 128, 48, 96, Mode.SLOPE, NmPattern.twoFour(), true);
     private static final int RANK = 8;
 
     @ParameterizedTest
-    @CsvSource({"FP32_DEBUG, 1, 1e-5", "FP32_DEBUG, 3, 1e-5", "BF16, 1, 1e-2", "BF16, 3, 1e-2"})
-    void decodedLogitsMatchTheCpuAtEveryPosition(CudaBackend.Precision precision, int B, double bound) {
+    @CsvSource({"FP32_DEBUG, 1, 1e-5, false", "FP32_DEBUG, 3, 1e-5, false", "BF16, 1, 1e-2, false",
+        "BF16, 3, 1e-2, false", "FP32_DEBUG, 3, 1e-5, true", "BF16, 1, 1e-2, true", "BF16, 3, 1e-2, true"})
+    void decodedLogitsMatchTheCpuAtEveryPosition(CudaBackend.Precision precision, int B, double bound,
+            boolean inferenceForm) {
         CudaBackend gpu = GpuBackends.get(precision);
         long seed = System.nanoTime();
         Map<String, double[]> init = GptModel.initialWeights(CONFIG, seed);
         Map<String, double[]> adapters = GptModel.initialAdapterWeights(CONFIG, RANK, seed);
-        adapters.forEach((name, w) -> {
+        adapters.replaceAll((name, w) -> {
             for (int i = 0; i < w.length; i++) {
                 w[i] = 0.1 * Philox.normal(seed, Philox.stream("test/adapter/" + name), i);
+                if (inferenceForm && name.endsWith(".lora_B")) {
+                    w[i] /= RANK;
+                }
             }
+            return inferenceForm && name.endsWith(".lora_A") ? Merge.pruneAdapterA(w, RANK, CONFIG.pattern()) : w;
         });
+        double scale = inferenceForm ? 1.0 : 1.0 / RANK;
         int T = CONFIG.seqLen();
         int V = CONFIG.vocab();
         int[] tokens = new int[B * T];
@@ -50,15 +60,16 @@ class GpuDecodingTest {
             Arrays.fill(prompt, b * T + promptLength, (b + 1) * T, V - 1);
         }
         try (CpuBackend cpu = new CpuBackend(2);
-                GptModel g = GptModel.fromDenseWeights(gpu, CONFIG, DType.F32, init);
+                GptModel g = GptModel.fromDenseWeights(gpu, CONFIG, DType.F32, init,
+                        inferenceForm ? GptModel.Use.INFERENCE : GptModel.Use.TRAINING);
                 GptModel c = GptModel.fromDenseWeights(cpu, CONFIG, DType.F64, init)) {
-            g.attachAdapters(adapters, RANK, 1.0 / RANK);
-            c.attachAdapters(adapters, RANK, 1.0 / RANK);
+            g.attachAdapters(adapters, RANK, scale);
+            c.attachAdapters(adapters, RANK, scale);
             KvCache gc = g.kvCache(B);
             KvCache cc = c.kvCache(B);
             g.prefill(gc, prompt, promptLength);
             c.prefill(cc, prompt, promptLength);
-            String what = precision + ", B " + B + ", seed " + seed;
+            String what = precision + ", B " + B + (inferenceForm ? ", inference form" : "") + ", seed " + seed;
             check("prefill logits, " + what, g.logits(B), c.logits(B), bound);
             double worst = 0;
             for (int p = promptLength; p < T; p++) {

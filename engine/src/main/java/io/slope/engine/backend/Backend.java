@@ -147,6 +147,16 @@ public interface Backend extends AutoCloseable {
      */
     void adapterForward(Tensor out, Tensor xa, Tensor inp, Tensor a, Tensor b, double scale);
 
+    /**
+     * A sparse layer and its adapter in the inference form (docs/method.md, "Merge and the inference form"), A
+     * {@code dIn × r} and B {@code r × dOut} row-major with the scale already folded into B: out = inp·(W^R)ᵀ +
+     * (inp·A)·B (+ bias), overwritten. The same function as {@link #sparseMatmulForward} followed by
+     * {@link #adapterForward} at scale 1, whose xa (inp·A) it rounds as that activation is stored, and keeps nowhere: a
+     * forward for inference. Where A is pruned 2:4 along dIn, a GPU runs it as one 2:4 GEMM over the stacked operand
+     * [W^R; Aᵀ] and one accumulate pass; any other A gives the same result by the two operations.
+     */
+    void sparseLowRankForward(Tensor out, Tensor inp, SparseLinear weight, Tensor a, Tensor b, Tensor bias);
+
     /** db += scale·xaᵀ·dout; dxa = scale·dout·Bᵀ (overwritten scratch, rows × r); da += inpᵀ·dxa; dinp += dxa·Aᵀ. */
     void adapterBackward(Tensor dinp, Tensor da, Tensor db, Tensor dxa, Tensor dout, Tensor inp, Tensor xa, Tensor a,
             Tensor b, double scale);

@@ -413,6 +413,15 @@ public final class CpuBackend implements Backend {
         addInto(y, product(xaT.data, bT.data, rows, r, dOut, scale));
     }
 
+    /** The two operations it stands for, xa in a buffer of its own at the output's precision. */
+    @Override
+    public void sparseLowRankForward(Tensor out, Tensor inp, SparseLinear weight, Tensor a, Tensor b, Tensor bias) {
+        sparseMatmulForward(out, inp, weight, bias);
+        int r = cpu(a).shape[1];
+        int rows = cpu(inp).length() / weight.dIn();
+        adapterForward(out, new CpuTensor(out.dtype(), new int[] {rows, r}), inp, a, b, 1.0);
+    }
+
     @Override
     public void adapterBackward(Tensor dinp, Tensor da, Tensor db, Tensor dxa, Tensor dout, Tensor inp, Tensor xa,
             Tensor a, Tensor b, double scale) {

@@ -4,6 +4,7 @@ import io.slope.engine.model.GptConfig;
 import io.slope.engine.model.GptModel;
 import io.slope.engine.model.ModelSnapshot;
 import io.slope.engine.sparse.NmMasks;
+import io.slope.engine.sparse.NmPattern;
 import io.slope.spec.Mode;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -54,14 +55,7 @@ public final class Merge {
         for (Map.Entry<String, double[]> e : model.adapters().entrySet()) {
             double[] w = e.getValue();
             if (e.getKey().endsWith(".lora_A")) {
-                int dIn = w.length / r;
-                // Aᵀ joins W^R as extra rows, so it is pruned like them: N:M along d_in, which is down A's columns.
-                byte[] kept = NmMasks.columnMask(w, dIn, r, config.pattern());
-                double[] pruned = new double[w.length];
-                for (int i = 0; i < w.length; i++) {
-                    pruned[i] = kept[i] == 1 ? w[i] : 0.0;
-                }
-                adapters.put(e.getKey(), pruned);
+                adapters.put(e.getKey(), pruneAdapterA(w, r, config.pattern()));
             } else {
                 double[] b = new double[w.length];
                 for (int i = 0; i < w.length; i++) {
@@ -71,6 +65,19 @@ public final class Merge {
             }
         }
         return new ModelSnapshot(model.values(), model.rowKept(), model.columnMasks(), adapters, r, 1.0);
+    }
+
+    /**
+     * The inference form's A ({@code dIn × r}, row-major): Aᵀ joins W^R as extra rows, so it is pruned like them, N:M
+     * along d_in, which is down A's columns.
+     */
+    public static double[] pruneAdapterA(double[] a, int r, NmPattern pattern) {
+        byte[] kept = NmMasks.columnMask(a, a.length / r, r, pattern);
+        double[] pruned = new double[a.length];
+        for (int i = 0; i < a.length; i++) {
+            pruned[i] = kept[i] == 1 ? a[i] : 0.0;
+        }
+        return pruned;
     }
 
     /** w[o, i] += scale · Σ_j a[i, j]·b[j, o] for w dOut×dIn, a dIn×r, b r×dOut. */

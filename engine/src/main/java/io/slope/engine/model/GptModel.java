@@ -344,6 +344,14 @@ public final class GptModel implements AutoCloseable {
         releaseAllActivations();
     }
 
+    /**
+     * Whether the adapted layers run as one {@link Backend#sparseLowRankForward} each: in a model built for inference
+     * whose adapters carry scale 1 (the inference form, the scale folded into B), which keeps no xa for a backward.
+     */
+    private boolean fusedLowRank() {
+        return use == Use.INFERENCE && adapterScale == 1.0;
+    }
+
     public boolean hasAdapters() {
         return !adapters.isEmpty();
     }
@@ -415,7 +423,10 @@ public final class GptModel implements AutoCloseable {
         final Tensor dAtty;
         final Tensor dFch;
         final Tensor dFchGelu;
-        /** X·A per adapted layer, and the shared backward scratch for d(X·A). */
+        /**
+         * X·A per adapted layer (none when the layers run fused: {@link #fusedLowRank}), and the shared backward scratch
+         * for d(X·A).
+         */
         final Map<String, Tensor> xa = new HashMap<>();
         final Tensor dXa;
         /** Every buffer above, in allocation order, for {@link #release}. */
@@ -462,8 +473,10 @@ public final class GptModel implements AutoCloseable {
                 dAtty = forBackward ? allocate(act, rows, C) : null;
                 dFch = forBackward ? allocate(act, rows, 4 * C) : null;
                 dFchGelu = forBackward ? allocate(act, rows, 4 * C) : null;
-                for (String layer : adapters.keySet()) {
-                    xa.put(layer, allocate(act, rows, adapterRank));
+                if (!fusedLowRank()) {
+                    for (String layer : adapters.keySet()) {
+                        xa.put(layer, allocate(act, rows, adapterRank));
+                    }
                 }
                 dXa = adapters.isEmpty() || !forBackward ? null : allocate(act, rows, adapterRank);
             } catch (RuntimeException e) {
@@ -733,12 +746,17 @@ public final class GptModel implements AutoCloseable {
 
     private void linearForward(Map<String, Tensor> xa, Tensor out, Tensor inp, Linear layer) {
         Parameter w = layer.weight();
+        Adapter adapter = adapters.get(layer.name());
+        if (adapter != null && fusedLowRank()) {
+            backend.sparseLowRankForward(out, inp, w.sparse(), adapter.a().value(), adapter.b().value(),
+                    layer.bias().value());
+            return;
+        }
         if (w.isSparse()) {
             backend.sparseMatmulForward(out, inp, w.sparse(), layer.bias().value());
         } else {
             backend.matmulForward(out, inp, w.value(), layer.bias().value());
         }
-        Adapter adapter = adapters.get(layer.name());
         if (adapter != null) {
             backend.adapterForward(out, xa.get(layer.name()), inp, adapter.a().value(), adapter.b().value(),
                     adapterScale);

@@ -219,6 +219,11 @@ public final class BoundedMemoryBackend implements Backend {
     }
 
     @Override
+    public void sparseLowRankForward(Tensor out, Tensor inp, SparseLinear weight, Tensor a, Tensor b, Tensor bias) {
+        cpu.sparseLowRankForward(out, inp, weight, a, b, bias);
+    }
+
+    @Override
     public void adapterBackward(Tensor dinp, Tensor da, Tensor db, Tensor dxa, Tensor dout, Tensor inp, Tensor xa,
             Tensor a, Tensor b, double scale) {
         cpu.adapterBackward(dinp, da, db, dxa, dout, inp, xa, a, b, scale);
