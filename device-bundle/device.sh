@@ -284,11 +284,12 @@ for phase in "${phases[@]}"; do
                     --out "$out/$tag" >"$out/$tag.log" 2>&1
             }
             pids=()
-            for lr in ${QUALITY_LRS:-""}; do
+            read -r -a lrs <<<"${QUALITY_LRS:-}"
+            [[ ${#lrs[@]} -gt 0 ]] || lrs=("")
+            for lr in "${lrs[@]}"; do
                 quality_run "$lr" &
                 pids+=($!)
             done
-            [[ -n "${QUALITY_LRS:-}" ]] || { quality_run "" & pids+=($!); }
             for pid in "${pids[@]}"; do
                 wait "$pid" || status=1
             done
