@@ -24,7 +24,8 @@ import time
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+
+from train_gpt2 import Gpt  # the throughput baseline's model: the same GPT-2, initialised below as ours
 
 
 def read_shards(folder, shards):
@@ -45,60 +46,33 @@ def read_shards(folder, shards):
     return np.concatenate(parts)
 
 
-class Block(nn.Module):
-    def __init__(self, d, heads):
-        super().__init__()
-        self.heads = heads
-        self.ln_1 = nn.LayerNorm(d)
-        self.c_attn = nn.Linear(d, 3 * d)
-        self.c_proj = nn.Linear(d, d)
-        self.ln_2 = nn.LayerNorm(d)
-        self.c_fc = nn.Linear(d, 4 * d)
-        self.mlp_proj = nn.Linear(4 * d, d)
-
-    def forward(self, x):
-        B, T, C = x.shape
-        q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
-        q, k, v = (z.view(B, T, self.heads, C // self.heads).transpose(1, 2) for z in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, C)
-        x = x + self.c_proj(y)
-        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
-
-
-class Gpt(nn.Module):
-    def __init__(self, layers, heads, d, seq, vocab):
-        super().__init__()
-        self.wte = nn.Embedding(vocab, d)
-        self.wpe = nn.Embedding(seq, d)
-        self.h = nn.ModuleList(Block(d, heads) for _ in range(layers))
-        self.ln_f = nn.LayerNorm(d)
-        for name, p in self.named_parameters():
-            if name.endswith("bias"):
-                nn.init.zeros_(p)
-            elif ".ln_" in name or name.startswith("ln_f"):
-                nn.init.ones_(p)
-            else:
-                std = 0.02 / math.sqrt(2 * layers) if name.endswith(("c_proj.weight", "mlp_proj.weight")) else 0.02
-                nn.init.normal_(p, std=std)
-
-    def forward(self, idx, targets):
-        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
-        for block in self.h:
-            x = block(x)
-        logits = F.linear(self.ln_f(x), self.wte.weight)
-        return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), targets.reshape(-1))
+def init_as_ours(model, layers):
+    """GptModel.initialWeights' distribution: N(0, 0.02), residual projections 0.02/sqrt(2L), biases 0, LayerNorm 1."""
+    for name, p in model.named_parameters():
+        if name.endswith("bias"):
+            nn.init.zeros_(p)
+        elif ".ln_" in name or name.startswith("ln_f"):
+            nn.init.ones_(p)
+        else:
+            std = 0.02 / math.sqrt(2 * layers) if name.endswith(("c_proj.weight", "mlp_proj.weight")) else 0.02
+            nn.init.normal_(p, std=std)
 
 
 def two_of_four_masks(model):
     """The static row masks of sparse-no-double-prune: every linear weight but block 0's qkv (denseFirstQkv)."""
     masks = {}
     for name, p in model.named_parameters():
-        if p.dim() == 2 and name.startswith("h.") and not name.startswith("h.0.c_attn"):
+        if p.dim() == 2 and name.startswith("blocks.") and not name.startswith("blocks.0.c_attn"):
             groups = p.detach().abs().view(p.shape[0], -1, 4)
             order = groups.argsort(dim=-1, descending=True, stable=True)
             keep = torch.zeros_like(groups, dtype=torch.bool).scatter_(-1, order[..., :2], True)
             masks[name] = keep.view_as(p)
     return masks
+
+
+def inputs_and_targets(rows):
+    """A window's first T tokens and the next T, contiguous as the model's view of the targets needs."""
+    return rows[:, :-1].contiguous(), rows[:, 1:].contiguous()
 
 
 def lr_at(t, peak, warmup, steps, min_ratio):
@@ -115,7 +89,7 @@ def validation_loss(model, val, seq, windows, batch, device):
     for i in range(0, rows, batch):
         chunk = data[i:i + batch]
         with torch.autocast("cuda" if device.type == "cuda" else "cpu", dtype=torch.bfloat16):
-            total += model(chunk[:, :-1], chunk[:, 1:]).item() * len(chunk)
+            total += model(*inputs_and_targets(chunk)).item() * len(chunk)
     return total / rows
 
 
@@ -142,7 +116,9 @@ def main():
     meta = json.load(open(os.path.join(args.data, "dataset.json")))
     train = read_shards(args.data, meta["trainShards"])
     val = read_shards(args.data, meta["validationShards"])
-    model = Gpt(args.layers, args.heads, args.d, args.seq_len, meta["vocabSize"]).to(device)
+    model = Gpt(args.layers, args.heads, args.d, args.seq_len, meta["vocabSize"])
+    init_as_ours(model, args.layers)
+    model = model.to(device)
     masks = two_of_four_masks(model) if args.mode == "static-2:4" else {}
     params = dict(model.named_parameters())
     for name, keep in masks.items():
@@ -166,7 +142,7 @@ def main():
         for group in optimizer.param_groups:
             group["lr"] = lr_at(t, args.lr, warmup, args.steps, args.min_lr_ratio)
         with torch.autocast(device.type, dtype=torch.bfloat16):
-            loss = model(rows[:, :-1], rows[:, 1:])
+            loss = model(*inputs_and_targets(rows))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
