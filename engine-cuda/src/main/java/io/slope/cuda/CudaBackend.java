@@ -928,7 +928,10 @@ public final class CudaBackend implements Backend {
         }
         w.dxOnDense = choice.equals("dense");
         if (w.dxOnDense) {
-            writeDenseBackward(w);
+            if (w.denseBackward == null) {
+                writeDenseBackward(w);
+            }
+            w.backwardPlans.values().forEach(CusparseLt.Plan::free);
             w.backwardPlans.clear();
             w.backward.free();
             w.backward = null;
