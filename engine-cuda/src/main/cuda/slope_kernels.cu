@@ -1194,6 +1194,24 @@ extern "C" __global__ void gather_kept_add(void* dvalues, int dtValues, const vo
     st(dvalues, i, ld(dvalues, i, dtValues) + ld(dense, r * cols + keptColumn(kept, i, k, N, M), dtDense), dtValues);
 }
 
+__device__ __forceinline__ float inGroupOfFour(float4 d, int offset) {
+    return offset == 0 ? d.x : offset == 1 ? d.y : offset == 2 ? d.z : d.w;
+}
+
+// gather_kept_add for fp32 at 2:4, one group of four columns a thread: one 16-byte load of the dense gradient, the
+// group's two kept offsets as one 2-byte load, its two values as one 8-byte load and store; no index divisions.
+extern "C" __global__ void gather_kept_add_f32_2of4(float2* dvalues, const float4* dense, const uint16_t* kept,
+                                                    size_t groups) {
+    size_t g = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (g >= groups) return;
+    float4 d = dense[g];
+    uint16_t offsets = kept[g];
+    float2 v = dvalues[g];
+    v.x += inGroupOfFour(d, offsets & 0xff);
+    v.y += inGroupOfFour(d, offsets >> 8);
+    dvalues[g] = v;
+}
+
 // dense[r, c] = values[r, j] at every kept entry (r, j) of column c (dense zeroed first): W^R, or with transpose = 1
 // its transpose (cols × rows), keeping only entries whose column-mask bit is set when mask is not null: (W^{R,C})ᵀ.
 extern "C" __global__ void scatter_kept(void* dense, int dtDense, const void* values, int dtValues,

@@ -894,8 +894,13 @@ public final class CudaBackend implements Backend {
         long dense = scratch(SLOT_DENSE, 4L * dOut * dIn);
         gemmInto(dense, DType.F32, dy, true, x, false, dOut, dIn, rows, 1f, 0f);
         int k = w.keptPerRow();
-        launch1d("gather_kept_add", blocks((long) dOut * k), dv.address, dv.code(), dense, CudaTensor.code(DType.F32),
-                w.rowKept.address(), dOut, dIn, k, w.pattern().n(), w.pattern().m());
+        if (dv.dtype == DType.F32 && w.pattern().n() == 2 && w.pattern().m() == 4 && dv.address % 8 == 0) {
+            long groups = (long) dOut * dIn / 4;
+            launch1d("gather_kept_add_f32_2of4", blocks(groups), dv.address, dense, w.rowKept.address(), groups);
+        } else {
+            launch1d("gather_kept_add", blocks((long) dOut * k), dv.address, dv.code(), dense,
+                    CudaTensor.code(DType.F32), w.rowKept.address(), dOut, dIn, k, w.pattern().n(), w.pattern().m());
+        }
         if (dbias != null) {
             columnSums(cuda(dbias), dy, rows, dOut);
         }
