@@ -20,10 +20,13 @@ fi
 # module that any command names, java.sql for one, must be there), plus jdk.zipfs, which the JUnit launcher reaches as
 # a file-system provider (scanning the test jars), not by a class reference that jdeps could see. Less java.desktop:
 # only jackson-databind names it, as optional (`requires static`, for java.beans annotations), and it is 15 MB of
-# runtime against the 48 MiB limit.
+# runtime against the 48 MiB limit. Plus what the service's jars (.device-service: the workers, the API, S3Proxy; not
+# in this module's dependencies) need beyond those, as jdeps reads them, for device.sh's service phase:
+# jdk.management (the Temporal SDK's worker), java.naming (Jetty, logback, HikariCP, pgjdbc), java.security.jgss
+# (pgjdbc, Jetty), jdk.jfr (netty, Micronaut), jdk.httpserver (S3Proxy's metrics), jdk.net (Apache HttpCore): 1.7 MB.
 jdeps="$(dirname "$jlink")/jdeps"
 modules="$("$jdeps" --multi-release 25 --ignore-missing-deps --print-module-deps "$jars"/*.jar | sed 's/,java\.desktop//')"
-modules="$modules,jdk.zipfs"
+modules="$modules,jdk.zipfs,jdk.management,java.naming,java.security.jgss,jdk.jfr,jdk.httpserver,jdk.net"
 echo "device bundle: runtime modules $modules" >&2
 "$jlink" --add-modules "$modules" --compress=zip-9 --strip-debug --no-header-files --no-man-pages --output "$work/runtime"
 for j in "$jars"/*.jar; do

@@ -10,7 +10,18 @@
 # one step), infer (slope bench infer: prefill and decoding, dense vs SLoPe), gpurun (issue 14's GPT-2-tokenized cuda
 # run through every stage, killed and resumed, its hf/ export checked by transformers), quality (issue 18: bench/quality
 # gutenberg, every mode at equal tokens on the Gutenberg books split by book), qualityref (the same data and schedule
-# in stock PyTorch, dense and static 2:4: the check on quality's dense runs).
+# in stock PyTorch, dense and static 2:4: the check on quality's dense runs), service (issue 14: the whole service,
+# slope up and a GPU worker, runs a cuda run submitted over REST, its GPU worker SIGKILLed mid-chunk and replaced:
+# service.sh).
+# The service phase needs more than one call can carry (64 MiB): device-bundle/stage-service.sh stages .device-service
+# (the service's jars and PostgreSQL, < 60 MiB) and .device-temporal (the Temporal CLI, 28 MiB), each carried by a
+# call of its own first; a folder carried once stays on the warm machine while later calls do not name it (assumed:
+# the device tool says so, untested), and a machine that went back takes all three again:
+#   run(command="true", carry=[".device-service"])
+#   run(command="true", carry=[".device-temporal"])
+#   run(command=".device/device.sh service", carry=[".device"])
+# SLOPE_DEVICE_CPU=1 runs a phase on a machine without a GPU (no nvidia-smi, no DeviceReport): only the service phase
+# with SERVICE_BACKEND=cpu means anything there (device-bundle/check-service.sh).
 # Usage: device.sh PHASE...
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -42,9 +53,13 @@ step_xl=("$java" --enable-native-access=ALL-UNNAMED -Xmx80g -cp "$cp" io.slope.c
 infer_xl=("$java" --enable-native-access=ALL-UNNAMED -Xmx80g -cp "$cp" io.slope.cli.SlopeCli bench infer)
 
 # Facts for the summary live in $work; what comes back ($OUT, at most 8 files) is logs, JUnit XML and summary.json.
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,temperature.gpu --format=csv,noheader \
-    | tee "$work/nvidia-smi.txt"
-"$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.DeviceReport "$commit" >"$work/device.json" || exit 1
+if [[ "${SLOPE_DEVICE_CPU:-0}" == 1 ]]; then
+    echo "{\"commit\": \"$commit\", \"device\": \"none: SLOPE_DEVICE_CPU=1\"}" >"$work/device.json"
+else
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,temperature.gpu --format=csv,noheader \
+        | tee "$work/nvidia-smi.txt"
+    "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.DeviceReport "$commit" >"$work/device.json" || exit 1
+fi
 cat "$work/device.json"
 
 # The GPU tests SELECTORS… run by JUnit's console launcher into REPORTS, logged to $out/NAME.log; prints the failures
@@ -356,9 +371,15 @@ for phase in "${phases[@]}"; do
             done
             cat "$out/kernels.txt"
             ;;
+        service)
+            # Issue 14: the whole service on this machine (service.sh, the header above): OUT/service.json and
+            # OUT/service-logs.tar.gz.
+            bash "$here/service.sh" "$root" "$work/service" "$out" || status=1
+            cp "$out/service.json" "$work/" 2>/dev/null
+            ;;
         *)
             echo "unknown phase $phase (parity, nccl, ranks, train200, train200dense, qualityref, bench, benchsmall, benchxl, attention," \
-                "steps, steps124, profile124, profile1558, kernels, infer, gpurun, quality, kernelparity)" >&2
+                "steps, steps124, profile124, profile1558, kernels, infer, gpurun, quality, kernelparity, service)" >&2
             status=2
             ;;
     esac

@@ -7,9 +7,10 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 dest="$root/.device"
 bundle="$root/device-bundle/target/slope-device.tar.xz"
 [[ -f "$bundle" ]] || { echo "stage: $bundle is missing; build it: mvn -pl device-bundle -am verify -DskipTests" >&2; exit 1; }
-grep -qx '/.device/' "$root/.git/info/exclude" 2>/dev/null || echo '/.device/' >>"$root/.git/info/exclude"
+exclude="$(git -C "$root" rev-parse --path-format=absolute --git-path info/exclude)" # a worktree's too
+grep -qx '/.device/' "$exclude" 2>/dev/null || echo '/.device/' >>"$exclude"
 rm -rf "$dest" && mkdir -p "$dest"
-cp "$bundle" "$root"/device-bundle/{device.sh,summarize.py,compare_runs.py,compare_ranks.py,kernel_table.py,char200.json,ranks.json,gpurun.sh,gpurun.json,compare_resume.py,hf_check.py} \
+cp "$bundle" "$root"/device-bundle/{device.sh,summarize.py,compare_runs.py,compare_ranks.py,kernel_table.py,char200.json,ranks.json,gpurun.sh,gpurun.json,compare_resume.py,hf_check.py,service.sh,servicerun.py,servicerun.json} \
     "$root/bench/pytorch/train_gpt2.py" "$root/bench/pytorch/gutenberg_reference.py" "$root/bench/step_table.py" \
     "$root/bench/infer_table.py" "$root/bench/quality" \
     "$dest/"

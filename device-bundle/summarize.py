@@ -1,5 +1,5 @@
 """Summary JSON of one device run (issue 5): commit, device, driver and library versions from device.json, the JUnit
-counts and failures from the XML report, and the JSON results of the train200 and gpurun phases when they ran.
+counts and failures from the XML report, and the JSON results of the train200, gpurun and service phases when they ran.
 Usage: summarize.py OUT_DIR"""
 import json
 import os
@@ -29,7 +29,7 @@ if xml:
                     failed.append(case.get("classname") + "#" + case.get("name"))
     summary["junit"] = counts
     summary["failed"] = failed
-for name in ("train200", "train200dense", "gpurun-compare", "gpurun-hf"):
+for name in ("train200", "train200dense", "gpurun-compare", "gpurun-hf", "service"):
     path = os.path.join(out, name + ".json")
     if os.path.exists(path):
         try:

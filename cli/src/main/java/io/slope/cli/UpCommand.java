@@ -37,15 +37,23 @@ public final class UpCommand implements Callable<Integer> {
     @Option(names = "--no-api", description = "start no REST API")
     boolean noApi;
 
+    @Option(names = "--no-gpu-worker", description = "start no GPU worker: run one as its own process "
+            + "(io.slope.gpuworker.GpuWorker) with the environment written to <home>/worker.env")
+    boolean noGpuWorker;
+
+    @Option(names = "--api-build", paramLabel = "DIR", description = "the api module's build output, its slope-api jar "
+            + "and lib/ (default: api/target beside this CLI's build)")
+    Path apiBuild;
+
     @Override
     public Integer call() throws Exception {
         LocalStack stack = LocalStack.start(home, new LocalStack.Ports(temporalPort, uiPort, postgresPort, s3Port),
-                System.getenv(), line -> System.out.println("slope up: " + line));
+                System.getenv(), line -> System.out.println("slope up: " + line), !noGpuWorker);
         ApiProcess api = null;
         if (!noApi) {
             try {
-                api = ApiProcess.start(apiBuild(), stack.clientEnvironment(), apiPort, uiPort, home,
-                        line -> System.out.println("slope up: " + line));
+                api = ApiProcess.start(apiBuild == null ? checkoutApiBuild() : apiBuild, stack.clientEnvironment(),
+                        apiPort, uiPort, home, line -> System.out.println("slope up: " + line));
             } catch (Exception | Error e) {
                 stack.close();
                 throw e;
@@ -67,7 +75,7 @@ public final class UpCommand implements Callable<Integer> {
     }
 
     /** api/target of this checkout: the CLI runs from cli/target, beside it. */
-    private static Path apiBuild() throws Exception {
+    private static Path checkoutApiBuild() throws Exception {
         Path cliJar = Path.of(UpCommand.class.getProtectionDomain().getCodeSource().getLocation().toURI());
         return cliJar.getParent().getParent().getParent().resolve("api").resolve("target");
     }

@@ -67,7 +67,15 @@ public final class S3Server {
         return "http://127.0.0.1:" + port;
     }
 
+    /**
+     * S3Proxy's class path: $SLOPE_S3PROXY_CLASSPATH (its jars carried to a machine without this build's Maven
+     * repository: device-bundle/stage-service.sh), else the one Maven wrote into this jar at build time.
+     */
     private static String classpath() {
+        String configured = System.getenv("SLOPE_S3PROXY_CLASSPATH");
+        if (configured != null && !configured.isBlank()) {
+            return configured;
+        }
         try (InputStream in = S3Server.class.getResourceAsStream("s3proxy.classpath")) {
             if (in == null) {
                 throw new IllegalStateException("s3proxy.classpath is missing from slope-test-infra: build it with "

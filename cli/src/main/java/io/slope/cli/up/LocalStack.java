@@ -17,10 +17,12 @@ import io.temporal.worker.WorkerFactory;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.UUID;
 import java.util.function.Consumer;
 
@@ -28,7 +30,7 @@ import java.util.function.Consumer;
  * The one-machine stack (README, "slope up"), state under one folder: the Temporal dev server when the {@code temporal}
  * CLI is installed (else Temporal's in-process test server with time skipping off, said loudly), Postgres as an
  * unprivileged user unless SLOPE_DB_URL is set, S3Proxy unless SLOPE_S3_ENDPOINT is set, then the pipeline worker and
- * a GPU worker in this process, and the reconciler once everything is up.
+ * (unless left to one started by hand) a GPU worker in this process, and the reconciler once everything is up.
  */
 public final class LocalStack implements AutoCloseable {
     /** Ports of the services this stack starts itself. */
@@ -41,19 +43,22 @@ public final class LocalStack implements AutoCloseable {
 
     private LocalStack() {}
 
-    /** Starts every service and both workers; {@code say} gets one line per service. */
-    public static LocalStack start(Path home, Ports ports, Map<String, String> configured, Consumer<String> say)
-            throws Exception {
-        return start(home, ports, configured, say, hasTemporalCli());
+    /**
+     * Starts every service and the workers, the GPU worker only when {@code gpuWorker} (else {@code <home>/worker.env}
+     * holds what one started by hand needs); {@code say} gets one line per service.
+     */
+    public static LocalStack start(Path home, Ports ports, Map<String, String> configured, Consumer<String> say,
+            boolean gpuWorker) throws Exception {
+        return start(home, ports, configured, say, hasTemporalCli(), gpuWorker);
     }
 
     /** As {@link #start}, choosing the Temporal server: the dev server, or the in-process test server. */
     static LocalStack start(Path home, Ports ports, Map<String, String> configured, Consumer<String> say,
-            boolean devServer) throws Exception {
+            boolean devServer, boolean gpuWorker) throws Exception {
         LocalStack stack = new LocalStack();
         try {
             stack.startServices(home, ports, configured, say, devServer);
-            stack.startWorkers(home, say);
+            stack.startWorkers(home, say, gpuWorker);
         } catch (Exception | Error e) {
             stack.close();
             throw e;
@@ -116,21 +121,42 @@ public final class LocalStack implements AutoCloseable {
         env.put("SLOPE_HOME", home.toString());
     }
 
-    private void startWorkers(Path home, Consumer<String> say) throws Exception {
+    private void startWorkers(Path home, Consumer<String> say, boolean gpuWorker) throws Exception {
         environment = WorkerEnvironment.fromEnvironment(env);
         WorkerFactory pipeline = PipelineWorker.start(environment);
         stops.add(() -> {
             pipeline.shutdown();
             pipeline.awaitTermination(30, java.util.concurrent.TimeUnit.SECONDS);
         });
-        GpuWorker.Running gpu = GpuWorker.start(environment, "local-" + UUID.randomUUID().toString().substring(0, 8));
-        stops.add(gpu::stopGracefully);
-        say.accept("workers    pipeline (slope-pipeline) and gpu (slope-gpu, " + gpu.queue() + "), backend from "
-                + "each run's spec (CPU when no GPU is found)");
+        if (gpuWorker) {
+            GpuWorker.Running gpu = GpuWorker.start(environment, "local-" + UUID.randomUUID().toString()
+                    .substring(0, 8));
+            stops.add(gpu::stopGracefully);
+            say.accept("workers    pipeline (slope-pipeline) and gpu (slope-gpu, " + gpu.queue() + "), backend from "
+                    + "each run's spec (CPU when no GPU is found)");
+        } else {
+            Path workerEnv = writeWorkerEnvironment(home);
+            say.accept("workers    pipeline (slope-pipeline); no GPU worker: start one (io.slope.gpuworker.GpuWorker) "
+                    + "with the environment in " + workerEnv);
+        }
         List<UUID> restarted = new Reconciler(environment.client(), environment.catalogue(), RunOptions.DEFAULT)
                 .reconcile();
         say.accept("reconciler " + (restarted.isEmpty() ? "every unfinished run has a live workflow"
                 : "started again: " + restarted));
+    }
+
+    /**
+     * {@code <home>/worker.env}: this stack's environment for a worker started by hand, one KEY=VALUE a line (as
+     * docker's --env-file reads it), readable by this user only: it holds the S3 secret key.
+     */
+    private Path writeWorkerEnvironment(Path home) throws IOException {
+        StringBuilder lines = new StringBuilder();
+        new TreeMap<>(env).forEach((key, value) -> lines.append(key).append('=').append(value).append('\n'));
+        Path file = home.resolve("worker.env");
+        Files.deleteIfExists(file);
+        Files.createFile(file, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+        Files.writeString(file, lines);
+        return file;
     }
 
     public WorkerEnvironment environment() {

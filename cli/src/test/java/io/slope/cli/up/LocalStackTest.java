@@ -27,7 +27,10 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
-/** slope up's stack runs a tiny run end to end, keeps its state across a restart, with either Temporal server. */
+/**
+ * slope up's stack runs a tiny run end to end, keeps its state across a restart (there without its GPU worker), with
+ * either Temporal server.
+ */
 class LocalStackTest {
     private final List<Path> homes = new ArrayList<>();
 
@@ -75,14 +78,18 @@ class LocalStackTest {
         LocalStack.Ports ports = new LocalStack.Ports(Ports.free(), Ports.free(), Ports.free(), Ports.free());
         List<String> said = new ArrayList<>();
         UUID id;
-        try (LocalStack stack = LocalStack.start(home, ports, Map.of(), said::add, true)) {
+        try (LocalStack stack = LocalStack.start(home, ports, Map.of(), said::add, true, true)) {
             assertTrue(said.stream().anyMatch(l -> l.startsWith("temporal   ") && l.contains("Web UI")), said.toString());
             id = runOnce(stack, spec(home));
         }
         said.clear();
-        try (LocalStack stack = LocalStack.start(home, ports, Map.of(), said::add, true)) {
+        try (LocalStack stack = LocalStack.start(home, ports, Map.of(), said::add, true, false)) {
             assertEquals("SUCCEEDED", stack.environment().catalogue().run(id).orElseThrow().status().name(),
                     "the catalogue survived the restart");
+            Path workerEnv = home.resolve("worker.env");
+            assertTrue(Files.readAllLines(workerEnv).contains("SLOPE_DB_URL=" + stack.clientEnvironment()
+                    .get("SLOPE_DB_URL")), "without its GPU worker the stack wrote a worker's environment");
+            assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(workerEnv)));
             RunOutcome again = stack.environment().client().newUntypedWorkflowStub(SlopeRunWorkflow.workflowId(
                     id.toString())).getResult(RunOutcome.class);
             assertEquals("SUCCEEDED", again.status(), "so did the workflow history (SQLite)");
@@ -95,7 +102,7 @@ class LocalStackTest {
         Path home = home();
         LocalStack.Ports ports = new LocalStack.Ports(Ports.free(), Ports.free(), Ports.free(), Ports.free());
         List<String> said = new ArrayList<>();
-        try (LocalStack stack = LocalStack.start(home, ports, Map.of(), said::add, false)) {
+        try (LocalStack stack = LocalStack.start(home, ports, Map.of(), said::add, false, true)) {
             assertTrue(said.stream().anyMatch(l -> l.contains("WARNING") && l.contains("in-process test server")),
                     said.toString());
             runOnce(stack, spec(home));
