@@ -1277,49 +1277,50 @@ __device__ __forceinline__ uint32_t packBf16(float lo, float hi) {
 }
 
 // The values of (W^{R,C})ᵀ straight into its compressed value region (row c holds its dOut / 2 slots in increasing r),
-// once the support above is compressed: W^R[r][c] at the mask's positions, 0 at the padding. The row mask keeps exactly
-// N of every M along dIn, so W^R[r][c] is the one of the N kept entries of row r in c's group, (c / M)·N + e, whose
-// offset is c % M. A transpose: each block takes 32 columns c × 32 groups g through shared memory, reading with c
-// fastest (the values, row mask and column mask of a row are contiguous) and writing each group's two slots as one
-// 32-bit word with g fastest (a row c of the output is contiguous), so both sides coalesce. Grid (⌈dIn/32⌉,
-// ⌈dOut/128⌉), 256 threads.
+// once the support above is compressed: W^R[r][c] at the mask's positions, 0 at the padding. A block takes 128 rows r
+// × 32 columns c of W^R: the rows' kept values (16 a row at 2:4, contiguous) are read coalesced and placed into a
+// shared tile transposed, (c, r), zero where W^R is; then each (c, group g of 4 rows) reads its four values as one
+// 16-byte load and writes its two slots as one 32-bit word, g fastest (a row c of the output is contiguous). Grid
+// (⌈dIn/32⌉, ⌈dOut/128⌉), 256 threads; the row mask is 2:4.
 extern "C" __global__ void write_compressed_transposed_values(__nv_bfloat16* compressed, const void* values,
                                                               int dtValues, const uint8_t* rowKept,
-                                                              const uint32_t* columnMask, int dOut, int dIn, int k,
-                                                              int N, int M) {
-    __shared__ uint32_t tile[32][33];
-    int lane = threadIdx.x & 31;
-    int groups = dOut / 4;
+                                                              const uint32_t* columnMask, int dOut, int dIn) {
+    __shared__ __align__(16) float tile[32][132];
     int c0 = blockIdx.x * 32;
-    int g0 = blockIdx.y * 32;
-    for (int y = threadIdx.x >> 5; y < 32; y += blockDim.x >> 5) {
-        int c = c0 + lane;
-        int g = g0 + y;
-        float v[2] = {0.0f, 0.0f};
-        if (c < dIn && g < groups) {
-            bool slot[4], masked[4];
-            transposedSlots(columnMask, dIn, c, g, slot, masked);
-            int offset = c % M;
-            int s = 0;
-            for (int j = 0; j < 4 && s < 2; j++) {
-                if (!slot[j]) continue;
-                if (masked[j]) {
-                    size_t base = (size_t)(4 * g + j) * k + (size_t)(c / M) * N;
-                    for (int e = 0; e < N; e++) {
-                        if (rowKept[base + e] == offset) v[s] = ld(values, base + e, dtValues);
-                    }
-                }
-                s++;
-            }
+    int r0 = blockIdx.y * 128;
+    int k = dIn / 2;
+    for (int i = threadIdx.x; i < 32 * 132; i += blockDim.x) (&tile[0][0])[i] = 0.0f;
+    __syncthreads();
+    for (int i = threadIdx.x; i < 128 * 16; i += blockDim.x) {
+        int r = r0 + i / 16;
+        int j = c0 / 2 + i % 16;  // the kept index in row r: groups c0 / 4 onwards, 2 a group
+        if (r < dOut && j < k) {
+            size_t at = (size_t)r * k + j;
+            tile[(j / 2) * 4 + rowKept[at] - c0][r - r0] = ld(values, at, dtValues);
         }
-        tile[y][lane] = packBf16(v[0], v[1]);
     }
     __syncthreads();
+    int lane = threadIdx.x & 31;
+    int groups = dOut / 4;
     uint32_t* words = reinterpret_cast<uint32_t*>(compressed);
     for (int y = threadIdx.x >> 5; y < 32; y += blockDim.x >> 5) {
         int c = c0 + y;
-        int g = g0 + lane;
-        if (c < dIn && g < groups) words[(size_t)c * groups + g] = tile[lane][y];
+        int g = blockIdx.y * 32 + lane;
+        if (c >= dIn || g >= groups) continue;
+        bool slot[4], masked[4];
+        transposedSlots(columnMask, dIn, c, g, slot, masked);
+        float4 q = *reinterpret_cast<const float4*>(&tile[y][4 * lane]);
+        float w[4] = {q.x, q.y, q.z, q.w};
+        float v[2] = {0.0f, 0.0f};
+        int s = 0;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            if (slot[j] && s < 2) {
+                if (masked[j]) v[s] = w[j];
+                s++;
+            }
+        }
+        words[(size_t)c * groups + g] = packBf16(v[0], v[1]);
     }
 }
 

@@ -586,7 +586,7 @@ public final class CudaBackend implements Backend {
                     }
                     launchGrid("write_compressed_transposed_values", ceil(dIn, 32), ceil(dOut / 4, 32), THREADS, 0,
                             w.backward.compressed.address(), w.values.address, w.values.code(), w.rowKept.address(),
-                            w.columnMask.address(), dOut, dIn, k, p.n(), p.m());
+                            w.columnMask.address(), dOut, dIn);
                 } else {
                     long denseBackward = scatterDense(w, DType.BF16, w.columnMask, true);
                     device.timed("compress dX operand", () -> w.backward.compress(denseBackward));
