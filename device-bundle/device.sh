@@ -313,7 +313,7 @@ for phase in "${phases[@]}"; do
         qualityref)
             # Issue 18: is our dense quality run right? The same small model, data, schedule and optimizer in stock
             # PyTorch (bench/pytorch/gutenberg_reference.py), dense and static 2:4, at each peak LR of QUALITY_LRS
-            # (default 1e-3, the quality grid's), all side by side; the tokens are our own prepared shards, made by
+            # (default 3e-4, the quality grid's), all side by side; the tokens are our own prepared shards, made by
             # a one-step `slope train` of the grid's first spec. Lines in quality-reference.jsonl.
             q="$work/qualityref" && mkdir -p "$q" && tar -C "$q" -xJf "$here/gutenberg.tar.xz"
             PYTHONUNBUFFERED=1 timeout 200 python3 "$here/quality" gutenberg --corpus "$q/gutenberg" \
@@ -322,7 +322,7 @@ for phase in "${phases[@]}"; do
                 >"$out/qualityref-prepare.log" 2>&1 || status=1
             tokens="${QUALITY_TOKENS:-16777216}"
             pids=()
-            for lr in ${QUALITY_LRS:-1e-3}; do
+            for lr in ${QUALITY_LRS:-3e-4}; do
                 for mode in dense static-2:4; do
                     timeout 420 python3 "$here/gutenberg_reference.py" --data "$q/work/runs/small-dense-s1/dataset" \
                         --mode "$mode" --lr "$lr" --steps $((tokens / 16384)) --out "$out/quality-reference.jsonl" \

@@ -12,7 +12,7 @@ random streams (init, windows), so a seed here is not a seed there.
 
 Reads a prepared dataset folder (dataset.json with train-*.tok and val-*.tok shards, docs/formats.md "Token shards").
 
-Usage: gutenberg_reference.py --data DATASET_DIR --mode dense --lr 1e-3 --steps 1024 --out FILE.jsonl
+Usage: gutenberg_reference.py --data DATASET_DIR --mode dense --lr 3e-4 --steps 1024 --out FILE.jsonl
 """
 import argparse
 import json
@@ -103,7 +103,7 @@ def main():
     parser.add_argument("--seq-len", type=int, default=1024)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=1024)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--min-lr-ratio", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--eval-every", type=int, help="default steps/10, as bench/quality")
