@@ -83,6 +83,13 @@ final class CudaDevice implements AutoCloseable {
     private final boolean profiling = profileMode.equals("1") || profileMode.equals("events");
     private final boolean eventProfiling = profileMode.equals("events");
     static final String IDLE = "(GPU idle between operations)";
+    /**
+     * Host entries of the profile, not GPU time: {@link #HOST_OPERATIONS} counts the operations queued (its time is
+     * 0), {@link #HOST_WAIT} the synchronisations and the time the host spent in them. The step's wall time less the
+     * waiting is the host's own work, which the GPU's idle time shows when the host falls behind.
+     */
+    static final String HOST_OPERATIONS = "(host) operations queued";
+    static final String HOST_WAIT = "(host) waiting for the GPU";
     private final Map<String, long[]> profile = new java.util.TreeMap<>();
     /** Events mode: the pool (reused after each read of the profile), and the operation of each recorded pair. */
     private final java.util.List<jcuda.driver.CUevent> events = new java.util.ArrayList<>();
@@ -220,7 +227,13 @@ final class CudaDevice implements AutoCloseable {
     }
 
     void synchronize() {
+        if (!profiling) {
+            cuStreamSynchronize(stream);
+            return;
+        }
+        long start = System.nanoTime();
         cuStreamSynchronize(stream);
+        addToProfile(HOST_WAIT, System.nanoTime() - start);
     }
 
     /** Runs {@code work} (queued device work); when profiling, synchronises around it and adds its time to {@code what}. */
@@ -229,6 +242,7 @@ final class CudaDevice implements AutoCloseable {
             work.run();
             return;
         }
+        addToProfile(HOST_OPERATIONS, 0);
         if (eventProfiling) {
             // The pair is taken before the work runs, so an operation timed inside it gets a pair of its own.
             int pair = eventOperations.size();
@@ -265,7 +279,7 @@ final class CudaDevice implements AutoCloseable {
      * one operation's end and the next one's start to {@link #IDLE}; the pool is then free again.
      */
     private void collectEvents() {
-        synchronize();
+        cuStreamSynchronize(stream);
         float[] ms = new float[1];
         long idle = 0;
         for (int i = 0; i < eventOperations.size(); i++) {

@@ -266,14 +266,24 @@ public final class StepBench {
 
     /** The profiled operations per step (of {@code steps}), largest first; clears the profile. */
     static void printProfile(CudaBackend backend, int steps) {
-        double total = backend.profile().values().stream().mapToLong(v -> v[1]).sum() / 1e6 / steps;
+        double total = backend.profile().entrySet().stream().filter(e -> !isHostEntry(e.getKey()))
+                .mapToLong(e -> e.getValue()[1]).sum() / 1e6 / steps;
         System.out.printf("  profile per step (ms, %s), total %.2f:%n", backend.profile().containsKey(CudaDevice.IDLE)
                 ? "GPU time by CUDA events, unsynchronised" : "synchronised", total);
+        long[] operations = backend.profile().getOrDefault(CudaDevice.HOST_OPERATIONS, new long[2]);
+        long[] waits = backend.profile().getOrDefault(CudaDevice.HOST_WAIT, new long[2]);
+        System.out.printf("  host per step: %d operations queued, %d synchronisations, %.3f ms waiting for the GPU%n",
+                operations[0] / steps, waits[0] / steps, waits[1] / 1e6 / steps);
         backend.profile().entrySet().stream()
+                .filter(e -> !isHostEntry(e.getKey()))
                 .sorted((a, b) -> Long.compare(b.getValue()[1], a.getValue()[1]))
                 .limit(25)
                 .forEach(e -> System.out.printf("  %9.3f ms %5.1f%%  %4d calls  %s%n", e.getValue()[1] / 1e6 / steps,
                         100.0 * e.getValue()[1] / 1e6 / steps / total, e.getValue()[0] / steps, e.getKey()));
         backend.profile().clear();
+    }
+
+    private static boolean isHostEntry(String name) {
+        return name.equals(CudaDevice.HOST_OPERATIONS) || name.equals(CudaDevice.HOST_WAIT);
     }
 }
