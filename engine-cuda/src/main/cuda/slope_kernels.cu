@@ -1024,6 +1024,18 @@ extern "C" __global__ void sum_squares_multi(double* partial, const MtTensor* te
     }
 }
 
+// Every listed tensor zeroed: a step's gradients in one launch (a memset is one launch per tensor).
+extern "C" __global__ void zero_multi(const MtTensor* tensors, const long long* chunkStart, int count,
+                                      long long chunks) {
+    for (long long c = blockIdx.x; c < chunks; c += gridDim.x) {
+        int t = mtTensorOf(chunkStart, count, c);
+        MtTensor d = tensors[t];
+        long long begin = (c - chunkStart[t]) * MT_CHUNK;
+        long long end = begin + MT_CHUNK < d.n ? begin + MT_CHUNK : d.n;
+        for (long long i = begin + threadIdx.x; i < end; i += blockDim.x) st((void*)d.x, i, 0.0f, d.dt);
+    }
+}
+
 // One AdamW update of fp32 state in place, in the arithmetic of adamw_multi's general loop: fp64, the moments rounded
 // to fp32 as they are stored before the bias corrections read them.
 __device__ __forceinline__ void adamwF32(float& p, float grad, float& m, float& v, double coef, double beta1,

@@ -101,6 +101,7 @@ public final class CudaBackend implements Backend {
     private final DevicePointer[] scratch = new DevicePointer[SLOTS];
     private final long[] scratchBytes = new long[SLOTS];
     private MultiTensorTable sumTable;
+    private MultiTensorTable zeroTable;
     private MultiTensorTable adamwTable;
     /** What {@link #close} frees; by identity, so that {@link #release} finds a tensor's own pointer. */
     private final Set<DevicePointer> allocations = Collections.newSetFromMap(new IdentityHashMap<>());
@@ -441,6 +442,29 @@ public final class CudaBackend implements Backend {
         CudaTensor c = cuda(t);
         device.memsetZero(c.pointer, c.bytes());
         c.written();
+    }
+
+    @Override
+    public void zero(List<Tensor> tensors) {
+        if (tensors.isEmpty()) {
+            return;
+        }
+        zeroTable = tensorTable(zeroTable, tensors);
+        launchGrid("zero_multi", zeroTable.grid(), 1, THREADS, 0, zeroTable.recordsAddress(),
+                zeroTable.chunkStartAddress(), zeroTable.count, zeroTable.chunks);
+        tensors.forEach(t -> cuda(t).written());
+    }
+
+    /** The multi-tensor table of {@code tensors} as the kernels' struct MtTensor (x, n, dt, pad), reusing previous. */
+    private MultiTensorTable tensorTable(MultiTensorTable previous, List<Tensor> tensors) {
+        ByteBuffer records = MultiTensorTable.records(tensors.size(), 24);
+        long[] counts = new long[tensors.size()];
+        for (int i = 0; i < counts.length; i++) {
+            CudaTensor x = cuda(tensors.get(i));
+            records.putLong(x.address).putLong(x.count).putInt(x.code()).putInt(0);
+            counts[i] = x.count;
+        }
+        return MultiTensorTable.of(device, previous, records, counts);
     }
 
     // ---- N:M sparse weights ---------------------------------------------------------------------------------------
@@ -1287,15 +1311,7 @@ public final class CudaBackend implements Backend {
         if (tensors.isEmpty()) {
             return;
         }
-        // struct MtTensor: x, n, dt, pad.
-        ByteBuffer records = MultiTensorTable.records(tensors.size(), 24);
-        long[] counts = new long[tensors.size()];
-        for (int i = 0; i < counts.length; i++) {
-            CudaTensor x = cuda(tensors.get(i));
-            records.putLong(x.address).putLong(x.count).putInt(x.code()).putInt(0);
-            counts[i] = x.count;
-        }
-        sumTable = MultiTensorTable.of(device, sumTable, records, counts);
+        sumTable = tensorTable(sumTable, tensors);
         int grid = sumTable.grid();
         long partial = scratch(SLOT_PARTIAL, 8L * grid);
         launchGrid("sum_squares_multi", grid, 1, THREADS, 0, partial, sumTable.recordsAddress(),
@@ -1391,7 +1407,7 @@ public final class CudaBackend implements Backend {
             }
         }
         allocations.clear();
-        for (MultiTensorTable table : new MultiTensorTable[] {sumTable, adamwTable}) {
+        for (MultiTensorTable table : new MultiTensorTable[] {sumTable, zeroTable, adamwTable}) {
             if (table != null) {
                 table.free(device);
             }

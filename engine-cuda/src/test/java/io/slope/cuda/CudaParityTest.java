@@ -532,6 +532,22 @@ class CudaParityTest {
         }
     }
 
+    /** The gradients' one-launch zeroing: every listed tensor, whatever its type and length, and no other. */
+    @Test
+    void zeroingAListZeroesEveryListedTensorAndNoOther() {
+        GpuParity t = new GpuParity(CudaBackend.Precision.BF16);
+        List<Pair> listed = List.of(t.input(DType.F32, 1, 300_007), t.input(DType.BF16, 1, MultiTensorTable.CHUNK),
+                t.input(DType.F64, 1, 5));
+        Pair other = t.input(DType.F32, 1, 1000);
+        double[] before = t.gpu.download(other.gpu());
+        t.gpu.zero(listed.stream().map(Pair::gpu).toList());
+        for (Pair p : listed) {
+            double[] values = t.gpu.download(p.gpu());
+            assertTrue(Arrays.stream(values).allMatch(v -> v == 0.0), p.type() + " of " + values.length + " not zeroed");
+        }
+        assertArrayEquals(before, t.gpu.download(other.gpu()));
+    }
+
     /**
      * The bf16 copy of a master weight that the GEMMs read follows every change of the weight: made at its first use
      * after an optimizer step, rewritten by the optimizer, remade after an upload. A stale copy would be off by the

@@ -55,6 +55,11 @@ public interface Backend extends AutoCloseable {
 
     void zero(Tensor t);
 
+    /** Zeroes every listed tensor (a step's gradients): on a GPU one launch, not one per tensor. */
+    default void zero(List<Tensor> tensors) {
+        tensors.forEach(this::zero);
+    }
+
     /**
      * Gives a tensor's memory back now (activations of a micro-batch size that did not fit, or of a closed model); the
      * tensor must not be used afterwards, and one this backend no longer holds is ignored. The CPU's tensors are heap

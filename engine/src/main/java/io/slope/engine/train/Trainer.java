@@ -268,9 +268,7 @@ public final class Trainer {
      * the passes' mean losses (equal-sized passes: the mean over its tokens).
      */
     private double forwardBackward(int step) {
-        for (Parameter p : parameters) {
-            model.backend().zero(p.grad());
-        }
+        model.backend().zero(parameters.stream().map(Parameter::grad).toList());
         int T = model.config().seqLen();
         double gradScale = 1.0 / ((double) batchSize * T * gradAccum);
         int passes = batchSize / sequencesPerPass;
