@@ -284,10 +284,15 @@ public final class CudaBackend implements Backend {
         if (c.bf16Copy != null && !c.bf16CopyBorrowed) {
             free(c.bf16Copy);
         }
+        dropBuckets(c);
+    }
+
+    private void dropBuckets(CudaTensor c) {
         if (c.buckets != null) {
             release(c.buckets.tokens());
             release(c.buckets.starts());
             release(c.buckets.rows());
+            c.buckets = null;
         }
     }
 
@@ -336,28 +341,42 @@ public final class CudaBackend implements Backend {
         uploadBuckets(t, src);
     }
 
-    /** Groups the rows of an uploaded id tensor by id (counting sort, stable) for {@link #embeddingBackward}. */
+    /**
+     * Groups the rows of an uploaded id tensor by id, ids ascending and rows ascending within an id (a counting sort
+     * over the ids' range: host time on every micro-batch, before the GPU has work) for {@link #embeddingBackward}.
+     * Ids outside [0, 2^24) get no buckets: the embedding kernels report them, and its backward takes the plain path.
+     */
     private void uploadBuckets(CudaTensor t, int[] ids) {
         int n = ids.length;
-        java.util.TreeMap<Integer, Integer> counts = new java.util.TreeMap<>();
+        int max = 0;
         for (int id : ids) {
-            counts.merge(id, 1, Integer::sum);
+            if (id < 0 || id >= 1 << 24) {
+                dropBuckets(t);
+                return;
+            }
+            max = Math.max(max, id);
         }
-        int distinct = counts.size();
+        int[] slot = new int[max + 1];
+        for (int id : ids) {
+            slot[id]++;
+        }
+        int distinct = 0;
+        for (int count : slot) {
+            distinct += count > 0 ? 1 : 0;
+        }
         int[] tokens = new int[distinct];
         int[] starts = new int[distinct + 1];
-        java.util.Map<Integer, Integer> slot = new java.util.HashMap<>();
-        int u = 0;
-        for (var e : counts.entrySet()) {
-            tokens[u] = e.getKey();
-            starts[u + 1] = starts[u] + e.getValue();
-            slot.put(e.getKey(), u);
-            u++;
+        for (int id = 0, u = 0; id <= max; id++) {
+            if (slot[id] > 0) {
+                tokens[u] = id;
+                starts[u + 1] = starts[u] + slot[id];
+                slot[id] = u++;
+            }
         }
         int[] cursor = java.util.Arrays.copyOf(starts, distinct);
         int[] rows = new int[n];
         for (int r = 0; r < n; r++) {
-            rows[cursor[slot.get(ids[r])]++] = r;
+            rows[cursor[slot[ids[r]]]++] = r;
         }
         if (t.buckets == null || t.buckets.tokens().count < distinct) {
             t.buckets = new CudaTensor.TokenBuckets(distinct, (CudaTensor) zeros(DType.I32, Math.max(1, n)),
