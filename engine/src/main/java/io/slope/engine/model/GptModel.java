@@ -552,9 +552,18 @@ public final class GptModel implements AutoCloseable {
      * losses on the backend; {@link #meanLoss} reads them.
      */
     public void forward(int[] inputs, int[] targets, int B) {
-        Activations a = forwardToLogits(forwardActivations(B), inputs, null);
-        backend.uploadInts(a.targets, checkLength(targets, B, "targets"));
+        Activations a = forwardActivations(B);
+        uploadTargets(a, targets);
+        forwardToLogits(a, inputs, null);
         backend.crossEntropyForwardBackward(a.losses, null, a.logits, a.targets, 0.0);
+    }
+
+    /**
+     * Before the forward: an upload waits for the work queued before it, so one after the forward would leave a GPU
+     * idle until the host had queued the loss and the backward.
+     */
+    private void uploadTargets(Activations a, int[] targets) {
+        backend.uploadInts(a.targets, checkLength(targets, a.B, "targets"));
     }
 
     /**
@@ -563,8 +572,9 @@ public final class GptModel implements AutoCloseable {
      */
     public void forwardBackward(int[] inputs, int[] targets, int B, double gradScale) {
         requireTraining();
-        Activations a = forwardToLogits(activations(B), inputs, null);
-        backend.uploadInts(a.targets, checkLength(targets, B, "targets"));
+        Activations a = activations(B);
+        uploadTargets(a, targets);
+        forwardToLogits(a, inputs, null);
         backend.crossEntropyForwardBackward(a.losses, a.logits, a.logits, a.targets, gradScale);
         backward(a);
     }
