@@ -825,8 +825,8 @@ public final class CudaBackend implements Backend {
                     dy.code(), x.address, x.code(), mu.address, mu.code(), rs.address, rs.code(), rows, C,
                     REDUCE_CHUNK_ROWS, chunks);
         }
-        launchGrid("column_sums_finish", ceil(C, THREADS), 1, THREADS, 0, dw.address, dw.code(), partial, chunks, C);
-        launchGrid("column_sums_finish", ceil(C, THREADS), 1, THREADS, 0, db.address, db.code(),
+        launchGrid("column_sums_finish", ceil(C, 32), 1, THREADS, 0, dw.address, dw.code(), partial, chunks, C);
+        launchGrid("column_sums_finish", ceil(C, 32), 1, THREADS, 0, db.address, db.code(),
                 partial + 4L * chunks * C, chunks, C);
     }
 
@@ -1582,7 +1582,7 @@ public final class CudaBackend implements Backend {
             launchGrid("column_sums_partial", ceil(cols, THREADS), chunks, THREADS, 0, partial, x.address, x.code(),
                     rows, cols, REDUCE_CHUNK_ROWS);
         }
-        launchGrid("column_sums_finish", ceil(cols, THREADS), 1, THREADS, 0, out.address, out.code(), partial, chunks,
+        launchGrid("column_sums_finish", ceil(cols, 32), 1, THREADS, 0, out.address, out.code(), partial, chunks,
                 cols);
     }
 
