@@ -254,21 +254,24 @@ extern "C" __global__ void embedding_backward(void* dwte, int dtDwte, void* dwpe
     }
 }
 
-// dwte for one distinct token per block row (blockIdx.y), channels across threads: its rows (bucketRows[start[u] ..
-// start[u+1]), increasing, as the CPU adds them) summed in order into its vocabulary row, rounded after every add.
+// dwte for each distinct token u (block rows, u += gridDim.y), channels across threads: its rows (bucketRows[start[u]
+// .. start[u+1]), increasing, as the CPU adds them) summed in order into its vocabulary row, rounded after every add.
+// The count of distinct tokens is read on the device (bucketStart[rows + 1]), so a recorded pass replays with others.
 extern "C" __global__ void embedding_backward_wte_buckets(void* dwte, int dtDwte, const void* dout, int dtDout,
                                                           const int* bucketTokens, const int* bucketStart,
-                                                          const int* bucketRows, int C) {
-    int u = blockIdx.y;
+                                                          const int* bucketRows, int C, int rows) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
-    size_t ie = (size_t)bucketTokens[u] * C + c;
-    float acc = ld(dwte, ie, dtDwte);
-    for (int i = bucketStart[u]; i < bucketStart[u + 1]; i++) {
-        acc = acc + ld(dout, (size_t)bucketRows[i] * C + c, dtDout);
-        if (dtDwte == DT_BF16) acc = __bfloat162float(__float2bfloat16_rn(acc));
+    int distinct = bucketStart[rows + 1];
+    for (int u = blockIdx.y; u < distinct; u += gridDim.y) {
+        size_t ie = (size_t)bucketTokens[u] * C + c;
+        float acc = ld(dwte, ie, dtDwte);
+        for (int i = bucketStart[u]; i < bucketStart[u + 1]; i++) {
+            acc = acc + ld(dout, (size_t)bucketRows[i] * C + c, dtDout);
+            if (dtDwte == DT_BF16) acc = __bfloat162float(__float2bfloat16_rn(acc));
+        }
+        st(dwte, ie, acc, dtDwte);
     }
-    st(dwte, ie, acc, dtDwte);
 }
 
 // dwpe[t, c] += Σ_b dout[b·T + t, c], b in order, rounded after every add.

@@ -20,6 +20,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import jcuda.Pointer;
+import jcuda.driver.CUgraphExec;
 
 /**
  * The CUDA backend: every {@link Backend} operation queued on one stream of one GPU, synchronising only in
@@ -57,6 +58,7 @@ public final class CudaBackend implements Backend {
     }
 
     private static final int THREADS = 256;
+    private static final int MAX_GRID_Y = 65535;
     /** Kernel-choice keys of the 2:4-or-dense dX decision ({@link #dxOnDense}); values "2:4" or "dense". */
     static final String DX_CHOICE_PREFIX = "slope dX ";
     private static final int DX_TIMING_REPS = 5;
@@ -328,6 +330,7 @@ public final class CudaBackend implements Backend {
         };
         device.copyToDevice(t.pointer, host, t.bytes());
         t.written();
+        device.weightsChanged();
     }
 
     @Override
@@ -380,11 +383,14 @@ public final class CudaBackend implements Backend {
         }
         if (t.buckets == null || t.buckets.tokens().count < distinct) {
             t.buckets = new CudaTensor.TokenBuckets(distinct, (CudaTensor) zeros(DType.I32, Math.max(1, n)),
-                    (CudaTensor) zeros(DType.I32, n + 1), (CudaTensor) zeros(DType.I32, Math.max(1, n)));
+                    (CudaTensor) zeros(DType.I32, n + 2), (CudaTensor) zeros(DType.I32, Math.max(1, n)));
         }
         t.buckets = new CudaTensor.TokenBuckets(distinct, t.buckets.tokens(), t.buckets.starts(), t.buckets.rows());
         device.copyToDevice(t.buckets.tokens().pointer, Pointer.to(tokens), 4L * distinct);
         device.copyToDevice(t.buckets.starts().pointer, Pointer.to(starts), 4L * (distinct + 1));
+        // The count after the n + 1 starts, where embedding_backward_wte_buckets reads it.
+        device.copyToDevice(t.buckets.starts().pointer.withByteOffset(4L * (n + 1)), Pointer.to(new int[] {distinct}),
+                4);
         device.copyToDevice(t.buckets.rows().pointer, Pointer.to(rows), 4L * n);
     }
 
@@ -461,6 +467,63 @@ public final class CudaBackend implements Backend {
         CudaTensor c = cuda(t);
         device.memsetZero(c.pointer, c.bytes());
         c.written();
+        if (c.bf16Copy != null) {
+            device.weightsChanged();
+        }
+    }
+
+    /**
+     * SLOPE_CUDA_GRAPHS=1: {@link #repeat} records a pass at its third call within one generation of the device's
+     * memory (the first two run it: algorithm searches, the dX timing and scratch growth happen there) and replays the
+     * recording from then on. Off by default until the recorded step is checked on a GPU against the eager one.
+     */
+    private boolean graphs = "1".equals(System.getenv("SLOPE_CUDA_GRAPHS"));
+    private static final int EAGER_CALLS_BEFORE_RECORDING = 2;
+    private final Map<String, Recording> recordings = new HashMap<>();
+
+    private static final class Recording {
+        long generation = -1;
+        int eagerCalls;
+        CUgraphExec exec;
+    }
+
+    @Override
+    public void repeat(String key, Runnable pass) {
+        if (!graphs || device.profiling()) {
+            pass.run();
+            return;
+        }
+        Recording r = recordings.computeIfAbsent(key, k -> new Recording());
+        if (r.generation != device.generation()) {
+            dropRecording(r);
+            r.eagerCalls = 0;
+        }
+        if (r.exec == null && r.eagerCalls < EAGER_CALLS_BEFORE_RECORDING) {
+            pass.run();
+            r.eagerCalls++;
+            r.generation = device.generation();
+            return;
+        }
+        if (r.exec == null) {
+            r.exec = device.record(pass);
+            r.generation = device.generation();
+        }
+        device.launch(r.exec);
+    }
+
+    /** Turns the recording of repeated passes on or off (the test of the recorded step against the eager one). */
+    void recordRepeatedPasses(boolean on) {
+        graphs = on;
+        recordings.values().forEach(this::dropRecording);
+        recordings.clear();
+    }
+
+    private void dropRecording(Recording r) {
+        if (r.exec != null) {
+            device.synchronize();
+            device.destroy(r.exec);
+            r.exec = null;
+        }
     }
 
     @Override
@@ -766,8 +829,12 @@ public final class CudaBackend implements Backend {
             return;
         }
         CudaTensor.TokenBuckets k = tok.buckets;
-        launchGrid("embedding_backward_wte_buckets", ceil(C, 128), k.distinct(), 128, 0, dte.address, dte.code(),
-                d.address, d.code(), k.tokens().address, k.starts().address, k.rows().address, C);
+        // A recorded pass replays with other tokens, so it covers every position (the kernel reads the count).
+        int rows = B * T;
+        launchGrid("embedding_backward_wte_buckets", ceil(C, 128),
+                Math.min(device.capturing() ? rows : k.distinct(), MAX_GRID_Y), 128, 0,
+                dte.address, dte.code(), d.address, d.code(), k.tokens().address, k.starts().address,
+                k.rows().address, C, rows);
         launch1d("embedding_backward_wpe", blocks((long) T * C), dpe.address, dpe.code(), d.address, d.code(), B, T,
                 C);
     }
@@ -1406,6 +1473,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void close() {
         device.synchronize();
+        recordings.values().forEach(this::dropRecording);
         for (CudaSparseLinear w : sparseLayers) {
             if (w.forward != null) {
                 w.forward.free();

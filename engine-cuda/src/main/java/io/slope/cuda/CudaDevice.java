@@ -46,6 +46,8 @@ import jcuda.driver.CUdevice;
 import jcuda.driver.CUdevice_attribute;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUfunction;
+import jcuda.driver.CUgraph;
+import jcuda.driver.CUgraphExec;
 import jcuda.driver.CUmodule;
 import jcuda.driver.CUresult;
 import jcuda.driver.CUstream;
@@ -94,6 +96,9 @@ final class CudaDevice implements AutoCloseable {
     /** Events mode: the pool (reused after each read of the profile), and the operation of each recorded pair. */
     private final java.util.List<jcuda.driver.CUevent> events = new java.util.ArrayList<>();
     private final java.util.List<String> eventOperations = new java.util.ArrayList<>();
+    private boolean capturing;
+    /** Counts allocations, frees and uploads of weights: a recorded pass is only replayed within one generation. */
+    private long generation;
     private final String name;
     private final int computeCapability;
     private final int driverVersion;
@@ -185,6 +190,8 @@ final class CudaDevice implements AutoCloseable {
      * moment, so the trainer can run the micro-batch in smaller passes; every other error stays JCuda's.
      */
     DevicePointer allocate(long bytes) {
+        refuseWhileRecording("an allocation of " + bytes + " bytes");
+        generation++;
         DevicePointer p = new DevicePointer();
         long size = Math.max(bytes, 16);
         try {
@@ -199,6 +206,8 @@ final class CudaDevice implements AutoCloseable {
     }
 
     void free(DevicePointer p) {
+        refuseWhileRecording("a free");
+        generation++;
         cuMemFree(p);
     }
 
@@ -216,7 +225,57 @@ final class CudaDevice implements AutoCloseable {
         jcuda.driver.JCudaDriver.cuMemsetD32Async(p, Float.floatToRawIntBits(value), count, stream);
     }
 
-    void copyToDevice(DevicePointer dst, Pointer src, long bytes) {
+    /**
+     * Records what {@code work} queues on the stream into a CUDA Graph, ready to launch; nothing of it runs now. Work
+     * that synchronises, copies or allocates cannot be recorded: it fails here, naming the call.
+     */
+    CUgraphExec record(Runnable work) {
+        jcuda.driver.JCudaDriver.cuStreamBeginCapture(stream,
+                jcuda.driver.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
+        capturing = true;
+        CUgraph graph = new CUgraph();
+        try {
+            work.run();
+        } finally {
+            capturing = false;
+            jcuda.driver.JCudaDriver.cuStreamEndCapture(stream, graph);
+        }
+        CUgraphExec exec = new CUgraphExec();
+        jcuda.driver.JCudaDriver.cuGraphInstantiate(exec, graph, 0);
+        jcuda.driver.JCudaDriver.cuGraphDestroy(graph);
+        return exec;
+    }
+
+    void launch(CUgraphExec exec) {
+        jcuda.driver.JCudaDriver.cuGraphLaunch(exec, stream);
+    }
+
+    void destroy(CUgraphExec exec) {
+        jcuda.driver.JCudaDriver.cuGraphExecDestroy(exec);
+    }
+
+    long generation() {
+        return generation;
+    }
+
+    /** A weight was written by the host: passes recorded before may hold a stale view of its low-precision copy. */
+    void weightsChanged() {
+        generation++;
+    }
+
+    /** Whether {@link #record} is recording: operations then must not depend on what the current call uploaded. */
+    boolean capturing() {
+        return capturing;
+    }
+
+    private void refuseWhileRecording(String what) {
+        if (capturing) {
+            throw new IllegalStateException(what + " while recording a CUDA Graph: the repeated pass must only queue "
+                    + "device work (run with SLOPE_CUDA_GRAPHS=0 to train without graphs)");
+        }
+    }
+
+    void copyToDevice(CUdeviceptr dst, Pointer src, long bytes) {
         synchronize();
         cuMemcpyHtoD(dst, src, bytes);
     }
@@ -227,6 +286,7 @@ final class CudaDevice implements AutoCloseable {
     }
 
     void synchronize() {
+        refuseWhileRecording("a synchronisation");
         if (!profiling) {
             cuStreamSynchronize(stream);
             return;

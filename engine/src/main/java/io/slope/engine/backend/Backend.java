@@ -55,6 +55,16 @@ public interface Backend extends AutoCloseable {
 
     void zero(Tensor t);
 
+    /**
+     * Runs {@code pass}: operations of this backend whose arguments (tensors, shapes, scalars) are the same on every
+     * call with this key, and that read whatever changes between calls (the tokens) from tensors uploaded before. A
+     * GPU may record the pass once and replay the recording on later calls (a CUDA Graph), so the host queues one
+     * launch instead of every operation. The CPU runs it.
+     */
+    default void repeat(String key, Runnable pass) {
+        pass.run();
+    }
+
     /** Zeroes every listed tensor (a step's gradients): on a GPU one launch, not one per tensor. */
     default void zero(List<Tensor> tensors) {
         tensors.forEach(this::zero);

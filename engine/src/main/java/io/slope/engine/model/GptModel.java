@@ -574,9 +574,12 @@ public final class GptModel implements AutoCloseable {
         requireTraining();
         Activations a = activations(B);
         uploadTargets(a, targets);
-        forwardToLogits(a, inputs, null);
-        backend.crossEntropyForwardBackward(a.losses, a.logits, a.logits, a.targets, gradScale);
-        backward(a);
+        backend.uploadInts(a.tokens, checkLength(inputs, B, "inputs"));
+        backend.repeat("forwardBackward " + System.identityHashCode(a) + " scale " + gradScale, () -> {
+            forwardFromTokens(a, null);
+            backend.crossEntropyForwardBackward(a.losses, a.logits, a.logits, a.targets, gradScale);
+            backward(a);
+        });
     }
 
     /** Refuses what needs gradients on a model built for inference. */
@@ -617,9 +620,14 @@ public final class GptModel implements AutoCloseable {
 
     /** The forward to the logits into {@code a}; with a cache, each layer's keys and values go into it (prefill). */
     private Activations forwardToLogits(Activations a, int[] inputs, KvCache fill) {
+        backend.uploadInts(a.tokens, checkLength(inputs, a.B, "inputs"));
+        return forwardFromTokens(a, fill);
+    }
+
+    /** {@link #forwardToLogits} from the tokens already in {@code a.tokens}. */
+    private Activations forwardFromTokens(Activations a, KvCache fill) {
         int B = a.B;
         int T = config.seqLen();
-        backend.uploadInts(a.tokens, checkLength(inputs, B, "inputs"));
         backend.embeddingForward(a.encoded, a.tokens, wte.value(), wpe.value(), B, T);
         Tensor residual = a.encoded;
         for (int l = 0; l < config.layers(); l++) {
