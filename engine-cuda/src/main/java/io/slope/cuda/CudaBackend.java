@@ -360,15 +360,17 @@ public final class CudaBackend implements Backend {
             max = Math.max(max, id);
         }
         int[] slot = new int[max + 1];
-        for (int id : ids) {
-            slot[id]++;
-        }
         int distinct = 0;
-        for (int count : slot) {
-            distinct += count > 0 ? 1 : 0;
+        for (int id : ids) {
+            if (slot[id]++ == 0) {
+                distinct++;
+            }
         }
         int[] tokens = new int[distinct];
-        int[] starts = new int[distinct + 1];
+        // Token u's rows are starts[u] .. starts[u + 1]; the count at n + 1, where embedding_backward_wte_buckets
+        // reads it.
+        int[] starts = new int[n + 2];
+        starts[n + 1] = distinct;
         for (int id = 0, u = 0; id <= max; id++) {
             if (slot[id] > 0) {
                 tokens[u] = id;
@@ -387,10 +389,7 @@ public final class CudaBackend implements Backend {
         }
         t.buckets = new CudaTensor.TokenBuckets(distinct, t.buckets.tokens(), t.buckets.starts(), t.buckets.rows());
         device.copyToDevice(t.buckets.tokens().pointer, Pointer.to(tokens), 4L * distinct);
-        device.copyToDevice(t.buckets.starts().pointer, Pointer.to(starts), 4L * (distinct + 1));
-        // The count after the n + 1 starts, where embedding_backward_wte_buckets reads it.
-        device.copyToDevice(t.buckets.starts().pointer.withByteOffset(4L * (n + 1)), Pointer.to(new int[] {distinct}),
-                4);
+        device.copyToDevice(t.buckets.starts().pointer, Pointer.to(starts), 4L * (n + 2));
         device.copyToDevice(t.buckets.rows().pointer, Pointer.to(rows), 4L * n);
     }
 

@@ -275,7 +275,7 @@ final class CudaDevice implements AutoCloseable {
         }
     }
 
-    void copyToDevice(CUdeviceptr dst, Pointer src, long bytes) {
+    void copyToDevice(DevicePointer dst, Pointer src, long bytes) {
         synchronize();
         cuMemcpyHtoD(dst, src, bytes);
     }

@@ -574,7 +574,7 @@ public final class GptModel implements AutoCloseable {
         requireTraining();
         Activations a = activations(B);
         uploadTargets(a, targets);
-        backend.uploadInts(a.tokens, checkLength(inputs, B, "inputs"));
+        uploadInputs(a, inputs);
         backend.repeat("forwardBackward " + System.identityHashCode(a) + " scale " + gradScale, () -> {
             forwardFromTokens(a, null);
             backend.crossEntropyForwardBackward(a.losses, a.logits, a.logits, a.targets, gradScale);
@@ -620,8 +620,12 @@ public final class GptModel implements AutoCloseable {
 
     /** The forward to the logits into {@code a}; with a cache, each layer's keys and values go into it (prefill). */
     private Activations forwardToLogits(Activations a, int[] inputs, KvCache fill) {
-        backend.uploadInts(a.tokens, checkLength(inputs, a.B, "inputs"));
+        uploadInputs(a, inputs);
         return forwardFromTokens(a, fill);
+    }
+
+    private void uploadInputs(Activations a, int[] inputs) {
+        backend.uploadInts(a.tokens, checkLength(inputs, a.B, "inputs"));
     }
 
     /** {@link #forwardToLogits} from the tokens already in {@code a.tokens}. */
