@@ -2,7 +2,8 @@
 bench/pytorch/train_gpt2.py lines of one lease): per model and protocol, tokens/s and dense-equivalent MFU of our dense,
 SLoPe at each column-mask refresh found, and PyTorch; peak device memory; and the ratios. A configuration measured more
 than once takes its last line. Below the table, for each SLoPe line, which 2:4 dX shapes ran on the masked dense GEMM
-(the faster when first timed, `dx_choices`). Usage: step_table.py step-<UTC>.jsonl
+(the faster when first timed, `dx_choices`). Our lines whose micro-batches replayed a CUDA Graph (`graphs`, ADR 044)
+form rows of their own, "(b, graphs)", beside the eager ones and compared with the same protocol's PyTorch. Usage: step_table.py step-<UTC>.jsonl
 """
 import json
 import sys
@@ -30,7 +31,8 @@ def main(path):
     lines = [json.loads(text) for text in open(path) if text.strip()]
     runs = {}
     for line in lines:
-        runs[(line["model"], line["protocol"], line["system"], line["mode"], line.get("refresh"))] = line
+        protocol = line["protocol"] + (", graphs" if line.get("graphs") else "")
+        runs[(line["model"], protocol, line["system"], line["mode"], line.get("refresh"))] = line
     refreshes = sorted({key[4] for key in runs if key[2] == "slope" and key[3] == "slope"})
     slope_cols = [f"SLoPe r={r}" for r in refreshes]
     print(f"Devices: {', '.join(sorted({l['device'] for l in lines}))}; commits: "
@@ -45,10 +47,11 @@ def main(path):
     print("|" + "---|" * len(header))
     models = sorted({key[0] for key in runs}, key=lambda m: (MODELS.index(m) if m in MODELS else len(MODELS), m))
     for model in models:
-        for protocol in sorted({key[1] for key in runs if key[0] == model}, reverse=True):
+        for protocol in sorted({key[1] for key in runs if key[0] == model},
+                               key=lambda p: (p.split(",")[0], "," not in p), reverse=True):
             dense = runs.get((model, protocol, "slope", "dense", None))
             slopes = [runs.get((model, protocol, "slope", "slope", r)) for r in refreshes]
-            torch = runs.get((model, protocol, "pytorch", "dense", None))
+            torch = runs.get((model, protocol.split(",")[0], "pytorch", "dense", None))
             cells = [model, f"({protocol})", with_mfu(dense), *map(with_mfu, slopes), with_mfu(torch),
                      " / ".join(gb(x) for x in [dense, *slopes, torch]), ratio(dense, torch),
                      *(ratio(s, dense) for s in slopes), *(ratio(s, torch) for s in slopes)]

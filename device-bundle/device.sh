@@ -252,11 +252,14 @@ for phase in "${phases[@]}"; do
             ;;
         steps124)
             # The short form of steps when little device time is left: GPT-2 124M protocol (b), ours dense and
-            # slope:100 and PyTorch, into one step-<UTC>.jsonl; cuDNN's attention against ours alone first.
+            # slope:100 eager and with the micro-batch replayed as a CUDA Graph (ADR 044), and PyTorch, into one
+            # step-<UTC>.jsonl.
             results="$out/step-$(date -u +%Y-%m-%d-%H%M%S).jsonl"
             {
-                timeout 60 "$java" "${jvm[@]}" -cp "$cp" io.slope.cuda.AttentionBench 790 8x1024x12x64 8x1024x25x64
-                timeout 150 "${step[@]}" --results "$results" --steps 30 dense slope:100 || status=1
+                SLOPE_CUDA_GRAPHS=0 timeout 150 "${step[@]}" --results "$results" --steps 30 dense slope:100 \
+                    || status=1
+                SLOPE_CUDA_GRAPHS=1 timeout 150 "${step[@]}" --results "$results" --steps 30 dense slope:100 \
+                    || status=1
                 timeout 200 python3 "$here/train_gpt2.py" --protocol b --warmup 3 --steps 30 --results "$results" \
                     || status=1
             } >"$out/steps124.log" 2>&1

@@ -479,6 +479,7 @@ public final class CudaBackend implements Backend {
     private boolean graphs = "1".equals(System.getenv("SLOPE_CUDA_GRAPHS"));
     private static final int EAGER_CALLS_BEFORE_RECORDING = 2;
     private final Map<String, Recording> recordings = new HashMap<>();
+    private long replays;
 
     private static final class Recording {
         long generation = -1;
@@ -508,6 +509,12 @@ public final class CudaBackend implements Backend {
             r.generation = device.generation();
         }
         device.launch(r.exec);
+        replays++;
+    }
+
+    /** How many passes {@link #repeat} has replayed from a recording so far (the bench says whether graphs ran). */
+    long replays() {
+        return replays;
     }
 
     /** Turns the recording of repeated passes on or off (the test of the recorded step against the eager one). */

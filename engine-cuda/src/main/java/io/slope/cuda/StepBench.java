@@ -77,7 +77,7 @@ public final class StepBench {
             long tokensPerS, double mfu, Double peakGb, Double deviceUsedGb, String peakSource, double stepMsMedian,
             String device, String commit, String utc, int layers, int heads, int dModel, int seqLen, int vocab,
             int batch, int accum, int steps, long params, double loss, String backend, boolean profiled,
-            Map<String, String> dxChoices) {
+            Boolean graphs, Map<String, String> dxChoices) {
 
         public String toJson() {
             try {
@@ -127,9 +127,11 @@ public final class StepBench {
         CudaBackend cuda = backend instanceof CudaBackend c ? c : null;
         List<Double> millis = new ArrayList<>();
         double loss = Double.NaN;
+        long replaysBefore = 0;
         for (int s = 0; s < setup.warmup() + setup.steps(); s++) {
             if (s == setup.warmup() && cuda != null) {
                 cuda.profile().clear();
+                replaysBefore = cuda.replays();
             }
             boolean profiledByNcu = NCU_STEP && cuda != null && s == setup.warmup() + setup.steps() - 1;
             if (profiledByNcu) {
@@ -162,7 +164,8 @@ public final class StepBench {
                 cuda != null ? cuda.deviceName() : backend.name(), setup.commit(),
                 Instant.now().truncatedTo(ChronoUnit.SECONDS).toString(), config.layers(), config.heads(),
                 config.dModel(), config.seqLen(), config.vocab(), setup.batch(), accum, setup.steps(), params,
-                round(loss, 4), backend.name(), profiled, cuda == null ? null : dxChoices(cuda));
+                round(loss, 4), backend.name(), profiled, cuda == null ? null : cuda.replays() > replaysBefore,
+                cuda == null ? null : dxChoices(cuda));
     }
 
     /** Per 2:4 dX shape and batch width, whether it ran on the 2:4 or the masked dense GEMM (the faster when timed). */
