@@ -960,6 +960,23 @@ extern "C" __global__ void __launch_bounds__(32 * DECODE_WARPS) attention_decode
     }
 }
 
+// acc[0] += scale * Σ x: one block, each thread a fixed strided subset in order, then a fixed tree, so a step's loss
+// is the same bit for bit from run to run (an atomic per block would add in arrival order).
+extern "C" __global__ void add_scaled_sum(double* acc, const void* x, int dt, long long n, double scale) {
+    __shared__ double shared[32];
+    double s = 0.0;
+    for (long long i = threadIdx.x; i < n; i += blockDim.x) s += ldd(x, i, dt);
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    s = warpSumD(s);
+    if (lane == 0) shared[warp] = s;
+    __syncthreads();
+    if (warp == 0) {
+        double t = lane < (int)(blockDim.x >> 5) ? shared[lane] : 0.0;
+        t = warpSumD(t);
+        if (lane == 0) acc[0] += scale * t;
+    }
+}
+
 // ---- optimizer (one launch for all parameters) ---------------------------------------------------------------------
 
 // acc[0] += Σ partial: one warp, each lane a fixed strided subset in order, then a fixed butterfly.

@@ -1270,6 +1270,16 @@ public final class CudaBackend implements Backend {
                 V, (float) gradScale, errorWord.address());
     }
 
+    @Override
+    public void addScaledSum(Tensor acc, Tensor x, double scale) {
+        CudaTensor a = cuda(acc);
+        if (a.dtype != DType.F64 || a.count != 1) {
+            throw new IllegalArgumentException("addScaledSum accumulates into a one-element F64 tensor, got " + a);
+        }
+        CudaTensor t = cuda(x);
+        launchGrid("add_scaled_sum", 1, 1, 1024, 0, a.address, t.address, t.code(), t.count, scale);
+    }
+
     // ---- adapters (docs/method.md): A is dIn×r, B is r×dOut, both row-major -----------------------------------------
 
     /** xa = inp·A (overwritten); out += scale·xa·B. */

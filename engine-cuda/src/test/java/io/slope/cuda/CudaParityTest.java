@@ -532,6 +532,17 @@ class CudaParityTest {
         }
     }
 
+    /** A step's loss summed on the device: fp32 and bf16 values added, scaled, into what the accumulator held. */
+    @Test
+    void addScaledSumAddsIntoTheAccumulator() {
+        GpuParity t = new GpuParity(CudaBackend.Precision.BF16);
+        Pair acc = t.input(DType.F64, 1, 1);
+        for (Pair x : List.of(t.input(DType.F32, 1, 300_007), t.input(DType.BF16, 1, 8192))) {
+            t.both(s -> s.backend().addScaledSum(s.of(acc), s.of(x), 1.0 / 3));
+        }
+        t.check("addScaledSum", acc, 1e-12);
+    }
+
     /** The gradients' one-launch zeroing: every listed tensor, whatever its type and length, and no other. */
     @Test
     void zeroingAListZeroesEveryListedTensorAndNoOther() {

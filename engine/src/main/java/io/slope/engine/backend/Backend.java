@@ -205,6 +205,12 @@ public interface Backend extends AutoCloseable {
      */
     void crossEntropyForwardBackward(Tensor losses, Tensor dlogits, Tensor logits, Tensor targets, double gradScale);
 
+    /**
+     * acc[0] += scale · Σ x (acc a one-element F64 tensor), summed in a fixed order: a step's mean loss kept on the
+     * device, so that reading it waits for the whole step rather than each micro-batch.
+     */
+    void addScaledSum(Tensor acc, Tensor x, double scale);
+
     // ---- incremental decoding (KV cache) ---------------------------------------------------------------------------
 
     /**

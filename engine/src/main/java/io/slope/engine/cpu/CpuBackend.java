@@ -831,6 +831,20 @@ public final class CpuBackend implements Backend {
         });
     }
 
+    @Override
+    public void addScaledSum(Tensor acc, Tensor x, double scale) {
+        CpuTensor a = cpu(acc);
+        if (a.dtype() != DType.F64 || a.length() != 1) {
+            throw new IllegalArgumentException("addScaledSum accumulates into a one-element F64 tensor, got "
+                    + a.dtype() + " of " + a.length());
+        }
+        double s = 0;
+        for (double v : cpu(x).data) {
+            s += v;
+        }
+        a.data[0] = a.round(a.data[0] + scale * s);
+    }
+
     // ---- optimizer ------------------------------------------------------------------------------------------------
 
     @Override

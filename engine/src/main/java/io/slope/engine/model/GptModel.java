@@ -590,6 +590,11 @@ public final class GptModel implements AutoCloseable {
         }
     }
 
+    /** acc[0] += weight · the mean loss of the last forward over B sequences, on the backend (nothing is read). */
+    public void addMeanLoss(Tensor acc, int B, double weight) {
+        backend.addScaledSum(acc, lastForward(B).losses, weight / ((double) B * config.seqLen()));
+    }
+
     /** Mean of the per-position losses of the last forward over B sequences (a synchronising read). */
     public double meanLoss(int B) {
         double[] losses = backend.download(lastForward(B).losses);

@@ -1,6 +1,7 @@
 package io.slope.engine.train;
 
 import io.slope.engine.backend.Backend;
+import io.slope.engine.backend.DType;
 import io.slope.engine.backend.OutOfDeviceMemory;
 import io.slope.engine.backend.Tensor;
 import io.slope.engine.data.BatchSource;
@@ -54,6 +55,8 @@ public final class Trainer {
     private final Collective collective;
     private final BatchSource batches;
     private final AdamW optimizer;
+    /** The step's loss summed on the device, read once the whole step is queued. */
+    private final Tensor lossSum;
     private final LrSchedule schedule;
     private final int batchSize;
     private final int gradAccum;
@@ -94,6 +97,7 @@ public final class Trainer {
         this.collective = collective;
         this.batches = batches;
         this.optimizer = new AdamW(model.backend(), resolved.optimizer(), collective.rank(), ranks);
+        this.lossSum = model.backend().zeros(DType.F64, 1);
         useModelParameters();
         this.schedule = LrSchedule.of(resolved);
         this.batchSize = resolved.training().batchSize();
@@ -200,11 +204,12 @@ public final class Trainer {
         attachAdaptersIfDue(step);
         long start = System.nanoTime();
         int T = model.config().seqLen();
-        double lossSum = accumulateGradients(step);
+        accumulateGradients(step);
         double lr = schedule.at(step);
+        double stepLossSum = Double.NaN;
         try {
             if (collective.worldSize() > 1) {
-                lossSum = allReduceGradients(lossSum);
+                stepLossSum = allReduceGradients(model.backend().download(lossSum)[0]);
             }
             optimizer.step(parameters, lr);
             if (collective.worldSize() > 1) {
@@ -221,23 +226,25 @@ public final class Trainer {
         } catch (OutOfDeviceMemory e) {
             throw modelTooLarge("in the optimizer step", e);
         }
+        if (collective.worldSize() == 1) {
+            stepLossSum = model.backend().download(lossSum)[0];
+        }
         double seconds = (System.nanoTime() - start) / 1e9;
-        return new StepStats(step, lossSum / gradAccum, lr, optimizer.lastGradNorm(),
+        return new StepStats(step, stepLossSum / gradAccum, lr, optimizer.lastGradNorm(),
                 (long) batchSize * T * gradAccum, seconds, sequencesPerPass);
     }
 
     /**
-     * Zeroes the gradients and runs this rank's micro-batches through forward and backward; returns the sum of their
-     * mean losses. Out of device memory, the activations of the failed size are given back and the step starts over
+     * Zeroes the gradients and runs this rank's micro-batches through forward and backward, the sum of their mean
+     * losses into {@link #lossSum}. Out of device memory, the activations of the failed size are given back and the step starts over
      * in smaller passes, said once when it succeeds; one sequence per pass that does not fit is an error.
      */
-    private double accumulateGradients(int step) {
+    private void accumulateGradients(int step) {
         OutOfDeviceMemory firstFailure = null;
         int failedSequences = 0;
-        double lossSum;
         while (true) {
             try {
-                lossSum = forwardBackward(step);
+                forwardBackward(step);
                 break;
             } catch (OutOfDeviceMemory e) {
                 if (firstFailure == null) {
@@ -259,7 +266,6 @@ public final class Trainer {
                     MemoryEstimate.gib(firstFailure.requestedBytes()), MemoryEstimate.gib(firstFailure.freeBytes()),
                     batchSize / sequencesPerPass, sequencesPerPass));
         }
-        return lossSum;
     }
 
     /**
@@ -267,24 +273,22 @@ public final class Trainer {
      * with the step's one gradient scale, so the passes add up to the micro-batch's gradient; its loss is the mean of
      * the passes' mean losses (equal-sized passes: the mean over its tokens).
      */
-    private double forwardBackward(int step) {
-        model.backend().zero(parameters.stream().map(Parameter::grad).toList());
+    private void forwardBackward(int step) {
+        List<Tensor> zeroed = new ArrayList<>(parameters.stream().map(Parameter::grad).toList());
+        zeroed.add(lossSum);
+        model.backend().zero(zeroed);
         int T = model.config().seqLen();
         double gradScale = 1.0 / ((double) batchSize * T * gradAccum);
         int passes = batchSize / sequencesPerPass;
-        double lossSum = 0;
         for (int micro = collective.rank(); micro < gradAccum; micro += collective.worldSize()) {
             int[] windows = batches.batch(step, micro);
-            double passLossSum = 0;
             for (int pass = 0; pass < passes; pass++) {
                 int[] part = Windows.sequences(windows, T, pass * sequencesPerPass, sequencesPerPass);
                 model.forwardBackward(Windows.inputs(part, T), Windows.targets(part, T), sequencesPerPass,
                         gradScale);
-                passLossSum += model.meanLoss(sequencesPerPass);
+                model.addMeanLoss(lossSum, sequencesPerPass, 1.0 / passes);
             }
-            lossSum += passLossSum / passes;
         }
-        return lossSum;
     }
 
     /**

@@ -262,6 +262,11 @@ public final class BoundedMemoryBackend implements Backend {
     }
 
     @Override
+    public void addScaledSum(Tensor acc, Tensor x, double scale) {
+        cpu.addScaledSum(acc, x, scale);
+    }
+
+    @Override
     public boolean supportsKvCache() {
         return cpu.supportsKvCache();
     }
