@@ -349,9 +349,33 @@ extern "C" __global__ void layernorm_backward_input(void* dinp, int dtDinp, cons
     }
 }
 
-// LayerNorm with bf16 activations (fp32 weight, bias, mean and rstd), one warp per row, the row held in registers:
-// lane l owns the 8-value vectors l, l + 32, …, at most VPL of them (C ≤ 256·VPL, C a multiple of 8). The same
-// two-pass mean and variance as layernorm_forward; only the order of the per-lane partial sums differs.
+// Eight bf16 values of a vector kept packed (4 registers instead of 8), unpacked where used.
+__device__ __forceinline__ void unpack8(const uint4& u, float* f) {
+    const __nv_bfloat162* h = (const __nv_bfloat162*)&u;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        float2 t = __bfloat1622float2(h[k]);
+        f[2 * k] = t.x;
+        f[2 * k + 1] = t.y;
+    }
+}
+
+// Values 8v … 8v + 7 of a LayerNorm parameter: two 16-byte loads when it is fp32 (the master weights).
+__device__ __forceinline__ void param8(const void* p, int v, int dt, float* f) {
+    if (dt == DT_F32) {
+        float4 a = ((const float4*)p)[2 * v], b = ((const float4*)p)[2 * v + 1];
+        f[0] = a.x; f[1] = a.y; f[2] = a.z; f[3] = a.w;
+        f[4] = b.x; f[5] = b.y; f[6] = b.z; f[7] = b.w;
+    } else {
+#pragma unroll
+        for (int e = 0; e < 8; e++) f[e] = ld(p, (size_t)v * 8 + e, dt);
+    }
+}
+
+// LayerNorm with bf16 activations (fp32 mean and rstd), one warp per row, the row held in registers as packed bf16:
+// lane l owns the 8-value vectors l, l + 32, …, at most VPL of them (C ≤ 256·VPL, C a multiple of 8). Every load of
+// a row is issued before the first reduction, so a warp waits for memory once. The same two-pass mean and variance as
+// layernorm_forward; only the order of the per-lane partial sums differs.
 template <int VPL>
 __device__ void layernorm_forward_bf16_impl(void* out, float* mean, float* rstd, const void* inp, const void* w,
                                             int dtW, const void* b, int dtB, int rows, int C) {
@@ -360,15 +384,19 @@ __device__ void layernorm_forward_bf16_impl(void* out, float* mean, float* rstd,
     if (r >= rows) return;
     int nv = C / 8;
     size_t row = (size_t)r * nv;
-    float x[VPL][8];
+    uint4 raw[VPL];
+#pragma unroll
+    for (int k = 0; k < VPL; k++) {
+        if (lane + 32 * k < nv) raw[k] = ((const uint4*)inp)[row + lane + 32 * k];
+    }
     float s = 0.0f;
 #pragma unroll
     for (int k = 0; k < VPL; k++) {
-        int v = lane + 32 * k;
-        if (v < nv) {
-            load8(inp, row + v, x[k]);
+        if (lane + 32 * k < nv) {
+            float x[8];
+            unpack8(raw[k], x);
 #pragma unroll
-            for (int e = 0; e < 8; e++) s += x[k][e];
+            for (int e = 0; e < 8; e++) s += x[e];
         }
     }
     float m = warpSum(s) / C;
@@ -376,9 +404,11 @@ __device__ void layernorm_forward_bf16_impl(void* out, float* mean, float* rstd,
 #pragma unroll
     for (int k = 0; k < VPL; k++) {
         if (lane + 32 * k < nv) {
+            float x[8];
+            unpack8(raw[k], x);
 #pragma unroll
             for (int e = 0; e < 8; e++) {
-                float d = x[k][e] - m;
+                float d = x[e] - m;
                 q += d * d;
             }
         }
@@ -388,9 +418,12 @@ __device__ void layernorm_forward_bf16_impl(void* out, float* mean, float* rstd,
     for (int k = 0; k < VPL; k++) {
         int v = lane + 32 * k;
         if (v < nv) {
-            float y[8];
+            float x[8], wv[8], bv[8], y[8];
+            unpack8(raw[k], x);
+            param8(w, v, dtW, wv);
+            param8(b, v, dtB, bv);
 #pragma unroll
-            for (int e = 0; e < 8; e++) y[e] = (x[k][e] - m) * rs * ld(w, v * 8 + e, dtW) + ld(b, v * 8 + e, dtB);
+            for (int e = 0; e < 8; e++) y[e] = (x[e] - m) * rs * wv[e] + bv[e];
             store8(out, row + v, y);
         }
     }
@@ -400,30 +433,48 @@ __device__ void layernorm_forward_bf16_impl(void* out, float* mean, float* rstd,
     }
 }
 
-// dinp += (dnorm − mean(dnorm) − norm·mean(dnorm·norm))·rstd with bf16 dinp, dout and inp, the row in registers.
+// dinp += (dnorm − mean(dnorm) − norm·mean(dnorm·norm))·rstd with bf16 dinp, dout and inp, one warp per row, its
+// loads all issued before the first use. The row's inp and dout wait for the second pass in shared memory (each lane reads back only the vectors it wrote, so no
+// barrier), not in registers: a lane holding both as floats needed 168 registers at C = 1600, one block of 8 warps per
+// SM, too few rows in flight to hide the memory's latency. Dynamic shared memory: 32 bytes per vector per warp.
 template <int VPL>
 __device__ void layernorm_backward_input_bf16_impl(void* dinp, const void* dout, const void* inp, const void* w,
                                                    int dtW, const float* mean, const float* rstd, int rows, int C) {
+    extern __shared__ uint4 stash[];
     int r = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     int lane = threadIdx.x & 31;
     if (r >= rows) return;
     int nv = C / 8;
+    uint4* stashX = stash + (size_t)(threadIdx.x >> 5) * 2 * nv;
+    uint4* stashDy = stashX + nv;
     size_t row = (size_t)r * nv;
     float m = mean[r], s = rstd[r];
-    float norm[VPL][8], dnorm[VPL][8];
+    uint4 rx[VPL], rdy[VPL];
+#pragma unroll
+    for (int k = 0; k < VPL; k++) {
+        int v = lane + 32 * k;
+        if (v < nv) {
+            rx[k] = ((const uint4*)inp)[row + v];
+            rdy[k] = ((const uint4*)dout)[row + v];
+        }
+    }
     float a = 0.0f, bsum = 0.0f;
 #pragma unroll
     for (int k = 0; k < VPL; k++) {
         int v = lane + 32 * k;
         if (v < nv) {
-            load8(inp, row + v, norm[k]);
-            load8(dout, row + v, dnorm[k]);
+            stashX[v] = rx[k];
+            stashDy[v] = rdy[k];
+            float x[8], dy[8], wv[8];
+            unpack8(rx[k], x);
+            unpack8(rdy[k], dy);
+            param8(w, v, dtW, wv);
 #pragma unroll
             for (int e = 0; e < 8; e++) {
-                norm[k][e] = (norm[k][e] - m) * s;
-                dnorm[k][e] = ld(w, v * 8 + e, dtW) * dnorm[k][e];
-                a += dnorm[k][e];
-                bsum += dnorm[k][e] * norm[k][e];
+                float norm = (x[e] - m) * s;
+                float dnorm = wv[e] * dy[e];
+                a += dnorm;
+                bsum += dnorm * norm;
             }
         }
     }
@@ -433,10 +484,17 @@ __device__ void layernorm_backward_input_bf16_impl(void* dinp, const void* dout,
     for (int k = 0; k < VPL; k++) {
         int v = lane + 32 * k;
         if (v < nv) {
-            float d[8];
+            float x[8], dy[8], wv[8], d[8];
             load8(dinp, row + v, d);
+            unpack8(stashX[v], x);
+            unpack8(stashDy[v], dy);
+            param8(w, v, dtW, wv);
 #pragma unroll
-            for (int e = 0; e < 8; e++) d[e] = d[e] + (dnorm[k][e] - dnormMean - norm[k][e] * dnormNormMean) * s;
+            for (int e = 0; e < 8; e++) {
+                float norm = (x[e] - m) * s;
+                float dnorm = wv[e] * dy[e];
+                d[e] = d[e] + (dnorm - dnormMean - norm * dnormNormMean) * s;
+            }
             store8(dinp, row + v, d);
         }
     }
@@ -462,6 +520,8 @@ LAYERNORM_BF16_KERNELS(5)
 LAYERNORM_BF16_KERNELS(6)
 LAYERNORM_BF16_KERNELS(7)
 LAYERNORM_BF16_KERNELS(8)
+LAYERNORM_BF16_KERNELS(9)
+LAYERNORM_BF16_KERNELS(10)
 
 // Per-channel partial sums over a chunk of rows: partial[chunk][c] = Σ dout·norm, partial[chunks + chunk][c] = Σ dout.
 extern "C" __global__ void layernorm_backward_params_partial(float* partial, const void* dout, int dtDout,

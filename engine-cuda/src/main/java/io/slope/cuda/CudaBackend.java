@@ -70,7 +70,7 @@ public final class CudaBackend implements Backend {
     private static final int LOW_RANK_TILE_ROWS = 64;
     private static final int LOW_RANK_TILE_COLS = 128;
     /** The largest N of the layernorm_*_bf16_N kernels (C ≤ 2048). */
-    private static final int LAYERNORM_MAX_VECTORS_PER_LANE = 8;
+    private static final int LAYERNORM_MAX_VECTORS_PER_LANE = 10;
     /** attention_decode's warps per (sequence, head) and its largest head size (DECODE_WARPS, DECODE_MAX_HS). */
     private static final int DECODE_WARPS = 8;
     private static final int DECODE_MAX_HEAD_SIZE = 128;
@@ -881,8 +881,12 @@ public final class CudaBackend implements Backend {
         int rows = Math.toIntExact(x.count / C);
         int vectorsPerLane = layerNormVectorsPerLane(C, dx, dy, x, mu, rs);
         if (vectorsPerLane > 0) {
-            launchGrid("layernorm_backward_input_bf16_" + vectorsPerLane, ceil(rows, THREADS / 32), 1, THREADS, 0,
-                    dx.address, dy.address, x.address, w.address, w.code(), mu.address, rs.address, rows, C);
+            // Four rows per block: their inp and dout stashed in shared memory (32 bytes per 8 columns per row) stay
+            // under the 48 KB a launch may take without opting in, up to C = 2560.
+            int rowsPerBlock = 4;
+            launchGrid("layernorm_backward_input_bf16_" + vectorsPerLane, ceil(rows, rowsPerBlock), 1,
+                    32 * rowsPerBlock, rowsPerBlock * 32 * (C / 8), dx.address, dy.address, x.address, w.address,
+                    w.code(), mu.address, rs.address, rows, C);
         } else {
             launchGrid("layernorm_backward_input", ceil(rows, THREADS / 32), 1, THREADS, 0, dx.address, dx.code(),
                     dy.address, dy.code(), x.address, x.code(), w.address, w.code(), mu.address, mu.code(),

@@ -54,11 +54,12 @@ class CudaParityTest {
     }
 
     /**
-     * C 128 and 1600 (GPT-2 XL's: in bf16, 7 vectors of 8 per lane with the last only partly used), 2600 (above the
-     * register-resident kernels: the general ones) and 100 (not a multiple of 8: the general ones).
+     * C 128 and 1600 (GPT-2 XL's: in bf16, 7 vectors of 8 per lane with the last only partly used), 2560 (the d2560
+     * shape: 10 vectors, the most the register-resident kernels hold), 2600 (above them: the general ones) and 100
+     * (not a multiple of 8: the general ones).
      */
     @ParameterizedTest
-    @CsvSource({"FP32_DEBUG, 128", "BF16, 128", "BF16, 1600", "BF16, 2600", "BF16, 100"})
+    @CsvSource({"FP32_DEBUG, 128", "BF16, 128", "BF16, 1600", "BF16, 2560", "BF16, 2600", "BF16, 100"})
     void layerNorm(CudaBackend.Precision precision, int C) {
         GpuParity t = new GpuParity(precision);
         Pair inp = t.input(t.activation(), 2, ROWS, C);
