@@ -472,11 +472,11 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * SLOPE_CUDA_GRAPHS=1: {@link #repeat} records a pass at its third call within one generation of the device's
-     * memory (the first two run it: algorithm searches, the dX timing and scratch growth happen there) and replays the
-     * recording from then on. Off by default until the recorded step is checked on a GPU against the eager one.
+     * {@link #repeat} records a pass at its third call within one generation of the device's memory (the first two run
+     * it: algorithm searches, the dX timing and scratch growth happen there) and replays the recording from then on;
+     * SLOPE_CUDA_GRAPHS=0 runs every pass eagerly (to compare, or to rule the graphs out when looking for a fault).
      */
-    private boolean graphs = "1".equals(System.getenv("SLOPE_CUDA_GRAPHS"));
+    private boolean graphs = !"0".equals(System.getenv("SLOPE_CUDA_GRAPHS"));
     private static final int EAGER_CALLS_BEFORE_RECORDING = 2;
     private final Map<String, Recording> recordings = new HashMap<>();
     private long replays;

@@ -271,7 +271,7 @@ final class CudaDevice implements AutoCloseable {
     private void refuseWhileRecording(String what) {
         if (capturing) {
             throw new IllegalStateException(what + " while recording a CUDA Graph: the repeated pass must only queue "
-                    + "device work (without SLOPE_CUDA_GRAPHS=1 it runs eagerly)");
+                    + "device work (SLOPE_CUDA_GRAPHS=0 runs it eagerly)");
         }
     }
 

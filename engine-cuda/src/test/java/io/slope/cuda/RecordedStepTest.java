@@ -18,9 +18,10 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
 /**
- * The training pass recorded as a CUDA Graph and replayed ({@code SLOPE_CUDA_GRAPHS=1}, {@code Backend.repeat})
- * computes what the eager pass computes, bit for bit: eight steps, each on new tokens (a replay that kept the recorded
- * call's tokens would differ), with a column-mask refresh between them, every loss and every weight after them.
+ * The training pass recorded as a CUDA Graph and replayed ({@code Backend.repeat}; {@code SLOPE_CUDA_GRAPHS=0} turns it
+ * off) computes what the eager pass computes, bit for bit: eight steps, each on new tokens (a replay that kept the
+ * recorded call's tokens would differ), with a column-mask refresh between them, every loss and every weight after
+ * them.
  */
 class RecordedStepTest {
     private static final int B = 4;

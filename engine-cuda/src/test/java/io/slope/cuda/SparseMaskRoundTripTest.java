@@ -72,7 +72,10 @@ class SparseMaskRoundTripTest {
         Pair db = t.input(DType.F32, 1, dOut);
         t.both(s -> s.backend().sparseMatmulBackward(s.of(dinp), s.of(dvalues), s.of(db), s.of(dout), s.of(inp),
                 s.of(w)));
-        t.check("backward dinp, " + what, dinp);
+        // Which GEMM the layer's dX ran on (timed at its first backward), so that a failure names the path.
+        Boolean dxOnDense = ((CudaSparseLinear) w.gpu()).dxOnDense;
+        String dx = dxOnDense == null ? "" : dxOnDense ? " (dX on the masked dense GEMM)" : " (dX on the 2:4 GEMM)";
+        t.check("backward dinp, " + what + dx, dinp);
         t.check("backward dvalues, " + what, dvalues);
     }
 
