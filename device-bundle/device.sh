@@ -5,8 +5,8 @@
 # --ranks 2 vs 1 with a rank killed and the run resumed on one rank, and slope bench scaling; two GPUs), train200 (200
 # char-level SLoPe steps on the CPU and the GPU, compared; train200dense the same in dense mode), bench (per-GEMM and whole-step timings), attention (cuDNN's
 # attention vs ours, alone and in GPT-2-small steps), steps (whole optimizer steps of ours and PyTorch's at 124M, 350M
-# and 1558M into one step-<UTC>.jsonl, and its table; steps124 its short form at 124M; profile124 the per-operation
-# profile of a 124M dense and SLoPe step; profile1558 the same at 1558M), kernels (Nsight Compute's per-kernel times of
+# and 1558M into one step-<UTC>.jsonl, and its table; steps124 its short form at 124M; steps2560 the d = 2560 shape;
+# profile124 the per-operation profile of a 124M dense and SLoPe step; profile1558 the same at 1558M), kernels (Nsight Compute's per-kernel times of
 # one step), infer (slope bench infer: prefill and decoding, dense vs SLoPe), gpurun (issue 14's GPT-2-tokenized cuda
 # run through every stage, killed and resumed, its hf/ export checked by transformers), quality (issue 18: bench/quality
 # gutenberg, every mode at equal tokens on the Gutenberg books split by book), qualityref (the same data and schedule
@@ -266,6 +266,19 @@ for phase in "${phases[@]}"; do
             grep -v '^{' "$out/steps124.log" | tail -n 30
             python3 "$here/step_table.py" "$results" | tee "$out/steps.md" || status=1
             ;;
+        steps2560)
+            # Issue 13's d = 2560 target (GPT-3 2.7B's width, 32 layers): ours dense and slope:100, one JVM each so
+            # each starts on an empty card, then PyTorch, protocol (b), into one step-<UTC>.jsonl and its table.
+            results="$out/step-$(date -u +%Y-%m-%d-%H%M%S).jsonl"
+            {
+                for mode in dense slope:100; do
+                    timeout 150 "${step_xl[@]}" --results "$results" --model d2560 --steps 8 "$mode" || status=1
+                done
+                timeout 240 python3 "$here/train_gpt2.py" --model d2560 --steps 8 --results "$results" || status=1
+            } >"$out/steps2560.log" 2>&1
+            grep -v '^{' "$out/steps2560.log" | tail -n 30
+            python3 "$here/step_table.py" "$results" | tee "$out/steps2560.md" || status=1
+            ;;
         infer)
             # Issue 14: inference through the production model, dense vs SLoPe's inference form (2:4 + adapters):
             # prefill of 8 × 1024 and KV-cache decoding at batch 1, 8, 16; one JVM per model and mode (the lines of
@@ -383,7 +396,7 @@ for phase in "${phases[@]}"; do
             ;;
         *)
             echo "unknown phase $phase (parity, nccl, ranks, train200, train200dense, qualityref, bench, benchsmall, benchxl, attention," \
-                "steps, steps124, profile124, profile1558, kernels, infer, gpurun, quality, kernelparity, service)" >&2
+                "steps, steps124, steps2560, profile124, profile1558, kernels, infer, gpurun, quality, kernelparity, service)" >&2
             status=2
             ;;
     esac

@@ -696,9 +696,11 @@ public final class CudaBackend implements Backend {
                         device.timed("compress dX support", () -> w.backward.compress(support));
                         w.backwardSupportCompressed = true;
                     }
+                    // Read from the forward operand's value region, the kept values' current bf16 copy (written just
+                    // above or by AdamW): half the bytes of the fp32 values, and the same bf16 bits.
                     launchGrid("write_compressed_transposed_values", ceil(dIn, 32), ceil(dOut / 4, 32), THREADS, 0,
-                            w.backward.compressed.address(), w.values.address, w.values.code(), w.rowKept.address(),
-                            w.columnMask.address(), dOut, dIn);
+                            w.backward.compressed.address(), w.forward.compressed.address(),
+                            CudaTensor.code(DType.BF16), w.rowKept.address(), w.columnMask.address(), dOut, dIn);
                 } else {
                     long denseBackward = scatterDense(w, DType.BF16, w.columnMask, true);
                     device.timed("compress dX operand", () -> w.backward.compress(denseBackward));
