@@ -590,21 +590,35 @@ extern "C" __global__ void column_sums_partial(float* partial, const void* x, in
     partial[(size_t)chunk * cols + c] = s;
 }
 
-// column_sums_partial for bf16 x with cols % 8 == 0: a thread owns 8 columns and reads them as one 16-byte vector per
-// row; each column is still summed over its rows in order, so the partials equal the scalar kernel's bit for bit.
+// column_sums_partial for bf16 x with cols % 8 == 0: partial[chunk][c] = Σ of column c over the chunk's rows. A block
+// takes 32 vectors of 8 columns (one 16-byte load per lane per row) and one chunk of rows: warp w sums the chunk's rows
+// w, w + W, … in order, then warp 0 adds the W warps' sums in warp order. A fixed order (run to run identical), with
+// chunks long enough (256 rows) that column_sums_finish adds few partials, and every warp of a block busy.
+#define COLUMN_SUMS_MAX_WARPS 8
 extern "C" __global__ void column_sums_partial_bf16(float* partial, const void* x, int rows, int cols, int chunkRows) {
-    int v = blockIdx.x * blockDim.x + threadIdx.x;
+    __shared__ float sums[COLUMN_SUMS_MAX_WARPS][32][9];
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     int vectors = cols / 8;
-    if (v >= vectors) return;
+    int v = blockIdx.x * 32 + lane;
     int r0 = blockIdx.y * chunkRows;
     int r1 = min(rows, r0 + chunkRows);
     float s[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll 4
-    for (int r = r0; r < r1; r++) {
-        float f[8];
-        load8(x, (size_t)r * vectors + v, f);
+    if (v < vectors) {
+#pragma unroll 8
+        for (int r = r0 + warp; r < r1; r += warps) {
+            float f[8];
+            load8(x, (size_t)r * vectors + v, f);
 #pragma unroll
-        for (int k = 0; k < 8; k++) s[k] += f[k];
+            for (int k = 0; k < 8; k++) s[k] += f[k];
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < 8; k++) sums[warp][lane][k] = s[k];
+    __syncthreads();
+    if (warp != 0 || v >= vectors) return;
+    for (int w = 1; w < warps; w++) {
+#pragma unroll
+        for (int k = 0; k < 8; k++) s[k] += sums[w][lane][k];
     }
     float4* out = (float4*)(partial + (size_t)blockIdx.y * cols) + 2 * v;
     out[0] = make_float4(s[0], s[1], s[2], s[3]);

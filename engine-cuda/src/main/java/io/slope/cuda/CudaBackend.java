@@ -69,12 +69,14 @@ public final class CudaBackend implements Backend {
     /** linear_low_rank_epilogue's output tile per block of THREADS (LR_TILE_ROWS, LR_TILE_COLS). */
     private static final int LOW_RANK_TILE_ROWS = 64;
     private static final int LOW_RANK_TILE_COLS = 128;
-    /** The largest N of the layernorm_*_bf16_N kernels (C ≤ 2048). */
+    /** The largest N of the layernorm_*_bf16_N kernels (C ≤ 2560). */
     private static final int LAYERNORM_MAX_VECTORS_PER_LANE = 10;
     /** attention_decode's warps per (sequence, head) and its largest head size (DECODE_WARPS, DECODE_MAX_HS). */
     private static final int DECODE_WARPS = 8;
     private static final int DECODE_MAX_HEAD_SIZE = 128;
     private static final int REDUCE_CHUNK_ROWS = 32;
+    /** Rows per partial of the bf16 column sums (bias gradients): 32 partials at 8192 rows for the finish to add. */
+    private static final int COLUMN_SUMS_CHUNK_ROWS = 256;
     /** cross_entropy_forward_backward_bf16 keeps a row in registers: 1024 threads × CE_VECS × 8 values. */
     private static final int CE_MAX_REGISTER_VOCAB = 1024 * 7 * 8;
     private static final long CUBLAS_WORKSPACE = 32L << 20;
@@ -1663,15 +1665,20 @@ public final class CudaBackend implements Backend {
 
     /** out[c] += Σ_r x[r, c], rows in chunks of fixed size, chunks summed in order. */
     private void columnSums(CudaTensor out, CudaTensor x, int rows, int cols) {
+        if (cols % 8 == 0 && allBf16InVectors((long) rows * cols, x)) {
+            // A block: 32 vectors of 8 columns over a chunk of 256 rows, its 8 warps taking every 8th row.
+            int chunks = ceil(rows, COLUMN_SUMS_CHUNK_ROWS);
+            long partial = scratch(SLOT_PARTIAL, 4L * chunks * cols);
+            launchGrid("column_sums_partial_bf16", ceil(cols / 8, 32), chunks, THREADS, 0, partial, x.address, rows,
+                    cols, COLUMN_SUMS_CHUNK_ROWS);
+            launchGrid("column_sums_finish", ceil(cols, 32), 1, THREADS, 0, out.address, out.code(), partial, chunks,
+                    cols);
+            return;
+        }
         int chunks = ceil(rows, REDUCE_CHUNK_ROWS);
         long partial = scratch(SLOT_PARTIAL, 4L * chunks * cols);
-        if (cols % 8 == 0 && allBf16InVectors((long) rows * cols, x)) {
-            launchGrid("column_sums_partial_bf16", ceil(cols / 8, THREADS), chunks, THREADS, 0, partial, x.address,
-                    rows, cols, REDUCE_CHUNK_ROWS);
-        } else {
-            launchGrid("column_sums_partial", ceil(cols, THREADS), chunks, THREADS, 0, partial, x.address, x.code(),
-                    rows, cols, REDUCE_CHUNK_ROWS);
-        }
+        launchGrid("column_sums_partial", ceil(cols, THREADS), chunks, THREADS, 0, partial, x.address, x.code(), rows,
+                cols, REDUCE_CHUNK_ROWS);
         launchGrid("column_sums_finish", ceil(cols, 32), 1, THREADS, 0, out.address, out.code(), partial, chunks,
                 cols);
     }

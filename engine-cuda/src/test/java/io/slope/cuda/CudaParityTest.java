@@ -87,6 +87,25 @@ class CudaParityTest {
         t.check("layerNormBackward dbias", db);
     }
 
+    /**
+     * The bias gradient's column sums over more rows than one partial takes (256 in bf16: two whole chunks and a part)
+     * and more columns than one block takes (32 vectors of 8: one whole block and a part), added into what db held.
+     */
+    @Test
+    void biasGradientSumsEveryRowAndColumnAcrossChunks() {
+        GpuParity t = new GpuParity(CudaBackend.Precision.BF16);
+        int rows = 2 * 256 + 88;
+        int dOut = 8 * (32 + 5);
+        Pair inp = t.gemmOperand(DType.BF16, 1, rows, C);
+        Pair w = t.gemmOperand(DType.F32, 0.1, dOut, C);
+        Pair dout = t.gemmOperand(DType.BF16, 1, rows, dOut);
+        Pair dinp = t.input(DType.BF16, 1, rows, C);
+        Pair dw = t.input(DType.F32, 1, dOut, C);
+        Pair db = t.input(DType.F32, 1, dOut);
+        t.both(s -> s.backend().matmulBackward(s.of(dinp), s.of(dw), s.of(db), s.of(dout), s.of(inp), s.of(w)));
+        t.check("matmulBackward dbias over " + rows + " rows, " + dOut + " columns", db);
+    }
+
     @ParameterizedTest
     @EnumSource(CudaBackend.Precision.class)
     void denseMatmul(CudaBackend.Precision precision) {
