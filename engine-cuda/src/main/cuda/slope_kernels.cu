@@ -544,29 +544,50 @@ extern "C" __global__ void layernorm_backward_params_partial(float* partial, con
     partial[(size_t)(chunks + chunk) * C + c] = gb;
 }
 
-// layernorm_backward_params_partial for bf16 dout and inp (fp32 mean, rstd) with C % 8 == 0, 8 columns per thread in
-// 16-byte vectors; the same arithmetic in the same order as the scalar kernel.
+// The warps of a block in the column-sum partial kernels below (their blocks are 256 threads).
+#define COLUMN_SUMS_MAX_WARPS 8
+
+// layernorm_backward_params_partial for bf16 dout and inp (fp32 mean, rstd) with C % 8 == 0: as
+// column_sums_partial_bf16, a block takes 32 vectors of 8 columns and a chunk of rows, warp w every W-th row from w,
+// then warp 0 adds the warps' sums in warp order (a fixed order; few partials for column_sums_finish to add).
 extern "C" __global__ void layernorm_backward_params_partial_bf16(float* partial, const void* dout, const void* inp,
                                                                   const float* mean, const float* rstd, int rows,
                                                                   int C, int chunkRows, int chunks) {
-    int v = blockIdx.x * blockDim.x + threadIdx.x;
+    __shared__ float sums[COLUMN_SUMS_MAX_WARPS][32][17];
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     int vectors = C / 8;
-    if (v >= vectors) return;
+    int v = blockIdx.x * 32 + lane;
     int chunk = blockIdx.y;
     int r0 = chunk * chunkRows;
     int r1 = min(rows, r0 + chunkRows);
     float gw[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
     float gb[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll 2
-    for (int r = r0; r < r1; r++) {
-        float g[8], x[8];
-        load8(dout, (size_t)r * vectors + v, g);
-        load8(inp, (size_t)r * vectors + v, x);
-        float mu = mean[r], rs = rstd[r];
+    if (v < vectors) {
+#pragma unroll 4
+        for (int r = r0 + warp; r < r1; r += warps) {
+            float g[8], x[8];
+            load8(dout, (size_t)r * vectors + v, g);
+            load8(inp, (size_t)r * vectors + v, x);
+            float mu = mean[r], rs = rstd[r];
+#pragma unroll
+            for (int k = 0; k < 8; k++) {
+                gw[k] += (x[k] - mu) * rs * g[k];
+                gb[k] += g[k];
+            }
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < 8; k++) {
+        sums[warp][lane][k] = gw[k];
+        sums[warp][lane][8 + k] = gb[k];
+    }
+    __syncthreads();
+    if (warp != 0 || v >= vectors) return;
+    for (int w = 1; w < warps; w++) {
 #pragma unroll
         for (int k = 0; k < 8; k++) {
-            gw[k] += (x[k] - mu) * rs * g[k];
-            gb[k] += g[k];
+            gw[k] += sums[w][lane][k];
+            gb[k] += sums[w][lane][8 + k];
         }
     }
     float4* w = (float4*)(partial + (size_t)chunk * C) + 2 * v;
@@ -594,7 +615,6 @@ extern "C" __global__ void column_sums_partial(float* partial, const void* x, in
 // takes 32 vectors of 8 columns (one 16-byte load per lane per row) and one chunk of rows: warp w sums the chunk's rows
 // w, w + W, … in order, then warp 0 adds the W warps' sums in warp order. A fixed order (run to run identical), with
 // chunks long enough (256 rows) that column_sums_finish adds few partials, and every warp of a block busy.
-#define COLUMN_SUMS_MAX_WARPS 8
 extern "C" __global__ void column_sums_partial_bf16(float* partial, const void* x, int rows, int cols, int chunkRows) {
     __shared__ float sums[COLUMN_SUMS_MAX_WARPS][32][9];
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;

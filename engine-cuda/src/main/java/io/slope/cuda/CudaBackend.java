@@ -75,7 +75,10 @@ public final class CudaBackend implements Backend {
     private static final int DECODE_WARPS = 8;
     private static final int DECODE_MAX_HEAD_SIZE = 128;
     private static final int REDUCE_CHUNK_ROWS = 32;
-    /** Rows per partial of the bf16 column sums (bias gradients): 32 partials at 8192 rows for the finish to add. */
+    /**
+     * Rows per partial of the bf16 column sums (bias and LayerNorm parameter gradients): 32 partials at 8192 rows for
+     * the finish to add.
+     */
     private static final int COLUMN_SUMS_CHUNK_ROWS = 256;
     /** cross_entropy_forward_backward_bf16 keeps a row in registers: 1024 threads × CE_VECS × 8 values. */
     private static final int CE_MAX_REGISTER_VOCAB = 1024 * 7 * 8;
@@ -896,11 +899,14 @@ public final class CudaBackend implements Backend {
                     dy.address, dy.code(), x.address, x.code(), w.address, w.code(), mu.address, mu.code(),
                     rs.address, rs.code(), rows, C);
         }
-        int chunks = ceil(rows, REDUCE_CHUNK_ROWS);
+        boolean vectors = C % 8 == 0 && allBf16InVectors(x.count, dy, x) && mu.dtype == DType.F32
+                && rs.dtype == DType.F32;
+        int chunkRows = vectors ? COLUMN_SUMS_CHUNK_ROWS : REDUCE_CHUNK_ROWS;
+        int chunks = ceil(rows, chunkRows);
         long partial = scratch(SLOT_PARTIAL, 4L * 2 * chunks * C);
-        if (C % 8 == 0 && allBf16InVectors(x.count, dy, x) && mu.dtype == DType.F32 && rs.dtype == DType.F32) {
-            launchGrid("layernorm_backward_params_partial_bf16", ceil(C / 8, THREADS), chunks, THREADS, 0, partial,
-                    dy.address, x.address, mu.address, rs.address, rows, C, REDUCE_CHUNK_ROWS, chunks);
+        if (vectors) {
+            launchGrid("layernorm_backward_params_partial_bf16", ceil(C / 8, 32), chunks, THREADS, 0, partial,
+                    dy.address, x.address, mu.address, rs.address, rows, C, chunkRows, chunks);
         } else {
             launchGrid("layernorm_backward_params_partial", ceil(C, THREADS), chunks, THREADS, 0, partial, dy.address,
                     dy.code(), x.address, x.code(), mu.address, mu.code(), rs.address, rs.code(), rows, C,

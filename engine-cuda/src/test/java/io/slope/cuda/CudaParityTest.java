@@ -56,18 +56,20 @@ class CudaParityTest {
     /**
      * C 128 and 1600 (GPT-2 XL's: in bf16, 7 vectors of 8 per lane with the last only partly used), 2560 (the d2560
      * shape: 10 vectors, the most the register-resident kernels hold), 2600 (above them: the general ones) and 100
-     * (not a multiple of 8: the general ones).
+     * (not a multiple of 8: the general ones); 296 over 600 rows: the parameter gradients' partials over two whole
+     * chunks of 256 rows and a part, and 37 vectors of 8 columns (one block of 32 and a part).
      */
     @ParameterizedTest
-    @CsvSource({"FP32_DEBUG, 128", "BF16, 128", "BF16, 1600", "BF16, 2560", "BF16, 2600", "BF16, 100"})
-    void layerNorm(CudaBackend.Precision precision, int C) {
+    @CsvSource({"FP32_DEBUG, 128, 128", "BF16, 128, 128", "BF16, 1600, 128", "BF16, 2560, 128", "BF16, 2600, 128",
+        "BF16, 100, 128", "BF16, 296, 600"})
+    void layerNorm(CudaBackend.Precision precision, int C, int rows) {
         GpuParity t = new GpuParity(precision);
-        Pair inp = t.input(t.activation(), 2, ROWS, C);
+        Pair inp = t.input(t.activation(), 2, rows, C);
         Pair w = t.input(DType.F32, 1, C);
         Pair b = t.input(DType.F32, 1, C);
-        Pair out = t.output(t.activation(), ROWS, C);
-        Pair mean = t.output(DType.F32, ROWS);
-        Pair rstd = t.output(DType.F32, ROWS);
+        Pair out = t.output(t.activation(), rows, C);
+        Pair mean = t.output(DType.F32, rows);
+        Pair rstd = t.output(DType.F32, rows);
         t.both(s -> s.backend().layerNormForward(s.of(out), s.of(mean), s.of(rstd), s.of(inp), s.of(w), s.of(b)));
         t.check("layerNormForward out (C " + C + ")", out);
         t.check("layerNormForward mean", mean);
@@ -76,8 +78,8 @@ class CudaParityTest {
         // The backward reads the saved statistics: give both sides the GPU's.
         t.cpu.upload(mean.cpu(), t.gpu.download(mean.gpu()));
         t.cpu.upload(rstd.cpu(), t.gpu.download(rstd.gpu()));
-        Pair dout = t.input(t.activation(), 1, ROWS, C);
-        Pair dinp = t.input(t.activation(), 1, ROWS, C);
+        Pair dout = t.input(t.activation(), 1, rows, C);
+        Pair dinp = t.input(t.activation(), 1, rows, C);
         Pair dw = t.input(DType.F32, 1, C);
         Pair db = t.input(DType.F32, 1, C);
         t.both(s -> s.backend().layerNormBackward(s.of(dinp), s.of(dw), s.of(db), s.of(dout), s.of(inp), s.of(w),
