@@ -206,13 +206,14 @@ public final class Trainer {
         int T = model.config().seqLen();
         accumulateGradients(step);
         double lr = schedule.at(step);
+        boolean distributed = collective.worldSize() > 1;
         double stepLossSum = Double.NaN;
         try {
-            if (collective.worldSize() > 1) {
+            if (distributed) {
                 stepLossSum = allReduceGradients(model.backend().download(lossSum)[0]);
             }
             optimizer.step(parameters, lr);
-            if (collective.worldSize() > 1) {
+            if (distributed) {
                 broadcastUpdatedValues();
             }
             // The column mask used by step k's backward is refreshed from W^R at the start of step k when
@@ -226,7 +227,8 @@ public final class Trainer {
         } catch (OutOfDeviceMemory e) {
             throw modelTooLarge("in the optimizer step", e);
         }
-        if (collective.worldSize() == 1) {
+        if (!distributed) {
+            // Read only now that the whole step is queued: an earlier read would idle the GPU while the host queues.
             stepLossSum = model.backend().download(lossSum)[0];
         }
         double seconds = (System.nanoTime() - start) / 1e9;
