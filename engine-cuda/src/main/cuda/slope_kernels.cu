@@ -53,21 +53,22 @@ __device__ __forceinline__ float warpMax(float v) {
     return v;
 }
 
-__device__ __forceinline__ double warpSumD(double v) {
+__device__ __forceinline__ double warpSum(double v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
     return v;
 }
 
-// Block-wide sum in a fixed tree order; every thread gets the result. blockDim.x a multiple of 32, at most 1024.
-__device__ float blockSum(float v, float* shared32) {
+// Block-wide sum in a fixed tree order, in float or double; every thread gets the result. blockDim.x a multiple of 32,
+// at most 1024.
+template <typename F>
+__device__ F blockSum(F v, F* shared32) {
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     v = warpSum(v);
     __syncthreads();
     if (lane == 0) shared32[warp] = v;
     __syncthreads();
-    float t = lane < warps ? shared32[lane] : 0.0f;
-    t = warpSum(t);
-    return t;
+    F t = lane < warps ? shared32[lane] : F(0);
+    return warpSum(t);
 }
 
 __device__ float blockMax(float v, float* shared32) {
@@ -82,8 +83,8 @@ __device__ float blockMax(float v, float* shared32) {
 
 // Eight bf16 values in one 16-byte access: the bf16 fast paths below read and write whole vectors, element v covering
 // values 8v … 8v + 7 (tensors are 256-byte aligned and their lengths checked to be multiples of 8 by the launcher).
-__device__ __forceinline__ void load8(const void* p, size_t v, float* f) {
-    uint4 u = ((const uint4*)p)[v];
+// unpack8 also serves kernels that hold a vector packed (4 registers instead of 8) and unpack it where used.
+__device__ __forceinline__ void unpack8(const uint4& u, float* f) {
     const __nv_bfloat162* h = (const __nv_bfloat162*)&u;
 #pragma unroll
     for (int k = 0; k < 4; k++) {
@@ -91,6 +92,10 @@ __device__ __forceinline__ void load8(const void* p, size_t v, float* f) {
         f[2 * k] = t.x;
         f[2 * k + 1] = t.y;
     }
+}
+
+__device__ __forceinline__ void load8(const void* p, size_t v, float* f) {
+    unpack8(((const uint4*)p)[v], f);
 }
 
 __device__ __forceinline__ void store8(void* p, size_t v, const float* f) {
@@ -346,17 +351,6 @@ extern "C" __global__ void layernorm_backward_input(void* dinp, int dtDinp, cons
         float dnorm = ld(w, c, dtW) * ld(dout, off + c, dtDout);
         float g = (dnorm - dnormMean - norm * dnormNormMean) * s;
         st(dinp, off + c, ld(dinp, off + c, dtDinp) + g, dtDinp);
-    }
-}
-
-// Eight bf16 values of a vector kept packed (4 registers instead of 8), unpacked where used.
-__device__ __forceinline__ void unpack8(const uint4& u, float* f) {
-    const __nv_bfloat162* h = (const __nv_bfloat162*)&u;
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-        float2 t = __bfloat1622float2(h[k]);
-        f[2 * k] = t.x;
-        f[2 * k + 1] = t.y;
     }
 }
 
@@ -1062,15 +1056,8 @@ extern "C" __global__ void add_scaled_sum(double* acc, const void* x, int dt, lo
     __shared__ double shared[32];
     double s = 0.0;
     for (long long i = threadIdx.x; i < n; i += blockDim.x) s += ldd(x, i, dt);
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    s = warpSumD(s);
-    if (lane == 0) shared[warp] = s;
-    __syncthreads();
-    if (warp == 0) {
-        double t = lane < (int)(blockDim.x >> 5) ? shared[lane] : 0.0;
-        t = warpSumD(t);
-        if (lane == 0) acc[0] += scale * t;
-    }
+    s = blockSum(s, shared);
+    if (threadIdx.x == 0) acc[0] += scale * s;
 }
 
 // ---- optimizer (one launch for all parameters) ---------------------------------------------------------------------
@@ -1080,7 +1067,7 @@ extern "C" __global__ void sum_squares_finish(double* acc, const double* partial
     int lane = threadIdx.x;
     double t = 0.0;
     for (int i = lane; i < count; i += 32) t += partial[i];
-    t = warpSumD(t);
+    t = warpSum(t);
     if (lane == 0) acc[0] += t;
 }
 
@@ -1139,15 +1126,8 @@ extern "C" __global__ void sum_squares_multi(double* partial, const MtTensor* te
             s += v * v;
         }
     }
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    s = warpSumD(s);
-    if (lane == 0) shared[warp] = s;
-    __syncthreads();
-    if (warp == 0) {
-        double t = lane < (int)(blockDim.x >> 5) ? shared[lane] : 0.0;
-        t = warpSumD(t);
-        if (lane == 0) partial[blockIdx.x] = t;
-    }
+    s = blockSum(s, shared);
+    if (threadIdx.x == 0) partial[blockIdx.x] = s;
 }
 
 // Every listed tensor zeroed: a step's gradients in one launch (a memset is one launch per tensor).

@@ -1286,10 +1286,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void addScaledSum(Tensor acc, Tensor x, double scale) {
-        CudaTensor a = cuda(acc);
-        if (a.dtype != DType.F64 || a.count != 1) {
-            throw new IllegalArgumentException("addScaledSum accumulates into a one-element F64 tensor, got " + a);
-        }
+        CudaTensor a = accumulator(acc, "addScaledSum");
         CudaTensor t = cuda(x);
         launchGrid("add_scaled_sum", 1, 1, 1024, 0, a.address, t.address, t.code(), t.count, scale);
     }
@@ -1420,10 +1417,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void sumOfSquares(Tensor acc, List<Tensor> tensors) {
-        CudaTensor a = cuda(acc);
-        if (a.dtype != DType.F64 || a.count != 1) {
-            throw new IllegalArgumentException("sumOfSquares accumulates into a one-element F64 tensor, got " + a);
-        }
+        CudaTensor a = accumulator(acc, "sumOfSquares");
         if (tensors.isEmpty()) {
             return;
         }
@@ -1433,6 +1427,15 @@ public final class CudaBackend implements Backend {
         launchGrid("sum_squares_multi", grid, 1, THREADS, 0, partial, sumTable.recordsAddress(),
                 sumTable.chunkStartAddress(), sumTable.count, sumTable.chunks);
         launchGrid("sum_squares_finish", 1, 1, 32, 0, a.address, partial, grid);
+    }
+
+    /** The one-element F64 tensor a reduction adds into, refused naming the operation when it is anything else. */
+    private static CudaTensor accumulator(Tensor acc, String operation) {
+        CudaTensor a = cuda(acc);
+        if (a.dtype != DType.F64 || a.count != 1) {
+            throw new IllegalArgumentException(operation + " accumulates into a one-element F64 tensor, got " + a);
+        }
+        return a;
     }
 
     /**
