@@ -72,6 +72,8 @@ public final class Trainer {
     private List<Parameter> parameters;
     /** {@link #gradientBuckets} of {@link #parameters}, made when they change (construction, adapters attached). */
     private List<List<Tensor>> buckets;
+    /** What each step starts by zeroing: every gradient and the loss sum, in one call. */
+    private List<Tensor> zeroedEachStep;
 
     public Trainer(GptModel model, ResolvedSpec resolved, BatchSource batches) {
         this(model, resolved, batches, Collective.single());
@@ -142,6 +144,8 @@ public final class Trainer {
         // forward/backward, where the step can start over in smaller passes, and not in the optimizer.
         parameters.stream().filter(optimizer::owns).forEach(optimizer::moments);
         buckets = gradientBuckets(parameters);
+        zeroedEachStep = new ArrayList<>(parameters.stream().map(Parameter::grad).toList());
+        zeroedEachStep.add(lossSum);
     }
 
     /**
@@ -238,8 +242,9 @@ public final class Trainer {
 
     /**
      * Zeroes the gradients and runs this rank's micro-batches through forward and backward, the sum of their mean
-     * losses into {@link #lossSum}. Out of device memory, the activations of the failed size are given back and the step starts over
-     * in smaller passes, said once when it succeeds; one sequence per pass that does not fit is an error.
+     * losses into {@link #lossSum}. Out of device memory, the activations of the failed size are given back and the
+     * step starts over in smaller passes, said once when it succeeds; one sequence per pass that does not fit is an
+     * error.
      */
     private void accumulateGradients(int step) {
         OutOfDeviceMemory firstFailure = null;
@@ -276,9 +281,7 @@ public final class Trainer {
      * the passes' mean losses (equal-sized passes: the mean over its tokens).
      */
     private void forwardBackward(int step) {
-        List<Tensor> zeroed = new ArrayList<>(parameters.stream().map(Parameter::grad).toList());
-        zeroed.add(lossSum);
-        model.backend().zero(zeroed);
+        model.backend().zero(zeroedEachStep);
         int T = model.config().seqLen();
         double gradScale = 1.0 / ((double) batchSize * T * gradAccum);
         int passes = batchSize / sequencesPerPass;
