@@ -14,6 +14,7 @@
 #define ERR_TOKEN_OUT_OF_RANGE 1
 #define ERR_TARGET_OUT_OF_RANGE 2
 #define ERR_COLUMN_MASK_OVER_TWO_OF_FOUR 3
+#define ERR_POSITION_OUT_OF_RANGE 4
 
 __device__ __forceinline__ float ld(const void* p, size_t i, int dt) {
     if (dt == DT_BF16) return __bfloat162float(((const __nv_bfloat16*)p)[i]);
@@ -223,16 +224,22 @@ extern "C" __global__ void add_bias_bf16(void* out, const void* bias, int dtBias
 
 // ---- embedding ---------------------------------------------------------------------------------------------------
 
-// Row r sits at position r mod T, or at `position` for every row when it is not negative (one decoding step).
+// Row r sits at position r mod T, or, for one decoding step (position not null), every row at *position: read on the
+// device, so that a recorded step replays at the position uploaded for it. One outside wpe's P rows writes nothing.
 extern "C" __global__ void embedding_forward(void* out, int dtOut, const int* tokens, const void* wte, int dtWte,
-                                             const void* wpe, int dtWpe, int B, int T, int C, int V, int position,
-                                             int* err) {
+                                             const void* wpe, int dtWpe, int B, int T, int C, int V,
+                                             const int* position, int P, int* err) {
+    int at = position ? *position : -1;
+    if (position && (at < 0 || at >= P)) {
+        if (blockIdx.x == 0 && threadIdx.x == 0) report(err, ERR_POSITION_OUT_OF_RANGE);
+        return;
+    }
     size_t n = (size_t)B * T * C;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         size_t r = i / C;
         int c = (int)(i % C);
         int id = tokens[r];
-        int t = position >= 0 ? position : (int)(r % T);
+        int t = position ? at : (int)(r % T);
         if (id < 0 || id >= V) {
             report(err, ERR_TOKEN_OUT_OF_RANGE);
             continue;
@@ -976,9 +983,15 @@ ATTENTION_KERNELS(128)
 
 // ---- incremental decoding (KV cache) -------------------------------------------------------------------------------
 
-// Rows (b, j) of qkv (B·n × 3C) give their k and v to cache position position + j of sequence b (caches B × maxT × C).
+// Rows (b, j) of qkv (B·n × 3C) give their k and v to cache position *position + j of sequence b (caches
+// B × maxT × C, n ≤ maxT). The position is read on the device; rows that would land outside the cache write nothing.
 extern "C" __global__ void kv_cache_store(void* keys, void* values, int dtCache, const void* qkv, int dtQkv, int B,
-                                          int n, int C, int maxT, int position) {
+                                          int n, int C, int maxT, const int* position, int* err) {
+    int first = *position;
+    if (first < 0 || first > maxT - n) {
+        if (blockIdx.x == 0 && threadIdx.x == 0) report(err, ERR_POSITION_OUT_OF_RANGE);
+        return;
+    }
     size_t total = (size_t)B * n * C;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
         size_t row = i / C;
@@ -986,7 +999,7 @@ extern "C" __global__ void kv_cache_store(void* keys, void* values, int dtCache,
         size_t b = row / n;
         int j = (int)(row % n);
         size_t src = row * 3 * C;
-        size_t dst = (b * maxT + position + j) * C + c;
+        size_t dst = (b * maxT + first + j) * C + c;
         st(keys, dst, ld(qkv, src + C + c, dtQkv), dtCache);
         st(values, dst, ld(qkv, src + 2 * C + c, dtQkv), dtCache);
     }
@@ -997,10 +1010,16 @@ extern "C" __global__ void kv_cache_store(void* keys, void* values, int dtCache,
 
 // One new query per sequence against its cached keys and values 0..position: a block per (b, h), each warp an online
 // softmax over the keys t ≡ warp (mod warps), lane d holding output channels d, d + 32, …; the warps' partial results
-// are then combined in warp order, so the sum runs in a fixed order. out is B × C, qkv B × 3C (only q is read).
+// are then combined in warp order, so the sum runs in a fixed order. out is B × C, qkv B × 3C (only q is read). The
+// position is read on the device (the grid does not depend on it); one outside the cache writes nothing.
 extern "C" __global__ void __launch_bounds__(32 * DECODE_WARPS) attention_decode(
     void* out, int dtOut, const void* qkv, int dtQkv, const void* keys, const void* values, int dtCache, int NH,
-    int HS, int maxT, int position, float scale) {
+    int HS, int maxT, const int* positionOnDevice, float scale, int* err) {
+    int position = *positionOnDevice;
+    if (position < 0 || position >= maxT) {
+        if (blockIdx.x == 0 && threadIdx.x == 0) report(err, ERR_POSITION_OUT_OF_RANGE);
+        return;
+    }
     __shared__ float partMax[DECODE_WARPS], partSum[DECODE_WARPS], partAcc[DECODE_WARPS][DECODE_MAX_HS];
     int b = blockIdx.x / NH, h = blockIdx.x % NH;
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;

@@ -86,6 +86,7 @@ public final class CudaBackend implements Backend {
     private static final int ERR_TOKEN = 1;
     private static final int ERR_TARGET = 2;
     private static final int ERR_COLUMN_MASK = 3;
+    private static final int ERR_POSITION = 4;
 
     // Scratch slots: each op uses distinct slots; ops run in stream order, so slots are reused across ops.
     private static final int SLOT_A = 0;
@@ -455,6 +456,8 @@ public final class CudaBackend implements Backend {
                 case ERR_TARGET -> "a target id outside the vocabulary reached crossEntropyForwardBackward";
                 case ERR_COLUMN_MASK -> "a column mask that keeps more than 2 of some 4 along d_out reached the"
                         + " in-place backward operand of a sparse layer";
+                case ERR_POSITION -> "a position outside the KV cache reached embeddingForwardAt, kvCacheStore or"
+                        + " attentionDecode (which then wrote nothing)";
                 default -> "kernel error code " + err[0];
             });
         }
@@ -510,6 +513,7 @@ public final class CudaBackend implements Backend {
             return;
         }
         if (r.exec == null) {
+            dropStaleRecordings();
             r.exec = device.record(pass);
             r.generation = device.generation();
         }
@@ -527,6 +531,20 @@ public final class CudaBackend implements Backend {
         graphs = on;
         recordings.values().forEach(this::dropRecording);
         recordings.clear();
+    }
+
+    /**
+     * Drops the recordings of earlier generations, which would be made again at their next call anyway: a pass whose
+     * buffers are gone (each sampled text decodes into a cache of its own) keeps no graph.
+     */
+    private void dropStaleRecordings() {
+        recordings.values().removeIf(r -> {
+            if (r.generation == device.generation()) {
+                return false;
+            }
+            dropRecording(r);
+            return true;
+        });
     }
 
     private void dropRecording(Recording r) {
@@ -810,23 +828,26 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void embeddingForward(Tensor out, Tensor tokens, Tensor wte, Tensor wpe, int B, int T) {
-        embed(out, tokens, wte, wpe, B, T, -1);
+        embed(out, tokens, wte, wpe, B, T, 0L);
     }
 
     @Override
-    public void embeddingForwardAt(Tensor out, Tensor tokens, Tensor wte, Tensor wpe, int B, int position) {
-        embed(out, tokens, wte, wpe, B, 1, position);
+    public void embeddingForwardAt(Tensor out, Tensor tokens, Tensor wte, Tensor wpe, int B, Tensor position) {
+        embed(out, tokens, wte, wpe, B, 1, positionAddress(position, "embeddingForwardAt"));
     }
 
-    /** B·T rows at positions r mod T, or all at {@code position} when it is not negative. */
-    private void embed(Tensor out, Tensor tokens, Tensor wte, Tensor wpe, int B, int T, int position) {
+    /**
+     * B·T rows at positions r mod T, or, for a decoding step, all at the position the kernel reads from device address
+     * {@code position} (not 0).
+     */
+    private void embed(Tensor out, Tensor tokens, Tensor wte, Tensor wpe, int B, int T, long position) {
         CudaTensor o = cuda(out);
         CudaTensor te = cuda(wte);
         CudaTensor pe = cuda(wpe);
         int C = te.shape[1];
         int V = te.shape[0];
         launch1d("embedding_forward", blocks((long) B * T * C), o.address, o.code(), cuda(tokens).address, te.address,
-                te.code(), pe.address, pe.code(), B, T, C, V, position, errorWord.address());
+                te.code(), pe.address, pe.code(), B, T, C, V, position, pe.shape[0], errorWord.address());
     }
 
     @Override
@@ -1093,20 +1114,21 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void kvCacheStore(Tensor keys, Tensor values, Tensor qkv, int B, int position) {
+    public void kvCacheStore(Tensor keys, Tensor values, Tensor qkv, int B, Tensor position) {
         CudaTensor k = cuda(keys);
         CudaTensor v = cuda(values);
         CudaTensor x = cuda(qkv);
         requireCache(k, v);
         int C = k.shape[2];
         int maxT = k.shape[1];
-        int n = Backend.kvCacheStoreRows(keys, qkv, B, position);
+        int n = Backend.kvCacheStoreRows(keys, qkv, B);
         launch1d("kv_cache_store", blocks((long) B * n * C), k.address, v.address, k.code(), x.address, x.code(), B, n,
-                C, maxT, position);
+                C, maxT, positionAddress(position, "kvCacheStore"), errorWord.address());
     }
 
     @Override
-    public void attentionDecode(Tensor out, Tensor qkv, Tensor keys, Tensor values, int B, int position, int heads) {
+    public void attentionDecode(Tensor out, Tensor qkv, Tensor keys, Tensor values, int B, Tensor position,
+            int heads) {
         CudaTensor k = cuda(keys);
         CudaTensor v = cuda(values);
         CudaTensor o = cuda(out);
@@ -1114,13 +1136,26 @@ public final class CudaBackend implements Backend {
         int C = k.shape[2];
         int maxT = k.shape[1];
         int hs = C / heads;
-        if (hs > DECODE_MAX_HEAD_SIZE || position < 0 || position >= maxT) {
-            throw new IllegalArgumentException("attentionDecode at position " + position + " of a cache of " + maxT
-                    + " with head size " + hs + " (at most " + DECODE_MAX_HEAD_SIZE + ")");
+        if (hs > DECODE_MAX_HEAD_SIZE) {
+            throw new IllegalArgumentException("attentionDecode with head size " + hs + " (at most "
+                    + DECODE_MAX_HEAD_SIZE + ")");
         }
         launchGrid("attention_decode", B * heads, 1, 32 * DECODE_WARPS, 0, o.address, o.code(), cuda(qkv).address,
-                cuda(qkv).code(), k.address, v.address, k.code(), heads, hs, maxT, position,
-                (float) (1.0 / Math.sqrt(hs)));
+                cuda(qkv).code(), k.address, v.address, k.code(), heads, hs, maxT,
+                positionAddress(position, "attentionDecode"), (float) (1.0 / Math.sqrt(hs)), errorWord.address());
+    }
+
+    /**
+     * Where a decoding operation's kernel reads its position: a one-element I32 tensor, so that a recorded step replays
+     * at the position uploaded for it. The kernels check its range, since the host cannot read it without waiting.
+     */
+    private static long positionAddress(Tensor position, String operation) {
+        CudaTensor p = cuda(position);
+        if (p.dtype != DType.I32 || p.count != 1) {
+            throw new IllegalArgumentException(operation + " reads its position from a one-element I32 tensor, got "
+                    + p.dtype + " " + Arrays.toString(p.shape));
+        }
+        return p.address;
     }
 
     private static void requireCache(CudaTensor keys, CudaTensor values) {

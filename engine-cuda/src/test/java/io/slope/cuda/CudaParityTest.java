@@ -2,6 +2,7 @@ package io.slope.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.slope.cuda.GpuParity.Pair;
@@ -384,13 +385,16 @@ class CudaParityTest {
         Pair wte = t.input(DType.F32, 1, V, C);
         Pair wpe = t.input(DType.F32, 1, maxT, C);
         Pair embedded = t.output(t.activation(), B, C);
-        t.both(s -> s.backend().embeddingForwardAt(s.of(embedded), s.of(tokens), s.of(wte), s.of(wpe), B, 37));
+        Pair at37 = t.position(37);
+        t.both(s -> s.backend().embeddingForwardAt(s.of(embedded), s.of(tokens), s.of(wte), s.of(wpe), B,
+                s.of(at37)));
         t.check("embeddingForwardAt out", embedded);
 
         Pair keys = t.input(t.activation(), 1, B, maxT, C);
         Pair values = t.input(t.activation(), 1, B, maxT, C);
         Pair prompt = t.input(t.activation(), 1, B * 3, 3 * C);
-        t.both(s -> s.backend().kvCacheStore(s.of(keys), s.of(values), s.of(prompt), B, 5));
+        Pair at5 = t.position(5);
+        t.both(s -> s.backend().kvCacheStore(s.of(keys), s.of(values), s.of(prompt), B, s.of(at5)));
         t.check("kvCacheStore keys", keys);
         t.check("kvCacheStore values", values);
 
@@ -398,11 +402,47 @@ class CudaParityTest {
             for (int position : new int[] {0, 3, 70}) {
                 Pair qkv = t.input(t.activation(), 1, B, 3 * C);
                 Pair out = t.output(t.activation(), B, C);
-                t.both(s -> s.backend().attentionDecode(s.of(out), s.of(qkv), s.of(keys), s.of(values), B, position,
+                Pair at = t.position(position);
+                t.both(s -> s.backend().attentionDecode(s.of(out), s.of(qkv), s.of(keys), s.of(values), B, s.of(at),
                         heads));
                 t.check("attentionDecode out (head size " + C / heads + ", p " + position + ")", out);
             }
         }
+    }
+
+    /**
+     * A position outside the cache, read on the device: each decoding kernel writes nothing and reports it, so the next
+     * read from the device fails naming it.
+     */
+    @Test
+    void kvCacheDecodingAtAPositionOutsideTheCacheWritesNothingAndIsReported() {
+        GpuParity t = new GpuParity(CudaBackend.Precision.FP32_DEBUG);
+        CudaBackend gpu = t.gpu;
+        int maxT = 8;
+        int V = 11;
+        Tensor tokens = t.ints(V, B).gpu();
+        Tensor wte = t.input(DType.F32, 1, V, C).gpu();
+        Tensor wpe = t.input(DType.F32, 1, maxT, C).gpu();
+        Tensor keys = t.input(DType.F32, 1, B, maxT, C).gpu();
+        Tensor values = t.input(DType.F32, 1, B, maxT, C).gpu();
+        Tensor twoRows = t.input(DType.F32, 1, B * 2, 3 * C).gpu();
+        Tensor qkv = t.input(DType.F32, 1, B, 3 * C).gpu();
+        Tensor out = t.input(DType.F32, 1, B, C).gpu();
+        Tensor past = t.position(maxT).gpu();
+        Tensor lastRow = t.position(maxT - 1).gpu();
+        Tensor negative = t.position(-1).gpu();
+        assertWritesNothingAndIsReported(gpu, out, () -> gpu.embeddingForwardAt(out, tokens, wte, wpe, B, past));
+        assertWritesNothingAndIsReported(gpu, keys, () -> gpu.kvCacheStore(keys, values, twoRows, B, lastRow));
+        assertWritesNothingAndIsReported(gpu, out, () -> gpu.attentionDecode(out, qkv, keys, values, B, past, 2));
+        assertWritesNothingAndIsReported(gpu, out, () -> gpu.attentionDecode(out, qkv, keys, values, B, negative, 2));
+    }
+
+    private static void assertWritesNothingAndIsReported(CudaBackend gpu, Tensor written, Runnable op) {
+        double[] before = gpu.download(written);
+        op.run();
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> gpu.download(written));
+        assertTrue(e.getMessage().contains("outside the KV cache"), e.getMessage());
+        assertArrayEquals(before, gpu.download(written));
     }
 
     private static void roundToGemmPrecision(GpuParity t, double[] v) {

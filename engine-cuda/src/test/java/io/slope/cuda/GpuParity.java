@@ -135,6 +135,14 @@ final class GpuParity {
         return p;
     }
 
+    /** A decoding position on both sides: the one-element I32 tensor the KV-cache operations read it from. */
+    Pair position(int position) {
+        Pair p = pair(DType.I32, 1);
+        gpu.uploadInts(p.gpu, new int[] {position});
+        cpu.uploadInts(p.cpu, new int[] {position});
+        return p;
+    }
+
     /** An output the op overwrites: NaN on the GPU, so an element it fails to write cannot pass. */
     Pair output(DType type, int... shape) {
         Pair p = pair(type, shape);

@@ -57,9 +57,9 @@ public interface Backend extends AutoCloseable {
 
     /**
      * Runs {@code pass}: operations of this backend whose arguments (tensors, shapes, scalars) are the same on every
-     * call with this key, and that read whatever changes between calls (the tokens) from tensors uploaded before. A
-     * GPU may record the pass once and replay the recording on later calls (a CUDA Graph), so the host queues one
-     * launch instead of every operation. The CPU runs it.
+     * call with this key, and that read whatever changes between calls (the tokens, a decoding position) from tensors
+     * uploaded before. A GPU may record the pass once and replay the recording on later calls (a CUDA Graph), so the
+     * host queues one launch instead of every operation. The CPU runs it.
      */
     default void repeat(String key, Runnable pass) {
         pass.run();
@@ -216,46 +216,48 @@ public interface Backend extends AutoCloseable {
     /**
      * Whether this backend implements the three decoding operations below ({@link #embeddingForwardAt},
      * {@link #kvCacheStore}, {@link #attentionDecode}). Without them, sampling recomputes its whole window per token.
+     * They read the position from a one-element I32 tensor on the backend, uploaded before, so that a decoding step
+     * can be a {@link #repeat}ed pass. A position outside the cache is refused: by the CPU at once, by a GPU at the
+     * next read from the device (the kernel writes nothing then).
      */
     default boolean supportsKvCache() {
         return false;
     }
 
-    /** One token per sequence at one position: out[b,:] = wte[tokens[b],:] + wpe[position,:] (out is B × C). */
-    default void embeddingForwardAt(Tensor out, Tensor tokens, Tensor wte, Tensor wpe, int B, int position) {
+    /** One token per sequence at one position: out[b,:] = wte[tokens[b],:] + wpe[position[0],:] (out is B × C). */
+    default void embeddingForwardAt(Tensor out, Tensor tokens, Tensor wte, Tensor wpe, int B, Tensor position) {
         throw new UnsupportedOperationException(name() + " does not implement KV-cache decoding");
     }
 
     /**
      * Copies the keys and values of {@code qkv} ({@code B·n × 3C}, n rows per sequence) into the caches
-     * ({@code B × maxT × C} each): row (b, j)'s k and v go to cache position {@code position + j} of sequence b.
+     * ({@code B × maxT × C} each): row (b, j)'s k and v go to cache position {@code position[0] + j} of sequence b.
      */
-    default void kvCacheStore(Tensor keys, Tensor values, Tensor qkv, int B, int position) {
+    default void kvCacheStore(Tensor keys, Tensor values, Tensor qkv, int B, Tensor position) {
         throw new UnsupportedOperationException(name() + " does not implement KV-cache decoding");
     }
 
     /**
-     * The rows per sequence (n) a {@link #kvCacheStore} of {@code qkv} into {@code keys} writes; refuses positions
-     * position … position + n − 1 outside the cache.
+     * The rows per sequence (n) a {@link #kvCacheStore} of {@code qkv} into {@code keys} writes; refuses more rows than
+     * the cache holds (whether they fit from the position on is checked where the position is read).
      */
-    static int kvCacheStoreRows(Tensor keys, Tensor qkv, int B, int position) {
+    static int kvCacheStoreRows(Tensor keys, Tensor qkv, int B) {
         int C = keys.shape()[2];
         int maxT = keys.shape()[1];
         int n = Math.toIntExact(qkv.size() / (3L * C) / B);
-        if (position < 0 || position + n > maxT) {
-            throw new IllegalArgumentException("kvCacheStore of " + n + " positions at " + position
-                    + " into a cache of " + maxT);
+        if (n > maxT) {
+            throw new IllegalArgumentException("kvCacheStore of " + n + " positions into a cache of " + maxT);
         }
         return n;
     }
 
     /**
      * The decoding step of {@link #attentionForward}: the query of one new token per sequence ({@code qkv} is
-     * {@code B × 3C}; only q is read) at {@code position}, against the cached keys and values of positions
-     * 0..position (its own stored first by {@link #kvCacheStore}); out is B × C. The same arithmetic as row
-     * {@code position} of attentionForward.
+     * {@code B × 3C}; only q is read) at p = {@code position[0]}, against the cached keys and values of positions
+     * 0..p (its own stored first by {@link #kvCacheStore}); out is B × C. The same arithmetic as row p of
+     * attentionForward.
      */
-    default void attentionDecode(Tensor out, Tensor qkv, Tensor keys, Tensor values, int B, int position,
+    default void attentionDecode(Tensor out, Tensor qkv, Tensor keys, Tensor values, int B, Tensor position,
             int heads) {
         throw new UnsupportedOperationException(name() + " does not implement KV-cache decoding");
     }

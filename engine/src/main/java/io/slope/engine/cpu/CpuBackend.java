@@ -174,8 +174,9 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void embeddingForwardAt(Tensor out, Tensor tokens, Tensor wte, Tensor wpe, int B, int position) {
-        embed(cpu(out), cpu(tokens), cpu(wte), cpu(wpe), B, r -> position);
+    public void embeddingForwardAt(Tensor out, Tensor tokens, Tensor wte, Tensor wpe, int B, Tensor position) {
+        int p = position(position, 1, wpe.shape()[0], "embeddingForwardAt");
+        embed(cpu(out), cpu(tokens), cpu(wte), cpu(wpe), B, r -> p);
     }
 
     /** out[r,:] = wte[tokens[r],:] + wpe[positionOf(r),:] for rows r. */
@@ -597,17 +598,18 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void kvCacheStore(Tensor keys, Tensor values, Tensor qkv, int B, int position) {
+    public void kvCacheStore(Tensor keys, Tensor values, Tensor qkv, int B, Tensor position) {
         CpuTensor k = cpu(keys);
         CpuTensor v = cpu(values);
         CpuTensor x = cpu(qkv);
         int C = k.shape[2];
         int maxT = k.shape[1];
-        int n = Backend.kvCacheStoreRows(keys, qkv, B, position);
+        int n = Backend.kvCacheStoreRows(keys, qkv, B);
+        int first = position(position, n, maxT, "kvCacheStore");
         for (int b = 0; b < B; b++) {
             for (int j = 0; j < n; j++) {
                 int src = (b * n + j) * 3 * C;
-                int dst = (b * maxT + position + j) * C;
+                int dst = (b * maxT + first + j) * C;
                 k.store(x.data, src + C, dst, C);
                 v.store(x.data, src + 2 * C, dst, C);
             }
@@ -615,7 +617,7 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void attentionDecode(Tensor out, Tensor qkv, Tensor keys, Tensor values, int B, int position,
+    public void attentionDecode(Tensor out, Tensor qkv, Tensor keys, Tensor values, int B, Tensor positionTensor,
             int heads) {
         CpuTensor o = cpu(out);
         CpuTensor x = cpu(qkv);
@@ -623,6 +625,7 @@ public final class CpuBackend implements Backend {
         CpuTensor v = cpu(values);
         int C = k.shape[2];
         int maxT = k.shape[1];
+        int position = position(positionTensor, 1, maxT, "attentionDecode");
         int hs = C / heads;
         double scale = 1.0 / StrictMath.sqrt(hs);
         parallel.forRange(B * heads, 2L * (position + 1) * hs, (from, to) -> {
@@ -638,6 +641,21 @@ public final class CpuBackend implements Backend {
                 attentionScores.add(position + 1);
             }
         });
+    }
+
+    /** The position a decoding operation reads from its one-element I32 tensor; refused unless p … p + n − 1 < maxT. */
+    private static int position(Tensor position, int n, int maxT, String operation) {
+        CpuTensor t = cpu(position);
+        if (t.dtype != DType.I32 || t.ints.length != 1) {
+            throw new IllegalArgumentException(operation + " reads its position from a one-element I32 tensor, got "
+                    + t.dtype + " " + Arrays.toString(t.shape));
+        }
+        int p = t.ints[0];
+        if (p < 0 || p + n > maxT) {
+            throw new IllegalArgumentException(operation + " of " + n + " position(s) from " + p + ", outside the "
+                    + maxT + " the cache holds");
+        }
+        return p;
     }
 
     /**

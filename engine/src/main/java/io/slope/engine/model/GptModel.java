@@ -645,7 +645,7 @@ public final class GptModel implements AutoCloseable {
                     blk.ln1Bias().value());
             linearForward(a.xa, a.qkv[l], a.ln1[l], blk.qkv());
             if (fill != null) {
-                backend.kvCacheStore(fill.keys[l], fill.values[l], a.qkv[l], B, 0);
+                backend.kvCacheStore(fill.keys[l], fill.values[l], a.qkv[l], B, fill.position);
             }
             backend.attentionForward(a.atty[l], a.attState[l], a.qkv[l], B, T, config.heads());
             linearForward(a.xa, a.attProj[l], a.atty[l], blk.attnProj());
@@ -688,6 +688,7 @@ public final class GptModel implements AutoCloseable {
             throw new IllegalArgumentException("prefill of " + length + " positions; the context holds 1.."
                     + config.seqLen());
         }
+        backend.uploadInts(cache.position, new int[] {0});
         forwardToLogits(forwardActivations(cache.B), inputs, cache);
         cache.length = length;
     }
@@ -695,7 +696,9 @@ public final class GptModel implements AutoCloseable {
     /**
      * One token per sequence at position p = {@code cache.length()}: the forward of that position alone, its keys and
      * values appended to the cache, attention over positions 0..p. Returns its logits, {@code B × vocab} (a
-     * synchronising read): the same arithmetic, in the same order, as the batched forward's row p.
+     * synchronising read): the same arithmetic, in the same order, as the batched forward's row p. The tokens and p
+     * are uploaded first and read on the backend, so every step of one cache is the same {@link Backend#repeat}ed pass
+     * (a GPU replays it as one graph).
      */
     public double[] decode(KvCache cache, int[] tokens) {
         checkCache(cache);
@@ -709,14 +712,24 @@ public final class GptModel implements AutoCloseable {
                     + tokens.length);
         }
         backend.uploadInts(cache.tokens, tokens);
-        backend.embeddingForwardAt(cache.residual, cache.tokens, wte.value(), wpe.value(), B, p);
+        backend.uploadInts(cache.position, new int[] {p});
+        backend.repeat("decode " + cache.serial + " B " + B, () -> decodeStep(cache));
+        cache.length = p + 1;
+        return backend.download(cache.logits);
+    }
+
+    /** The forward of one position per sequence, from the tokens and position uploaded into {@code cache}. */
+    private void decodeStep(KvCache cache) {
+        int B = cache.B;
+        backend.embeddingForwardAt(cache.residual, cache.tokens, wte.value(), wpe.value(), B, cache.position);
         for (int l = 0; l < config.layers(); l++) {
             Block blk = blocks[l];
             backend.layerNormForward(cache.ln, cache.lnMean, cache.lnRstd, cache.residual, blk.ln1Weight().value(),
                     blk.ln1Bias().value());
             linearForward(cache.xa, cache.qkv, cache.ln, blk.qkv());
-            backend.kvCacheStore(cache.keys[l], cache.values[l], cache.qkv, B, p);
-            backend.attentionDecode(cache.atty, cache.qkv, cache.keys[l], cache.values[l], B, p, config.heads());
+            backend.kvCacheStore(cache.keys[l], cache.values[l], cache.qkv, B, cache.position);
+            backend.attentionDecode(cache.atty, cache.qkv, cache.keys[l], cache.values[l], B, cache.position,
+                    config.heads());
             linearForward(cache.xa, cache.branch, cache.atty, blk.attnProj());
             backend.residualForward(cache.residual2, cache.residual, cache.branch);
             backend.layerNormForward(cache.ln, cache.lnMean, cache.lnRstd, cache.residual2, blk.ln2Weight().value(),
@@ -729,8 +742,6 @@ public final class GptModel implements AutoCloseable {
         backend.layerNormForward(cache.ln, cache.lnMean, cache.lnRstd, cache.residual, lnfWeight.value(),
                 lnfBias.value());
         backend.matmulForward(cache.logits, cache.ln, wte.value(), null);
-        cache.length = p + 1;
-        return backend.download(cache.logits);
     }
 
     private void checkCache(KvCache cache) {

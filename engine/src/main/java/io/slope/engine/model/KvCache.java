@@ -5,6 +5,7 @@ import io.slope.engine.backend.DType;
 import io.slope.engine.backend.Tensor;
 import java.util.HashMap;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * What incremental decoding keeps between tokens for B sequences of one {@link GptModel}: every layer's keys and values
@@ -13,12 +14,18 @@ import java.util.Map;
  * {@link GptModel#prefill}, extended by {@link GptModel#decode}.
  */
 public final class KvCache {
+    private static final AtomicLong CREATED = new AtomicLong();
+
     final GptModel model;
     final int B;
+    /** Unique among the caches of this JVM: a decoding step is a repeated pass over this cache's buffers alone. */
+    final long serial = CREATED.incrementAndGet();
     final Tensor[] keys;
     final Tensor[] values;
     // One decoding step, shared by all layers (nothing is kept for a backward).
     final Tensor tokens;
+    /** Where the next keys and values go (one I32, uploaded before each prefill or decoding step). */
+    final Tensor position;
     final Tensor residual;
     final Tensor residual2;
     final Tensor ln;
@@ -50,6 +57,7 @@ public final class KvCache {
             values[l] = backend.zeros(act, B, config.seqLen(), C);
         }
         tokens = backend.zeros(DType.I32, B);
+        position = backend.zeros(DType.I32, 1);
         residual = backend.zeros(act, B, C);
         residual2 = backend.zeros(act, B, C);
         ln = backend.zeros(act, B, C);

@@ -5,11 +5,16 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.slope.engine.backend.Backend;
 import io.slope.engine.backend.DType;
+import io.slope.engine.backend.Tensor;
 import io.slope.engine.cpu.CpuBackend;
 import io.slope.engine.sparse.NmPattern;
 import io.slope.spec.Mode;
+import java.lang.reflect.Proxy;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -24,7 +29,7 @@ class KvCacheTest {
     private static final int RANK = 4;
     private static final int B = 2;
 
-    private static GptModel model(CpuBackend backend, DType dtype) {
+    private static GptModel model(Backend backend, DType dtype) {
         GptModel model = GptModel.fromDenseWeights(backend, CONFIG, dtype,
                 TinyModels.trainedLookingWeights(CONFIG, 31, 0.5));
         model.attachAdapters(TinyModels.randomAdapters(CONFIG, RANK, 32, 0.3), RANK, 1.0 / RANK);
@@ -107,6 +112,72 @@ class KvCacheTest {
             KvCache cache = model.kvCache(1);
             model.attachAdapters(TinyModels.randomAdapters(CONFIG, RANK, 32, 0.3), RANK, 1.0 / RANK);
             assertThrows(IllegalStateException.class, () -> model.decode(cache, new int[] {1}));
+        }
+    }
+
+    /**
+     * Each decoding step is one {@link Backend#repeat}ed pass (a GPU replays it as one graph) under a key of its
+     * cache's own, since the pass reads and writes that cache's buffers; the prefill is not one.
+     */
+    @Test
+    void eachCacheDecodesAsARepeatedPassOfItsOwn() {
+        List<String> keys = new ArrayList<>();
+        try (CpuBackend cpu = new CpuBackend(1); GptModel model = model(keyRecording(cpu, keys), DType.F64)) {
+            KvCache first = model.kvCache(B);
+            KvCache second = model.kvCache(B);
+            KvCache single = model.kvCache(1);
+            int T = CONFIG.seqLen();
+            model.prefill(first, new int[B * T], 1);
+            model.prefill(second, new int[B * T], 1);
+            model.prefill(single, new int[T], 1);
+            assertEquals(List.of(), keys);
+            model.decode(first, new int[] {1, 2});
+            model.decode(first, new int[] {3, 4});
+            model.decode(second, new int[] {1, 2});
+            model.decode(single, new int[] {1});
+            assertEquals(4, keys.size(), keys.toString());
+            assertEquals(keys.get(0), keys.get(1), "two steps of one cache");
+            assertEquals(3, keys.stream().distinct().count(), "three caches: " + keys);
+        }
+    }
+
+    /** {@code cpu}, noting the key of every repeated pass. */
+    private static Backend keyRecording(CpuBackend cpu, List<String> keys) {
+        return (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(), new Class<?>[] {Backend.class},
+                (proxy, method, args) -> {
+                    if (method.getName().equals("repeat")) {
+                        keys.add((String) args[0]);
+                    }
+                    return method.invoke(cpu, args);
+                });
+    }
+
+    /** The CPU reads the position from its tensor and refuses one outside the cache before computing anything. */
+    @Test
+    void aDecodingPositionOutsideTheCacheIsRefused() {
+        int C = CONFIG.dModel();
+        int maxT = 4;
+        try (CpuBackend backend = new CpuBackend(1)) {
+            Tensor keys = backend.zeros(DType.F64, 1, maxT, C);
+            Tensor values = backend.zeros(DType.F64, 1, maxT, C);
+            Tensor wte = backend.zeros(DType.F64, CONFIG.vocab(), C);
+            Tensor wpe = backend.zeros(DType.F64, maxT, C);
+            Tensor tokens = backend.zeros(DType.I32, 1);
+            Tensor qkv = backend.zeros(DType.F64, 1, 3 * C);
+            Tensor twoRows = backend.zeros(DType.F64, 2, 3 * C);
+            Tensor out = backend.zeros(DType.F64, 1, C);
+            Tensor position = backend.zeros(DType.I32, 1);
+            backend.uploadInts(position, new int[] {maxT});
+            assertThrows(IllegalArgumentException.class,
+                    () -> backend.embeddingForwardAt(out, tokens, wte, wpe, 1, position));
+            assertThrows(IllegalArgumentException.class,
+                    () -> backend.attentionDecode(out, qkv, keys, values, 1, position, CONFIG.heads()));
+            backend.uploadInts(position, new int[] {maxT - 1});
+            assertThrows(IllegalArgumentException.class, () -> backend.kvCacheStore(keys, values, twoRows, 1,
+                    position));
+            backend.uploadInts(position, new int[] {-1});
+            assertThrows(IllegalArgumentException.class,
+                    () -> backend.attentionDecode(out, qkv, keys, values, 1, position, CONFIG.heads()));
         }
     }
 

@@ -272,17 +272,17 @@ public final class BoundedMemoryBackend implements Backend {
     }
 
     @Override
-    public void embeddingForwardAt(Tensor out, Tensor tokens, Tensor wte, Tensor wpe, int B, int position) {
+    public void embeddingForwardAt(Tensor out, Tensor tokens, Tensor wte, Tensor wpe, int B, Tensor position) {
         cpu.embeddingForwardAt(out, tokens, wte, wpe, B, position);
     }
 
     @Override
-    public void kvCacheStore(Tensor keys, Tensor values, Tensor qkv, int B, int position) {
+    public void kvCacheStore(Tensor keys, Tensor values, Tensor qkv, int B, Tensor position) {
         cpu.kvCacheStore(keys, values, qkv, B, position);
     }
 
     @Override
-    public void attentionDecode(Tensor out, Tensor qkv, Tensor keys, Tensor values, int B, int position,
+    public void attentionDecode(Tensor out, Tensor qkv, Tensor keys, Tensor values, int B, Tensor position,
             int heads) {
         cpu.attentionDecode(out, qkv, keys, values, B, position, heads);
     }
