@@ -89,16 +89,16 @@ for phase in "${phases[@]}"; do
             ;;
         kernelparity)
             # The per-kernel parity tests alone (CudaParityTest, CompressedLayoutTest, GpuDecodingTest, the masks'
-            # NmMaskKernelTest and SparseMaskRoundTripTest, ReusedKernelChoicesTest, GpuOutOfMemoryTest, and
-            # RecordedStepTest: the recorded CUDA Graph pass against the eager one): the short form
-            # of parity. The attention tests run last in a
-            # JVM of their own, so that a library dying there (cuDNN once did, taking the process with it) leaves the
-            # other results.
+            # NmMaskKernelTest and SparseMaskRoundTripTest, ReusedKernelChoicesTest, GpuOutOfMemoryTest,
+            # RecordedStepTest and RecordedDecodingTest: the recorded CUDA Graph passes against the eager ones): the
+            # short form of parity. The attention tests run last in a JVM of their own, so that a library dying there
+            # (cuDNN once did, taking the process with it) leaves the other results.
             gpu_tests kernelparity "$out/junit" --select-class io.slope.cuda.CudaParityTest \
                 --select-class io.slope.cuda.CompressedLayoutTest --select-class io.slope.cuda.GpuDecodingTest \
                 --select-class io.slope.cuda.ReusedKernelChoicesTest --select-class io.slope.cuda.GpuOutOfMemoryTest \
                 --select-class io.slope.cuda.NmMaskKernelTest --select-class io.slope.cuda.SparseMaskRoundTripTest \
-                --select-class io.slope.cuda.RecordedStepTest --exclude-methodname '.*[aA]ttention.*' || status=1
+                --select-class io.slope.cuda.RecordedStepTest --select-class io.slope.cuda.RecordedDecodingTest \
+                --exclude-methodname '.*[aA]ttention.*' || status=1
             gpu_tests kernelparity-attention "$out/junit-attention" --select-class io.slope.cuda.CudaParityTest \
                 --include-methodname '.*[aA]ttention.*' || status=1
             grep -h '^parity ' "$out/kernelparity.log" "$out/kernelparity-attention.log" >"$out/parity-summary.txt"

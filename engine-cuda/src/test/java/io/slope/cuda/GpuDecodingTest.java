@@ -37,16 +37,7 @@ class GpuDecodingTest {
         CudaBackend gpu = GpuBackends.get(precision);
         long seed = System.nanoTime();
         Map<String, double[]> init = GptModel.initialWeights(CONFIG, seed);
-        Map<String, double[]> adapters = GptModel.initialAdapterWeights(CONFIG, RANK, seed);
-        adapters.replaceAll((name, w) -> {
-            for (int i = 0; i < w.length; i++) {
-                w[i] = 0.1 * Philox.normal(seed, Philox.stream("test/adapter/" + name), i);
-                if (inferenceForm && name.endsWith(".lora_B")) {
-                    w[i] /= RANK;
-                }
-            }
-            return inferenceForm && name.endsWith(".lora_A") ? Merge.pruneAdapterA(w, RANK, CONFIG.pattern()) : w;
-        });
+        Map<String, double[]> adapters = adapters(CONFIG, RANK, seed, inferenceForm);
         double scale = inferenceForm ? 1.0 : 1.0 / RANK;
         int T = CONFIG.seqLen();
         int V = CONFIG.vocab();
@@ -82,6 +73,21 @@ class GpuDecodingTest {
             }
             System.out.printf("decode %-36s worst normwise error %.3e (bound %.0e)%n", what, worst, bound);
         }
+    }
+
+    /** Nonzero adapters; in the inference form A pruned 2:4 along d_in and the scale 1/r folded into B. */
+    static Map<String, double[]> adapters(GptConfig config, int rank, long seed, boolean inferenceForm) {
+        Map<String, double[]> adapters = GptModel.initialAdapterWeights(config, rank, seed);
+        adapters.replaceAll((name, w) -> {
+            for (int i = 0; i < w.length; i++) {
+                w[i] = 0.1 * Philox.normal(seed, Philox.stream("test/adapter/" + name), i);
+                if (inferenceForm && name.endsWith(".lora_B")) {
+                    w[i] /= rank;
+                }
+            }
+            return inferenceForm && name.endsWith(".lora_A") ? Merge.pruneAdapterA(w, rank, config.pattern()) : w;
+        });
+        return adapters;
     }
 
     private static double check(String what, double[] gpu, double[] cpu, double bound) {
