@@ -35,8 +35,9 @@ final class CublasLt implements AutoCloseable {
     private static final int DESC_TRANSB = 4;
     private static final int DESC_EPILOGUE = 7;
     private static final int DESC_BIAS_POINTER = 8;
-    /** CUBLASLT_EPILOGUE_BIAS: D = op(A)·op(B) + bias, the bias (D's type) broadcast along D's rows of ours. */
-    private static final int EPILOGUE_BIAS = 4;
+    /** CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER and _AUX_LD (int64, in elements) of cublasLtMatmulDescAttributes_t. */
+    private static final int DESC_EPILOGUE_AUX_POINTER = 11;
+    private static final int DESC_EPILOGUE_AUX_LD = 12;
     private static final int PREF_MAX_WORKSPACE_BYTES = 1;
     /** cublasLtMatmulHeuristicResult_t: algo (64 bytes), workspaceSize, state, wavesCount, reserved[4]. */
     private static final long HEURISTIC_RESULT_BYTES = 96;
@@ -61,6 +62,7 @@ final class CublasLt implements AutoCloseable {
     private final MemorySegment alpha;
     private final MemorySegment beta;
     private final MemorySegment biasPointer;
+    private final MemorySegment auxPointer;
     private final long workspace;
     private final long workspaceBytes;
     private final Map<Shape, Plan> plans = new HashMap<>();
@@ -70,12 +72,42 @@ final class CublasLt implements AutoCloseable {
     /** Heuristic candidates timed per shape: the dense side searched like the sparse one (issue 5). */
     private static final int CANDIDATES = 8;
 
-    /** Everything that decides a GEMM's plan. Types are cudaDataType codes; bias: the bias epilogue. */
-    record Shape(boolean transA, boolean transB, int m, int n, int k, int typeAB, int typeCD, boolean bias) {
+    /**
+     * What a GEMM does after the product: cuBLASLt's cublasLtEpilogue_t value (cublasLt.h: BIAS = 4, GELU = 32,
+     * GELU_AUX = GELU | 128, GELU_AUX_BIAS = GELU_AUX | BIAS, DGELU = 64 | 128), whether it reads the bias pointer and
+     * the aux matrix, and the suffix of its kernel-choice key. cuBLASLt's GELU is the tanh approximation, GPT-2's.
+     */
+    enum Epilogue {
+        /** D = op(A)·op(B) (CUBLASLT_EPILOGUE_DEFAULT, never set on the descriptor). */
+        NONE(1, false, false, ""),
+        /** D = op(A)·op(B) + bias, the bias (D's type) broadcast along D's rows of ours. */
+        BIAS(4, true, false, " bias"),
+        /** aux = op(A)·op(B), D = gelu(aux): aux in D's type and layout. */
+        GELU_AUX(160, false, true, " gelu_aux"),
+        /** aux = op(A)·op(B) + bias, D = gelu(aux). */
+        GELU_AUX_BIAS(164, true, true, " bias gelu_aux"),
+        /** D = op(A)·op(B) ⊙ gelu'(aux), aux (D's type and layout) the GELU's input saved by the forward. */
+        DGELU(192, false, true, " dgelu");
+
+        final int value;
+        final boolean bias;
+        final boolean aux;
+        final String keySuffix;
+
+        Epilogue(int value, boolean bias, boolean aux, String keySuffix) {
+            this.value = value;
+            this.bias = bias;
+            this.aux = aux;
+            this.keySuffix = keySuffix;
+        }
+    }
+
+    /** Everything that decides a GEMM's plan. Types are cudaDataType codes. */
+    record Shape(boolean transA, boolean transB, int m, int n, int k, int typeAB, int typeCD, Epilogue epilogue) {
         /** Its key among the kernel choices, e.g. {@code cublasLt NT m=512 n=2304 k=768 bf16/bf16 bias}. */
         String choiceKey() {
             return CHOICE_PREFIX + (transA ? "T" : "N") + (transB ? "T" : "N") + " m=" + m + " n=" + n + " k=" + k
-                    + " " + typeName(typeAB) + "/" + typeName(typeCD) + (bias ? " bias" : "");
+                    + " " + typeName(typeAB) + "/" + typeName(typeCD) + epilogue.keySuffix;
         }
 
         private static String typeName(int type) {
@@ -122,6 +154,7 @@ final class CublasLt implements AutoCloseable {
         alpha = arena.allocate(JAVA_FLOAT);
         beta = arena.allocate(JAVA_FLOAT);
         biasPointer = arena.allocate(JAVA_LONG);
+        auxPointer = arena.allocate(JAVA_LONG);
     }
 
     long version() {
@@ -139,11 +172,32 @@ final class CublasLt implements AutoCloseable {
      */
     void gemm(long d, long a, boolean transA, long b, boolean transB, int M, int N, int K, float alphaValue,
             float betaValue, int typeAB, int typeCD, long bias, long stream) {
-        Plan plan = plans.computeIfAbsent(new Shape(transA, transB, M, N, K, typeAB, typeCD, bias != 0), this::plan);
+        gemm(d, a, transA, b, transB, M, N, K, alphaValue, betaValue, typeAB, typeCD,
+                bias != 0 ? Epilogue.BIAS : Epilogue.NONE, bias, 0L, stream);
+    }
+
+    /**
+     * {@link #gemm} with an epilogue: {@code bias} when it reads one (else 0), {@code aux} the row-major M×N matrix,
+     * densely packed in D's type, that a GELU epilogue writes (GELU_AUX*: the GELU's input) or reads (DGELU). N must be
+     * a multiple of 8: the aux matrix's leading dimension in cuBLASLt's column-major view (our rows are its columns).
+     */
+    void gemm(long d, long a, boolean transA, long b, boolean transB, int M, int N, int K, float alphaValue,
+            float betaValue, int typeAB, int typeCD, Epilogue epilogue, long bias, long aux, long stream) {
+        if (epilogue.bias != (bias != 0) || epilogue.aux != (aux != 0)) {
+            throw new IllegalArgumentException("epilogue " + epilogue + " with bias " + bias + ", aux " + aux);
+        }
+        if (epilogue.aux && N % 8 != 0) {
+            throw new IllegalArgumentException("epilogue " + epilogue + ": N " + N + " is not a multiple of 8");
+        }
+        Plan plan = plans.computeIfAbsent(new Shape(transA, transB, M, N, K, typeAB, typeCD, epilogue), this::plan);
         alpha.set(JAVA_FLOAT, 0, alphaValue);
         beta.set(JAVA_FLOAT, 0, betaValue);
         if (bias != 0) {
             setBiasPointer(plan.desc, bias);
+        }
+        if (aux != 0) {
+            // Per call, as the bias: a plan is per shape, its aux matrix per layer (a graph capture keeps this one).
+            setAuxPointer(plan.desc, aux);
         }
         MemorySegment dPtr = MemorySegment.ofAddress(d);
         // Column-major operands: first = op(B)ᵀ (N×K), second = op(A)ᵀ (K×M).
@@ -192,13 +246,23 @@ final class CublasLt implements AutoCloseable {
         MemorySegment op2 = arena.allocate(JAVA_INT);
         op2.set(JAVA_INT, 0, s.transA() ? OP_T : OP_N);
         check("cublasLtMatmulDescSetAttribute(TRANSB)", call(descSetAttribute, desc, DESC_TRANSB, op2, 4L));
-        if (s.bias()) {
+        if (s.epilogue() != Epilogue.NONE) {
             MemorySegment epilogue = arena.allocate(JAVA_INT);
-            epilogue.set(JAVA_INT, 0, EPILOGUE_BIAS);
+            epilogue.set(JAVA_INT, 0, s.epilogue().value);
             check("cublasLtMatmulDescSetAttribute(EPILOGUE)", call(descSetAttribute, desc, DESC_EPILOGUE, epilogue,
                     4L));
-            // The heuristic reads only the pointer's alignment: the workspace's (256 bytes), as any tensor's.
+        }
+        // The heuristic reads only the pointers' alignment: the workspace's (256 bytes), as any tensor's.
+        if (s.epilogue().bias) {
             setBiasPointer(desc, workspace);
+        }
+        if (s.epilogue().aux) {
+            // The aux matrix has D's layout: column-major N×M (our row-major M×N), leading dimension N.
+            MemorySegment ld = arena.allocate(JAVA_LONG);
+            ld.set(JAVA_LONG, 0, s.n());
+            check("cublasLtMatmulDescSetAttribute(EPILOGUE_AUX_LD)", call(descSetAttribute, desc,
+                    DESC_EPILOGUE_AUX_LD, ld, 8L));
+            setAuxPointer(desc, workspace);
         }
         int M = s.m(), N = s.n(), K = s.k();
         // Row-major B stored K×N is column-major N×K (ld N); stored N×K (transB) is column-major K×N (ld K).
@@ -269,13 +333,19 @@ final class CublasLt implements AutoCloseable {
         fill(a, s.typeAB(), (long) s.m() * s.k());
         fill(b, s.typeAB(), (long) s.k() * s.n());
         fill(d, s.typeCD(), (long) s.m() * s.n());
-        DevicePointer bias = s.bias() ? device.allocate(elemCD * s.n()) : null;
+        DevicePointer bias = s.epilogue().bias ? device.allocate(elemCD * s.n()) : null;
         if (bias != null) {
             fill(bias, s.typeCD(), s.n());
             setBiasPointer(desc, bias.address());
         }
+        DevicePointer aux = s.epilogue().aux ? device.allocate(elemCD * s.m() * s.n()) : null;
+        if (aux != null) {
+            fill(aux, s.typeCD(), (long) s.m() * s.n());
+            setAuxPointer(desc, aux.address());
+        }
         alpha.set(JAVA_FLOAT, 0, 1f);
-        beta.set(JAVA_FLOAT, 0, 1f);
+        // A GELU epilogue's callers pass beta 0 (its output is overwritten); the others may accumulate.
+        beta.set(JAVA_FLOAT, 0, s.epilogue().aux ? 0f : 1f);
         int best = 0;
         float bestMs = Float.MAX_VALUE;
         for (int i = 0; i < found; i++) {
@@ -298,6 +368,9 @@ final class CublasLt implements AutoCloseable {
         if (bias != null) {
             device.free(bias);
         }
+        if (aux != null) {
+            device.free(aux);
+        }
         return best;
     }
 
@@ -310,14 +383,23 @@ final class CublasLt implements AutoCloseable {
     }
 
     private void setBiasPointer(MemorySegment desc, long bias) {
-        biasPointer.set(JAVA_LONG, 0, bias);
+        setPointer(desc, DESC_BIAS_POINTER, "BIAS_POINTER", biasPointer, bias);
+    }
+
+    private void setAuxPointer(MemorySegment desc, long aux) {
+        setPointer(desc, DESC_EPILOGUE_AUX_POINTER, "EPILOGUE_AUX_POINTER", auxPointer, aux);
+    }
+
+    /** Sets a device-pointer attribute of the descriptor through {@code holder} (invokeExact: once per GEMM). */
+    private void setPointer(MemorySegment desc, int attribute, String name, MemorySegment holder, long address) {
+        holder.set(JAVA_LONG, 0, address);
         int status;
         try {
-            status = (int) descSetAttribute.invokeExact(desc, DESC_BIAS_POINTER, biasPointer, 8L);
+            status = (int) descSetAttribute.invokeExact(desc, attribute, holder, 8L);
         } catch (Throwable t) {
             throw new IllegalStateException("cuBLASLt call failed: " + t, t);
         }
-        check("cublasLtMatmulDescSetAttribute(BIAS_POINTER)", status);
+        check("cublasLtMatmulDescSetAttribute(" + name + ")", status);
     }
 
     private MemorySegment layout(int type, long rows, long cols, long ld) {

@@ -17,6 +17,7 @@ import java.util.Collections;
 import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import jcuda.Pointer;
@@ -968,6 +969,69 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /**
+     * One GEMM with cuBLASLt's GELU_AUX_BIAS epilogue (GELU_AUX without a bias), as llm.c's matmul_cublaslt: preGelu
+     * (the aux matrix) = inp·weightᵀ + bias, out = gelu of it in fp32 before either is rounded to bf16. In the bf16
+     * mode with bf16 outputs and dOut a multiple of 8 (the aux matrix's leading dimension); otherwise the two
+     * operations.
+     */
+    @Override
+    public void matmulGeluForward(Tensor out, Tensor preGelu, Tensor inp, Tensor weight, Tensor bias) {
+        CudaTensor o = cuda(out);
+        CudaTensor pre = cuda(preGelu);
+        CudaTensor x = cuda(inp);
+        CudaTensor w = cuda(weight);
+        int dOut = w.shape[0];
+        int dIn = w.shape[1];
+        if (!geluEpilogue(dOut, o, pre)) {
+            Backend.super.matmulGeluForward(out, preGelu, inp, weight, bias);
+            return;
+        }
+        int rows = Math.toIntExact(x.count / dIn);
+        requireCount(o, (long) rows * dOut, "matmulGeluForward output");
+        requireCount(pre, (long) rows * dOut, "matmulGeluForward preGelu");
+        long b = bias == null ? 0L : operand(cuda(bias), SLOT_BIAS, DType.BF16);
+        gemmEpilogue(o, x, false, operand(w, SLOT_B, DType.BF16), true, rows, dOut, dIn,
+                b != 0L ? CublasLt.Epilogue.GELU_AUX_BIAS : CublasLt.Epilogue.GELU_AUX, b, pre.address);
+    }
+
+    /**
+     * The input-gradient GEMM with cuBLASLt's DGELU epilogue (aux = preGelu), as llm.c's: dinp = (dout·weight) ⊙
+     * gelu'(preGelu), the product not rounded before the GELU gradient scales it; beta 0 (ADR 043). The weight and
+     * bias gradients as {@link #matmulBackward}. Where {@link #matmulGeluForward} fuses; otherwise the two operations.
+     */
+    @Override
+    public void matmulBackwardGelu(Tensor dinp, Tensor dweight, Tensor dbias, Tensor dout, Tensor inp,
+            Tensor weight, Tensor preGelu) {
+        CudaTensor dx = cuda(dinp);
+        CudaTensor pre = cuda(preGelu);
+        CudaTensor w = cuda(weight);
+        int dOut = w.shape[0];
+        int dIn = w.shape[1];
+        if (!geluEpilogue(dIn, dx, pre)) {
+            Backend.super.matmulBackwardGelu(dinp, dweight, dbias, dout, inp, weight, preGelu);
+            return;
+        }
+        CudaTensor dy = cuda(dout);
+        int rows = Math.toIntExact(dy.count / dOut);
+        requireCount(dx, (long) rows * dIn, "matmulBackwardGelu dinp");
+        requireCount(pre, (long) rows * dIn, "matmulBackwardGelu preGelu");
+        gemmEpilogue(dx, dy, false, operand(w, SLOT_B, DType.BF16), false, rows, dIn, dOut, CublasLt.Epilogue.DGELU,
+                0L, pre.address);
+        gemm(cuda(dweight), dy, true, cuda(inp), false, dOut, dIn, rows, 1f, 1f);
+        if (dbias != null) {
+            columnSums(cuda(dbias), dy, rows, dOut);
+        }
+    }
+
+    /**
+     * Whether a GEMM with N output columns into {@code d} may run a GELU epilogue with {@code aux}: the bf16 mode (the
+     * fp32 debug mode keeps the separate GELU kernels), both bf16 (the aux matrix is in D's type), N a multiple of 8.
+     */
+    private boolean geluEpilogue(int N, CudaTensor d, CudaTensor aux) {
+        return precision == Precision.BF16 && d.dtype == DType.BF16 && aux.dtype == DType.BF16 && N % 8 == 0;
+    }
+
     @Override
     public void sparseMatmulForward(Tensor out, Tensor inp, SparseLinear weight, Tensor bias) {
         CudaSparseLinear w = sparse(weight);
@@ -1636,6 +1700,16 @@ public final class CudaBackend implements Backend {
         device.timed("gemm " + M + "x" + N + "x" + K + (transA ? " At" : "") + (transB ? " Bt" : "")
                 + (bias != 0L ? " +bias" : ""), () -> cublas.gemm(d, aAddr, transA, b, transB, M, N, K, alpha, beta,
                         typeAB, typeCD, bias, device.streamHandle()));
+    }
+
+    /** Row-major bf16 D[M×N] = op(A)·op(B) with a GELU epilogue (beta 0), bf16 operands, as {@link #gemmInto}. */
+    private void gemmEpilogue(CudaTensor d, CudaTensor a, boolean transA, long b, boolean transB, int M, int N, int K,
+            CublasLt.Epilogue epilogue, long bias, long aux) {
+        long aAddr = operand(a, SLOT_A, DType.BF16);
+        device.timed("gemm " + M + "x" + N + "x" + K + (transA ? " At" : "") + (transB ? " Bt" : "") + " "
+                + epilogue.name().toLowerCase(Locale.ROOT), () -> cublas.gemm(d.address, aAddr, transA, b,
+                        transB, M, N, K, 1f, 0f, CublasLt.CUDA_R_16BF, CublasLt.CUDA_R_16BF, epilogue, bias, aux,
+                        device.streamHandle()));
     }
 
     private void gemmInto(long d, DType dType, CudaTensor a, boolean transA, CudaTensor b, boolean transB, int M,

@@ -146,6 +146,30 @@ public interface Backend extends AutoCloseable {
      */
     void matmulBackward(Tensor dinp, Tensor dweight, Tensor dbias, Tensor dout, Tensor inp, Tensor weight);
 
+    /**
+     * The MLP's fc layer and its GELU (llm.c's matmul_forward with the GELU fused): preGelu = inp·weightᵀ (+ bias),
+     * kept for the backward; out = gelu(preGelu). By default {@link #matmulForward} into preGelu, then
+     * {@link #geluForward} of it, which is what the CPU computes; a GPU may compute both in one GEMM (cuBLASLt's
+     * GELU_AUX_BIAS epilogue), GELU then applied to the product before it is rounded to preGelu's precision.
+     */
+    default void matmulGeluForward(Tensor out, Tensor preGelu, Tensor inp, Tensor weight, Tensor bias) {
+        matmulForward(preGelu, inp, weight, bias);
+        geluForward(out, preGelu);
+    }
+
+    /**
+     * {@link #matmulBackward} of the layer whose input is gelu(preGelu) (the MLP's fc_proj), with the GELU's backward
+     * folded in: dinp = (dout·weight) ⊙ gelu'(preGelu), the gradient of preGelu (overwritten, ADR 043); dweight +=
+     * doutᵀ·inp; dbias += column sums of dout (when not null). By default matmulBackward, then {@link #geluBackward}
+     * in place over dinp, which is what the CPU computes; a GPU may run the first GEMM with the GELU gradient as its
+     * epilogue (cuBLASLt's DGELU), without rounding dout·weight first.
+     */
+    default void matmulBackwardGelu(Tensor dinp, Tensor dweight, Tensor dbias, Tensor dout, Tensor inp,
+            Tensor weight, Tensor preGelu) {
+        matmulBackward(dinp, dweight, dbias, dout, inp, weight);
+        geluBackward(dinp, preGelu, dinp);
+    }
+
     /** Sparse linear layer: out = inp·(W^R)ᵀ (+ bias). */
     void sparseMatmulForward(Tensor out, Tensor inp, SparseLinear weight, Tensor bias);
 
@@ -189,10 +213,10 @@ public interface Backend extends AutoCloseable {
      */
     void attentionBackward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Tensor state, int B, int T, int heads);
 
-    /** GELU, tanh approximation (HF gelu_new). */
+    /** GELU, tanh approximation (HF gelu_new): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
     void geluForward(Tensor out, Tensor inp);
 
-    /** dinp = dout · gelu'(inp) (overwritten, ADR 043). */
+    /** dinp = dout · gelu'(inp) (overwritten, ADR 043); elementwise, so dinp may be dout itself. */
     void geluBackward(Tensor dinp, Tensor inp, Tensor dout);
 
     /** out = a + b. */

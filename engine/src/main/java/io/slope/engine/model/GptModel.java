@@ -472,7 +472,9 @@ public final class GptModel implements AutoCloseable {
                 dQkv = forBackward ? allocate(act, rows, 3 * C) : null;
                 dAtty = forBackward ? allocate(act, rows, C) : null;
                 dFch = forBackward ? allocate(act, rows, 4 * C) : null;
-                dFchGelu = forBackward ? allocate(act, rows, 4 * C) : null;
+                // d(fchGelu) only where fc_proj's GEMM does not apply the GELU's backward itself.
+                boolean unfused = Arrays.stream(blocks).anyMatch(blk -> !fusesGelu(blk.fcProj()));
+                dFchGelu = forBackward && unfused ? allocate(act, rows, 4 * C) : null;
                 if (!fusedLowRank()) {
                     for (String layer : adapters.keySet()) {
                         xa.put(layer, allocate(act, rows, adapterRank));
@@ -652,8 +654,7 @@ public final class GptModel implements AutoCloseable {
             backend.residualForward(a.residual2[l], residual, a.attProj[l]);
             backend.layerNormForward(a.ln2[l], a.ln2Mean[l], a.ln2Rstd[l], a.residual2[l], blk.ln2Weight().value(),
                     blk.ln2Bias().value());
-            linearForward(a.xa, a.fch[l], a.ln2[l], blk.fc());
-            backend.geluForward(a.fchGelu[l], a.fch[l]);
+            mlpUpForward(a.xa, a.fchGelu[l], a.fch[l], a.ln2[l], blk.fc());
             linearForward(a.xa, a.fcProj[l], a.fchGelu[l], blk.fcProj());
             backend.residualForward(a.residual3[l], a.residual2[l], a.fcProj[l]);
             residual = a.residual3[l];
@@ -734,8 +735,7 @@ public final class GptModel implements AutoCloseable {
             backend.residualForward(cache.residual2, cache.residual, cache.branch);
             backend.layerNormForward(cache.ln, cache.lnMean, cache.lnRstd, cache.residual2, blk.ln2Weight().value(),
                     blk.ln2Bias().value());
-            linearForward(cache.xa, cache.fch, cache.ln, blk.fc());
-            backend.geluForward(cache.fchGelu, cache.fch);
+            mlpUpForward(cache.xa, cache.fchGelu, cache.fch, cache.ln, blk.fc());
             linearForward(cache.xa, cache.branch, cache.fchGelu, blk.fcProj());
             backend.residualForward(cache.residual, cache.residual2, cache.branch);
         }
@@ -767,8 +767,7 @@ public final class GptModel implements AutoCloseable {
             Tensor residual = l == 0 ? a.encoded : a.residual3[l - 1];
             // dResidual holds d(residual3); it flows unchanged to residual2 and into the MLP branch.
             // Each layer's input gradient is written whole by its own backward (ADR 043): no zeroing first.
-            linearBackward(a, a.dFchGelu, a.dResidual, a.fchGelu[l], blk.fcProj());
-            backend.geluBackward(a.dFch, a.fch[l], a.dFchGelu);
+            mlpDownBackward(a, a.dFch, a.dResidual, a.fchGelu[l], a.fch[l], blk.fcProj());
             linearBackward(a, a.dLn, a.dFch, a.ln2[l], blk.fc());
             backend.layerNormBackward(a.dResidual, blk.ln2Weight().grad(), blk.ln2Bias().grad(), a.dLn,
                     a.residual2[l], blk.ln2Weight().value(), a.ln2Mean[l], a.ln2Rstd[l]);
@@ -780,6 +779,39 @@ public final class GptModel implements AutoCloseable {
                     blk.ln1Weight().value(), a.ln1Mean[l], a.ln1Rstd[l]);
         }
         backend.embeddingBackward(wte.grad(), wpe.grad(), a.dResidual, a.tokens, a.B, T);
+    }
+
+    /**
+     * Whether the GELU between the MLP's two layers runs inside {@code layer}'s GEMM (fc's forward, fc_proj's input
+     * gradient): only for a dense layer without an adapter. A sparse layer's GEMM is cuSPARSELt's, and an adapter adds
+     * its term after the GEMM, before the GELU (forward) or before its backward.
+     */
+    private boolean fusesGelu(Linear layer) {
+        return !layer.weight().isSparse() && !adapters.containsKey(layer.name());
+    }
+
+    /** The MLP's fc layer and its GELU: fch = inp·Wᵀ + b (+ adapter), fchGelu = gelu(fch). */
+    private void mlpUpForward(Map<String, Tensor> xa, Tensor fchGelu, Tensor fch, Tensor inp, Linear fc) {
+        if (fusesGelu(fc)) {
+            backend.matmulGeluForward(fchGelu, fch, inp, fc.weight().value(), fc.bias().value());
+        } else {
+            linearForward(xa, fch, inp, fc);
+            backend.geluForward(fchGelu, fch);
+        }
+    }
+
+    /**
+     * fc_proj's backward and the GELU's before it: dFch = d(fchGelu) ⊙ gelu'(fch), the gradient of the fc layer's
+     * output, overwritten; fc_proj's weight (and adapter) gradients accumulate.
+     */
+    private void mlpDownBackward(Activations a, Tensor dFch, Tensor dout, Tensor fchGelu, Tensor fch, Linear fcProj) {
+        if (fusesGelu(fcProj)) {
+            Parameter w = fcProj.weight();
+            backend.matmulBackwardGelu(dFch, w.grad(), fcProj.bias().grad(), dout, fchGelu, w.value(), fch);
+        } else {
+            linearBackward(a, a.dFchGelu, dout, fchGelu, fcProj);
+            backend.geluBackward(dFch, fch, a.dFchGelu);
+        }
     }
 
     private void linearForward(Map<String, Tensor> xa, Tensor out, Tensor inp, Linear layer) {
