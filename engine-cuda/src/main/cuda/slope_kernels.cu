@@ -1418,10 +1418,12 @@ __device__ __forceinline__ uint32_t packBf16(float lo, float hi) {
 // × 32 columns c of W^R: the rows' kept values (16 a row at 2:4, contiguous) are read coalesced and placed into a
 // shared tile transposed, (c, r), zero where W^R is; then each (c, group g of 4 rows) reads its four values as one
 // 16-byte load and writes its two slots as one 32-bit word, g fastest (a row c of the output is contiguous). Grid
-// (⌈dIn/32⌉, ⌈dOut/128⌉), 256 threads; the row mask is 2:4.
+// (⌈dIn/32⌉, ⌈dOut/128⌉), 256 threads; the row mask is N:M with M = 2N (2:4 or 1:2: half of every row kept, so the
+// 16 kept values of a row that fall in 32 columns are contiguous).
 extern "C" __global__ void write_compressed_transposed_values(__nv_bfloat16* compressed, const void* values,
                                                               int dtValues, const uint8_t* rowKept,
-                                                              const uint32_t* columnMask, int dOut, int dIn) {
+                                                              const uint32_t* columnMask, int dOut, int dIn, int N,
+                                                              int M) {
     __shared__ __align__(16) float tile[32][132];
     int c0 = blockIdx.x * 32;
     int r0 = blockIdx.y * 128;
@@ -1430,10 +1432,10 @@ extern "C" __global__ void write_compressed_transposed_values(__nv_bfloat16* com
     __syncthreads();
     for (int i = threadIdx.x; i < 128 * 16; i += blockDim.x) {
         int r = r0 + i / 16;
-        int j = c0 / 2 + i % 16;  // the kept index in row r: groups c0 / 4 onwards, 2 a group
+        int j = c0 / 2 + i % 16;  // the kept index in row r: those of columns c0 onwards
         if (r < dOut && j < k) {
             size_t at = (size_t)r * k + j;
-            tile[(j / 2) * 4 + rowKept[at] - c0][r - r0] = ld(values, at, dtValues);
+            tile[keptColumn(rowKept, at, k, N, M) - c0][r - r0] = ld(values, at, dtValues);
         }
     }
     __syncthreads();

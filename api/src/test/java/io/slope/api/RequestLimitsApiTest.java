@@ -39,9 +39,12 @@ class RequestLimitsApiTest {
     @Test
     void aJsonBodyOverItsLimitIs413NamingItWhileAnUploadThatSizeStreams() throws Exception {
         String big = "{\"name\": \"big\", \"pad\": \"" + "x".repeat((int) ApiHarness.MAX_JSON_BYTES) + "\"}";
-        JsonNode problem = assertProblem(api.post("/api/v1/runs", api.aliceToken, "application/json", big), 413);
-        assertLimit(problem, "SLOPE_API_MAX_JSON_BYTES", ApiHarness.MAX_JSON_BYTES);
-        assertEquals(big.length(), problem.path("limit").path("usage").asLong(), problem::toString);
+        // Many times: a server that closed the connection with the body unread lost the answer one time in eight.
+        for (int i = 0; i < 40; i++) {
+            JsonNode problem = assertProblem(api.post("/api/v1/runs", api.aliceToken, "application/json", big), 413);
+            assertLimit(problem, "SLOPE_API_MAX_JSON_BYTES", ApiHarness.MAX_JSON_BYTES);
+            assertEquals(big.length(), problem.path("limit").path("usage").asLong(), problem::toString);
+        }
         assertProblem(api.post("/api/v1/runs/" + UUID.randomUUID() + "/ranks", api.aliceToken, "application/json",
                 big), 413);
 

@@ -724,7 +724,8 @@ public final class CudaBackend implements Backend {
                     // above or by AdamW): half the bytes of the fp32 values, and the same bf16 bits.
                     launchGrid("write_compressed_transposed_values", ceil(dIn, 32), ceil(dOut / 4, 32), THREADS, 0,
                             w.backward.compressed.address(), w.forward.compressed.address(),
-                            CudaTensor.code(DType.BF16), w.rowKept.address(), w.columnMask.address(), dOut, dIn);
+                            CudaTensor.code(DType.BF16), w.rowKept.address(), w.columnMask.address(), dOut, dIn,
+                            p.n(), p.m());
                 } else {
                     long denseBackward = scatterDense(w, DType.BF16, w.columnMask, true);
                     device.timed("compress dX operand", () -> w.backward.compress(denseBackward));
