@@ -13,9 +13,11 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * cuBLASLt through java.lang.foreign: dense GEMMs in row-major vocabulary, one plan per shape (cached), every status
@@ -66,6 +68,7 @@ final class CublasLt implements AutoCloseable {
     private final long workspace;
     private final long workspaceBytes;
     private final Map<Shape, Plan> plans = new HashMap<>();
+    private final Set<Shape> lacking = new HashSet<>();
     /** Per shape key, the algorithm's bytes in hex: chosen by this process's plans or handed to {@link #reuse}. */
     private final Map<String, String> choices = new HashMap<>();
     private final CudaDevice device;
@@ -87,7 +90,12 @@ final class CublasLt implements AutoCloseable {
         /** aux = op(A)·op(B) + bias, D = gelu(aux). */
         GELU_AUX_BIAS(164, true, true, " bias gelu_aux"),
         /** D = op(A)·op(B) ⊙ gelu'(aux), aux (D's type and layout) the GELU's input saved by the forward. */
-        DGELU(192, false, true, " dgelu");
+        DGELU(192, false, true, " dgelu"),
+        /**
+         * D = op(A)·op(B), and the bias pointer gets bias[i] = Σ_k op(A)[i][k] (M values in D's type, written, not
+         * added): cuBLASLt's reduction of its "B" (our op(A)ᵀ) over K. For dW = dYᵀ·X, the bias gradient.
+         */
+        BGRADB(512, true, false, " bgradb");
 
         final int value;
         final boolean bias;
@@ -189,7 +197,11 @@ final class CublasLt implements AutoCloseable {
         if (epilogue.aux && N % 8 != 0) {
             throw new IllegalArgumentException("epilogue " + epilogue + ": N " + N + " is not a multiple of 8");
         }
-        Plan plan = plans.computeIfAbsent(new Shape(transA, transB, M, N, K, typeAB, typeCD, epilogue), this::plan);
+        Shape shape = new Shape(transA, transB, M, N, K, typeAB, typeCD, epilogue);
+        Plan plan = plans.computeIfAbsent(shape, this::plan);
+        if (plan == null) {
+            throw new IllegalStateException("cuBLASLt has no algorithm for " + shape);
+        }
         alpha.set(JAVA_FLOAT, 0, alphaValue);
         beta.set(JAVA_FLOAT, 0, betaValue);
         if (bias != 0) {
@@ -213,6 +225,22 @@ final class CublasLt implements AutoCloseable {
         check("cublasLtMatmul", status);
     }
 
+    /**
+     * Whether cuBLASLt has an algorithm for this GEMM with {@code epilogue} (it lacks some epilogues for some types and
+     * shapes): planned here when it has, so the answer is asked once per shape.
+     */
+    boolean offers(boolean transA, boolean transB, int M, int N, int K, int typeAB, int typeCD, Epilogue epilogue) {
+        Shape shape = new Shape(transA, transB, M, N, K, typeAB, typeCD, epilogue);
+        if (lacking.contains(shape)) {
+            return false;
+        }
+        if (plans.computeIfAbsent(shape, this::plan) == null) {
+            lacking.add(shape);
+            return false;
+        }
+        return true;
+    }
+
     /** The algorithm chosen per shape key so far, and those handed to {@link #reuse} not yet needed. */
     Map<String, String> choices() {
         return Map.copyOf(choices);
@@ -233,7 +261,7 @@ final class CublasLt implements AutoCloseable {
 
     /**
      * The shape's plan: its recorded algorithm, or every heuristic candidate timed on scratch operands (never live
-     * data: beta may be 1) and the fastest kept.
+     * data: beta may be 1) and the fastest kept; null when the heuristic offers none.
      */
     private Plan plan(Shape s) {
         MemorySegment out = arena.allocate(ADDRESS);
@@ -273,7 +301,7 @@ final class CublasLt implements AutoCloseable {
         String recorded = choices.get(s.choiceKey());
         MemorySegment algo = recorded != null ? recordedAlgo(s, recorded, desc, layoutA, layoutB, layoutD)
                 : searchedAlgo(s, desc, layoutA, layoutB, layoutD);
-        return new Plan(desc, layoutA, layoutB, layoutD, algo);
+        return algo == null ? null : new Plan(desc, layoutA, layoutB, layoutD, algo);
     }
 
     /** The recorded algorithm, checked against this shape's descriptors and the workspace. */
@@ -293,16 +321,19 @@ final class CublasLt implements AutoCloseable {
         return algo;
     }
 
-    /** The fastest heuristic candidate, recorded among the choices. */
+    /**
+     * The fastest heuristic candidate, recorded among the choices; null when there is none (the heuristic returns
+     * CUBLAS_STATUS_NOT_SUPPORTED, or no result, for a configuration it lacks).
+     */
     private MemorySegment searchedAlgo(Shape s, MemorySegment desc, MemorySegment layoutA, MemorySegment layoutB,
             MemorySegment layoutD) {
         MemorySegment results = arena.allocate(HEURISTIC_RESULT_BYTES * CANDIDATES, 16);
         MemorySegment count = arena.allocate(JAVA_INT);
-        check("cublasLtMatmulAlgoGetHeuristic " + s, call(heuristic, handle, desc, layoutB, layoutA, layoutD,
-                layoutD, preference, CANDIDATES, results, count));
-        int found = count.get(JAVA_INT, 0);
+        int status = call(heuristic, handle, desc, layoutB, layoutA, layoutD, layoutD, preference, CANDIDATES, results,
+                count);
+        int found = status == 0 ? count.get(JAVA_INT, 0) : 0;
         if (found < 1) {
-            throw new IllegalStateException("cuBLASLt has no algorithm for " + s);
+            return null;
         }
         int best = 0;
         if (found > 1) {
@@ -333,9 +364,11 @@ final class CublasLt implements AutoCloseable {
         fill(a, s.typeAB(), (long) s.m() * s.k());
         fill(b, s.typeAB(), (long) s.k() * s.n());
         fill(d, s.typeCD(), (long) s.m() * s.n());
-        DevicePointer bias = s.epilogue().bias ? device.allocate(elemCD * s.n()) : null;
+        // BGRADB writes M sums; the bias epilogues read N values.
+        int biasLength = s.epilogue() == Epilogue.BGRADB ? s.m() : s.n();
+        DevicePointer bias = s.epilogue().bias ? device.allocate(elemCD * biasLength) : null;
         if (bias != null) {
-            fill(bias, s.typeCD(), s.n());
+            fill(bias, s.typeCD(), biasLength);
             setBiasPointer(desc, bias.address());
         }
         DevicePointer aux = s.epilogue().aux ? device.allocate(elemCD * s.m() * s.n()) : null;

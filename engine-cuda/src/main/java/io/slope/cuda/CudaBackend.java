@@ -964,10 +964,56 @@ public final class CudaBackend implements Backend {
         CudaTensor dy = cuda(dout);
         int rows = Math.toIntExact(dy.count / dOut);
         gemm(cuda(dinp), dy, false, w, false, rows, dIn, dOut, 1f, 0f);
-        gemm(cuda(dweight), dy, true, cuda(inp), false, dOut, dIn, rows, 1f, 1f);
-        if (dbias != null) {
-            columnSums(cuda(dbias), dy, rows, dOut);
+        weightGradients(cuda(dweight), dbias == null ? null : cuda(dbias), dy, cuda(inp), dOut, dIn, rows);
+    }
+
+    /**
+     * dweight += doutᵀ·inp, and dbias += the column sums of dout when it is not null: one GEMM where
+     * {@link #biasGradientInGemm} says its epilogue can take the sums, else the GEMM and {@link #columnSums}.
+     */
+    private void weightGradients(CudaTensor dweight, CudaTensor dbias, CudaTensor dy, CudaTensor x, int dOut, int dIn,
+            int rows) {
+        if (dbias != null && dweight.dtype == DType.F32 && biasGradientInGemm(dbias, dOut, dIn, rows)) {
+            gemmWithBiasGradient(dweight.address, 1f, dbias, dy, x, dOut, dIn, rows);
+            return;
         }
+        gemm(dweight, dy, true, x, false, dOut, dIn, rows, 1f, 1f);
+        if (dbias != null) {
+            columnSums(dbias, dy, rows, dOut);
+        }
+    }
+
+    /** Off only in the parity test of the column-sum kernels, which the bias gradients otherwise no longer take. */
+    private boolean biasGradientsInGemm = true;
+
+    void sumBiasGradientsInGemm(boolean on) {
+        biasGradientsInGemm = on;
+    }
+
+    /**
+     * Whether the weight-gradient GEMM (fp32 output) also sums dout's columns for the bias gradient, with cuBLASLt's
+     * BGRADB epilogue: it reads dout anyway, so the separate column-sum passes' reads of dout go (issue 13). In the
+     * bf16 mode, for an fp32 bias gradient, where cuBLASLt offers the epilogue for the shape.
+     */
+    private boolean biasGradientInGemm(CudaTensor dbias, int dOut, int dIn, int rows) {
+        return biasGradientsInGemm && precision == Precision.BF16 && dbias.dtype == DType.F32
+                && cublas.offers(true, false, dOut, dIn, rows, CublasLt.CUDA_R_16BF, CublasLt.CUDA_R_32F,
+                        CublasLt.Epilogue.BGRADB);
+    }
+
+    /**
+     * fp32 dW (at {@code dw}) = doutᵀ·inp + beta·dW with the BGRADB epilogue: the column sums of dout go to fp32
+     * scratch (the epilogue writes them) and are then added into dbias.
+     */
+    private void gemmWithBiasGradient(long dw, float beta, CudaTensor dbias, CudaTensor dy, CudaTensor x, int dOut,
+            int dIn, int rows) {
+        long sums = scratch(SLOT_BIAS, 4L * dOut);
+        long a = operand(dy, SLOT_A, DType.BF16);
+        long b = operand(x, SLOT_B, DType.BF16);
+        device.timed("gemm " + dOut + "x" + dIn + "x" + rows + " At bgradb", () -> cublas.gemm(dw, a, true, b, false,
+                dOut, dIn, rows, 1f, beta, CublasLt.CUDA_R_16BF, CublasLt.CUDA_R_32F, CublasLt.Epilogue.BGRADB,
+                sums, 0L, device.streamHandle()));
+        launch1d("add_into", blocks(dOut), dbias.address, dbias.code(), sums, CudaTensor.code(DType.F32), dOut);
     }
 
     /**
@@ -1019,10 +1065,7 @@ public final class CudaBackend implements Backend {
         requireCount(pre, (long) rows * dIn, "matmulBackwardGelu preGelu");
         gemmEpilogue(dx, dy, false, operand(w, SLOT_B, DType.BF16), false, rows, dIn, dOut, CublasLt.Epilogue.DGELU,
                 0L, pre.address);
-        gemm(cuda(dweight), dy, true, cuda(inp), false, dOut, dIn, rows, 1f, 1f);
-        if (dbias != null) {
-            columnSums(cuda(dbias), dy, rows, dOut);
-        }
+        weightGradients(cuda(dweight), dbias == null ? null : cuda(dbias), dy, cuda(inp), dOut, dIn, rows);
     }
 
     /**
@@ -1108,7 +1151,13 @@ public final class CudaBackend implements Backend {
         // Dense dYᵀ·X into fp32 scratch, then only the row mask's kept positions are added (docs/method.md: ∇W).
         CudaTensor dv = cuda(dvalues);
         long dense = scratch(SLOT_DENSE, 4L * dOut * dIn);
-        gemmInto(dense, DType.F32, dy, true, x, false, dOut, dIn, rows, 1f, 0f);
+        CudaTensor db = dbias == null ? null : cuda(dbias);
+        boolean biasInGemm = db != null && biasGradientInGemm(db, dOut, dIn, rows);
+        if (biasInGemm) {
+            gemmWithBiasGradient(dense, 0f, db, dy, x, dOut, dIn, rows);
+        } else {
+            gemmInto(dense, DType.F32, dy, true, x, false, dOut, dIn, rows, 1f, 0f);
+        }
         int k = w.keptPerRow();
         if (dv.dtype == DType.F32 && w.pattern().n() == 2 && w.pattern().m() == 4 && dv.address % 8 == 0) {
             long groups = (long) dOut * dIn / 4;
@@ -1117,8 +1166,8 @@ public final class CudaBackend implements Backend {
             launch1d("gather_kept_add", blocks((long) dOut * k), dv.address, dv.code(), dense,
                     CudaTensor.code(DType.F32), w.rowKept.address(), dOut, dIn, k, w.pattern().n(), w.pattern().m());
         }
-        if (dbias != null) {
-            columnSums(cuda(dbias), dy, rows, dOut);
+        if (db != null && !biasInGemm) {
+            columnSums(db, dy, rows, dOut);
         }
     }
 

@@ -92,11 +92,14 @@ class CudaParityTest {
 
     /**
      * The bias gradient's column sums over more rows than one partial takes (256 in bf16: two whole chunks and a part)
-     * and more columns than one block takes (32 vectors of 8: one whole block and a part), added into what db held.
+     * and more columns than one block takes (32 vectors of 8: one whole block and a part), added into what db held:
+     * by the column-sum kernels, and by the weight-gradient GEMM's BGRADB epilogue, which takes them in the bf16 mode.
      */
-    @Test
-    void biasGradientSumsEveryRowAndColumnAcrossChunks() {
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void biasGradientSumsEveryRowAndColumnAcrossChunks(boolean inGemm) {
         GpuParity t = new GpuParity(CudaBackend.Precision.BF16);
+        t.gpu.sumBiasGradientsInGemm(inGemm);
         int rows = 2 * 256 + 88;
         int dOut = 8 * (32 + 5);
         Pair inp = t.gemmOperand(DType.BF16, 1, rows, C);
@@ -106,7 +109,11 @@ class CudaParityTest {
         Pair dw = t.input(DType.F32, 1, dOut, C);
         Pair db = t.input(DType.F32, 1, dOut);
         t.both(s -> s.backend().matmulBackward(s.of(dinp), s.of(dw), s.of(db), s.of(dout), s.of(inp), s.of(w)));
-        t.check("matmulBackward dbias over " + rows + " rows, " + dOut + " columns", db);
+        String how = inGemm ? "in the GEMM" : "by the column-sum kernels";
+        t.check("matmulBackward dweight, the bias gradient " + how, dw);
+        t.check("matmulBackward dbias over " + rows + " rows, " + dOut + " columns, " + how, db);
+        boolean epilogueRan = t.gpu.kernelChoices().choices().keySet().stream().anyMatch(k -> k.endsWith(" bgradb"));
+        assertEquals(inGemm, epilogueRan, "the BGRADB epilogue ran: " + t.gpu.kernelChoices().choices().keySet());
     }
 
     @ParameterizedTest
