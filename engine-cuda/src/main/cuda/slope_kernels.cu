@@ -1419,24 +1419,38 @@ __device__ __forceinline__ uint32_t packBf16(float lo, float hi) {
 // shared tile transposed, (c, r), zero where W^R is; then each (c, group g of 4 rows) reads its four values as one
 // 16-byte load and writes its two slots as one 32-bit word, g fastest (a row c of the output is contiguous). Grid
 // (⌈dIn/32⌉, ⌈dOut/128⌉), 256 threads; the row mask is N:M with M = 2N (2:4 or 1:2: half of every row kept, so the
-// 16 kept values of a row that fall in 32 columns are contiguous).
-extern "C" __global__ void write_compressed_transposed_values(__nv_bfloat16* compressed, const void* values,
-                                                              int dtValues, const uint8_t* rowKept,
-                                                              const uint32_t* columnMask, int dOut, int dIn, int N,
-                                                              int M) {
+// 16 kept values of a row that fall in 32 columns are contiguous). Each thread issues its 8 loads of kept values (and
+// their offsets) at once, before zeroing its share of the tile, so that their latencies overlap (with one load after
+// another the kernel ran at a quarter of its memory floor: 5.1 ms of 191 calls at 1558M, floor ≈ 1.2).
+#define TRANSPOSED_THREADS 256
+#define TRANSPOSED_LOADS (128 * 16 / TRANSPOSED_THREADS)
+
+extern "C" __global__ void __launch_bounds__(TRANSPOSED_THREADS) write_compressed_transposed_values(
+    __nv_bfloat16* compressed, const void* values, int dtValues, const uint8_t* rowKept, const uint32_t* columnMask,
+    int dOut, int dIn, int N, int M) {
     __shared__ __align__(16) float tile[32][132];
     int c0 = blockIdx.x * 32;
     int r0 = blockIdx.y * 128;
     int k = dIn / 2;
-    for (int i = threadIdx.x; i < 32 * 132; i += blockDim.x) (&tile[0][0])[i] = 0.0f;
-    __syncthreads();
-    for (int i = threadIdx.x; i < 128 * 16; i += blockDim.x) {
+    float value[TRANSPOSED_LOADS];
+    int column[TRANSPOSED_LOADS];
+#pragma unroll
+    for (int u = 0; u < TRANSPOSED_LOADS; u++) {
+        int i = threadIdx.x + u * TRANSPOSED_THREADS;
         int r = r0 + i / 16;
         int j = c0 / 2 + i % 16;  // the kept index in row r: those of columns c0 onwards
+        column[u] = -1;
         if (r < dOut && j < k) {
             size_t at = (size_t)r * k + j;
-            tile[keptColumn(rowKept, at, k, N, M) - c0][r - r0] = ld(values, at, dtValues);
+            column[u] = keptColumn(rowKept, at, k, N, M) - c0;
+            value[u] = ld(values, at, dtValues);
         }
+    }
+    for (int i = threadIdx.x; i < 32 * 132; i += TRANSPOSED_THREADS) (&tile[0][0])[i] = 0.0f;
+    __syncthreads();
+#pragma unroll
+    for (int u = 0; u < TRANSPOSED_LOADS; u++) {
+        if (column[u] >= 0) tile[column[u]][(threadIdx.x + u * TRANSPOSED_THREADS) / 16] = value[u];
     }
     __syncthreads();
     int lane = threadIdx.x & 31;
