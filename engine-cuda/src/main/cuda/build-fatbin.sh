@@ -30,7 +30,12 @@ if ! nvcc="$(find_nvcc)"; then
         "Install nvcc with ./slope tools (PyPI nvidia-cuda-nvcc into .tools/cuda) and rebuild." >&2
     exit 0
 fi
-if [[ -f "$out" && "$out" -nt "$src" && "$out" -nt "$0" ]]; then
+# Up to date when newer than this script and every kernel source (the .cu and the .cuh files it includes).
+stale=0
+for f in "$0" "$(dirname "$src")"/*.cu "$(dirname "$src")"/*.cuh; do
+    [[ -f "$out" && "$out" -nt "$f" ]] || stale=1
+done
+if [[ "$stale" == 0 ]]; then
     exit 0
 fi
 mkdir -p "$(dirname "$out")"

@@ -25,8 +25,8 @@ import jcuda.driver.CUgraphExec;
 
 /**
  * The CUDA backend: every {@link Backend} operation queued on one stream of one GPU, synchronising only in
- * {@code download*}. Project kernels (slope_kernels.cu) for the memory-bound layers, cuBLASLt for dense GEMMs,
- * cuSPARSELt for the 2:4 GEMMs of the sparse layers (docs/method.md, ADR 004).
+ * {@code download*}. Project kernels (src/main/cuda, a file per layer) for the memory-bound layers, cuBLASLt for
+ * dense GEMMs, cuSPARSELt for the 2:4 GEMMs of the sparse layers (docs/method.md, ADR 004).
  *
  * <p>{@link Precision#BF16}: GEMM operands in bf16 with fp32 accumulation (fp32 tensors such as the master weights are
  * cast on the way in), outputs at each tensor's own precision. {@link Precision#FP32_DEBUG}: every GEMM in fp32 (no

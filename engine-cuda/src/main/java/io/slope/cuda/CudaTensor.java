@@ -61,7 +61,7 @@ final class CudaTensor implements Tensor {
         return n;
     }
 
-    /** The storage code the kernels take for every float tensor (DT_* in slope_kernels.cu). */
+    /** The storage code the kernels take for every float tensor (DT_* in common.cuh). */
     static int code(DType dtype) {
         return switch (dtype) {
             case F32 -> 0;

@@ -6,13 +6,13 @@ import java.util.Arrays;
 import jcuda.Pointer;
 
 /**
- * The device-side table of a multi-tensor launch ({@code sum_squares_multi}, {@code adamw_multi} in slope_kernels.cu):
+ * The device-side table of a multi-tensor launch ({@code sum_squares_multi}, {@code adamw_multi} in optimizer.cuh):
  * one fixed-size record per tensor and the number of each tensor's first chunk of {@link #CHUNK} elements. Uploaded
  * once and reused for as long as the records are byte for byte the same (the same tensors in the same order), so a
  * steady training step uploads nothing.
  */
 final class MultiTensorTable {
-    /** MT_CHUNK in slope_kernels.cu. */
+    /** MT_CHUNK in optimizer.cuh. */
     static final int CHUNK = 4096;
     /** At most this many blocks, so the partition of a sum is fixed for a given list. */
     private static final int MAX_GRID = 1024;
