@@ -1183,7 +1183,7 @@ public final class CudaBackend implements Backend {
             return w.dxOnDense;
         }
         requireSparseBatch(w, rows);
-        String key = DX_CHOICE_PREFIX + w.dIn() + "x" + w.dOut() + " n=" + rows;
+        String key = dxChoiceKey(w.dIn(), w.dOut(), rows);
         String choice = dxChoices.get(key);
         if (choice == null) {
             writeDenseBackward(w);
@@ -1211,6 +1211,18 @@ public final class CudaBackend implements Backend {
             w.denseBackward = null;
         }
         return w.dxOnDense;
+    }
+
+    private static String dxChoiceKey(int dIn, int dOut, int rows) {
+        return DX_CHOICE_PREFIX + dIn + "x" + dOut + " n=" + rows;
+    }
+
+    /**
+     * Sets the dX GEMM of double-pruned layers of this shape, as a recorded choice would, for layers not yet decided
+     * (the tests take both paths this way, whatever the timing would pick).
+     */
+    void chooseDx(int dIn, int dOut, int rows, boolean dense) {
+        dxChoices.put(dxChoiceKey(dIn, dOut, rows), dense ? "dense" : "2:4");
     }
 
     private static void requireSparseBatch(CudaSparseLinear w, int rows) {

@@ -5,10 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.slope.cuda.GpuParity.Pair;
 import io.slope.engine.backend.DType;
-import io.slope.engine.backend.KernelChoices;
 import io.slope.engine.backend.SparseLinear;
 import io.slope.engine.sparse.NmPattern;
-import java.util.Map;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -36,9 +34,7 @@ class SparseMaskRoundTripTest {
             boolean doublePrune = dxPath != null;
             GpuParity t = new GpuParity(precision);
             if (doublePrune) {
-                KernelChoices current = t.gpu.kernelChoices();
-                t.gpu.reuseKernelChoices(new KernelChoices(current.validFor(), Map.of(CudaBackend.DX_CHOICE_PREFIX
-                        + dIn + "x" + dOut + " n=" + ROWS, dxPath)));
+                t.gpu.chooseDx(dIn, dOut, ROWS, dxPath.equals("dense"));
             }
             String what = precision + " " + p + " " + dOut + "×" + dIn
                     + (doublePrune ? " double-pruned, dX on the " + dxPath + " GEMM" : "") + ", seed " + t.seed;
