@@ -481,7 +481,8 @@ public final class CudaBackend implements Backend {
      * it: algorithm searches, the dX timing and scratch growth happen there) and replays the recording from then on;
      * SLOPE_CUDA_GRAPHS=0 runs every pass eagerly (to compare, or to rule the graphs out when looking for a fault).
      */
-    private boolean graphs = !"0".equals(System.getenv("SLOPE_CUDA_GRAPHS"));
+    static final boolean GRAPHS_BY_DEFAULT = !"0".equals(System.getenv("SLOPE_CUDA_GRAPHS"));
+    private boolean graphs = GRAPHS_BY_DEFAULT;
     private static final int EAGER_CALLS_BEFORE_RECORDING = 2;
     private final Map<String, Recording> recordings = new HashMap<>();
     private long replays;
