@@ -485,7 +485,8 @@ public final class CudaBackend implements Backend {
      * it: algorithm searches, the dX timing and scratch growth happen there) and replays the recording from then on;
      * SLOPE_CUDA_GRAPHS=0 runs every pass eagerly (to compare, or to rule the graphs out when looking for a fault).
      */
-    private boolean graphs = !"0".equals(System.getenv("SLOPE_CUDA_GRAPHS"));
+    static final boolean GRAPHS_BY_DEFAULT = !"0".equals(System.getenv("SLOPE_CUDA_GRAPHS"));
+    private boolean graphs = GRAPHS_BY_DEFAULT;
     private static final int EAGER_CALLS_BEFORE_RECORDING = 2;
     private final Map<String, Recording> recordings = new HashMap<>();
     private long replays;
@@ -1845,20 +1846,18 @@ public final class CudaBackend implements Backend {
 
     /** out[c] += Σ_r x[r, c], rows in chunks of fixed size, chunks summed in order. */
     private void columnSums(CudaTensor out, CudaTensor x, int rows, int cols) {
-        if (cols % 8 == 0 && allBf16InVectors((long) rows * cols, x)) {
-            // A block: 32 vectors of 8 columns over a chunk of 256 rows, its 8 warps taking every 8th row.
-            int chunks = ceil(rows, COLUMN_SUMS_CHUNK_ROWS);
-            long partial = scratch(SLOT_PARTIAL, 4L * chunks * cols);
-            launchGrid("column_sums_partial_bf16", ceil(cols / 8, 32), chunks, THREADS, 0, partial, x.address, rows,
-                    cols, COLUMN_SUMS_CHUNK_ROWS);
-            launchGrid("column_sums_finish", ceil(cols, 32), 1, THREADS, 0, out.address, out.code(), partial, chunks,
-                    cols);
-            return;
-        }
-        int chunks = ceil(rows, REDUCE_CHUNK_ROWS);
+        boolean vectors = cols % 8 == 0 && allBf16InVectors((long) rows * cols, x);
+        int chunkRows = vectors ? COLUMN_SUMS_CHUNK_ROWS : REDUCE_CHUNK_ROWS;
+        int chunks = ceil(rows, chunkRows);
         long partial = scratch(SLOT_PARTIAL, 4L * chunks * cols);
-        launchGrid("column_sums_partial", ceil(cols, THREADS), chunks, THREADS, 0, partial, x.address, x.code(), rows,
-                cols, REDUCE_CHUNK_ROWS);
+        if (vectors) {
+            // A block: 32 vectors of 8 columns over a chunk of 256 rows, its 8 warps taking every 8th row.
+            launchGrid("column_sums_partial_bf16", ceil(cols / 8, 32), chunks, THREADS, 0, partial, x.address, rows,
+                    cols, chunkRows);
+        } else {
+            launchGrid("column_sums_partial", ceil(cols, THREADS), chunks, THREADS, 0, partial, x.address, x.code(),
+                    rows, cols, chunkRows);
+        }
         launchGrid("column_sums_finish", ceil(cols, 32), 1, THREADS, 0, out.address, out.code(), partial, chunks,
                 cols);
     }

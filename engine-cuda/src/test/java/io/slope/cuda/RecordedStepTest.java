@@ -68,7 +68,7 @@ class RecordedStepTest {
                 }
             }
         } finally {
-            gpu.recordRepeatedPasses(false);
+            gpu.recordRepeatedPasses(CudaBackend.GRAPHS_BY_DEFAULT);
         }
         return out.stream().mapToDouble(Double::doubleValue).toArray();
     }

@@ -29,7 +29,8 @@ class SparseMaskRoundTripTest {
     void masksRoundTripThroughThePackedForm(CudaBackend.Precision precision, int dOut, int dIn, int n, int m) {
         NmPattern p = new NmPattern(n, m);
         // A double-pruned layer's dX runs on the 2:4 operand or on the masked dense one, whichever was faster when
-        // timed: both are taken here, each in its own backend, so that neither depends on a timing.
+        // timed: both are taken here, each set for its shape before a fresh layer's first backward, so that neither
+        // depends on a timing.
         for (String dxPath : new String[] {"2:4", "dense", null}) {
             boolean doublePrune = dxPath != null;
             GpuParity t = new GpuParity(precision);
