@@ -72,7 +72,7 @@ class RecordedDecodingTest {
                 }
             }
         } finally {
-            gpu.recordRepeatedPasses(false);
+            gpu.recordRepeatedPasses(CudaBackend.GRAPHS_BY_DEFAULT);
         }
         return out.stream().mapToDouble(Double::doubleValue).toArray();
     }
