@@ -5,7 +5,7 @@
 # --ranks 2 vs 1 with a rank killed and the run resumed on one rank, and slope bench scaling; two GPUs), train200 (200
 # char-level SLoPe steps on the CPU and the GPU, compared; train200dense the same in dense mode), bench (per-GEMM and whole-step timings), attention (cuDNN's
 # attention vs ours, alone and in GPT-2-small steps), steps (whole optimizer steps of ours and PyTorch's at 124M, 350M
-# and 1558M into one step-<UTC>.jsonl, and its table; steps124 its short form at 124M; steps2560 the d = 2560 shape;
+# and 1558M into one step-<UTC>.jsonl, and its table; steps124 and steps1558 its short forms at 124M and 1558M; steps2560 the d = 2560 shape;
 # profile124 the per-operation profile of a 124M dense and SLoPe step; profile1558 the same at 1558M), kernels (Nsight Compute's per-kernel times of
 # one step), infer (slope bench infer: prefill and decoding, dense vs SLoPe), gpurun (issue 14's GPT-2-tokenized cuda
 # run through every stage, killed and resumed, its hf/ export checked by transformers), quality (issue 18: bench/quality
@@ -250,6 +250,19 @@ for phase in "${phases[@]}"; do
             grep -v '^{' "$out/steps.log" | tail -n 40
             python3 "$here/step_table.py" "$results" | tee "$out/steps.md" || status=1
             ;;
+        steps1558)
+            # The short form of steps at issue 13's main size, when little device time is left: GPT-2 1558M protocol
+            # (b), ours dense and slope:100 (one JVM each, each on an empty card) and PyTorch, into one step-<UTC>.jsonl.
+            results="$out/step-$(date -u +%Y-%m-%d-%H%M%S).jsonl"
+            {
+                for mode in dense slope:100; do
+                    timeout 100 "${step_xl[@]}" --results "$results" --model gpt2-1558M --steps 10 "$mode" || status=1
+                done
+                timeout 200 python3 "$here/train_gpt2.py" --model gpt2-1558M --results "$results" || status=1
+            } >"$out/steps1558.log" 2>&1
+            grep -v '^{' "$out/steps1558.log" | tail -n 30
+            python3 "$here/step_table.py" "$results" | tee "$out/steps.md" || status=1
+            ;;
         steps124)
             # The short form of steps when little device time is left: GPT-2 124M protocol (b), ours dense and
             # slope:100 eager and with the micro-batch replayed as a CUDA Graph (ADR 044), and PyTorch, into one
@@ -396,7 +409,7 @@ for phase in "${phases[@]}"; do
             ;;
         *)
             echo "unknown phase $phase (parity, nccl, ranks, train200, train200dense, qualityref, bench, benchsmall, benchxl, attention," \
-                "steps, steps124, steps2560, profile124, profile1558, kernels, infer, gpurun, quality, kernelparity, service)" >&2
+                "steps, steps124, steps1558, steps2560, profile124, profile1558, kernels, infer, gpurun, quality, kernelparity, service)" >&2
             status=2
             ;;
     esac
