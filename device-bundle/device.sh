@@ -377,8 +377,8 @@ for phase in "${phases[@]}"; do
             ;;
         profile1558)
             # Where SLoPe's 1558M step loses to dense (issue 13's target is SLoPe ≥ 1.10× dense there): as profile124,
-            # by CUDA events, one JVM per mode.
-            for mode in dense slope:100; do
+            # by CUDA events, one JVM per mode; slope:1 last, for where a column-mask refresh every step spends its time.
+            for mode in dense slope:100 slope:1; do
                 SLOPE_CUDA_PROFILE=events timeout 150 "${step_xl[@]}" --results "$work/profile1558.jsonl" \
                     --model gpt2-1558M --steps 2 "$mode" 2>&1 | grep -v '^{' >>"$out/profile1558.log" || status=1
             done
