@@ -67,6 +67,46 @@ extern "C" __global__ void nm_column_prune(uint32_t* mask, const void* w, int dt
     mask[t] = bits;
 }
 
+// nm_column_prune straight from W^R's kept values and row mask, for M dividing 32 (a group of M rows then lies in one
+// mask word): no dense copy of W^R to write and read at every refresh. A block takes 32 rows × PRUNE_COLUMNS columns;
+// each row's kept entries there (PRUNE_COLUMNS / M · N of them, contiguous) go to a shared tile at their columns, zero
+// elsewhere, then one thread per column writes its word by the rule above on the same fp32 values: the same bits.
+#define PRUNE_COLUMNS 128
+
+extern "C" __global__ void __launch_bounds__(PRUNE_COLUMNS) nm_column_prune_kept(
+    uint32_t* mask, const void* values, int dtValues, const uint8_t* rowKept, int rows, int cols, int N, int M) {
+    __shared__ float tile[32][PRUNE_COLUMNS + 1];
+    int c0 = blockIdx.x * PRUNE_COLUMNS;
+    int r0 = blockIdx.y * 32;
+    int k = cols / M * N;
+    for (int i = threadIdx.x; i < 32 * (PRUNE_COLUMNS + 1); i += blockDim.x) (&tile[0][0])[i] = 0.0f;
+    __syncthreads();
+    int perRow = PRUNE_COLUMNS / M * N;
+    for (int i = threadIdx.x; i < 32 * perRow; i += blockDim.x) {
+        int r = r0 + i / perRow;
+        int j = c0 / M * N + i % perRow;
+        if (r < rows && j < k) {
+            size_t at = (size_t)r * k + j;
+            tile[i / perRow][keptColumn(rowKept, at, k, N, M) - c0] = ld(values, at, dtValues);
+        }
+    }
+    __syncthreads();
+    int c = c0 + threadIdx.x;
+    if (c >= cols) return;
+    uint32_t bits = 0;
+    for (int b = 0; b < 32 && r0 + b < rows; b++) {
+        int g0 = b - b % M;
+        float mj = fabsf(tile[b][threadIdx.x]);
+        int beaten = 0;
+        for (int q = 0; q < M; q++) {
+            float mq = fabsf(tile[g0 + q][threadIdx.x]);
+            if (g0 + q != b && (mq > mj || (mq == mj && g0 + q < b))) beaten++;
+        }
+        if (beaten < N && mj != 0.0f) bits |= 1u << b;
+    }
+    mask[maskWord(r0, cols, c)] = bits;
+}
+
 // Sets the column mask's bit at every row-mask position (the mask is zeroed first): the backward support when there is
 // no double pruning. Integer atomics only (bits of one word come from up to 32 rows).
 extern "C" __global__ void mark_row_kept(uint32_t* mask, const uint8_t* kept, int rows, int cols, int k, int N,

@@ -70,6 +70,8 @@ public final class CudaBackend implements Backend {
     /** linear_low_rank_epilogue's output tile per block of THREADS (LR_TILE_ROWS, LR_TILE_COLS). */
     private static final int LOW_RANK_TILE_ROWS = 64;
     private static final int LOW_RANK_TILE_COLS = 128;
+    /** nm_column_prune_kept's columns per block (PRUNE_COLUMNS), one thread each. */
+    private static final int PRUNE_COLUMNS = 128;
     /** The largest N of the layernorm_*_bf16_N kernels (C ≤ 2560). */
     private static final int LAYERNORM_MAX_VECTORS_PER_LANE = 10;
     /** attention_decode's warps per (sequence, head) and its largest head size (DECODE_WARPS, DECODE_MAX_HS). */
@@ -672,9 +674,15 @@ public final class CudaBackend implements Backend {
         long n = (long) dOut * dIn;
         NmPattern p = w.pattern();
         if (w.doublePrune() && refreshColumnMask) {
-            long dense = scatterDense(w, DType.F32, null, false);
-            launch1d("nm_column_prune", blocks(PackedMasks.columnMaskWords(dOut, dIn)), w.columnMask.address(),
-                    dense, CudaTensor.code(DType.F32), dOut, dIn, p.n(), p.m());
+            if (32 % p.m() == 0) {
+                launchGrid("nm_column_prune_kept", ceil(dIn, PRUNE_COLUMNS), ceil(dOut, 32), PRUNE_COLUMNS, 0,
+                        w.columnMask.address(), w.values.address, w.values.code(), w.rowKept.address(), dOut, dIn,
+                        p.n(), p.m());
+            } else {
+                long dense = scatterDense(w, DType.F32, null, false);
+                launch1d("nm_column_prune", blocks(PackedMasks.columnMaskWords(dOut, dIn)), w.columnMask.address(),
+                        dense, CudaTensor.code(DType.F32), dOut, dIn, p.n(), p.m());
+            }
         }
         if (w.sparseKernels) {
             if (w.forward == null) {
