@@ -135,70 +135,125 @@ __device__ void layernorm_forward_bf16_impl(void* out, float* mean, float* rstd,
     }
 }
 
-// dinp += (dnorm − mean(dnorm) − norm·mean(dnorm·norm))·rstd with bf16 dinp, dout and inp, one warp per row, its
-// loads all issued before the first use. The row's inp and dout wait for the second pass in shared memory (each lane reads back only the vectors it wrote, so no
-// barrier), not in registers: a lane holding both as floats needed 168 registers at C = 1600, one block of 8 warps per
-// SM, too few rows in flight to hide the memory's latency. Dynamic shared memory: 32 bytes per vector per warp.
+// LayerNorm's backward with bf16 dinp, dout and inp (fp32 mean and rstd) in one pass over the rows: dinp +=
+// (dnorm − mean(dnorm) − norm·mean(dnorm·norm))·rstd, and from the same loads the parameter gradients' partial sums.
+// A fixed grid of G blocks of W warps (chosen by the launcher from the device and C); warp j = block·W + warp takes
+// rows j, j + G·W, j + 2·G·W, … in that order, one row at a time in the whole warp: lane l owns the 8-value vectors
+// l, l + 32, … of the row, at most VPL of them (C ≤ 256·VPL, C a multiple of 8). The row's loads are all issued before
+// the first reduction; its inp and dout then wait for the second pass in shared memory (each lane reads back only the
+// vectors it wrote, so no barrier), not in registers: a lane holding both as floats needed 168 registers at C = 1600.
+// The input gradient is the arithmetic of the row-per-warp kernel this replaced, in the same order (the same bits).
+//
+// Each warp adds its rows' dout·norm and dout into sums of its own in shared memory, each lane into its own vectors'
+// (no atomics, no barrier); at the end the block adds its warps' sums in warp order into one partial per block,
+// partial[block][c] (Σ dout·norm) and partial[G + block][c] (Σ dout), which column_sums_finish then adds in order into
+// dweight and dbias. Every sum runs in a fixed order, so the results repeat bit for bit on one device.
+//
+// Dynamic shared memory, per warp: the stash of inp and dout (one uint4 per vector each), then the sums as four planes
+// of one float4 per vector (Σ dout·norm of values 0–3 and 4–7 of the vector, then Σ dout of the same), so that a
+// warp's 16-byte accesses are to consecutive addresses: 6 uint4 = 96 bytes per vector (LAYERNORM_BACKWARD_WARP_BYTES).
 template <int VPL>
-__device__ void layernorm_backward_input_bf16_impl(void* dinp, const void* dout, const void* inp, const void* w,
-                                                   int dtW, const float* mean, const float* rstd, int rows, int C) {
-    extern __shared__ uint4 stash[];
-    int r = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    int lane = threadIdx.x & 31;
-    if (r >= rows) return;
+__device__ void layernorm_backward_bf16_impl(void* dinp, float* partial, const void* dout, const void* inp,
+                                             const void* w, int dtW, const float* mean, const float* rstd, int rows,
+                                             int C) {
+    extern __shared__ uint4 shared[];
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
     int nv = C / 8;
-    uint4* stashX = stash + (size_t)(threadIdx.x >> 5) * 2 * nv;
+    uint4* stashX = shared + (size_t)warp * 6 * nv;
     uint4* stashDy = stashX + nv;
-    size_t row = (size_t)r * nv;
-    float m = mean[r], s = rstd[r];
-    uint4 rx[VPL], rdy[VPL];
+    float4* sums = (float4*)(stashDy + nv);
 #pragma unroll
     for (int k = 0; k < VPL; k++) {
         int v = lane + 32 * k;
         if (v < nv) {
-            rx[k] = ((const uint4*)inp)[row + v];
-            rdy[k] = ((const uint4*)dout)[row + v];
+#pragma unroll
+            for (int p = 0; p < 4; p++) sums[p * nv + v] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         }
     }
-    float a = 0.0f, bsum = 0.0f;
+    for (int r = blockIdx.x * warps + warp; r < rows; r += gridDim.x * warps) {
+        size_t row = (size_t)r * nv;
+        float m = mean[r], s = rstd[r];
+        uint4 rx[VPL], rdy[VPL];
 #pragma unroll
-    for (int k = 0; k < VPL; k++) {
-        int v = lane + 32 * k;
-        if (v < nv) {
-            stashX[v] = rx[k];
-            stashDy[v] = rdy[k];
-            float x[8], dy[8], wv[8];
-            unpack8(rx[k], x);
-            unpack8(rdy[k], dy);
-            param8(w, v, dtW, wv);
+        for (int k = 0; k < VPL; k++) {
+            int v = lane + 32 * k;
+            if (v < nv) {
+                rx[k] = ((const uint4*)inp)[row + v];
+                rdy[k] = ((const uint4*)dout)[row + v];
+            }
+        }
+        float a = 0.0f, bsum = 0.0f;
 #pragma unroll
-            for (int e = 0; e < 8; e++) {
-                float norm = (x[e] - m) * s;
-                float dnorm = wv[e] * dy[e];
-                a += dnorm;
-                bsum += dnorm * norm;
+        for (int k = 0; k < VPL; k++) {
+            int v = lane + 32 * k;
+            if (v < nv) {
+                stashX[v] = rx[k];
+                stashDy[v] = rdy[k];
+                float x[8], dy[8], wv[8];
+                unpack8(rx[k], x);
+                unpack8(rdy[k], dy);
+                param8(w, v, dtW, wv);
+#pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    float norm = (x[e] - m) * s;
+                    float dnorm = wv[e] * dy[e];
+                    a += dnorm;
+                    bsum += dnorm * norm;
+                }
+            }
+        }
+        float dnormMean = warpSum(a) / C;
+        float dnormNormMean = warpSum(bsum) / C;
+        // The row's dinp, all of it loaded before the first store (the stores below may alias it for the compiler).
+        uint4 rd[VPL];
+#pragma unroll
+        for (int k = 0; k < VPL; k++) {
+            int v = lane + 32 * k;
+            if (v < nv) rd[k] = ((const uint4*)dinp)[row + v];
+        }
+#pragma unroll
+        for (int k = 0; k < VPL; k++) {
+            int v = lane + 32 * k;
+            if (v < nv) {
+                float x[8], dy[8], wv[8], d[8];
+                unpack8(rd[k], d);
+                unpack8(stashX[v], x);
+                unpack8(stashDy[v], dy);
+                param8(w, v, dtW, wv);
+                float4 w0 = sums[v], w1 = sums[nv + v], b0 = sums[2 * nv + v], b1 = sums[3 * nv + v];
+                float gw[8] = {w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w};
+                float gb[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+#pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    float norm = (x[e] - m) * s;
+                    float dnorm = wv[e] * dy[e];
+                    d[e] = d[e] + (dnorm - dnormMean - norm * dnormNormMean) * s;
+                    gw[e] += norm * dy[e];
+                    gb[e] += dy[e];
+                }
+                store8(dinp, row + v, d);
+                sums[v] = make_float4(gw[0], gw[1], gw[2], gw[3]);
+                sums[nv + v] = make_float4(gw[4], gw[5], gw[6], gw[7]);
+                sums[2 * nv + v] = make_float4(gb[0], gb[1], gb[2], gb[3]);
+                sums[3 * nv + v] = make_float4(gb[4], gb[5], gb[6], gb[7]);
             }
         }
     }
-    float dnormMean = warpSum(a) / C;
-    float dnormNormMean = warpSum(bsum) / C;
-#pragma unroll
-    for (int k = 0; k < VPL; k++) {
-        int v = lane + 32 * k;
-        if (v < nv) {
-            float x[8], dy[8], wv[8], d[8];
-            load8(dinp, row + v, d);
-            unpack8(stashX[v], x);
-            unpack8(stashDy[v], dy);
-            param8(w, v, dtW, wv);
-#pragma unroll
-            for (int e = 0; e < 8; e++) {
-                float norm = (x[e] - m) * s;
-                float dnorm = wv[e] * dy[e];
-                d[e] = d[e] + (dnorm - dnormMean - norm * dnormNormMean) * s;
-            }
-            store8(dinp, row + v, d);
+    __syncthreads();
+    // Element i of a warp's planes: plane i / nv (Σ dout·norm for 0 and 1, Σ dout for 2 and 3), vector i mod nv.
+    const float4* first = (const float4*)(shared + 2 * nv);
+    for (int i = threadIdx.x; i < 4 * nv; i += blockDim.x) {
+        float4 t = first[i];
+        for (int j = 1; j < warps; j++) {
+            float4 u = first[(size_t)j * 6 * nv + i];
+            t.x += u.x;
+            t.y += u.y;
+            t.z += u.z;
+            t.w += u.w;
         }
+        int plane = i / nv, v = i - plane * nv;
+        size_t chunk = plane < 2 ? blockIdx.x : gridDim.x + blockIdx.x;
+        ((float4*)(partial + chunk * C))[2 * v + (plane & 1)] = t;
     }
 }
 
@@ -208,10 +263,11 @@ __device__ void layernorm_backward_input_bf16_impl(void* dinp, const void* dout,
                                                             int rows, int C) {                                      \
         layernorm_forward_bf16_impl<VPL>(out, mean, rstd, inp, w, dtW, b, dtB, rows, C);                            \
     }                                                                                                               \
-    extern "C" __global__ void layernorm_backward_input_bf16_##VPL(void* dinp, const void* dout, const void* inp,   \
-                                                                   const void* w, int dtW, const float* mean,       \
-                                                                   const float* rstd, int rows, int C) {            \
-        layernorm_backward_input_bf16_impl<VPL>(dinp, dout, inp, w, dtW, mean, rstd, rows, C);                      \
+    extern "C" __global__ void layernorm_backward_bf16_##VPL(void* dinp, float* partial, const void* dout,          \
+                                                             const void* inp, const void* w, int dtW,               \
+                                                             const float* mean, const float* rstd, int rows,        \
+                                                             int C) {                                               \
+        layernorm_backward_bf16_impl<VPL>(dinp, partial, dout, inp, w, dtW, mean, rstd, rows, C);                   \
     }
 
 LAYERNORM_BF16_KERNELS(1)

@@ -74,6 +74,11 @@ public final class CudaBackend implements Backend {
     private static final int PRUNE_COLUMNS = 128;
     /** The largest N of the layernorm_*_bf16_N kernels (C ≤ 2560). */
     private static final int LAYERNORM_MAX_VECTORS_PER_LANE = 10;
+    /**
+     * layernorm_backward_bf16_N's dynamic shared memory per warp and vector of 8 columns: the stashed inp and dout, 16
+     * bytes each, and the warp's four float4 planes of parameter-gradient sums.
+     */
+    private static final int LAYERNORM_BACKWARD_WARP_BYTES = 96;
     /** attention_decode's warps per (sequence, head) and its largest head size (DECODE_WARPS, DECODE_MAX_HS). */
     private static final int DECODE_WARPS = 8;
     private static final int DECODE_MAX_HEAD_SIZE = 128;
@@ -918,19 +923,21 @@ public final class CudaBackend implements Backend {
         CudaTensor rs = cuda(rstd);
         int C = Math.toIntExact(w.count);
         int rows = Math.toIntExact(x.count / C);
-        int vectorsPerLane = layerNormVectorsPerLane(C, dx, dy, x, mu, rs);
-        if (vectorsPerLane > 0) {
-            // Four rows per block: their inp and dout stashed in shared memory (32 bytes per 8 columns per row) stay
-            // under the 48 KB a launch may take without opting in, up to C = 2560.
-            int rowsPerBlock = 4;
-            launchGrid("layernorm_backward_input_bf16_" + vectorsPerLane, ceil(rows, rowsPerBlock), 1,
-                    32 * rowsPerBlock, rowsPerBlock * 32 * (C / 8), dx.address, dy.address, x.address, w.address,
-                    w.code(), mu.address, rs.address, rows, C);
-        } else {
-            launchGrid("layernorm_backward_input", ceil(rows, THREADS / 32), 1, THREADS, 0, dx.address, dx.code(),
-                    dy.address, dy.code(), x.address, x.code(), w.address, w.code(), mu.address, mu.code(),
-                    rs.address, rs.code(), rows, C);
+        if (layerNormVectorsPerLane(C, dx, dy, x, mu, rs) > 0) {
+            // One pass: the input gradient and a partial of the parameter gradients per block, in a fixed grid.
+            LayerNormBackwardGrid grid = layerNormBackwardGrid(C);
+            int blocks = Math.min(grid.blocks(), ceil(rows, grid.warps()));
+            long partial = scratch(SLOT_PARTIAL, 4L * 2 * blocks * C);
+            launchGrid(grid.kernel(), blocks, 1, 32 * grid.warps(), grid.sharedBytes(), dx.address, partial,
+                    dy.address, x.address, w.address, w.code(), mu.address, rs.address, rows, C);
+            addParameterGradientPartials(dw, db, partial, blocks, C);
+            return;
         }
+        // The general kernels (fp32, C not a multiple of 8 or above 2560): the input gradient, then the parameter
+        // gradients' partials over chunks of rows (dout and inp in 16-byte vectors where they are bf16).
+        launchGrid("layernorm_backward_input", ceil(rows, THREADS / 32), 1, THREADS, 0, dx.address, dx.code(),
+                dy.address, dy.code(), x.address, x.code(), w.address, w.code(), mu.address, mu.code(), rs.address,
+                rs.code(), rows, C);
         boolean vectors = C % 8 == 0 && allBf16InVectors(x.count, dy, x) && mu.dtype == DType.F32
                 && rs.dtype == DType.F32;
         int chunkRows = vectors ? COLUMN_SUMS_CHUNK_ROWS : REDUCE_CHUNK_ROWS;
@@ -944,9 +951,49 @@ public final class CudaBackend implements Backend {
                     dy.code(), x.address, x.code(), mu.address, mu.code(), rs.address, rs.code(), rows, C,
                     REDUCE_CHUNK_ROWS, chunks);
         }
+        addParameterGradientPartials(dw, db, partial, chunks, C);
+    }
+
+    /** dweight += Σ of the partials' first {@code chunks} rows of C, dbias += Σ of the next {@code chunks}. */
+    private void addParameterGradientPartials(CudaTensor dw, CudaTensor db, long partial, int chunks, int C) {
         launchGrid("column_sums_finish", ceil(C, 32), 1, THREADS, 0, dw.address, dw.code(), partial, chunks, C);
         launchGrid("column_sums_finish", ceil(C, 32), 1, THREADS, 0, db.address, db.code(),
                 partial + 4L * chunks * C, chunks, C);
+    }
+
+    /**
+     * The launch of layernorm_backward_bf16_N at one C: warps per block, their dynamic shared memory, and the blocks the
+     * device holds at once ({@code blocks}; a launch takes fewer only where some blocks would get no row).
+     * The warps per block give the most warps per multiprocessor the occupancy calculator allows (shared memory and
+     * registers bound them), and of equals the largest blocks (fewest partials to add). It depends on the device, the
+     * kernels and C alone, so the parameter gradients add in the same order in every step of a run.
+     */
+    record LayerNormBackwardGrid(String kernel, int warps, int sharedBytes, int blocks) {}
+
+    /** The fused LayerNorm backward's grid at each C it has run at (see {@link LayerNormBackwardGrid}). */
+    private final Map<Integer, LayerNormBackwardGrid> layerNormBackwardGrids = new HashMap<>();
+
+    LayerNormBackwardGrid layerNormBackwardGrid(int C) {
+        return layerNormBackwardGrids.computeIfAbsent(C, c -> {
+            String kernel = "layernorm_backward_bf16_" + ceil(c / 8, 32);
+            int warpBytes = LAYERNORM_BACKWARD_WARP_BYTES * (c / 8);
+            int most = Math.min(device.maxThreadsPerBlock(kernel) / 32, device.dynamicSharedLimit(kernel) / warpBytes);
+            int bestWarps = 0;
+            int bestPerMultiprocessor = 0;
+            for (int warps = 1; warps <= most; warps++) {
+                int perMultiprocessor = device.blocksPerMultiprocessor(kernel, 32 * warps, warps * warpBytes);
+                if (perMultiprocessor > 0 && warps * perMultiprocessor >= bestWarps * bestPerMultiprocessor) {
+                    bestWarps = warps;
+                    bestPerMultiprocessor = perMultiprocessor;
+                }
+            }
+            if (bestWarps == 0) {
+                throw new IllegalStateException(kernel + ": not one warp fits a block at C = " + c + " on "
+                        + device.name() + " (" + warpBytes + " bytes of shared memory a warp)");
+            }
+            return new LayerNormBackwardGrid(kernel, bestWarps, bestWarps * warpBytes,
+                    bestPerMultiprocessor * device.multiprocessors());
+        });
     }
 
     @Override

@@ -8,6 +8,8 @@ import static jcuda.driver.JCudaDriver.cuDeviceGetName;
 import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRelease;
 import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRetain;
 import static jcuda.driver.JCudaDriver.cuDriverGetVersion;
+import static jcuda.driver.JCudaDriver.cuFuncGetAttribute;
+import static jcuda.driver.JCudaDriver.cuFuncSetAttribute;
 import static jcuda.driver.JCudaDriver.cuInit;
 import static jcuda.driver.JCudaDriver.cuMemAlloc;
 import static jcuda.driver.JCudaDriver.cuMemFree;
@@ -18,6 +20,7 @@ import static jcuda.driver.JCudaDriver.cuMemsetD8Async;
 import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
 import static jcuda.driver.JCudaDriver.cuModuleLoadData;
 import static jcuda.driver.JCudaDriver.cuModuleUnload;
+import static jcuda.driver.JCudaDriver.cuOccupancyMaxActiveBlocksPerMultiprocessor;
 import static jcuda.driver.JCudaDriver.cuStreamCreate;
 import static jcuda.driver.JCudaDriver.cuStreamDestroy;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
@@ -46,6 +49,7 @@ import jcuda.driver.CUdevice;
 import jcuda.driver.CUdevice_attribute;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUfunction;
+import jcuda.driver.CUfunction_attribute;
 import jcuda.driver.CUgraph;
 import jcuda.driver.CUgraphExec;
 import jcuda.driver.CUmodule;
@@ -103,6 +107,7 @@ final class CudaDevice implements AutoCloseable {
     private final int computeCapability;
     private final int driverVersion;
     private final int multiprocessors;
+    private final int sharedPerBlockOptIn;
 
     CudaDevice(int ordinal) {
         byte[] image = kernelImage();
@@ -126,6 +131,7 @@ final class CudaDevice implements AutoCloseable {
         this.computeCapability = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR) * 10
                 + attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
         this.multiprocessors = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
+        this.sharedPerBlockOptIn = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN);
         int[] v = new int[1];
         cuDriverGetVersion(v);
         this.driverVersion = v[0];
@@ -398,19 +404,65 @@ final class CudaDevice implements AutoCloseable {
         return ms[0] / reps;
     }
 
-    /** Launches a kernel of the project's module on the stream; arguments: Long (addresses), Integer, Float, Double. */
+    /**
+     * Launches a kernel of the project's module on the stream; arguments: Long (addresses), Integer, Float, Double.
+     * A launch of more dynamic shared memory than its kernel allows by default (48 KB) opts the kernel in to it first.
+     */
     void launch(String kernel, int gridX, int gridY, int blockX, int sharedBytes, Object... args) {
-        Function f = functions.computeIfAbsent(kernel, k -> {
-            Function fn = new Function();
-            cuModuleGetFunction(fn, module, k);
-            return fn;
-        });
+        Function f = function(kernel, sharedBytes);
         timed(kernel, () -> launcher.launch(kernel, f.handle(), gridX, gridY, blockX, sharedBytes, stream.handle(),
                 args));
     }
 
+    /** The most dynamic shared memory one block of the kernel may take once opted in (less its static shared). */
+    int dynamicSharedLimit(String kernel) {
+        return sharedPerBlockOptIn
+                - functionAttribute(kernel, CUfunction_attribute.CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES);
+    }
+
+    /** The most threads a block of the kernel may have (its registers per thread bound it). */
+    int maxThreadsPerBlock(String kernel) {
+        return functionAttribute(kernel, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK);
+    }
+
+    /**
+     * How many blocks of {@code blockX} threads and {@code sharedBytes} of dynamic shared memory of the kernel one
+     * multiprocessor holds at once (the driver's occupancy calculator: registers, shared memory, threads); 0 if none.
+     */
+    int blocksPerMultiprocessor(String kernel, int blockX, int sharedBytes) {
+        int[] blocks = new int[1];
+        cuOccupancyMaxActiveBlocksPerMultiprocessor(blocks, function(kernel, sharedBytes), blockX, sharedBytes);
+        return blocks[0];
+    }
+
+    private int functionAttribute(String kernel, int attribute) {
+        int[] v = new int[1];
+        cuFuncGetAttribute(v, attribute, function(kernel, 0));
+        return v[0];
+    }
+
+    /** The kernel's handle, opted in to {@code sharedBytes} of dynamic shared memory where it allows less. */
+    private Function function(String kernel, int sharedBytes) {
+        Function f = functions.computeIfAbsent(kernel, k -> {
+            Function fn = new Function();
+            cuModuleGetFunction(fn, module, k);
+            int[] allowed = new int[1];
+            cuFuncGetAttribute(allowed, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, fn);
+            fn.dynamicShared = allowed[0];
+            return fn;
+        });
+        if (sharedBytes > f.dynamicShared) {
+            cuFuncSetAttribute(f, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, sharedBytes);
+            f.dynamicShared = sharedBytes;
+        }
+        return f;
+    }
+
     /** A kernel whose native handle can be passed to cuLaunchKernel through java.lang.foreign. */
     private static final class Function extends CUfunction {
+        /** The most dynamic shared memory a launch of the kernel may take (its MAX_DYNAMIC_SHARED_SIZE_BYTES). */
+        int dynamicShared;
+
         long handle() {
             return getNativePointer();
         }

@@ -56,15 +56,60 @@ class CudaParityTest {
 
     /**
      * C 128 and 1600 (GPT-2 XL's: in bf16, 7 vectors of 8 per lane with the last only partly used), 2560 (the d2560
-     * shape: 10 vectors, the most the register-resident kernels hold), 2600 (above them: the general ones) and 100
-     * (not a multiple of 8: the general ones); 296 over 600 rows: the parameter gradients' partials over two whole
-     * chunks of 256 rows and a part, and 37 vectors of 8 columns (one block of 32 and a part).
+     * shape: 10 vectors, the most the register-resident kernels hold), 296 (37 vectors: a lane holds one or two), 2600
+     * (above them: the general ones) and 100 (not a multiple of 8: the general ones). 2600 over 600 rows: the bf16
+     * parameter partials over two whole chunks of 256 rows and a part, and 325 vectors of 8 columns (blocks of 32 and a
+     * part).
      */
     @ParameterizedTest
-    @CsvSource({"FP32_DEBUG, 128, 128", "BF16, 128, 128", "BF16, 1600, 128", "BF16, 2560, 128", "BF16, 2600, 128",
+    @CsvSource({"FP32_DEBUG, 128, 128", "BF16, 128, 128", "BF16, 1600, 128", "BF16, 2560, 128", "BF16, 2600, 600",
         "BF16, 100, 128", "BF16, 296, 600"})
     void layerNorm(CudaBackend.Precision precision, int C, int rows) {
-        GpuParity t = new GpuParity(precision);
+        layerNormParity(new GpuParity(precision), C, rows);
+    }
+
+    /**
+     * The bf16 backward's fixed grid (layernorm_backward_bf16_N: each warp sums its rows' parameter gradients, each
+     * block its warps', column_sums_finish the blocks') over 2½ times as many rows as the grid has warps, and 3: every
+     * warp takes two rows or three, the first blocks' warps three. C 40 (5 vectors of 8: most lanes hold none), 1600 (7
+     * vectors a lane, the last only partly used) and 2560 (10, the most). Twice more from the same gradients, the GPU
+     * gives the same bits.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {40, 1600, 2560})
+    void layerNormBackwardOverSeveralRowsPerWarp(int C) {
+        GpuParity t = new GpuParity(CudaBackend.Precision.BF16);
+        CudaBackend.LayerNormBackwardGrid grid = t.gpu.layerNormBackwardGrid(C);
+        int warps = grid.blocks() * grid.warps();
+        int rows = 2 * warps + warps / 2 + 3;
+        LayerNormTensors l = layerNormParity(t, C, rows);
+        double[][] gradients = {t.randomValues(rows * C, 1), t.randomValues(C, 1), t.randomValues(C, 1)};
+        Pair[] written = {l.dinp(), l.dw(), l.db()};
+        String[] names = {"dinp", "dweight", "dbias"};
+        double[][] first = new double[written.length][];
+        for (int run = 0; run < 2; run++) {
+            for (int i = 0; i < written.length; i++) {
+                t.gpu.upload(written[i].gpu(), gradients[i]);
+            }
+            t.gpu.layerNormBackward(l.dinp().gpu(), l.dw().gpu(), l.db().gpu(), l.dout().gpu(), l.inp().gpu(),
+                    l.w().gpu(), l.mean().gpu(), l.rstd().gpu());
+            for (int i = 0; i < written.length; i++) {
+                double[] values = t.gpu.download(written[i].gpu());
+                if (run == 0) {
+                    first[i] = values;
+                } else {
+                    assertArrayEquals(first[i], values, "layerNormBackward at C " + C + ", " + rows + " rows ("
+                            + grid + "): " + names[i] + " differs between runs");
+                }
+            }
+        }
+    }
+
+    /** A LayerNorm's tensors on both backends. */
+    private record LayerNormTensors(Pair inp, Pair w, Pair mean, Pair rstd, Pair dout, Pair dinp, Pair dw, Pair db) {}
+
+    /** LayerNorm forward, then backward into gradients that hold values already, each against the CPU. */
+    private static LayerNormTensors layerNormParity(GpuParity t, int C, int rows) {
         Pair inp = t.input(t.activation(), 2, rows, C);
         Pair w = t.input(DType.F32, 1, C);
         Pair b = t.input(DType.F32, 1, C);
@@ -85,9 +130,10 @@ class CudaParityTest {
         Pair db = t.input(DType.F32, 1, C);
         t.both(s -> s.backend().layerNormBackward(s.of(dinp), s.of(dw), s.of(db), s.of(dout), s.of(inp), s.of(w),
                 s.of(mean), s.of(rstd)));
-        t.check("layerNormBackward dinp (C " + C + ")", dinp);
+        t.check("layerNormBackward dinp (C " + C + ", " + rows + " rows)", dinp);
         t.check("layerNormBackward dweight", dw);
         t.check("layerNormBackward dbias", db);
+        return new LayerNormTensors(inp, w, mean, rstd, dout, dinp, dw, db);
     }
 
     /**
