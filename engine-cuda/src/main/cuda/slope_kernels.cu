@@ -15,5 +15,6 @@
 #include "kv_cache.cuh"
 #include "optimizer.cuh"
 #include "nm_sparse.cuh"
+#include "compressed_metadata.cuh"
 #include "inference_form.cuh"
 #include "attention_tensor_cores.cuh"

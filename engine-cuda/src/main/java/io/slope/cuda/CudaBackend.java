@@ -112,6 +112,13 @@ public final class CudaBackend implements Backend {
     private final Precision precision;
     private final CublasLt cublas;
     private final CusparseLt cusparse;
+    /** The backward operand's metadata written by our kernel at a refresh, per shape where its layout verified. */
+    private final CompressedMetadata metadata;
+    /**
+     * Whether a refresh writes the backward operand's metadata with our kernel where the shape's layout verified
+     * (SLOPE_OWN_METADATA=0: cuSPARSELt's compress of the support everywhere, to compare).
+     */
+    private boolean ownMetadata = !"0".equals(System.getenv("SLOPE_OWN_METADATA"));
     private final DevicePointer cublasWorkspace;
     private final DevicePointer errorWord;
     private final DevicePointer[] scratch = new DevicePointer[SLOTS];
@@ -142,6 +149,7 @@ public final class CudaBackend implements Backend {
         this.cublasWorkspace = device.allocate(CUBLAS_WORKSPACE);
         this.cublas = new CublasLt(device, cublasWorkspace.address(), CUBLAS_WORKSPACE);
         this.cusparse = new CusparseLt(device);
+        this.metadata = new CompressedMetadata(device, cusparse);
         this.errorWord = device.allocate(4);
         device.memsetZero(errorWord, 4);
         this.cudnn = precision == Precision.BF16 ? openCudnn(attentionChoice) : null;
@@ -728,10 +736,18 @@ public final class CudaBackend implements Backend {
                     // The column mask keeps at most 2 of every 4 along d_out: its support, padded to exactly 2, is
                     // compressed once per mask, and between refreshes the values are written in place.
                     if (refreshColumnMask || !w.backwardSupportCompressed) {
-                        long support = scratch(SLOT_DENSE, 2 * n);
-                        launch1d("column_mask_support_transposed", blocks(n / 4), support, w.columnMask.address(),
-                                dOut, dIn, errorWord.address());
-                        device.timed("compress dX support", () -> w.backward.compress(support));
+                        CompressedMetadata.Layout layout = ownMetadata ? metadata.layout(dOut, dIn) : null;
+                        if (layout != null) {
+                            // The metadata straight from the column mask (the values follow below): no support, no
+                            // compress.
+                            metadata.write(layout, w.backward.compressed.address(), w.columnMask.address(), dOut, dIn,
+                                    errorWord.address());
+                        } else {
+                            long support = scratch(SLOT_DENSE, 2 * n);
+                            launch1d("column_mask_support_transposed", blocks(n / 4), support,
+                                    w.columnMask.address(), dOut, dIn, errorWord.address());
+                            device.timed("compress dX support", () -> w.backward.compress(support));
+                        }
                         w.backwardSupportCompressed = true;
                     }
                     // Read from the forward operand's value region, the kept values' current bf16 copy (written just
@@ -825,6 +841,27 @@ public final class CudaBackend implements Backend {
     byte[] compressedForward(SparseLinear weight) {
         CudaSparseLinear w = sparse(weight);
         return downloadBytes(w.forward.compressed, w.forward.compressedBytes);
+    }
+
+    /** The compressed backward operand's bytes (values then metadata); null where dX does not run on it. */
+    byte[] compressedBackward(SparseLinear weight) {
+        CudaSparseLinear w = sparse(weight);
+        checkErrorWord();
+        return w.backward == null ? null : downloadBytes(w.backward.compressed, w.backward.compressedBytes);
+    }
+
+    /** Turns our metadata writer on or off for later refreshes (tests of both paths; they restore it). */
+    void writeOwnMetadata(boolean on) {
+        ownMetadata = on;
+    }
+
+    boolean writesOwnMetadata() {
+        return ownMetadata;
+    }
+
+    /** Whether a d_out × d_in layer's backward operand has a verified metadata layout (learned now if not tried). */
+    boolean ownMetadataVerified(int dOut, int dIn) {
+        return metadata.layout(dOut, dIn) != null;
     }
 
     /** Compresses W^R afresh from its dense form into a new buffer and returns its bytes (layout tests). */
@@ -1735,6 +1772,7 @@ public final class CudaBackend implements Backend {
                 w.stackedLowRank.free();
             }
         }
+        metadata.free();
         for (DevicePointer p : allocations) {
             device.free(p);
         }

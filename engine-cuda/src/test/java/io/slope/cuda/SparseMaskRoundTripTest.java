@@ -18,7 +18,7 @@ import org.junit.jupiter.params.provider.CsvSource;
  * used last mask word), d_in not one either, and groups of 5 that straddle two words.
  */
 class SparseMaskRoundTripTest {
-    private static final int ROWS = 64;
+    static final int ROWS = 64;
 
     @ParameterizedTest
     @CsvSource({
@@ -67,7 +67,7 @@ class SparseMaskRoundTripTest {
     }
 
     /** Forward and backward against the CPU: the operands the masks build, and ∇W gathered at the row mask. */
-    private static void matmulParity(GpuParity t, GpuParity.Two<SparseLinear> w, int dOut, int dIn, String what) {
+    static void matmulParity(GpuParity t, GpuParity.Two<SparseLinear> w, int dOut, int dIn, String what) {
         Pair inp = t.gemmOperand(t.activation(), 1, ROWS, dIn);
         Pair bias = t.input(DType.F32, 0.1, dOut);
         Pair out = t.output(t.activation(), ROWS, dOut);
@@ -84,7 +84,7 @@ class SparseMaskRoundTripTest {
     }
 
     /** N random offsets of every group, increasing. */
-    private static int[] randomRowMask(GpuParity t, int dOut, int dIn, NmPattern p) {
+    static int[] randomRowMask(GpuParity t, int dOut, int dIn, NmPattern p) {
         int k = dIn / p.m() * p.n();
         int[] kept = new int[dOut * k];
         int next = 0;
@@ -109,7 +109,7 @@ class SparseMaskRoundTripTest {
     }
 
     /** Within the row mask, at most N of every M along d_out, each kept position chosen by a coin. */
-    private static byte[] randomColumnMask(GpuParity t, int[] kept, int dOut, int dIn, NmPattern p) {
+    static byte[] randomColumnMask(GpuParity t, int[] kept, int dOut, int dIn, NmPattern p) {
         byte[] rowSupport = support(kept, dOut, dIn);
         byte[] mask = new byte[dOut * dIn];
         for (int g = 0; g < dOut; g += p.m()) {
