@@ -98,12 +98,16 @@ __device__ __forceinline__ void load8(const void* p, size_t v, float* f) {
     unpack8(((const uint4*)p)[v], f);
 }
 
-__device__ __forceinline__ void store8(void* p, size_t v, const float* f) {
+__device__ __forceinline__ uint4 pack8(const float* f) {
     uint4 u;
     __nv_bfloat162* h = (__nv_bfloat162*)&u;
 #pragma unroll
     for (int k = 0; k < 4; k++) h[k] = __floats2bfloat162_rn(f[2 * k], f[2 * k + 1]);
-    ((uint4*)p)[v] = u;
+    return u;
+}
+
+__device__ __forceinline__ void store8(void* p, size_t v, const float* f) {
+    ((uint4*)p)[v] = pack8(f);
 }
 
 // Two floats rounded to bf16, packed into one 32-bit word (lo in the low half).

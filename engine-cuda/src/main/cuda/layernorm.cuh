@@ -74,23 +74,13 @@ __device__ __forceinline__ void param8(const void* p, int v, int dt, float* f) {
     }
 }
 
-// LayerNorm with bf16 activations (fp32 mean and rstd), one warp per row, the row held in registers as packed bf16:
-// lane l owns the 8-value vectors l, l + 32, …, at most VPL of them (C ≤ 256·VPL, C a multiple of 8). Every load of
-// a row is issued before the first reduction, so a warp waits for memory once. The same two-pass mean and variance as
-// layernorm_forward; only the order of the per-lane partial sums differs.
+// The LayerNorm of row r held in registers as packed bf16 (lane l: vectors l, l + 32, …), written to out, mean, rstd.
 template <int VPL>
-__device__ void layernorm_forward_bf16_impl(void* out, float* mean, float* rstd, const void* inp, const void* w,
-                                            int dtW, const void* b, int dtB, int rows, int C) {
-    int r = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+__device__ __forceinline__ void layernorm_row_bf16(const uint4 (&raw)[VPL], void* out, float* mean, float* rstd,
+                                                   const void* w, int dtW, const void* b, int dtB, int r, int C) {
     int lane = threadIdx.x & 31;
-    if (r >= rows) return;
     int nv = C / 8;
     size_t row = (size_t)r * nv;
-    uint4 raw[VPL];
-#pragma unroll
-    for (int k = 0; k < VPL; k++) {
-        if (lane + 32 * k < nv) raw[k] = ((const uint4*)inp)[row + lane + 32 * k];
-    }
     float s = 0.0f;
 #pragma unroll
     for (int k = 0; k < VPL; k++) {
@@ -133,6 +123,61 @@ __device__ void layernorm_forward_bf16_impl(void* out, float* mean, float* rstd,
         mean[r] = m;
         rstd[r] = rs;
     }
+}
+
+// LayerNorm with bf16 activations (fp32 mean and rstd), one warp per row, the row held in registers as packed bf16:
+// lane l owns the 8-value vectors l, l + 32, …, at most VPL of them (C ≤ 256·VPL, C a multiple of 8). Every load of
+// a row is issued before the first reduction, so a warp waits for memory once. The same two-pass mean and variance as
+// layernorm_forward; only the order of the per-lane partial sums differs.
+template <int VPL>
+__device__ void layernorm_forward_bf16_impl(void* out, float* mean, float* rstd, const void* inp, const void* w,
+                                            int dtW, const void* b, int dtB, int rows, int C) {
+    int r = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    int nv = C / 8;
+    size_t row = (size_t)r * nv;
+    uint4 raw[VPL];
+#pragma unroll
+    for (int k = 0; k < VPL; k++) {
+        if (lane + 32 * k < nv) raw[k] = ((const uint4*)inp)[row + lane + 32 * k];
+    }
+    layernorm_row_bf16<VPL>(raw, out, mean, rstd, w, dtW, b, dtB, r, C);
+}
+
+// residual = a + b, then its LayerNorm (llm.c's fused_residual_forward), bf16 throughout: the sum is rounded to bf16,
+// stored, and normalised from those rounded values, so residual, out, mean and rstd are the bits of
+// residual_forward_bf16 then layernorm_forward_bf16; the LayerNorm just does not read residual back from memory.
+template <int VPL>
+__device__ void residual_layernorm_forward_bf16_impl(void* residual, void* out, float* mean, float* rstd,
+                                                     const void* a, const void* b, const void* w, int dtW,
+                                                     const void* bias, int dtBias, int rows, int C) {
+    int r = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    int nv = C / 8;
+    size_t row = (size_t)r * nv;
+    uint4 raw[VPL], other[VPL];
+#pragma unroll
+    for (int k = 0; k < VPL; k++) {
+        if (lane + 32 * k < nv) {
+            raw[k] = ((const uint4*)a)[row + lane + 32 * k];
+            other[k] = ((const uint4*)b)[row + lane + 32 * k];
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < VPL; k++) {
+        if (lane + 32 * k < nv) {
+            float x[8], y[8];
+            unpack8(raw[k], x);
+            unpack8(other[k], y);
+#pragma unroll
+            for (int e = 0; e < 8; e++) x[e] = x[e] + y[e];
+            raw[k] = pack8(x);
+            ((uint4*)residual)[row + lane + 32 * k] = raw[k];
+        }
+    }
+    layernorm_row_bf16<VPL>(raw, out, mean, rstd, w, dtW, bias, dtBias, r, C);
 }
 
 // LayerNorm's backward with bf16 dinp, dout and inp (fp32 mean and rstd) in one pass over the rows: dinp +=
@@ -262,6 +307,11 @@ __device__ void layernorm_backward_bf16_impl(void* dinp, float* partial, const v
                                                             const void* w, int dtW, const void* b, int dtB,         \
                                                             int rows, int C) {                                      \
         layernorm_forward_bf16_impl<VPL>(out, mean, rstd, inp, w, dtW, b, dtB, rows, C);                            \
+    }                                                                                                               \
+    extern "C" __global__ void residual_layernorm_forward_bf16_##VPL(                                               \
+        void* residual, void* out, float* mean, float* rstd, const void* a, const void* b, const void* w, int dtW,   \
+        const void* bias, int dtBias, int rows, int C) {                                                             \
+        residual_layernorm_forward_bf16_impl<VPL>(residual, out, mean, rstd, a, b, w, dtW, bias, dtBias, rows, C);   \
     }                                                                                                               \
     extern "C" __global__ void layernorm_backward_bf16_##VPL(void* dinp, float* partial, const void* dout,          \
                                                              const void* inp, const void* w, int dtW,               \

@@ -947,6 +947,28 @@ public final class CudaBackend implements Backend {
                 C);
     }
 
+    /**
+     * residual = a + b and its LayerNorm in one pass where the bf16 LayerNorm kernels run (one row per warp in
+     * registers): the residual is written and normalised from the registers, not read back; the same bits as the two
+     * operations. Otherwise the two operations.
+     */
+    @Override
+    public void residualLayerNormForward(Tensor residual, Tensor out, Tensor mean, Tensor rstd, Tensor a, Tensor b,
+            Tensor weight, Tensor bias) {
+        CudaTensor res = cuda(residual);
+        CudaTensor w = cuda(weight);
+        int C = Math.toIntExact(w.count);
+        int vectorsPerLane = layerNormVectorsPerLane(C, cuda(out), res, cuda(a), cuda(b), cuda(mean), cuda(rstd));
+        if (vectorsPerLane == 0 || cuda(a).count != res.count || cuda(b).count != res.count) {
+            Backend.super.residualLayerNormForward(residual, out, mean, rstd, a, b, weight, bias);
+            return;
+        }
+        int rows = Math.toIntExact(res.count / C);
+        launchGrid("residual_layernorm_forward_bf16_" + vectorsPerLane, ceil(rows, THREADS / 32), 1, THREADS, 0,
+                res.address, cuda(out).address, cuda(mean).address, cuda(rstd).address, cuda(a).address,
+                cuda(b).address, w.address, w.code(), cuda(bias).address, cuda(bias).code(), rows, C);
+    }
+
     @Override
     public void layerNormBackward(Tensor dinp, Tensor dweight, Tensor dbias, Tensor dout, Tensor inp, Tensor weight,
             Tensor mean, Tensor rstd) {

@@ -137,6 +137,43 @@ class CudaParityTest {
     }
 
     /**
+     * The residual add and the LayerNorm after it in one pass: against the CPU's two operations, and in bf16 bit for
+     * bit against the GPU's two (the fused kernel normalises the sum as it was stored). C 40 and 1600 run the fused
+     * kernel (1 and 7 vectors per lane), 2600 and FP32_DEBUG the two operations.
+     */
+    @ParameterizedTest
+    @CsvSource({"FP32_DEBUG, 128", "BF16, 40", "BF16, 1600", "BF16, 2600"})
+    void residualLayerNorm(CudaBackend.Precision precision, int C) {
+        GpuParity t = new GpuParity(precision);
+        int rows = 2 * ROWS + 3;
+        Pair a = t.input(t.activation(), 1, rows, C);
+        Pair b = t.input(t.activation(), 1, rows, C);
+        Pair w = t.input(DType.F32, 1, C);
+        Pair bias = t.input(DType.F32, 1, C);
+        Pair residual = t.output(t.activation(), rows, C);
+        Pair out = t.output(t.activation(), rows, C);
+        Pair mean = t.output(DType.F32, rows);
+        Pair rstd = t.output(DType.F32, rows);
+        t.both(s -> s.backend().residualLayerNormForward(s.of(residual), s.of(out), s.of(mean), s.of(rstd), s.of(a),
+                s.of(b), s.of(w), s.of(bias)));
+        t.check("residualLayerNormForward residual (C " + C + ")", residual);
+        t.check("residualLayerNormForward out", out);
+        t.check("residualLayerNormForward mean", mean);
+        t.check("residualLayerNormForward rstd", rstd);
+
+        Tensor separateResidual = t.gpu.zeros(residual.type(), rows, C);
+        Tensor separateOut = t.gpu.zeros(out.type(), rows, C);
+        Tensor separateMean = t.gpu.zeros(DType.F32, rows);
+        Tensor separateRstd = t.gpu.zeros(DType.F32, rows);
+        t.gpu.residualForward(separateResidual, a.gpu(), b.gpu());
+        t.gpu.layerNormForward(separateOut, separateMean, separateRstd, separateResidual, w.gpu(), bias.gpu());
+        assertArrayEquals(t.gpu.download(separateResidual), t.gpu.download(residual.gpu()), "residual bits");
+        assertArrayEquals(t.gpu.download(separateOut), t.gpu.download(out.gpu()), "out bits");
+        assertArrayEquals(t.gpu.download(separateMean), t.gpu.download(mean.gpu()), "mean bits");
+        assertArrayEquals(t.gpu.download(separateRstd), t.gpu.download(rstd.gpu()), "rstd bits");
+    }
+
+    /**
      * The bias gradient's column sums over more rows than one partial takes (256 in bf16: two whole chunks and a part)
      * and more columns than one block takes (32 vectors of 8: one whole block and a part), added into what db held:
      * by the column-sum kernels, and by the weight-gradient GEMM's BGRADB epilogue, which takes them in the bf16 mode.

@@ -134,6 +134,17 @@ public interface Backend extends AutoCloseable {
     /** LayerNorm over the last dimension, eps 1e-5, biased variance; saves mean and 1/std per row for backward. */
     void layerNormForward(Tensor out, Tensor mean, Tensor rstd, Tensor inp, Tensor weight, Tensor bias);
 
+    /**
+     * A residual add and the LayerNorm that reads it (llm.c's fused_residual_forward): residual = a + b, then
+     * {@link #layerNormForward} of residual into out. By default the two operations, which is what the CPU computes; a
+     * GPU may do both in one pass, the LayerNorm reading the sum as it was stored (rounded to residual's type).
+     */
+    default void residualLayerNormForward(Tensor residual, Tensor out, Tensor mean, Tensor rstd, Tensor a, Tensor b,
+            Tensor weight, Tensor bias) {
+        residualForward(residual, a, b);
+        layerNormForward(out, mean, rstd, residual, weight, bias);
+    }
+
     void layerNormBackward(Tensor dinp, Tensor dweight, Tensor dbias, Tensor dout, Tensor inp, Tensor weight,
             Tensor mean, Tensor rstd);
 

@@ -10,6 +10,9 @@ public record GptConfig(int layers, int heads, int dModel, int seqLen, int vocab
         boolean denseFirstQkv) {
 
     public GptConfig {
+        if (layers < 1) {
+            throw new IllegalArgumentException("a model needs at least one block, got layers " + layers);
+        }
         if (dModel % heads != 0) {
             throw new IllegalArgumentException("dModel " + dModel + " not divisible by heads " + heads);
         }

@@ -641,25 +641,31 @@ public final class GptModel implements AutoCloseable {
         int T = config.seqLen();
         backend.embeddingForward(a.encoded, a.tokens, wte.value(), wpe.value(), B, T);
         Tensor residual = a.encoded;
+        backend.layerNormForward(a.ln1[0], a.ln1Mean[0], a.ln1Rstd[0], residual, blocks[0].ln1Weight().value(),
+                blocks[0].ln1Bias().value());
         for (int l = 0; l < config.layers(); l++) {
             Block blk = blocks[l];
-            backend.layerNormForward(a.ln1[l], a.ln1Mean[l], a.ln1Rstd[l], residual, blk.ln1Weight().value(),
-                    blk.ln1Bias().value());
             linearForward(a.xa, a.qkv[l], a.ln1[l], blk.qkv());
             if (fill != null) {
                 backend.kvCacheStore(fill.keys[l], fill.values[l], a.qkv[l], B, fill.position);
             }
             backend.attentionForward(a.atty[l], a.attState[l], a.qkv[l], B, T, config.heads());
             linearForward(a.xa, a.attProj[l], a.atty[l], blk.attnProj());
-            backend.residualForward(a.residual2[l], residual, a.attProj[l]);
-            backend.layerNormForward(a.ln2[l], a.ln2Mean[l], a.ln2Rstd[l], a.residual2[l], blk.ln2Weight().value(),
-                    blk.ln2Bias().value());
+            backend.residualLayerNormForward(a.residual2[l], a.ln2[l], a.ln2Mean[l], a.ln2Rstd[l], residual,
+                    a.attProj[l], blk.ln2Weight().value(), blk.ln2Bias().value());
             mlpUpForward(a.xa, a.fchGelu[l], a.fch[l], a.ln2[l], blk.fc());
             linearForward(a.xa, a.fcProj[l], a.fchGelu[l], blk.fcProj());
-            backend.residualForward(a.residual3[l], a.residual2[l], a.fcProj[l]);
+            // The block's output and the LayerNorm after it (the next block's ln1, or lnf) in one pass.
+            if (l + 1 < config.layers()) {
+                Block next = blocks[l + 1];
+                backend.residualLayerNormForward(a.residual3[l], a.ln1[l + 1], a.ln1Mean[l + 1], a.ln1Rstd[l + 1],
+                        a.residual2[l], a.fcProj[l], next.ln1Weight().value(), next.ln1Bias().value());
+            } else {
+                backend.residualLayerNormForward(a.residual3[l], a.lnf, a.lnfMean, a.lnfRstd, a.residual2[l],
+                        a.fcProj[l], lnfWeight.value(), lnfBias.value());
+            }
             residual = a.residual3[l];
         }
-        backend.layerNormForward(a.lnf, a.lnfMean, a.lnfRstd, residual, lnfWeight.value(), lnfBias.value());
         backend.matmulForward(a.logits, a.lnf, wte.value(), null);
         return a;
     }
@@ -723,24 +729,24 @@ public final class GptModel implements AutoCloseable {
     private void decodeStep(KvCache cache) {
         int B = cache.B;
         backend.embeddingForwardAt(cache.residual, cache.tokens, wte.value(), wpe.value(), B, cache.position);
+        backend.layerNormForward(cache.ln, cache.lnMean, cache.lnRstd, cache.residual, blocks[0].ln1Weight().value(),
+                blocks[0].ln1Bias().value());
         for (int l = 0; l < config.layers(); l++) {
             Block blk = blocks[l];
-            backend.layerNormForward(cache.ln, cache.lnMean, cache.lnRstd, cache.residual, blk.ln1Weight().value(),
-                    blk.ln1Bias().value());
             linearForward(cache.xa, cache.qkv, cache.ln, blk.qkv());
             backend.kvCacheStore(cache.keys[l], cache.values[l], cache.qkv, B, cache.position);
             backend.attentionDecode(cache.atty, cache.qkv, cache.keys[l], cache.values[l], B, cache.position,
                     config.heads());
             linearForward(cache.xa, cache.branch, cache.atty, blk.attnProj());
-            backend.residualForward(cache.residual2, cache.residual, cache.branch);
-            backend.layerNormForward(cache.ln, cache.lnMean, cache.lnRstd, cache.residual2, blk.ln2Weight().value(),
-                    blk.ln2Bias().value());
+            backend.residualLayerNormForward(cache.residual2, cache.ln, cache.lnMean, cache.lnRstd, cache.residual,
+                    cache.branch, blk.ln2Weight().value(), blk.ln2Bias().value());
             mlpUpForward(cache.xa, cache.fchGelu, cache.fch, cache.ln, blk.fc());
             linearForward(cache.xa, cache.branch, cache.fchGelu, blk.fcProj());
-            backend.residualForward(cache.residual, cache.residual2, cache.branch);
+            Parameter lnWeight = l + 1 < config.layers() ? blocks[l + 1].ln1Weight() : lnfWeight;
+            Parameter lnBias = l + 1 < config.layers() ? blocks[l + 1].ln1Bias() : lnfBias;
+            backend.residualLayerNormForward(cache.residual, cache.ln, cache.lnMean, cache.lnRstd, cache.residual2,
+                    cache.branch, lnWeight.value(), lnBias.value());
         }
-        backend.layerNormForward(cache.ln, cache.lnMean, cache.lnRstd, cache.residual, lnfWeight.value(),
-                lnfBias.value());
         backend.matmulForward(cache.logits, cache.ln, wte.value(), null);
     }
 
