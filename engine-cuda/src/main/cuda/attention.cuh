@@ -7,6 +7,18 @@
 // One warp per query row (forward, dq) or key row (dk, dv); lanes own keys (or queries) for the scores and head
 // dimensions for the accumulations. Plain fp32 FMAs: correct and simple; tensor-core tiles are the next step.
 
+// The (b, h, row) of the row-per-warp kernels' warp: consecutive warps take consecutive rows of one (b, h), whose keys
+// they then share in L1/L2. False for a warp past the last row.
+__device__ __forceinline__ bool warpRow(int B, int T, int NH, int& b, int& h, int& row) {
+    int warpsPerBlock = blockDim.x >> 5, warp = threadIdx.x >> 5;
+    size_t task = (size_t)blockIdx.x * warpsPerBlock + warp;
+    if (task >= (size_t)B * NH * T) return false;
+    row = (int)(task % T);
+    h = (int)((task / T) % NH);
+    b = (int)(task / ((size_t)T * NH));
+    return true;
+}
+
 template <int HS>
 __device__ __forceinline__ float dotRow(const void* qkv, int dt, size_t rowOff, const float* vec) {
     float s = 0.0f;
@@ -20,15 +32,10 @@ __device__ void attention_forward_impl(void* out, int dtOut, float* lse, float* 
                                        int B, int T, int NH, float scale) {
     constexpr int PER_LANE = HS / 32;
     extern __shared__ float smem[];
-    int warpsPerBlock = blockDim.x >> 5;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     float* q = smem + warp * HS;
-    size_t task = (size_t)blockIdx.x * warpsPerBlock + warp;
-    if (task >= (size_t)B * NH * T) return;
-    // Consecutive warps take consecutive query rows of one (b, h): their keys are shared in L1/L2.
-    int t = (int)(task % T);
-    int h = (int)((task / T) % NH);
-    int b = (int)(task / ((size_t)T * NH));
+    int b, h, t;
+    if (!warpRow(B, T, NH, b, h, t)) return;
     int C = NH * HS, C3 = 3 * C;
     size_t qOff = ((size_t)b * T + t) * C3 + h * HS;
     for (int d = lane; d < HS; d += 32) q[d] = ld(qkv, qOff + d, dtQkv) * scale;
@@ -74,15 +81,11 @@ __device__ void attention_backward_dq_impl(void* dqkv, int dtDqkv, float* dsum, 
                                            int T, int NH, float scale) {
     constexpr int PER_LANE = HS / 32;
     extern __shared__ float smem[];
-    int warpsPerBlock = blockDim.x >> 5;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     float* q = smem + warp * 2 * HS;
     float* dO = q + HS;
-    size_t task = (size_t)blockIdx.x * warpsPerBlock + warp;
-    if (task >= (size_t)B * NH * T) return;
-    int t = (int)(task % T);
-    int h = (int)((task / T) % NH);
-    int b = (int)(task / ((size_t)T * NH));
+    int b, h, t;
+    if (!warpRow(B, T, NH, b, h, t)) return;
     int C = NH * HS, C3 = 3 * C;
     size_t row = (size_t)b * T + t;
     size_t qOff = row * C3 + h * HS;
@@ -133,15 +136,11 @@ __device__ void attention_backward_dkdv_impl(void* dqkv, int dtDqkv, const float
                                              int NH, float scale) {
     constexpr int PER_LANE = HS / 32;
     extern __shared__ float smem[];
-    int warpsPerBlock = blockDim.x >> 5;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     float* k = smem + warp * 2 * HS;
     float* v = k + HS;
-    size_t task = (size_t)blockIdx.x * warpsPerBlock + warp;
-    if (task >= (size_t)B * NH * T) return;
-    int j = (int)(task % T);
-    int h = (int)((task / T) % NH);
-    int b = (int)(task / ((size_t)T * NH));
+    int b, h, j;
+    if (!warpRow(B, T, NH, b, h, j)) return;
     int C = NH * HS, C3 = 3 * C;
     size_t kRow = ((size_t)b * T + j) * C3;
     for (int d = lane; d < HS; d += 32) {
