@@ -90,7 +90,8 @@ for phase in "${phases[@]}"; do
         kernelparity)
             # The per-kernel parity tests alone (CudaParityTest, CompressedLayoutTest, GpuDecodingTest, the masks'
             # NmMaskKernelTest and SparseMaskRoundTripTest, ReusedKernelChoicesTest, GpuOutOfMemoryTest,
-            # RecordedStepTest and RecordedDecodingTest: the recorded CUDA Graph passes against the eager ones): the
+            # RecordedStepTest and RecordedDecodingTest: the recorded CUDA Graph passes against the eager ones;
+            # MetadataWriterTest: our backward-operand metadata against cuSPARSELt's, byte for byte): the
             # short form of parity. The attention tests run last in a JVM of their own, so that a library dying there
             # (cuDNN once did, taking the process with it) leaves the other results.
             gpu_tests kernelparity "$out/junit" --select-class io.slope.cuda.CudaParityTest \
@@ -98,6 +99,7 @@ for phase in "${phases[@]}"; do
                 --select-class io.slope.cuda.ReusedKernelChoicesTest --select-class io.slope.cuda.GpuOutOfMemoryTest \
                 --select-class io.slope.cuda.NmMaskKernelTest --select-class io.slope.cuda.SparseMaskRoundTripTest \
                 --select-class io.slope.cuda.RecordedStepTest --select-class io.slope.cuda.RecordedDecodingTest \
+                --select-class io.slope.cuda.MetadataWriterTest \
                 --exclude-methodname '.*[aA]ttention.*' || status=1
             gpu_tests kernelparity-attention "$out/junit-attention" --select-class io.slope.cuda.CudaParityTest \
                 --include-methodname '.*[aA]ttention.*' || status=1
