@@ -77,7 +77,8 @@ final class CublasLt implements AutoCloseable {
 
     /**
      * What a GEMM does after the product: cuBLASLt's cublasLtEpilogue_t value (cublasLt.h: BIAS = 4, GELU = 32,
-     * GELU_AUX = GELU | 128, GELU_AUX_BIAS = GELU_AUX | BIAS, DGELU = 64 | 128), whether it reads the bias pointer and
+     * GELU_BIAS = GELU | BIAS, GELU_AUX = GELU | 128, GELU_AUX_BIAS = GELU_AUX | BIAS, DGELU = 64 | 128), whether it
+     * reads the bias pointer and
      * the aux matrix, and the suffix of its kernel-choice key. cuBLASLt's GELU is the tanh approximation, GPT-2's.
      */
     enum Epilogue {
@@ -85,6 +86,10 @@ final class CublasLt implements AutoCloseable {
         NONE(1, false, false, ""),
         /** D = op(A)·op(B) + bias, the bias (D's type) broadcast along D's rows of ours. */
         BIAS(4, true, false, " bias"),
+        /** D = gelu(op(A)·op(B)): a forward with no backward keeps no pre-activation. */
+        GELU(32, false, false, " gelu"),
+        /** D = gelu(op(A)·op(B) + bias). */
+        GELU_BIAS(36, true, false, " bias gelu"),
         /** aux = op(A)·op(B), D = gelu(aux): aux in D's type and layout. */
         GELU_AUX(160, false, true, " gelu_aux"),
         /** aux = op(A)·op(B) + bias, D = gelu(aux). */
@@ -107,6 +112,11 @@ final class CublasLt implements AutoCloseable {
             this.bias = bias;
             this.aux = aux;
             this.keySuffix = keySuffix;
+        }
+
+        /** The GELU epilogues' callers overwrite D (beta 0); the others may accumulate into it. */
+        boolean overwrites() {
+            return aux || this == GELU || this == GELU_BIAS;
         }
     }
 
@@ -377,8 +387,7 @@ final class CublasLt implements AutoCloseable {
             setAuxPointer(desc, aux.address());
         }
         alpha.set(JAVA_FLOAT, 0, 1f);
-        // A GELU epilogue's callers pass beta 0 (its output is overwritten); the others may accumulate.
-        beta.set(JAVA_FLOAT, 0, s.epilogue().aux ? 0f : 1f);
+        beta.set(JAVA_FLOAT, 0, s.epilogue().overwrites() ? 0f : 1f);
         int best = 0;
         float bestMs = Float.MAX_VALUE;
         for (int i = 0; i < found; i++) {

@@ -1133,28 +1133,34 @@ public final class CudaBackend implements Backend {
 
     /**
      * One GEMM with cuBLASLt's GELU_AUX_BIAS epilogue (GELU_AUX without a bias), as llm.c's matmul_cublaslt: preGelu
-     * (the aux matrix) = inp·weightᵀ + bias, out = gelu of it in fp32 before either is rounded to bf16. In the bf16
-     * mode with bf16 outputs and dOut a multiple of 8 (the aux matrix's leading dimension); otherwise the two
-     * operations.
+     * (the aux matrix) = inp·weightᵀ + bias, out = gelu of it in fp32 before either is rounded to bf16; with no
+     * preGelu (a forward with no backward) GELU_BIAS, which writes out alone. In the bf16 mode with bf16 outputs and
+     * dOut a multiple of 8 (the aux matrix's leading dimension); otherwise the two operations.
      */
     @Override
     public void matmulGeluForward(Tensor out, Tensor preGelu, Tensor inp, Tensor weight, Tensor bias) {
         CudaTensor o = cuda(out);
-        CudaTensor pre = cuda(preGelu);
+        CudaTensor pre = preGelu == null ? null : cuda(preGelu);
         CudaTensor x = cuda(inp);
         CudaTensor w = cuda(weight);
         int dOut = w.shape[0];
         int dIn = w.shape[1];
-        if (!geluEpilogue(dOut, o, pre)) {
+        if (!geluEpilogue(dOut, o, pre == null ? o : pre)) {
             Backend.super.matmulGeluForward(out, preGelu, inp, weight, bias);
             return;
         }
         int rows = Math.toIntExact(x.count / dIn);
         requireCount(o, (long) rows * dOut, "matmulGeluForward output");
-        requireCount(pre, (long) rows * dOut, "matmulGeluForward preGelu");
         long b = bias == null ? 0L : operand(cuda(bias), SLOT_BIAS, DType.BF16);
-        gemmEpilogue(o, x, false, operand(w, SLOT_B, DType.BF16), true, rows, dOut, dIn,
-                b != 0L ? CublasLt.Epilogue.GELU_AUX_BIAS : CublasLt.Epilogue.GELU_AUX, b, pre.address);
+        CublasLt.Epilogue epilogue;
+        if (pre == null) {
+            epilogue = b != 0L ? CublasLt.Epilogue.GELU_BIAS : CublasLt.Epilogue.GELU;
+        } else {
+            requireCount(pre, (long) rows * dOut, "matmulGeluForward preGelu");
+            epilogue = b != 0L ? CublasLt.Epilogue.GELU_AUX_BIAS : CublasLt.Epilogue.GELU_AUX;
+        }
+        gemmEpilogue(o, x, false, operand(w, SLOT_B, DType.BF16), true, rows, dOut, dIn, epilogue, b,
+                pre == null ? 0L : pre.address);
     }
 
     /**

@@ -235,9 +235,10 @@ class CudaParityTest {
 
     /**
      * The MLP's fc layer with its GELU (matmulGeluForward) and fc_proj's backward through the GELU
-     * (matmulBackwardGelu): in the bf16 mode one GEMM each, with cuBLASLt's GELU_AUX_BIAS and DGELU epilogues; the
-     * CPU runs the separate operations, rounding the product to bf16 before the GELU where the GPU does not. ROWS×C →
-     * 4C and GPT-2 small's 768 → 3072 over 320 rows; the fp32 debug mode runs the separate kernels.
+     * (matmulBackwardGelu): in the bf16 mode one GEMM each, with cuBLASLt's GELU_AUX_BIAS (GELU_BIAS with no preGelu)
+     * and DGELU epilogues; the CPU runs the separate operations, rounding the product to bf16 before the GELU where
+     * the GPU does not. ROWS×C → 4C and GPT-2 small's 768 → 3072 over 320 rows; the fp32 debug mode runs the separate
+     * kernels.
      */
     @ParameterizedTest
     @CsvSource({"BF16, 128, 128", "BF16, 320, 768", "FP32_DEBUG, 128, 128"})
@@ -258,6 +259,13 @@ class CudaParityTest {
         t.both(s -> s.backend().matmulGeluForward(s.of(noBias), s.of(preNoBias), s.of(inp), s.of(w), null));
         t.check("matmulGeluForward preGelu (no bias)", preNoBias);
         t.check("matmulGeluForward out (no bias)", noBias);
+        // A forward with no backward keeps no pre-activation (GELU_BIAS / GELU on the GPU): the same out.
+        Pair outOnly = t.output(t.activation(), rows, h);
+        t.both(s -> s.backend().matmulGeluForward(s.of(outOnly), null, s.of(inp), s.of(w), s.of(bias)));
+        t.check("matmulGeluForward out (no preGelu)", outOnly);
+        Pair outOnlyNoBias = t.output(t.activation(), rows, h);
+        t.both(s -> s.backend().matmulGeluForward(s.of(outOnlyNoBias), null, s.of(inp), s.of(w), null));
+        t.check("matmulGeluForward out (no preGelu, no bias)", outOnlyNoBias);
 
         // fc_proj (h → c): its input is gelu(preGelu); dinp, the gradient of preGelu, is overwritten.
         Pair preGelu = t.input(t.activation(), 2, rows, h);

@@ -161,11 +161,13 @@ public interface Backend extends AutoCloseable {
      * The MLP's fc layer and its GELU (llm.c's matmul_forward with the GELU fused): preGelu = inp·weightᵀ (+ bias),
      * kept for the backward; out = gelu(preGelu). By default {@link #matmulForward} into preGelu, then
      * {@link #geluForward} of it, which is what the CPU computes; a GPU may compute both in one GEMM (cuBLASLt's
-     * GELU_AUX_BIAS epilogue), GELU then applied to the product before it is rounded to preGelu's precision.
+     * GELU_AUX_BIAS epilogue), GELU then applied to the product before it is rounded to preGelu's precision. A forward
+     * with no backward passes no preGelu: the product goes through out (GELU_BIAS on a GPU, nothing else written).
      */
     default void matmulGeluForward(Tensor out, Tensor preGelu, Tensor inp, Tensor weight, Tensor bias) {
-        matmulForward(preGelu, inp, weight, bias);
-        geluForward(out, preGelu);
+        Tensor product = preGelu == null ? out : preGelu;
+        matmulForward(product, inp, weight, bias);
+        geluForward(out, product);
     }
 
     /**
@@ -224,7 +226,10 @@ public interface Backend extends AutoCloseable {
      */
     void attentionBackward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Tensor state, int B, int T, int heads);
 
-    /** GELU, tanh approximation (HF gelu_new): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
+    /**
+     * GELU, tanh approximation (HF gelu_new): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))); elementwise, so out may be
+     * inp itself.
+     */
     void geluForward(Tensor out, Tensor inp);
 
     /** dinp = dout · gelu'(inp) (overwritten, ADR 043); elementwise, so dinp may be dout itself. */

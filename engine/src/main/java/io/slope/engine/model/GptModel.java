@@ -457,7 +457,8 @@ public final class GptModel implements AutoCloseable {
                     ln2[l] = perLayer(l, ln2, () -> allocate(act, rows, C));
                     ln2Mean[l] = perLayer(l, ln2Mean, () -> allocate(dtype, rows));
                     ln2Rstd[l] = perLayer(l, ln2Rstd, () -> allocate(dtype, rows));
-                    fch[l] = perLayer(l, fch, () -> allocate(act, rows, 4 * C));
+                    // The GELU's input, kept for its backward only.
+                    fch[l] = forBackward ? allocate(act, rows, 4 * C) : null;
                     fchGelu[l] = perLayer(l, fchGelu, () -> allocate(act, rows, 4 * C));
                     fcProj[l] = perLayer(l, fcProj, () -> allocate(act, rows, C));
                     residual3[l] = perLayer(l, residual3, () -> allocate(act, rows, C));
@@ -740,7 +741,7 @@ public final class GptModel implements AutoCloseable {
             linearForward(cache.xa, cache.branch, cache.atty, blk.attnProj());
             backend.residualLayerNormForward(cache.residual2, cache.ln, cache.lnMean, cache.lnRstd, cache.residual,
                     cache.branch, blk.ln2Weight().value(), blk.ln2Bias().value());
-            mlpUpForward(cache.xa, cache.fchGelu, cache.fch, cache.ln, blk.fc());
+            mlpUpForward(cache.xa, cache.fchGelu, null, cache.ln, blk.fc());
             linearForward(cache.xa, cache.branch, cache.fchGelu, blk.fcProj());
             Parameter lnWeight = l + 1 < config.layers() ? blocks[l + 1].ln1Weight() : lnfWeight;
             Parameter lnBias = l + 1 < config.layers() ? blocks[l + 1].ln1Bias() : lnfBias;
@@ -796,13 +797,17 @@ public final class GptModel implements AutoCloseable {
         return !layer.weight().isSparse() && !adapters.containsKey(layer.name());
     }
 
-    /** The MLP's fc layer and its GELU: fch = inp·Wᵀ + b (+ adapter), fchGelu = gelu(fch). */
+    /**
+     * The MLP's fc layer and its GELU: fch = inp·Wᵀ + b (+ adapter), fchGelu = gelu(fch). A forward with no backward
+     * passes no fch: the product goes through fchGelu, and nothing keeps the pre-activation.
+     */
     private void mlpUpForward(Map<String, Tensor> xa, Tensor fchGelu, Tensor fch, Tensor inp, Linear fc) {
         if (fusesGelu(fc)) {
             backend.matmulGeluForward(fchGelu, fch, inp, fc.weight().value(), fc.bias().value());
         } else {
-            linearForward(xa, fch, inp, fc);
-            backend.geluForward(fchGelu, fch);
+            Tensor product = fch == null ? fchGelu : fch;
+            linearForward(xa, product, inp, fc);
+            backend.geluForward(fchGelu, product);
         }
     }
 

@@ -34,7 +34,6 @@ public final class KvCache {
     final Tensor qkv;
     final Tensor atty;
     final Tensor branch;
-    final Tensor fch;
     final Tensor fchGelu;
     final Tensor logits;
     /** X·A per adapted layer (the adapters attached when the cache was made). */
@@ -66,7 +65,6 @@ public final class KvCache {
         qkv = backend.zeros(act, B, 3 * C);
         atty = backend.zeros(act, B, C);
         branch = backend.zeros(act, B, C);
-        fch = backend.zeros(act, B, 4 * C);
         fchGelu = backend.zeros(act, B, 4 * C);
         logits = backend.zeros(act, B, config.vocab());
         xa = new HashMap<>();
