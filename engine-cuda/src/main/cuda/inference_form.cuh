@@ -1,5 +1,6 @@
 #pragma once
 #include "common.cuh"
+#include "elementwise.cuh"
 
 // ---- the inference form: one 2:4 product over [W^R; Aᵀ], one accumulate (docs/method.md) ---------------------------
 
@@ -23,7 +24,8 @@ extern "C" __global__ void stack_transposed_adapter(__nv_bfloat16* stacked, cons
     if (nonzero > 2) atomicAdd(overTwo, 1);
 }
 
-// out[row, j] = Y[row, j] + Σ_q Y[row, dOut + q]·B[q, j] + bias[j] (bias may be null), fp32, rounded once: Y is the
+// out[row, j] = Y[row, j] + Σ_q Y[row, dOut + q]·B[q, j] + bias[j] (bias may be null), fp32, rounded once (with
+// applyGelu, gelu of that sum: an fc layer in a forward with no backward): Y is the
 // stacked product [X·(W^R)ᵀ | X·A | 0] (rows × (dOut + rPad) bf16, rPad a multiple of 32, dOut of 8), B is r × dOut
 // bf16. A block of 256 threads writes a tile of 64 rows × 128 columns, each thread 4 rows × 8 columns (one 16-byte
 // vector of Y and of out per row). The rank runs in chunks of 32, each chunk's B (32 × 128) and X·A (64 × 32) staged in
@@ -36,7 +38,8 @@ extern "C" __global__ void stack_transposed_adapter(__nv_bfloat16* stacked, cons
 extern "C" __global__ void __launch_bounds__(256) linear_low_rank_epilogue(void* out, int dtOut,
                                                                            const __nv_bfloat16* y, const void* b,
                                                                            int dtB, const void* bias, int dtBias,
-                                                                           int rows, int dOut, int r, int rPad) {
+                                                                           int rows, int dOut, int r, int rPad,
+                                                                           int applyGelu) {
     __shared__ __align__(16) float sB[LR_RANK_CHUNK][LR_TILE_COLS];
     // Rows padded by 4: the staging stores spread over 8 banks, and each row stays 16-byte aligned for float4 reads.
     __shared__ __align__(16) float sXa[LR_RANK_CHUNK][LR_TILE_ROWS + 4];
@@ -91,7 +94,10 @@ extern "C" __global__ void __launch_bounds__(256) linear_low_rank_epilogue(void*
         float v[8];
         load8(y + (size_t)row * ldy, j0 / 8, v);
 #pragma unroll
-        for (int k = 0; k < 8; k++) v[k] += acc[i][k] + add[k];
+        for (int k = 0; k < 8; k++) {
+            v[k] += acc[i][k] + add[k];
+            if (applyGelu) v[k] = gelu(v[k]);
+        }
         if (dtOut == DT_BF16) {
             store8((__nv_bfloat16*)out + (size_t)row * dOut, j0 / 8, v);
         } else {

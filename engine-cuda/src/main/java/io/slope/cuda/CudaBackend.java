@@ -1217,7 +1217,8 @@ public final class CudaBackend implements Backend {
             boolean direct = n == rows && o.dtype == DType.BF16;
             long epilogueBias = direct && b != null && (b.dtype == DType.BF16 || b.keepsBf16Copy)
                     ? operand(b, SLOT_BIAS, DType.BF16) : 0L;
-            CusparseLt.Plan plan = w.forwardPlans.computeIfAbsent(new CudaSparseLinear.ForwardPlanKey(n, epilogueBias),
+            CusparseLt.Plan plan = w.forwardPlans.computeIfAbsent(
+                    new CudaSparseLinear.ForwardPlanKey(n, epilogueBias, false),
                     key -> cusparse.plan(w.forward, key.rows(), key.bias()));
             String what = "spmm fwd " + w.dOut() + "x" + w.dIn() + " n=" + n + (epilogueBias != 0L ? " +bias" : "");
             if (direct) {
@@ -1240,6 +1241,34 @@ public final class CudaBackend implements Backend {
                 addBias(o, b, rows, w.dOut());
             }
         }
+    }
+
+    /**
+     * One product with cuSPARSELt's epilogue adding the bias and applying GELU before its one bf16 store, where the
+     * product runs unpadded straight into a bf16 output with a bf16 bias (sparseMatmulForward's direct path); otherwise
+     * the two operations.
+     */
+    @Override
+    public void sparseMatmulGeluForward(Tensor out, Tensor inp, SparseLinear weight, Tensor bias) {
+        CudaSparseLinear w = sparse(weight);
+        CudaTensor o = cuda(out);
+        CudaTensor x = cuda(inp);
+        CudaTensor b = bias == null ? null : cuda(bias);
+        int rows = Math.toIntExact(x.count / w.dIn());
+        boolean fused = w.sparseKernels && o.dtype == DType.BF16 && CusparseLt.fits(w.dOut(), w.dIn(), rows)
+                && (b == null || b.dtype == DType.BF16 || b.keepsBf16Copy);
+        if (!fused) {
+            Backend.super.sparseMatmulGeluForward(out, inp, weight, bias);
+            return;
+        }
+        requireCount(o, (long) rows * w.dOut(), "sparseMatmulGeluForward output");
+        long in = operand(x, SLOT_A, DType.BF16);
+        long epilogueBias = b == null ? 0L : operand(b, SLOT_BIAS, DType.BF16);
+        CusparseLt.Plan plan = w.forwardPlans.computeIfAbsent(
+                new CudaSparseLinear.ForwardPlanKey(rows, epilogueBias, true),
+                key -> cusparse.geluPlan(w.forward, key.rows(), key.bias()));
+        device.timed("spmm fwd " + w.dOut() + "x" + w.dIn() + " n=" + rows + (b != null ? " +bias" : "") + " +gelu",
+                () -> plan.multiply(w.forward, in, o.address));
     }
 
     @Override
@@ -1614,6 +1643,18 @@ public final class CudaBackend implements Backend {
      */
     @Override
     public void sparseLowRankForward(Tensor out, Tensor inp, SparseLinear weight, Tensor a, Tensor b, Tensor bias) {
+        lowRankForward(out, inp, weight, a, b, bias, false);
+    }
+
+    /** {@link #sparseLowRankForward} with the GELU applied in its accumulate pass, before out is rounded. */
+    @Override
+    public void sparseLowRankGeluForward(Tensor out, Tensor inp, SparseLinear weight, Tensor a, Tensor b,
+            Tensor bias) {
+        lowRankForward(out, inp, weight, a, b, bias, true);
+    }
+
+    private void lowRankForward(Tensor out, Tensor inp, SparseLinear weight, Tensor a, Tensor b, Tensor bias,
+            boolean gelu) {
         CudaSparseLinear w = sparse(weight);
         CudaTensor o = cuda(out);
         CudaTensor x = cuda(inp);
@@ -1635,6 +1676,9 @@ public final class CudaBackend implements Backend {
             long xaBytes = (long) rows * r * o.dtype.bytes();
             scratch(SLOT_XA, xaBytes);
             adapterForward(out, new CudaTensor(o.dtype, new int[] {rows, r}, scratch[SLOT_XA]), inp, a, b, 1.0);
+            if (gelu) {
+                geluForward(out, out);
+            }
             return;
         }
         CusparseLt.Operand operand = stacked.operand;
@@ -1648,7 +1692,7 @@ public final class CudaBackend implements Backend {
         launchGrid("linear_low_rank_epilogue", ceil(dOut, LOW_RANK_TILE_COLS), ceil(rows, LOW_RANK_TILE_ROWS),
                 THREADS, 0, o.address, o.code(), y, operand(tb, SLOT_B, DType.BF16), CudaTensor.code(DType.BF16),
                 tbias == null ? 0L : tbias.address, tbias == null ? 0 : tbias.code(), rows, dOut, r,
-                stacked.rankPadded);
+                stacked.rankPadded, gelu ? 1 : 0);
     }
 
     /**

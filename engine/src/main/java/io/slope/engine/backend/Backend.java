@@ -187,6 +187,16 @@ public interface Backend extends AutoCloseable {
     void sparseMatmulForward(Tensor out, Tensor inp, SparseLinear weight, Tensor bias);
 
     /**
+     * A sparse fc layer and its GELU in a forward with no backward (no pre-activation kept): out = gelu(inp·(W^R)ᵀ +
+     * bias). By default the two operations, the GELU in place over out; a GPU may apply it in the sparse GEMM's
+     * epilogue, before out is rounded.
+     */
+    default void sparseMatmulGeluForward(Tensor out, Tensor inp, SparseLinear weight, Tensor bias) {
+        sparseMatmulForward(out, inp, weight, bias);
+        geluForward(out, out);
+    }
+
+    /**
      * dinp = dout·W^{R,C} (or dout·W^R without double pruning; overwritten, ADR 043); dvalues += (doutᵀ·inp) gathered
      * at the row mask's kept positions; dbias += column sums of dout.
      */
@@ -208,6 +218,16 @@ public interface Backend extends AutoCloseable {
      * [W^R; Aᵀ] and one accumulate pass; any other A gives the same result by the two operations.
      */
     void sparseLowRankForward(Tensor out, Tensor inp, SparseLinear weight, Tensor a, Tensor b, Tensor bias);
+
+    /**
+     * {@link #sparseLowRankForward} and the GELU after it, for an adapted fc layer in a forward with no backward. By
+     * default the two operations, the GELU in place over out; a GPU may apply it in the accumulate pass.
+     */
+    default void sparseLowRankGeluForward(Tensor out, Tensor inp, SparseLinear weight, Tensor a, Tensor b,
+            Tensor bias) {
+        sparseLowRankForward(out, inp, weight, a, b, bias);
+        geluForward(out, out);
+    }
 
     /** db += scale·xaᵀ·dout; dxa = scale·dout·Bᵀ (overwritten scratch, rows × r); da += inpᵀ·dxa; dinp += dxa·Aᵀ. */
     void adapterBackward(Tensor dinp, Tensor da, Tensor db, Tensor dxa, Tensor dout, Tensor inp, Tensor xa, Tensor a,

@@ -804,10 +804,29 @@ public final class GptModel implements AutoCloseable {
     private void mlpUpForward(Map<String, Tensor> xa, Tensor fchGelu, Tensor fch, Tensor inp, Linear fc) {
         if (fusesGelu(fc)) {
             backend.matmulGeluForward(fchGelu, fch, inp, fc.weight().value(), fc.bias().value());
+        } else if (fch == null) {
+            linearGeluForward(xa, fchGelu, inp, fc);
         } else {
-            Tensor product = fch == null ? fchGelu : fch;
-            linearForward(xa, product, inp, fc);
-            backend.geluForward(fchGelu, product);
+            linearForward(xa, fch, inp, fc);
+            backend.geluForward(fchGelu, fch);
+        }
+    }
+
+    /**
+     * gelu of {@link #linearForward} into out, for a forward with no backward: in a sparse layer's GEMM epilogue or its
+     * accumulate pass where the backend can, else in place over out.
+     */
+    private void linearGeluForward(Map<String, Tensor> xa, Tensor out, Tensor inp, Linear layer) {
+        Parameter w = layer.weight();
+        Adapter adapter = adapters.get(layer.name());
+        if (w.isSparse() && adapter != null && fusedLowRank()) {
+            backend.sparseLowRankGeluForward(out, inp, w.sparse(), adapter.a().value(), adapter.b().value(),
+                    layer.bias().value());
+        } else if (w.isSparse() && adapter == null) {
+            backend.sparseMatmulGeluForward(out, inp, w.sparse(), layer.bias().value());
+        } else {
+            linearForward(xa, out, inp, layer);
+            backend.geluForward(out, out);
         }
     }
 

@@ -57,8 +57,9 @@ class InferenceModelTest {
 
     /**
      * In the inference form (A pruned 2:4 along d_in, scale 1) a model built for inference runs each adapted layer as
-     * one {@code sparseLowRankForward}, never the adapter's own forward, and computes the training model's logits and
-     * losses bit for bit, in the batched forward and in KV-cache decoding.
+     * one {@code sparseLowRankForward} ({@code sparseLowRankGeluForward} for an fc layer, its GELU after it), never the
+     * adapter's own forward, and computes the training model's logits and losses bit for bit, in the batched forward
+     * and in KV-cache decoding.
      */
     @Test
     void anInferenceModelRunsTheInferenceFormFusedWithTheTrainingModelsResults() {
@@ -92,8 +93,11 @@ class InferenceModelTest {
             assertArrayEquals(trained.decode(trainedCache, next), served.decode(servedCache, next));
 
             assertEquals(0, inferenceCalls.getOrDefault("adapterForward", 0), "the served model's adapter forwards");
-            assertEquals(trainingCalls.get("adapterForward"), inferenceCalls.get("sparseLowRankForward"));
-            assertEquals(0, trainingCalls.getOrDefault("sparseLowRankForward", 0), "the training model's");
+            assertEquals(trainingCalls.get("adapterForward"), inferenceCalls.get("sparseLowRankForward")
+                    + inferenceCalls.get("sparseLowRankGeluForward"));
+            assertTrue(inferenceCalls.get("sparseLowRankGeluForward") > 0, "the fc layers' GELU in the fused forward");
+            assertEquals(0, trainingCalls.getOrDefault("sparseLowRankForward", 0)
+                    + trainingCalls.getOrDefault("sparseLowRankGeluForward", 0), "the training model's");
         }
     }
 
