@@ -3,8 +3,9 @@
 # `--`): a and b uninterrupted, c SIGKILLed once it has trained step KILL_STEP and committed a periodic checkpoint, then
 # continued with --resume. Then compare_resume.py (c against a, measured against a vs b, the run-to-run difference)
 # and hf_check.py (transformers loads a's hf/ export and recomputes its val_loss_merged on the same windows).
-# Then greedy samples from a (`slope sample --backend $GPURUN_SAMPLE_BACKEND`, default cpu). Writes under OUT:
-# gpurun-{a,b,c}.log (c: the killed part, then the resume), gpurun-compare.json, gpurun-hf.json, gpurun-sample.txt.
+# Then greedy samples from a (`slope sample --form inference --backend $GPURUN_SAMPLE_BACKEND`, default cpu). Writes
+# under OUT: gpurun-{a,b,c}.log (c: the killed part, then the resume), gpurun-compare.json, gpurun-hf.json,
+# gpurun-sample.txt.
 # Exits 0 when every run finished and both checks pass. device.sh runs it on the GPU; check-bundle.sh with a CPU spec
 # and GPURUN_HF=0 (no transformers check: CI has no torch).
 # Usage: gpurun.sh SPEC WORK OUT KILL_STEP -- SLOPE_COMMAND...   (the spec's corpus paths relative to its folder)
@@ -74,9 +75,10 @@ if [[ "${GPURUN_HF:-1}" == 1 ]]; then
 else
     echo "gpurun: the transformers check is skipped (GPURUN_HF=0)"
 fi
-# Greedy samples from a's final checkpoint with the run's backend (KV-cache decoding on the GPU in device.sh).
+# Greedy samples from a's final checkpoint in its inference form with the run's backend (KV-cache decoding and the
+# fused adapted layers on the GPU in device.sh).
 timeout 120 "${slope[@]}" sample --checkpoint "$work/a" --prompt "ROMEO:" --max-tokens 60 \
-    --backend "${GPURUN_SAMPLE_BACKEND:-cpu}" >"$out/gpurun-sample.txt" 2>&1 || status=1
+    --backend "${GPURUN_SAMPLE_BACKEND:-cpu}" --form inference >"$out/gpurun-sample.txt" 2>&1 || status=1
 cat "$out/gpurun-sample.txt"
 echo "gpurun: status $status"
 exit $status

@@ -70,6 +70,12 @@ final class SampleCommand implements Callable<Integer> {
             description = "cpu, cuda (the GPU: KV-cache decoding there) or auto (default: ${DEFAULT-VALUE}).")
     String backend;
 
+    @Option(names = "--form", paramLabel = "FORM", defaultValue = "trained",
+            description = "For a checkpoint with adapters: trained (the model as trained, its val_loss_adapters) or "
+                    + "inference (SLoPe's inference form, A pruned 2:4: its val_loss_inference_form; each adapted layer "
+                    + "one fused sparse forward on the GPU) (default: ${DEFAULT-VALUE}).")
+    String form;
+
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
@@ -80,11 +86,15 @@ final class SampleCommand implements Callable<Integer> {
                 throw new IllegalArgumentException("--prompt: must not be empty; the model continues a text");
             }
             BackendChoice choice = WireName.parse(BackendChoice.class, backend, "--backend");
+            TrainedModel.Form served = WireName.parse(TrainedModel.Form.class, form, "--form");
             try (Backend opened = Backends.open(choice, threads);
-                    TrainedModel trained = TrainedModel.load(checkpoint, opened)) {
+                    TrainedModel trained = TrainedModel.load(checkpoint, opened, served)) {
                 int[] promptIds = encode(trained.tokenizer(), prompt);
                 int seqLen = trained.model().config().seqLen();
-                err.printf("%s (step %d), %s%s%n", trained.checkpointDirectory(), trained.step(),
+                err.printf("%s (step %d, %s), %s%s%n", trained.checkpointDirectory(), trained.step(),
+                        trained.model().adapterRank() == 0 ? "no adapters"
+                                : trained.form() == TrainedModel.Form.INFERENCE ? "the inference form"
+                                : "adapters as trained",
                         settings.topK() == 1 ? "greedy" : "top-" + settings.topK() + ", temperature "
                                 + settings.temperature() + ", seed " + settings.seed(),
                         promptIds.length > seqLen ? "; prompt of " + promptIds.length + " tokens, the model sees "

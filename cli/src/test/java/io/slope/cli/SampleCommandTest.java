@@ -7,6 +7,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.slope.cuda.CudaBackendProvider;
 import io.slope.engine.cpu.CpuBackend;
+import io.slope.engine.merge.Merge;
+import io.slope.engine.model.GptModel;
 import io.slope.engine.run.LocalTrainingRun;
 import io.slope.engine.run.TrainedModel;
 import io.slope.engine.run.TrainingSession;
@@ -58,10 +60,35 @@ class SampleCommandTest {
             expected = PROMPT + trained.tokenizer().decode(ids) + System.lineSeparator();
         }
         assertEquals(expected, result.out());
-        assertTrue(result.err().contains("(step 20), greedy"), result.err());
+        assertTrue(result.err().contains("(step 20, adapters as trained), greedy"), result.err());
         Result recomputed = sample("--checkpoint", run.toString(), "--prompt", PROMPT, "--max-tokens", "" + TOKENS,
                 "--no-kv-cache");
         assertEquals(expected, recomputed.out(), "recomputing every window chooses what the KV cache does");
+    }
+
+    /**
+     * --form inference serves SLoPe's inference form (A pruned 2:4, B scaled): the greedy continuation of the model
+     * Merge.inferenceForm builds from the trained one.
+     */
+    @Test
+    void theInferenceFormIsServedOnRequest() throws Exception {
+        Result result = sample("--checkpoint", run.toString(), "--prompt", PROMPT, "--max-tokens", "" + TOKENS,
+                "--form", "inference");
+        assertEquals(0, result.exitCode(), result.err());
+        String expected;
+        try (CpuBackend backend = new CpuBackend(1);
+                TrainedModel trained = TrainedModel.load(run, backend)) {
+            GptModel model = trained.model();
+            assertTrue(model.adapterRank() > 0, "the run ends in its adapter phase");
+            try (GptModel inferenceForm = GptModel.restore(backend, model.config(), model.dtype(),
+                    Merge.inferenceForm(model.config(), model.snapshot()), GptModel.Use.INFERENCE)) {
+                int[] ids = new Sampler(inferenceForm).generate(trained.tokenizer().encode(PROMPT),
+                        Sampler.Settings.greedy(TOKENS), t -> { });
+                expected = PROMPT + trained.tokenizer().decode(ids) + System.lineSeparator();
+            }
+        }
+        assertEquals(expected, result.out());
+        assertTrue(result.err().contains("(step 20, the inference form), greedy"), result.err());
     }
 
     @Test
@@ -89,6 +116,8 @@ class SampleCommandTest {
         assertRefused("--checkpoint", "--prompt", PROMPT);
         assertRefused("unknown --backend 'gpu'; allowed: [auto, cpu, cuda]", "--checkpoint", run.toString(),
                 "--prompt", PROMPT, "--backend", "gpu");
+        assertRefused("unknown --form 'merged'; allowed: [trained, inference]", "--checkpoint", run.toString(),
+                "--prompt", PROMPT, "--form", "merged");
     }
 
     @Test

@@ -101,7 +101,8 @@ class TcpCollectiveTest {
 
     @Test
     void aSilentPeerTimesOut() throws Exception {
-        try (TcpCollective.Host host = TcpCollective.listen(2, Duration.ofMillis(300))) {
+        // One timeout bounds the rendezvous too: 2 s so that a loaded machine still joins rank 1 before it runs out.
+        try (TcpCollective.Host host = TcpCollective.listen(2, Duration.ofSeconds(2))) {
             Future<TcpCollective> one = pool.submit(() -> TcpCollective.join(host.uniqueId(), 1, 2, TIMEOUT));
             try (TcpCollective zero = host.awaitPeers(); TcpCollective silent = one.get()) {
                 CollectiveException e = assertThrows(CollectiveException.class,

@@ -2,17 +2,20 @@ package io.slope.engine.run;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.slope.engine.backend.DType;
 import io.slope.engine.checkpoint.LocalCheckpointStore;
 import io.slope.engine.cpu.CpuBackend;
+import io.slope.engine.merge.Merge;
 import io.slope.engine.model.GptModel;
 import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecCodec;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.Map;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -51,6 +54,33 @@ class TrainedModelTest {
             assertEquals("char", trained.tokenizer().kind());
             assertEquals("to be", trained.tokenizer().decode(trained.tokenizer().encode("to be")));
             assertEquals(trained.tokenizer().vocabSize(), trained.model().config().vocab());
+        }
+    }
+
+    /**
+     * Asked for the inference form, a checkpoint with adapters gives the model Merge.inferenceForm builds from the
+     * trained one (the same logits bit for bit), which is not the trained model's function (A pruned 2:4).
+     */
+    @Test
+    void theInferenceFormIsMergesInferenceFormOfTheTrainedModel() throws Exception {
+        try (CpuBackend backend = new CpuBackend(1);
+                TrainedModel trained = TrainedModel.load(run, backend);
+                TrainedModel served = TrainedModel.load(run, backend, TrainedModel.Form.INFERENCE)) {
+            GptModel model = trained.model();
+            assertTrue(model.adapterRank() > 0, "the run ends in its adapter phase");
+            assertEquals(TrainedModel.Form.TRAINED, trained.form());
+            assertEquals(TrainedModel.Form.INFERENCE, served.form());
+            int[] inputs = trained.tokenizer().encode("to be or not to ");
+            int[] targets = trained.tokenizer().encode("o be or not to b");
+            int b = inputs.length / model.config().seqLen();
+            try (GptModel expected = GptModel.restore(backend, model.config(), model.dtype(),
+                    Merge.inferenceForm(model.config(), model.snapshot()), GptModel.Use.INFERENCE)) {
+                expected.forward(inputs, targets, b);
+                served.model().forward(inputs, targets, b);
+                model.forward(inputs, targets, b);
+                assertArrayEquals(expected.logits(b), served.model().logits(b));
+                assertFalse(Arrays.equals(model.logits(b), served.model().logits(b)), "the trained model's logits");
+            }
         }
     }
 
