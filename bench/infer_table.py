@@ -1,6 +1,7 @@
 """The inference table of bench/NOTES.md from one infer-<UTC>.jsonl (`slope bench infer`): per model, tokens/s of
-prefill (B × 1024) and KV-cache decoding at each batch, dense vs SLoPe's inference form, and their ratio. A
-configuration measured more than once takes its last line. Usage: infer_table.py infer-<UTC>.jsonl
+prefill (B × 1024) and KV-cache decoding at each batch, dense vs SLoPe's inference form, and their ratio; for decoding
+also SLoPe on cuSPARSELt's padded path (mode slope-cusparselt, the few-rows kernel off). A configuration measured more
+than once takes its last line. Usage: infer_table.py infer-<UTC>.jsonl
 """
 import json
 import sys
@@ -20,16 +21,18 @@ def main(path):
           "Tokens/s are medians (prefill: repeats of B full contexts; decode: tokens after a "
           f"{lines[0]['prompt_length']}-token prompt, logits downloaded per token).")
     print()
-    print("| model | phase | batch | dense tokens/s | SLoPe tokens/s (adapter rank) | SLoPe/dense |")
-    print("|---|---|---|---|---|---|")
+    print("| model | phase | batch | dense tokens/s | SLoPe tokens/s (adapter rank) | SLoPe/dense "
+          "| SLoPe on cuSPARSELt padded tokens/s |")
+    print("|---|---|---|---|---|---|---|")
     keys = sorted({k[:3] for k in runs}, key=lambda k: (MODELS.index(k[0]) if k[0] in MODELS else len(MODELS),
                                                          k[0], k[1] != "prefill", k[2]))
     for model, phase, batch in keys:
         dense = runs.get((model, phase, batch, "dense"))
         slope = runs.get((model, phase, batch, "slope"))
+        padded = runs.get((model, phase, batch, "slope-cusparselt"))
         ratio = f"{slope['tokens_per_s'] / dense['tokens_per_s']:.2f}" if dense and slope else "–"
         rank = f" ({slope['adapter_rank']})" if slope else ""
-        print(f"| {model} | {phase} | {batch} | {tps(dense)} | {tps(slope)}{rank} | {ratio} |")
+        print(f"| {model} | {phase} | {batch} | {tps(dense)} | {tps(slope)}{rank} | {ratio} | {tps(padded)} |")
 
 if __name__ == "__main__":
     main(sys.argv[1])

@@ -88,14 +88,16 @@ for phase in "${phases[@]}"; do
             grep -v '^parity ' "$out/parity-summary.txt"
             ;;
         kernelparity)
-            # The per-kernel parity tests alone (CudaParityTest, CompressedLayoutTest, GpuDecodingTest, the masks'
-            # NmMaskKernelTest and SparseMaskRoundTripTest, ReusedKernelChoicesTest, GpuOutOfMemoryTest,
-            # RecordedStepTest and RecordedDecodingTest: the recorded CUDA Graph passes against the eager ones;
-            # MetadataWriterTest: our backward-operand metadata against cuSPARSELt's, byte for byte): the
-            # short form of parity. The attention tests run last in a JVM of their own, so that a library dying there
-            # (cuDNN once did, taking the process with it) leaves the other results.
+            # The per-kernel parity tests alone (CudaParityTest, CompressedLayoutTest, GpuDecodingTest,
+            # SparseDecodeParityTest: the few-rows 2:4 forward, the masks' NmMaskKernelTest and
+            # SparseMaskRoundTripTest, ReusedKernelChoicesTest, GpuOutOfMemoryTest, RecordedStepTest and
+            # RecordedDecodingTest: the recorded CUDA Graph passes against the eager ones; MetadataWriterTest: our
+            # backward-operand metadata against cuSPARSELt's, byte for byte): the short form of parity. The attention
+            # tests run last in a JVM of their own, so that a library dying there (cuDNN once did, taking the process
+            # with it) leaves the other results.
             gpu_tests kernelparity "$out/junit" --select-class io.slope.cuda.CudaParityTest \
                 --select-class io.slope.cuda.CompressedLayoutTest --select-class io.slope.cuda.GpuDecodingTest \
+                --select-class io.slope.cuda.SparseDecodeParityTest \
                 --select-class io.slope.cuda.ReusedKernelChoicesTest --select-class io.slope.cuda.GpuOutOfMemoryTest \
                 --select-class io.slope.cuda.NmMaskKernelTest --select-class io.slope.cuda.SparseMaskRoundTripTest \
                 --select-class io.slope.cuda.RecordedStepTest --select-class io.slope.cuda.RecordedDecodingTest \

@@ -15,14 +15,6 @@ __device__ __forceinline__ uint32_t ld32(const __nv_bfloat16* p) {
     return *reinterpret_cast<const uint32_t*>(p);
 }
 
-__device__ __forceinline__ void mma16816(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
 // Stages rows [row0, row0 + 64) of one 64-wide column slice of a row-major tensor (row stride `stride`) into shared
 // memory as bf16, row-major (tile[r][d]) or transposed (tile[d][r]); rows at or past `rows` become zeros. Each thread
 // moves 8 consecutive elements: one 16-byte load for bf16 storage, two for fp32.

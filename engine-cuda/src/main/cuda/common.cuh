@@ -115,3 +115,14 @@ __device__ __forceinline__ uint32_t packBf16(float lo, float hi) {
     __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
     return *reinterpret_cast<uint32_t*>(&v);
 }
+
+// c += a·b on the tensor cores, m16n8k16, bf16 in, fp32 accumulate (PTX ISA's fragment layouts: lane = 4·g + t holds
+// a's rows g and g + 8 at columns 2t, 2t + 1, 2t + 8, 2t + 9, b's column g at those rows, c's rows g and g + 8 at
+// columns 2t, 2t + 1).
+__device__ __forceinline__ void mma16816(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}

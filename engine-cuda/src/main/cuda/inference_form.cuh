@@ -24,22 +24,23 @@ extern "C" __global__ void stack_transposed_adapter(__nv_bfloat16* stacked, cons
     if (nonzero > 2) atomicAdd(overTwo, 1);
 }
 
-// out[row, j] = Y[row, j] + Σ_q Y[row, dOut + q]·B[q, j] + bias[j] (bias may be null), fp32, rounded once (with
-// applyGelu, gelu of that sum: an fc layer in a forward with no backward): Y is the
-// stacked product [X·(W^R)ᵀ | X·A | 0] (rows × (dOut + rPad) bf16, rPad a multiple of 32, dOut of 8), B is r × dOut
-// bf16. A block of 256 threads writes a tile of 64 rows × 128 columns, each thread 4 rows × 8 columns (one 16-byte
-// vector of Y and of out per row). The rank runs in chunks of 32, each chunk's B (32 × 128) and X·A (64 × 32) staged in
-// shared memory: B is read once per tile, not once per row, and every shared value loaded serves 4 or 8 FMAs. Past r
-// B is taken as 0 (the padding's X·A is 0 too).
+// out[row, j] = Y[row, j] + Σ_q XA[row, q]·B[q, j] + bias[j] (bias may be null), fp32, rounded once (with applyGelu,
+// gelu of that sum: an fc layer in a forward with no backward): Y is X·(W^R)ᵀ and XA is X·A, bf16 with row strides
+// ldy and ldxa (the stacked product [X·(W^R)ᵀ | X·A | 0] gives both: ldy = ldxa = dOut + rPad, XA at column dOut; a
+// decoding step writes them apart), B is r × dOut bf16; ldy and dOut multiples of 8, rPad of 32. A block of 256
+// threads writes a tile of 64 rows × 128 columns, each thread 4 rows × 8 columns (one 16-byte vector of Y and of out
+// per row). The rank runs in chunks of 32, each chunk's B (32 × 128) and X·A (64 × 32) staged in shared memory: B is
+// read once per tile, not once per row, and every shared value loaded serves 4 or 8 FMAs. Past r both are taken as 0.
 #define LR_TILE_ROWS 64
 #define LR_TILE_COLS 128
 #define LR_RANK_CHUNK 32
 
 extern "C" __global__ void __launch_bounds__(256) linear_low_rank_epilogue(void* out, int dtOut,
-                                                                           const __nv_bfloat16* y, const void* b,
-                                                                           int dtB, const void* bias, int dtBias,
-                                                                           int rows, int dOut, int r, int rPad,
-                                                                           int applyGelu) {
+                                                                           const __nv_bfloat16* y, int ldy,
+                                                                           const __nv_bfloat16* xa, int ldxa,
+                                                                           const void* b, int dtB, const void* bias,
+                                                                           int dtBias, int rows, int dOut, int r,
+                                                                           int rPad, int applyGelu) {
     __shared__ __align__(16) float sB[LR_RANK_CHUNK][LR_TILE_COLS];
     // Rows padded by 4: the staging stores spread over 8 banks, and each row stays 16-byte aligned for float4 reads.
     __shared__ __align__(16) float sXa[LR_RANK_CHUNK][LR_TILE_ROWS + 4];
@@ -48,7 +49,6 @@ extern "C" __global__ void __launch_bounds__(256) linear_low_rank_epilogue(void*
     int rowGroup = tid / 16;
     int col0 = blockIdx.x * LR_TILE_COLS;
     int row0 = blockIdx.y * LR_TILE_ROWS;
-    size_t ldy = (size_t)dOut + rPad;
     float acc[4][8];
 #pragma unroll
     for (int i = 0; i < 4; i++) {
@@ -64,7 +64,7 @@ extern "C" __global__ void __launch_bounds__(256) linear_low_rank_epilogue(void*
         for (int e = tid; e < LR_TILE_ROWS * LR_RANK_CHUNK; e += blockDim.x) {
             int rr = e / LR_RANK_CHUNK, qq = e % LR_RANK_CHUNK;
             int row = row0 + rr;
-            sXa[qq][rr] = row < rows ? __bfloat162float(y[(size_t)row * ldy + dOut + q0 + qq]) : 0.0f;
+            sXa[qq][rr] = row < rows && q0 + qq < r ? __bfloat162float(xa[(size_t)row * ldxa + q0 + qq]) : 0.0f;
         }
         __syncthreads();
 #pragma unroll 4

@@ -18,3 +18,4 @@
 #include "compressed_metadata.cuh"
 #include "inference_form.cuh"
 #include "attention_tensor_cores.cuh"
+#include "two_four_decode.cuh"

@@ -65,11 +65,17 @@ public final class CudaBackend implements Backend {
     private static final int DX_TIMING_REPS = 5;
     /** cuSPARSELt's batch (rows) multiple for the 2:4 kernels ({@link CusparseLt#fits}). */
     private static final int SPARSE_ROW_MULTIPLE = 16;
+    /** The most rows two_four_few_rows_forward takes (FEW_ROWS_MAX), its output rows per block and its threads. */
+    private static final int FEW_ROWS_MAX = 16;
+    private static final int FEW_ROWS_TILE = 16;
+    private static final int FEW_ROWS_THREADS = 512;
     /** cuSPARSELt's multiple for a sparse operand's rows: the stacked [W^R; Aᵀ] pads A's r rows to it. */
     private static final int SPARSE_OPERAND_ROW_MULTIPLE = 32;
     /** linear_low_rank_epilogue's output tile per block of THREADS (LR_TILE_ROWS, LR_TILE_COLS). */
     private static final int LOW_RANK_TILE_ROWS = 64;
     private static final int LOW_RANK_TILE_COLS = 128;
+    /** linear_low_rank_epilogue's rank chunk (LR_RANK_CHUNK): the rank it runs over is padded to it. */
+    private static final int LOW_RANK_CHUNK = 32;
     /** nm_column_prune_kept's columns per block (PRUNE_COLUMNS), one thread each. */
     private static final int PRUNE_COLUMNS = 128;
     /** The largest N of the layernorm_*_bf16_N kernels (C ≤ 2560). */
@@ -119,6 +125,11 @@ public final class CudaBackend implements Backend {
      * (SLOPE_OWN_METADATA=0: cuSPARSELt's compress of the support everywhere, to compare).
      */
     private boolean ownMetadata = !"0".equals(System.getenv("SLOPE_OWN_METADATA"));
+    /**
+     * Whether a 2:4 layer's forward of at most 16 rows (a decoding step) runs on two_four_few_rows_forward, which reads
+     * the weights once (SLOPE_SPARSE_DECODE=0: cuSPARSELt with the rows padded to 16, to compare).
+     */
+    private boolean fewRowsKernel = !"0".equals(System.getenv("SLOPE_SPARSE_DECODE"));
     private final DevicePointer cublasWorkspace;
     private final DevicePointer errorWord;
     private final DevicePointer[] scratch = new DevicePointer[SLOTS];
@@ -546,6 +557,10 @@ public final class CudaBackend implements Backend {
     /** Turns the recording of repeated passes on or off (the test of the recorded step against the eager one). */
     void recordRepeatedPasses(boolean on) {
         graphs = on;
+        dropRecordings();
+    }
+
+    private void dropRecordings() {
         recordings.values().forEach(this::dropRecording);
         recordings.clear();
     }
@@ -1205,9 +1220,11 @@ public final class CudaBackend implements Backend {
         int rows = Math.toIntExact(x.count / w.dIn());
         requireCount(o, (long) rows * w.dOut(), "sparseMatmulForward output");
         CudaTensor b = bias == null ? null : cuda(bias);
-        if (w.sparseKernels) {
-            // A decoding step's few rows are padded to the 2:4 kernels' multiple of 16: it is bound by reading the
-            // weight, so the padding costs next to nothing, and its output rows are dropped.
+        if (onFewRowsKernel(w, rows)) {
+            fewRowsForward(o.address, o.dtype, x, w, b, rows);
+        } else if (w.sparseKernels) {
+            // Off the few-rows kernel, a decoding step's few rows are padded to the 2:4 kernels' multiple of 16: it is
+            // bound by reading the weight, and its output rows are dropped.
             int n = CusparseLt.fits(w.dOut(), w.dIn(), rows) ? rows : ceil(rows, SPARSE_ROW_MULTIPLE)
                     * SPARSE_ROW_MULTIPLE;
             long in = n == rows ? operand(x, SLOT_A, DType.BF16) : paddedOperand(x, rows, n, w.dIn());
@@ -1246,7 +1263,7 @@ public final class CudaBackend implements Backend {
     /**
      * One product with cuSPARSELt's epilogue adding the bias and applying GELU before its one bf16 store, where the
      * product runs unpadded straight into a bf16 output with a bf16 bias (sparseMatmulForward's direct path); otherwise
-     * the two operations.
+     * (the few-rows kernel's decoding steps among them) the two operations.
      */
     @Override
     public void sparseMatmulGeluForward(Tensor out, Tensor inp, SparseLinear weight, Tensor bias) {
@@ -1255,8 +1272,8 @@ public final class CudaBackend implements Backend {
         CudaTensor x = cuda(inp);
         CudaTensor b = bias == null ? null : cuda(bias);
         int rows = Math.toIntExact(x.count / w.dIn());
-        boolean fused = w.sparseKernels && o.dtype == DType.BF16 && CusparseLt.fits(w.dOut(), w.dIn(), rows)
-                && (b == null || b.dtype == DType.BF16 || b.keepsBf16Copy);
+        boolean fused = w.sparseKernels && !onFewRowsKernel(w, rows) && o.dtype == DType.BF16
+                && CusparseLt.fits(w.dOut(), w.dIn(), rows) && (b == null || b.dtype == DType.BF16 || b.keepsBf16Copy);
         if (!fused) {
             Backend.super.sparseMatmulGeluForward(out, inp, weight, bias);
             return;
@@ -1373,6 +1390,45 @@ public final class CudaBackend implements Backend {
      */
     void chooseDx(int dIn, int dOut, int rows, boolean dense) {
         dxChoices.put(dxChoiceKey(dIn, dOut, rows), dense ? "dense" : "2:4");
+    }
+
+    /** Turns the few-rows forward on or off ({@link #fewRowsKernel}); passes recorded before are dropped. */
+    void decodeOnFewRowsKernel(boolean on) {
+        fewRowsKernel = on;
+        dropRecordings();
+    }
+
+    boolean decodesOnFewRowsKernel() {
+        return fewRowsKernel;
+    }
+
+    /** Whether a forward of {@code rows} runs on two_four_few_rows_forward: 1 to 16 rows of a 2:4 layer on its kernels. */
+    private boolean onFewRowsKernel(CudaSparseLinear w, int rows) {
+        NmPattern p = w.pattern();
+        return fewRowsKernel && w.sparseKernels && p.n() == 2 && p.m() == 4 && rows >= 1 && rows <= FEW_ROWS_MAX;
+    }
+
+    /**
+     * out = x·(W^R)ᵀ (+ bias) for at most 16 rows, at {@code out} in {@code outType} (rows × dOut): the layer's bf16
+     * values (its compressed forward operand's value region) and its decode index, each byte read once.
+     */
+    private void fewRowsForward(long out, DType outType, CudaTensor x, CudaSparseLinear w, CudaTensor bias,
+            int rows) {
+        long in = operand(x, SLOT_A, DType.BF16);
+        long values = operand(w.values, SLOT_B, DType.BF16);
+        launchGrid("two_four_few_rows_forward", ceil(w.dOut(), FEW_ROWS_TILE), 1, FEW_ROWS_THREADS, 0, out,
+                CudaTensor.code(outType), in, values, decodeIndex(w), bias == null ? 0L : bias.address,
+                bias == null ? 0 : bias.code(), rows, w.dOut(), w.dIn());
+    }
+
+    /** The layer's decode index, built at its first use ({@link CudaSparseLinear#decodeIndex}). */
+    private long decodeIndex(CudaSparseLinear w) {
+        if (w.decodeIndex == null) {
+            long words = (long) w.dOut() * w.dIn() / 16;
+            w.decodeIndex = allocate(2 * words);
+            launch1d("two_four_decode_index", blocks(words), w.decodeIndex.address(), w.rowKept.address(), words);
+        }
+        return w.decodeIndex.address();
     }
 
     private static void requireSparseBatch(CudaSparseLinear w, int rows) {
@@ -1639,7 +1695,8 @@ public final class CudaBackend implements Backend {
      * The inference form (docs/method.md): on the 2:4 kernels, one product of the layer's stacked operand [W^R; Aᵀ]
      * gives Y = [X·(W^R)ᵀ | X·A | 0] (bf16, rows × (dOut + r padded)), then one pass writes out = Y1 + (X·A)·B + bias.
      * The masked dense path (fp32 debug, patterns off the 2:4 tensor cores) and an A not 2:4 along dIn run the two
-     * operations it stands for, xa in scratch.
+     * operations it stands for, xa in scratch. A decoding step's at most 16 rows on a 2:4 layer write Y's two parts
+     * apart instead (the few-rows kernel and a dense GEMM) and need no stacked operand.
      */
     @Override
     public void sparseLowRankForward(Tensor out, Tensor inp, SparseLinear weight, Tensor a, Tensor b, Tensor bias) {
@@ -1670,6 +1727,17 @@ public final class CudaBackend implements Backend {
         }
         int rows = Math.toIntExact(x.count / dIn);
         requireCount(o, (long) rows * dOut, "sparseLowRankForward output");
+        CudaTensor tbias = bias == null ? null : cuda(bias);
+        if (onFewRowsKernel(w, rows)) {
+            // A decoding step: X·(W^R)ᵀ on the few-rows kernel and X·A as a small dense GEMM (any A), apart, then the
+            // stacked form's accumulate pass.
+            long y = scratch(SLOT_D, 2L * rows * dOut);
+            fewRowsForward(y, DType.BF16, x, w, null, rows);
+            long xa = scratch(SLOT_XA, 2L * rows * r);
+            gemmInto(xa, DType.BF16, x, false, operand(ta, SLOT_B, DType.BF16), false, rows, r, dIn, 1f, 0f, 0L);
+            lowRankEpilogue(o, y, dOut, xa, r, tb, tbias, rows, dOut, r, gelu);
+            return;
+        }
         CudaSparseLinear.StackedLowRank stacked = w.sparseKernels ? stackedLowRank(w, ta) : null;
         if (stacked == null || stacked.operand == null) {
             sparseMatmulForward(out, inp, weight, bias);
@@ -1688,11 +1756,20 @@ public final class CudaBackend implements Backend {
         CusparseLt.Plan plan = stacked.plans.computeIfAbsent(n, m -> cusparse.plan(operand, m));
         long y = scratch(SLOT_D, 2L * n * operand.m);
         device.timed("spmm low-rank fwd " + operand.m + "x" + dIn + " n=" + n, () -> plan.multiply(operand, in, y));
-        CudaTensor tbias = bias == null ? null : cuda(bias);
+        int ldy = dOut + stacked.rankPadded;
+        lowRankEpilogue(o, y, ldy, y + 2L * dOut, ldy, tb, tbias, rows, dOut, r, gelu);
+    }
+
+    /**
+     * out = Y + XA·B + bias (linear_low_rank_epilogue), with gelu applied to it before the store: Y and XA bf16 at row
+     * strides ldy and ldxa.
+     */
+    private void lowRankEpilogue(CudaTensor o, long y, int ldy, long xa, int ldxa, CudaTensor b, CudaTensor bias,
+            int rows, int dOut, int r, boolean gelu) {
         launchGrid("linear_low_rank_epilogue", ceil(dOut, LOW_RANK_TILE_COLS), ceil(rows, LOW_RANK_TILE_ROWS),
-                THREADS, 0, o.address, o.code(), y, operand(tb, SLOT_B, DType.BF16), CudaTensor.code(DType.BF16),
-                tbias == null ? 0L : tbias.address, tbias == null ? 0 : tbias.code(), rows, dOut, r,
-                stacked.rankPadded, gelu ? 1 : 0);
+                THREADS, 0, o.address, o.code(), y, ldy, xa, ldxa, operand(b, SLOT_B, DType.BF16),
+                CudaTensor.code(DType.BF16), bias == null ? 0L : bias.address, bias == null ? 0 : bias.code(), rows,
+                dOut, r, ceil(r, LOW_RANK_CHUNK) * LOW_RANK_CHUNK, gelu ? 1 : 0);
     }
 
     /**

@@ -13,7 +13,8 @@ import java.util.Map;
  * masked dense copies otherwise. Both masks are laid out as {@link PackedMasks} describes; at 2:4 (d_out a multiple of
  * 32) they take 0.5 + 0.125 bytes per weight of the layer, where int32 indices and a byte per weight took 2 + 1: with
  * the kept values, their gradient and moments (8) and the two compressed operands (2.25), 10.875 bytes per weight
- * against a dense layer's 16, 0.68× (bench/NOTES.md, "Training memory accounting").
+ * against a dense layer's 16, 0.68× (bench/NOTES.md, "Training memory accounting"). A layer that decodes on the
+ * few-rows kernel adds its {@link #decodeIndex}: 0.125 bytes per weight more.
  */
 final class CudaSparseLinear implements SparseLinear {
     private final int dOut;
@@ -34,6 +35,13 @@ final class CudaSparseLinear implements SparseLinear {
     boolean forwardSupportCompressed;
     /** Whether {@link #backward} holds the current column mask's support (values then written in place). */
     boolean backwardSupportCompressed;
+    /**
+     * The few-rows forward's index (two_four_decode.cuh): the row mask again at 4 bits per group of 4 along dIn, dOut ×
+     * dIn/8 bytes (0.125 per weight), so that a decoding step reads 1.125 bytes per weight with the bf16 values. Built
+     * at the layer's first forward of at most 16 rows on that kernel (an eager pass: CudaBackend.repeat records only
+     * later ones), null before; the row mask never changes, so neither does it. Freed with the backend's allocations.
+     */
+    DevicePointer decodeIndex;
     /** Masked dense operands (dOut × dIn) in the GEMM precision when not on cuSPARSELt (dX: or when faster there). */
     DevicePointer denseForward;
     DevicePointer denseBackward;

@@ -27,12 +27,16 @@ import java.util.stream.IntStream;
  * {@link GptModel#decode} with its logits downloaded as a sampler needs them. {@code dense} is the dense model;
  * {@code slope} is a trained SLoPe model in its inference form: 2:4 layers (block 0's qkv dense) with adapters of the
  * default rank, A pruned 2:4 along d_in and scale 1 (docs/method.md, {@link Merge#inferenceForm}), so each adapted layer
- * runs as one 2:4 GEMM over [W^R; Aᵀ] and one accumulate ({@link Backend#sparseLowRankForward}). Weights are random:
- * their values do not change the time. With SLOPE_CUDA_PROFILE=1 it also prints the time per operation of each phase.
+ * runs as one 2:4 GEMM over [W^R; Aᵀ] and one accumulate ({@link Backend#sparseLowRankForward}; a decoding step's few
+ * rows on the few-rows kernel instead). On the GPU its decoding is timed twice, the second time on cuSPARSELt's padded
+ * path (mode {@code slope-cusparselt}, as SLOPE_SPARSE_DECODE=0 runs it). Weights are random: their values do not
+ * change the time. With SLOPE_CUDA_PROFILE=1 it also prints the time per operation of each phase.
  */
 public final class InferBench {
     private static final ObjectMapper JSON = new ObjectMapper()
             .setPropertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE);
+    /** Appended to the mode of the lines that time a sparse model's decoding on cuSPARSELt's padded path. */
+    private static final String PADDED_SUFFIX = "-cusparselt";
 
     /**
      * What to run: prefill of {@code prefillBatch} full contexts; decoding of {@code decodeTokens} tokens after a
@@ -108,26 +112,44 @@ public final class InferBench {
             printProfile(cuda, "prefill", setup.repeats());
             for (int batch : setup.decodeBatches()) {
                 KvCache cache = model.kvCache(batch);
-                int[] prompt = tokens(batch * s.seqLen(), s.vocab(), 2);
-                model.prefill(cache, prompt, setup.promptLength());
-                int[] next = tokens(batch, s.vocab(), 3);
-                millis.clear();
-                for (int i = 0; i < setup.warmup() + setup.decodeTokens(); i++) {
-                    if (i == setup.warmup() && cuda != null) {
-                        cuda.profile().clear();
-                    }
-                    long start = System.nanoTime();
-                    model.decode(cache, next);
-                    if (i >= setup.warmup()) {
-                        millis.add((System.nanoTime() - start) / 1e6);
+                List<Double> steps = decode(setup, model, cache, batch, cuda);
+                out.add(measurement(setup, config, modeName, "decode", batch, 1, steps, rank, device, backend.name()));
+                printProfile(cuda, "decode at batch " + batch, setup.decodeTokens());
+                if (cuda != null && mode.sparse() && cuda.decodesOnFewRowsKernel()) {
+                    // The same steps with the 2:4 layers on cuSPARSELt's padded path (SLOPE_SPARSE_DECODE=0): the
+                    // few-rows kernel's gain, measured in this run.
+                    cuda.decodeOnFewRowsKernel(false);
+                    try {
+                        List<Double> padded = decode(setup, model, cache, batch, cuda);
+                        out.add(measurement(setup, config, modeName + PADDED_SUFFIX, "decode", batch, 1, padded, rank,
+                                device, backend.name()));
+                        printProfile(cuda, "decode at batch " + batch + " on cuSPARSELt", setup.decodeTokens());
+                    } finally {
+                        cuda.decodeOnFewRowsKernel(true);
                     }
                 }
-                out.add(measurement(setup, config, modeName, "decode", batch, 1, millis, rank, device,
-                        backend.name()));
-                printProfile(cuda, "decode at batch " + batch, setup.decodeTokens());
             }
         }
         return out;
+    }
+
+    /** The prompt prefilled into {@code cache}, then the milliseconds of each timed decoding step after the warm-up. */
+    private static List<Double> decode(Setup setup, GptModel model, KvCache cache, int batch, CudaBackend cuda) {
+        StepBench.Shape s = setup.shape();
+        model.prefill(cache, tokens(batch * s.seqLen(), s.vocab(), 2), setup.promptLength());
+        int[] next = tokens(batch, s.vocab(), 3);
+        List<Double> millis = new ArrayList<>();
+        for (int i = 0; i < setup.warmup() + setup.decodeTokens(); i++) {
+            if (i == setup.warmup() && cuda != null) {
+                cuda.profile().clear();
+            }
+            long start = System.nanoTime();
+            model.decode(cache, next);
+            if (i >= setup.warmup()) {
+                millis.add((System.nanoTime() - start) / 1e6);
+            }
+        }
+        return millis;
     }
 
     /** With SLOPE_CUDA_PROFILE=1, the operations of one prefill or decoding step (each synchronised). */

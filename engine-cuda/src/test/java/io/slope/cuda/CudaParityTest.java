@@ -412,7 +412,7 @@ class CudaParityTest {
     }
 
     /** The same sparse layer on both backends, from random weights the GPU's GEMMs represent exactly. */
-    private static GpuParity.Two<SparseLinear> sparseLayer(GpuParity t, int dOut, int dIn, NmPattern pattern,
+    static GpuParity.Two<SparseLinear> sparseLayer(GpuParity t, int dOut, int dIn, NmPattern pattern,
             boolean doublePrune) {
         double[] dense = t.randomValues(dOut * dIn, 0.1);
         roundToGemmPrecision(t, dense);
@@ -449,7 +449,10 @@ class CudaParityTest {
         assertEquals(precision == CudaBackend.Precision.BF16, inEpilogue, "GELU in cuSPARSELt's epilogue");
     }
 
-    /** A decoding step's 1 and 3 rows: the 2:4 kernels run them padded to 16 rows, the padding's output dropped. */
+    /**
+     * A decoding step's 1 and 3 rows off the few-rows kernel (SLOPE_SPARSE_DECODE=0; the kernel is
+     * SparseDecodeParityTest's): the 2:4 kernels run them padded to 16 rows, the padding's output dropped.
+     */
     @ParameterizedTest
     @EnumSource(CudaBackend.Precision.class)
     void sparseMatmulForwardOfFewRows(CudaBackend.Precision precision) {
@@ -457,20 +460,23 @@ class CudaParityTest {
         int dOut = 4 * C;
         int dIn = C;
         GpuParity.Two<SparseLinear> w = sparseLayer(t, dOut, dIn, NmPattern.twoFour(), true);
-        for (int rows : new int[] {1, 3}) {
-            Pair inp = t.gemmOperand(t.activation(), 1, rows, dIn);
-            Pair bias = t.input(DType.F32, 0.1, dOut);
-            Pair out = t.output(t.activation(), rows, dOut);
-            t.both(s -> s.backend().sparseMatmulForward(s.of(out), s.of(inp), s.of(w), s.of(bias)));
-            t.check("sparse 2:4 forward of " + rows + " rows", out);
-        }
+        SparseDecodeParityTest.onFewRowsKernel(t.gpu, false, () -> {
+            for (int rows : new int[] {1, 3}) {
+                Pair inp = t.gemmOperand(t.activation(), 1, rows, dIn);
+                Pair bias = t.input(DType.F32, 0.1, dOut);
+                Pair out = t.output(t.activation(), rows, dOut);
+                t.both(s -> s.backend().sparseMatmulForward(s.of(out), s.of(inp), s.of(w), s.of(bias)));
+                t.check("sparse 2:4 forward of " + rows + " rows", out);
+            }
+        });
     }
 
     /**
      * The inference form's fused forward (one 2:4 product over the stacked [W^R; Aᵀ], one accumulate pass) against the
-     * CPU's two operations: a batch's rows and a decoding step's 1 and 3 (padded to 16), ranks 8 and 40 (A's rows padded
-     * to 32 and 64), with and without bias. After the first call A is uploaded anew, then W^R: a stacked operand that
-     * did not follow would be off by a whole new A or W (far outside the bf16 bound).
+     * CPU's two operations: a batch's rows and a decoding step's 1 and 3 (off the few-rows kernel: padded to 16, as
+     * SLOPE_SPARSE_DECODE=0 runs them), ranks 8 and 40 (A's rows padded to 32 and 64), with and without bias. After
+     * the first call A is uploaded anew, then W^R: a stacked operand that did not follow would be off by a whole new A
+     * or W (far outside the bf16 bound).
      */
     @ParameterizedTest
     @CsvSource({"8, true", "8, false", "40, true", "40, false"})
@@ -486,35 +492,37 @@ class CudaParityTest {
             s.backend().declareWeight(s.of(b));
         });
         Pair bias = withBias ? t.input(DType.F32, 0.1, dOut) : null;
-        for (int rows : new int[] {ROWS, 1, 3}) {
-            for (int round = 0; round < 3; round++) {
-                String when = switch (round) {
-                    case 0 -> "";
-                    case 1 -> ", after an upload of A";
-                    default -> ", after an upload of W^R's values";
-                };
-                if (round < 2) {
-                    t.set(a, prunedAdapter(t, dIn, rank));
-                } else {
-                    double[] values = t.randomValues(dOut * w.gpu().keptPerRow(), 0.1);
-                    roundToGemmPrecision(t, values);
-                    t.both(s -> s.backend().upload(s.of(w).values(), values));
-                    t.both(s -> s.backend().updateSparseOperands(s.of(w), false));
+        SparseDecodeParityTest.onFewRowsKernel(t.gpu, false, () -> {
+            for (int rows : new int[] {ROWS, 1, 3}) {
+                for (int round = 0; round < 3; round++) {
+                    String when = switch (round) {
+                        case 0 -> "";
+                        case 1 -> ", after an upload of A";
+                        default -> ", after an upload of W^R's values";
+                    };
+                    if (round < 2) {
+                        t.set(a, prunedAdapter(t, dIn, rank));
+                    } else {
+                        double[] values = t.randomValues(dOut * w.gpu().keptPerRow(), 0.1);
+                        roundToGemmPrecision(t, values);
+                        t.both(s -> s.backend().upload(s.of(w).values(), values));
+                        t.both(s -> s.backend().updateSparseOperands(s.of(w), false));
+                    }
+                    Pair inp = t.gemmOperand(t.activation(), 1, rows, dIn);
+                    Pair out = t.output(t.activation(), rows, dOut);
+                    t.both(s -> s.backend().sparseLowRankForward(s.of(out), s.of(inp), s.of(w), s.of(a), s.of(b),
+                            bias == null ? null : s.of(bias)));
+                    t.check("sparseLowRankForward r " + rank + ", " + rows + " rows" + (withBias ? "" : ", no bias")
+                            + when, out);
+                    assertTrue(fused(w), "a 2:4 A on the 2:4 kernels runs fused");
+                    Pair outGelu = t.output(t.activation(), rows, dOut);
+                    t.both(s -> s.backend().sparseLowRankGeluForward(s.of(outGelu), s.of(inp), s.of(w), s.of(a),
+                            s.of(b), bias == null ? null : s.of(bias)));
+                    t.check("sparseLowRankGeluForward r " + rank + ", " + rows + " rows"
+                            + (withBias ? "" : ", no bias") + when, outGelu);
                 }
-                Pair inp = t.gemmOperand(t.activation(), 1, rows, dIn);
-                Pair out = t.output(t.activation(), rows, dOut);
-                t.both(s -> s.backend().sparseLowRankForward(s.of(out), s.of(inp), s.of(w), s.of(a), s.of(b),
-                        bias == null ? null : s.of(bias)));
-                t.check("sparseLowRankForward r " + rank + ", " + rows + " rows" + (withBias ? "" : ", no bias")
-                        + when, out);
-                assertTrue(fused(w), "a 2:4 A on the 2:4 kernels runs fused");
-                Pair outGelu = t.output(t.activation(), rows, dOut);
-                t.both(s -> s.backend().sparseLowRankGeluForward(s.of(outGelu), s.of(inp), s.of(w), s.of(a),
-                        s.of(b), bias == null ? null : s.of(bias)));
-                t.check("sparseLowRankGeluForward r " + rank + ", " + rows + " rows" + (withBias ? "" : ", no bias")
-                        + when, outGelu);
             }
-        }
+        });
     }
 
     /**
@@ -548,7 +556,7 @@ class CudaParityTest {
     }
 
     /** A (dIn × rank) in the inference form, pruned 2:4 along d_in as Merge prunes it, at the GEMM precision. */
-    private static double[] prunedAdapter(GpuParity t, int dIn, int rank) {
+    static double[] prunedAdapter(GpuParity t, int dIn, int rank) {
         double[] a = Merge.pruneAdapterA(t.randomValues(dIn * rank, 1), rank, NmPattern.twoFour());
         roundToGemmPrecision(t, a);
         return a;
@@ -634,7 +642,7 @@ class CudaParityTest {
         assertArrayEquals(before, gpu.download(written));
     }
 
-    private static void roundToGemmPrecision(GpuParity t, double[] v) {
+    static void roundToGemmPrecision(GpuParity t, double[] v) {
         for (int i = 0; i < v.length; i++) {
             v[i] = t.gpu.precision() == CudaBackend.Precision.BF16 ? Bf16.value(Bf16.bits(v[i])) : (float) v[i];
         }

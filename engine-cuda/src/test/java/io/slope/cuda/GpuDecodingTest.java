@@ -19,10 +19,11 @@ import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * KV-cache decoding on the GPU against the fp64 CPU reference, on a SLoPe model (2:4 layers, block 0's qkv dense) with
- * nonzero adapters: the prompt's logits through prefill and every decoded position's logits, one sequence (its sparse
- * GEMMs padded to 16 rows) and three. Also the adapters in the inference form (A pruned 2:4 along d_in, the scale in B)
- * on a GPU model built for inference, whose adapted layers then run fused (on the 2:4 kernels: one product over
- * [W^R; Aᵀ] and one accumulate), against the CPU's training model. Bounds as the model step's forward
+ * nonzero adapters: the prompt's logits through prefill and every decoded position's logits, one sequence and three
+ * (the decoding steps' 2:4 layers on the few-rows kernel). Also the adapters in the inference form (A pruned 2:4 along
+ * d_in, the scale in B) on a GPU model built for inference, whose adapted layers then run fused (on the 2:4 kernels:
+ * one product over [W^R; Aᵀ] in the prefill, the few-rows kernel and X·A apart in a decoding step, and one
+ * accumulate), against the CPU's training model. Bounds as the model step's forward
  * (ModelStepParityTest): 1e-5 in the fp32 debug mode, 1e-2 in bf16.
  */
 class GpuDecodingTest {

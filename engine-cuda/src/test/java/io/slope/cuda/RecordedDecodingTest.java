@@ -20,8 +20,8 @@ import org.junit.jupiter.params.provider.CsvSource;
  * computes what eager decoding computes, bit for bit: from the same weights and prompt, twelve tokens per sequence
  * decoded with graphs on and off, the logits equal at every position (a replay that kept the recorded step's tokens or
  * position would differ). A dense model, and a SLoPe one (2:4 layers) with nonzero adapters both as trained (X·A kept
- * per layer) and in the inference form (the adapted layers fused); one sequence (the 2:4 GEMMs padded to 16 rows) and
- * three.
+ * per layer) and in the inference form (the adapted layers fused); one sequence and three (the 2:4 layers on the
+ * few-rows kernel, whose decode index the first, eager step builds).
  */
 class RecordedDecodingTest {
     private static final int RANK = 8;
