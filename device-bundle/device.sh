@@ -377,6 +377,12 @@ for phase in "${phases[@]}"; do
                 SLOPE_CUDA_PROFILE=events timeout 90 "${step[@]}" --results "$work/profile124.jsonl" --steps 3 "$mode" \
                     2>&1 | grep -v '^{' >>"$out/profile124.log" || status=1
             done
+            # The same with the micro-batch replayed as users run it, each replay one entry: the idle entry is then
+            # the host's share of a production step.
+            for mode in dense slope:100; do
+                SLOPE_CUDA_PROFILE=replays timeout 90 "${step[@]}" --results "$work/profile124.jsonl" --steps 5 \
+                    "$mode" 2>&1 | grep -v '^{' >>"$out/profile124.log" || status=1
+            done
             cat "$out/profile124.log"
             ;;
         profile1558)

@@ -525,7 +525,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void repeat(String key, Runnable pass) {
-        if (!graphs || device.profiling()) {
+        if (!graphs || device.profiling() && !device.timesReplays()) {
             pass.run();
             return;
         }
@@ -545,7 +545,7 @@ public final class CudaBackend implements Backend {
             r.exec = device.record(pass);
             r.generation = device.generation();
         }
-        device.launch(r.exec);
+        device.timed("replay of " + key.split(" ", 2)[0], () -> device.launch(r.exec));
         replays++;
     }
 

@@ -83,11 +83,14 @@ final class CudaDevice implements AutoCloseable {
      * SLOPE_CUDA_PROFILE (benchmarks only): {@code 1} synchronises around every launch and library call and times it
      * by name, so small operations carry the synchronisation; {@code events} brackets each with CUDA events instead and
      * synchronises nowhere, so the step runs as it does unprofiled: each operation's GPU time, and the time the GPU
-     * waited between operations (the host's share of the step) as an entry of its own, {@link #IDLE}.
+     * waited between operations (the host's share of the step) as an entry of its own, {@link #IDLE}. Both run the
+     * repeated passes eagerly, operation by operation; {@code replays} times each replay of a recorded pass as one
+     * operation instead, so its idle entry is the host's share of the step as users run it (ADR 044).
      */
     private final String profileMode = System.getenv().getOrDefault("SLOPE_CUDA_PROFILE", "");
-    private final boolean profiling = profileMode.equals("1") || profileMode.equals("events");
-    private final boolean eventProfiling = profileMode.equals("events");
+    private final boolean timesReplays = profileMode.equals("replays");
+    private final boolean eventProfiling = profileMode.equals("events") || timesReplays;
+    private final boolean profiling = profileMode.equals("1") || eventProfiling;
     static final String IDLE = "(GPU idle between operations)";
     /**
      * Host entries of the profile, not GPU time: {@link #HOST_OPERATIONS} counts the operations queued (its time is
@@ -304,7 +307,8 @@ final class CudaDevice implements AutoCloseable {
 
     /** Runs {@code work} (queued device work); when profiling, synchronises around it and adds its time to {@code what}. */
     void timed(String what, Runnable work) {
-        if (!profiling) {
+        // A pass being recorded is timed by its replays.
+        if (!profiling || capturing) {
             work.run();
             return;
         }
@@ -374,6 +378,11 @@ final class CudaDevice implements AutoCloseable {
 
     boolean profiling() {
         return profiling;
+    }
+
+    /** SLOPE_CUDA_PROFILE=replays: a recorded pass is replayed, and timed as one operation. */
+    boolean timesReplays() {
+        return timesReplays;
     }
 
     /** Name → {calls, nanoseconds} since the last reset. */

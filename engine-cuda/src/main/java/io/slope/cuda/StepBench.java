@@ -29,7 +29,9 @@ import java.util.stream.IntStream;
  * Times whole optimizer steps of the production {@link Trainer} (the step {@code slope train} and the GPU worker run)
  * on synthetic data: random token windows, N(0, 0.02) weights drawn in parallel (their values do not matter for timing,
  * only that they are random and nonzero). One {@link Measurement} per mode, the protocols of bench/NOTES.md. With
- * SLOPE_CUDA_PROFILE=1 the CUDA backend also prints the time per operation (each synchronised, so slower than a step).
+ * SLOPE_CUDA_PROFILE=1 the CUDA backend also prints the time per operation (each synchronised, so slower than a step);
+ * with {@code events} by CUDA events, unsynchronised; with {@code replays} the same, each replay of the recorded
+ * micro-batch one entry (CudaDevice).
  */
 public final class StepBench {
     /** Dense-equivalent MFU is counted against the H100's dense bf16 peak, for every backend and mode. */
