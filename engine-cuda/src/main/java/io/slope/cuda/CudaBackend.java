@@ -373,7 +373,8 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("uploadInts into a " + t.dtype + " tensor");
         }
         requireCount(t, src.length, "uploadInts");
-        device.copyToDevice(t.pointer, Pointer.to(src), t.bytes());
+        // Queued, not synchronised: ids are uploaded before every micro-batch and decoding step.
+        device.copyToDeviceQueued(t.pointer, src, src.length);
         uploadBuckets(t, src);
     }
 
@@ -421,9 +422,9 @@ public final class CudaBackend implements Backend {
                     (CudaTensor) zeros(DType.I32, n + 2), (CudaTensor) zeros(DType.I32, Math.max(1, n)));
         }
         t.buckets = new CudaTensor.TokenBuckets(distinct, t.buckets.tokens(), t.buckets.starts(), t.buckets.rows());
-        device.copyToDevice(t.buckets.tokens().pointer, Pointer.to(tokens), 4L * distinct);
-        device.copyToDevice(t.buckets.starts().pointer, Pointer.to(starts), 4L * (n + 2));
-        device.copyToDevice(t.buckets.rows().pointer, Pointer.to(rows), 4L * n);
+        device.copyToDeviceQueued(t.buckets.tokens().pointer, tokens, distinct);
+        device.copyToDeviceQueued(t.buckets.starts().pointer, starts, n + 2);
+        device.copyToDeviceQueued(t.buckets.rows().pointer, rows, n);
     }
 
     @Override

@@ -40,6 +40,8 @@ import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.HashMap;
 import java.util.Map;
 import jcuda.CudaException;
@@ -72,6 +74,49 @@ final class CudaDevice implements AutoCloseable {
             return getNativePointer();
         }
     }
+
+    /**
+     * Pinned host memory a queued upload copies from, and the event after that copy: the buffer is written again only
+     * once the event has passed.
+     */
+    private static final class Staging {
+        final jcuda.driver.CUevent copied = new jcuda.driver.CUevent();
+        Pointer host;
+        ByteBuffer buffer;
+        boolean pending;
+
+        Staging() {
+            jcuda.driver.JCudaDriver.cuEventCreate(copied, jcuda.driver.CUevent_flags.CU_EVENT_DISABLE_TIMING);
+        }
+
+        /** Waits for the last copy from this buffer, then makes room for {@code bytes}. */
+        ByteBuffer take(long bytes) {
+            if (pending) {
+                jcuda.driver.JCudaDriver.cuEventSynchronize(copied);
+                pending = false;
+            }
+            if (buffer == null || buffer.capacity() < bytes) {
+                free();
+                host = new Pointer();
+                long capacity = Math.max(bytes, 64 * 1024);
+                jcuda.driver.JCudaDriver.cuMemHostAlloc(host, capacity, 0);
+                buffer = host.getByteBuffer(0, capacity).order(ByteOrder.nativeOrder());
+            }
+            return buffer.clear();
+        }
+
+        void free() {
+            if (host != null) {
+                jcuda.driver.JCudaDriver.cuMemFreeHost(host);
+                host = null;
+                buffer = null;
+            }
+        }
+    }
+
+    /** Queued uploads' staging buffers, used in turn: a micro-batch's (ids and their buckets, twice) fit several times. */
+    private final Staging[] staging = new Staging[32];
+    private int nextStaging;
 
     private final CUdevice device = new CUdevice();
     private final CUcontext context = new CUcontext();
@@ -287,6 +332,25 @@ final class CudaDevice implements AutoCloseable {
     void copyToDevice(DevicePointer dst, Pointer src, long bytes) {
         synchronize();
         cuMemcpyHtoD(dst, src, bytes);
+    }
+
+    /**
+     * Queues a copy of {@code src[0, count)} to {@code dst} behind the work already queued, from pinned staging memory,
+     * and returns without waiting: a micro-batch's ids go up while the GPU still runs the last one, so it never idles
+     * on the host's uploads (the kernels queued after it read the new ids, in stream order).
+     */
+    void copyToDeviceQueued(DevicePointer dst, int[] src, int count) {
+        refuseWhileRecording("an upload");
+        if (staging[nextStaging] == null) {
+            staging[nextStaging] = new Staging();
+        }
+        Staging s = staging[nextStaging];
+        nextStaging = (nextStaging + 1) % staging.length;
+        long bytes = 4L * count;
+        s.take(bytes).asIntBuffer().put(src, 0, count);
+        jcuda.driver.JCudaDriver.cuMemcpyHtoDAsync(dst, s.host, bytes, stream);
+        jcuda.driver.JCudaDriver.cuEventRecord(s.copied, stream);
+        s.pending = true;
     }
 
     void copyToHost(Pointer dst, DevicePointer src, long bytes) {
@@ -534,6 +598,12 @@ final class CudaDevice implements AutoCloseable {
     public void close() {
         synchronize();
         events.forEach(jcuda.driver.JCudaDriver::cuEventDestroy);
+        for (Staging s : staging) {
+            if (s != null) {
+                s.free();
+                jcuda.driver.JCudaDriver.cuEventDestroy(s.copied);
+            }
+        }
         cuModuleUnload(module);
         cuStreamDestroy(stream);
         cuDevicePrimaryCtxRelease(device);
