@@ -42,6 +42,14 @@ for j in "$jars"/*.jar; do
         *) cp "$j" "$work/lib/" ;;
     esac
 done
+# CUTLASS's 2:4 GEMM benchmark (bench/sparse-gemm; device.sh sparsegemm) as bin/sparse_gemm_bench, about 1 MB; its
+# build script compiles it when nvcc and CUTLASS's headers (./slope tools) are here, and otherwise says why and leaves
+# it out.
+bench="$(dirname "$out")/sparse_gemm_bench"
+bash "$(dirname "$0")/../bench/sparse-gemm/build.sh" "$bench"
+if [[ -f "$bench" ]]; then
+    mkdir -p "$work/bin" && cp "$bench" "$work/bin/"
+fi
 tar -C "$(dirname "$work")" -cf - slope-device | xz -6 -T2 >"$out.tmp"
 mv "$out.tmp" "$out"
 size=$(stat -c %s "$out")

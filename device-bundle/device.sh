@@ -7,7 +7,8 @@
 # attention vs ours, alone and in GPT-2-small steps), steps (whole optimizer steps of ours and PyTorch's at 124M, 350M
 # and 1558M into one step-<UTC>.jsonl, and its table; steps124 and steps1558 its short forms at 124M and 1558M; steps2560 the d = 2560 shape;
 # profile124 the per-operation profile of a 124M dense and SLoPe step; profile1558 the same at 1558M), kernels (Nsight Compute's per-kernel times of
-# one step), infer (slope bench infer: prefill and decoding, dense vs SLoPe), gpurun (issue 14's GPT-2-tokenized cuda
+# one step), sparsegemm (CUTLASS's Hopper 2:4 GEMM and its GELU+aux epilogue beside cuSPARSELt and cuBLASLt per layer
+# shape: bench/sparse-gemm), infer (slope bench infer: prefill and decoding, dense vs SLoPe), gpurun (issue 14's GPT-2-tokenized cuda
 # run through every stage, killed and resumed, its hf/ export checked by transformers), quality (issue 18: bench/quality
 # gutenberg, every mode at equal tokens on the Gutenberg books split by book), qualityref (the same data and schedule
 # in stock PyTorch, dense and static 2:4: the check on quality's dense runs), service (issue 14: the whole service,
@@ -411,6 +412,33 @@ for phase in "${phases[@]}"; do
             done
             cat "$out/kernels.txt"
             ;;
+        sparsegemm)
+            # The go/no-go for a 2:4 GEMM of our own (bench/NOTES.md, "What limits the rest"; bench/sparse-gemm):
+            # CUTLASS's sm90 2:4 GEMM, with a bias epilogue and with GELU plus the pre-activation (aux) written beside
+            # it, checked against an fp32 reference and timed (bin/sparse_gemm_bench: sparsegemm-cutlass.txt); then
+            # cuSPARSELt's 2:4 and cuBLASLt's dense GEMMs on the same weights, forward and dX (slope bench gemm:
+            # sparsegemm-cusparselt.jsonl); then both side by side (sparsegemm.md). GPT-2 1558M's and d = 2560's
+            # qkv, proj, fc and fc2 weights, DOUTxDIN, 8192 rows.
+            shapes=(4800x1600 1600x1600 6400x1600 1600x6400 7680x2560 2560x2560 10240x2560 2560x10240)
+            if [[ -x "$root/bin/sparse_gemm_bench" ]]; then
+                # Its static CUDA runtime opens libcuda.so.1 by name: the driver's folder last, should the loader
+                # not know it.
+                LD_LIBRARY_PATH="$LD_LIBRARY_PATH:/usr/local/nvidia/lib64" timeout 300 "$root/bin/sparse_gemm_bench" \
+                    --rows 8192 "${shapes[@]}" >"$out/sparsegemm-cutlass.txt" 2>&1 || status=1
+                cat "$out/sparsegemm-cutlass.txt"
+            else
+                echo "sparsegemm: this bundle has no bin/sparse_gemm_bench (built without nvcc or CUTLASS's headers;" \
+                    "./slope tools installs them, then rebuild the bundle): cuSPARSELt alone" \
+                    | tee "$out/sparsegemm-cutlass.txt"
+                status=1
+            fi
+            timeout 240 "$java" "${jvm[@]}" -cp "$cp" io.slope.cli.SlopeCli bench gemm --tokens 8192 \
+                --results "$out/sparsegemm-cusparselt.jsonl" "${shapes[@]}" >"$out/sparsegemm-cusparselt.log" 2>&1 \
+                || status=1
+            cat "$out/sparsegemm-cusparselt.log"
+            python3 "$here/sparse_gemm_table.py" "$out/sparsegemm-cutlass.txt" "$out/sparsegemm-cusparselt.jsonl" \
+                | tee "$out/sparsegemm.md" || status=1
+            ;;
         service)
             # Issue 14: the whole service on this machine (service.sh, the header above): OUT/service.json and
             # OUT/service-logs.tar.gz.
@@ -419,7 +447,8 @@ for phase in "${phases[@]}"; do
             ;;
         *)
             echo "unknown phase $phase (parity, nccl, ranks, train200, train200dense, qualityref, bench, benchsmall, benchxl, attention," \
-                "steps, steps124, steps1558, steps2560, profile124, profile1558, kernels, infer, gpurun, quality, kernelparity, service)" >&2
+                "steps, steps124, steps1558, steps2560, profile124, profile1558, kernels, sparsegemm, infer, gpurun, quality," \
+                "kernelparity, service)" >&2
             status=2
             ;;
     esac

@@ -12,7 +12,7 @@ grep -qx '/.device/' "$exclude" 2>/dev/null || echo '/.device/' >>"$exclude"
 rm -rf "$dest" && mkdir -p "$dest"
 cp "$bundle" "$root"/device-bundle/{device.sh,summarize.py,compare_runs.py,compare_ranks.py,kernel_table.py,char200.json,ranks.json,gpurun.sh,gpurun.json,compare_resume.py,hf_check.py,service.sh,servicerun.py,servicerun.json} \
     "$root/bench/pytorch/train_gpt2.py" "$root/bench/pytorch/gutenberg_reference.py" "$root/bench/step_table.py" \
-    "$root/bench/infer_table.py" "$root/bench/quality" \
+    "$root/bench/infer_table.py" "$root/bench/quality" "$root/bench/sparse-gemm/sparse_gemm_table.py" \
     "$dest/"
 cp "$root/../shared/data/tinyshakespeare.txt" "$dest/"
 # The Gutenberg books for device.sh quality (10 MB as xz; compressed once, kept in target/ across stagings).
