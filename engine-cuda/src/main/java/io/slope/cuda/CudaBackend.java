@@ -1235,8 +1235,7 @@ public final class CudaBackend implements Backend {
             boolean direct = n == rows && o.dtype == DType.BF16;
             long epilogueBias = direct && b != null && (b.dtype == DType.BF16 || b.keepsBf16Copy)
                     ? operand(b, SLOT_BIAS, DType.BF16) : 0L;
-            CusparseLt.Plan plan = w.forwardPlans.computeIfAbsent(
-                    new CudaSparseLinear.ForwardPlanKey(n, epilogueBias, false),
+            CusparseLt.Plan plan = w.forwardPlans.computeIfAbsent(new CudaSparseLinear.ForwardPlanKey(n, epilogueBias),
                     key -> cusparse.plan(w.forward, key.rows(), key.bias()));
             String what = "spmm fwd " + w.dOut() + "x" + w.dIn() + " n=" + n + (epilogueBias != 0L ? " +bias" : "");
             if (direct) {
@@ -1259,34 +1258,6 @@ public final class CudaBackend implements Backend {
                 addBias(o, b, rows, w.dOut());
             }
         }
-    }
-
-    /**
-     * One product with cuSPARSELt's epilogue adding the bias and applying GELU before its one bf16 store, where the
-     * product runs unpadded straight into a bf16 output with a bf16 bias (sparseMatmulForward's direct path); otherwise
-     * (the few-rows kernel's decoding steps among them) the two operations.
-     */
-    @Override
-    public void sparseMatmulGeluForward(Tensor out, Tensor inp, SparseLinear weight, Tensor bias) {
-        CudaSparseLinear w = sparse(weight);
-        CudaTensor o = cuda(out);
-        CudaTensor x = cuda(inp);
-        CudaTensor b = bias == null ? null : cuda(bias);
-        int rows = Math.toIntExact(x.count / w.dIn());
-        boolean fused = w.sparseKernels && !onFewRowsKernel(w, rows) && o.dtype == DType.BF16
-                && CusparseLt.fits(w.dOut(), w.dIn(), rows) && (b == null || b.dtype == DType.BF16 || b.keepsBf16Copy);
-        if (!fused) {
-            Backend.super.sparseMatmulGeluForward(out, inp, weight, bias);
-            return;
-        }
-        requireCount(o, (long) rows * w.dOut(), "sparseMatmulGeluForward output");
-        long in = operand(x, SLOT_A, DType.BF16);
-        long epilogueBias = b == null ? 0L : operand(b, SLOT_BIAS, DType.BF16);
-        CusparseLt.Plan plan = w.forwardPlans.computeIfAbsent(
-                new CudaSparseLinear.ForwardPlanKey(rows, epilogueBias, true),
-                key -> cusparse.geluPlan(w.forward, key.rows(), key.bias()));
-        device.timed("spmm fwd " + w.dOut() + "x" + w.dIn() + " n=" + rows + (b != null ? " +bias" : "") + " +gelu",
-                () -> plan.multiply(w.forward, in, o.address));
     }
 
     @Override

@@ -47,17 +47,14 @@ final class CudaSparseLinear implements SparseLinear {
     DevicePointer denseBackward;
     /** On the 2:4 path: whether dX runs on the masked dense W^{R,C}; null until the first backward decides. */
     Boolean dxOnDense;
-    /**
-     * Forward plans per batch width, the bf16 bias their epilogue adds (its address; 0: none) and whether it applies
-     * GELU.
-     */
+    /** Forward plans per batch width and the bf16 bias their epilogue adds (its address; 0: none). */
     final Map<ForwardPlanKey, CusparseLt.Plan> forwardPlans = new HashMap<>();
     final Map<Integer, CusparseLt.Plan> backwardPlans = new HashMap<>();
 
     /** The inference form's stacked operand for the adapter last passed to sparseLowRankForward; null before. */
     StackedLowRank stackedLowRank;
 
-    record ForwardPlanKey(int rows, long bias, boolean gelu) {}
+    record ForwardPlanKey(int rows, long bias) {}
 
     /**
      * [W^R; Aᵀ] for one adapter A (docs/method.md, "Merge and the inference form"): dOut + rankPadded rows of dIn, the

@@ -41,11 +41,6 @@ final class CusparseLt implements AutoCloseable {
     private static final int ALG_DEFAULT = 0;
     /** cusparseLtMatmulDescAttribute_t CUSPARSELT_MATMUL_BIAS_POINTER: a device pointer, a value of D's type per row. */
     private static final int MATMUL_BIAS_POINTER = 8;
-    /**
-     * CUSPARSELT_MATMUL_ACTIVATION_GELU: an int, 1 = D = gelu(product + bias), the tanh approximation (x·σ(2u)),
-     * GPT-2's, applied in fp32 before D is rounded.
-     */
-    private static final int MATMUL_ACTIVATION_GELU = 3;
     /** cusparseLtMatmulAlgAttribute_t: what cusparseLtMatmulSearch chooses, each an int. */
     private static final int ALG_CONFIG_ID = 0;
     private static final int ALG_SPLIT_K = 3;
@@ -153,7 +148,7 @@ final class CusparseLt implements AutoCloseable {
         private final DevicePointer workspace;
         private final long workspaceBytes;
 
-        private Plan(Operand a, int n, long bias, boolean gelu) {
+        private Plan(Operand a, int n, long bias) {
             this.n = n;
             MemorySegment b = opaque();
             check("cusparseLtDenseDescriptorInit(B)", call(denseInit, handle, b, (long) a.k, (long) n, (long) a.k,
@@ -170,15 +165,9 @@ final class CusparseLt implements AutoCloseable {
                 check("cusparseLtMatmulDescSetAttribute(BIAS_POINTER)", call(matmulDescSetAttribute, handle, desc,
                         MATMUL_BIAS_POINTER, pointer, ADDRESS.byteSize()));
             }
-            if (gelu) {
-                MemorySegment on = arena.allocate(JAVA_INT);
-                on.set(JAVA_INT, 0, 1);
-                check("cusparseLtMatmulDescSetAttribute(ACTIVATION_GELU)", call(matmulDescSetAttribute, handle, desc,
-                        MATMUL_ACTIVATION_GELU, on, JAVA_INT.byteSize()));
-            }
             MemorySegment alg = opaque();
             check("cusparseLtMatmulAlgSelectionInit", call(algSelectionInit, handle, alg, desc, ALG_DEFAULT));
-            String key = choiceKey(a, n, bias != 0L, gelu);
+            String key = choiceKey(a, n, bias != 0L);
             Algorithm chosen = choices.get(key);
             if (chosen != null) {
                 select(alg, chosen);
@@ -314,8 +303,8 @@ final class CusparseLt implements AutoCloseable {
      * A plan's key among the kernel choices: the operand's m×k (bf16, 2:4 along k) times a k×n batch, and whether its
      * epilogue adds a bias (the search may choose another kernel then).
      */
-    private static String choiceKey(Operand a, int n, boolean bias, boolean gelu) {
-        return CHOICE_PREFIX + "m=" + a.m + " k=" + a.k + " n=" + n + (bias ? " bias" : "") + (gelu ? " gelu" : "");
+    private static String choiceKey(Operand a, int n, boolean bias) {
+        return CHOICE_PREFIX + "m=" + a.m + " k=" + a.k + " n=" + n + (bias ? " bias" : "");
     }
 
     /**
@@ -355,7 +344,7 @@ final class CusparseLt implements AutoCloseable {
     }
 
     Plan plan(Operand a, int n) {
-        return new Plan(a, n, 0L, false);
+        return new Plan(a, n, 0L);
     }
 
     /**
@@ -363,12 +352,7 @@ final class CusparseLt implements AutoCloseable {
      * (bf16; cuSPARSELt reads an fp32 bias as pairs of bf16).
      */
     Plan plan(Operand a, int n, long bias) {
-        return new Plan(a, n, bias, false);
-    }
-
-    /** As {@link #plan(Operand, int, long)}, with GELU applied to the biased product in the same epilogue. */
-    Plan geluPlan(Operand a, int n, long bias) {
-        return new Plan(a, n, bias, true);
+        return new Plan(a, n, bias);
     }
 
     /** Whether a row-major m×k operand times a k×n activation fits the library's bf16 shape rules. */

@@ -421,35 +421,6 @@ class CudaParityTest {
     }
 
     /**
-     * A sparse fc layer and its GELU in a forward with no backward: in the bf16 mode one product with the bias and GELU
-     * in cuSPARSELt's epilogue (the bias a weight's bf16 copy, as a model's); a decoding step's 3 rows and the fp32
-     * debug mode run the two operations. The CPU rounds the product before the GELU, the epilogue does not.
-     */
-    @ParameterizedTest
-    @EnumSource(CudaBackend.Precision.class)
-    void sparseMatmulGeluForward(CudaBackend.Precision precision) {
-        GpuParity t = new GpuParity(precision);
-        int dOut = 4 * C;
-        int dIn = C;
-        GpuParity.Two<SparseLinear> w = sparseLayer(t, dOut, dIn, NmPattern.twoFour(), true);
-        // Pre-activations of about unit size: GELU's curved part and its tails.
-        Pair bias = t.input(DType.F32, 0.5, dOut);
-        t.both(s -> s.backend().declareWeight(s.of(bias)));
-        for (int rows : new int[] {ROWS, 3}) {
-            for (boolean withBias : new boolean[] {true, false}) {
-                Pair inp = t.gemmOperand(t.activation(), 3, rows, dIn);
-                Pair out = t.output(t.activation(), rows, dOut);
-                t.both(s -> s.backend().sparseMatmulGeluForward(s.of(out), s.of(inp), s.of(w),
-                        withBias ? s.of(bias) : null));
-                t.check("sparseMatmulGeluForward " + rows + " rows" + (withBias ? "" : ", no bias"), out);
-            }
-        }
-        boolean inEpilogue = ((CudaSparseLinear) w.gpu()).forwardPlans.keySet().stream()
-                .anyMatch(CudaSparseLinear.ForwardPlanKey::gelu);
-        assertEquals(precision == CudaBackend.Precision.BF16, inEpilogue, "GELU in cuSPARSELt's epilogue");
-    }
-
-    /**
      * A decoding step's 1 and 3 rows off the few-rows kernel (SLOPE_SPARSE_DECODE=0; the kernel is
      * SparseDecodeParityTest's): the 2:4 kernels run them padded to 16 rows, the padding's output dropped.
      */

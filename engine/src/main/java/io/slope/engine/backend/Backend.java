@@ -187,16 +187,6 @@ public interface Backend extends AutoCloseable {
     void sparseMatmulForward(Tensor out, Tensor inp, SparseLinear weight, Tensor bias);
 
     /**
-     * A sparse fc layer and its GELU in a forward with no backward (no pre-activation kept): out = gelu(inp·(W^R)ᵀ +
-     * bias). By default the two operations, the GELU in place over out; a GPU may apply it in the sparse GEMM's
-     * epilogue, before out is rounded.
-     */
-    default void sparseMatmulGeluForward(Tensor out, Tensor inp, SparseLinear weight, Tensor bias) {
-        sparseMatmulForward(out, inp, weight, bias);
-        geluForward(out, out);
-    }
-
-    /**
      * dinp = dout·W^{R,C} (or dout·W^R without double pruning; overwritten, ADR 043); dvalues += (doutᵀ·inp) gathered
      * at the row mask's kept positions; dbias += column sums of dout.
      */

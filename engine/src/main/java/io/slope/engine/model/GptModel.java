@@ -813,8 +813,8 @@ public final class GptModel implements AutoCloseable {
     }
 
     /**
-     * gelu of {@link #linearForward} into out, for a forward with no backward: in a sparse layer's GEMM epilogue or its
-     * accumulate pass where the backend can, else in place over out.
+     * gelu of {@link #linearForward} into out, for a forward with no backward: in the inference form's accumulate pass
+     * where the backend can, else in place over out.
      */
     private void linearGeluForward(Map<String, Tensor> xa, Tensor out, Tensor inp, Linear layer) {
         Parameter w = layer.weight();
@@ -822,8 +822,6 @@ public final class GptModel implements AutoCloseable {
         if (w.isSparse() && adapter != null && fusedLowRank()) {
             backend.sparseLowRankGeluForward(out, inp, w.sparse(), adapter.a().value(), adapter.b().value(),
                     layer.bias().value());
-        } else if (w.isSparse() && adapter == null) {
-            backend.sparseMatmulGeluForward(out, inp, w.sparse(), layer.bias().value());
         } else {
             linearForward(xa, out, inp, layer);
             backend.geluForward(out, out);
