@@ -1144,7 +1144,7 @@ public final class CudaBackend implements Backend {
         device.timed("gemm " + dOut + "x" + dIn + "x" + rows + " At bgradb", () -> cublas.gemm(dw, a, true, b, false,
                 dOut, dIn, rows, 1f, beta, CublasLt.CUDA_R_16BF, CublasLt.CUDA_R_32F, CublasLt.Epilogue.BGRADB,
                 sums, 0L, device.streamHandle()));
-        launch1d("add_into", blocks(dOut), dbias.address, dbias.code(), sums, CudaTensor.code(DType.F32), dOut);
+        launch1d("add_into", blocks(dOut), dbias.address, dbias.code(), sums, CudaTensor.code(DType.F32), (long) dOut);
     }
 
     /**
