@@ -549,6 +549,10 @@ final class CudaDevice implements AutoCloseable {
     private static final class KernelLauncher {
         private static final int MAX_ARGS = 32;
         private final MethodHandle cuLaunchKernel;
+        /** cuFuncGetParamInfo (drivers of CUDA 12.4 on), or null: each kernel's parameter sizes, to check arguments. */
+        private final MethodHandle cuFuncGetParamInfo;
+        private final Map<Long, long[]> parameterSizes = new HashMap<>();
+        private final MemorySegment info;
         private final MemorySegment values;
         private final MemorySegment pointers;
 
@@ -558,6 +562,9 @@ final class CudaDevice implements AutoCloseable {
             cuLaunchKernel = Linker.nativeLinker().downcallHandle(cuda.find("cuLaunchKernel").orElseThrow(),
                     FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
                             JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
+            cuFuncGetParamInfo = cuda.find("cuFuncGetParamInfo").map(f -> Linker.nativeLinker().downcallHandle(f,
+                    FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, ADDRESS))).orElse(null);
+            info = arena.allocate(JAVA_LONG, 2);
             values = arena.allocate(8L * MAX_ARGS, 8);
             pointers = arena.allocate(ADDRESS, MAX_ARGS);
             for (int i = 0; i < MAX_ARGS; i++) {
@@ -570,6 +577,7 @@ final class CudaDevice implements AutoCloseable {
             if (args.length > MAX_ARGS) {
                 throw new IllegalArgumentException(kernel + ": " + args.length + " arguments, at most " + MAX_ARGS);
             }
+            checkSizes(kernel, function, args);
             for (int i = 0; i < args.length; i++) {
                 long at = 8L * i;
                 switch (args[i]) {
@@ -591,6 +599,42 @@ final class CudaDevice implements AutoCloseable {
                 throw new IllegalStateException("cuLaunchKernel(" + kernel + ", grid " + gridX + "x" + gridY
                         + ", block " + blockX + ", shared " + sharedBytes + ") returned CUresult " + status);
             }
+        }
+
+        /**
+         * Each argument has its parameter's size (Long and Double 8 bytes, Integer and Float 4): an int given for a
+         * size_t leaves 4 stale bytes of the reused argument buffer in the count (an illegal address, 2026-12-07e).
+         */
+        private void checkSizes(String kernel, long function, Object[] args) {
+            if (cuFuncGetParamInfo == null) {
+                return;
+            }
+            long[] sizes = parameterSizes.computeIfAbsent(function, this::queryParameterSizes);
+            if (sizes.length != args.length) {
+                throw new IllegalArgumentException(kernel + " takes " + sizes.length + " arguments, given "
+                        + args.length);
+            }
+            for (int i = 0; i < args.length; i++) {
+                long given = args[i] instanceof Long || args[i] instanceof Double ? 8 : 4;
+                if (given != sizes[i]) {
+                    throw new IllegalArgumentException(kernel + "'s parameter " + i + " is " + sizes[i]
+                            + " bytes, given a " + args[i].getClass().getSimpleName() + " (" + given + " bytes)");
+                }
+            }
+        }
+
+        /** The kernel's parameter sizes, queried until the driver says there are no more. */
+        private long[] queryParameterSizes(long function) {
+            java.util.List<Long> sizes = new java.util.ArrayList<>();
+            try {
+                while ((int) cuFuncGetParamInfo.invokeExact(MemorySegment.ofAddress(function), (long) sizes.size(),
+                        info, info.asSlice(8)) == 0) {
+                    sizes.add(info.getAtIndex(JAVA_LONG, 1));
+                }
+            } catch (Throwable t) {
+                throw new IllegalStateException("cuFuncGetParamInfo failed: " + t, t);
+            }
+            return sizes.stream().mapToLong(Long::longValue).toArray();
         }
     }
 
