@@ -12,20 +12,10 @@ src="$here/sparse_gemm_bench.cu"
 out="${1:-$root/device-bundle/target/sparse_gemm_bench}"
 cutlass="$root/.tools/cutlass"
 
-find_nvcc() {
-    local c
-    for c in "${NVCC:-}" "$(command -v nvcc 2>/dev/null || true)" /usr/local/cuda/bin/nvcc \
-            "$root/.tools/cuda/nvidia/cu13/bin/nvcc"; do
-        if [[ -n "$c" && -x "$c" && -f "$(dirname "$c")/../include/cuda_runtime_api.h" ]]; then
-            echo "$c"
-            return 0
-        fi
-    done
-    return 1
-}
+source "$root/engine-cuda/src/main/cuda/find-nvcc.sh"
 
 missing=""
-nvcc="$(find_nvcc)" || missing="nvcc (with its include folder)"
+nvcc="$(find_nvcc "$root")" || missing="nvcc (with its include folder)"
 for h in include/cutlass/version.h tools/util/include/cutlass/util/packed_stride.hpp; do
     [[ -f "$cutlass/$h" ]] || missing="${missing:+$missing, }$cutlass/$h"
 done

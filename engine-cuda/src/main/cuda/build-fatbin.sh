@@ -8,19 +8,9 @@ src="$1"
 out="$2"
 root="$(cd "$(dirname "$0")/../../../.." && pwd)"
 
-find_nvcc() {
-    local c
-    for c in "${NVCC:-}" "$(command -v nvcc 2>/dev/null || true)" /usr/local/cuda/bin/nvcc \
-            "$root/.tools/cuda/nvidia/cu13/bin/nvcc"; do
-        if [[ -n "$c" && -x "$c" ]]; then
-            echo "$c"
-            return 0
-        fi
-    done
-    return 1
-}
+source "$(dirname "$0")/find-nvcc.sh"
 
-if ! nvcc="$(find_nvcc)"; then
+if ! nvcc="$(find_nvcc "$root")"; then
     rm -f "$out"
     if [[ "${SLOPE_REQUIRE_NVCC:-0}" == 1 ]]; then
         echo "engine-cuda: nvcc not found (looked at \$NVCC, PATH, /usr/local/cuda/bin, $root/.tools/cuda) and SLOPE_REQUIRE_NVCC=1" >&2

@@ -10,21 +10,15 @@ out="$2"
 root="$(cd "$(dirname "$0")/../../../.." && pwd)"
 headers="$root/.tools/cudnn"
 
-cuda_include() {
-    local c
-    for c in "${NVCC:-}" "$(command -v nvcc 2>/dev/null || true)" /usr/local/cuda/bin/nvcc \
-            "$root/.tools/cuda/nvidia/cu13/bin/nvcc"; do
-        if [[ -n "$c" && -x "$c" && -f "$(dirname "$c")/../include/cuda_runtime_api.h" ]]; then
-            (cd "$(dirname "$c")/../include" && pwd)
-            return 0
-        fi
-    done
-    return 1
-}
+source "$root/engine-cuda/src/main/cuda/find-nvcc.sh"
 
 missing=""
 command -v g++ >/dev/null 2>&1 || missing="g++"
-cuda="$(cuda_include)" || missing="${missing:+$missing, }the CUDA headers (nvcc's include folder)"
+if nvcc="$(find_nvcc "$root")"; then
+    cuda="$(cd "$(dirname "$nvcc")/../include" && pwd)"
+else
+    missing="${missing:+$missing, }the CUDA headers (nvcc's include folder)"
+fi
 for h in frontend/include/cudnn_frontend.h cudnn/include/cudnn_graph.h nvrtc/include/nvrtc.h; do
     [[ -f "$headers/$h" ]] || missing="${missing:+$missing, }$headers/$h"
 done
