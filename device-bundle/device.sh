@@ -80,6 +80,7 @@ gpu_tests() {
 
 status=0
 for phase in "${phases[@]}"; do
+    phase_start=$SECONDS
     case "$phase" in
         parity)
             gpu_tests parity "$out/junit" --select-package io.slope.cuda --exclude-classname '^io\.slope\.cuda\.Nccl.*' \
@@ -452,6 +453,8 @@ for phase in "${phases[@]}"; do
             status=2
             ;;
     esac
+    # Phase lengths, so the next lease can plan its calls (each at most 600 s).
+    echo "== phase $phase took $((SECONDS - phase_start)) s (status so far $status)"
 done
 cp -r "$out/junit" "$work/" 2>/dev/null
 python3 "$here/summarize.py" "$work" | tee "$out/summary.json"
