@@ -4,12 +4,15 @@
 //
 // For each weight shape DOUTxDIN (GemmBench's convention, so that its cuSPARSELt lines join ours) it times
 //   fwd  out[rows×dOut] = X[rows×dIn]·Wᵀ + bias   variants "bias" and "gelu-aux" (out = GELU(pre), aux = pre)
-//   dx   dX[rows×dIn]  = dY[rows×dOut]·W          variant "plain" (the bias kernel with no bias: a plain GEMM)
+//   dx   dX[rows×dIn]  = dY[rows×dOut]·W          variant "plain" (the bias kernel with no bias: a plain GEMM), and
+//        on the MLP's fc2 weights (dIn = 4·dOut) variant "dgelu-dbias": D = dGELU(dY·W, aux) with aux the fc layer's
+//        pre-activation read beside it, and dbias = D summed over the rows (fc's bias gradient), what SLoPe's MLP
+//        backward runs today as the 2:4 dX, a GELU backward pass and the bias's column sums
 // with the 2:4 operand along the reduced dimension (dIn for fwd, dOut for dx, as W^{R,C} is in SLoPe's backward).
 // In CUTLASS's terms the sparse A is the weight (M = output width, K = reduced width, row-major), B = Xᵀ (K×N column-
 // major, N = rows) and D is M×N column-major, which is our row-major rows×(output width); the bias is per M row.
 // Each result is checked against an fp32 reference GEMM on the dense masked weight (‖D − ref‖/‖ref‖ ≤ 4e-3, also for
-// aux), then timed: a warm-up, 50 back-to-back runs each between CUDA events, their median and mean. One JSON line per
+// aux and dbias), then timed: a warm-up, 50 back-to-back runs each between CUDA events, their median and mean. One JSON line per
 // (shape, GEMM, variant, tile), a table at the end; the exit code is 1 if any check failed, 2 on a GPU other than
 // sm_90 (or bad arguments), 3 on a CUDA error.
 //
@@ -57,6 +60,11 @@ using FusionBias = cutlass::epilogue::fusion::LinCombPerRowBias<Bf16, float, Bf1
 using FusionGeluAux = cutlass::epilogue::fusion::LinCombPerRowBiasEltActAux<
     cutlass::layout::ColumnMajor, cutlass::epilogue::thread::GELU_taylor, Bf16, float, Bf16, Bf16, Bf16>;
 
+// dGELU of the tanh form at the pre-activation read from aux; dbias (fp32) summed over N in a fixed order (a workspace
+// and tile counters, no atomics), so runs repeat bit for bit.
+using FusionDGeluDBias = cutlass::epilogue::fusion::LinCombDeEltActDePerRowBias<
+    cutlass::layout::ColumnMajor, cutlass::epilogue::thread::dGELU, Bf16, float, Bf16, float>;
+
 template <class Tile, class Cluster, class Fusion>
 struct SparseGemm {
     // C is void: nothing is read besides the operands and the bias (beta·C is not what we measure).
@@ -73,6 +81,7 @@ struct SparseGemm {
     using Gemm = cutlass::gemm::device::GemmUniversalAdapter<
         cutlass::gemm::kernel::GemmUniversal<ProblemShape, Mainloop, Epilogue>>;
     static constexpr bool kGeluAux = std::is_same_v<Fusion, FusionGeluAux>;
+    static constexpr bool kDGelu = std::is_same_v<Fusion, FusionDGeluDBias>;
 };
 
 // Example 62's tile (128×128×128, cluster 1×2) and a taller one that halves B's reloads per A byte. Both have K-tile
@@ -87,6 +96,8 @@ using BiasA = SparseGemm<TileA, Cluster12, FusionBias>;
 using GeluA = SparseGemm<TileA, Cluster12, FusionGeluAux>;
 using BiasB = SparseGemm<TileB, Cluster12, FusionBias>;
 using GeluB = SparseGemm<TileB, Cluster12, FusionGeluAux>;
+using DGeluA = SparseGemm<TileA, Cluster12, FusionDGeluDBias>;
+using DGeluB = SparseGemm<TileB, Cluster12, FusionDGeluDBias>;
 
 using SparseConfig = BiasA::Mainloop::SparseConfig;
 static_assert(std::is_same_v<SparseConfig, BiasB::Mainloop::SparseConfig>);
@@ -164,11 +175,23 @@ __device__ __forceinline__ float gelu_tanh(float x) {
     return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
 }
 
-// sums[0] += Σ (got − want)², sums[1] += Σ want², want = ref or GELU(ref).
-__global__ void error_sums(double* sums, const Bf16* got, const float* ref, size_t n, bool gelu) {
+__device__ __forceinline__ float dgelu_tanh(float d, float z) {
+    float t = tanhf(0.7978845608028654f * (z + 0.044715f * z * z * z));
+    return d * (0.5f * (1.0f + t) + 0.5f * z * (1.0f - t * t) * 0.7978845608028654f * (1.0f + 3.0f * 0.044715f * z * z));
+}
+
+// What a variant's D should be at element i, from the fp32 reference (and, for dGELU, the pre-activation z).
+enum class Want { kRef, kGelu, kDGelu };
+
+__device__ __forceinline__ float wanted(Want want, const float* ref, const Bf16* z, size_t i) {
+    return want == Want::kGelu ? gelu_tanh(ref[i]) : want == Want::kDGelu ? dgelu_tanh(ref[i], float(z[i])) : ref[i];
+}
+
+// sums[0] += Σ (got − want)², sums[1] += Σ want².
+__global__ void error_sums(double* sums, const Bf16* got, const float* ref, const Bf16* z, size_t n, Want want_of) {
     double d2 = 0, r2 = 0;
     for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
-        float want = gelu ? gelu_tanh(ref[i]) : ref[i];
+        float want = wanted(want_of, ref, z, i);
         double d = double(float(got[i])) - want;
         d2 += d * d;
         r2 += double(want) * want;
@@ -183,6 +206,19 @@ __global__ void error_sums(double* sums, const Bf16* got, const float* ref, size
     }
 }
 
+// The same sums for dbias against Σ over the N columns of dGELU(ref, z), D being M×N column-major; one thread a row.
+__global__ void dbias_error_sums(double* sums, const float* got, const float* ref, const Bf16* z, int m, int n) {
+    for (int r = blockIdx.x * blockDim.x + threadIdx.x; r < m; r += gridDim.x * blockDim.x) {
+        double want = 0;
+        for (int c = 0; c < n; ++c) {
+            want += dgelu_tanh(ref[size_t(c) * m + r], float(z[size_t(c) * m + r]));
+        }
+        double d = double(got[r]) - want;
+        atomicAdd(&sums[0], d * d);
+        atomicAdd(&sums[1], want * want);
+    }
+}
+
 template <class T>
 struct DeviceBuffer {
     T* p = nullptr;
@@ -192,10 +228,19 @@ struct DeviceBuffer {
     DeviceBuffer& operator=(const DeviceBuffer&) = delete;
 };
 
-double rel_err(const Bf16* got, const float* ref, size_t n, bool gelu) {
+double rel_err(const Bf16* got, const float* ref, const Bf16* z, size_t n, Want want) {
     DeviceBuffer<double> sums(2);
     CUDA_OK(cudaMemset(sums.p, 0, 2 * sizeof(double)));
-    error_sums<<<1024, 256>>>(sums.p, got, ref, n, gelu);
+    error_sums<<<1024, 256>>>(sums.p, got, ref, z, n, want);
+    double h[2];
+    CUDA_OK(cudaMemcpy(h, sums.p, sizeof h, cudaMemcpyDeviceToHost));
+    return h[1] > 0 ? std::sqrt(h[0] / h[1]) : NAN;
+}
+
+double dbias_rel_err(const float* got, const float* ref, const Bf16* z, int m, int n) {
+    DeviceBuffer<double> sums(2);
+    CUDA_OK(cudaMemset(sums.p, 0, 2 * sizeof(double)));
+    dbias_error_sums<<<(m + 127) / 128, 128>>>(sums.p, got, ref, z, m, n);
     double h[2];
     CUDA_OK(cudaMemcpy(h, sums.p, sizeof h, cudaMemcpyDeviceToHost));
     return h[1] > 0 ? std::sqrt(h[0] / h[1]) : NAN;
@@ -210,15 +255,20 @@ struct Problem {
     DeviceBuffer<float> ref;
     DeviceBuffer<uint8_t> wc, e;           // compressed weight and its metadata, CUTLASS's layouts
     DeviceBuffer<Bf16> d, aux;
+    DeviceBuffer<Bf16> pre;   // dx: a pre-activation for dGELU to read
+    DeviceBuffer<float> dbias;
 
     Problem(int m_, int n_, int k_, bool bias_, uint64_t seed, int sms)
         : m(m_), n(n_), k(k_), bias(bias_), w(size_t(m) * k), x(size_t(n) * k), b(m), ref(size_t(m) * n),
           wc(utility().get_compressed_tensor_A_bytes()), e(utility().get_tensor_E_bytes()), d(size_t(m) * n),
-          aux(size_t(m) * n) {
+          aux(size_t(m) * n), pre(bias_ ? 0 : size_t(m) * n), dbias(m) {
         // Weights scaled so that pre-activations are O(1): GELU's curved part, not its linear tails, is checked.
         fill_two_four<<<1024, 256>>>(w.p, size_t(m) * k / 4, 2.0f / std::sqrt(float(k)), seed);
         fill_uniform<<<1024, 256>>>(x.p, size_t(n) * k, 1.0f, seed + 2);
         fill_uniform<<<64, 256>>>(b.p, m, 0.5f, seed + 3);
+        if (!bias) {
+            fill_uniform<<<1024, 256>>>(pre.p, size_t(m) * n, 3.0f, seed + 4); // GELU's curved part and both tails
+        }
         CUDA_OK(cudaGetLastError());
         reference_gemm<<<dim3((m + 63) / 64, (n + 63) / 64), 256>>>(ref.p, w.p, x.p, bias ? b.p : nullptr, m, n, k);
         CUDA_OK(cudaGetLastError());
@@ -266,9 +316,15 @@ struct Problem {
         auto& thread = args.epilogue.thread;
         thread.alpha = 1.0f;
         thread.beta = 0.0f;
-        thread.bias_ptr = bias ? b.p : nullptr; // null: the bias leaf reads zeros and is skipped
+        if constexpr (S::kDGelu) {
+            thread.aux_ptr = pre.p; // read: the pre-activation dGELU is taken at
+            thread.dAux = stride_d;
+            thread.dbias_ptr = dbias.p;
+        } else {
+            thread.bias_ptr = bias ? b.p : nullptr; // null: the bias leaf reads zeros and is skipped
+        }
         if constexpr (S::kGeluAux) {
-            thread.aux_ptr = aux.p;
+            thread.aux_ptr = aux.p; // written: the pre-activation
             thread.dAux = stride_d;
         }
         args.hw_info = cutlass::KernelHardwareInfo{0, sms};
@@ -290,7 +346,7 @@ constexpr double kTolerance = 4e-3;
 template <class S>
 void measure(Problem& p, int sms, int reps, Result& r) {
     using Gemm = typename S::Gemm;
-    constexpr bool gelu_aux = S::kGeluAux;
+    constexpr bool gelu_aux = S::kGeluAux, dgelu = S::kDGelu;
     try {
         auto args = p.template arguments<S>(sms);
         Gemm gemm;
@@ -303,9 +359,11 @@ void measure(Problem& p, int sms, int reps, Result& r) {
         CUDA_OK(cudaGetLastError());
         CUDA_OK(cudaDeviceSynchronize());
         size_t count = size_t(p.m) * p.n;
-        r.err = rel_err(p.d.p, p.ref.p, count, gelu_aux);
-        r.err_aux = gelu_aux ? rel_err(p.aux.p, p.ref.p, count, false) : NAN;
-        r.ok = r.err <= kTolerance && (!gelu_aux || r.err_aux <= kTolerance);
+        r.err = rel_err(p.d.p, p.ref.p, p.pre.p, count, gelu_aux ? Want::kGelu : dgelu ? Want::kDGelu : Want::kRef);
+        r.err_aux = gelu_aux ? rel_err(p.aux.p, p.ref.p, nullptr, count, Want::kRef)
+                    : dgelu  ? dbias_rel_err(p.dbias.p, p.ref.p, p.pre.p, p.m, p.n)
+                             : NAN;
+        r.ok = r.err <= kTolerance && (!(gelu_aux || dgelu) || r.err_aux <= kTolerance);
 
         for (int i = 0; i < 10; ++i) {
             gemm.run();
@@ -415,6 +473,9 @@ int main(int argc, char** argv) {
             if (fwd) {
                 run(GeluA{}, "gelu-aux", kTileA);
                 run(GeluB{}, "gelu-aux", kTileB);
+            } else if (d_in == 4 * d_out) {
+                run(DGeluA{}, "dgelu-dbias", kTileA);
+                run(DGeluB{}, "dgelu-dbias", kTileB);
             }
         }
     }
@@ -433,7 +494,8 @@ int main(int argc, char** argv) {
                     std::max(a.err, b.err), std::max(a.err_aux, b.err_aux),
                     ok ? "ok" : (a.error + " " + b.error + " FAILED").c_str());
     }
-    std::printf("\n%s (tolerance %.0e on ‖D − ref‖/‖ref‖ and ‖aux − ref‖/‖ref‖)\n",
+    std::printf("\n%s (tolerance %.0e on ‖D − ref‖/‖ref‖, and in aux_err on the pre-activation written (gelu-aux) or "
+                "the bias gradient (dgelu-dbias))\n",
                 all_ok ? "all checks passed" : "SOME CHECKS FAILED", kTolerance);
     return all_ok ? 0 : 1;
 }
