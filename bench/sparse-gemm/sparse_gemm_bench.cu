@@ -246,6 +246,57 @@ double dbias_rel_err(const float* got, const float* ref, const Bf16* z, int m, i
     return h[1] > 0 ? std::sqrt(h[0] / h[1]) : NAN;
 }
 
+// ---- Whether SLoPe could keep CUTLASS's operands in place, as it keeps cuSPARSELt's (bench/NOTES.md). ----
+
+// CUTLASS's compressed weight written by our own rule instead of its compressor, from the dense 2:4 weight (rows×k
+// row-major, exactly 2 nonzeros a group): the kept values row-major, rows × k/2 in their order within each group of 4
+// (what SLoPe's optimizer already writes for cuSPARSELt), and each group's two kept positions as 4 bits (first |
+// second << 2), two groups a byte, the first in the low nibble, each byte placed where CUTLASS's layout of E
+// (SparseConfig::fill_layoutE, a fixed atom of 64 rows × 128 columns tiled over the matrix) puts row r's byte j. One
+// thread a byte. If both regions equal the compressor's, an optimizer can update CUTLASS's operands in place and a
+// column-mask refresh can write E by formula, with no learned map and no compression.
+template <class LayoutE>
+__global__ void write_operands_in_place(Bf16* values, uint8_t* meta, const Bf16* w, int rows, int k, LayoutE layout_e) {
+    auto e = cute::recast<typename SparseConfig::ElementEMmaRaw>(
+        make_tensor(make_gmem_ptr(cute::recast_ptr<typename SparseConfig::ElementEMma>(meta)), layout_e));
+    int bytes_per_row = k / 8;
+    for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < size_t(rows) * bytes_per_row;
+         i += size_t(gridDim.x) * blockDim.x) {
+        int r = int(i / bytes_per_row), j = int(i % bytes_per_row);
+        uint8_t byte = 0;
+        for (int g = 0; g < 2; ++g) {
+            const Bf16* group = w + size_t(r) * k + 8 * j + 4 * g;
+            Bf16* kept = values + size_t(r) * (k / 2) + 4 * j + 2 * g;
+            int slot = 0, code = 0;
+            for (int q = 0; q < 4 && slot < 2; ++q) {
+                if (float(group[q]) != 0.0f) {
+                    kept[slot] = group[q];
+                    code |= q << (2 * slot++);
+                }
+            }
+            byte |= uint8_t(code << (4 * g));
+        }
+        e(r, j, 0) = byte;
+    }
+}
+
+__global__ void count_differences(unsigned long long* count, const uint8_t* a, const uint8_t* b, size_t n) {
+    unsigned long long c = 0;
+    for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+        c += a[i] != b[i];
+    }
+    atomicAdd(count, c);
+}
+
+size_t differences(const uint8_t* a, const uint8_t* b, size_t n) {
+    DeviceBuffer<unsigned long long> count(1);
+    CUDA_OK(cudaMemset(count.p, 0, sizeof(unsigned long long)));
+    count_differences<<<1024, 256>>>(count.p, a, b, n);
+    unsigned long long h;
+    CUDA_OK(cudaMemcpy(&h, count.p, sizeof h, cudaMemcpyDeviceToHost));
+    return size_t(h);
+}
+
 // ---- One GEMM problem: its operands, compressed weight, reference, and the runs. ----
 
 struct Problem {
@@ -283,6 +334,22 @@ struct Problem {
         check(compressor.initialize(args, workspace.p), "compressor initialize");
         check(compressor.run(), "compressor run");
         CUDA_OK(cudaDeviceSynchronize());
+        compare_in_place_writer();
+    }
+
+    // Bytes of the compressor's value and metadata regions that our in-place rule writes differently (the values
+    // compared over rows × k/2; the metadata over its whole padded region, both zeroed first).
+    size_t value_differences = 0, metadata_differences = 0;
+
+    void compare_in_place_writer() {
+        size_t value_bytes = size_t(m) * k / 2 * sizeof(Bf16), meta_bytes = utility().get_tensor_E_bytes();
+        DeviceBuffer<Bf16> values(size_t(m) * k / 2);
+        DeviceBuffer<uint8_t> meta(meta_bytes);
+        CUDA_OK(cudaMemset(meta.p, 0, meta_bytes));
+        write_operands_in_place<<<1024, 256>>>(values.p, meta.p, w.p, m, k, SparseConfig::fill_layoutE(shape()));
+        CUDA_OK(cudaGetLastError());
+        value_differences = differences(reinterpret_cast<const uint8_t*>(values.p), wc.p, value_bytes);
+        metadata_differences = differences(meta.p, e.p, meta_bytes);
     }
 
     ProblemShape shape() const { return {m, n, k, 1}; }
@@ -455,6 +522,7 @@ int main(int argc, char** argv) {
     }
 
     std::vector<Result> results;
+    std::vector<std::string> in_place; // the in-place writer against the compressor, per problem
     uint64_t seed = 1;
     for (auto [d_out, d_in] : weights) {
         std::string weight = std::to_string(d_out) + "x" + std::to_string(d_in);
@@ -462,6 +530,14 @@ int main(int argc, char** argv) {
             // fwd: M = dOut, K = dIn; dx: M = dIn, K = dOut (dY·W, the 2:4 operand along dOut).
             int m = fwd ? d_out : d_in, k = fwd ? d_in : d_out;
             Problem p(m, rows, k, fwd, seed++, sms);
+            std::printf("{\"system\": \"cutlass-sparse-in-place\", \"weight\": \"%s\", \"gemm\": \"%s\", "
+                        "\"value_bytes_differing\": %zu, \"metadata_bytes_differing\": %zu}\n",
+                        weight.c_str(), fwd ? "fwd" : "dx", p.value_differences, p.metadata_differences);
+            in_place.push_back(weight + " " + (fwd ? "fwd" : "dx") + ": values " +
+                               (p.value_differences ? std::to_string(p.value_differences) + " bytes differ" : "equal") +
+                               ", metadata " +
+                               (p.metadata_differences ? std::to_string(p.metadata_differences) + " bytes differ"
+                                                       : "equal"));
             auto run = [&](auto kernel, const char* variant, const char* tile) {
                 Result r{weight, fwd ? "fwd" : "dx", variant, tile, rows, k, m, {}};
                 measure<decltype(kernel)>(p, sms, reps, r);
@@ -493,6 +569,11 @@ int main(int argc, char** argv) {
                     a.gemm.c_str(), a.variant.c_str(), a.d_in, a.d_out, a.median_ms, a.tflops, b.median_ms, b.tflops,
                     std::max(a.err, b.err), std::max(a.err_aux, b.err_aux),
                     ok ? "ok" : (a.error + " " + b.error + " FAILED").c_str());
+    }
+    std::printf("\nCUTLASS's compressed weight written in place by our rule (write_operands_in_place) against its "
+                "compressor's bytes:\n");
+    for (const auto& line : in_place) {
+        std::printf("  %s\n", line.c_str());
     }
     std::printf("\n%s (tolerance %.0e on ‖D − ref‖/‖ref‖, and in aux_err on the pre-activation written (gelu-aux) or "
                 "the bias gradient (dgelu-dbias))\n",

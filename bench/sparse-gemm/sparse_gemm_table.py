@@ -80,6 +80,13 @@ def main(cutlass_path, gemmbench_path):
           "The fused epilogues: fwd gelu-aux writes GELU(acc + bias) and acc + bias, both bf16; dx dgelu-dbias "
           "(fc2's weights) reads the pre-activation z and writes dGELU(acc, z) and its sum over the rows in fp32, "
           "what the GELU backward pass and the bias's column sums do beside cuSPARSELt.")
+    in_place = [r for r in json_lines(cutlass_path) if r.get("system") == "cutlass-sparse-in-place"]
+    if in_place:
+        same = [r for r in in_place if not r["value_bytes_differing"] and not r["metadata_bytes_differing"]]
+        print(f"\nCUTLASS's operands written in place by our rule (values row-major, metadata by its layout of E): "
+              f"{len(same)} of {len(in_place)} weights byte for byte equal to its compressor's"
+              + "".join(f"; {r['weight']} {r['gemm']}: {r['value_bytes_differing']} value and "
+                        f"{r['metadata_bytes_differing']} metadata bytes differ" for r in in_place if r not in same))
     if failed:
         print(f"\nFAILED CUTLASS checks or runs: {sorted(failed)}")
         return 1
