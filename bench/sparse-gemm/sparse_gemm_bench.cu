@@ -254,9 +254,12 @@ double dbias_rel_err(const float* got, const float* ref, const Bf16* z, int m, i
 // second << 2), two groups a byte, the first in the low nibble, each byte placed where CUTLASS's layout of E
 // (SparseConfig::fill_layoutE, a fixed atom of 64 rows × 128 columns tiled over the matrix) puts row r's byte j. One
 // thread a byte. If both regions equal the compressor's, an optimizer can update CUTLASS's operands in place and a
-// column-mask refresh can write E by formula, with no learned map and no compression.
+// column-mask refresh can write E by formula, with no learned map and no compression. A byte the layout places past
+// the region is counted in out_of_range, not written: a wrong reading of the layout must not fault the timings after.
 template <class LayoutE>
-__global__ void write_operands_in_place(Bf16* values, uint8_t* meta, const Bf16* w, int rows, int k, LayoutE layout_e) {
+__global__ void write_operands_in_place(Bf16* values, uint8_t* meta, size_t meta_bytes,
+                                        unsigned long long* out_of_range, const Bf16* w, int rows, int k,
+                                        LayoutE layout_e) {
     auto e = cute::recast<typename SparseConfig::ElementEMmaRaw>(
         make_tensor(make_gmem_ptr(cute::recast_ptr<typename SparseConfig::ElementEMma>(meta)), layout_e));
     int bytes_per_row = k / 8;
@@ -276,7 +279,12 @@ __global__ void write_operands_in_place(Bf16* values, uint8_t* meta, const Bf16*
             }
             byte |= uint8_t(code << (4 * g));
         }
-        e(r, j, 0) = byte;
+        size_t at = size_t(e.layout()(r, j, 0));
+        if (at < meta_bytes) {
+            meta[at] = byte;
+        } else {
+            atomicAdd(out_of_range, 1ull);
+        }
     }
 }
 
@@ -338,18 +346,24 @@ struct Problem {
     }
 
     // Bytes of the compressor's value and metadata regions that our in-place rule writes differently (the values
-    // compared over rows × k/2; the metadata over its whole padded region, both zeroed first).
+    // compared over rows × k/2; the metadata over its whole padded region, both zeroed first, plus the bytes placed
+    // past it).
     size_t value_differences = 0, metadata_differences = 0;
 
     void compare_in_place_writer() {
         size_t value_bytes = size_t(m) * k / 2 * sizeof(Bf16), meta_bytes = utility().get_tensor_E_bytes();
         DeviceBuffer<Bf16> values(size_t(m) * k / 2);
         DeviceBuffer<uint8_t> meta(meta_bytes);
+        DeviceBuffer<unsigned long long> out_of_range(1);
         CUDA_OK(cudaMemset(meta.p, 0, meta_bytes));
-        write_operands_in_place<<<1024, 256>>>(values.p, meta.p, w.p, m, k, SparseConfig::fill_layoutE(shape()));
+        CUDA_OK(cudaMemset(out_of_range.p, 0, sizeof(unsigned long long)));
+        write_operands_in_place<<<1024, 256>>>(values.p, meta.p, meta_bytes, out_of_range.p, w.p, m, k,
+                                               SparseConfig::fill_layoutE(shape()));
         CUDA_OK(cudaGetLastError());
+        unsigned long long outside;
+        CUDA_OK(cudaMemcpy(&outside, out_of_range.p, sizeof outside, cudaMemcpyDeviceToHost));
         value_differences = differences(reinterpret_cast<const uint8_t*>(values.p), wc.p, value_bytes);
-        metadata_differences = differences(meta.p, e.p, meta_bytes);
+        metadata_differences = differences(meta.p, e.p, meta_bytes) + size_t(outside);
     }
 
     ProblemShape shape() const { return {m, n, k, 1}; }
