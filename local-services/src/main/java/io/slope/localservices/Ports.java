@@ -12,6 +12,13 @@ import java.time.Duration;
 public final class Ports {
     private Ports() {}
 
+    /** A server's process exited before it was ready; the message has its exit code and the end of its log. */
+    public static final class ExitedBeforeReady extends IllegalStateException {
+        ExitedBeforeReady(String message) {
+            super(message);
+        }
+    }
+
     /** A port that was free on 127.0.0.1 a moment ago. */
     public static int free() {
         try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
@@ -38,7 +45,7 @@ public final class Ports {
         long deadline = System.nanoTime() + timeout.toNanos();
         while (!condition.getAsBoolean()) {
             if (process != null && !process.alive()) {
-                throw new IllegalStateException(what + ": the process exited with " + process.exitCode() + "\n"
+                throw new ExitedBeforeReady(what + ": the process exited with " + process.exitCode() + "\n"
                         + process.logTail());
             }
             if (System.nanoTime() > deadline) {

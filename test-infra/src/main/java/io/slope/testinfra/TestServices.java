@@ -53,14 +53,34 @@ public final class TestServices {
 
     public synchronized TemporalDevServer temporal() {
         if (temporal == null) {
+            temporal = startTemporal();
+        }
+        return temporal;
+    }
+
+    /**
+     * The dev server binds the two ports chosen here and others it picks itself (its HTTP API, metrics and internal
+     * services), so a port of ours, free when chosen, can be taken by the time it binds it, and it exits at start
+     * (seen in CI). Fresh ports and a fresh folder, three tries at most; the last one's failure is thrown.
+     */
+    private TemporalDevServer startTemporal() {
+        for (int attempt = 1; ; attempt++) {
+            Path dir = root.resolve(attempt == 1 ? "temporal" : "temporal-" + attempt);
             try {
-                Files.createDirectories(root.resolve("temporal"));
+                Files.createDirectories(dir);
             } catch (IOException e) {
                 throw new UncheckedIOException(e);
             }
-            temporal = TemporalDevServer.start(root.resolve("temporal"), Ports.free(), Ports.free());
+            try {
+                return TemporalDevServer.start(dir, Ports.free(), Ports.free());
+            } catch (Ports.ExitedBeforeReady e) {
+                if (attempt == 3) {
+                    throw e;
+                }
+                System.err.println("test services: " + e.getMessage().lines().findFirst().orElse("")
+                        + "; starting it again on fresh ports");
+            }
         }
-        return temporal;
     }
 
     public synchronized S3Server s3() {
