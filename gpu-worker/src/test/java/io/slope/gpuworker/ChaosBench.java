@@ -103,8 +103,7 @@ public final class ChaosBench {
                 worker[0] = harness.startGpuWorker();
             }
             case "temporal restart" -> {
-                services.temporal().kill();
-                services.temporal().start();
+                services.temporal().killAndRestart();
             }
             case "postgres restart" -> {
                 services.postgres().crash();

@@ -50,8 +50,7 @@ class GpuQueueFairnessTest {
                 UUID bobs = harness.submit(spec, RunOptions.DEFAULT, "bob");
                 awaitChunkQueued(harness, bobs);
 
-                TestServices.get().temporal().kill();
-                TestServices.get().temporal().start();
+                TestServices.get().temporal().killAndRestart();
                 harness.startGpuWorker();
 
                 assertEquals("SUCCEEDED", harness.result(bobs, RunOutcome.class, Duration.ofMinutes(5)).status());

@@ -97,8 +97,7 @@ class PipelineFaultTest {
     @Test
     void b_temporalServerKilledAndRestarted() throws Exception {
         runThrough(() -> {
-            TestServices.get().temporal().kill();
-            TestServices.get().temporal().start();
+            TestServices.get().temporal().killAndRestart();
         });
     }
 

@@ -27,7 +27,7 @@ public final class TemporalDevServer {
     private final Path dbFile;
     private final Path log;
     private final int port;
-    private final int uiPort;
+    private int uiPort;
     private ManagedProcess process;
 
     private TemporalDevServer(Path root, int port, int uiPort) {
@@ -94,6 +94,26 @@ public final class TemporalDevServer {
     /** SIGKILL: the server gets no chance to flush anything beyond what SQLite already committed. */
     public void kill() {
         process.kill();
+    }
+
+    /**
+     * SIGKILL, then start again on the same gRPC port and state (the fault tests). The UI port, free when chosen, can
+     * be taken by another socket meanwhile, and the server then exits at start (seen in CI): it moves to a fresh one,
+     * three tries at most. The gRPC port stays, since clients hold it.
+     */
+    public void killAndRestart() {
+        kill();
+        for (int attempt = 1; ; attempt++) {
+            try {
+                start();
+                return;
+            } catch (Ports.ExitedBeforeReady e) {
+                if (attempt == 3) {
+                    throw e;
+                }
+                uiPort = Ports.free();
+            }
+        }
     }
 
     public String target() {
