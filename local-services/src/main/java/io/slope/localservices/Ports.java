@@ -7,6 +7,7 @@ import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
 import java.time.Duration;
+import java.util.function.IntConsumer;
 
 /** Loopback ports for test servers. */
 public final class Ports {
@@ -16,6 +17,26 @@ public final class Ports {
     public static final class ExitedBeforeReady extends IllegalStateException {
         ExitedBeforeReady(String message) {
             super(message);
+        }
+    }
+
+    /**
+     * Runs {@code attempt} 1, 2, … up to {@code tries}, again each time its server's process exits before it is ready,
+     * saying so on stderr; the last failure is thrown. For test servers on ports chosen by {@link #free}: such a port
+     * can be taken by another socket before the server binds it (seen in CI), so each attempt after the first chooses
+     * what it may afresh.
+     */
+    public static void retryWhileExitedBeforeReady(int tries, IntConsumer attempt) {
+        for (int i = 1; ; i++) {
+            try {
+                attempt.accept(i);
+                return;
+            } catch (ExitedBeforeReady e) {
+                if (i == tries) {
+                    throw e;
+                }
+                System.err.println(e.getMessage().lines().findFirst().orElse("") + "; trying again on fresh ports");
+            }
         }
     }
 

@@ -103,17 +103,12 @@ public final class TemporalDevServer {
      */
     public void killAndRestart() {
         kill();
-        for (int attempt = 1; ; attempt++) {
-            try {
-                start();
-                return;
-            } catch (Ports.ExitedBeforeReady e) {
-                if (attempt == 3) {
-                    throw e;
-                }
+        Ports.retryWhileExitedBeforeReady(3, attempt -> {
+            if (attempt > 1) {
                 uiPort = Ports.free();
             }
-        }
+            start();
+        });
     }
 
     public String target() {

@@ -51,36 +51,23 @@ public final class TestServices {
         return postgres;
     }
 
-    public synchronized TemporalDevServer temporal() {
-        if (temporal == null) {
-            temporal = startTemporal();
-        }
-        return temporal;
-    }
-
     /**
      * The dev server binds the two ports chosen here and others it picks itself (its HTTP API, metrics and internal
-     * services), so a port of ours, free when chosen, can be taken by the time it binds it, and it exits at start
-     * (seen in CI). Fresh ports and a fresh folder, three tries at most; the last one's failure is thrown.
+     * services), so one of ours can be taken before it binds it: each retry takes fresh ports and a fresh folder.
      */
-    private TemporalDevServer startTemporal() {
-        for (int attempt = 1; ; attempt++) {
-            Path dir = root.resolve(attempt == 1 ? "temporal" : "temporal-" + attempt);
-            try {
-                Files.createDirectories(dir);
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-            try {
-                return TemporalDevServer.start(dir, Ports.free(), Ports.free());
-            } catch (Ports.ExitedBeforeReady e) {
-                if (attempt == 3) {
-                    throw e;
+    public synchronized TemporalDevServer temporal() {
+        if (temporal == null) {
+            Ports.retryWhileExitedBeforeReady(3, attempt -> {
+                Path dir = root.resolve(attempt == 1 ? "temporal" : "temporal-" + attempt);
+                try {
+                    Files.createDirectories(dir);
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
                 }
-                System.err.println("test services: " + e.getMessage().lines().findFirst().orElse("")
-                        + "; starting it again on fresh ports");
-            }
+                temporal = TemporalDevServer.start(dir, Ports.free(), Ports.free());
+            });
         }
+        return temporal;
     }
 
     public synchronized S3Server s3() {
