@@ -27,9 +27,10 @@ def json_lines(path):
 
 
 def main(cutlass_path, gemmbench_path):
+    cutlass = list(json_lines(cutlass_path))
     best = {}  # (weight, gemm, variant) -> (ms, tile) of the fastest tile that passed its check
     failed = set()
-    for r in json_lines(cutlass_path):
+    for r in cutlass:
         if r.get("system") != "cutlass-sparse":
             continue
         key = (r["weight"], r["gemm"], r["variant"])
@@ -80,7 +81,7 @@ def main(cutlass_path, gemmbench_path):
           "The fused epilogues: fwd gelu-aux writes GELU(acc + bias) and acc + bias, both bf16; dx dgelu-dbias "
           "(fc2's weights) reads the pre-activation z and writes dGELU(acc, z) and its sum over the rows in fp32, "
           "what the GELU backward pass and the bias's column sums do beside cuSPARSELt.")
-    in_place = [r for r in json_lines(cutlass_path) if r.get("system") == "cutlass-sparse-in-place"]
+    in_place = [r for r in cutlass if r.get("system") == "cutlass-sparse-in-place"]
     if in_place:
         same = [r for r in in_place if not r["value_bytes_differing"] and not r["metadata_bytes_differing"]]
         print(f"\nCUTLASS's operands written in place by our rule (values row-major, metadata by its layout of E): "

@@ -42,7 +42,9 @@ import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import jcuda.CudaException;
 import jcuda.Pointer;
@@ -146,8 +148,8 @@ final class CudaDevice implements AutoCloseable {
     static final String HOST_WAIT = "(host) waiting for the GPU";
     private final Map<String, long[]> profile = new java.util.TreeMap<>();
     /** Events mode: the pool (reused after each read of the profile), and the operation of each recorded pair. */
-    private final java.util.List<jcuda.driver.CUevent> events = new java.util.ArrayList<>();
-    private final java.util.List<String> eventOperations = new java.util.ArrayList<>();
+    private final List<jcuda.driver.CUevent> events = new ArrayList<>();
+    private final List<String> eventOperations = new ArrayList<>();
     private boolean capturing;
     /** Counts allocations, frees and uploads of weights: a recorded pass is only replayed within one generation. */
     private long generation;
@@ -625,7 +627,7 @@ final class CudaDevice implements AutoCloseable {
 
         /** The kernel's parameter sizes, queried until the driver says there are no more. */
         private long[] queryParameterSizes(long function) {
-            java.util.List<Long> sizes = new java.util.ArrayList<>();
+            List<Long> sizes = new ArrayList<>();
             try {
                 while ((int) cuFuncGetParamInfo.invokeExact(MemorySegment.ofAddress(function), (long) sizes.size(),
                         info, info.asSlice(8)) == 0) {
