@@ -130,9 +130,9 @@ final class GracefulStop implements LocalTrainingRun.Stop {
         if (quit) {
             int code = 128 + number;
             say(why + ": quitting now. " + actions.quit(code));
-            actions.cleanUp();
             System.out.flush();
             System.err.flush();
+            actions.cleanUp();
             Runtime.getRuntime().halt(code);
         }
     }
@@ -174,19 +174,15 @@ final class GracefulStop implements LocalTrainingRun.Stop {
     }
 
     /**
-     * Removes a new run's folder when it holds no committed checkpoint ({@link LocalTrainingRun#deleteIfUnstarted}),
-     * trying again while a thread still preparing it adds files; returns why it could not, or null.
+     * Removes a new run's folder when it holds no committed checkpoint ({@link LocalTrainingRun#deleteIfUnstarted});
+     * returns why it could not, or null.
      */
     static String deleteIfUnstarted(Path runDir, boolean created) {
-        for (int attempt = 1; ; attempt++) {
-            try {
-                LocalTrainingRun.deleteIfUnstarted(runDir, created);
-                return null;
-            } catch (IOException | UncheckedIOException e) {
-                if (attempt == 5) {
-                    return "could not remove " + runDir + ": " + e;
-                }
-            }
+        try {
+            LocalTrainingRun.deleteIfUnstarted(runDir, created);
+            return null;
+        } catch (IOException | UncheckedIOException e) {
+            return "could not remove " + runDir + ": " + e;
         }
     }
 

@@ -134,7 +134,7 @@ class TrainStopTest {
         assertEquals(130, quit.exitCode(), quit.err());
         assertTrue(quit.err().contains("slope train: SIGINT: quitting now. No checkpoint was committed (the run "
                 + "folder is removed)"), quit.err());
-        assertFalse(Files.exists(runDir), "the unstarted run's folder is gone");
+        assertFalse(Files.exists(runDir), "the unstarted run's folder is gone: " + quit.err());
     }
 
     /** Waits until the run has logged {@code steps} steps. */

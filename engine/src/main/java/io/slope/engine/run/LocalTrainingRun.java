@@ -18,8 +18,10 @@ import io.slope.spec.ResolvedSpec;
 import io.slope.spec.RunSpecCodec;
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.UUID;
 
 /**
  * A whole training run in this process, without services (what `slope train` runs). The run folder holds the resolved
@@ -126,11 +128,19 @@ public final class LocalTrainingRun {
 
     /**
      * A run that failed before its first checkpoint holds nothing worth resuming: leave no folder that would block the
-     * same --out next time. A folder that existed before ({@code created} false) is never deleted.
+     * same --out next time. A folder that existed before ({@code created} false) is never deleted. It is renamed away
+     * first, then deleted: a thread still preparing the run (a signal's handler removes the folder while the data is
+     * tokenized) can then add nothing under it, where it could while the folder was walked and deleted.
      */
     public static void deleteIfUnstarted(Path runDir, boolean created) throws IOException {
         if (created && new LocalCheckpointStore(runDir).committedSteps().isEmpty()) {
-            DurableFiles.deleteRecursively(runDir);
+            Path removed = runDir.resolveSibling("." + runDir.getFileName() + ".removed-" + UUID.randomUUID());
+            try {
+                DurableFiles.moveAtomically(runDir, removed);
+            } catch (NoSuchFileException gone) {
+                return;
+            }
+            DurableFiles.deleteRecursively(removed);
         }
     }
 

@@ -27,6 +27,41 @@ class LocalTrainingRunTest {
     @TempDir
     Path dir;
 
+    /**
+     * An unstarted run's folder goes whole, with nothing left beside it, even while another thread keeps adding files
+     * to it (a signal's handler removes it while the data is still being tokenized into it); a folder that was there
+     * before the run is kept.
+     */
+    @Test
+    void anUnstartedRunsFolderIsRemovedWhileAThreadStillWritesIntoIt() throws Exception {
+        Path parent = Files.createDirectories(dir.resolve("unstarted"));
+        Path runDir = parent.resolve("run");
+        Path dataset = Files.createDirectories(runDir.resolve("dataset"));
+        AtomicInteger written = new AtomicInteger();
+        Thread writer = Thread.ofPlatform().start(() -> {
+            try {
+                while (true) {
+                    Files.writeString(dataset.resolve("shard-" + written.getAndIncrement()), "tokens");
+                }
+            } catch (java.io.IOException folderGone) {
+                // the run's folder is gone: what the preparing thread meets too
+            }
+        });
+        while (written.get() < 100) {
+            Thread.sleep(1);
+        }
+        LocalTrainingRun.deleteIfUnstarted(runDir, true);
+        writer.join();
+        assertFalse(Files.exists(runDir), "the run's folder is gone");
+        try (var left = Files.list(parent)) {
+            assertEquals(0, left.count(), "nothing is left beside it");
+        }
+
+        Files.createDirectories(runDir);
+        LocalTrainingRun.deleteIfUnstarted(runDir, false);
+        assertTrue(Files.exists(runDir), "a folder that was there before is kept");
+    }
+
     @Test
     void slopeRunReportsEveryFormAndTheDenseExportMatchesTheTrainedModel() throws Exception {
         LocalTrainingRun.Summary s = run("slope", 0.75);
